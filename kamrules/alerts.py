@@ -1,0 +1,56 @@
+"""The Alert: what a check emits, with a stable fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+SEVERITIES = ("info", "warning", "critical")
+SEVERITY_RANK = {name: i for i, name in enumerate(SEVERITIES)}
+
+
+def fingerprint_of(ruleset: str, code: str, account_id: str | None, scope_key: str = "") -> str:
+    """Stable id of 'this rule on this account' (or portfolio scope): same across runs and dates."""
+    raw = json.dumps([ruleset, code, account_id, scope_key], ensure_ascii=False)
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Alert:
+    ruleset: str
+    code: str
+    rule: str  # the rule's name, e.g. "concession_ratio"
+    severity: str  # info | warning | critical
+    message: str
+    action: str  # one-line recommended action
+    as_of: str  # ISO date
+    account_id: str | None = None  # None for portfolio rules
+    account_name: str | None = None
+    owner: str | None = None
+    owner_email: str | None = None
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+    scope_key: str = ""  # distinguishes several portfolio alerts of one rule (e.g. per owner)
+
+    def __post_init__(self) -> None:
+        if self.severity not in SEVERITY_RANK:
+            raise ValueError(f"unknown severity {self.severity!r} (expected one of {', '.join(SEVERITIES)})")
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint_of(self.ruleset, self.code, self.account_id, self.scope_key)
+
+    @property
+    def rank(self) -> int:
+        return SEVERITY_RANK[self.severity]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["evidence"] = dict(self.evidence)
+        d["fingerprint"] = self.fingerprint
+        d.pop("scope_key")
+        return d
+
+    def sort_key(self):
+        return (self.owner or "", self.account_name or "", self.account_id or "", -self.rank, self.code)

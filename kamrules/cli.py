@@ -1,0 +1,89 @@
+"""The ``kamrules`` command line: a thin layer; commands come from plugins."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from kamrules import __version__
+from kamrules.cliutils import CliError, Env, db_option, handle_errors, pass_env
+from kamrules.errors import KamrulesError
+
+EPILOG = """\b
+Examples:
+  kamrules demo                        generate a book, check it, print the alerts
+  kamrules init && kamrules import data/
+  kamrules check --as-of 2026-10-31 --format json
+  kamrules rules
+Docs: docs/getting-started.md. Exit codes: 0 ok, 1 alerts at/above --fail-on,
+2 bad usage or input, 3 a rule or plugin failed, 4 notifications undelivered.
+"""
+
+
+def _scan_option(args: list[str], name: str) -> list[str]:
+    """Values of ``name`` in raw args (both ``--x V`` and ``--x=V``), before parsing."""
+    out = []
+    for i, a in enumerate(args):
+        if a == name and i + 1 < len(args):
+            out.append(args[i + 1])
+        elif a.startswith(name + "="):
+            out.append(a.split("=", 1)[1])
+    return out
+
+
+class KamrulesGroup(click.Group):
+    """Loads plugins (incl. ``--plugins-dir``) before resolving the command name."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        env = Env(
+            plugins_dirs=tuple(_scan_option(args, "--plugins-dir")),
+            config_path=(_scan_option(args, "--config") or [None])[-1],
+        )
+        try:
+            env.pm.hook.register_commands(cli=self)
+        except KamrulesError as e:
+            raise CliError(e.render(), e.exit_code)
+        extra.setdefault("obj", env)
+        return super().make_context(info_name, args, parent=parent, **extra)
+
+    def main(self, *args, **kwargs):
+        kwargs.setdefault("windows_expand_args", False)
+        return super().main(*args, **kwargs)
+
+
+@click.group(cls=KamrulesGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kamrules")
+@click.option("--plugins-dir", multiple=True, type=click.Path(file_okay=False), help="Load plugins (*.py) from this folder (also $KAMRULES_PLUGINS_DIR).")
+@click.option("--config", type=click.Path(dir_okay=False), help="Settings file (default ./kamrules.toml if present, or $KAMRULES_CONFIG).")
+@db_option
+def cli(plugins_dir, config):
+    """Watch the health of your key accounts.
+
+    kamrules evaluates rule sets against an account store (a SQLite file) as of
+    a date and reports alerts: over-subsidised key accounts, neglected small
+    clients, missing escalation channels, stalled development stages, and more.
+    """
+
+
+@cli.command(name="plugins")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_env
+@handle_errors
+def plugins_command(env: Env, fmt):
+    """List loaded plugins: name, version and the hooks they implement.
+
+    \b
+    Examples:
+      kamrules plugins
+      kamrules --plugins-dir my_plugins/ plugins --format json
+    """
+    from kamrules.plugins import get_plugins
+
+    rows = get_plugins(env.pm)
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        click.echo(f"{r['name']:<{width}}  {r['version'] or '-':<8}  {', '.join(r['hooks']) or '-'}")

@@ -1,0 +1,123 @@
+"""Shared pieces for CLI commands: the run environment, common options, error mapping."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from kamrules.errors import EXIT_USAGE, KamrulesError
+
+
+class CliError(click.ClickException):
+    """A library error turned into a clean CLI message with its documented exit code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class Env:
+    """What every command gets through ``@pass_env``: settings, plugins, the store path."""
+
+    db_path: str | None = None
+    config_path: str | None = None
+    plugins_dirs: tuple[str, ...] = ()
+    _settings: object = field(default=None, repr=False)
+    _pm: object = field(default=None, repr=False)
+
+    @property
+    def settings(self):
+        if self._settings is None:
+            from kamrules.config import load_settings
+
+            self._settings = load_settings(self.config_path)
+        return self._settings
+
+    @property
+    def pm(self):
+        if self._pm is None:
+            from kamrules.plugins import make_plugin_manager
+
+            dirs = tuple(self.settings.plugins_dirs) + tuple(self.plugins_dirs)
+            self._pm = make_plugin_manager(plugins_dirs=dirs)
+        return self._pm
+
+    @property
+    def db(self) -> str:
+        return self.db_path or os.environ.get("KAMRULES_DB") or self.settings.db
+
+    def open_store(self, create: bool = False):
+        """Open the store; refuses (exit 2) if it does not exist and ``create`` is false."""
+        from kamrules.store import Store
+
+        if not create and not Path(self.db).exists():
+            raise CliError(f"{self.db}: no store here (create one with `kamrules init --db {self.db}` or pass --db PATH)")
+        return Store.open(self.db, pm=self.pm)
+
+
+pass_env = click.make_pass_decorator(Env, ensure=True)
+
+
+def _set_db(ctx, param, value):
+    if value is not None:
+        ctx.ensure_object(Env).db_path = value
+    return value
+
+
+def db_option(f):
+    """``--db PATH`` on every command (also KAMRULES_DB; default ./kamrules.db)."""
+    return click.option(
+        "--db",
+        "db",
+        type=click.Path(dir_okay=False),
+        default=None,
+        expose_value=False,
+        callback=_set_db,
+        is_eager=True,
+        help="The account store (SQLite file). Default: $KAMRULES_DB or ./kamrules.db.",
+    )(f)
+
+
+def parse_date(value: str | None, what: str = "date") -> str:
+    """ISO date text for a user-given date (default: today)."""
+    if value is None or value == "today":
+        return dt.date.today().isoformat()
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (expected YYYY-MM-DD)", param_hint=what)
+
+
+def as_of_option(f):
+    return click.option(
+        "--as-of",
+        "as_of",
+        default=None,
+        metavar="DATE",
+        callback=lambda ctx, p, v: parse_date(v, "--as-of"),
+        help="Evaluate as of this date (YYYY-MM-DD); records after it are ignored. Default: today.",
+    )(f)
+
+
+def handle_errors(f):
+    """Turn library errors (KamrulesError) into a clean message and their exit code: no traceback."""
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except KamrulesError as e:
+            raise CliError(e.render(), e.exit_code) from e
+
+    return wrapper
+
+
+def stderr_is_tty() -> bool:
+    return sys.stderr.isatty()

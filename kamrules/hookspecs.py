@@ -1,0 +1,135 @@
+"""Every plugin hook kamrules calls, with how it is called and an example.
+
+Hooks are called with keyword arguments. Unless a hook says ``firstresult``,
+pluggy calls every implementation and the caller gets a list of their return
+values (``None`` results are dropped). Built-in behaviour is implemented by the
+plugins in ``kamrules_plugins`` (the repository's ``plugins/`` folder) through
+these same hooks. Implement them with ``from kamrules import hookimpl``.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("kamrules")
+hookimpl = pluggy.HookimplMarker("kamrules")
+
+
+@hookspec
+def register_tables():
+    """Declare tables of the account store.
+
+    Returns a list of :class:`kamrules.contract.Table`. Called once per plugin
+    manager; the results of all plugins are merged (a name declared twice is an
+    error). ``kamrules init`` creates the tables and ``kamrules import``
+    validates and loads files named after them.
+
+    Example::
+
+        @hookimpl
+        def register_tables():
+            from kamrules.contract import C, Table
+            return [Table("invoices", (C("id", required=True),
+                                       C("account_id", required=True, references="accounts.id"),
+                                       C("due_on", "date", required=True),
+                                       C("amount", "float", required=True),
+                                       C("paid_on", "date")))]
+    """
+
+
+@hookspec
+def register_facts():
+    """Contribute per-account (or portfolio) facts derived from the store.
+
+    Returns a list of :class:`kamrules.facts.FactProvider`. Each provider gives
+    one SQL query that computes named facts for the check's as-of date; rules
+    refer to facts by name. All providers' results are merged per account.
+
+    Example::
+
+        @hookimpl
+        def register_facts():
+            from kamrules.facts import FactProvider
+            return [FactProvider(
+                name="receivables",
+                requires=("invoices",),
+                facts=("overdue_amount",),
+                sql=\"\"\"SELECT account_id, SUM(amount) AS overdue_amount
+                         FROM invoices WHERE paid_on IS NULL AND due_on < :as_of
+                         GROUP BY account_id\"\"\")]
+    """
+
+
+@hookspec
+def register_rulesets():
+    """Contribute rule-set files (YAML, see docs/rulesets.md).
+
+    Returns a list of paths (``str`` or ``pathlib.Path``). A user's own folder
+    (``--rulesets DIR``) overrides a registered rule set with the same name.
+
+    Example::
+
+        @hookimpl
+        def register_rulesets():
+            return [pathlib.Path(__file__).parent / "receivables.yaml"]
+    """
+
+
+@hookspec
+def register_output_formats():
+    """Contribute output formats for ``kamrules check --format NAME``.
+
+    Returns a list of :class:`kamrules.formats.OutputFormat`.
+
+    Example::
+
+        @hookimpl
+        def register_output_formats():
+            return [OutputFormat(name="count", description="number of alerts",
+                                 render=lambda alerts, summary: f"{len(alerts)}\\n")]
+    """
+
+
+@hookspec
+def register_notifiers():
+    """Contribute notifiers (ways alerts reach people), e.g. email or a webhook.
+
+    Returns a list of notifier objects (see docs/plugins.md for the protocol).
+    ``kamrules check --notify NAME`` selects one by its ``name``.
+    """
+
+
+@hookspec
+def register_commands(cli):
+    """Add commands to the ``kamrules`` CLI.
+
+    ``cli`` is the top-level :class:`click.Group`; add commands to it. Returns
+    nothing.
+
+    Example::
+
+        @hookimpl
+        def register_commands(cli):
+            @cli.command()
+            def hello():
+                "Say hello."
+                click.echo("hello")
+    """
+
+
+@hookspec
+def rename_columns(table, columns, path):
+    """Map the column names of an input file onto the data contract.
+
+    Called by ``kamrules import`` for every input file, with the target
+    ``table`` name, the file's ``columns`` (list of header names, in order) and
+    its ``path``. Return a dict ``{source_name: contract_name}`` for the columns
+    to rename, or ``None``. The mappings of all plugins are merged.
+
+    Example (a CRM export with its own headers)::
+
+        @hookimpl
+        def rename_columns(table, columns, path):
+            if table == "accounts" and "客户编号" in columns:
+                return {"客户编号": "id", "客户名称": "name", "客户等级": "tier"}
+    """

@@ -1,0 +1,1 @@
+"""First-party kamrules plugins (installed as the package ``kamrules_plugins``)."""

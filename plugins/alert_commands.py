@@ -1,0 +1,1 @@
+"""Built-in plugin: alert_commands (placeholder until implemented)."""

@@ -1,0 +1,1 @@
+"""Built-in plugin: check_commands (placeholder until implemented)."""

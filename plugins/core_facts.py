@@ -1,0 +1,1 @@
+"""Built-in plugin: core_facts (placeholder until implemented)."""

@@ -1,0 +1,1 @@
+"""Built-in plugin: devtools (placeholder until implemented)."""

@@ -1,0 +1,1 @@
+"""Built-in plugin: email_notifier (placeholder until implemented)."""

@@ -1,0 +1,1 @@
+"""Built-in plugin: formats (placeholder until implemented)."""

@@ -1,0 +1,1 @@
+"""Built-in plugin: missing_escalation_channels (placeholder until implemented)."""

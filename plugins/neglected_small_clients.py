@@ -1,0 +1,1 @@
+"""Built-in plugin: neglected_small_clients (placeholder until implemented)."""

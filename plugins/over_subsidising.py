@@ -1,0 +1,1 @@
+"""Built-in plugin: over_subsidising (placeholder until implemented)."""

@@ -1,0 +1,1 @@
+"""Built-in plugin: stalled_stages (placeholder until implemented)."""

@@ -1,0 +1,1 @@
+"""Built-in plugin: store_commands (placeholder until implemented)."""

@@ -1,0 +1,1 @@
+"""Built-in plugin: webhook_notifier (placeholder until implemented)."""

@@ -1,0 +1,1 @@
+"""Declarative rule-set files shipped with kamrules (package data: *.yaml)."""
