@@ -1,0 +1,417 @@
+"""Benchmark kamrules import/check against a raw sqlite3 load and hand-written SQL, 10k to 1M accounts.
+
+For each size: `kamrules generate` a book (CSV), time `kamrules import` into a fresh
+store against benchmarks/raw_load.py (csv + executemany, no validation), then time
+`kamrules check --format json` (all rule sets) against benchmarks/reference_sql.py
+(the four core rule sets as hand-written SQL) on the imported store.  Every step is
+a subprocess; its peak RSS comes from os.wait4.  Per rule, the accounts the hand SQL
+flags are compared with the accounts `kamrules check` alerts on.
+
+Examples:
+  python benchmarks/run.py --sizes 10000
+  python benchmarks/run.py --sizes 10000,100000 --profile
+  python benchmarks/run.py --sizes 1000000 --skip-generate --steps import,raw,check,sql
+
+Results: benchmarks/results/<date>-<commit>.json (merged per size) and a summary
+appended to benchmarks/results/summary.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+KAMRULES = [sys.executable, "-m", "kamrules"]
+STEPS = ("generate", "import", "raw", "check", "sql")
+CORE_RULESETS = ("over_subsidising", "neglected_small_clients", "missing_escalation_channels", "stalled_stages")
+GIB = 1 << 30
+
+TARGET_CHECK_RATIO = 1.0  # check <= 1.0 x hand SQL
+TARGET_IMPORT_RATE = 150_000  # rows/s
+TARGET_RSS = 2 * GIB
+
+
+# ---------------------------------------------------------------------------
+# running and measuring one child
+# ---------------------------------------------------------------------------
+def measure(cmd: list[str], stdout=None, ok_codes=(0,)) -> dict:
+    """Run ``cmd``; wall seconds and the child's own peak RSS (bytes, via wait4)."""
+    out = open(stdout, "wb") if stdout else subprocess.DEVNULL
+    with tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=ROOT)
+        _, status, ru = os.wait4(p.pid, 0)
+        seconds = time.perf_counter() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        if stdout:
+            out.close()
+        err.seek(0)
+        stderr = err.read().decode("utf-8", "replace")
+    if p.returncode not in ok_codes:
+        raise SystemExit(f"FAILED ({p.returncode}): {' '.join(cmd)}\n{stderr[-3000:]}")
+    return {"seconds": seconds, "peak_rss": ru.ru_maxrss * 1024, "exit": p.returncode, "stderr": stderr[-1000:],
+            "cmd": " ".join(cmd)}
+
+
+def kamrules_help(*args: str) -> str:
+    r = subprocess.run(KAMRULES + list(args) + ["--help"], capture_output=True, text=True, cwd=ROOT)
+    return r.stdout + r.stderr
+
+
+def store_rows(db: Path) -> dict[str, int]:
+    from kamrules.contract import CORE_TABLES
+
+    conn = sqlite3.connect(db)
+    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    counts = {t.name: conn.execute(f'SELECT COUNT(*) FROM "{t.name}"').fetchone()[0] for t in CORE_TABLES if t.name in have}
+    conn.close()
+    return counts
+
+
+# ---------------------------------------------------------------------------
+# comparing what fires
+# ---------------------------------------------------------------------------
+def alerts_by_rule(check_json: Path) -> tuple[dict[str, set], dict[str, int], dict]:
+    """{rule: accounts}, {rule: alert count}, summary from `kamrules check --format json`."""
+    data = json.loads(check_json.read_text(encoding="utf-8") or "[]")
+    alerts = data.get("alerts", []) if isinstance(data, dict) else data
+    summary = data.get("summary", {}) if isinstance(data, dict) else {}
+    accounts: dict[str, set] = defaultdict(set)
+    counts: dict[str, int] = defaultdict(int)
+    for a in alerts:
+        key = a.get("rule") or a.get("code")
+        counts[key] += 1
+        if a.get("account_id") is not None:
+            accounts[key].add(a["account_id"])
+    return accounts, counts, summary
+
+
+def compare(ref: dict, check_json: Path) -> list[dict]:
+    accounts, counts, _ = alerts_by_rule(check_json)
+    rows = []
+    for rule, r in ref["rules"].items():
+        mine = set(r["accounts"])
+        theirs = accounts.get(rule, set())
+        n_ref = r["rows"] if r["scope"] == "portfolio" else len(mine)
+        n_chk = counts.get(rule, 0) if r["scope"] == "portfolio" else len(theirs)
+        rows.append({
+            "ruleset": r["ruleset"], "rule": rule, "hand_sql": n_ref, "check": n_chk,
+            "both": len(mine & theirs), "only_sql": sorted(mine - theirs)[:5], "only_check": sorted(theirs - mine)[:5],
+            "match": n_ref == n_chk and (r["scope"] == "portfolio" or mine == theirs),
+        })
+    return rows
+
+
+# ---------------------------------------------------------------------------
+# profiling
+# ---------------------------------------------------------------------------
+def categorize(filename: str, func: str) -> str:
+    f = filename.replace("\\", "/")
+    if "sqlite3" in func or "sqlite3" in f or "sqlite_utils" in f:
+        return "SQL (sqlite3 / sqlite-utils)"
+    if "/durable/" in f or "rules." in func or "durable" in f:
+        return "durable_rules"
+    if f.endswith("kamrules/alerts.py") or "formats" in f or "json" in f or "format" in func or "encoder" in f:
+        return "alerts + output formatting"
+    if "/csv" in f or "_csv" in func or "reader" in func:
+        return "CSV reading"
+    if "importlib" in f or "<frozen" in f or "pkg_resources" in f or "pluggy" in f or "importlib" in func:
+        return "startup (imports, plugins)"
+    if "/kamrules" in f or "/plugins/" in f or "kamrules_plugins" in f:
+        return "kamrules Python"
+    return "other Python / builtins"
+
+
+def summarize_profile(prof: Path, top: int = 25) -> dict:
+    import pstats
+
+    st = pstats.Stats(str(prof))
+    total = st.total_tt
+    cats: dict[str, float] = defaultdict(float)
+    rows = []
+    for (file, line, func), (cc, nc, tt, ct, callers) in st.stats.items():
+        cats[categorize(file, func)] += tt
+        rows.append((tt, ct, nc, f"{Path(file).name}:{line}({func})" if file != "~" else func))
+    rows.sort(reverse=True)
+    by_cum = sorted(rows, key=lambda r: -r[1])
+    return {
+        "total_s": total,
+        "categories": {k: round(v, 3) for k, v in sorted(cats.items(), key=lambda kv: -kv[1])},
+        "top_tottime": [{"tottime": round(r[0], 3), "cumtime": round(r[1], 3), "calls": r[2], "where": r[3]} for r in rows[:top]],
+        "top_cumtime": [{"tottime": round(r[0], 3), "cumtime": round(r[1], 3), "calls": r[2], "where": r[3]} for r in by_cum[:top]],
+    }
+
+
+# ---------------------------------------------------------------------------
+# one size
+# ---------------------------------------------------------------------------
+def bench_size(n: int, args, steps: set[str], check_extra: list[str]) -> dict:
+    wd = Path(args.workdir) / str(n)
+    csv_dir, db, raw_db = wd / "csv", wd / "kamrules.db", wd / "raw.db"
+    wd.mkdir(parents=True, exist_ok=True)
+    res: dict = {"accounts": n}
+    log = lambda *a: print(f"[{n:>9,}]", *a, file=sys.stderr, flush=True)  # noqa: E731
+
+    if "generate" in steps and not (args.skip_generate and (csv_dir / "accounts.csv").exists()):
+        shutil.rmtree(csv_dir, ignore_errors=True)
+        log("generate ...")
+        g = measure(KAMRULES + ["generate", "--accounts", str(n), "--out", str(csv_dir), "--seed", str(args.seed), "--as-of", args.as_of])
+        res["generate"] = g
+        log(f"generate {g['seconds']:.1f}s")
+    res["csv_bytes"] = sum(p.stat().st_size for p in csv_dir.glob("*") if p.is_file())
+
+    if "raw" in steps:
+        log("raw load ...")
+        out = wd / "raw.json"
+        r = measure([sys.executable, str(HERE / "raw_load.py"), str(csv_dir), str(raw_db)], stdout=out)
+        r.update(json.loads(out.read_text()))
+        res["raw_load"] = r
+        res["rows"] = r["rows"]
+        log(f"raw load {r['seconds']:.2f}s rows={r['rows']:,}")
+        raw_db.unlink(missing_ok=True)
+        for suffix in ("-wal", "-shm"):
+            Path(str(raw_db) + suffix).unlink(missing_ok=True)
+
+    if "import" in steps:
+        for p in (db, Path(str(db) + "-wal"), Path(str(db) + "-shm")):
+            p.unlink(missing_ok=True)
+        if " init" in kamrules_help():
+            measure(KAMRULES + ["--db", str(db), "init"])
+        log("import ...")
+        best = None
+        for _ in range(args.repeat if args.repeat > 1 else 1):
+            if best is not None:  # repeat on a fresh store
+                db.unlink()
+                if " init" in kamrules_help():
+                    measure(KAMRULES + ["--db", str(db), "init"])
+            m = measure(KAMRULES + ["--db", str(db), "import", str(csv_dir)])
+            best = m if best is None or m["seconds"] < best["seconds"] else best
+        res["import"] = best
+        res["store_rows"] = store_rows(db)
+        res.setdefault("rows", sum(res["store_rows"].values()))
+        res["import"]["rows_per_s"] = res["rows"] / best["seconds"]
+        log(f"import {best['seconds']:.2f}s  {res['import']['rows_per_s']:,.0f} rows/s  rss {best['peak_rss'] / 2**20:.0f} MiB")
+
+    if "check" in steps:
+        out = wd / "check.json"
+        log("check ...")
+        best = None
+        for _ in range(max(args.repeat, 1)):
+            m = measure(KAMRULES + ["--db", str(db), "check", "--as-of", args.as_of, "--format", "json"] + check_extra,
+                        stdout=out, ok_codes=(0, 1))
+            best = m if best is None or m["seconds"] < best["seconds"] else best
+        _, counts, summary = alerts_by_rule(out)
+        best["alerts"] = sum(counts.values())
+        best["summary"] = summary
+        res["check"] = best
+        log(f"check {best['seconds']:.2f}s alerts={best['alerts']:,} rss {best['peak_rss'] / 2**20:.0f} MiB")
+
+    if "sql" in steps:
+        out = wd / "hand_sql.json"
+        log("hand SQL ...")
+        best = None
+        for _ in range(max(args.repeat, 1)):
+            m = measure([sys.executable, str(HERE / "reference_sql.py"), "--db", str(db), "--as-of", args.as_of, "--json", str(out)])
+            best = m if best is None or m["seconds"] < best["seconds"] else best
+        ref = json.loads(out.read_text(encoding="utf-8"))
+        best["inner_seconds"] = ref["seconds"]
+        best["timings"] = {k: round(v, 4) for k, v in ref["timings"].items()}
+        res["hand_sql"] = best
+        log(f"hand SQL {best['seconds']:.2f}s (queries {ref['seconds']:.2f}s)")
+        if (wd / "check.json").exists():
+            res["fires"] = compare(ref, wd / "check.json")
+
+    if args.profile:
+        res["profile"] = {}
+        pdb = wd / "profile.db"
+        for p in (pdb, Path(str(pdb) + "-wal"), Path(str(pdb) + "-shm")):
+            p.unlink(missing_ok=True)
+        prof = wd / "import.prof"
+        if " init" in kamrules_help():
+            measure(KAMRULES + ["--db", str(pdb), "init"])
+        log("profile import ...")
+        measure([sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "kamrules", "--db", str(pdb), "import", str(csv_dir)])
+        res["profile"]["import"] = summarize_profile(prof)
+        pdb.unlink(missing_ok=True)
+        prof = wd / "check.prof"
+        log("profile check ...")
+        measure([sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "kamrules", "--db", str(db), "check", "--as-of", args.as_of,
+                 "--format", "json"] + check_extra, stdout=wd / "check-profiled.json", ok_codes=(0, 1))
+        res["profile"]["check"] = summarize_profile(prof)
+    return res
+
+
+# ---------------------------------------------------------------------------
+# reporting
+# ---------------------------------------------------------------------------
+def machine() -> dict:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem = int(Path("/proc/meminfo").read_text().split()[1]) * 1024
+    except OSError:
+        mem = 0
+    try:
+        from importlib.metadata import version
+
+        dr = version("durable_rules")
+    except Exception:
+        dr = "?"
+    return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem / GIB, 1),
+            "python": platform.python_version(), "sqlite": sqlite3.sqlite_version, "durable_rules": dr,
+            "platform": platform.platform()}
+
+
+def git_commit() -> str:
+    r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "kamrules", "plugins", "rulesets"],
+                           capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    return (r.stdout.strip() or "unknown") + ("+dirty" if dirty else "")
+
+
+def slope(points: list[tuple[int, float]]) -> float | None:
+    """Least-squares seconds per 100k accounts."""
+    if len(points) < 2:
+        return None
+    xs = [p[0] / 100_000 for p in points]
+    ys = [p[1] for p in points]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    den = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den if den else None
+
+
+def fmt(v, spec=".2f", unit=""):
+    return "-" if v is None else f"{v:{spec}}{unit}"
+
+
+def table(sizes: list[dict]) -> str:
+    head = ("accounts", "rows", "import s", "raw load s", "ratio", "import rows/s", "check s", "hand SQL s", "ratio",
+            "RSS import", "RSS check", "alerts")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in sizes:
+        imp, raw, chk, sql = (r.get(k) or {} for k in ("import", "raw_load", "check", "hand_sql"))
+        lines.append("| " + " | ".join([
+            f"{r['accounts']:,}", fmt(r.get("rows"), ","),
+            fmt(imp.get("seconds")), fmt(raw.get("seconds")),
+            fmt(imp["seconds"] / raw["seconds"] if imp and raw else None, ".1f", "x"),
+            fmt(imp.get("rows_per_s"), ",.0f"),
+            fmt(chk.get("seconds")), fmt(sql.get("seconds")),
+            fmt(chk["seconds"] / sql["seconds"] if chk and sql else None, ".1f", "x"),
+            fmt(imp["peak_rss"] / 2**20 if imp else None, ".0f", " MiB"),
+            fmt(chk["peak_rss"] / 2**20 if chk else None, ".0f", " MiB"),
+            fmt(chk.get("alerts"), ","),
+        ]) + " |")
+    return "\n".join(lines)
+
+
+def fires_table(r: dict) -> str:
+    lines = [f"Accounts flagged per rule at {r['accounts']:,} accounts (hand SQL vs kamrules check):", "",
+             "| rule set | rule | hand SQL | check | both | match |", "|---|---|---|---|---|---|"]
+    for f in r.get("fires", []):
+        lines.append(f"| {f['ruleset']} | {f['rule']} | {f['hand_sql']:,} | {f['check']:,} | {f['both']:,} | {'yes' if f['match'] else '**no**'} |")
+    return "\n".join(lines)
+
+
+def targets(sizes: list[dict], slopes: dict) -> list[str]:
+    out = []
+    for r in sizes:
+        n = r["accounts"]
+        if r.get("check") and r.get("hand_sql"):
+            ratio = r["check"]["seconds"] / r["hand_sql"]["seconds"]
+            out.append(f"{'PASS' if ratio <= TARGET_CHECK_RATIO else 'FAIL'} check <= 1.0x hand SQL at {n:,}: {ratio:.2f}x")
+        if r.get("import"):
+            rate = r["import"]["rows_per_s"]
+            out.append(f"{'PASS' if rate >= TARGET_IMPORT_RATE else 'FAIL'} import >= 150k rows/s at {n:,}: {rate:,.0f} rows/s")
+        for step in ("import", "check"):
+            if r.get(step):
+                rss = r[step]["peak_rss"]
+                tag = "PASS" if rss <= TARGET_RSS else "FAIL"
+                scope = "" if n >= 1_000_000 else " (target is for 1M)"
+                out.append(f"{tag} peak RSS {step} <= 2 GiB at {n:,} ({r.get('rows', 0):,} rows){scope}: {rss / 2**20:,.0f} MiB")
+    for k, v in slopes.items():
+        if v is not None:
+            out.append(f"slope {k}: {v:.3f} s per 100k accounts")
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("Results:")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="10000,100000,1000000", help="accounts per book, comma-separated")
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--as-of", default="2026-10-31")
+    ap.add_argument("--workdir", default=str(HERE / "work"))
+    ap.add_argument("--skip-generate", action="store_true", help="reuse a book already generated in the workdir")
+    ap.add_argument("--steps", default=",".join(STEPS), help=f"subset of {','.join(STEPS)}")
+    ap.add_argument("--repeat", type=int, default=1, help="repeat check / hand SQL / import, keep the fastest")
+    ap.add_argument("--profile", action="store_true", help="also cProfile `kamrules import` and `kamrules check`")
+    ap.add_argument("--no-save", action="store_true", help="don't write benchmarks/results/")
+    args = ap.parse_args(argv)
+    steps = set(args.steps.split(","))
+    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s]
+
+    check_extra = []
+    if "check" in steps:
+        h = kamrules_help("check")
+        if "--no-history" in h:
+            check_extra.append("--no-history")
+
+    started = dt.datetime.now(dt.timezone.utc)
+    commit = git_commit()
+    results = [bench_size(n, args, steps, check_extra) for n in sizes]
+
+    slopes = {
+        "import": slope([(r["accounts"], r["import"]["seconds"]) for r in results if r.get("import")]),
+        "raw load": slope([(r["accounts"], r["raw_load"]["seconds"]) for r in results if r.get("raw_load")]),
+        "check": slope([(r["accounts"], r["check"]["seconds"]) for r in results if r.get("check")]),
+        "hand SQL": slope([(r["accounts"], r["hand_sql"]["seconds"]) for r in results if r.get("hand_sql")]),
+    }
+    report = [f"## {started:%Y-%m-%d %H:%M} UTC, commit {commit}", "",
+              f"Machine: {machine()['cpu']}, {os.cpu_count()} cores; seed {args.seed}, as of {args.as_of}; "
+              f"check {' '.join(check_extra) or '(all rule sets)'}", "",
+              table(results), ""]
+    report += ["Targets:", ""] + [f"- {t}" for t in targets(results, slopes)] + [""]
+    for r in results:
+        if r.get("fires"):
+            report += [fires_table(r), ""]
+    for r in results:
+        for step, p in (r.get("profile") or {}).items():
+            report += [f"Profile `kamrules {step}` at {r['accounts']:,} accounts (cProfile tottime {p['total_s']:.2f}s):", ""]
+            report += [f"- {k}: {v:.2f}s ({v / p['total_s']:.0%})" for k, v in p["categories"].items()] + [""]
+    text = "\n".join(report)
+    print(text)
+
+    if not args.no_save:
+        RESULTS.mkdir(exist_ok=True)
+        path = RESULTS / f"{started:%Y-%m-%d}-{commit}.json"
+        old = json.loads(path.read_text()) if path.exists() else {}
+        by_size = {r["accounts"]: r for r in old.get("sizes", [])}
+        by_size.update({r["accounts"]: r for r in results})
+        doc = {"date": started.isoformat(timespec="seconds"), "commit": commit, "machine": machine(),
+               "args": {k: v for k, v in vars(args).items()}, "check_options": check_extra,
+               "sizes": [by_size[k] for k in sorted(by_size)], "slopes_s_per_100k": slopes}
+        path.write_text(json.dumps(doc, indent=1, ensure_ascii=False, default=str))
+        with open(RESULTS / "summary.md", "a", encoding="utf-8") as f:
+            f.write(text + "\n\n")
+        print(f"\nwrote {path.relative_to(ROOT)} and benchmarks/results/summary.md", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
