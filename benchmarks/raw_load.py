@@ -1,7 +1,10 @@
 """Reference load: the book's CSVs into the contract's schema with csv + executemany, no validation.
 
-The floor for `kamrules import`: same tables, same column types, primary keys and
-indexes (built after the load), one transaction, no checking of anything.
+The floor for `kamrules import`: same tables, one transaction, no checking of
+anything (foreign keys off, values inserted as the CSV text).  If OUT.db already
+holds the tables (run.py makes it with `kamrules init`, so the schema, keys and
+indexes are exactly the store's) they are loaded as they are; otherwise the
+contract's tables are created here and their indexes built after the load.
 
 Run:  python benchmarks/raw_load.py CSV_DIR OUT.db      (prints rows loaded as JSON)
 """
@@ -43,11 +46,11 @@ def _open_csv(path: Path):
 
 def load(csv_dir: str, db: str) -> dict:
     t0 = time.perf_counter()
-    Path(db).unlink(missing_ok=True)
     conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
-    create_schema(conn)
+    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    fresh = not have
+    if fresh:
+        create_schema(conn)
     tables = {t.name: t for t in CORE_TABLES}
     counts: dict[str, int] = {}
     conn.execute("BEGIN")
@@ -65,7 +68,8 @@ def load(csv_dir: str, db: str) -> dict:
             rows = ([r[i] if r[i] != "" else None for i in keep] for r in reader)
             cur = conn.executemany(f'INSERT INTO "{name}" ({cols}) VALUES ({marks})', rows)
             counts[name] = cur.rowcount
-    create_indexes(conn)
+    if fresh:
+        create_indexes(conn)
     conn.execute("COMMIT")
     conn.close()
     return {"seconds": time.perf_counter() - t0, "rows": sum(counts.values()), "tables": counts}

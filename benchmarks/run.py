@@ -177,6 +177,10 @@ def bench_size(n: int, args, steps: set[str], check_extra: list[str]) -> dict:
     if "raw" in steps:
         log("raw load ...")
         out = wd / "raw.json"
+        for p in (raw_db, Path(str(raw_db) + "-wal"), Path(str(raw_db) + "-shm")):
+            p.unlink(missing_ok=True)
+        if " init" in kamrules_help():  # the store's own schema, keys and indexes
+            measure(KAMRULES + ["--db", str(raw_db), "init"])
         r = measure([sys.executable, str(HERE / "raw_load.py"), str(csv_dir), str(raw_db)], stdout=out)
         r.update(json.loads(out.read_text()))
         res["raw_load"] = r
