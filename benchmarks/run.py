@@ -33,6 +33,7 @@ from collections import defaultdict
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 ROOT = HERE.parent
 RESULTS = HERE / "results"
 KAMRULES = [sys.executable, "-m", "kamrules"]
@@ -70,6 +71,19 @@ def measure(cmd: list[str], stdout=None, ok_codes=(0,)) -> dict:
 def kamrules_help(*args: str) -> str:
     r = subprocess.run(KAMRULES + list(args) + ["--help"], capture_output=True, text=True, cwd=ROOT)
     return r.stdout + r.stderr
+
+
+_COMMANDS: set[str] | None = None
+
+
+def has_command(name: str) -> bool:
+    """Whether `kamrules --help` lists ``name`` under Commands (plugins register them)."""
+    global _COMMANDS
+    if _COMMANDS is None:
+        text = kamrules_help()
+        body = text.split("Commands:", 1)[1] if "Commands:" in text else ""
+        _COMMANDS = {line.split()[0] for line in body.splitlines() if line.startswith("  ") and line.split()}
+    return name in _COMMANDS
 
 
 def store_rows(db: Path) -> dict[str, int]:
@@ -117,48 +131,32 @@ def compare(ref: dict, check_json: Path) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------
-# profiling
-# ---------------------------------------------------------------------------
-def categorize(filename: str, func: str) -> str:
-    f = filename.replace("\\", "/")
-    if "sqlite3" in func or "sqlite3" in f or "sqlite_utils" in f:
-        return "SQL (sqlite3 / sqlite-utils)"
-    if "/durable/" in f or "rules." in func or "durable" in f:
-        return "durable_rules"
-    if f.endswith("kamrules/alerts.py") or "formats" in f or "json" in f or "format" in func or "encoder" in f:
-        return "alerts + output formatting"
-    if "/csv" in f or "_csv" in func or "reader" in func:
-        return "CSV reading"
-    if "importlib" in f or "<frozen" in f or "pkg_resources" in f or "pluggy" in f or "importlib" in func:
-        return "startup (imports, plugins)"
-    if "/kamrules" in f or "/plugins/" in f or "kamrules_plugins" in f:
-        return "kamrules Python"
-    return "other Python / builtins"
-
-
-def summarize_profile(prof: Path, top: int = 25) -> dict:
-    import pstats
-
-    st = pstats.Stats(str(prof))
-    total = st.total_tt
-    cats: dict[str, float] = defaultdict(float)
-    rows = []
-    for (file, line, func), (cc, nc, tt, ct, callers) in st.stats.items():
-        cats[categorize(file, func)] += tt
-        rows.append((tt, ct, nc, f"{Path(file).name}:{line}({func})" if file != "~" else func))
-    rows.sort(reverse=True)
-    by_cum = sorted(rows, key=lambda r: -r[1])
-    return {
-        "total_s": total,
-        "categories": {k: round(v, 3) for k, v in sorted(cats.items(), key=lambda kv: -kv[1])},
-        "top_tottime": [{"tottime": round(r[0], 3), "cumtime": round(r[1], 3), "calls": r[2], "where": r[3]} for r in rows[:top]],
-        "top_cumtime": [{"tottime": round(r[0], 3), "cumtime": round(r[1], 3), "calls": r[2], "where": r[3]} for r in by_cum[:top]],
-    }
-
-
-# ---------------------------------------------------------------------------
 # one size
 # ---------------------------------------------------------------------------
+def profile_size(wd: Path, csv_dir: Path, db: Path, args, check_extra: list[str], log) -> dict:
+    """Profile `kamrules import` (fresh store) and `kamrules check`: py-spy --native if installed, else cProfile."""
+    import profiles
+
+    pdb = wd / "profile.db"
+    for p in (pdb, Path(str(pdb) + "-wal"), Path(str(pdb) + "-shm")):
+        p.unlink(missing_ok=True)
+    if has_command("init"):
+        measure(KAMRULES + ["--db", str(pdb), "init"])
+    jobs = {"import": (["--db", str(pdb), "import", str(csv_dir)], None),
+            "check": (["--db", str(db), "check", "--as-of", args.as_of, "--format", "json"] + check_extra, wd / "check-profiled.json")}
+    out = {}
+    for step, (cmd, stdout) in jobs.items():
+        log(f"profile {step} ...")
+        if profiles.py_spy_available() and not args.cprofile:
+            raw = wd / f"{step}.pyspy.txt"
+            profiles.record(KAMRULES + cmd, raw, stdout)
+            out[step] = profiles.summarize_raw(raw)
+        else:
+            out[step] = profiles.cprofile(cmd, wd / f"{step}.prof", stdout, ROOT)
+    pdb.unlink(missing_ok=True)
+    return out
+
+
 def bench_size(n: int, args, steps: set[str], check_extra: list[str]) -> dict:
     wd = Path(args.workdir) / str(n)
     csv_dir, db, raw_db = wd / "csv", wd / "kamrules.db", wd / "raw.db"
@@ -179,7 +177,7 @@ def bench_size(n: int, args, steps: set[str], check_extra: list[str]) -> dict:
         out = wd / "raw.json"
         for p in (raw_db, Path(str(raw_db) + "-wal"), Path(str(raw_db) + "-shm")):
             p.unlink(missing_ok=True)
-        if " init" in kamrules_help():  # the store's own schema, keys and indexes
+        if has_command("init"):  # the store's own schema, keys and indexes
             measure(KAMRULES + ["--db", str(raw_db), "init"])
         r = measure([sys.executable, str(HERE / "raw_load.py"), str(csv_dir), str(raw_db)], stdout=out)
         r.update(json.loads(out.read_text()))
@@ -193,14 +191,14 @@ def bench_size(n: int, args, steps: set[str], check_extra: list[str]) -> dict:
     if "import" in steps:
         for p in (db, Path(str(db) + "-wal"), Path(str(db) + "-shm")):
             p.unlink(missing_ok=True)
-        if " init" in kamrules_help():
+        if has_command("init"):
             measure(KAMRULES + ["--db", str(db), "init"])
         log("import ...")
         best = None
         for _ in range(args.repeat if args.repeat > 1 else 1):
             if best is not None:  # repeat on a fresh store
                 db.unlink()
-                if " init" in kamrules_help():
+                if has_command("init"):
                     measure(KAMRULES + ["--db", str(db), "init"])
             m = measure(KAMRULES + ["--db", str(db), "import", str(csv_dir)])
             best = m if best is None or m["seconds"] < best["seconds"] else best
@@ -240,22 +238,7 @@ def bench_size(n: int, args, steps: set[str], check_extra: list[str]) -> dict:
             res["fires"] = compare(ref, wd / "check.json")
 
     if args.profile:
-        res["profile"] = {}
-        pdb = wd / "profile.db"
-        for p in (pdb, Path(str(pdb) + "-wal"), Path(str(pdb) + "-shm")):
-            p.unlink(missing_ok=True)
-        prof = wd / "import.prof"
-        if " init" in kamrules_help():
-            measure(KAMRULES + ["--db", str(pdb), "init"])
-        log("profile import ...")
-        measure([sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "kamrules", "--db", str(pdb), "import", str(csv_dir)])
-        res["profile"]["import"] = summarize_profile(prof)
-        pdb.unlink(missing_ok=True)
-        prof = wd / "check.prof"
-        log("profile check ...")
-        measure([sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "kamrules", "--db", str(db), "check", "--as-of", args.as_of,
-                 "--format", "json"] + check_extra, stdout=wd / "check-profiled.json", ok_codes=(0, 1))
-        res["profile"]["check"] = summarize_profile(prof)
+        res["profile"] = profile_size(wd, csv_dir, db, args, check_extra, log)
     return res
 
 
@@ -364,7 +347,8 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-generate", action="store_true", help="reuse a book already generated in the workdir")
     ap.add_argument("--steps", default=",".join(STEPS), help=f"subset of {','.join(STEPS)}")
     ap.add_argument("--repeat", type=int, default=1, help="repeat check / hand SQL / import, keep the fastest")
-    ap.add_argument("--profile", action="store_true", help="also cProfile `kamrules import` and `kamrules check`")
+    ap.add_argument("--profile", action="store_true", help="also profile `kamrules import` and `kamrules check` (py-spy if installed)")
+    ap.add_argument("--cprofile", action="store_true", help="profile with cProfile even if py-spy is installed")
     ap.add_argument("--no-save", action="store_true", help="don't write benchmarks/results/")
     args = ap.parse_args(argv)
     steps = set(args.steps.split(","))
@@ -396,8 +380,8 @@ def main(argv=None) -> int:
             report += [fires_table(r), ""]
     for r in results:
         for step, p in (r.get("profile") or {}).items():
-            report += [f"Profile `kamrules {step}` at {r['accounts']:,} accounts (cProfile tottime {p['total_s']:.2f}s):", ""]
-            report += [f"- {k}: {v:.2f}s ({v / p['total_s']:.0%})" for k, v in p["categories"].items()] + [""]
+            report += [f"Profile `kamrules {step}` at {r['accounts']:,} accounts ({p['tool']}), share of time:", ""]
+            report += [f"- {k}: {v:.0%}" for k, v in p["categories"].items()] + [""]
     text = "\n".join(report)
     print(text)
 
