@@ -8,7 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from kamrules.errors import InputError, Problem
 
@@ -26,7 +26,41 @@ class CheckSettings(_Model):
     ignore: tuple[str, ...] = ()
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value) -> float | None:
+    """Seconds for '90s', '30m', '12h', '1d', '2w' (or a number of seconds); None for 'never'."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("never", "none", "")):
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    m = _DURATION.match(str(value))
+    if not m:
+        raise ValueError(f"{value!r} is not a duration (expected e.g. 12h, 1d, 7d or never)")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+class RenotifySettings(_Model):
+    """How long an unchanged, still-firing alert waits before it is sent again (seconds; None = never)."""
+
+    critical: float | None = 86400.0
+    warning: float | None = 7 * 86400.0
+    info: float | None = None
+
+    @field_validator("critical", "warning", "info", mode="before")
+    @classmethod
+    def _duration(cls, v):
+        return parse_duration(v)
+
+    def interval(self, severity: str) -> float | None:
+        return getattr(self, severity)
+
+
 class EmailSettings(_Model):
+    """Notification settings: SMTP, routing, renotify intervals, templates, webhook."""
+
     smtp_host: str = "localhost"
     smtp_port: int | None = None  # default by tls: 587 starttls, 465 ssl, 25 none
     smtp_user: str | None = None
@@ -34,8 +68,28 @@ class EmailSettings(_Model):
     smtp_from: str = "kamrules@localhost"
     smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"
     smtp_timeout: float = 30.0
+    smtp_ca_file: str | None = None  # trust this CA bundle (e.g. a company CA) instead of the system's
     default_to: str | None = None
-    templates_dir: str | None = None
+    templates_dir: str | None = None  # overrides kamrules/templates/email/* by file name
+    renotify: RenotifySettings = Field(default_factory=RenotifySettings)
+    resolved_notices: bool = False  # also tell owners when a notified alert resolves
+    backoff_seconds: float = 60.0  # first retry delay; doubles per attempt
+    backoff_max_seconds: float = 6 * 3600.0
+    webhook_url: str | None = None  # the webhook notifier POSTs JSON here
+    webhook_timeout: float = 15.0
+
+    @property
+    def port(self) -> int:
+        if self.smtp_port:
+            return self.smtp_port
+        return {"starttls": 587, "ssl": 465, "none": 25}[self.smtp_tls]
+
+    @field_validator("smtp_from", "default_to", "smtp_host", "smtp_user", "webhook_url")
+    @classmethod
+    def _no_newlines(cls, v):
+        if v is not None and ("\r" in v or "\n" in v):
+            raise ValueError("must not contain a line break")
+        return v
 
 
 class Settings(_Model):
@@ -55,6 +109,10 @@ ENV_EMAIL = {
     "KAMRULES_SMTP_FROM": "smtp_from",
     "KAMRULES_SMTP_TLS": "smtp_tls",
     "KAMRULES_EMAIL_DEFAULT_TO": "default_to",
+    "KAMRULES_SMTP_CA_FILE": "smtp_ca_file",
+    "KAMRULES_EMAIL_TEMPLATES": "templates_dir",
+    "KAMRULES_EMAIL_RESOLVED_NOTICES": "resolved_notices",
+    "KAMRULES_WEBHOOK_URL": "webhook_url",
 }
 
 

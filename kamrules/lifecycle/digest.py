@@ -1,0 +1,154 @@
+"""Per-recipient email digests: routing by owner_email, Jinja2 text + HTML, a MIME message."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.policy
+import email.utils
+from collections import Counter
+from email.headerregistry import Address
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Sequence
+
+import jinja2
+
+from kamrules.alerts import SEVERITY_RANK
+from kamrules.lifecycle.notifiers import DueItem, Rendered
+
+BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "email"
+
+
+def one_line(text) -> str:
+    """Text safe for a header: line breaks (and other control characters) become spaces."""
+    return " ".join("".join(" " if (ord(c) < 32 or c in "\u2028\u2029\x85") else c for c in str(text or "")).split())
+
+
+def valid_address(text: str | None) -> str | None:
+    """The bare address if ``text`` is exactly one valid address without line breaks, else None."""
+    if not text or any(c in text for c in "\r\n\x00"):
+        return None
+    try:
+        _, addr = email.utils.parseaddr(text, strict=True)
+    except TypeError:  # Python without the strict parser
+        _, addr = email.utils.parseaddr(text)
+    if not addr or "@" not in addr or addr != addr.strip() or " " in addr or "," in addr:
+        return None
+    try:
+        Address(addr_spec=addr)
+    except (ValueError, IndexError, TypeError):
+        return None
+    return addr
+
+
+def route(items: Sequence[DueItem], settings) -> tuple[dict[str, list[DueItem]], list[DueItem]]:
+    """owner_email; else the default recipient; else unrouted. Invalid addresses never route."""
+    default = valid_address(settings.email.default_to)
+    groups: dict[str, list[DueItem]] = {}
+    unrouted = []
+    for it in items:
+        to = valid_address(it.alert.owner_email) or default
+        if to is None:
+            unrouted.append(it)
+        else:
+            groups.setdefault(to, []).append(it)
+    return groups, unrouted
+
+
+def _fmt_number(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return v
+    if isinstance(v, int) or float(v).is_integer():
+        return f"{int(v):,}"
+    return f"{v:,.2f}" if abs(v) >= 1 else f"{v:.3g}"
+
+
+def context(recipient: str, items: Sequence[DueItem], as_of: str, key: str) -> dict:
+    """What the templates see (documented in docs/email.md)."""
+    ordered = sorted(items, key=lambda i: (i.alert.account_name or "\uffff", i.alert.account_id or "", i.status == "resolved", -SEVERITY_RANK[i.alert.severity], i.alert.code))
+    groups: list[dict] = []
+    for it in ordered:
+        a = it.alert
+        label = f"{a.account_name} ({a.account_id})" if a.account_id else "Portfolio" + (f": {a.scope_key}" if a.scope_key else "")
+        if not groups or groups[-1]["label"] != label:
+            groups.append({"label": label, "account_id": a.account_id, "account_name": a.account_name, "owner": a.owner, "items": []})
+        groups[-1]["items"].append({
+            "severity": a.severity, "code": a.code, "rule": a.rule, "ruleset": a.ruleset, "message": a.message,
+            "action": a.action, "reason": it.reason, "previous_severity": it.previous_severity, "status": it.status,
+            "first_seen": it.first_seen, "fingerprint": a.fingerprint,
+            "numbers": [(k, _fmt_number(v)) for k, v in a.evidence.items()],
+        })
+    firing = [i for i in items if i.status == "firing"]
+    counts = Counter(i.alert.severity for i in firing)
+    owners = sorted({i.alert.owner for i in items if i.alert.owner})
+    who = owners[0] if len(owners) == 1 else (", ".join(owners) if 1 < len(owners) <= 3 else (f"{len(owners)} owners" if owners else recipient))
+    return {
+        "recipient": recipient, "who": who, "owners": owners, "as_of": as_of, "key": key, "groups": groups,
+        "counts": {s: counts.get(s, 0) for s in ("critical", "warning", "info")},
+        "resolved": sum(1 for i in items if i.status == "resolved"), "total": len(items),
+    }
+
+
+def environment(templates_dir: str | None, html: bool) -> jinja2.Environment:
+    search = ([templates_dir] if templates_dir else []) + [str(BUILTIN_TEMPLATES)]
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(search, encoding="utf-8"),
+        autoescape=html,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render_parts(ctx: dict, templates_dir: str | None) -> tuple[str, str, str]:
+    """(subject, text, html) from subject.txt.j2, digest.txt.j2, digest.html.j2."""
+    from kamrules.errors import InputError
+
+    try:
+        text_env = environment(templates_dir, html=False)
+        subject = text_env.get_template("subject.txt.j2").render(ctx)
+        text = text_env.get_template("digest.txt.j2").render(ctx)
+        html = environment(templates_dir, html=True).get_template("digest.html.j2").render(ctx)
+    except jinja2.TemplateSyntaxError as e:
+        raise InputError(f"{e.filename}:{e.lineno}: template error: {e.message}")
+    except jinja2.TemplateError as e:
+        raise InputError(f"email template error: {type(e).__name__}: {e}")
+    return one_line(subject), text, html
+
+
+def domain_of(address: str) -> str:
+    addr = valid_address(address)
+    return addr.rsplit("@", 1)[1] if addr else "kamrules.invalid"
+
+
+def message_id(key: str, sender: str) -> str:
+    """Deterministic from the idempotency key: a resent duplicate has the same Message-ID."""
+    return f"<{key}.kamrules@{domain_of(sender)}>"
+
+
+def build_message(*, sender: str, recipient: str, display_name: str | None, subject: str, text: str, html: str | None, key: str, now: dt.datetime | None = None) -> EmailMessage:
+    """A multipart/alternative UTF-8 message; no caller-provided text can add a header."""
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["Subject"] = one_line(subject)
+    s_name, s_addr = email.utils.parseaddr(one_line(sender))
+    msg["From"] = Address(display_name=one_line(s_name), addr_spec=s_addr) if s_addr else one_line(sender)
+    name = one_line(display_name)
+    msg["To"] = Address(display_name=name, addr_spec=recipient) if name else Address(addr_spec=recipient)
+    msg["Date"] = email.utils.format_datetime(now or dt.datetime.now(dt.timezone.utc))
+    msg["Message-ID"] = message_id(key, sender)
+    msg["X-Kamrules-Key"] = key
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(text, charset="utf-8")
+    if html is not None:
+        msg.add_alternative(html, subtype="html", charset="utf-8")
+    return msg
+
+
+def render_digest(recipient: str, items: Sequence[DueItem], key: str, as_of: str, settings) -> Rendered:
+    ctx = context(recipient, items, as_of, key)
+    subject, text, html = render_parts(ctx, settings.email.templates_dir)
+    owners_here = {i.alert.owner for i in items if valid_address(i.alert.owner_email) == recipient}
+    display = next(iter(owners_here)) if len(owners_here) == 1 else None
+    msg = build_message(sender=settings.email.smtp_from, recipient=recipient, display_name=display, subject=subject, text=text, html=html, key=key)
+    return Rendered(subject=subject, payload=msg.as_bytes())

@@ -1,0 +1,156 @@
+"""record_and_notify: the one call a check makes to record history and notify (issue 4 contract)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from kamrules.alerts import SEVERITY_RANK
+from kamrules.lifecycle import history, outbox, silences
+from kamrules.lifecycle.notifiers import DueItem, select_notifiers
+from kamrules.lifecycle.schema import connection_of, ensure_schema, parse_ts, rows, utcnow
+
+
+@dataclass
+class NotifyReport:
+    """What record_and_notify did. ``undelivered`` > 0 means the check exits 4."""
+
+    sent: int = 0
+    queued: int = 0
+    failed: int = 0
+    silenced: int = 0
+    undelivered: int = 0
+    unrouted: list[str] = field(default_factory=list)
+    new: int = 0
+    resolved: int = 0
+    errors: list[str] = field(default_factory=list)
+    notifiers: tuple[str, ...] = ()
+
+    def summary_line(self) -> str:
+        parts = [f"{self.new} new", f"{self.resolved} resolved", f"{self.silenced} silenced"]
+        if self.notifiers:
+            parts += [f"{self.queued} queued", f"{self.sent} sent", f"{self.failed} failed", f"{self.undelivered} undelivered"]
+        line = f"alerts: {', '.join(parts)}"
+        if self.notifiers:
+            line = f"notify ({', '.join(self.notifiers)}): " + line.split(": ", 1)[1]
+        if self.unrouted:
+            shown = ", ".join(self.unrouted[:5]) + (f" and {len(self.unrouted) - 5} more" if len(self.unrouted) > 5 else "")
+            line += f"; unrouted (no owner_email, no default_to): {shown}"
+        return line
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+
+
+def scope_of(result) -> history.Scope:
+    """The check's scope, from its summary: which rule codes ran completely, under which filters."""
+    s = getattr(result, "summary", None)
+    get = lambda name, default=(): getattr(s, name, default) if s is not None else default  # noqa: E731
+    min_sev = get("min_severity", "info")
+    parts = dict(
+        rulesets=sorted(get("rulesets") or ()), select=sorted(get("select") or ()), ignore=sorted(get("ignore") or ()),
+        min_severity=min_sev,
+    )
+    scope = history.Scope.of(**parts)
+    codes = get("evaluated", None)
+    if codes is None:
+        codes = get("codes", None)
+    if codes is not None and (min_sev in (None, "info")):
+        failed = {str(w) for w, _ in (get("failures") or ())}
+        skipped = {str(c) for c, _ in (get("skipped") or ())}
+        ok = frozenset(c for c in codes if c not in failed and c not in skipped)
+        return history.Scope(key=scope.key, codes=ok)
+    return scope
+
+
+def _label(item: DueItem) -> str:
+    a = item.alert
+    return f"{a.account_name} ({a.account_id})" if a.account_id else f"portfolio {a.code}" + (f" {a.scope_key}" if a.scope_key else "")
+
+
+def due_items(conn, notifier: str, settings, now: dt.datetime) -> list[DueItem]:
+    """Alert states this notifier has not told yet (or whose renotify interval has passed)."""
+    states = outbox.notify_states(conn, notifier)
+    pending = outbox.pending_fingerprints(conn, notifier)
+    out = []
+    for h in rows(conn, "SELECT * FROM alert_history WHERE silenced = 0 ORDER BY fingerprint"):
+        fp = h["fingerprint"]
+        if fp in pending:
+            continue
+        st = states.get(fp)
+        alert = history.alert_from_json(h["alert_json"])
+        mk = lambda reason, prev=None: DueItem(alert, reason, h["episode"], h["first_seen"], prev)  # noqa: E731
+        if h["status"] == "resolved":
+            if settings.email.resolved_notices and st and st["status"] == "firing" and st["episode"] == h["episode"]:
+                out.append(mk("resolved"))
+            continue
+        if st is None or st["episode"] != h["episode"] or st["status"] != "firing":
+            out.append(mk("new"))
+        elif st["severity"] != h["severity"]:
+            out.append(mk("changed", st["severity"]))
+        elif st["last_notified"] is None:
+            out.append(mk("new"))
+        else:
+            interval = settings.email.renotify.interval(h["severity"])
+            if interval is not None and (now - parse_ts(st["last_notified"])).total_seconds() >= interval:
+                out.append(mk("reminder"))
+    return sorted(out, key=lambda i: (-SEVERITY_RANK[i.alert.severity], i.alert.sort_key()))
+
+
+def as_of_of(result, alerts) -> str:
+    s = getattr(result, "summary", None)
+    value = getattr(s, "as_of", None) or getattr(result, "as_of", None)
+    if value:
+        return str(value)
+    return max((a.as_of for a in alerts), default=None) or utcnow().date().isoformat()
+
+
+def record_and_notify(store, result, notify: Sequence[str] = ("email",), settings=None, pm=None, now: dt.datetime | None = None) -> NotifyReport:
+    """Record every alert of ``result`` in the history, then queue and send what is due.
+
+    ``notify=()`` only records. Silenced alerts are recorded and counted, never
+    sent. Each message is committed to the outbox before any send; failures stay
+    queued (``report.undelivered``) and are retried by later runs or ``kamrules notify``.
+    """
+    if settings is None:
+        from kamrules.config import load_settings
+
+        settings = load_settings()
+    if pm is None and notify:
+        from kamrules.plugins import default_plugin_manager
+
+        pm = default_plugin_manager()
+    now = now or utcnow()
+    conn = connection_of(store)
+    ensure_schema(conn)
+    notifiers = select_notifiers(pm, list(notify)) if notify else {}
+    alerts = list(result.alerts)
+    silenced = silences.silenced_by(alerts, silences.list_silences(conn, now))
+    recorded = history.record(conn, alerts, scope_of(result), now, silenced=silenced)
+    report = NotifyReport(silenced=len(silenced), new=len(recorded.new), resolved=len(recorded.resolved), notifiers=tuple(notifiers))
+    as_of = as_of_of(result, alerts)
+    unrouted: dict[str, None] = {}
+    for name, notifier in notifiers.items():
+        items = due_items(conn, name, settings, now)
+        queued, missing = outbox.queue(conn, notifier, items, settings, as_of, now)
+        report.queued += queued
+        for it in missing:
+            unrouted[_label(it)] = None
+    report.unrouted = list(unrouted)
+    if notifiers:
+        report.sent, report.failed, report.errors = outbox.deliver(conn, notifiers, settings, now)
+        report.undelivered = outbox.undelivered(conn, list(notifiers))
+    return report
+
+
+def send_due(store, notify: Sequence[str], settings, pm, now: dt.datetime | None = None, ignore_backoff: bool = False, progress=None) -> NotifyReport:
+    """``kamrules notify``: send what is due in the outbox (no new check)."""
+    now = now or utcnow()
+    conn = connection_of(store)
+    ensure_schema(conn)
+    notifiers = select_notifiers(pm, list(notify))
+    report = NotifyReport(notifiers=tuple(notifiers))
+    report.sent, report.failed, report.errors = outbox.deliver(conn, notifiers, settings, now, ignore_backoff=ignore_backoff, progress=progress)
+    report.undelivered = outbox.undelivered(conn, list(notifiers))
+    return report
