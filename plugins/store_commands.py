@@ -1,1 +1,155 @@
-"""Built-in plugin: store_commands (placeholder until implemented)."""
+"""Built-in plugin: the store commands ``init``, ``import`` and ``generate``."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from kamrules import hookimpl
+from kamrules.cliutils import CliError, Env, db_option, handle_errors, parse_date, pass_env, stderr_is_tty
+
+
+class _Bar:
+    """A click progress bar on stderr, only when stderr is a terminal; a callable(done, total)."""
+
+    def __init__(self, label: str, enabled: bool):
+        self.label = label
+        self.enabled = enabled
+        self.bar = None
+        self.pos = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(length=max(total, 1), label=self.label, file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(done - self.pos)
+        self.pos = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+@hookimpl
+def register_commands(cli):
+    @cli.command(name="init")
+    @db_option
+    @pass_env
+    @handle_errors
+    def init_command(env: Env):
+        """Create an empty account store (or bring an existing one up to date).
+
+        Safe to run again: existing data is kept, missing tables are created and
+        the schema is migrated to the current version.
+
+        \b
+        Examples:
+          kamrules init
+          kamrules init --db /data/ka.db
+          KAMRULES_DB=/data/ka.db kamrules init
+        """
+        from kamrules.store import Store
+
+        with Store.open(env.db, pm=env.pm) as store:
+            store.init()
+            click.echo(f"{env.db}: store ready (schema version {store.schema_version}, tables: {', '.join(store.tables)})")
+
+    @cli.command(name="import")
+    @click.argument("paths", nargs=-1, required=True, type=click.Path())
+    @click.option("--table", default=None, metavar="NAME", help="Load a single file into this table (default: the file's name, e.g. orders.csv -> orders).")
+    @click.option("--encoding", default=None, metavar="ENC", help="Text encoding of the files (default: UTF-8 with or without BOM, else GBK/GB18030 detected).")
+    @click.option("--skip-invalid", "skip_invalid", default=None, metavar="REJECTS.csv", type=click.Path(dir_okay=False), help="Load the valid rows and write every refused row, with its reason, to this CSV file.")
+    @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Summary format.")
+    @db_option
+    @pass_env
+    @handle_errors
+    def import_command(env: Env, paths, table, encoding, skip_invalid, fmt):
+        """Validate and load data files (CSV, TSV, JSON, JSON Lines) into the store.
+
+        Files are named after their table (accounts.csv, orders.jsonl, ...); a
+        folder loads every data file in it, accounts first. A row whose id is
+        already in the store is updated (upsert); the summary says how many rows
+        were inserted and updated per table. Everything is validated before
+        anything is kept: on any problem nothing is written, each problem is
+        printed as FILE:LINE: COLUMN: what is wrong, and the exit code is 2.
+        The store is created if it does not exist yet.
+
+        \b
+        Examples:
+          kamrules import data/
+          kamrules import accounts.csv orders.csv
+          kamrules import crm_export.csv --table accounts --encoding gbk
+          kamrules import data/ --skip-invalid rejects.csv
+          kamrules --db ka.db import data/ --format json
+        """
+        from kamrules.store import Store
+
+        bar = _Bar("importing", stderr_is_tty())
+        try:
+            with Store.open(env.db, pm=env.pm) as store:
+                report = store.import_paths(list(paths), table=table, encoding=encoding, skip_invalid=skip_invalid, progress=bar)
+        finally:
+            bar.close()
+        if fmt == "json":
+            click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        else:
+            click.echo(str(report))
+        if report.rejected:
+            click.echo(f"{report.rejected} row(s) refused, see {report.rejects_path}", err=True)
+
+    @cli.command(name="generate")
+    @click.option("--accounts", "accounts", type=click.IntRange(min=0), required=True, help="Number of accounts to generate.")
+    @click.option("--out", "out", type=click.Path(file_okay=False), default=None, help="Write one data file per table into this folder.")
+    @click.option("--seed", type=int, default=0, show_default=True, help="Random seed: the same seed gives the same book.")
+    @click.option("--as-of", "as_of", default=None, metavar="DATE", help="The book ends on this date (YYYY-MM-DD). Default: today.")
+    @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True, help="File format with --out.")
+    @click.option("--defects", type=click.FloatRange(0, 1), default=None, help="Share of accounts carrying each kind of defect (default 0.05).")
+    @db_option
+    @pass_env
+    @handle_errors
+    def generate_command(env: Env, accounts, out, seed, as_of, fmt, defects):
+        """Generate a realistic synthetic book of accounts (for demos, tests, benchmarks).
+
+        Key / mid / small accounts (about 10 / 30 / 60 %), Chinese and Latin
+        names, owners, two years of orders, activities, concessions,
+        commitments, complaints and stage histories. A share of the accounts
+        carries each defect of the rule catalogue, so every rule has something
+        to find. Writes data files (--out DIR) or loads a store (--db PATH).
+
+        \b
+        Examples:
+          kamrules generate --accounts 200 --out data/ --seed 1 --as-of 2026-10-31
+          kamrules generate --accounts 10000 --db book.db
+          kamrules generate --accounts 1000 --out data/ --format jsonl
+        """
+        from kamrules import generate as gen
+
+        as_of = parse_date(as_of, "--as-of")
+        kwargs = {} if defects is None else {"defects": defects}
+        bar = _Bar("generating", stderr_is_tty())
+        try:
+            if out:
+                stats = gen.generate_to_dir(out, accounts, seed=seed, as_of=as_of, fmt=fmt, progress=bar, **kwargs)
+                where = out
+            else:
+                if env.db_path is None and not _db_given(click.get_current_context()):
+                    raise CliError("generate needs --out DIR or --db PATH (refusing to fill the default store by accident)")
+                from kamrules.store import Store
+
+                with Store.open(env.db, pm=env.pm) as store:
+                    stats = gen.generate_to_store(store, accounts, seed=seed, as_of=as_of, progress=bar, **kwargs)
+                where = env.db
+        finally:
+            bar.close()
+        total = sum(stats.values()) if isinstance(stats, dict) else 0
+        click.echo(f"{where}: {accounts:,} accounts, {total:,} rows (seed {seed}, as of {as_of})")
+
+
+def _db_given(ctx) -> bool:
+    import os
+
+    return bool(os.environ.get("KAMRULES_DB"))

@@ -1,0 +1,428 @@
+"""Import data files into the store: validate everything, write in one transaction, report."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kamrules.contract import load_order
+from kamrules.errors import InputError, Problem
+from kamrules.migrations import foreign_key_target, quote
+from kamrules.readers import FORMATS, FileProblem, detect_encoding, open_reader, split_name
+from kamrules.validate import Bad, make_plan, set_references, show
+
+BATCH = 2000
+MAX_PROBLEMS = 100
+DUPLICATE = "kamrules: duplicate key in this import"
+
+
+class ImportRefused(InputError):
+    """The import was refused; the store is unchanged. Carries the first problems and the total."""
+
+    def __init__(self, message: str, problems: list[Problem], total: int):
+        super().__init__(message, problems)
+        self.total = total
+
+    def render(self, limit: int = MAX_PROBLEMS) -> str:
+        text = super().render(limit)
+        hidden = self.total - min(len(self.problems), limit)
+        if hidden > 0 and len(self.problems) <= limit:
+            text += f"\n... and {hidden} more problems"
+        return text
+
+
+@dataclass
+class TableCounts:
+    inserted: int = 0
+    updated: int = 0
+    rejected: int = 0
+
+
+@dataclass
+class ImportReport:
+    """What an import did: rows inserted / updated / rejected per table, files, time."""
+
+    tables: dict[str, TableCounts] = field(default_factory=dict)
+    files: list[dict] = field(default_factory=list)  # {"path", "table", "format", "encoding", "rows"}
+    seconds: float = 0.0
+    rejects_path: str | None = None
+
+    @property
+    def inserted(self) -> int:
+        return sum(t.inserted for t in self.tables.values())
+
+    @property
+    def updated(self) -> int:
+        return sum(t.updated for t in self.tables.values())
+
+    @property
+    def rejected(self) -> int:
+        return sum(t.rejected for t in self.tables.values())
+
+    @property
+    def rows(self) -> int:
+        return self.inserted + self.updated
+
+    def to_dict(self) -> dict:
+        return {
+            "tables": {name: vars(c) for name, c in self.tables.items()},
+            "files": self.files,
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "rejected": self.rejected,
+            "seconds": round(self.seconds, 3),
+            "rejects": self.rejects_path,
+        }
+
+    def __str__(self) -> str:
+        width = max([len(n) for n in self.tables] + [5])
+        lines = [f"{'table':<{width}}  {'inserted':>9}  {'updated':>9}  {'rejected':>9}"]
+        for name, c in self.tables.items():
+            lines.append(f"{name:<{width}}  {c.inserted:>9,}  {c.updated:>9,}  {c.rejected:>9,}")
+        rate = self.rows / self.seconds if self.seconds > 0 else 0
+        lines.append(f"{'total':<{width}}  {self.inserted:>9,}  {self.updated:>9,}  {self.rejected:>9,}")
+        lines.append(f"{len(self.files)} file(s), {self.rows:,} rows in {self.seconds:.2f}s ({rate:,.0f} rows/s)")
+        if self.rejects_path:
+            lines.append(f"refused rows written to {self.rejects_path}")
+        return "\n".join(lines)
+
+
+class _Problems:
+    """Collects problems: keeps the first MAX_PROBLEMS, counts all."""
+
+    def __init__(self):
+        self.kept: list[Problem] = []
+        self.total = 0
+        self.fatal = False
+
+    def add(self, problem: Problem, fatal: bool = False) -> None:
+        self.total += 1
+        self.fatal = self.fatal or fatal
+        if len(self.kept) < MAX_PROBLEMS:
+            self.kept.append(problem)
+
+
+def resolve_files(paths, tables: dict, table: str | None, problems: _Problems) -> list[tuple[Path, str, str]]:
+    """(path, table, format) for every input file, in dependency order (accounts first)."""
+    paths = [Path(p) for p in paths]
+    if table is not None and (len(paths) != 1 or paths[0].is_dir()):
+        raise InputError("--table NAME needs exactly one file (not a folder, not several files)")
+    if table is not None and table not in tables:
+        raise InputError(f"--table {table}: no such table (expected one of: {', '.join(tables)})")
+    found: list[tuple[Path, str, str]] = []
+    for path in paths:
+        if path.is_dir():
+            entries = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in FORMATS and not p.name.startswith("."))
+            if not entries:
+                problems.add(Problem(str(path), None, f"no data files in this folder (expected files such as accounts.csv, orders.jsonl: {', '.join(FORMATS)})"), True)
+            candidates = entries
+        elif path.exists():
+            candidates = [path]
+        else:
+            problems.add(Problem(str(path), None, "no such file or folder"), True)
+            continue
+        for p in candidates:
+            name, fmt = split_name(p)
+            if fmt is None:
+                problems.add(Problem(str(p), None, f"unknown file type {p.suffix or '(none)'!r} (expected one of: {', '.join(FORMATS)})"), True)
+                continue
+            name = table or name
+            if name not in tables:
+                lowered = name.lower()
+                if lowered in tables:
+                    name = lowered
+                else:
+                    problems.add(Problem(str(p), None, f"no table named {name!r} (expected a file named after a table: {', '.join(tables)}; or use --table NAME)"), True)
+                    continue
+            found.append((p, name, fmt))
+    order = {name: i for i, name in enumerate(load_order(tables))}
+    return sorted(found, key=lambda f: order[f[1]])
+
+
+class _Rejects:
+    """The --skip-invalid file: one CSV row per refused record (file, line, table, reason, the record)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(self.path.name + ".part")
+        self.f = open(self.tmp, "w", newline="", encoding="utf-8-sig")
+        self.w = csv.writer(self.f)
+        self.w.writerow(["file", "line", "table", "reason", "record"])
+
+    def write(self, file: str, line: int, table: str, reasons: list[str], record: dict) -> None:
+        self.w.writerow([file, line, table, "; ".join(reasons), json.dumps(record, ensure_ascii=False)])
+
+    def finish(self, keep: bool) -> None:
+        self.f.close()
+        if keep:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+class _Importer:
+    def __init__(self, store, skip_invalid, progress, total_bytes):
+        self.store = store
+        self.conn = store.conn
+        self.tables = store.tables
+        self.skip = skip_invalid is not None
+        self.rejects = _Rejects(skip_invalid) if skip_invalid is not None else None
+        self.problems = _Problems()
+        self.report = ImportReport()
+        self.thresholds: dict[str, int] = {}
+        self.written: dict[str, int] = {}
+        self.progress = progress
+        self.total_bytes = total_bytes
+        self.done_bytes = 0
+        self._sets: dict[tuple[str, str], set] = {}
+
+    # -- per table ---------------------------------------------------------
+    def start_table(self, name: str) -> None:
+        if name in self.thresholds:
+            return
+        self.report.tables.setdefault(name, TableCounts())
+        self.thresholds[name] = self.conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {quote(name)}").fetchone()[0]
+        self.written[name] = 0
+        # A key updated twice in one import (rowid above the threshold) is a duplicate, not an update.
+        self.conn.execute(
+            f"CREATE TEMP TRIGGER IF NOT EXISTS {quote('kamrules_dup_' + name)} BEFORE UPDATE ON {quote(name)} "
+            f"WHEN old.rowid > {int(self.thresholds[name])} BEGIN SELECT RAISE(ABORT, '{DUPLICATE}'); END"
+        )
+
+    def drop_triggers(self) -> None:
+        for name in self.thresholds:
+            self.conn.execute(f"DROP TRIGGER IF EXISTS temp.{quote('kamrules_dup_' + name)}")
+
+    def finish_counts(self) -> None:
+        for name, threshold in self.thresholds.items():
+            inserted = self.conn.execute(f"SELECT count(*) FROM {quote(name)} WHERE rowid > ?", (threshold,)).fetchone()[0]
+            counts = self.report.tables[name]
+            counts.inserted = inserted
+            counts.updated = self.written[name] - inserted
+
+    # -- per file ----------------------------------------------------------
+    def import_file(self, path: Path, table: str, fmt: str, encoding: str) -> None:
+        tdef = self.tables[table]
+        self.start_table(table)
+        reader = open_reader(path, fmt, encoding)
+        rows = 0
+        try:
+            plans: dict = {}
+            plan = None
+            if reader.header is not None:
+                plan = self.plan_for(tdef, path, reader.header, per_row=False)
+                if plan.problems:
+                    for col, msg in plan.problems:
+                        self.problems.add(Problem(str(path), 1, msg, col), True)
+                    return
+            batch_vals, batch_meta = [], []
+            file_name = str(path)
+            current = plan
+            for line, keys, values in reader:
+                if keys is not None:
+                    plan = plans.get(keys)
+                    if plan is None:
+                        plan = plans[keys] = self.plan_for(tdef, path, list(keys), per_row=True)
+                        for col, msg in plan.problems:
+                            self.problems.add(Problem(str(path), line, msg, col), True)
+                        if plan.problems:
+                            return
+                    if plan is not current:
+                        if batch_vals:
+                            self.flush(current, batch_vals, batch_meta, file_name)
+                            batch_vals, batch_meta = [], []
+                        current = plan
+                rows += 1
+                try:
+                    if len(values) != plan.width:
+                        raise Bad
+                    out = [conv(values[i]) for i, conv in plan.convs]
+                    if plan.ignored and any(values[i].strip() for i in plan.ignored):
+                        raise Bad
+                    if plan.absent_required or plan.set_refs:
+                        raise Bad
+                except Bad:
+                    out = self.slow_row(plan, file_name, line, values)
+                    if out is None:
+                        continue
+                batch_vals.append(out)
+                batch_meta.append((line, values))
+                if len(batch_vals) >= BATCH:
+                    self.flush(plan, batch_vals, batch_meta, file_name)
+                    batch_vals, batch_meta = [], []
+                    self.tick(reader)
+            if batch_vals:
+                self.flush(plan, batch_vals, batch_meta, file_name)
+        finally:
+            self.report.files.append({"path": str(path), "table": table, "format": fmt, "encoding": encoding, "rows": rows})
+            self.done_bytes += path.stat().st_size
+            self.tick(None)
+            reader.close()
+
+    def tick(self, reader) -> None:
+        if self.progress is not None:
+            pos = reader.position() if reader is not None else 0
+            self.progress(min(self.done_bytes + pos, self.total_bytes), self.total_bytes)
+
+    def plan_for(self, tdef, path, header, per_row):
+        renames = {}
+        for mapping in self.store.pm.hook.rename_columns(table=tdef.name, columns=list(header), path=str(path)):
+            renames.update(mapping or {})
+        plan = make_plan(tdef, header, renames, per_row_required=per_row)
+        plan.set_refs = [(plan.insert_columns.index(c), c, t, tc) for c, t, tc in set_references(tdef, self.tables) if c in plan.insert_columns]
+        plan.fk_cols = [(c, foreign_key_target(r, self.tables)) for c, r in tdef.references.items() if foreign_key_target(r, self.tables)]
+        if not plan.problems:
+            have = set(self.store.columns(tdef.name))
+            for name in plan.extra:
+                if name not in have:
+                    self.conn.execute(f"ALTER TABLE {quote(tdef.name)} ADD COLUMN {quote(name)} TEXT")
+        return plan
+
+    def reject(self, plan, file_name, line, values, found: list[Problem]) -> None:
+        for p in found:
+            self.problems.add(p)
+        self.report.tables[plan.table.name].rejected += 1
+        if self.rejects is not None:
+            header = [c if c is not None else f"column{i + 1}" for i, c in enumerate(plan.columns)]
+            record = dict(zip(header, values))
+            if len(values) > len(header):
+                record["(extra values)"] = values[len(header):]
+            self.rejects.write(file_name, line, plan.table.name, [f"{p.column}: {p.message}" if p.column else p.message for p in found], record)
+
+    def slow_row(self, plan, file_name, line, values):
+        """Convert one row column by column, collecting every problem; None if refused."""
+        found: list[Problem] = []
+        if len(values) != plan.width and not (len(values) > plan.width and not any(v.strip() for v in values[plan.width:])):
+            found.append(Problem(file_name, line, f"has {len(values)} values but the header has {plan.width} columns (expected one value per column)"))
+        else:
+            for i in plan.ignored:
+                if values[i].strip():
+                    found.append(Problem(file_name, line, f"value {show(values[i])} in a column without a name (expected a column name in the header)", f"column {i + 1}"))
+            for name in plan.absent_required:
+                found.append(Problem(file_name, line, "missing value (expected a value: the column is required)", name))
+        out = []
+        if not found:
+            for (i, conv), name in zip(plan.convs, plan.insert_columns):
+                try:
+                    out.append(conv(values[i]))
+                except Bad as e:
+                    found.append(Problem(file_name, line, str(e), name))
+                    out.append(None)
+            for col, (target, target_col) in plan.fk_cols if found else ():
+                v = out[plan.insert_columns.index(col)] if col in plan.insert_columns and out else None
+                if v is not None and self.conn.execute(f"SELECT 1 FROM {quote(target)} WHERE {quote(target_col)} = ?", (v,)).fetchone() is None:
+                    found.append(Problem(file_name, line, f"{show(str(v))} is not a known {target}.{target_col} (expected an id in {target}, in the store or in this import)", col))
+        if not found:
+            for pos, col, target, target_col in plan.set_refs:
+                v = out[pos]
+                if v is not None and v not in self.id_set(target, target_col):
+                    found.append(Problem(file_name, line, f"{show(str(v))} is not a known {target}.{target_col} (expected an id in {target}, in the store or in this import)", col))
+        if found:
+            self.reject(plan, file_name, line, values, found)
+            return None
+        return out
+
+    def id_set(self, table, col) -> set:
+        key = (table, col)
+        if key not in self._sets:
+            self._sets[key] = {r[0] for r in self.conn.execute(f"SELECT {quote(col)} FROM {quote(table)}")}
+        return self._sets[key]
+
+    def flush(self, plan, vals, meta, file_name) -> None:
+        conn = self.conn
+        name = plan.table.name
+        conn.execute("SAVEPOINT kamrules_batch")
+        try:
+            conn.executemany(plan.sql, vals)
+            conn.execute("RELEASE kamrules_batch")
+            self.written[name] += len(vals)
+            return
+        except sqlite3.IntegrityError:
+            conn.execute("ROLLBACK TO kamrules_batch")
+            conn.execute("RELEASE kamrules_batch")
+        for out, (line, values) in zip(vals, meta):
+            try:
+                conn.execute(plan.sql, out)
+                self.written[name] += 1
+            except sqlite3.IntegrityError as e:
+                self.reject(plan, file_name, line, values, [self.diagnose(plan, file_name, line, out, e)])
+
+    def diagnose(self, plan, file_name, line, out, error) -> Problem:
+        msg = str(error)
+        if DUPLICATE in msg:
+            keys = plan.table.primary_key
+            value = ", ".join(str(out[plan.insert_columns.index(k)]) for k in keys)
+            return Problem(file_name, line, f"duplicate {'key' if len(keys) > 1 else 'id'} {show(value)} (already given earlier in this import; expected each once)", ", ".join(keys))
+        if "FOREIGN KEY" in msg:
+            for col, (target, target_col) in plan.fk_cols:
+                if col not in plan.insert_columns:
+                    continue
+                v = out[plan.insert_columns.index(col)]
+                if v is None:
+                    continue
+                if self.conn.execute(f"SELECT 1 FROM {quote(target)} WHERE {quote(target_col)} = ?", (v,)).fetchone() is None:
+                    return Problem(file_name, line, f"{show(str(v))} is not a known {target}.{target_col} (expected an id in {target}, in the store or in this import)", col)
+        return Problem(file_name, line, f"refused by the store: {msg}")
+
+
+def import_paths(store, paths, table=None, encoding=None, skip_invalid=None, progress=None) -> ImportReport:
+    """Validate and load ``paths`` (files or folders) into ``store``: all or nothing.
+
+    Every problem is collected; if there is any (and ``skip_invalid`` is None) the
+    transaction is rolled back and :class:`ImportRefused` (an InputError, exit 2)
+    lists them as ``FILE:LINE: COLUMN: message``. With ``skip_invalid=PATH`` the
+    valid rows are committed and each refused row goes to that CSV file. Problems
+    with a whole file (undecodable, binary, empty, missing columns) always refuse.
+    ``progress(done_bytes, total_bytes)`` is called as the import advances.
+    """
+    started = time.perf_counter()
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    tables = store.tables
+    problems = _Problems()
+    files = resolve_files(paths, tables, table, problems)
+    encodings = {}
+    for path, _, _ in files:
+        try:
+            encodings[path] = detect_encoding(path, encoding)
+        except FileProblem as e:
+            problems.add(e.problem, True)
+    if problems.total:
+        raise ImportRefused(f"import refused: {problems.total} problem(s); the store was not changed", problems.kept, problems.total)
+    total_bytes = sum(p.stat().st_size for p, _, _ in files)
+    imp = _Importer(store, skip_invalid, progress, total_bytes)
+    imp.problems = problems
+    conn = store.conn
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("BEGIN IMMEDIATE")
+    ok = False
+    try:
+        for path, name, fmt in files:
+            try:
+                imp.import_file(path, name, fmt, encodings[path])
+            except FileProblem as e:
+                problems.add(e.problem, True)
+        if problems.fatal or (problems.total and not imp.skip):
+            raise ImportRefused(
+                f"import refused: {problems.total} problem(s); the store was not changed",
+                problems.kept,
+                problems.total,
+            )
+        imp.finish_counts()
+        conn.execute("COMMIT")
+        ok = True
+    finally:
+        if not ok and conn.in_transaction:
+            conn.execute("ROLLBACK")
+        imp.drop_triggers()
+        if imp.rejects is not None:
+            imp.rejects.finish(keep=ok)
+    imp.report.seconds = time.perf_counter() - started
+    if imp.rejects is not None:
+        imp.report.rejects_path = str(imp.rejects.path)
+    return imp.report

@@ -1,0 +1,293 @@
+"""Input files for import: format and encoding detection, streaming CSV/TSV/JSON/JSON Lines readers."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Iterator
+
+from kamrules.errors import Problem
+
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+CHUNK = 1 << 20
+
+csv.field_size_limit(1 << 24)
+
+_MAGIC = (
+    (b"PK\x03\x04", "a ZIP archive or an Excel .xlsx workbook (save it as CSV UTF-8)"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel .xls workbook (save it as CSV UTF-8)"),
+    (b"SQLite format 3\x00", "a SQLite database, not a data file"),
+    (b"%PDF", "a PDF document"),
+    (b"\x1f\x8b", "a gzip archive (unpack it first)"),
+)
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+
+class FileProblem(Exception):
+    """The whole file is unusable (cannot be decoded, binary, empty, malformed JSON ...)."""
+
+    def __init__(self, problem: Problem):
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def split_name(path: Path) -> tuple[str, str | None]:
+    """(table name, format) from a file name such as ``orders.csv`` or ``Orders.JSONL``."""
+    suffix = path.suffix.lower()
+    return path.name[: -len(path.suffix)] if suffix else path.name, FORMATS.get(suffix)
+
+
+def _codec_name(encoding: str) -> str:
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        return ""
+
+
+def detect_encoding(path: Path, encoding: str | None = None) -> str:
+    """The codec to read ``path`` with; raises FileProblem for binary, undecodable or empty files.
+
+    UTF-8 (with or without BOM) is tried first, strictly; then GB18030 (a superset
+    of GBK, what Chinese Excel writes). A given ``encoding`` is checked the same way.
+    """
+    name = str(path)
+    with open(path, "rb") as f:
+        head = f.read(4096)
+        if not head.strip():
+            raise FileProblem(Problem(name, None, "empty file (expected a header line with column names, or JSON data)"))
+        for magic, what in _MAGIC:
+            if head.startswith(magic):
+                raise FileProblem(Problem(name, None, f"binary file: this looks like {what}"))
+        for bom, what in _BOMS:
+            if head.startswith(bom):
+                raise FileProblem(Problem(name, None, f"{what} text is not supported (expected UTF-8 or GBK/GB18030; save the file as UTF-8)"))
+        has_bom = head.startswith(codecs.BOM_UTF8)
+    if encoding:
+        codec = _codec_name(encoding)
+        if not codec:
+            raise FileProblem(Problem(name, None, f"unknown encoding {encoding!r} (expected e.g. utf-8, gbk, gb18030)"))
+        if has_bom and codec not in ("utf-8", "utf-8-sig"):
+            raise FileProblem(Problem(name, 1, f"the file starts with a UTF-8 byte order mark but --encoding {encoding} was given (expected --encoding utf-8, or none)"))
+        codec = "utf-8-sig" if codec in ("utf-8", "utf-8-sig") else codec
+        bad = _scan(path, codec)
+        if bad:
+            raise FileProblem(Problem(name, bad[1], f"cannot be decoded as {encoding}: {bad[2]} at byte offset {bad[0]} (expected text in {encoding}; check --encoding)"))
+        return codec
+    bad = _scan(path, "utf-8-sig")
+    if not bad:
+        return "utf-8-sig"
+    offset, line, what, ascii_before = bad
+    if has_bom or not ascii_before:
+        raise FileProblem(Problem(name, line, f"not valid UTF-8: {what} at byte offset {offset}, although the text before it is UTF-8 (the file mixes encodings or is damaged; expected UTF-8 throughout)"))
+    bad2 = _scan(path, "gb18030")
+    if not bad2:
+        return "gb18030"
+    raise FileProblem(
+        Problem(
+            name,
+            line,
+            f"unknown text encoding: not UTF-8 ({what} at byte offset {offset}) and not GBK/GB18030 "
+            f"({bad2[2]} at byte offset {bad2[0]}, line {bad2[1]}) (expected UTF-8 or GBK; pass --encoding ENC)",
+        )
+    )
+
+
+def _scan(path: Path, codec: str):
+    """None if ``path`` decodes with ``codec``; else (offset, line, what, ascii_before). Also refuses NUL bytes."""
+    decoder = codecs.getincrementaldecoder(codec)("strict")
+    consumed = 0
+    newlines = 0
+    ascii_before = True
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(CHUNK)
+            final = not chunk
+            nul = chunk.find(b"\x00")
+            if nul >= 0:
+                line = newlines + chunk.count(b"\n", 0, nul) + 1
+                raise FileProblem(Problem(str(path), line, f"binary data: a NUL byte at byte offset {consumed + nul} (expected a text file: CSV, TSV, JSON or JSON Lines)"))
+            try:
+                decoder.decode(chunk, final)
+            except UnicodeDecodeError as e:
+                # e.object = bytes held back from the previous chunk + this chunk
+                pos = e.start - (len(e.object) - len(chunk))
+                bad = e.object[e.start : e.start + 1]
+                what = f"byte 0x{bad.hex().upper()} ({e.reason})"
+                line = newlines + chunk.count(b"\n", 0, max(pos, 0)) + 1
+                return consumed + pos, line, what, ascii_before and chunk[: max(pos, 0)].isascii()
+            if final:
+                return None
+            ascii_before = ascii_before and chunk.isascii()
+            consumed += len(chunk)
+            newlines += chunk.count(b"\n")
+
+
+class CsvReader:
+    """Rows of a CSV/TSV file: ``header`` (list) then (line, None, values) from iteration."""
+
+    def __init__(self, path: Path, encoding: str, delimiter: str = ","):
+        self.path = path
+        self._raw = open(path, "rb")
+        self._text = io.TextIOWrapper(self._raw, encoding=encoding, errors="strict", newline="")
+        self._reader = csv.reader(self._text, delimiter=delimiter)
+        try:
+            self.header = next(self._reader)
+        except StopIteration:
+            self.close()
+            raise FileProblem(Problem(str(path), None, "empty file (expected a header line with column names)"))
+        except csv.Error as e:
+            self.close()
+            raise FileProblem(Problem(str(path), 1, f"unreadable CSV header: {e}"))
+        self._line = self._reader.line_num
+
+    def position(self) -> int:
+        return self._raw.tell() if not self._raw.closed else 0
+
+    def __iter__(self) -> Iterator[tuple[int, None, list]]:
+        reader = self._reader
+        prev = self._line
+        try:
+            for row in reader:
+                line = prev + 1
+                prev = reader.line_num
+                if row:
+                    yield line, None, row
+        except csv.Error as e:
+            raise FileProblem(Problem(str(self.path), prev + 1, f"malformed CSV: {e} (expected quotes to be balanced)"))
+
+    def close(self) -> None:
+        self._text.close()
+
+
+def _scalar(value):
+    """JSON value -> the text the converters expect (objects/lists kept as JSON text)."""
+    if value is None:
+        return ""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+class JsonReader:
+    """Objects of a JSON array or a JSON Lines file, streamed: (line, keys, values)."""
+
+    header = None
+
+    def __init__(self, path: Path, encoding: str, lines: bool):
+        self.path = path
+        self.lines = lines
+        self._raw = open(path, "rb")
+        self._text = io.TextIOWrapper(self._raw, encoding=encoding, errors="strict", newline="")
+
+    def position(self) -> int:
+        return self._raw.tell() if not self._raw.closed else 0
+
+    def _problem(self, line, message):
+        return FileProblem(Problem(str(self.path), line, message))
+
+    def _row(self, line, obj):
+        if not isinstance(obj, dict):
+            raise self._problem(line, f"expected a JSON object per record, got {type(obj).__name__}")
+        return line, tuple(obj), [_scalar(v) for v in obj.values()]
+
+    def __iter__(self):
+        return self._iter_lines() if self.lines else self._iter_array()
+
+    def _iter_lines(self):
+        for line, text in enumerate(self._text, 1):
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise self._problem(line, f"invalid JSON: {e.msg} (column {e.colno}; expected one JSON object per line)")
+            yield self._row(line, obj)
+
+    def _iter_array(self):
+        decoder = json.JSONDecoder()
+        buf = ""
+        pos = 0
+        line = 1
+        state = "start"  # start -> item -> sep -> item ... -> end
+        eof = False
+
+        def more():
+            nonlocal buf, pos, eof, line
+            line += buf.count("\n", 0, pos)
+            chunk = self._text.read(CHUNK)
+            if not chunk:
+                eof = True
+            buf = buf[pos:] + chunk
+            pos = 0
+
+        while True:
+            while pos < len(buf) and buf[pos] in " \t\r\n":
+                pos += 1
+            if pos >= len(buf):
+                if eof:
+                    break
+                more()
+                continue
+            ch = buf[pos]
+            here = line + buf.count("\n", 0, pos)
+            if state == "start":
+                if ch != "[":
+                    raise self._problem(here, "expected a JSON array of objects ([{...}, ...]) or use .jsonl for JSON Lines")
+                pos += 1
+                state = "first"
+            elif state in ("first", "item"):
+                if ch == "]" and state == "first":
+                    pos += 1
+                    state = "end"
+                    continue
+                try:
+                    obj, end = decoder.raw_decode(buf, pos)
+                except json.JSONDecodeError as e:
+                    if not eof:
+                        more()
+                        continue
+                    raise self._problem(line + buf.count("\n", 0, e.pos), f"invalid JSON: {e.msg}")
+                if end >= len(buf) and not eof and not isinstance(obj, (dict, list)):
+                    more()  # a number might continue in the next chunk
+                    continue
+                yield self._row(here, obj)
+                pos = end
+                state = "sep"
+            elif state == "sep":
+                if ch == ",":
+                    pos += 1
+                    state = "item"
+                elif ch == "]":
+                    pos += 1
+                    state = "end"
+                else:
+                    raise self._problem(here, f"invalid JSON: unexpected {ch!r} (expected ',' or ']')")
+            else:  # end
+                raise self._problem(here, "invalid JSON: data after the closing ']'")
+        if state != "end":
+            raise self._problem(line + buf.count("\n", 0, pos), "invalid JSON: the array is not closed (expected ']')")
+
+    def close(self) -> None:
+        self._text.close()
+
+
+def open_reader(path: Path, fmt: str, encoding: str):
+    if fmt == "csv":
+        return CsvReader(path, encoding, ",")
+    if fmt == "tsv":
+        return CsvReader(path, encoding, "\t")
+    return JsonReader(path, encoding, lines=(fmt == "jsonl"))

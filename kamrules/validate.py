@@ -1,0 +1,254 @@
+"""Validation of imported values: precompiled per-column converters and per-file column plans."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from dataclasses import dataclass, field
+
+from kamrules.contract import Column, Table
+from kamrules.migrations import foreign_key_target, quote
+
+
+class Bad(ValueError):
+    """A value that does not fit its column; the message says what was expected."""
+
+
+EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~\-\u0080-\uffff]+@[A-Za-z0-9\u0080-\uffff](?:[A-Za-z0-9\-\u0080-\uffff]*[A-Za-z0-9\u0080-\uffff])?(?:\.[A-Za-z0-9\u0080-\uffff](?:[A-Za-z0-9\-\u0080-\uffff]*[A-Za-z0-9\u0080-\uffff])?)+$")
+_DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$")
+_CN_DATE = re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日$")
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+BOOLS = {"true": 1, "false": 0, "yes": 1, "no": 0, "1": 1, "0": 0, "y": 1, "n": 0, "t": 1, "f": 0, "是": 1, "否": 0}
+# Columns whose values end up in e-mail headers or one-line reports: no line breaks allowed.
+SINGLE_LINE = {"name", "owner", "by", "contact"}
+
+
+def show(value: str, limit: int = 40) -> str:
+    """A value quoted for a message, shortened if long."""
+    text = value if len(value) <= limit else value[: limit - 1] + "…"
+    return "'" + text.replace("\n", "\\n").replace("\r", "\\r") + "'"
+
+
+def make_converter(col: Column, strip: bool = False):
+    """A function text -> stored value for ``col``; raises :class:`Bad` with what was expected."""
+    required, default, kind = col.required or strip, col.default, col.kind
+
+    def blank():
+        if required:
+            raise Bad("missing value (expected a value: the column is required)")
+        return default
+
+    if col.choices:
+        lookup = {}
+        for c in col.choices:
+            lookup[c] = c
+            lookup[c.upper()] = c
+            lookup[c.title()] = c
+        expected = ", ".join(col.choices)
+
+        def conv(v):
+            try:
+                return lookup[v]
+            except KeyError:
+                s = v.strip()
+                if not s:
+                    return blank()
+                if s.lower() in lookup:
+                    return lookup[s.lower()]
+                raise Bad(f"{show(v)} is not allowed (expected one of: {expected})")
+
+        return conv
+    if kind == "int":
+
+        def conv(v):
+            try:
+                return int(v)
+            except ValueError:
+                s = v.strip()
+                if not s:
+                    return blank()
+                try:
+                    f = float(s)
+                except ValueError:
+                    f = math.nan
+                if f.is_integer():
+                    return int(f)
+                raise Bad(f"{show(v)} is not a whole number (expected an integer such as 45)")
+
+        return conv
+    if kind == "float":
+
+        def conv(v):
+            try:
+                f = float(v)
+            except ValueError:
+                s = v.strip()
+                if not s:
+                    return blank()
+                if _THOUSANDS.match(s):
+                    return float(s.replace(",", ""))
+                raise Bad(f"{show(v)} is not a number (expected a decimal number such as 1234.5)")
+            if math.isfinite(f):
+                return f
+            raise Bad(f"{show(v)} is not a finite number (expected a decimal number such as 1234.5)")
+
+        return conv
+    if kind == "bool":
+
+        def conv(v):
+            try:
+                return BOOLS[v]
+            except KeyError:
+                s = v.strip().lower()
+                if not s:
+                    return blank()
+                if s in BOOLS:
+                    return BOOLS[s]
+                raise Bad(f"{show(v)} is not a boolean (expected true/false, yes/no, 1/0 or 是/否)")
+
+        return conv
+    if kind == "date":
+        fromiso = dt.date.fromisoformat
+
+        def conv(v):
+            if len(v) == 10 and v[4] == "-" and v[7] == "-":
+                try:
+                    fromiso(v)
+                    return v
+                except ValueError:
+                    raise Bad(f"{show(v)} is not a valid date (expected YYYY-MM-DD)") from None
+            s = v.strip()
+            if not s:
+                return blank()
+            m = _DATE.match(s) or _CN_DATE.match(s)
+            if m:
+                try:
+                    return dt.date(int(m[1]), int(m[2]), int(m[3])).isoformat()
+                except ValueError:
+                    pass
+            raise Bad(f"{show(v)} is not a date (expected YYYY-MM-DD)")
+
+        return conv
+    if kind == "email":
+
+        def conv(v):
+            if "\n" in v or "\r" in v:
+                raise Bad(f"{show(v)} contains a line break (expected one e-mail address on one line)")
+            s = v.strip()
+            if not s:
+                return blank()
+            if EMAIL.match(s):
+                return s
+            raise Bad(f"{show(v)} is not an e-mail address (expected one address such as li.na@example.com)")
+
+        return conv
+    single_line = col.name in SINGLE_LINE
+    if strip:
+
+        def conv(v):
+            s = v.strip()
+            if s:
+                return s
+            return blank()
+
+        return conv
+
+    def conv(v):
+        if v:
+            if single_line and ("\n" in v or "\r" in v):
+                raise Bad(f"{show(v)} contains a line break (expected a single line)")
+            return v
+        return blank()
+
+    return conv
+
+
+def _extra(v):
+    return v if v else None
+
+
+@dataclass
+class Plan:
+    """How one header (a CSV header or a JSON object's keys) maps onto a table."""
+
+    table: Table
+    columns: list[str]  # target column name per position (None = ignored blank-named column)
+    convs: list  # (position, converter) in insert order
+    insert_columns: list[str]
+    extra: list[str]  # unknown columns to keep (added as TEXT)
+    problems: list[tuple[str | None, str]] = field(default_factory=list)  # (column, message) file-level
+    absent_required: list[str] = field(default_factory=list)
+    ignored: list[int] = field(default_factory=list)
+    width: int = 0
+    sql: str = ""
+    set_refs: list = field(default_factory=list)  # (position, column, table, column) checked by set
+    fk_cols: list = field(default_factory=list)  # (column, (table, column)) enforced by SQLite
+
+    @property
+    def key_positions(self) -> list[int]:
+        return [self.insert_columns.index(k) for k in self.table.primary_key if k in self.insert_columns]
+
+
+def make_plan(table: Table, header: list[str], renames: dict[str, str] | None = None, per_row_required: bool = False) -> Plan:
+    """Map ``header`` onto ``table``: converters, extra columns, file-level problems, the upsert SQL."""
+    renames = renames or {}
+    by_lower = {c.name.lower(): c.name for c in table.columns}
+    targets: list[str | None] = []
+    seen: dict[str, int] = {}
+    problems: list[tuple[str | None, str]] = []
+    ignored = []
+    for i, raw in enumerate(header):
+        name = renames.get(raw, raw)
+        name = name.strip().lstrip("\ufeff")
+        if not name:
+            targets.append(None)
+            ignored.append(i)
+            continue
+        name = by_lower.get(name.lower(), name)
+        if name in seen:
+            problems.append((name, f"column appears twice in the header (columns {seen[name] + 1} and {i + 1}; expected each column once)"))
+        seen[name] = i
+        targets.append(name)
+    strip_cols = set(table.primary_key) | set(table.references)
+    convs, insert_columns, extra = [], [], []
+    for i, name in enumerate(targets):
+        if name is None or seen.get(name) != i:
+            continue
+        col = table.column(name)
+        if col is None:
+            extra.append(name)
+            convs.append((i, _extra))
+        else:
+            convs.append((i, make_converter(col, strip=name in strip_cols)))
+        insert_columns.append(name)
+    required = [c.name for c in table.columns if c.required or c.name in table.primary_key]
+    absent = [name for name in required if name not in seen]
+    if absent and not per_row_required:
+        for name in absent:
+            problems.append((name, f"required column is missing (expected a header with {', '.join(required)})"))
+    plan = Plan(table, targets, convs, insert_columns, extra, problems, absent if per_row_required else [], ignored, len(header))
+    plan.sql = upsert_sql(table, insert_columns)
+    return plan
+
+
+def upsert_sql(table: Table, columns: list[str]) -> str:
+    """INSERT ... ON CONFLICT (primary key) DO UPDATE: re-importing a row updates it."""
+    cols = ", ".join(quote(c) for c in columns)
+    marks = ", ".join("?" for _ in columns)
+    keys = [k for k in table.primary_key if k in columns]
+    sets = [c for c in columns if c not in table.primary_key] or keys[:1]
+    sql = f"INSERT INTO {quote(table.name)} ({cols}) VALUES ({marks})"
+    if keys and len(keys) == len(table.primary_key):
+        sql += f" ON CONFLICT ({', '.join(quote(k) for k in keys)}) DO UPDATE SET " + ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in sets)
+    return sql
+
+
+def set_references(table: Table, tables: dict[str, Table]) -> list[tuple[str, str, str]]:
+    """References SQLite cannot enforce as foreign keys (target is not a sole primary key): checked by set."""
+    out = []
+    for col, ref in table.references.items():
+        if foreign_key_target(ref, tables) is None:
+            target, _, target_col = ref.partition(".")
+            out.append((col, target, target_col))
+    return out
