@@ -188,15 +188,25 @@ class _Importer:
         self.report.tables.setdefault(name, TableCounts())
         self.thresholds[name] = self.conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {quote(name)}").fetchone()[0]
         self.written[name] = 0
-        # A key updated twice in one import (rowid above the threshold) is a duplicate, not an update.
+        # A key written twice in one import is a duplicate, not an update: rows inserted by this
+        # import have rowid above the threshold; older rows it updated are listed in a temp table.
+        t = quote("kamrules_touched_" + name)
+        self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {t} (r INTEGER PRIMARY KEY)")
         self.conn.execute(
             f"CREATE TEMP TRIGGER IF NOT EXISTS {quote('kamrules_dup_' + name)} BEFORE UPDATE ON {quote(name)} "
-            f"WHEN old.rowid > {int(self.thresholds[name])} BEGIN SELECT RAISE(ABORT, '{DUPLICATE}'); END"
+            f"WHEN old.rowid > {int(self.thresholds[name])} OR old.rowid IN (SELECT r FROM temp.{t}) "
+            f"BEGIN SELECT RAISE(ABORT, '{DUPLICATE}'); END"
+        )
+        self.conn.execute(
+            f"CREATE TEMP TRIGGER IF NOT EXISTS {quote('kamrules_upd_' + name)} AFTER UPDATE ON {quote(name)} "
+            f"BEGIN INSERT OR IGNORE INTO {t} (r) VALUES (old.rowid); END"
         )
 
     def drop_triggers(self) -> None:
         for name in self.thresholds:
             self.conn.execute(f"DROP TRIGGER IF EXISTS temp.{quote('kamrules_dup_' + name)}")
+            self.conn.execute(f"DROP TRIGGER IF EXISTS temp.{quote('kamrules_upd_' + name)}")
+            self.conn.execute(f"DROP TABLE IF EXISTS temp.{quote('kamrules_touched_' + name)}")
 
     def finish_counts(self) -> None:
         for name, threshold in self.thresholds.items():
@@ -399,7 +409,10 @@ def import_paths(store, paths, table=None, encoding=None, skip_invalid=None, pro
     imp.problems = problems
     conn = store.conn
     conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as e:
+        raise InputError(f"{store.path}: cannot write to the store: {e}") from e
     ok = False
     try:
         for path, name, fmt in files:
@@ -416,6 +429,8 @@ def import_paths(store, paths, table=None, encoding=None, skip_invalid=None, pro
         imp.finish_counts()
         conn.execute("COMMIT")
         ok = True
+    except sqlite3.Error as e:
+        raise InputError(f"{store.path}: the store refused the import: {e}; the store was not changed") from e
     finally:
         if not ok and conn.in_transaction:
             conn.execute("ROLLBACK")
