@@ -45,9 +45,10 @@ def notify_states(conn, notifier: str) -> dict[str, dict]:
     return {r["fingerprint"]: r for r in rows(conn, "SELECT * FROM notify_state WHERE notifier = ?", (notifier,))}
 
 
-def queue(conn, notifier: Notifier, items: Sequence[DueItem], settings, as_of: str, now: dt.datetime) -> tuple[int, list[DueItem]]:
-    """Route, render and commit one message per recipient; returns (messages queued, unrouted items)."""
+def queue(conn, notifier: Notifier, items: Sequence[DueItem], settings, as_of: str, now: dt.datetime) -> tuple[int, list[DueItem], set[str]]:
+    """Route, render and commit one message per recipient; returns (messages queued, unrouted items, routed fingerprints)."""
     groups, unrouted = notifier.route(items, settings)
+    routed = {it.alert.fingerprint for group in groups.values() for it in group}
     queued = 0
     at = ts(now)
     for recipient, group in groups.items():
@@ -80,7 +81,7 @@ def queue(conn, notifier: Notifier, items: Sequence[DueItem], settings, as_of: s
                 conn.execute("INSERT INTO alert_events (fingerprint, at, event, detail) VALUES (?, ?, 'queued', ?)", (fp, at, f"{notifier.name} #{oid} to {recipient} ({it.reason})"))
             _supersede(conn, notifier.name, recipient, oid, set(fps))
             queued += 1
-    return queued, list(unrouted)
+    return queued, list(unrouted), routed
 
 
 def _supersede(conn, notifier: str, recipient: str, new_id: int, covered: set[str]) -> None:

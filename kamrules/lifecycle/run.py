@@ -130,14 +130,17 @@ def record_and_notify(store, result, notify: Sequence[str] = ("email",), setting
     recorded = history.record(conn, alerts, scope_of(result), now, silenced=silenced)
     report = NotifyReport(silenced=len(silenced), new=len(recorded.new), resolved=len(recorded.resolved), notifiers=tuple(notifiers))
     as_of = as_of_of(result, alerts)
-    unrouted: dict[str, None] = {}
+    unrouted: dict[str, str] = {}
+    routed: set[str] = set()
     for name, notifier in notifiers.items():
         items = due_items(conn, name, settings, now)
-        queued, missing = outbox.queue(conn, notifier, items, settings, as_of, now)
+        queued, missing, went = outbox.queue(conn, notifier, items, settings, as_of, now)
         report.queued += queued
+        routed |= went
         for it in missing:
-            unrouted[_label(it)] = None
-    report.unrouted = list(unrouted)
+            unrouted[it.alert.fingerprint] = _label(it)
+    # an alert is unrouted only if none of the selected notifiers could take it
+    report.unrouted = sorted(dict.fromkeys(label for fp, label in unrouted.items() if fp not in routed))
     if notifiers:
         report.sent, report.failed, report.errors = outbox.deliver(conn, notifiers, settings, now)
         report.undelivered = outbox.undelivered(conn, list(notifiers))
