@@ -1,1 +1,155 @@
-"""Built-in plugin: core_facts (placeholder until implemented)."""
+"""Built-in plugin: per-account facts shared by several rule sets (orders, concessions, activities).
+
+Every provider is one SELECT with the parameter ``:as_of``; records dated after
+it are ignored. Trailing windows are half-open: "the 12 months to 2026-10-31"
+means ``date(:as_of, '-12 months') < date <= :as_of``; "the 12 before" is the
+same window shifted back by 12 months. Each event table is scanned once per
+provider, grouped by ``account_id`` (the tables' ``(account_id, date)`` index),
+and joined to ``accounts`` so that an account with no records still gets facts
+(zero revenue, zero activities) rather than no facts.
+
+Missing data, decided here once:
+
+* ``days_since_*`` counts from the last matching activity; an account that has
+  none counts from its ``created_on`` (and, for visits and executive meetings,
+  from its first recorded activity when ``created_on`` is blank). With neither,
+  the fact is missing and rules on it stay silent.
+* ``days_unattended`` is ``days_since_visit`` for an account with an owner; an
+  account with no owner has been unattended since it was first known
+  (``created_on``, else its first activity).
+* ``margin_12m`` is 0 for an account with no orders in the window, and missing
+  (unknown) when it has orders but none of them carries a margin.
+"""
+
+from __future__ import annotations
+
+from kamrules import hookimpl
+from kamrules.facts import FactProvider
+
+# Window bounds as SQL expressions over the :as_of parameter.
+M6 = "date(:as_of, '-6 months')"
+M12 = "date(:as_of, '-12 months')"
+M24 = "date(:as_of, '-24 months')"
+JD = "julianday(:as_of)"
+
+# A concession is "committed" when it points to a signed commitment of the same
+# account with a quantified (positive) target that had started by the as-of date.
+COMMITTED = "(m.id IS NOT NULL AND m.signed = 1 AND m.target_amount > 0)"
+CONCESSION_JOIN = (
+    "LEFT JOIN commitments m ON m.id = c.commitment_id AND m.account_id = c.account_id AND m.start <= :as_of"
+)
+
+
+def days_since(expr: str) -> str:
+    """SQL: whole days from the date ``expr`` to the as-of date (NULL when ``expr`` is NULL)."""
+    return f"CAST({JD} - julianday({expr}) AS INTEGER)"
+
+
+ORDERS_SUMMARY = FactProvider(
+    name="orders_summary",
+    description="Revenue and margin over the trailing 12 months and the 12 before.",
+    requires=("orders",),
+    facts=("revenue_12m", "revenue_prev_12m", "revenue_growth", "margin_12m", "orders_12m"),
+    sql=f"""
+WITH o AS (
+    SELECT account_id,
+           TOTAL(CASE WHEN date > {M12} THEN amount END)  AS revenue_12m,
+           TOTAL(CASE WHEN date <= {M12} THEN amount END) AS revenue_prev_12m,
+           SUM(CASE WHEN date > {M12} THEN margin END)    AS margin_12m,
+           SUM(date > {M12})                              AS orders_12m
+    FROM orders
+    WHERE date <= :as_of AND date > {M24}
+    GROUP BY account_id)
+SELECT a.id AS account_id,
+       COALESCE(o.revenue_12m, 0.0)      AS revenue_12m,
+       COALESCE(o.revenue_prev_12m, 0.0) AS revenue_prev_12m,
+       CASE WHEN o.revenue_prev_12m > 0
+            THEN (o.revenue_12m - o.revenue_prev_12m) / o.revenue_prev_12m END AS revenue_growth,
+       CASE WHEN COALESCE(o.orders_12m, 0) = 0 THEN 0.0 ELSE o.margin_12m END AS margin_12m,
+       COALESCE(o.orders_12m, 0)         AS orders_12m
+FROM accounts a LEFT JOIN o ON o.account_id = a.id
+""",
+)
+
+CONCESSIONS_SUMMARY = FactProvider(
+    name="concessions_summary",
+    description="Concessions over the trailing 12 months, the 12 before, the last 90 days, and the part not backed by a signed commitment.",
+    requires=("concessions",),
+    facts=("concessions_12m", "concessions_prev_12m", "concessions_90d", "uncommitted_concessions_12m"),
+    sql=f"""
+WITH s AS (
+    SELECT c.account_id,
+           TOTAL(CASE WHEN c.date > {M12} THEN c.amount END)                         AS concessions_12m,
+           TOTAL(CASE WHEN c.date <= {M12} THEN c.amount END)                        AS concessions_prev_12m,
+           TOTAL(CASE WHEN c.date > date(:as_of, '-90 days') THEN c.amount END)      AS concessions_90d,
+           TOTAL(CASE WHEN c.date > {M12} AND NOT {COMMITTED} THEN c.amount END)     AS uncommitted_concessions_12m
+    FROM concessions c {CONCESSION_JOIN}
+    WHERE c.date <= :as_of AND c.date > {M24}
+    GROUP BY c.account_id)
+SELECT a.id AS account_id,
+       COALESCE(s.concessions_12m, 0.0)             AS concessions_12m,
+       COALESCE(s.concessions_prev_12m, 0.0)        AS concessions_prev_12m,
+       COALESCE(s.concessions_90d, 0.0)             AS concessions_90d,
+       COALESCE(s.uncommitted_concessions_12m, 0.0) AS uncommitted_concessions_12m
+FROM accounts a LEFT JOIN s ON s.account_id = a.id
+""",
+)
+
+ACTIVITY_SUMMARY = FactProvider(
+    name="activity_summary",
+    description="Contact recency and volume, visits, executive meetings and service cost (activities.cost, 12 months).",
+    requires=("activities",),
+    facts=(
+        "days_since_activity",
+        "last_activity",
+        "activities_6m",
+        "activities_prev_6m",
+        "activity_ratio",
+        "days_since_visit",
+        "last_visit",
+        "days_since_executive_meeting",
+        "last_executive_meeting",
+        "service_cost_12m",
+        "days_unattended",
+        "attention",
+    ),
+    sql=f"""
+WITH x AS (
+    SELECT account_id,
+           MIN(date)                                                          AS first_on,
+           MAX(date)                                                          AS last_on,
+           SUM(date > {M6})                                                   AS n6,
+           SUM(date <= {M6} AND date > {M12})                                 AS nprev6,
+           MAX(CASE WHEN kind = 'visit' THEN date END)                        AS visit_on,
+           MAX(CASE WHEN kind = 'executive_meeting' OR level = 'executive' THEN date END) AS exec_on,
+           TOTAL(CASE WHEN date > {M12} THEN cost END)                        AS cost_12m
+    FROM activities
+    WHERE date <= :as_of
+    GROUP BY account_id)
+SELECT a.id AS account_id,
+       {days_since("COALESCE(x.last_on, a.created_on)")}               AS days_since_activity,
+       COALESCE(x.last_on, 'never')                                     AS last_activity,
+       COALESCE(x.n6, 0)                                                AS activities_6m,
+       COALESCE(x.nprev6, 0)                                            AS activities_prev_6m,
+       CASE WHEN x.nprev6 > 0 THEN CAST(x.n6 AS REAL) / x.nprev6 END    AS activity_ratio,
+       {days_since("COALESCE(x.visit_on, a.created_on, x.first_on)")}  AS days_since_visit,
+       COALESCE(x.visit_on, 'never')                                    AS last_visit,
+       {days_since("COALESCE(x.exec_on, a.created_on, x.first_on)")}   AS days_since_executive_meeting,
+       COALESCE(x.exec_on, 'never')                                     AS last_executive_meeting,
+       COALESCE(x.cost_12m, 0.0)                                        AS service_cost_12m,
+       CASE WHEN NULLIF(TRIM(a.owner), '') IS NULL
+            THEN {days_since("COALESCE(a.created_on, x.first_on)")}
+            ELSE {days_since("COALESCE(x.visit_on, a.created_on, x.first_on)")} END AS days_unattended,
+       CASE WHEN NULLIF(TRIM(a.owner), '') IS NULL THEN 'it has no owner'
+            WHEN x.visit_on IS NULL THEN 'it has never been visited'
+            ELSE 'its last visit was on ' || x.visit_on END              AS attention
+FROM accounts a LEFT JOIN x ON x.account_id = a.id
+""",
+)
+
+PROVIDERS = (ORDERS_SUMMARY, CONCESSIONS_SUMMARY, ACTIVITY_SUMMARY)
+
+
+@hookimpl
+def register_facts():
+    return list(PROVIDERS)

@@ -1,1 +1,96 @@
-"""Built-in plugin: missing_escalation_channels (placeholder until implemented)."""
+"""Built-in plugin: the missing_escalation_channels rule set (one thread to the account) and its facts."""
+
+from __future__ import annotations
+
+import importlib.resources
+
+from kamrules import hookimpl
+from kamrules.facts import FactProvider
+from kamrules_plugins.core_facts import JD, days_since
+
+# Channels count from their `since` date (a channel set up after the as-of date
+# did not exist yet); one without a date counts as always there.
+CHANNEL_COVERAGE = FactProvider(
+    name="channel_coverage",
+    description="Which standing channels (technical, management, complaint told to the client) an account has.",
+    requires=("channels",),
+    facts=("missing_channels", "informed_complaint_channel", "complaint_channel_state"),
+    sql="""
+WITH ch AS (
+    SELECT account_id,
+           MAX(kind = 'technical')                              AS technical,
+           MAX(kind = 'management')                             AS management,
+           MAX(kind = 'complaint')                              AS complaint,
+           MAX(kind = 'complaint' AND client_informed = 1)      AS informed
+    FROM channels
+    WHERE since IS NULL OR since <= :as_of
+    GROUP BY account_id)
+SELECT a.id AS account_id,
+       CASE WHEN ch.technical AND ch.management THEN NULL
+            WHEN ch.technical THEN 'management'
+            WHEN ch.management THEN 'technical'
+            ELSE 'technical and management' END                 AS missing_channels,
+       COALESCE(ch.informed, 0)                                 AS informed_complaint_channel,
+       CASE WHEN ch.informed THEN 'a complaint channel the client knows of'
+            WHEN ch.complaint THEN 'a complaint channel the client has not been told of'
+            ELSE 'no complaint channel' END                     AS complaint_channel_state
+FROM accounts a LEFT JOIN ch ON ch.account_id = a.id
+""",
+)
+
+# "Met" = an activity on or before the as-of date with an active decision-maker
+# contact of the account. Never met: counted from created_on, else from the
+# account's first activity (an index seek, only for those rows).
+DECISION_MAKERS = FactProvider(
+    name="decision_makers",
+    description="Active decision-maker contacts and the days since one of them was last met.",
+    requires=("contacts", "activities"),
+    facts=("decision_makers", "days_since_decision_maker", "last_decision_maker_meeting"),
+    sql=f"""
+WITH dm AS (
+    SELECT id, account_id FROM contacts
+    WHERE role = 'decision_maker' AND COALESCE(active, 1) = 1),
+n AS (
+    SELECT account_id, COUNT(*) AS n FROM dm GROUP BY account_id),
+met AS (
+    SELECT dm.account_id, MAX(x.date) AS last_on
+    FROM dm JOIN activities x ON x.account_id = dm.account_id AND x.contact_id = dm.id AND x.date <= :as_of
+    GROUP BY dm.account_id)
+SELECT a.id AS account_id,
+       COALESCE(n.n, 0) AS decision_makers,
+       {days_since('''COALESCE(met.last_on, a.created_on,
+                              (SELECT MIN(f.date) FROM activities f WHERE f.account_id = a.id AND f.date <= :as_of))''')}
+                        AS days_since_decision_maker,
+       COALESCE(met.last_on, 'never') AS last_decision_maker_meeting
+FROM accounts a LEFT JOIN n ON n.account_id = a.id LEFT JOIN met ON met.account_id = a.id
+""",
+)
+
+# Open on the as-of date (opened by then, not closed by then) and not escalated.
+OPEN_COMPLAINTS = FactProvider(
+    name="open_complaints",
+    description="Open, unescalated complaints and the age of the oldest.",
+    requires=("complaints",),
+    facts=("open_complaints", "oldest_open_complaint_days", "oldest_open_complaint_on"),
+    sql=f"""
+SELECT account_id,
+       COUNT(*)                                        AS open_complaints,
+       CAST({JD} - julianday(MIN(opened_on)) AS INTEGER) AS oldest_open_complaint_days,
+       MIN(opened_on)                                  AS oldest_open_complaint_on
+FROM complaints
+WHERE opened_on <= :as_of AND (closed_on IS NULL OR closed_on > :as_of) AND COALESCE(escalated, 0) = 0
+GROUP BY account_id
+""",
+)
+
+PROVIDERS = (CHANNEL_COVERAGE, DECISION_MAKERS, OPEN_COMPLAINTS)
+
+
+@hookimpl
+def register_rulesets():
+    return [importlib.resources.files("kamrules_rulesets") / "missing_escalation_channels.yaml"]
+
+
+@hookimpl
+def register_facts():
+    return list(PROVIDERS)

@@ -1,1 +1,191 @@
-"""Built-in plugin: stalled_stages (placeholder until implemented)."""
+"""Built-in plugin: the stalled_stages rule set (development that stopped moving) and its facts."""
+
+from __future__ import annotations
+
+import importlib.resources
+
+from kamrules import hookimpl
+from kamrules.facts import FactProvider
+from kamrules_plugins.core_facts import JD, M6
+
+STAGES = ("research", "analysis", "contact", "visit", "presentation", "proposal", "negotiation", "won")
+
+
+def stage_rank(expr: str) -> str:
+    """SQL: the position (1..8) of the pipeline stage ``expr``."""
+    whens = " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(STAGES, 1))
+    return f"(CASE {expr} {whens} END)"
+
+
+# The pipeline stage on the as-of date. stage_history is the authority for an
+# account that has rows in it: the latest entry on or before the as-of date
+# (ties on one day: the later stage), none if all entries are later. Other
+# accounts fall back on accounts.stage / stage_since, unless stage_since is
+# after the as-of date (then the stage on that date is unknown).
+CURRENT_STAGE_CTES = f"""
+h AS (
+    SELECT account_id, stage, entered_on,
+           ROW_NUMBER() OVER (PARTITION BY account_id
+                              ORDER BY entered_on <= :as_of DESC, entered_on DESC, {stage_rank('stage')} DESC) AS rn
+    FROM stage_history),
+cur AS (
+    SELECT a.id AS account_id,
+           CASE WHEN h.account_id IS NOT NULL THEN (CASE WHEN h.entered_on <= :as_of THEN h.stage END)
+                WHEN a.stage_since > :as_of THEN NULL
+                ELSE a.stage END AS stage,
+           CASE WHEN h.account_id IS NOT NULL THEN (CASE WHEN h.entered_on <= :as_of THEN h.entered_on END)
+                WHEN a.stage_since > :as_of THEN NULL
+                ELSE a.stage_since END AS stage_since
+    FROM accounts a LEFT JOIN h ON h.account_id = a.id AND h.rn = 1)
+"""
+
+PIPELINE_STAGE = FactProvider(
+    name="pipeline_stage",
+    description="The pipeline stage on the as-of date, since when, and for how many days.",
+    requires=(),
+    facts=("pipeline_stage", "pipeline_stage_since", "stage_dwell_days"),
+    sql=f"""
+WITH {CURRENT_STAGE_CTES}
+SELECT account_id,
+       stage                                              AS pipeline_stage,
+       stage_since                                        AS pipeline_stage_since,
+       CAST({JD} - julianday(stage_since) AS INTEGER)     AS stage_dwell_days
+FROM cur WHERE stage IS NOT NULL
+""",
+)
+
+# Visits in the last 6 months, and for each the wait until the next follow-up
+# (call, visit, meeting or executive meeting on a LATER day), or, with none yet,
+# the days elapsed to the as-of date. A visit whose follow-up week is not over
+# has waited at most 7 days, so a 7-day limit cannot fire on it.
+FOLLOW_UP = FactProvider(
+    name="follow_up",
+    description="The longest wait for a follow-up after a visit in the last 6 months.",
+    requires=("activities",),
+    facts=("follow_up_gap_days", "unfollowed_visit_on", "follow_up_note"),
+    sql=f"""
+WITH f AS (
+    SELECT account_id, kind, date, julianday(date) AS jd,
+           MIN(julianday(date)) OVER (PARTITION BY account_id ORDER BY julianday(date)
+                                      RANGE BETWEEN 0.5 FOLLOWING AND UNBOUNDED FOLLOWING) AS next_jd
+    FROM activities
+    WHERE kind IN ('visit', 'call', 'meeting', 'executive_meeting') AND date <= :as_of AND date > {M6}),
+v AS (
+    SELECT account_id, date, next_jd, COALESCE(next_jd, {JD}) - jd AS gap,
+           ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY COALESCE(next_jd, {JD}) - jd DESC, date DESC) AS rn
+    FROM f WHERE kind = 'visit')
+SELECT account_id,
+       CAST(gap AS INTEGER) AS follow_up_gap_days,
+       date                 AS unfollowed_visit_on,
+       CASE WHEN next_jd IS NULL THEN 'no follow-up yet'
+            ELSE 'the first follow-up came on ' || date(next_jd) END AS follow_up_note
+FROM v WHERE rn = 1
+""",
+)
+
+# Visit records (seed 002 六.5, 《目标客户访问记录表》) of the last 6 months that
+# lack who was met (contact_id), how long (duration_minutes > 0) or the attitude.
+VISIT_RECORDS = FactProvider(
+    name="visit_records",
+    description="Visits of the last 6 months and how many lack a contact, a duration or an attitude.",
+    requires=("activities",),
+    facts=("visits_6m", "incomplete_visits_6m", "incomplete_visit_fields"),
+    sql=f"""
+WITH v AS (
+    SELECT account_id,
+           NULLIF(TRIM(contact_id), '') IS NULL      AS no_contact,
+           COALESCE(duration_minutes, 0) <= 0        AS no_duration,
+           NULLIF(TRIM(attitude), '') IS NULL        AS no_attitude
+    FROM activities
+    WHERE kind = 'visit' AND date <= :as_of AND date > {M6})
+SELECT account_id,
+       COUNT(*)                                              AS visits_6m,
+       SUM(no_contact OR no_duration OR no_attitude)         AS incomplete_visits_6m,
+       printf('%d without a contact, %d without a duration, %d without an attitude',
+              SUM(no_contact), SUM(no_duration), SUM(no_attitude)) AS incomplete_visit_fields
+FROM v GROUP BY account_id
+""",
+)
+
+# Moves in stage_history up to the as-of date: the latest move back to an
+# earlier stage, and the stages missing before the account first reached
+# proposal or later (analysis and visit must come first, seed 001).
+STAGE_MOVES = FactProvider(
+    name="stage_moves",
+    description="The latest move back to an earlier stage, and analysis/visit skipped before the proposal.",
+    requires=("stage_history",),
+    facts=("days_since_regression", "regressed_on", "regressed_from", "regressed_to", "skipped_stages"),
+    sql=f"""
+WITH h AS (
+    SELECT account_id, stage, entered_on, {stage_rank('stage')} AS r
+    FROM stage_history WHERE entered_on <= :as_of),
+moves AS (
+    SELECT account_id, stage, entered_on, r,
+           LAG(stage) OVER w AS prev_stage, LAG(r) OVER w AS prev_r
+    FROM h WINDOW w AS (PARTITION BY account_id ORDER BY entered_on, r)),
+back AS (
+    SELECT account_id, stage, prev_stage, entered_on,
+           ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY entered_on DESC) AS rn
+    FROM moves WHERE r < prev_r),
+path AS (
+    SELECT account_id,
+           MIN(CASE WHEN r >= 6 THEN entered_on END) AS proposal_on,
+           MIN(CASE WHEN stage = 'analysis' THEN entered_on END) AS analysis_on,
+           MIN(CASE WHEN stage = 'visit' THEN entered_on END) AS visit_on
+    FROM h GROUP BY account_id),
+skipped AS (
+    SELECT account_id,
+           CASE WHEN proposal_on IS NULL THEN NULL
+                WHEN NOT COALESCE(analysis_on <= proposal_on, 0) AND NOT COALESCE(visit_on <= proposal_on, 0)
+                    THEN 'analysis and visit'
+                WHEN NOT COALESCE(analysis_on <= proposal_on, 0) THEN 'analysis'
+                WHEN NOT COALESCE(visit_on <= proposal_on, 0) THEN 'visit' END AS skipped_stages
+    FROM path)
+SELECT s.account_id,
+       CAST({JD} - julianday(b.entered_on) AS INTEGER) AS days_since_regression,
+       b.entered_on  AS regressed_on,
+       b.prev_stage  AS regressed_from,
+       b.stage       AS regressed_to,
+       s.skipped_stages
+FROM skipped s LEFT JOIN back b ON b.account_id = s.account_id AND b.rn = 1
+""",
+)
+
+# The run of most recent recorded attitudes that are all cold, counting only
+# those in the current pipeline stage (so the stage has not advanced during it).
+COLD_STREAK = FactProvider(
+    name="cold_streak",
+    description="How many of the latest recorded attitudes in the current stage are cold in a row.",
+    requires=("activities",),
+    facts=("cold_streak", "cold_since"),
+    sql=f"""
+WITH {CURRENT_STAGE_CTES},
+att AS (
+    SELECT account_id, date, attitude FROM activities
+    WHERE attitude IS NOT NULL AND date <= :as_of),
+warm AS (
+    SELECT account_id, MAX(date) AS last_on FROM att WHERE attitude <> 'cold' GROUP BY account_id)
+SELECT att.account_id,
+       COUNT(*)      AS cold_streak,
+       MIN(att.date) AS cold_since
+FROM att
+     LEFT JOIN warm ON warm.account_id = att.account_id
+     LEFT JOIN cur ON cur.account_id = att.account_id
+WHERE att.attitude = 'cold'
+  AND (warm.last_on IS NULL OR att.date > warm.last_on)
+  AND (cur.stage_since IS NULL OR att.date >= cur.stage_since)
+GROUP BY att.account_id
+""",
+)
+
+PROVIDERS = (PIPELINE_STAGE, FOLLOW_UP, VISIT_RECORDS, STAGE_MOVES, COLD_STREAK)
+
+
+@hookimpl
+def register_rulesets():
+    return [importlib.resources.files("kamrules_rulesets") / "stalled_stages.yaml"]
+
+
+@hookimpl
+def register_facts():
+    return list(PROVIDERS)
