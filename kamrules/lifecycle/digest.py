@@ -29,9 +29,12 @@ def valid_address(text: str | None) -> str | None:
     if not text or any(c in text for c in "\r\n\x00"):
         return None
     try:
-        _, addr = email.utils.parseaddr(text, strict=True)
+        found = email.utils.getaddresses([text], strict=True)
     except TypeError:  # Python without the strict parser
-        _, addr = email.utils.parseaddr(text)
+        found = email.utils.getaddresses([text])
+    if len(found) != 1:
+        return None
+    addr = found[0][1]
     if not addr or "@" not in addr or addr != addr.strip() or " " in addr or "," in addr:
         return None
     try:

@@ -1,0 +1,106 @@
+"""Header injection, HTML injection and template overrides, checked on what the SMTP server receives."""
+
+import datetime as dt
+
+import pytest
+from smtp_server import Result, SmtpServer, alert, settings_for
+
+from kamrules.config import load_settings
+from kamrules.errors import InputError
+from kamrules.lifecycle import digest, record_and_notify
+from kamrules.plugins import make_plugin_manager
+from kamrules.store import Store
+
+NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture()
+def pm():
+    return make_plugin_manager(load_entry_points=False)
+
+
+@pytest.fixture()
+def store(tmp_path, pm):
+    s = Store.open(tmp_path / "k.db", pm=pm)
+    yield s
+    s.close()
+
+
+@pytest.fixture()
+def server():
+    srv = SmtpServer()
+    yield srv
+    srv.stop()
+
+
+def headers_of(raw: bytes) -> str:
+    return raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+
+
+def test_crlf_in_names_and_addresses_never_makes_a_header(store, server, pm):
+    s = settings_for(server.port, KAMRULES_EMAIL_DEFAULT_TO="team@example.com")
+    evil = Result((
+        alert("KAM101", "critical", "A1", "华东\r\nX-Injected: yes", "王磊\r\nBcc: evil@example.com", "wl@example.com\r\nBcc: evil@example.com"),
+        alert("KAM201", "warning", "A2", "Acme\nX-Injected: 2", "李娜\nCc: evil@example.com", "lina@example.com",
+              message="line one\r\nBcc: evil@example.com"),
+    ))
+    r = record_and_notify(store, evil, settings=s, pm=pm, now=NOW)
+    assert r.sent == 2 and r.failed == 0
+    rcpts = sorted(to for m in server.received for to in m.rcpt_tos)
+    assert rcpts == ["lina@example.com", "team@example.com"]  # the bad owner_email fell back to the default
+    for got in server.received:
+        head = headers_of(got.data)
+        names = [line.split(":", 1)[0].lower() for line in head.split("\r\n") if line and not line[0].isspace()]
+        assert "bcc" not in names and "cc" not in names and "x-injected" not in names
+        assert len(names) == len(set(names))
+    lina = [m for m in server.received if "lina@example.com" in m.rcpt_tos][0].message
+    assert "\n" not in lina["To"] and lina["To"].addresses[0].addr_spec == "lina@example.com"
+    assert lina["To"].addresses[0].display_name == "李娜 Cc: evil@example.com"  # one line, inside the display name
+
+
+@pytest.mark.parametrize("bad", ["a@example.com\r\nBcc: b@example.com", "a@example.com, b@example.com", "not an address", "", None, "a@b@c"])
+def test_invalid_addresses_never_route(bad):
+    assert digest.valid_address(bad) is None
+
+
+def test_settings_refuse_line_breaks_in_addresses():
+    with pytest.raises(InputError) as e:
+        load_settings(environ={"KAMRULES_SMTP_FROM": "k@example.com\r\nBcc: evil@example.com"})
+    assert "email.smtp_from: Value error, must not contain a line break" in e.value.render()
+    with pytest.raises(InputError) as e:
+        load_settings(environ={"KAMRULES_EMAIL_DEFAULT_TO": "t@example.com\nBcc: evil@example.com"})
+    assert "email.default_to" in e.value.render()
+
+
+def test_everything_from_the_store_is_html_escaped(store, server, pm):
+    s = settings_for(server.port)
+    xss = alert("KAM101", "critical", "A&1", "<script>alert('x')</script>", "王<b>磊</b>", "wl@example.com",
+                message='<img src=x onerror="alert(1)"> & more', action="</td></tr></table><a href='javascript:x'>click</a>",
+                evidence={"<i>k</i>": "<svg onload=alert(1)>"}, rule="<u>rule</u>")
+    record_and_notify(store, Result((xss,)), settings=s, pm=pm, now=NOW)
+    html = server.received[0].message.get_body(("html",)).get_content()
+    for raw in ("<script>", "<img", "<svg", "<i>k", "<u>", "<b>磊", "</td></tr></table><a", "javascript:x'>"):
+        assert raw not in html, raw
+    for escaped in ("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;", "&lt;img src=x onerror=&#34;alert(1)&#34;&gt; &amp; more", "A&amp;1", "&lt;svg onload=alert(1)&gt;"):
+        assert escaped in html, escaped
+    text = server.received[0].message.get_body(("plain",)).get_content()
+    assert "<script>alert('x')</script>" in text  # the text part shows it as it is
+
+
+def test_user_templates_override_by_file_name(store, server, pm, tmp_path):
+    tdir = tmp_path / "tpl"
+    tdir.mkdir()
+    (tdir / "subject.txt.j2").write_text("KA 预警 {{ who }}: {{ counts.critical }} 严重 ({{ as_of }})\n", encoding="utf-8")
+    s = settings_for(server.port, KAMRULES_EMAIL_TEMPLATES=str(tdir))
+    record_and_notify(store, Result((alert(severity="critical"),)), settings=s, pm=pm, now=NOW)
+    m = server.received[0].message
+    assert m["Subject"] == "KA 预警 王磊: 1 严重 (2026-10-31)"
+    assert "[CRITICAL] KAM101" in m.get_body(("plain",)).get_content()  # the built-in body is still used
+
+
+def test_broken_user_template_names_file_and_line(tmp_path):
+    tdir = tmp_path / "tpl"
+    tdir.mkdir()
+    (tdir / "digest.txt.j2").write_text("ok\n{% for x in %}\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"digest.txt.j2:2: template error"):
+        digest.render_parts({"who": "x", "counts": {"critical": 0, "warning": 0, "info": 0}, "resolved": 0, "as_of": "d"}, str(tdir))
