@@ -1,0 +1,62 @@
+"""The webhook notifier: one JSON POST per run to settings.email.webhook_url, retried via the outbox."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+import urllib.request
+from typing import Sequence
+
+from kamrules import __version__
+from kamrules.errors import InputError
+from kamrules.lifecycle.notifiers import DueItem, Rendered
+
+
+def check_url(url: str | None) -> str:
+    if not url:
+        raise InputError("the webhook notifier needs a URL: set KAMRULES_WEBHOOK_URL or webhook_url in [email] of kamrules.toml")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c in url for c in "\r\n \t"):
+        raise InputError(f"webhook_url {url!r}: expected an http:// or https:// URL")
+    return url
+
+
+def payload(items: Sequence[DueItem], key: str, as_of: str) -> dict:
+    """The JSON body (documented in docs/email.md, "Webhook")."""
+    alerts = []
+    for it in items:
+        a = it.alert
+        alerts.append({
+            "fingerprint": a.fingerprint, "status": it.status, "reason": it.reason, "severity": a.severity,
+            "previous_severity": it.previous_severity, "code": a.code, "rule": a.rule, "ruleset": a.ruleset,
+            "account_id": a.account_id, "account_name": a.account_name, "owner": a.owner, "owner_email": a.owner_email,
+            "message": a.message, "action": a.action, "evidence": dict(a.evidence), "first_seen": it.first_seen,
+        })
+    counts = {s: sum(1 for x in alerts if x["severity"] == s and x["status"] == "firing") for s in ("critical", "warning", "info")}
+    return {"source": "kamrules", "version": __version__, "key": key, "as_of": as_of, "counts": counts,
+            "resolved": sum(1 for x in alerts if x["status"] == "resolved"), "alerts": alerts}
+
+
+class WebhookNotifier:
+    """POSTs ``application/json`` (UTF-8) with an ``Idempotency-Key`` header; any non-2xx answer is a failure."""
+
+    name = "webhook"
+
+    def route(self, items, settings):
+        url = check_url(settings.email.webhook_url)
+        return ({url: list(items)} if items else {}), []
+
+    def render(self, recipient, items, key, as_of, settings) -> Rendered:
+        body = payload(items, key, as_of)
+        c = body["counts"]
+        subject = f"{c['critical']} critical, {c['warning']} warning, {c['info']} info, {body['resolved']} resolved — as of {as_of}"
+        return Rendered(subject=subject, payload=json.dumps(body, ensure_ascii=False, sort_keys=True, default=str).encode("utf-8"))
+
+    def send(self, recipient, payload_bytes, settings) -> None:
+        key = json.loads(payload_bytes).get("key", "")
+        req = urllib.request.Request(
+            check_url(recipient), data=payload_bytes, method="POST",
+            headers={"Content-Type": "application/json; charset=utf-8", "Idempotency-Key": key, "User-Agent": f"kamrules/{__version__}"},
+        )
+        with urllib.request.urlopen(req, timeout=settings.email.webhook_timeout) as resp:
+            resp.read()
