@@ -94,8 +94,47 @@ def register_output_formats():
 def register_notifiers():
     """Contribute notifiers (ways alerts reach people), e.g. email or a webhook.
 
-    Returns a list of notifier objects (see docs/plugins.md for the protocol).
-    ``kamrules check --notify NAME`` selects one by its ``name``.
+    Returns a list of notifier objects following the protocol
+    :class:`kamrules.lifecycle.notifiers.Notifier`. ``kamrules check --notify NAME``
+    and ``kamrules notify --notifier NAME`` select one by its ``name`` (two
+    notifiers with one name are a PluginError). kamrules calls, in order:
+
+    - ``route(items, settings)`` -> ``(groups, unrouted)``: ``items`` are the
+      :class:`~kamrules.lifecycle.notifiers.DueItem` s due this run (``item.alert``,
+      ``item.reason`` new|changed|reminder|resolved, ``item.status``); ``groups``
+      maps a recipient (address, URL, ...) to its items, one message each;
+      ``unrouted`` lists the items nobody can receive (shown in the summary).
+    - ``render(recipient, items, key, as_of, settings)`` -> ``Rendered(subject, payload)``:
+      ``payload`` is exactly the bytes ``send`` transmits; it is committed to the
+      outbox before anything is sent. Put the idempotency ``key`` in it (a
+      Message-ID, a header) so a receiver can drop a duplicate.
+    - ``send(recipient, payload, settings)``: deliver or raise any exception; the
+      message then stays queued and is retried with exponential backoff (by the
+      next check or ``kamrules notify``); the check exits 4. Delivery is
+      at-least-once: a crash after the receiver accepted a message but before
+      kamrules recorded it resends it once, with the same key.
+
+    Renotify intervals, silences and the per-alert state are handled by the core:
+    a notifier only sees what is due. Never log secrets from ``settings``.
+
+    Example::
+
+        @hookimpl
+        def register_notifiers():
+            from kamrules.lifecycle.notifiers import Rendered
+
+            class FileNotifier:
+                name = "file"
+                def route(self, items, settings):
+                    return {"alerts.log": list(items)}, []
+                def render(self, recipient, items, key, as_of, settings):
+                    lines = [f"{key} {as_of} {i.alert.code} {i.reason}" for i in items]
+                    return Rendered(f"{len(items)} alerts", ("\\n".join(lines) + "\\n").encode())
+                def send(self, recipient, payload, settings):
+                    with open(recipient, "ab") as f:
+                        f.write(payload)
+
+            return [FileNotifier()]
     """
 
 
