@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import email
 import email.policy
@@ -39,6 +40,10 @@ class Sink:
     received: list[Received] = field(default_factory=list)
     refuse: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # to simulate a client killed mid-send: DATA waits on ``gate`` (after or before accepting)
+    gate: threading.Event | None = None
+    accept_before_block: bool = False
+    entered: threading.Event = field(default_factory=threading.Event)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refuse:
@@ -47,9 +52,19 @@ class Sink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        with self.lock:
-            self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content or envelope.content)))
+        got = Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content or envelope.content))
+        if self.gate is not None and not self.gate.is_set():
+            if self.accept_before_block:
+                self._keep(got)
+            self.entered.set()
+            await asyncio.get_running_loop().run_in_executor(None, self.gate.wait)
+            return "250 Message accepted for delivery" if self.accept_before_block else "451 4.3.0 not accepted"
+        self._keep(got)
         return "250 Message accepted for delivery"
+
+    def _keep(self, got: Received) -> None:
+        with self.lock:
+            self.received.append(got)
 
     def message_ids(self) -> list[str]:
         return [r.message["Message-ID"] for r in self.received]
