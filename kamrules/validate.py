@@ -30,9 +30,12 @@ def show(value: str, limit: int = 40) -> str:
     return "'" + text.replace("\n", "\\n").replace("\r", "\\r") + "'"
 
 
-def make_converter(col: Column, strip: bool = False):
-    """A function text -> stored value for ``col``; raises :class:`Bad` with what was expected."""
-    required, default, kind = col.required or strip, col.default, col.kind
+def make_converter(col: Column, strip: bool = False, required: bool = False):
+    """A function text -> stored value for ``col``; raises :class:`Bad` with what was expected.
+
+    ``strip``: surrounding blanks are removed (ids, references); ``required``: also required.
+    """
+    required, default, kind = col.required or required, col.default, col.kind
 
     def blank():
         if required:
@@ -220,7 +223,7 @@ def make_plan(table: Table, header: list[str], renames: dict[str, str] | None = 
             extra.append(name)
             convs.append((i, _extra))
         else:
-            convs.append((i, make_converter(col, strip=name in strip_cols)))
+            convs.append((i, make_converter(col, strip=name in strip_cols, required=name in table.primary_key)))
         insert_columns.append(name)
     required = [c.name for c in table.columns if c.required or c.name in table.primary_key]
     absent = [name for name in required if name not in seen]

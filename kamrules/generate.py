@@ -1,0 +1,188 @@
+"""Synthetic books of accounts in the contract format, streamed to a folder or a store.
+
+A book is deterministic for ``(accounts, seed, as_of, defects)``: account ``i``
+uses its own ``random.Random`` derived from the seed and ``i``, never the global
+generator or the clock. Memory stays bounded: each account's rows are built,
+written and dropped before the next one.
+
+Defects: every kind in :data:`DEFECT_KINDS` is named after the rule of the
+catalogue (docs/data-contract.md) it should trigger. Each account that is
+eligible for a kind (its tier and status fit the rule) carries it with
+probability ``defects`` (default 0.05; at most one defect per account), and
+the first ``len(DEFECT_KINDS)`` accounts carry one kind each, so that even a
+small book has every defect. ``defects=0`` gives a healthy book.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import random
+from pathlib import Path
+
+from kamrules.bookgen import DEFECTS, KINDS, Account, make_owners, pick_profile
+from kamrules.contract import CORE_TABLES, load_order
+
+DEFECT_KINDS = KINDS
+DEFAULT_DEFECTS = 0.05
+TABLES = {t.name: t for t in CORE_TABLES}
+ORDER = load_order(TABLES)
+COLUMNS = {t.name: [c.name for c in t.columns] for t in CORE_TABLES}
+
+
+def _as_of(as_of) -> int:
+    if as_of is None:
+        return dt.date.today().toordinal()
+    if isinstance(as_of, dt.date):
+        return as_of.toordinal()
+    return dt.date.fromisoformat(str(as_of)).toordinal()
+
+
+def iter_book(accounts: int, seed: int = 0, as_of=None, defects: float = DEFAULT_DEFECTS):
+    """Yield ``(account_id, defect_kind_or_None, {table: [row tuples]})`` for each account in turn."""
+    day = _as_of(as_of)
+    meta = random.Random(f"kamrules-book:{seed}")
+    n_owners = max(3, min(accounts // 40, 5000))
+    owners = make_owners(n_owners + 1, meta)
+    starved_owner = owners.pop()  # support_share: one owner whose small/mid book gets no support
+    width = max(6, len(str(accounts)))
+    for i in range(accounts):
+        rng = random.Random(seed * 1_000_003 + i)
+        forced = KINDS[i] if defects > 0 and i < len(KINDS) else None
+        tier, status = pick_profile(rng, forced)
+        defect = forced
+        if defect is None and defects > 0:
+            eligible = [k for k, (_, tiers, statuses) in DEFECTS.items() if tier in tiers and status in statuses]
+            if eligible and rng.random() < defects * len(eligible):
+                defect = rng.choice(eligible)
+        owner = starved_owner if defect == "support_share" else owners[rng.randrange(len(owners))]
+        acc_id = f"A{i + 1:0{width}d}"
+        yield acc_id, defect, Account(acc_id, rng, day, tier, status, defect, owner).build()
+
+
+class _DirSink:
+    """One file per table (CSV UTF-8 or JSON Lines), header = the contract's columns."""
+
+    def __init__(self, path, fmt: str):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.fmt = fmt
+        self.files = {}
+        self.writers = {}
+        for name in ORDER:
+            f = open(self.path / f"{name}.{fmt}", "w", newline="", encoding="utf-8")
+            self.files[name] = f
+            if fmt == "csv":
+                w = csv.writer(f)
+                w.writerow(COLUMNS[name])
+                self.writers[name] = w
+
+    def write(self, rows: dict[str, list]) -> None:
+        for name, items in rows.items():
+            if not items:
+                continue
+            if self.fmt == "csv":
+                self.writers[name].writerows([_csv(v) for v in row] for row in items)
+            else:
+                cols = COLUMNS[name]
+                self.files[name].writelines(json.dumps(dict(zip(cols, row)), ensure_ascii=False) + "\n" for row in items)
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+
+
+def _csv(v):
+    if v is None:
+        return ""
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    return v
+
+
+class _StoreSink:
+    """Rows into the store's tables inside one transaction, flushed in dependency order."""
+
+    FLUSH = 200  # accounts
+
+    def __init__(self, store):
+        self.conn = store.conn
+        from kamrules.migrations import quote
+
+        self.sql = {n: f"INSERT INTO {quote(n)} ({', '.join(quote(c) for c in COLUMNS[n])}) VALUES ({', '.join('?' * len(COLUMNS[n]))})" for n in ORDER}
+        self.pending = {n: [] for n in ORDER}
+        self.accounts = 0
+
+    def write(self, rows) -> None:
+        for name, items in rows.items():
+            self.pending[name].extend(items)
+        self.accounts += 1
+        if self.accounts % self.FLUSH == 0:
+            self.flush()
+
+    def flush(self) -> None:
+        for name in ORDER:
+            if self.pending[name]:
+                self.conn.executemany(self.sql[name], self.pending[name])
+                self.pending[name] = []
+
+
+def _run(sink, accounts, seed, as_of, defects, progress) -> dict[str, int]:
+    counts = {n: 0 for n in ORDER}
+    step = max(1, accounts // 200)
+    for i, (_, _, rows) in enumerate(iter_book(accounts, seed, as_of, defects), 1):
+        sink.write(rows)
+        for name, items in rows.items():
+            counts[name] += len(items)
+        if progress is not None and (i % step == 0 or i == accounts):
+            progress(i, accounts)
+    return counts
+
+
+def generate_to_dir(path, accounts: int, seed: int = 0, as_of=None, fmt: str = "csv", progress=None, defects: float = DEFAULT_DEFECTS) -> dict[str, int]:
+    """Write a book as ``accounts.csv``, ``orders.csv``, ... (or ``.jsonl``) into ``path``; returns rows per table."""
+    if fmt not in ("csv", "jsonl"):
+        raise ValueError(f"unknown format {fmt!r} (expected csv or jsonl)")
+    sink = _DirSink(path, fmt)
+    try:
+        return _run(sink, accounts, seed, as_of, defects, progress)
+    finally:
+        sink.close()
+
+
+def generate_to_store(store, accounts: int, seed: int = 0, as_of=None, progress=None, defects: float = DEFAULT_DEFECTS) -> dict[str, int]:
+    """Load a book straight into ``store`` (one transaction); returns rows per table.
+
+    The store must not already hold accounts with the same ids (A000001, ...):
+    generate into a fresh store, or import a generated folder to upsert.
+    """
+    from kamrules.errors import InputError
+
+    if store.has_rows("accounts") and store.conn.execute("SELECT 1 FROM accounts WHERE id = ?", (f"A{1:0{max(6, len(str(accounts)))}d}",)).fetchone():
+        raise InputError(f"{store.path}: already holds a generated book (account A000001 exists); generate into a new store or use --out DIR and import")
+    sink = _StoreSink(store)
+    conn = store.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        counts = _run(sink, accounts, seed, as_of, defects, progress)
+        sink.flush()
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return counts
+
+
+def defect_accounts(accounts: int, seed: int = 0, as_of=None, defects: float = DEFAULT_DEFECTS) -> dict[str, list[str]]:
+    """{defect kind: [account ids]} of the book these arguments generate (for tests and demos)."""
+    out: dict[str, list[str]] = {k: [] for k in KINDS}
+    for acc_id, defect, _ in iter_book(accounts, seed, as_of, defects):
+        if defect:
+            out[defect].append(acc_id)
+    return out
+
+
+__all__ = ["generate_to_dir", "generate_to_store", "defect_accounts", "iter_book", "DEFECT_KINDS", "DEFAULT_DEFECTS"]

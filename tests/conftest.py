@@ -1,0 +1,46 @@
+"""Shared fixtures: an empty store and a small generated book, both real SQLite files in tmp_path."""
+
+from __future__ import annotations
+
+import pytest
+
+from kamrules.store import Store
+
+BOOK_ACCOUNTS = 200
+BOOK_SEED = 1
+BOOK_AS_OF = "2026-10-31"
+
+
+@pytest.fixture
+def store(tmp_path):
+    """An initialised, empty store in ``tmp_path / 'kamrules.db'``."""
+    s = Store.open(tmp_path / "kamrules.db")
+    s.init()
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="session")
+def _book_template(tmp_path_factory):
+    from kamrules.generate import generate_to_store
+
+    path = tmp_path_factory.mktemp("book") / "book.db"
+    with Store.open(path) as s:
+        generate_to_store(s, BOOK_ACCOUNTS, seed=BOOK_SEED, as_of=BOOK_AS_OF)
+    return path
+
+
+@pytest.fixture
+def book_store(tmp_path, _book_template):
+    """A store holding a generated book: 200 accounts, seed 1, as of 2026-10-31 (a fresh copy per test).
+
+    Every defect kind of ``kamrules.generate.DEFECT_KINDS`` is carried by at least
+    one account; ``kamrules.generate.defect_accounts(200, 1, "2026-10-31")`` says which.
+    """
+    import shutil
+
+    path = tmp_path / "book.db"
+    shutil.copyfile(_book_template, path)
+    s = Store.open(path)
+    yield s
+    s.close()
