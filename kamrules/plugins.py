@@ -94,17 +94,17 @@ def make_plugin_manager(
     pm.add_hookspecs(hookspecs)
     for modname in DEFAULT_PLUGINS:
         pm.register(importlib.import_module(modname), name=modname)
-    if load_entry_points:
-        _load_entry_points(pm)
     dirs = [Path(d) for d in plugins_dirs]
     env_dirs = os.environ.get("KAMRULES_PLUGINS_DIR")
     if env_dirs:
         dirs += [Path(d) for d in env_dirs.split(os.pathsep) if d]
-    for folder in dirs:
-        _load_dir(pm, folder)
-    for obj in extra:
-        pm.register(obj)
-    try:
+    try:  # register() refuses a hookimpl whose arguments the hookspec lacks: no traceback for that either
+        if load_entry_points:
+            _load_entry_points(pm)
+        for folder in dirs:
+            _load_dir(pm, folder)
+        for obj in extra:
+            pm.register(obj)
         pm.check_pending()
     except pluggy.PluginValidationError as e:
         raise PluginError(f"plugin error: {e}") from e
