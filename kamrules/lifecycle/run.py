@@ -76,11 +76,11 @@ def due_items(conn, notifier: str, settings, now: dt.datetime) -> list[DueItem]:
     out = []
     for h in rows(conn, "SELECT * FROM alert_history WHERE silenced = 0 ORDER BY fingerprint"):
         fp = h["fingerprint"]
-        if fp in pending:
-            continue
         st = states.get(fp)
         alert = history.alert_from_json(h["alert_json"])
         mk = lambda reason, prev=None: DueItem(alert, reason, h["episode"], h["first_seen"], prev)  # noqa: E731
+        # a state different from the one last queued is due even while that message is pending
+        # (the new message supersedes an unsent one it fully covers)
         if h["status"] == "resolved":
             if settings.email.resolved_notices and st and st["status"] == "firing" and st["episode"] == h["episode"]:
                 out.append(mk("resolved"))
@@ -89,6 +89,8 @@ def due_items(conn, notifier: str, settings, now: dt.datetime) -> list[DueItem]:
             out.append(mk("new"))
         elif st["severity"] != h["severity"]:
             out.append(mk("changed", st["severity"]))
+        elif fp in pending:
+            continue  # this very state is already queued
         elif st["last_notified"] is None:
             out.append(mk("new"))
         else:
