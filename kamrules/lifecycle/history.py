@@ -34,7 +34,7 @@ class Scope:
 def alert_to_json(alert: Alert) -> str:
     d = asdict(alert)
     d["evidence"] = dict(alert.evidence)
-    return json.dumps(d, ensure_ascii=False, sort_keys=True, default=str)
+    return json.dumps(d, ensure_ascii=False, default=str)  # keeps the evidence order
 
 
 def alert_from_json(text: str) -> Alert:
