@@ -160,7 +160,7 @@ class TestFile:
 def values_match(got, want) -> bool:
     """Equality; a float ``want`` matches to the precision it was written with."""
     if isinstance(want, bool) or isinstance(got, bool):
-        return got == want
+        return isinstance(want, bool) and isinstance(got, bool) and got == want
     if isinstance(want, (int, float)) and isinstance(got, (int, float)):
         if isinstance(want, int):
             return float(got) == float(want)
@@ -556,7 +556,8 @@ def evaluate(case: Case, alerts: Sequence, summary=None) -> CaseResult:
         res.missing.append((e, closest, e.mismatches(closest) if closest else [], note))
     res.missing.sort(key=lambda m: m[0].line)
     named = {e.code for e in case.expect}
-    res.unexpected = [a for a in remaining if case.exhaustive or a.code in named]
+    shown = {id(m[1]) for m in res.missing if m[1] is not None}  # already shown as 'closest'
+    res.unexpected = [a for a in remaining if (case.exhaustive or a.code in named) and id(a) not in shown]
     for a in alerts:
         for q in case.quiet:
             if q.hits(a):
