@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import operator
 import os
 import sqlite3
 import time
@@ -220,59 +221,83 @@ class _Importer:
         tdef = self.tables[table]
         self.start_table(table)
         reader = open_reader(path, fmt, encoding)
-        rows = 0
+        file_name = str(path)
+        count = 0
         try:
-            plans: dict = {}
-            plan = None
             if reader.header is not None:
                 plan = self.plan_for(tdef, path, reader.header, per_row=False)
                 if plan.problems:
                     for col, msg in plan.problems:
-                        self.problems.add(Problem(str(path), 1, msg, col), True)
+                        self.problems.add(Problem(file_name, 1, msg, col), True)
                     return
-            batch_vals, batch_meta = [], []
-            file_name = str(path)
-            current = plan
-            for line, keys, values in reader:
-                if keys is not None:
-                    plan = plans.get(keys)
-                    if plan is None:
-                        plan = plans[keys] = self.plan_for(tdef, path, list(keys), per_row=True)
-                        for col, msg in plan.problems:
-                            self.problems.add(Problem(str(path), line, msg, col), True)
-                        if plan.problems:
-                            return
-                    if plan is not current:
-                        if batch_vals:
-                            self.flush(current, batch_vals, batch_meta, file_name)
-                            batch_vals, batch_meta = [], []
-                        current = plan
-                rows += 1
-                try:
-                    if len(values) != plan.width:
-                        raise Bad
-                    out = [conv(values[i]) for i, conv in plan.convs]
-                    if plan.ignored and any(values[i].strip() for i in plan.ignored):
-                        raise Bad
-                    if plan.absent_required or plan.set_refs:
-                        raise Bad
-                except Bad:
-                    out = self.slow_row(plan, file_name, line, values)
-                    if out is None:
-                        continue
-                batch_vals.append(out)
-                batch_meta.append((line, values))
-                if len(batch_vals) >= BATCH:
-                    self.flush(plan, batch_vals, batch_meta, file_name)
-                    batch_vals, batch_meta = [], []
-                    self.tick(reader)
-            if batch_vals:
-                self.flush(plan, batch_vals, batch_meta, file_name)
+                count = self.load_rows(plan, file_name, iter(reader), reader)
+            else:
+                count = self.load_json(tdef, path, reader)
         finally:
-            self.report.files.append({"path": str(path), "table": table, "format": fmt, "encoding": encoding, "rows": rows})
+            self.report.files.append({"path": file_name, "table": table, "format": fmt, "encoding": encoding, "rows": count})
             self.done_bytes += path.stat().st_size
             self.tick(None)
             reader.close()
+
+    def load_json(self, tdef, path, reader) -> int:
+        """JSON objects may differ in keys: consecutive objects with the same keys share one plan."""
+        plans: dict = {}
+        count = 0
+        group: list = []
+        plan = None
+        for line, keys, values in reader:
+            if plan is None or keys != plan_keys:  # noqa: F821
+                if group:
+                    count += self.load_rows(plan, str(path), iter(group), reader)
+                    group = []
+                plan = plans.get(keys)
+                if plan is None:
+                    plan = plans[keys] = self.plan_for(tdef, path, list(keys), per_row=True)
+                    for col, msg in plan.problems:
+                        self.problems.add(Problem(str(path), line, msg, col), True)
+                    if plan.problems:
+                        return count
+                plan_keys = keys  # noqa: F841
+            group.append((line, None, values))
+            if len(group) >= BATCH:
+                count += self.load_rows(plan, str(path), iter(group), reader)
+                group = []
+        if group:
+            count += self.load_rows(plan, str(path), iter(group), reader)
+        return count
+
+    def load_rows(self, plan, file_name, rows, reader) -> int:
+        """Validate and write rows (line, _, values) under one plan; returns the number of rows seen."""
+        convs, width, positions = plan.convs, plan.width, plan.positions
+        identity = positions == list(range(width))
+        extra_checks = bool(plan.ignored or plan.absent_required or plan.set_refs)
+        batch, lines = [], []
+        count = 0
+        slow = self.slow_row
+        for line, _, values in rows:
+            count += 1
+            if len(values) != width:
+                out = slow(plan, file_name, line, values, 0)
+            else:
+                try:
+                    for i, conv in convs:
+                        values[i] = conv(values[i])
+                    out = values if identity else [values[p] for p in positions]
+                    if extra_checks:
+                        out = slow(plan, file_name, line, values, width)
+                except Bad:
+                    out = slow(plan, file_name, line, values, i)
+            if out is None:
+                continue
+            batch.append(out)
+            lines.append(line)
+            if len(batch) >= BATCH:
+                self.flush(plan, batch, lines, file_name)
+                batch, lines = [], []
+                self.tick(reader)
+        if batch:
+            self.flush(plan, batch, lines, file_name)
+        return count
 
     def tick(self, reader) -> None:
         if self.progress is not None:
@@ -293,44 +318,59 @@ class _Importer:
                     self.conn.execute(f"ALTER TABLE {quote(tdef.name)} ADD COLUMN {quote(name)} TEXT")
         return plan
 
-    def reject(self, plan, file_name, line, values, found: list[Problem]) -> None:
+    def reject(self, plan, file_name, line, values, found: list[Problem], converted: bool = False) -> None:
         for p in found:
             self.problems.add(p)
         self.report.tables[plan.table.name].rejected += 1
         if self.rejects is not None:
-            header = [c if c is not None else f"column{i + 1}" for i, c in enumerate(plan.columns)]
+            if converted:
+                header = plan.insert_columns
+            else:
+                header = [c if c is not None else f"column{i + 1}" for i, c in enumerate(plan.columns)]
             record = dict(zip(header, values))
             if len(values) > len(header):
                 record["(extra values)"] = values[len(header):]
             self.rejects.write(file_name, line, plan.table.name, [f"{p.column}: {p.message}" if p.column else p.message for p in found], record)
 
-    def slow_row(self, plan, file_name, line, values):
-        """Convert one row column by column, collecting every problem; None if refused."""
+    def slow_row(self, plan, file_name, line, values, done):
+        """Check one row column by column, collecting every problem; the row to insert, or None if refused.
+
+        Values at header positions below ``done`` are already converted.
+        """
         found: list[Problem] = []
-        if len(values) != plan.width and not (len(values) > plan.width and not any(v.strip() for v in values[plan.width:])):
-            found.append(Problem(file_name, line, f"has {len(values)} values but the header has {plan.width} columns (expected one value per column)"))
+        width = plan.width
+        if len(values) != width:
+            if len(values) > width and not any(str(v).strip() for v in values[width:]):
+                values = values[:width]
+            else:
+                found.append(Problem(file_name, line, f"has {len(values)} values but the header has {width} columns (expected one value per column)"))
+                self.reject(plan, file_name, line, values, found)
+                return None
+        for i in plan.ignored:
+            if values[i].strip():
+                found.append(Problem(file_name, line, f"value {show(values[i])} in a column without a name (expected a column name in the header)", f"column {i + 1}"))
+        for name in plan.absent_required:
+            found.append(Problem(file_name, line, "missing value (expected a value: the column is required)", name))
+        vals = list(values)
+        for pos, conv in plan.convs:
+            if pos < done:
+                continue
+            try:
+                vals[pos] = conv(values[pos])
+            except Bad as e:
+                found.append(Problem(file_name, line, str(e), plan.columns[pos]))
+                vals[pos] = None
+        out = [vals[p] for p in plan.positions]
+        if found:
+            for col, (target, target_col) in plan.fk_cols:
+                if col in plan.insert_columns:
+                    v = out[plan.insert_columns.index(col)]
+                    if v not in (None, "") and self.conn.execute(f"SELECT 1 FROM {quote(target)} WHERE {quote(target_col)} = ?", (v,)).fetchone() is None:
+                        found.append(Problem(file_name, line, f"{show(str(v))} is not a known {target}.{target_col} (expected an id in {target}, in the store or in this import)", col))
         else:
-            for i in plan.ignored:
-                if values[i].strip():
-                    found.append(Problem(file_name, line, f"value {show(values[i])} in a column without a name (expected a column name in the header)", f"column {i + 1}"))
-            for name in plan.absent_required:
-                found.append(Problem(file_name, line, "missing value (expected a value: the column is required)", name))
-        out = []
-        if not found:
-            for (i, conv), name in zip(plan.convs, plan.insert_columns):
-                try:
-                    out.append(conv(values[i]))
-                except Bad as e:
-                    found.append(Problem(file_name, line, str(e), name))
-                    out.append(None)
-            for col, (target, target_col) in plan.fk_cols if found else ():
-                v = out[plan.insert_columns.index(col)] if col in plan.insert_columns and out else None
-                if v is not None and self.conn.execute(f"SELECT 1 FROM {quote(target)} WHERE {quote(target_col)} = ?", (v,)).fetchone() is None:
-                    found.append(Problem(file_name, line, f"{show(str(v))} is not a known {target}.{target_col} (expected an id in {target}, in the store or in this import)", col))
-        if not found:
             for pos, col, target, target_col in plan.set_refs:
                 v = out[pos]
-                if v is not None and v not in self.id_set(target, target_col):
+                if v not in (None, "") and v not in self.id_set(target, target_col):
                     found.append(Problem(file_name, line, f"{show(str(v))} is not a known {target}.{target_col} (expected an id in {target}, in the store or in this import)", col))
         if found:
             self.reject(plan, file_name, line, values, found)
@@ -343,24 +383,23 @@ class _Importer:
             self._sets[key] = {r[0] for r in self.conn.execute(f"SELECT {quote(col)} FROM {quote(table)}")}
         return self._sets[key]
 
-    def flush(self, plan, vals, meta, file_name) -> None:
-        conn = self.conn
-        name = plan.table.name
-        conn.execute("SAVEPOINT kamrules_batch")
-        try:
-            conn.executemany(plan.sql, vals)
-            conn.execute("RELEASE kamrules_batch")
-            self.written[name] += len(vals)
-            return
-        except sqlite3.IntegrityError:
-            conn.execute("ROLLBACK TO kamrules_batch")
-            conn.execute("RELEASE kamrules_batch")
-        for out, (line, values) in zip(vals, meta):
+    def flush(self, plan, rows, lines, file_name) -> None:
+        """executemany; a row the store refuses (unknown reference, duplicate) is diagnosed and skipped."""
+        conn, name, n = self.conn, plan.table.name, len(rows)
+        start = 0
+        while start < n:
+            it = iter(rows[start:]) if start else iter(rows)
             try:
-                conn.execute(plan.sql, out)
-                self.written[name] += 1
+                conn.executemany(plan.sql, it)
+                self.written[name] += n - start
+                return
             except sqlite3.IntegrityError as e:
-                self.reject(plan, file_name, line, values, [self.diagnose(plan, file_name, line, out, e)])
+                # executemany stops at the failing row: the last one taken from the iterator
+                bad = n - operator.length_hint(it) - 1
+                self.written[name] += bad - start
+                out = rows[bad]
+                self.reject(plan, file_name, lines[bad], out, [self.diagnose(plan, file_name, lines[bad], out, e)], converted=True)
+                start = bad + 1
 
     def diagnose(self, plan, file_name, line, out, error) -> Problem:
         msg = str(error)

@@ -186,7 +186,8 @@ class Plan:
     width: int = 0
     sql: str = ""
     set_refs: list = field(default_factory=list)  # (position, column, table, column) checked by set
-    fk_cols: list = field(default_factory=list)  # (column, (table, column)) enforced by SQLite
+    fk_cols: list = field(default_factory=list)
+    positions: list = field(default_factory=list)  # header position of each insert column  # (column, (table, column)) enforced by SQLite
 
     @property
     def key_positions(self) -> list[int]:
@@ -214,31 +215,51 @@ def make_plan(table: Table, header: list[str], renames: dict[str, str] | None = 
         seen[name] = i
         targets.append(name)
     strip_cols = set(table.primary_key) | set(table.references)
-    convs, insert_columns, extra = [], [], []
+    convs, insert_columns, extra, positions, raw = [], [], [], [], []
     for i, name in enumerate(targets):
         if name is None or seen.get(name) != i:
             continue
         col = table.column(name)
         if col is None:
             extra.append(name)
-            convs.append((i, _extra))
-        else:
+            raw.append(name)
+        elif needs_check(col, table):
             convs.append((i, make_converter(col, strip=name in strip_cols, required=name in table.primary_key)))
+        else:
+            raw.append(name)  # plain optional text: '' -> NULL in SQL, no Python call per value
         insert_columns.append(name)
+        positions.append(i)
     required = [c.name for c in table.columns if c.required or c.name in table.primary_key]
     absent = [name for name in required if name not in seen]
     if absent and not per_row_required:
         for name in absent:
             problems.append((name, f"required column is missing (expected a header with {', '.join(required)})"))
     plan = Plan(table, targets, convs, insert_columns, extra, problems, absent if per_row_required else [], ignored, len(header))
-    plan.sql = upsert_sql(table, insert_columns)
+    plan.positions = positions
+    plan.sql = upsert_sql(table, insert_columns, set(raw))
     return plan
 
 
-def upsert_sql(table: Table, columns: list[str]) -> str:
-    """INSERT ... ON CONFLICT (primary key) DO UPDATE: re-importing a row updates it."""
+def needs_check(col: Column, table: Table) -> bool:
+    """False for plain optional text (no enumeration, default, reference, key or line-break rule)."""
+    return not (
+        col.kind == "text"
+        and not col.choices
+        and not col.required
+        and col.default is None
+        and not col.references
+        and col.name not in table.primary_key
+        and col.name not in SINGLE_LINE
+    )
+
+
+def upsert_sql(table: Table, columns: list[str], raw: set[str] = frozenset()) -> str:
+    """INSERT ... ON CONFLICT (primary key) DO UPDATE: re-importing a row updates it.
+
+    Columns in ``raw`` get their text as is, with '' stored as NULL.
+    """
     cols = ", ".join(quote(c) for c in columns)
-    marks = ", ".join("?" for _ in columns)
+    marks = ", ".join("NULLIF(?, '')" if c in raw else "?" for c in columns)
     keys = [k for k in table.primary_key if k in columns]
     sets = [c for c in columns if c not in table.primary_key] or keys[:1]
     sql = f"INSERT INTO {quote(table.name)} ({cols}) VALUES ({marks})"
