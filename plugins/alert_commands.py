@@ -10,7 +10,7 @@ import click
 
 from kamrules import hookimpl
 from kamrules.cliutils import CliError, Env, db_option, handle_errors, pass_env, stderr_is_tty
-from kamrules.errors import EXIT_UNDELIVERED, DeliveryError
+from kamrules.errors import DeliveryError
 
 
 def width(text: str) -> int:
@@ -307,5 +307,3 @@ def register(cli: click.Group) -> None:
 def register_commands(cli):
     register(cli)
 
-
-__all__ = ["register_commands", "table", "width", "EXIT_UNDELIVERED"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import email.policy
 import email.utils
+import functools
 from collections import Counter
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -24,6 +25,7 @@ def one_line(text) -> str:
     return " ".join("".join(" " if (ord(c) < 32 or c in "\u2028\u2029\x85") else c for c in str(text or "")).split())
 
 
+@functools.lru_cache(maxsize=4096)
 def valid_address(text: str | None) -> str | None:
     """The bare address if ``text`` is exactly one valid address without line breaks, else None."""
     if not text or any(c in text for c in "\r\n\x00"):
@@ -92,6 +94,7 @@ def context(recipient: str, items: Sequence[DueItem], as_of: str, key: str) -> d
     }
 
 
+@functools.lru_cache(maxsize=16)
 def environment(templates_dir: str | None, html: bool) -> jinja2.Environment:
     search = ([templates_dir] if templates_dir else []) + [str(BUILTIN_TEMPLATES)]
     return jinja2.Environment(

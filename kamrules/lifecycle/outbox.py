@@ -51,16 +51,18 @@ def queue(conn, notifier: Notifier, items: Sequence[DueItem], settings, as_of: s
     routed = {it.alert.fingerprint for group in groups.values() for it in group}
     queued = 0
     at = ts(now)
+    states = notify_states(conn, notifier.name)  # recipients' items are disjoint: one read is enough
+    rendered_all = []
     for recipient, group in groups.items():
-        states = notify_states(conn, notifier.name)
         entries = []
         for it in group:
             fp = it.alert.fingerprint
             seq = (states.get(fp) or {}).get("seq", 0) + 1
             entries.append((it, (fp, it.episode, it.alert.severity, it.status, seq)))
         key = idempotency_key(notifier.name, recipient, [s for _, s in entries])
-        rendered = notifier.render(recipient, list(group), key, as_of, settings)
-        with transaction(conn):
+        rendered_all.append((recipient, entries, key, notifier.render(recipient, list(group), key, as_of, settings)))
+    with transaction(conn):  # all of this run's messages are committed before any send
+        for recipient, entries, key, rendered in rendered_all:
             cur = conn.execute(
                 "INSERT OR IGNORE INTO outbox (key, notifier, recipient, subject, payload, status, created_at, next_attempt) "
                 "VALUES (?, ?, ?, ?, ?, 'queued', ?, ?)",
@@ -69,7 +71,6 @@ def queue(conn, notifier: Notifier, items: Sequence[DueItem], settings, as_of: s
             if cur.rowcount != 1:
                 continue
             oid = cur.lastrowid
-            fps = [s[0] for _, s in entries]
             for it, (fp, episode, severity, status, seq) in entries:
                 conn.execute("INSERT INTO outbox_items (outbox_id, fingerprint, severity, status) VALUES (?, ?, ?, ?)", (oid, fp, severity, status))
                 conn.execute(
@@ -79,7 +80,7 @@ def queue(conn, notifier: Notifier, items: Sequence[DueItem], settings, as_of: s
                     (fp, notifier.name, episode, severity, status, seq, at),
                 )
                 conn.execute("INSERT INTO alert_events (fingerprint, at, event, detail) VALUES (?, ?, 'queued', ?)", (fp, at, f"{notifier.name} #{oid} to {recipient} ({it.reason})"))
-            _supersede(conn, notifier.name, recipient, oid, set(fps))
+            _supersede(conn, notifier.name, recipient, oid, {s[0] for _, s in entries})
             queued += 1
     return queued, list(unrouted), routed
 
@@ -130,14 +131,19 @@ def due_messages(conn, names: Sequence[str], now: dt.datetime, ignore_backoff: b
     return out
 
 
-def _claim(conn, row: dict, now: dt.datetime) -> bool:
+def _claim(conn, due: list[dict], now: dt.datetime) -> list[dict]:
+    """Mark these messages 'sending' by this process, in one committed transaction; returns those won."""
+    won = []
     with transaction(conn):
-        cur = conn.execute(
-            "UPDATE outbox SET status = 'sending', attempts = attempts + 1, sending_since = ?, claimed_by = ? "
-            "WHERE id = ? AND status = ? AND COALESCE(claimed_by, '') = COALESCE(?, '')",
-            (ts(now), _me(), row["id"], row["status"], row["claimed_by"]),
-        )
-        return cur.rowcount == 1
+        for row in due:
+            cur = conn.execute(
+                "UPDATE outbox SET status = 'sending', attempts = attempts + 1, sending_since = ?, claimed_by = ? "
+                "WHERE id = ? AND status = ? AND COALESCE(claimed_by, '') = COALESCE(?, '')",
+                (ts(now), _me(), row["id"], row["status"], row["claimed_by"]),
+            )
+            if cur.rowcount == 1:  # else another process took it
+                won.append(row)
+    return won
 
 
 def backoff(settings, attempts: int) -> dt.timedelta:
@@ -160,9 +166,7 @@ def deliver(conn, notifiers: Mapping[str, Notifier], settings, now: dt.datetime,
     """Send what is due; returns (sent, failed, error lines)."""
     sent = failed = 0
     errors = []
-    for row in due_messages(conn, list(notifiers), now, ignore_backoff):
-        if not _claim(conn, row, now):
-            continue  # another process took it
+    for row in _claim(conn, due_messages(conn, list(notifiers), now, ignore_backoff), now):
         notifier = notifiers[row["notifier"]]
         try:
             notifier.send(row["recipient"], bytes(row["payload"]), settings)
