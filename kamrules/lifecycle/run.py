@@ -44,23 +44,29 @@ class NotifyReport:
 
 
 def scope_of(result) -> history.Scope:
-    """The check's scope, from its summary: which rule codes ran completely, under which filters."""
+    """The check's scope, from its summary (kamrules.check.Summary).
+
+    ``summary.codes`` (the rule codes that ran: selected, not skipped) with no
+    severity filter: an alert of one of those rules that no longer fires is
+    resolved. With ``--min-severity`` above info, only a check with the same rule
+    sets, filters and minimum severity resolves. An incomplete run (failures)
+    resolves nothing: a failed batch must not look like healthy accounts.
+    """
     s = getattr(result, "summary", None)
     get = lambda name, default=(): getattr(s, name, default) if s is not None else default  # noqa: E731
-    min_sev = get("min_severity", "info")
-    parts = dict(
+    min_sev = get("min_severity", "info") or "info"
+    scope = history.Scope.of(
         rulesets=sorted(get("rulesets") or ()), select=sorted(get("select") or ()), ignore=sorted(get("ignore") or ()),
-        min_severity=min_sev,
+        codes=sorted(get("codes") or ()), min_severity=min_sev,
     )
-    scope = history.Scope.of(**parts)
-    codes = get("evaluated", None)
+    if get("failures"):
+        return history.Scope(key=scope.key, codes=frozenset())
+    codes = get("codes", None)
     if codes is None:
-        codes = get("codes", None)
-    if codes is not None and (min_sev in (None, "info")):
-        failed = {str(w) for w, _ in (get("failures") or ())}
+        codes = get("evaluated", None)
+    if codes is not None and min_sev == "info":
         skipped = {str(c) for c, _ in (get("skipped") or ())}
-        ok = frozenset(c for c in codes if c not in failed and c not in skipped)
-        return history.Scope(key=scope.key, codes=ok)
+        return history.Scope(key=scope.key, codes=frozenset(c for c in codes if c not in skipped))
     return scope
 
 
