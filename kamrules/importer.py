@@ -460,6 +460,8 @@ def import_paths(store, paths, table=None, encoding=None, skip_invalid=None, pro
             except FileProblem as e:
                 problems.add(e.problem, True)
         if problems.fatal or (problems.total and not imp.skip):
+            rank = {str(path): i for i, (path, _, _) in enumerate(files)}
+            problems.kept.sort(key=lambda p: (rank.get(p.file, -1), p.line or 0))
             raise ImportRefused(
                 f"import refused: {problems.total} problem(s); the store was not changed",
                 problems.kept,

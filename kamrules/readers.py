@@ -212,7 +212,7 @@ class JsonReader:
             if not text.strip():
                 continue
             try:
-                obj = json.loads(text)
+                obj = json.loads(text.rstrip("\r\n"))
             except json.JSONDecodeError as e:
                 raise self._problem(line, f"invalid JSON: {e.msg} (column {e.colno}; expected one JSON object per line)")
             yield self._row(line, obj)
