@@ -1,1 +1,296 @@
-"""Built-in plugin: check_commands (placeholder until implemented)."""
+"""Built-in plugin: the commands check, rules, explain and demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from kamrules import hookimpl
+from kamrules.cliutils import CliError, Env, as_of_option, db_option, handle_errors, parse_date, pass_env, stderr_is_tty
+from kamrules.errors import EXIT_ALERTS, EXIT_INCOMPLETE, EXIT_OK, EXIT_UNDELIVERED
+
+SEVERITY_CHOICES = ("info", "warning", "critical")
+FAIL_ON_CHOICES = ("info", "warning", "critical", "never")
+BUILTIN_FORMATS = "table|json|jsonl|csv|markdown"
+
+
+def output_formats(pm) -> dict:
+    out = {}
+    for group in pm.hook.register_output_formats():
+        for f in group or []:
+            out[f.name] = f
+    return out
+
+
+def _progress(env: Env, store, label: str):
+    """A click progress bar on stderr when it is a terminal; else no-op callbacks."""
+    if not stderr_is_tty():
+        return None, None
+    bar = click.progressbar(length=store.count("accounts"), label=label, file=sys.stderr)
+    bar.__enter__()
+    state = {"done": 0}
+
+    def update(done: int) -> None:
+        bar.update(done - state["done"])
+        state["done"] = done
+
+    return update, bar
+
+
+def _write(text: str, output: str | None) -> None:
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
+def decide_exit(result, fail_on: str, undelivered: int = 0) -> int:
+    """Precedence 3 > 4 > 1 > 0 (2 is raised as an error before we get here)."""
+    if not result.summary.complete:
+        return EXIT_INCOMPLETE
+    if undelivered:
+        return EXIT_UNDELIVERED
+    return EXIT_ALERTS if result.exit_code(fail_on) == EXIT_ALERTS else EXIT_OK
+
+
+CHECK_HELP = """Check every account against the rule sets as of a date and report alerts.
+
+\b
+Examples:
+  kamrules check                                  all rule sets, as of today
+  kamrules check --as-of 2026-10-31 --format json > alerts.json
+  kamrules check --ruleset over_subsidising --min-severity warning
+  kamrules check --select KAM1 --ignore KAM104    prefixes; the longest match wins
+  kamrules check --rulesets my_rules/             my tuned copies replace built-ins
+  kamrules check --notify email --fail-on critical
+
+\b
+Exit codes: 0 nothing at or above --fail-on; 1 alerts at or above it;
+2 bad usage or input; 3 a rule or plugin failed (run incomplete);
+4 notifications could not be delivered (they stay queued).
+"""
+
+
+@hookimpl
+def register_commands(cli):
+    @cli.command(name="check", help=CHECK_HELP)
+    @as_of_option
+    @click.option("--ruleset", "rulesets", multiple=True, metavar="NAME", help="Only these rule sets (repeatable).")
+    @click.option("--select", multiple=True, metavar="CODE", help="Only rules whose code starts with CODE (repeatable).")
+    @click.option("--ignore", multiple=True, metavar="CODE", help="Skip rules whose code starts with CODE (repeatable).")
+    @click.option("--min-severity", type=click.Choice(SEVERITY_CHOICES), default=None, help="Report only alerts at or above this. Default: info (or [check] min_severity).")
+    @click.option("--format", "fmt", default="table", show_default=True, metavar="FORMAT", help=f"{BUILTIN_FORMATS}, or a plugin's format.")
+    @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report to this file instead of stdout.")
+    @click.option("--fail-on", type=click.Choice(FAIL_ON_CHOICES), default=None, help="Exit 1 if an alert is at or above this. Default: warning.")
+    @click.option("--rulesets", "rulesets_dirs", multiple=True, type=click.Path(), metavar="DIR", help="Your own rule-set folder (repeatable); a file with a built-in's name replaces it.")
+    @click.option("--notify", multiple=True, metavar="NAME", help="Send alerts through this notifier, e.g. email (repeatable).")
+    @click.option("--no-history", is_flag=True, help="Do not record the alerts in the history (and send nothing).")
+    @click.option("--batch-size", type=click.IntRange(1, 1000), default=500, hidden=True)
+    @db_option
+    @pass_env
+    @handle_errors
+    def check_command(env: Env, as_of, rulesets, select, ignore, min_severity, fmt, output, fail_on, rulesets_dirs, notify, no_history, batch_size):
+        from kamrules.check import run_check
+
+        cfg = env.settings.check
+        formats = output_formats(env.pm)
+        if fmt not in formats:
+            raise click.BadParameter(f"{fmt!r} is not a format (expected one of {', '.join(sorted(formats))})", param_hint="--format")
+        if no_history and notify:
+            raise click.UsageError("--notify needs the history; drop --no-history")
+        store = env.open_store()
+        update, bar = _progress(env, store, "checking")
+        try:
+            result = run_check(
+                store, as_of=as_of, rulesets_dirs=tuple(env.settings.rulesets) + tuple(rulesets_dirs), rulesets=rulesets,
+                select=select or cfg.select, ignore=ignore or cfg.ignore, min_severity=min_severity or cfg.min_severity,
+                pm=env.pm, batch_size=batch_size, progress=update,
+            )
+        finally:
+            if bar is not None:
+                bar.__exit__(None, None, None)
+        _write(formats[fmt].render(result.alerts, result.summary), output)
+        report = None
+        if not no_history:
+            from kamrules.lifecycle import record_and_notify
+
+            report = record_and_notify(store, result, notify=tuple(notify), settings=env.settings, pm=env.pm)
+        s = result.summary
+        click.echo(s.line(), err=True)
+        for line in s.details():
+            click.echo(line, err=True)
+        line = getattr(report, "summary_line", None)
+        if callable(line):
+            click.echo(line(), err=True)
+        if output:
+            click.echo(f"wrote {len(result.alerts)} alerts to {output}", err=True)
+        code = decide_exit(result, fail_on or cfg.fail_on, getattr(report, "undelivered", 0) or 0)
+        if code:
+            sys.exit(code)
+
+    @cli.command(name="rules")
+    @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+    @click.option("--ruleset", "rulesets", multiple=True, metavar="NAME", help="Only these rule sets (repeatable).")
+    @click.option("--rulesets", "rulesets_dirs", multiple=True, type=click.Path(), metavar="DIR", help="Your own rule-set folder (repeatable).")
+    @db_option
+    @pass_env
+    @handle_errors
+    def rules_command(env: Env, fmt, rulesets, rulesets_dirs):
+        """List rule sets and their rules: codes, severities, thresholds (with tier overrides).
+
+        \b
+        Examples:
+          kamrules rules
+          kamrules rules --ruleset stalled_stages
+          kamrules rules --format json | jq '.[].rules[].code'
+          kamrules rules --rulesets my_rules/     after tuning a copied file
+        """
+        from kamrules.check import builtin_ruleset_files
+        from kamrules.ruleset import resolve
+
+        failures: list = []
+        sets = resolve(builtin_ruleset_files(env.pm, failures), tuple(env.settings.rulesets) + tuple(rulesets_dirs))
+        if rulesets:
+            unknown = sorted(set(rulesets) - {s.name for s in sets})
+            if unknown:
+                raise CliError(f"unknown rule set {', '.join(unknown)} (expected one of {', '.join(s.name for s in sets)})")
+            sets = [s for s in sets if s.name in rulesets]
+        if fmt == "json":
+            click.echo(json.dumps([s.to_dict() for s in sets], ensure_ascii=False, indent=2))
+        else:
+            click.echo(render_rules(sets))
+        for where, msg in failures:
+            click.echo(f"FAILED {where}: {msg}", err=True)
+        if failures:
+            sys.exit(EXIT_INCOMPLETE)
+
+    @cli.command(name="explain")
+    @click.argument("account_id")
+    @as_of_option
+    @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+    @click.option("--ruleset", "rulesets", multiple=True, metavar="NAME", help="Only these rule sets (repeatable).")
+    @click.option("--rulesets", "rulesets_dirs", multiple=True, type=click.Path(), metavar="DIR", help="Your own rule-set folder (repeatable).")
+    @db_option
+    @pass_env
+    @handle_errors
+    def explain_command(env: Env, account_id, as_of, fmt, rulesets, rulesets_dirs):
+        """Show one account's facts and, for every rule, whether it fired and why (not).
+
+        \b
+        Examples:
+          kamrules explain A000012 --as-of 2026-10-31
+          kamrules explain A000012 --ruleset over_subsidising
+          kamrules explain A000012 --format json
+        """
+        from kamrules.check import explain_account
+
+        store = env.open_store()
+        ex = explain_account(store, account_id, as_of, tuple(env.settings.rulesets) + tuple(rulesets_dirs), rulesets, pm=env.pm)
+        if fmt == "json":
+            click.echo(json.dumps(ex.to_dict(), ensure_ascii=False, indent=2))
+        else:
+            click.echo(render_explanation(ex))
+        for where, msg in ex.failures:
+            click.echo(f"FAILED {where}: {msg}", err=True)
+        if ex.failures:
+            sys.exit(EXIT_INCOMPLETE)
+
+    @cli.command(name="demo")
+    @click.option("--accounts", type=click.IntRange(1, 1_000_000), default=2000, show_default=True, help="How many accounts to generate.")
+    @click.option("--db", "demo_db", default="kamrules-demo.db", show_default=True, type=click.Path(dir_okay=False), help="Where to leave the demo store (replaced if it exists).")
+    @click.option("--seed", type=int, default=1, show_default=True, help="Random seed: the same seed gives the same book.")
+    @click.option("--as-of", "as_of", default="2026-10-31", show_default=True, metavar="DATE", help="The date the book is generated up to and checked as of.")
+    @click.option("--owners", "max_owners", type=int, default=3, show_default=True, help="Show the alerts of this many owners (0 = all).")
+    @pass_env
+    @handle_errors
+    def demo_command(env: Env, accounts, demo_db, seed, as_of, max_owners):
+        """Generate a realistic book, check it with every rule set, print the alerts.
+
+        Leaves the store (kamrules-demo.db) to explore with check, explain and rules.
+
+        \b
+        Examples:
+          kamrules demo
+          kamrules demo --accounts 10000 --seed 7
+          kamrules check --db kamrules-demo.db --as-of 2026-10-31 --format json
+        """
+        as_of = parse_date(as_of, "--as-of")
+        print_demo(env, accounts, demo_db, seed, as_of, max_owners)
+
+
+def print_demo(env: Env, accounts: int, demo_db: str, seed: int, as_of: str, max_owners: int) -> None:
+    from kamrules.check import run_check
+    from kamrules.generate import generate_to_store
+    from kamrules.store import Store
+
+    path = Path(demo_db)
+    for p in (path, Path(str(path) + "-wal"), Path(str(path) + "-shm"), Path(str(path) + "-journal")):
+        if p.exists():
+            p.unlink()
+    store = Store.open(path, pm=env.pm)
+    store.init()
+    click.echo(f"generating {accounts} accounts into {path} (seed {seed}, as of {as_of}) ...", err=True)
+    generate_to_store(store, accounts, seed=seed, as_of=as_of)
+    result = run_check(store, as_of=as_of, pm=env.pm)
+    from kamrules_plugins.formats import render_table
+
+    alerts = list(result.alerts)
+    owners: list = []
+    for a in alerts:
+        if a.owner not in owners:
+            owners.append(a.owner)
+    shown = alerts if not max_owners else [a for a in alerts if a.owner in owners[:max_owners]]
+    click.echo(render_table(shown, result.summary), nl=False)
+    if len(shown) < len(alerts):
+        click.echo(f"… {len(alerts) - len(shown)} more alerts for {len(owners) - max_owners} more owners: "
+                   f"kamrules check --db {path} --as-of {as_of}")
+    click.echo(result.summary.line(), err=True)
+    for line in result.summary.details():
+        click.echo(line, err=True)
+    store.close()
+
+
+def _fmt_threshold(v) -> str:
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {x}" for k, x in v.items())
+    return str(v)
+
+
+def render_rules(sets) -> str:
+    from kamrules.termtable import wrap
+
+    out = []
+    for rs in sets:
+        out.append(f"{rs.name} ({len(rs.rules)} rules){'' if rs.builtin else '  [' + rs.path + ']'}")
+        if rs.description:
+            out += ["  " + ln for ln in wrap(rs.description, 76)]
+        for r in rs.rules:
+            flag = "" if r.enabled else "  (disabled)"
+            sev = "/".join(sorted({v.severity for v in r.variants()}, key=("info", "warning", "critical").index))
+            out.append(f"  {r.code}  {r.name}  [{sev}{', portfolio' if r.scope == 'portfolio' else ''}]{flag}")
+            for name, v in r.thresholds.items():
+                tiers = "; ".join(f"{t}: {_fmt_threshold(o[name])}" for t, o in r.tiers.items() if name in o)
+                out.append(f"      {name}: {_fmt_threshold(v)}" + (f"  (tiers: {tiers})" if tiers else ""))
+            if r.description:
+                out += ["      " + ln for ln in wrap(r.description, 72)]
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def render_explanation(ex) -> str:
+    from kamrules.termtable import pad, truncate, width, wrap
+
+    out = [f"account {ex.account_id} as of {ex.as_of}", "", "facts:"]
+    w = max((width(k) for k in ex.facts), default=0)
+    for k, v in ex.facts.items():
+        out.append(f"  {pad(k, w)}  {truncate(repr(v) if isinstance(v, float) else str(v), 76 - w)}")
+    out += ["", "rules:"]
+    label = {"fired": "FIRED", "not_fired": "-", "skipped": "skip", "portfolio": "port", "disabled": "off"}
+    for v in ex.verdicts:
+        lines = wrap(v.reason, 80 - 2 - 8 - 2 - 5 - 2)
+        out.append(f"  {v.code:<8}  {label[v.status]:<5}  {lines[0]}")
+        out += [" " * 19 + ln for ln in lines[1:]]
+    return "\n".join(out)

@@ -1,1 +1,99 @@
-"""Built-in plugin: formats (placeholder until implemented)."""
+"""Built-in plugin: alert output formats table, json, jsonl, csv and markdown."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from itertools import groupby
+from typing import Sequence
+
+from kamrules import hookimpl
+from kamrules.formats import OutputFormat
+from kamrules.termtable import pad, width, wrap
+
+WIDTH = 80
+CSV_FIELDS = ("fingerprint", "severity", "code", "ruleset", "rule", "account_id", "account_name", "owner",
+              "owner_email", "message", "action", "as_of", "evidence")
+
+
+def render_json(alerts: Sequence, summary) -> str:
+    return json.dumps([a.to_dict() for a in alerts], ensure_ascii=False, indent=2) + "\n"
+
+
+def render_jsonl(alerts: Sequence, summary) -> str:
+    return "".join(json.dumps(a.to_dict(), ensure_ascii=False) + "\n" for a in alerts)
+
+
+def render_csv(alerts: Sequence, summary) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_FIELDS)
+    for a in alerts:
+        d = a.to_dict()
+        d["evidence"] = json.dumps(d["evidence"], ensure_ascii=False, sort_keys=False)
+        w.writerow(["" if d.get(k) is None else d[k] for k in CSV_FIELDS])
+    return buf.getvalue()
+
+
+def _md(text) -> str:
+    return str(text if text is not None else "").replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(alerts: Sequence, summary) -> str:
+    out = []
+    if summary is not None:
+        out += [f"# kamrules check as of {summary.as_of}", "", _md(summary.line()), ""]
+    if not alerts:
+        return "\n".join(out + ["No alerts.", ""])
+    for owner, group in groupby(alerts, key=lambda a: a.owner):
+        group = list(group)
+        head = owner or "(no owner)"
+        email = group[0].owner_email
+        out += [f"## {_md(head)}" + (f" <{email}>" if email else ""), ""]
+        out += ["| account | severity | code | message | action |", "| --- | --- | --- | --- | --- |"]
+        for a in group:
+            acct = f"{a.account_name} ({a.account_id})" if a.account_id else "(portfolio)"
+            out.append(f"| {_md(acct)} | {a.severity} | {a.code} | {_md(a.message)} | {_md(a.action)} |")
+        out.append("")
+    return "\n".join(out)
+
+
+SEV_LABEL = {"critical": "CRIT", "warning": "WARN", "info": "info"}
+
+
+def render_table(alerts: Sequence, summary, max_width: int = WIDTH) -> str:
+    """Grouped by owner, then account; messages wrapped to fit ``max_width`` columns."""
+    if not alerts:
+        return "No alerts.\n"
+    code_w = max(width(a.code) for a in alerts)
+    indent = 2 + 4 + 2 + code_w + 2  # "  " + label + "  " + code + "  "
+    text_w = max(max_width - indent, 24)
+    out: list[str] = []
+    for owner, by_owner in groupby(alerts, key=lambda a: a.owner):
+        by_owner = list(by_owner)
+        email = by_owner[0].owner_email
+        title = f"{owner or '(no owner)'}" + (f" <{email}>" if email else "")
+        n = len(by_owner)
+        out.append(f"{title}: {n} alert{'s' if n != 1 else ''}")
+        out.append("=" * min(max(width(out[-1]), 20), max_width))
+        for (acct, name), items in groupby(by_owner, key=lambda a: (a.account_id, a.account_name)):
+            label = f"{name} ({acct})" if acct else "(portfolio)"
+            out.append(label if width(label) <= max_width else pad(label, max_width))
+            for a in items:
+                lines = wrap(a.message, text_w) + wrap("-> " + a.action, text_w)
+                out.append(f"  {SEV_LABEL[a.severity]:<4}  {pad(a.code, code_w)}  {lines[0]}".rstrip())
+                out += [(" " * indent + ln).rstrip() for ln in lines[1:]]
+        out.append("")
+    return "\n".join(out)
+
+
+@hookimpl
+def register_output_formats():
+    return [
+        OutputFormat("table", render_table, "grouped by owner and account, fits 80 columns", "txt"),
+        OutputFormat("json", render_json, "a JSON array of alert objects", "json"),
+        OutputFormat("jsonl", render_jsonl, "one JSON alert object per line", "jsonl"),
+        OutputFormat("csv", render_csv, "one row per alert (evidence as JSON)", "csv"),
+        OutputFormat("markdown", render_markdown, "a Markdown report, one table per owner", "md"),
+    ]

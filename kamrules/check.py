@@ -1,0 +1,404 @@
+"""run_check(): facts -> rules engine -> alerts + Summary, for one store and as-of date."""
+
+from __future__ import annotations
+
+import string
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+from kamrules.alerts import SEVERITIES, SEVERITY_RANK, Alert
+from kamrules.errors import EXIT_ALERTS, EXIT_INCOMPLETE, EXIT_OK, InputError
+from kamrules.facts import FactSource, account_columns, collect_providers
+from kamrules.ruleset import EXTRA_FIELDS, Rule, RuleSet, Variant, check_facts, resolve
+
+DEFAULT_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Summary:
+    as_of: str
+    accounts_checked: int = 0
+    alerts: int = 0
+    by_severity: Mapping[str, int] = field(default_factory=dict)
+    by_ruleset: Mapping[str, int] = field(default_factory=dict)
+    rulesets: tuple[str, ...] = ()
+    rules_run: int = 0
+    skipped: tuple[tuple[str, str], ...] = ()  # (code, reason)
+    failures: tuple[tuple[str, str], ...] = ()  # (where, message)
+    seconds: float = 0.0
+    codes: tuple[str, ...] = ()  # rule codes run (selected, not skipped): the scope alert history resolves in
+    min_severity: str = "info"
+
+    @property
+    def complete(self) -> bool:
+        return not self.failures
+
+    def line(self) -> str:
+        sev = ", ".join(f"{self.by_severity.get(s, 0)} {s}" for s in reversed(SEVERITIES))
+        rs = ", ".join(f"{k} {v}" for k, v in sorted(self.by_ruleset.items())) or "none"
+        out = (f"{self.accounts_checked} accounts checked as of {self.as_of}: {self.alerts} alerts ({sev}); "
+               f"by rule set: {rs}; {self.rules_run} rules run, {len(self.skipped)} skipped")
+        if self.failures:
+            out += f"; {len(self.failures)} FAILED (run incomplete)"
+        return out + f"; {self.seconds:.1f}s"
+
+    def details(self) -> list[str]:
+        """Lines naming each skipped rule and each failure."""
+        reasons: dict[str, list[str]] = {}
+        for code, reason in self.skipped:
+            reasons.setdefault(reason, []).append(code)
+        out = [f"skipped {', '.join(codes)}: {reason}" for reason, codes in reasons.items()]
+        out += [f"FAILED {where}: {msg}" for where, msg in self.failures]
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of, "accounts_checked": self.accounts_checked, "alerts": self.alerts,
+            "by_severity": dict(self.by_severity), "by_ruleset": dict(self.by_ruleset), "rulesets": list(self.rulesets),
+            "rules_run": self.rules_run, "skipped": [list(s) for s in self.skipped],
+            "failures": [list(f) for f in self.failures], "seconds": round(self.seconds, 3), "complete": self.complete,
+        }
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    alerts: tuple[Alert, ...]
+    summary: Summary
+    as_of: str
+
+    def exit_code(self, fail_on: str = "warning") -> int:
+        """3 if the run is incomplete, else 1 if an alert is at or above ``fail_on``, else 0."""
+        if not self.summary.complete:
+            return EXIT_INCOMPLETE
+        if fail_on != "never" and any(a.rank >= SEVERITY_RANK[fail_on] for a in self.alerts):
+            return EXIT_ALERTS
+        return EXIT_OK
+
+
+def selected(code: str, select: Sequence[str] = (), ignore: Sequence[str] = ()) -> bool:
+    """flake8 semantics: the longest matching prefix of --select / --ignore decides (ignore wins ties)."""
+    sel = max((len(p) for p in select if code.startswith(p)), default=-1 if select else 0)
+    ign = max((len(p) for p in ignore if code.startswith(p)), default=-1)
+    return sel >= 0 and sel > ign
+
+
+def builtin_ruleset_files(pm, failures: list) -> list:
+    files = []
+    for impl in reversed(pm.hook.register_rulesets.get_hookimpls()):
+        try:
+            files += list(impl.function() or [])
+        except Exception as e:
+            failures.append((f"plugin {impl.plugin_name}: register_rulesets", f"{type(e).__name__}: {e}"))
+    return files
+
+
+def known_facts(store, providers) -> dict[str, set[str]]:
+    acc = set(account_columns(store)) | {"account_id"}
+    port = {"scope_key", "owner", "owner_email"}
+    for p in providers:
+        (acc if p.scope == "account" else port).update(tuple(p.facts) + tuple(p.derived))
+    return {"account": acc, "portfolio": port}
+
+
+def load_rulesets(store, pm, rulesets_dirs: Iterable = (), failures: list | None = None, providers=None) -> list[RuleSet]:
+    """Built-in + user rule sets, validated against the facts the registered providers produce."""
+    failures = [] if failures is None else failures
+    if providers is None:
+        providers = collect_providers(pm, failures)
+    sets = resolve(builtin_ruleset_files(pm, failures), rulesets_dirs)
+    problems = check_facts(sets, known_facts(store, providers))
+    if problems:
+        raise InputError(f"rule-set files have {len(problems)} problem{'s' if len(problems) > 1 else ''}", problems)
+    return sets
+
+
+class _Formatter(string.Formatter):
+    """Message formatting where a missing field prints as "n/a" whatever its format spec."""
+
+    def get_value(self, key, args, kwargs):
+        return kwargs.get(key, _MISSING) if isinstance(key, str) else super().get_value(key, args, kwargs)
+
+    def format_field(self, value, spec):
+        if value is _MISSING:
+            return "n/a"
+        return super().format_field(value, spec)
+
+
+_MISSING = object()
+_FMT = _Formatter()
+
+
+def format_message(rule: Rule, facts: Mapping[str, Any], thresholds: Mapping[str, Any], as_of: str) -> str:
+    return _FMT.vformat(rule.message, (), {**facts, **thresholds, "as_of": as_of})
+
+
+@dataclass
+class _Plan:
+    """The rules of one run and their engine form."""
+
+    account: list[Rule]
+    portfolio: list[Rule]
+    variants: dict[str, tuple[Rule, Variant]]  # engine key -> (rule, variant)
+
+
+def _plan(rules: Sequence[Rule]) -> tuple[_Plan, Any, Any]:
+    from kamrules.engine import EngineRule, compile_rules
+
+    variants: dict[str, tuple[Rule, Variant]] = {}
+    eng: dict[str, list] = {"account": [], "portfolio": []}
+    for rule in rules:
+        for v in rule.variants():
+            key = f"{rule.code}|{v.tier or '*'}|{v.severity}"
+            variants[key] = (rule, v)
+            eng[rule.scope].append(EngineRule(key, rule.to_durable(v)))
+    plan = _Plan([r for r in rules if r.scope == "account"], [r for r in rules if r.scope == "portfolio"], variants)
+    acc = compile_rules(eng["account"]) if eng["account"] else None
+    port = compile_rules(eng["portfolio"]) if eng["portfolio"] else None
+    return plan, acc, port
+
+
+def run_check(
+    store,
+    as_of: str,
+    rulesets_dirs: Iterable = (),
+    rulesets: Iterable[str] = (),
+    select: Sequence[str] = (),
+    ignore: Sequence[str] = (),
+    min_severity: str = "info",
+    pm=None,
+    batch_size: int = DEFAULT_BATCH,
+    progress=None,
+) -> CheckResult:
+    """Evaluate the enabled, selected rules of the chosen rule sets on every account of ``store``.
+
+    Raises :class:`InputError` for bad rule-set files or names; a provider, plugin hook
+    or rule message that fails is named in ``summary.failures`` and the run goes on.
+    ``progress``, if given, is called with the number of accounts done so far.
+    """
+    from kamrules.engine import EngineError
+
+    started = time.perf_counter()
+    if pm is None:
+        pm = getattr(store, "pm", None)
+    if pm is None:
+        from kamrules.plugins import default_plugin_manager
+
+        pm = default_plugin_manager()
+    if min_severity not in SEVERITY_RANK:
+        raise InputError(f"unknown severity {min_severity!r} (expected {', '.join(SEVERITIES)})")
+    if not store.table_exists("accounts"):
+        raise InputError(f"{getattr(store, 'path', 'store')}: no accounts table (run `kamrules init` and `kamrules import` first)")
+    failures: list[tuple[str, str]] = []
+    providers = collect_providers(pm, failures)
+    sets = load_rulesets(store, pm, rulesets_dirs, failures, providers)
+    wanted = list(rulesets)
+    names = {rs.name for rs in sets}
+    unknown = [n for n in wanted if n not in names]
+    if unknown:
+        raise InputError(f"unknown rule set {', '.join(map(repr, unknown))} (expected one of {', '.join(sorted(names))})")
+    chosen = [rs for rs in sets if not wanted or rs.name in wanted]
+    rules = [r for rs in chosen for r in rs.rules if r.enabled and selected(r.code, select, ignore)]
+
+    skipped: list[tuple[str, str]] = []
+    alerts: list[Alert] = []
+    checked = 0
+    with FactSource(store, as_of, providers, failures) as source:
+        status = source.fact_status()
+        runnable = []
+        for rule in rules:
+            bad = [status[f] for f in rule.facts if f in status and status[f].state != "ok"]
+            if bad:
+                st = bad[0]
+                skipped.append((rule.code, st.reason if st.state == "unavailable" else f"fact provider {st.name} failed"))
+            else:
+                runnable.append(rule)
+        try:
+            plan, acc_engine, port_engine = _plan(runnable)
+        except EngineError as e:
+            failures.append(("rules engine", str(e)))
+            plan, acc_engine, port_engine = _Plan([], [], {}), None, None
+        msg_failed: dict[str, int] = {}
+
+        def emit(facts: dict, fired: set[str], portfolio: bool) -> None:
+            best: dict[str, tuple[Rule, Variant]] = {}
+            for key in fired:
+                rule, v = plan.variants[key]
+                if rule.code not in best or SEVERITY_RANK[v.severity] > SEVERITY_RANK[best[rule.code][1].severity]:
+                    best[rule.code] = (rule, v)
+            for code in sorted(best):
+                rule, v = best[code]
+                if SEVERITY_RANK[v.severity] < SEVERITY_RANK[min_severity]:
+                    continue
+                alerts.append(_alert(rule, v, facts, as_of, portfolio, msg_failed, failures))
+
+        if acc_engine is not None:
+            batch: list[dict] = []
+
+            def flush() -> None:
+                nonlocal checked
+                try:
+                    fired = acc_engine.match(batch)
+                except EngineError as e:
+                    failures.append((f"rules engine (accounts {batch[0].get('account_id')}..{batch[-1].get('account_id')})", str(e)))
+                    fired = [set() for _ in batch]
+                for facts, keys in zip(batch, fired):
+                    emit(facts, keys, False)
+                checked += len(batch)
+                batch.clear()
+                if progress:
+                    progress(checked)
+
+            try:
+                for facts in source.accounts():
+                    batch.append(facts)
+                    if len(batch) >= max(1, batch_size):
+                        flush()
+                if batch:
+                    flush()
+            except Exception as e:  # the composed fact query itself failed mid-stream
+                failures.append(("fact query", f"{type(e).__name__}: {e}"))
+        else:
+            checked = store.count("accounts")
+        if port_engine is not None:
+            rows = source.portfolio()
+            try:
+                fired = port_engine.match(rows)
+            except EngineError as e:
+                failures.append(("rules engine (portfolio)", str(e)))
+                fired = [set() for _ in rows]
+            for facts, keys in zip(rows, fired):
+                emit(facts, keys, True)
+        for name, n in source.derive_error_counts().items():
+            if n > 1:
+                failures.append((f"fact provider {name} (derive)", f"failed on {n} accounts in all"))
+    for code, n in msg_failed.items():
+        if n > 1:
+            failures.append((f"rule {code} (message)", f"failed on {n} alerts in all"))
+
+    alerts.sort(key=lambda a: (a.sort_key(), a.scope_key))
+    by_sev = Counter(a.severity for a in alerts)
+    by_rs = Counter(a.ruleset for a in alerts)
+    summary = Summary(
+        as_of=as_of, accounts_checked=checked, alerts=len(alerts),
+        by_severity={s: by_sev.get(s, 0) for s in SEVERITIES}, by_ruleset=dict(sorted(by_rs.items())),
+        rulesets=tuple(rs.name for rs in chosen), rules_run=len(rules) - len(skipped),
+        skipped=tuple(skipped), failures=tuple(failures), seconds=time.perf_counter() - started,
+        codes=tuple(r.code for r in runnable), min_severity=min_severity,
+    )
+    return CheckResult(alerts=tuple(alerts), summary=summary, as_of=as_of)
+
+
+def _alert(rule: Rule, v: Variant, facts: Mapping[str, Any], as_of: str, portfolio: bool,
+           msg_failed: dict[str, int], failures: list) -> Alert:
+    try:
+        message = format_message(rule, facts, v.thresholds, as_of)
+    except Exception as e:
+        n = msg_failed.get(rule.code, 0)
+        msg_failed[rule.code] = n + 1
+        if n == 0:
+            failures.append((f"rule {rule.code} (message)", f"{type(e).__name__}: {e}"))
+        message = f"{rule.name}: {rule.message} (message could not be formatted: {e})"
+    evidence = {f: facts.get(f) for f in rule.evidence_facts()}
+    evidence.update(v.thresholds)
+    return Alert(
+        ruleset=rule.ruleset, code=rule.code, rule=rule.name, severity=v.severity, message=message,
+        action=rule.action, as_of=as_of,
+        account_id=None if portfolio else facts.get("account_id"),
+        account_name=None if portfolio else facts.get("name"),
+        owner=facts.get("owner"), owner_email=facts.get("owner_email"),
+        evidence=evidence, scope_key=str(facts.get("scope_key", "")) if portfolio else "",
+    )
+
+
+__all__ = ["CheckResult", "Summary", "run_check", "selected", "load_rulesets", "format_message", "EXTRA_FIELDS"]
+
+
+# -- explain: one account, every rule ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RuleVerdict:
+    ruleset: str
+    code: str
+    rule: str
+    status: str  # fired | not_fired | skipped | portfolio | disabled
+    severity: str | None = None
+    reason: str = ""
+    thresholds: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ruleset": self.ruleset, "code": self.code, "rule": self.rule, "status": self.status,
+                "severity": self.severity, "reason": self.reason, "thresholds": dict(self.thresholds)}
+
+
+@dataclass(frozen=True)
+class Explanation:
+    account_id: str
+    as_of: str
+    facts: Mapping[str, Any]
+    verdicts: tuple[RuleVerdict, ...]
+    failures: tuple[tuple[str, str], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"account_id": self.account_id, "as_of": self.as_of, "facts": dict(self.facts),
+                "rules": [v.to_dict() for v in self.verdicts], "failures": [list(f) for f in self.failures]}
+
+
+def explain_account(store, account_id: str, as_of: str, rulesets_dirs: Iterable = (), rulesets: Iterable[str] = (),
+                    pm=None) -> Explanation:
+    """The account's facts and, for every rule, whether it fired and if not why not.
+
+    The Python evaluation is cross-checked with the engine; a disagreement is a failure.
+    """
+    from kamrules.ruleset import evaluate
+
+    if pm is None:
+        pm = getattr(store, "pm", None)
+    if pm is None:
+        from kamrules.plugins import default_plugin_manager
+
+        pm = default_plugin_manager()
+    failures: list[tuple[str, str]] = []
+    providers = collect_providers(pm, failures)
+    sets = load_rulesets(store, pm, rulesets_dirs, failures, providers)
+    wanted = list(rulesets)
+    verdicts: list[RuleVerdict] = []
+    with FactSource(store, as_of, providers, failures) as source:
+        found = list(source.accounts(account_id=account_id))
+        if not found:
+            raise InputError(f"no account {account_id!r} in {getattr(store, 'path', 'the store')} (expected an id from the accounts table)")
+        facts = found[0]
+        status = source.fact_status()
+        runnable = []
+        for rs in sets:
+            if wanted and rs.name not in wanted:
+                continue
+            for rule in rs.rules:
+                base = dict(ruleset=rule.ruleset, code=rule.code, rule=rule.name)
+                bad = [status[f] for f in rule.facts if f in status and status[f].state != "ok"]
+                if not rule.enabled:
+                    verdicts.append(RuleVerdict(**base, status="disabled", reason="enabled: false in its rule-set file"))
+                elif rule.scope == "portfolio":
+                    verdicts.append(RuleVerdict(**base, status="portfolio", reason="a portfolio rule: see `kamrules check`"))
+                elif bad:
+                    st = bad[0]
+                    why = st.reason if st.state == "unavailable" else f"fact provider {st.name} failed: {st.reason}"
+                    verdicts.append(RuleVerdict(**base, status="skipped", reason=f"skipped: {why}"))
+                else:
+                    v = evaluate(rule, facts)
+                    verdicts.append(RuleVerdict(**base, status="fired" if v.fired else "not_fired", severity=v.severity,
+                                                reason=v.reason(), thresholds=v.thresholds))
+                    runnable.append(rule)
+        plan, engine, _ = _plan(runnable)
+        if engine is not None:
+            fired = engine.match([facts])[0]
+            best: dict[str, str] = {}
+            for key in fired:
+                rule, var = plan.variants[key]
+                if rule.code not in best or SEVERITY_RANK[var.severity] > SEVERITY_RANK[best[rule.code]]:
+                    best[rule.code] = var.severity
+            for v in verdicts:
+                if v.status in ("fired", "not_fired") and best.get(v.code) != v.severity:
+                    failures.append((f"rule {v.code}", f"engine says {best.get(v.code) or 'not fired'}, Python evaluation says {v.severity or 'not fired'}"))
+    return Explanation(account_id, as_of, dict(sorted(facts.items())), tuple(verdicts), tuple(failures))

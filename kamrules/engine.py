@@ -1,0 +1,199 @@
+"""The only module importing durable_rules: compiled rule sets matched against batches of facts.
+
+durable_rules traps handled here (see docs/architecture.md):
+
+* facts, not events: every matching rule fires (``assert_facts``);
+* every fact carries a unique ``id`` within a fresh state (``sid``) per batch, and
+  the state is deleted afterwards: at most one live state, no 32-bit sid collisions,
+  no facts accumulating in the engine;
+* one process-wide host whose background dispatch threads never start; pending
+  actions are drained explicitly, so results are complete when ``match`` returns;
+* every rule also requires the marker field ``kam_`` so that the engine's own state
+  document (updated after each action) never matches a rule;
+* a catch-all rule, so a fact no rule matches never makes a batch raise;
+* at most ``MAX_RULES`` rules per durable ruleset (the engine fails above ~64 rules
+  per fact): bigger sets are split into several durable rulesets;
+* an action exception, or one recorded in the state, raises :class:`EngineError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import durable.engine as _de
+import durable_rules_engine as _dre
+
+MAX_RULES = 50  # per durable ruleset, catch-all included
+MAX_BATCH = 1000  # facts per assert; ids "0".."999" were checked collision-free
+_MARK = "kam_"
+_CATCH_ALL = "_kam_any"
+
+
+class EngineError(RuntimeError):
+    """The rules engine failed (an action raised, or durable_rules rejected a ruleset or a fact)."""
+
+
+class _SyncHost(_de.Host):
+    """A host whose background dispatch threads never start: actions run in the caller only."""
+
+    def _run(self):  # noqa: D401 - replaces durable's timer threads
+        self._d_timer = self._t_timer = None
+
+
+_HOST: _SyncHost | None = None
+_LOCK = threading.RLock()
+_SINK: list[tuple[str, str, str]] = []
+_SIDS = itertools.count(1)
+_COMPILED: dict[str, "CompiledRules"] = {}
+
+
+def _host() -> _SyncHost:
+    global _HOST
+    if _HOST is None:
+        _HOST = _SyncHost()
+    return _HOST
+
+
+def _action(key: str):
+    def run(c):
+        _SINK.append((c.s.sid, c.m.id, key))
+
+    return run
+
+
+def _noop(c):
+    return None
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, (int, float, str)):
+        return v
+    return str(v)
+
+
+@dataclass(frozen=True)
+class EngineRule:
+    """One durable rule: ``key`` names it in results, ``condition`` is a durable_rules expression."""
+
+    key: str
+    condition: Mapping[str, Any]
+
+
+def _fields(expr: Any, out: set[str]) -> None:
+    if isinstance(expr, dict):
+        for k, v in expr.items():
+            if k == "$m" and isinstance(v, str):
+                out.add(v)
+            elif k.startswith("$"):
+                _fields(v, out)
+            else:
+                out.add(k)
+                _fields(v, out)
+    elif isinstance(expr, list):
+        for x in expr:
+            _fields(x, out)
+
+
+class CompiledRules:
+    """A set of rules registered once in the process-wide host (one or more durable rulesets)."""
+
+    def __init__(self, digest: str, rules: Sequence[EngineRule]):
+        self.digest = digest
+        self.keys = tuple(r.key for r in rules)
+        fields: set[str] = set()
+        for r in rules:
+            _fields(dict(r.condition), fields)
+        self.fields = frozenset(fields)
+        self.names: list[str] = []
+        per = MAX_RULES - 1
+        definitions = {}
+        for i in range(0, max(len(rules), 1), per):
+            name = f"kam_{digest}_{i // per}"
+            chunk = {_CATCH_ALL: {"all": [{"m": {_MARK: 1}}], "run": _noop}}
+            for r in rules[i:i + per]:
+                cond = {"$and": [{_MARK: 1}, dict(r.condition)]} if r.condition else {_MARK: 1}
+                chunk[r.key] = {"all": [{"m": cond}], "run": _action(r.key)}
+            definitions[name] = chunk
+            self.names.append(name)
+        try:
+            _host().register_rulesets(definitions)
+        except BaseException as e:  # durable raises plain Exception with an error number
+            raise EngineError(f"durable_rules rejected the rules: {e}") from e
+
+    def match(self, facts: Sequence[Mapping[str, Any]]) -> list[set[str]]:
+        """For each fact (dict of name -> value; None values are left out), the keys of the rules it fired."""
+        fired: list[set[str]] = [set() for _ in facts]
+        for start in range(0, len(facts), MAX_BATCH):
+            chunk = facts[start:start + MAX_BATCH]
+            for name in self.names:
+                for i, key in self._match_one(name, chunk):
+                    fired[start + i].add(key)
+        return fired
+
+    def _match_one(self, name: str, facts: Sequence[Mapping[str, Any]]) -> list[tuple[int, str]]:
+        with _LOCK:
+            h = _host()
+            sid = f"b{next(_SIDS)}"
+            msgs = []
+            for i, f in enumerate(facts):
+                m = {k: _clean(v) for k, v in f.items() if k in self.fields and v is not None}
+                m.update(id=str(i), sid=sid)
+                m[_MARK] = 1
+                msgs.append(m)
+            _SINK.clear()
+            try:
+                if msgs:
+                    h.assert_facts(name, msgs)
+                _drain(h.get_ruleset(name))
+                state = h.get_state(name, sid) if msgs else {}
+            except EngineError:
+                raise
+            except BaseException as e:
+                raise EngineError(f"rules engine failed on a batch of {len(msgs)} facts: {getattr(e, 'message', e)}") from e
+            finally:
+                got = [(s, i, k) for s, i, k in _SINK]
+                _SINK.clear()
+                try:
+                    h.delete_state(name, sid)
+                except BaseException:
+                    pass
+            if isinstance(state, dict) and state.get("exception"):
+                raise EngineError(f"a rule action failed: {state['exception']}")
+        return [(int(i), k) for s, i, k in got if s == sid]
+
+
+def _drain(ruleset) -> None:
+    """Run every pending action now, in this thread (nothing is left for a background thread)."""
+    errors: list[BaseException] = []
+
+    def done(e, state):
+        if e:
+            errors.append(e)
+
+    while True:
+        result = _dre.start_action(ruleset._handle)
+        if not result:
+            break
+        ruleset._flush_actions(json.loads(result[0]), {"message": json.loads(result[1])}, result[2], done)
+    if errors:
+        raise EngineError(f"a rule action failed: {errors[0]}")
+
+
+def compile_rules(rules: Sequence[EngineRule]) -> CompiledRules:
+    """Register ``rules`` once per process (keyed by a hash of their content) and return the handle."""
+    raw = json.dumps([[r.key, r.condition] for r in rules], sort_keys=True, ensure_ascii=False)
+    digest = hashlib.sha256(raw.encode("utf-8")).hexdigest()[:20]
+    with _LOCK:
+        if digest not in _COMPILED:
+            keys = [r.key for r in rules]
+            if len(set(keys)) != len(keys) or _CATCH_ALL in keys:
+                raise EngineError("rule keys must be unique")
+            _COMPILED[digest] = CompiledRules(digest, rules)
+        return _COMPILED[digest]

@@ -1,0 +1,544 @@
+"""Rule-set files (YAML) -> immutable RuleSet/Rule, strictly validated, with FILE:LINE:COL errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from kamrules.alerts import SEVERITIES, SEVERITY_RANK
+from kamrules.conditions import Condition, ConditionError, parse_condition
+from kamrules.errors import InputError, Problem
+
+CODE_RE = re.compile(r"^[A-Z]{2,5}[0-9]{3}$")
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+TIERS = ("key", "mid", "small")
+SCOPES = ("account", "portfolio")
+TOP_KEYS = {"ruleset": "the rule set's name", "description": "text", "source": "text", "rules": "a list of rules"}
+RULE_KEYS = ("code", "name", "description", "source", "scope", "enabled", "severity", "when", "thresholds", "tiers", "message", "action")
+EXTRA_FIELDS = ("as_of",)  # always available to messages
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One compiled form of a rule: for one tier (None = every tier without an override) and one severity."""
+
+    severity: str
+    thresholds: Mapping[str, Any]
+    tier: str | None = None
+    other_tiers: tuple[str, ...] = ()  # for tier None: the tiers that have their own variants
+
+    def applies_to(self, tier: Any) -> bool:
+        if self.tier is not None:
+            return tier == self.tier
+        return tier not in self.other_tiers
+
+    def guard(self) -> dict | None:
+        """durable_rules expression selecting the accounts of this variant's tier."""
+        if self.tier is not None:
+            return {"tier": self.tier}
+        if self.other_tiers:
+            return {"$or": [{"$nex": {"tier": 1}}, {"$and": [{"$neq": {"tier": t}} for t in self.other_tiers]}]}
+        return None
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    name: str
+    ruleset: str
+    severity: str
+    when: tuple[Condition, ...]
+    message: str
+    action: str
+    description: str = ""
+    source: str = ""
+    scope: str = "account"
+    enabled: bool = True
+    thresholds: Mapping[str, Any] = field(default_factory=dict)  # name -> value | {severity: value}
+    tiers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # tier -> {name: value | {...}}
+    file: str = ""
+    line: int | None = None
+    message_line: int | None = None
+    message_column: int | None = None
+
+    @property
+    def facts(self) -> tuple[str, ...]:
+        """Facts the conditions refer to, in order of first use."""
+        out: list[str] = []
+        for c in self.when:
+            for f in c.facts:
+                if f not in out:
+                    out.append(f)
+        return tuple(out)
+
+    @property
+    def message_fields(self) -> tuple[str, ...]:
+        return message_fields(self.message)
+
+    def evidence_facts(self) -> tuple[str, ...]:
+        """Facts shown on an alert: those in conditions, then those in the message."""
+        out = list(self.facts)
+        for f in self.message_fields:
+            if f not in out and f not in self.thresholds and f not in EXTRA_FIELDS:
+                out.append(f)
+        return tuple(out)
+
+    def thresholds_for(self, tier: str | None) -> dict[str, Any]:
+        merged = dict(self.thresholds)
+        if tier is not None:
+            merged.update(self.tiers.get(tier, {}))
+        return merged
+
+    def variants(self) -> tuple[Variant, ...]:
+        """Every (tier, severity) form, highest severity first within a tier."""
+        tiers: list[str | None] = [None] + sorted(self.tiers)
+        out = []
+        for tier in tiers:
+            merged = self.thresholds_for(tier)
+            for sev in severities_of(merged, self.severity):
+                values = {k: (v[sev] if isinstance(v, Mapping) else v) for k, v in merged.items()}
+                out.append(Variant(sev, values, tier, tuple(sorted(self.tiers)) if tier is None else ()))
+        return tuple(out)
+
+    def variants_for(self, tier: Any) -> tuple[Variant, ...]:
+        return tuple(v for v in self.variants() if v.applies_to(tier))
+
+    def to_durable(self, variant: Variant) -> dict:
+        parts = [c.to_durable(variant.thresholds) for c in self.when]
+        guard = variant.guard() if self.scope == "account" else None
+        if guard:
+            parts.insert(0, guard)
+        return {"$and": parts} if parts else {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code, "name": self.name, "ruleset": self.ruleset, "scope": self.scope,
+            "enabled": self.enabled, "severity": self.severity, "severities": sorted({v.severity for v in self.variants()}, key=SEVERITY_RANK.get),
+            "when": [c.text for c in self.when], "thresholds": _plain(self.thresholds), "tiers": _plain(self.tiers),
+            "message": self.message, "action": self.action, "description": self.description, "source": self.source,
+            "file": self.file, "line": self.line,
+        }
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    name: str
+    rules: tuple[Rule, ...]
+    description: str = ""
+    source: str = ""
+    path: str = ""
+    builtin: bool = False
+
+    @property
+    def digest(self) -> str:
+        raw = json.dumps([r.to_dict() for r in self.rules], sort_keys=True, ensure_ascii=False, default=str)
+        return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ruleset": self.name, "description": self.description, "source": self.source, "path": self.path,
+                "builtin": self.builtin, "rules": [r.to_dict() for r in self.rules]}
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, Mapping):
+        return {k: _plain(x) for k, x in v.items()}
+    return v
+
+
+def message_fields(template: str) -> tuple[str, ...]:
+    out = []
+    for _, name, _, _ in string.Formatter().parse(template):
+        if name:
+            base = re.split(r"[.\[]", name, maxsplit=1)[0]
+            if base not in out:
+                out.append(base)
+    return tuple(out)
+
+
+def severities_of(thresholds: Mapping[str, Any], default: str) -> tuple[str, ...]:
+    """Severities a threshold set defines, highest first; the rule's own severity if none is per-severity."""
+    sevs: set[str] = set()
+    for v in thresholds.values():
+        if isinstance(v, Mapping):
+            sevs |= set(v)
+    return tuple(sorted(sevs, key=SEVERITY_RANK.get, reverse=True)) or (default,)
+
+
+# -- YAML with positions -------------------------------------------------------------------------
+
+class _Doc:
+    """Plain data of a YAML file plus the position of every node by path."""
+
+    def __init__(self, path: str, text: str):
+        self.path = path
+        self.marks: dict[tuple, tuple[int, int]] = {}
+        self.key_marks: dict[tuple, tuple[int, int]] = {}
+        self.problems: list[Problem] = []
+        self._ctor = yaml.SafeLoader("")
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
+            raise InputError(f"{path}: invalid YAML", [Problem(path, line, f"invalid YAML: {getattr(e, 'problem', e)}", col)])
+        self.data = self._build(node, ()) if node is not None else None
+
+    def _build(self, node, path: tuple):
+        self.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            out = {}
+            for knode, vnode in node.value:
+                key = self._ctor.construct_object(knode)
+                if not isinstance(key, str):
+                    self.problem(path, f"key {key!r} is not a name (expected text)", at=knode)
+                    continue
+                if key in out:
+                    self.problem(path, f"duplicate key {key!r}", at=knode)
+                self.key_marks[path + (key,)] = (knode.start_mark.line + 1, knode.start_mark.column + 1)
+                out[key] = self._build(vnode, path + (key,))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self._build(v, path + (i,)) for i, v in enumerate(node.value)]
+        return self._ctor.construct_object(node)
+
+    def problem(self, path: tuple, message: str, at=None, key: bool = False, offset: int = 0) -> None:
+        if at is not None:
+            line, col = at.start_mark.line + 1, at.start_mark.column + 1
+        else:
+            line, col = (self.key_marks.get(path) if key else None) or self.marks.get(path) or self._nearest(path)
+        self.problems.append(Problem(self.path, line, message, col + offset if col else col))
+
+    def _nearest(self, path: tuple) -> tuple[int | None, int | None]:
+        while path:
+            path = path[:-1]
+            if path in self.marks:
+                return self.marks[path]
+        return (None, None)
+
+
+def _type_name(v: Any) -> str:
+    return {bool: "true/false", int: "a number", float: "a number", str: "text", list: "a list", dict: "a mapping",
+            type(None): "nothing"}.get(type(v), type(v).__name__)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_value(doc: _Doc, path: tuple, v: Any, what: str) -> bool:
+    if isinstance(v, bool) or _is_num(v) or isinstance(v, str):
+        return True
+    doc.problem(path, f"{what}: {_type_name(v)} is not a threshold value (expected a number, true/false or text)")
+    return False
+
+
+def _check_thresholds(doc: _Doc, path: tuple, raw: Any, where: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        doc.problem(path, f"{where}: {_type_name(raw)} (expected a mapping of threshold names to values)")
+        return {}
+    out: dict[str, Any] = {}
+    for name, v in raw.items():
+        p = path + (name,)
+        if not NAME_RE.match(name):
+            doc.problem(p, f"threshold name {name!r} (expected lower_case_with_underscores)", key=True)
+            continue
+        if isinstance(v, dict):
+            if not v:
+                doc.problem(p, f"threshold {name!r} has no values (expected e.g. {{warning: 0.1, critical: 0.2}})")
+                continue
+            per = {}
+            for sev, x in v.items():
+                if sev not in SEVERITIES:
+                    doc.problem(p + (sev,), f"unknown severity {sev!r} (expected {', '.join(SEVERITIES)})", key=True)
+                elif _check_value(doc, p + (sev,), x, f"threshold {name}.{sev}"):
+                    per[sev] = x
+            out[name] = per
+        elif _check_value(doc, p, v, f"threshold {name}"):
+            out[name] = v
+    return out
+
+
+def _str(doc: _Doc, r: dict, key: str, path: tuple, required: bool = False, default: str = "") -> str:
+    if key not in r:
+        if required:
+            doc.problem(path, f"missing key {key!r} (expected {key}: text)")
+        return default
+    v = r[key]
+    if not isinstance(v, str) or (required and not v.strip()):
+        doc.problem(path + (key,), f"{key}: {_type_name(v)} (expected non-empty text)")
+        return default
+    return v.strip() if key != "message" else v
+
+
+def _parse_rule(doc: _Doc, r: Any, path: tuple, ruleset: str) -> Rule | None:
+    if not isinstance(r, dict):
+        doc.problem(path, f"a rule must be a mapping, not {_type_name(r)} (expected code:, name:, when:, message:, action:)")
+        return None
+    before = len(doc.problems)
+    for key in r:
+        if key not in RULE_KEYS:
+            doc.problem(path + (key,), f"unknown key {key!r} in a rule (expected one of {', '.join(RULE_KEYS)})", key=True)
+    code = _str(doc, r, "code", path, required=True)
+    if code and not CODE_RE.match(code):
+        doc.problem(path + ("code",), f"code {code!r} (expected 2-5 capital letters and 3 digits, e.g. KAM101)")
+    name = _str(doc, r, "name", path, required=True)
+    if name and not NAME_RE.match(name):
+        doc.problem(path + ("name",), f"name {name!r} (expected lower_case_with_underscores)")
+    scope = r.get("scope", "account")
+    if scope not in SCOPES:
+        doc.problem(path + ("scope",), f"scope {scope!r} (expected account or portfolio)")
+    enabled = r.get("enabled", True)
+    if not isinstance(enabled, bool):
+        doc.problem(path + ("enabled",), f"enabled: {_type_name(enabled)} (expected true or false)")
+    severity = r.get("severity", "warning")
+    if severity not in SEVERITIES:
+        doc.problem(path + ("severity",), f"unknown severity {severity!r} (expected {', '.join(SEVERITIES)})")
+    thresholds = _check_thresholds(doc, path + ("thresholds",), r["thresholds"], "thresholds") if "thresholds" in r else {}
+    tiers: dict[str, dict] = {}
+    if "tiers" in r:
+        if scope == "portfolio":
+            doc.problem(path + ("tiers",), "a portfolio rule cannot have per-tier thresholds (expected no tiers:)", key=True)
+        elif not isinstance(r["tiers"], dict):
+            doc.problem(path + ("tiers",), f"tiers: {_type_name(r['tiers'])} (expected a mapping tier -> thresholds)")
+        else:
+            for tier, over in r["tiers"].items():
+                tp = path + ("tiers", tier)
+                if tier not in TIERS:
+                    doc.problem(tp, f"unknown tier {tier!r} (expected {', '.join(TIERS)})", key=True)
+                    continue
+                checked = _check_thresholds(doc, tp, over, f"tier {tier}")
+                for t in checked:
+                    if t not in thresholds:
+                        doc.problem(tp + (t,), f"tier {tier} overrides unknown threshold {t!r} (expected one of: {', '.join(thresholds) or 'none defined'})", key=True)
+                tiers[tier] = checked
+    when: list[Condition] = []
+    wp = path + ("when",)
+    raw_when = r.get("when")
+    if "when" not in r:
+        doc.problem(path, "missing key 'when' (expected a list of conditions \"FACT OP OPERAND\")")
+    elif not isinstance(raw_when, list) or not raw_when:
+        doc.problem(wp, f"when: {_type_name(raw_when)} (expected a non-empty list of conditions \"FACT OP OPERAND\")")
+    else:
+        for i, text in enumerate(raw_when):
+            line, col = doc.marks[wp + (i,)]
+            if not isinstance(text, str):
+                doc.problem(wp + (i,), f"condition is {_type_name(text)} (expected text \"FACT OP OPERAND\")")
+                continue
+            try:
+                cond = parse_condition(text, line, col)
+            except ConditionError as e:
+                doc.problem(wp + (i,), f"{e} in condition {text!r}")
+                continue
+            if cond.threshold and cond.threshold not in thresholds:
+                doc.problem(wp + (i,), f"unknown threshold ${cond.threshold} (expected one of: {', '.join(thresholds) or 'none defined under thresholds:'})")
+            when.append(cond)
+    message = _str(doc, r, "message", path, required=True)
+    mline, mcol = doc.marks.get(path + ("message",), (None, None))
+    if message:
+        try:
+            fields = message_fields(message)
+        except ValueError as e:
+            doc.problem(path + ("message",), f"message is not a valid format string: {e} (expected {{fact}} or {{fact:,.0f}} fields)")
+            fields = ()
+        for f in fields:
+            if not f or f.isdigit():
+                doc.problem(path + ("message",), "message has a positional {} field (expected {fact_name})")
+    action = _str(doc, r, "action", path, required=True)
+    # per-severity values must agree on their severities, tier by tier
+    for tier in [None] + list(tiers):
+        merged = dict(thresholds)
+        if tier:
+            merged.update(tiers[tier])
+        sets = {k: frozenset(v) for k, v in merged.items() if isinstance(v, dict)}
+        if len(set(sets.values())) > 1:
+            first = next(iter(sets))
+            for k, s in sets.items():
+                if s != sets[first]:
+                    where = path + (("tiers", tier, k) if tier and k in tiers[tier] else ("thresholds", k))
+                    doc.problem(where, f"threshold {k!r} has severities {sorted(s)} but {first!r} has {sorted(sets[first])} (expected the same severities)")
+                    break
+    if len(doc.problems) > before:
+        return None
+    return Rule(
+        code=code, name=name, ruleset=ruleset, severity=severity, when=tuple(when), message=message, action=action,
+        description=" ".join(_str(doc, r, "description", path).split()), source=_str(doc, r, "source", path),
+        scope=scope, enabled=enabled, thresholds=thresholds, tiers=tiers, file=doc.path, line=doc.marks[path][0],
+        message_line=mline, message_column=mcol,
+    )
+
+
+def parse_ruleset(path: str | Path, text: str | None = None, builtin: bool = False) -> RuleSet:
+    """Parse one rule-set file; raises :class:`InputError` listing every problem as FILE:LINE:COL."""
+    spath = str(path)
+    if text is None:
+        try:
+            text = Path(path).read_text(encoding="utf-8-sig") if isinstance(path, (str, Path)) else path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise InputError(f"{spath}: rule-set file not found")
+        except UnicodeDecodeError as e:
+            raise InputError(f"{spath}: not UTF-8 text (byte {e.start})")
+    doc = _Doc(spath, text)
+    data = doc.data
+    if not isinstance(data, dict):
+        doc.problem((), f"the file holds {_type_name(data)} (expected a mapping with ruleset:, rules:)")
+        raise InputError(f"{spath}: invalid rule-set file", doc.problems)
+    for key in data:
+        if key not in TOP_KEYS:
+            doc.problem((key,), f"unknown key {key!r} (expected one of {', '.join(TOP_KEYS)})", key=True)
+    name = _str(doc, data, "ruleset", (), required=True)
+    if name and not NAME_RE.match(name):
+        doc.problem(("ruleset",), f"rule-set name {name!r} (expected lower_case_with_underscores)")
+    rules: list[Rule] = []
+    if "rules" not in data:
+        doc.problem((), "missing key 'rules' (expected a list of rules)")
+    elif not isinstance(data["rules"], list):
+        doc.problem(("rules",), f"rules: {_type_name(data['rules'])} (expected a list of rules)")
+    else:
+        seen: dict[str, int] = {}
+        for i, r in enumerate(data["rules"]):
+            rule = _parse_rule(doc, r, ("rules", i), name)
+            if rule is None:
+                continue
+            for key, val in (("code", rule.code), ("name", rule.name)):
+                if (key, val) in seen:
+                    doc.problem(("rules", i, key), f"duplicate rule {key} {val!r} (first at line {seen[(key, val)]})")
+                seen[(key, val)] = rule.line
+            rules.append(rule)
+    if doc.problems:
+        raise InputError(f"{spath}: invalid rule-set file ({len(doc.problems)} problem{'s' if len(doc.problems) > 1 else ''})", doc.problems)
+    return RuleSet(name=name, rules=tuple(rules), description=" ".join(_str(doc, data, "description", ()).split()),
+                   source=_str(doc, data, "source", ()), path=spath, builtin=builtin)
+
+
+# -- facts known at load time -----------------------------------------------------------------------
+
+def check_facts(rulesets: Iterable[RuleSet], known: Mapping[str, set[str]]) -> list[Problem]:
+    """Problems for conditions and messages naming facts no provider (or account column) produces.
+
+    ``known`` maps a scope ("account"/"portfolio") to the fact names available there.
+    """
+    problems = []
+    for rs in rulesets:
+        for rule in rs.rules:
+            names = known.get(rule.scope, set())
+            for c in rule.when:
+                for f in c.facts:
+                    if f not in names:
+                        problems.append(Problem(rule.file, c.line, f"rule {rule.code}: unknown fact {f!r} (expected a fact of a registered provider{_close(f, names)})", c.column))
+            for f in rule.message_fields:
+                if f not in names and f not in rule.thresholds and f not in EXTRA_FIELDS:
+                    problems.append(Problem(rule.file, rule.message_line, f"rule {rule.code}: message uses unknown field {{{f}}} (expected a fact, a threshold or as_of{_close(f, names | set(rule.thresholds))})", rule.message_column))
+            for t in rule.thresholds:
+                if t in names:
+                    problems.append(Problem(rule.file, rule.line, f"rule {rule.code}: threshold {t!r} has the name of a fact (expected a different name)"))
+    return problems
+
+
+def _close(name: str, names: Iterable[str]) -> str:
+    import difflib
+
+    best = difflib.get_close_matches(name, sorted(names), n=1)
+    return f"; did you mean {best[0]!r}?" if best else ""
+
+
+# -- resolution: built-ins + user folders ------------------------------------------------------------
+
+def user_files(dirs: Iterable[str | Path]) -> list[Path]:
+    out = []
+    for d in dirs:
+        p = Path(d)
+        if p.is_file():
+            out.append(p)
+            continue
+        if not p.is_dir():
+            raise InputError(f"{p}: rule-sets folder does not exist (expected a folder of *.yaml files)")
+        out += sorted(list(p.glob("*.yaml")) + list(p.glob("*.yml")))
+    return out
+
+
+def resolve(builtin_files: Iterable, dirs: Iterable[str | Path] = ()) -> list[RuleSet]:
+    """Parse built-in files and the user's folders; a user rule set replaces a built-in of the same name.
+
+    Raises one :class:`InputError` with every problem of every file.
+    """
+    problems: list[Problem] = []
+    by_name: dict[str, RuleSet] = {}
+    origin: dict[str, str] = {}
+
+    def load(path, builtin: bool) -> None:
+        try:
+            rs = parse_ruleset(path, builtin=builtin)
+        except InputError as e:
+            problems.extend(e.problems or [Problem(str(path), None, str(e))])
+            return
+        if rs.name in by_name and (builtin or not by_name[rs.name].builtin):
+            problems.append(Problem(rs.path, 1, f"rule set {rs.name!r} is also defined in {origin[rs.name]} (expected one file per rule set name)"))
+            return
+        by_name[rs.name] = rs
+        origin[rs.name] = rs.path
+
+    for path in builtin_files:
+        load(path, True)
+    for path in user_files(dirs):
+        load(path, False)
+    codes: dict[str, Rule] = {}
+    for rs in by_name.values():
+        for rule in rs.rules:
+            if rule.code in codes:
+                first = codes[rule.code]
+                problems.append(Problem(rule.file, rule.line, f"rule code {rule.code} is also used in {first.file}:{first.line} (expected codes unique across rule sets)"))
+            else:
+                codes[rule.code] = rule
+    if problems:
+        raise InputError(f"rule-set files have {len(problems)} problem{'s' if len(problems) > 1 else ''}", problems)
+    return sorted(by_name.values(), key=lambda r: r.name)
+
+
+# -- Python evaluation (kamrules explain; the engine must agree) ------------------------------------
+
+@dataclass(frozen=True)
+class Verdict:
+    """How one rule came out on one fact set."""
+
+    code: str
+    fired: bool
+    severity: str | None = None
+    thresholds: Mapping[str, Any] = field(default_factory=dict)
+    failed: Condition | None = None  # the first condition that was false (lowest severity tried)
+    actual: Any = None  # that condition's fact value (None = missing)
+
+    def reason(self) -> str:
+        if self.fired:
+            return f"fired: {self.severity}"
+        if self.failed is None:
+            return "not fired"
+        c = self.failed
+        shown = "missing" if self.actual is None else repr(self.actual)
+        extra = ""
+        if c.ref_kind == "fact":
+            extra = f", {c.ref} = {'missing' if self.other is None else repr(self.other)}"
+        return f"not fired: `{c.describe(self.thresholds)}` is false ({c.fact} = {shown}{extra})"
+
+    other: Any = None
+
+
+def evaluate(rule: Rule, facts: Mapping[str, Any]) -> Verdict:
+    """Evaluate ``rule`` on ``facts`` in Python: the highest severity whose conditions all hold."""
+    variants = rule.variants_for(facts.get("tier")) if rule.scope == "account" else rule.variants()
+    last = None
+    for v in variants:  # highest severity first
+        failed = next((c for c in rule.when if not c.holds(facts, v.thresholds)), None)
+        if failed is None:
+            return Verdict(rule.code, True, v.severity, v.thresholds)
+        last = (v, failed)
+    if last is None:
+        return Verdict(rule.code, False)
+    v, c = last
+    return Verdict(rule.code, False, None, v.thresholds, c, facts.get(c.fact), facts.get(c.ref) if c.ref_kind == "fact" else None)

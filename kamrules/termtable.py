@@ -1,0 +1,88 @@
+"""Terminal text that lines up with Chinese (double-width) characters: width, pad, wrap, tables."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Sequence
+
+
+def char_width(ch: str) -> int:
+    if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def width(text: str) -> int:
+    """Columns ``text`` takes in a terminal (CJK characters count 2)."""
+    return sum(char_width(c) for c in text)
+
+
+def truncate(text: str, cols: int, ellipsis: str = "…") -> str:
+    if width(text) <= cols:
+        return text
+    out, used = "", 0
+    limit = cols - width(ellipsis)
+    for ch in text:
+        w = char_width(ch)
+        if used + w > limit:
+            break
+        out += ch
+        used += w
+    return out + ellipsis
+
+
+def pad(text: str, cols: int, align: str = "<") -> str:
+    """``text`` padded with spaces to ``cols`` display columns (truncated with … if longer)."""
+    text = truncate(text, cols)
+    gap = cols - width(text)
+    return " " * gap + text if align == ">" else text + " " * gap
+
+
+def wrap(text: str, cols: int) -> list[str]:
+    """Wrap on spaces by display width; words wider than ``cols`` (or CJK runs) are broken."""
+    cols = max(cols, 4)
+    lines: list[str] = []
+    for para in text.split("\n"):
+        cur, cur_w = "", 0
+        for word in para.split(" "):
+            ww = width(word)
+            sep = 1 if cur else 0
+            if cur_w + sep + ww <= cols:
+                cur, cur_w = cur + (" " if sep else "") + word, cur_w + sep + ww
+                continue
+            if cur:
+                lines.append(cur)
+                cur, cur_w = "", 0
+            while width(word) > cols:
+                piece, used = "", 0
+                for ch in word:
+                    if used + char_width(ch) > cols:
+                        break
+                    piece += ch
+                    used += char_width(ch)
+                lines.append(piece)
+                word = word[len(piece):]
+            cur, cur_w = word, width(word)
+        lines.append(cur)
+    return lines
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], max_width: int = 80, wrap_last: bool = True,
+          aligns: Sequence[str] | None = None) -> str:
+    """A plain table: columns sized to content, the last column wrapped to fit ``max_width``."""
+    n = len(headers)
+    aligns = list(aligns or ["<"] * n)
+    cells = [[str(c) if c is not None else "" for c in r] for r in rows]
+    widths = [max([width(headers[i])] + [width(r[i]) for r in cells]) for i in range(n)]
+    fixed = sum(widths[:-1]) + 2 * (n - 1)
+    if wrap_last and fixed + widths[-1] > max_width:
+        widths[-1] = max(max_width - fixed, 20)
+    out = ["  ".join(pad(h, widths[i], aligns[i]) for i, h in enumerate(headers)).rstrip()]
+    out.append("  ".join("-" * w for w in widths))
+    for r in cells:
+        last = wrap(r[-1], widths[-1]) if wrap_last else [r[-1]]
+        first = "  ".join(pad(r[i], widths[i], aligns[i]) for i in range(n - 1))
+        out.append((first + ("  " if n > 1 else "") + last[0]).rstrip())
+        for more in last[1:]:
+            out.append((" " * (fixed + (2 if n > 1 else 0)) + more).rstrip())
+    return "\n".join(out)
