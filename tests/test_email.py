@@ -202,3 +202,18 @@ def test_notify_none_only_records(store, server, pm):
     # a later run with email sends the still-firing alerts (nothing was told yet)
     r = record_and_notify(store, book(), notify=("email",), settings=s, pm=pm, now=NOW + dt.timedelta(hours=1))
     assert r.sent == 2
+
+
+def test_a_dead_server_is_not_tried_for_every_message(store, pm):
+    port = free_port()
+    s = settings_for(port)
+    many = Result(tuple(alert("KAM101", "critical", f"A{i}", owner_email=f"o{i}@example.com") for i in range(6)))
+    r = record_and_notify(store, many, settings=s, pm=pm, now=NOW)
+    assert (r.queued, r.failed, r.undelivered) == (6, 6, 6)
+    assert sum("ConnectionRefusedError" in e and "not attempted" not in e for e in r.errors) == 3
+    assert sum("not attempted after 3 failures in a row (ConnectionRefusedError" in e for e in r.errors) == 3
+    srv = SmtpServer(port=port)
+    try:
+        assert send_due(store, ["email"], s, pm, now=NOW + dt.timedelta(minutes=2)).sent == 6
+    finally:
+        srv.stop()

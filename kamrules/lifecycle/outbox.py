@@ -23,7 +23,8 @@ from kamrules.lifecycle.notifiers import DueItem, Notifier
 from kamrules.lifecycle.schema import parse_ts, rows, transaction, ts
 
 PENDING = ("queued", "failed", "sending")
-STALE_SENDING = dt.timedelta(minutes=15)  # a 'sending' claim older than this is retried even if its process lives
+STALE_SENDING = dt.timedelta(minutes=15)
+GIVE_UP_AFTER = 3  # failures in a row after which a run stops trying a notifier (the rest stay queued)  # a 'sending' claim older than this is retried even if its process lives
 
 
 def idempotency_key(notifier: str, recipient: str, states: Sequence[tuple]) -> str:
@@ -166,13 +167,18 @@ def deliver(conn, notifiers: Mapping[str, Notifier], settings, now: dt.datetime,
     """Send what is due; returns (sent, failed, error lines)."""
     sent = failed = 0
     errors = []
+    streak: dict[str, tuple[int, str]] = {}  # notifier -> (consecutive failures, last error)
     for row in _claim(conn, due_messages(conn, list(notifiers), now, ignore_backoff), now):
         notifier = notifiers[row["notifier"]]
+        n, last = streak.get(notifier.name, (0, ""))
         try:
+            if n >= GIVE_UP_AFTER:  # e.g. the server is down: do not wait out a timeout per message
+                raise RuntimeError(f"not attempted after {GIVE_UP_AFTER} failures in a row ({last})")
             notifier.send(row["recipient"], bytes(row["payload"]), settings)
         except Exception as e:  # any failure keeps the message queued
             failed += 1
-            msg = scrub(f"{type(e).__name__}: {e}", settings)
+            msg = scrub(f"{type(e).__name__}: {e}", settings) if n < GIVE_UP_AFTER else scrub(str(e), settings)
+            streak[notifier.name] = (n + 1, last if n >= GIVE_UP_AFTER else msg)
             errors.append(f"#{row['id']} {row['notifier']} to {row['recipient']}: {msg}")
             attempts = row["attempts"] + 1
             with transaction(conn):
@@ -182,6 +188,7 @@ def deliver(conn, notifiers: Mapping[str, Notifier], settings, now: dt.datetime,
                 )
         else:
             sent += 1
+            streak[notifier.name] = (0, "")
             at = ts(now)
             with transaction(conn):
                 conn.execute("UPDATE outbox SET status = 'sent', sent_at = ?, last_error = NULL WHERE id = ?", (at, row["id"]))
