@@ -71,11 +71,12 @@ def _load_dir(pm: pluggy.PluginManager, folder: Path) -> None:
         name = f"kamrules_dir_plugin_{path.stem}"
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # before running it: @dataclass and pickling look the module up
         try:
             spec.loader.exec_module(module)  # type: ignore[union-attr]
         except Exception as e:
+            del sys.modules[name]
             raise PluginError(f"{path}: plugin failed to load: {type(e).__name__}: {e}") from e
-        sys.modules[name] = module
         pm.register(module, name=str(path))
 
 
