@@ -1,11 +1,14 @@
 """End to end with the real engine: run_check -> record_and_notify -> aiosmtpd; resolution by scope."""
 
 import datetime as dt
+import json
 
 import pytest
+from click.testing import CliRunner
 from rulebook import Book
-from smtp_server import SmtpServer, settings_for
+from smtp_server import SmtpServer, free_port, settings_for
 
+from kamrules.cli import cli
 from kamrules.lifecycle import history, record_and_notify
 
 NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.timezone.utc)
@@ -61,3 +64,28 @@ def test_check_notify_and_resolve(book, server):
     resolved = history.list_history(book.store.conn, "resolved")
     assert codes(resolved) == [("K1", "KAM302")]
     assert len(server.received) == 2
+
+
+def test_cli_check_notify_email(book, server, tmp_path, monkeypatch):
+    """`kamrules check --notify email`: exit 4 while the server is down, then once-only delivery."""
+    monkeypatch.chdir(tmp_path)
+    book.save()
+    db = book.store.path
+    env = {"KAMRULES_SMTP_HOST": "127.0.0.1", "KAMRULES_SMTP_TLS": "none", "KAMRULES_SMTP_FROM": "kamrules@example.com",
+           "KAMRULES_LOAD_PLUGINS": "", "KAMRULES_CONFIG": "", "KAMRULES_SMTP_PASSWORD": ""}
+    args = ["--db", db, "check", "--as-of", "2026-10-31", "--select", "KAM3", "--notify", "email", "--fail-on", "never"]
+    down = CliRunner().invoke(cli, args, env={**env, "KAMRULES_SMTP_PORT": str(free_port())})
+    assert down.exit_code == 4, down.output
+    assert "1 queued, 0 sent, 1 failed, 1 undelivered" in down.output and "Connection refused" in down.output
+    assert "unrouted (no owner_email, no default_to): 无主大客户 (K2)" in down.output
+    up = {**env, "KAMRULES_SMTP_PORT": str(server.port), "KAMRULES_EMAIL_DEFAULT_TO": "ka-team@example.com"}
+    r = CliRunner().invoke(cli, ["--db", db, "notify", "--ignore-backoff"], env=up)
+    assert r.exit_code == 0 and r.output.startswith("1 sent"), r.output
+    r = CliRunner().invoke(cli, args, env=up)  # the owner's digest is not sent again; K2 now reaches the team
+    assert r.exit_code == 0, r.output
+    assert "1 queued, 1 sent, 0 failed, 0 undelivered" in r.output
+    assert sorted(to for m in server.received for to in m.rcpt_tos) == ["ka-team@example.com", "wanglei@example.com"]
+    again = CliRunner().invoke(cli, args, env=up)
+    assert again.exit_code == 0 and "0 queued, 0 sent" in again.output and len(server.received) == 2
+    listed = CliRunner().invoke(cli, ["--db", db, "alerts", "list", "--format", "json"], env=up)
+    assert {d["account_id"] for d in json.loads(listed.output)} == {"K1", "K2"}

@@ -34,6 +34,8 @@ class NotifyReport:
         line = f"alerts: {', '.join(parts)}"
         if self.notifiers:
             line = f"notify ({', '.join(self.notifiers)}): " + line.split(": ", 1)[1]
+        if self.errors:
+            line += f"; {self.errors[0]}" + (f" (and {len(self.errors) - 1} more errors)" if len(self.errors) > 1 else "")
         if self.unrouted:
             shown = ", ".join(self.unrouted[:5]) + (f" and {len(self.unrouted) - 5} more" if len(self.unrouted) > 5 else "")
             line += f"; unrouted (no owner_email, no default_to): {shown}"
