@@ -153,28 +153,37 @@ FROM skipped s LEFT JOIN back b ON b.account_id = s.account_id AND b.rn = 1
 
 # The run of most recent recorded attitudes that are all cold, counting only
 # those in the current pipeline stage (so the stage has not advanced during it).
+# The stage start is looked up (index seeks) only for accounts with a cold run,
+# with the same rules as CURRENT_STAGE_CTES.
 COLD_STREAK = FactProvider(
     name="cold_streak",
     description="How many of the latest recorded attitudes in the current stage are cold in a row.",
     requires=("activities",),
     facts=("cold_streak", "cold_since"),
-    sql=f"""
-WITH {CURRENT_STAGE_CTES},
-att AS (
+    sql="""
+WITH att AS (
     SELECT account_id, date, attitude FROM activities
     WHERE attitude IS NOT NULL AND date <= :as_of),
 warm AS (
-    SELECT account_id, MAX(date) AS last_on FROM att WHERE attitude <> 'cold' GROUP BY account_id)
-SELECT att.account_id,
+    SELECT account_id, MAX(date) AS last_on FROM att WHERE attitude <> 'cold' GROUP BY account_id),
+run AS (
+    SELECT att.account_id, att.date
+    FROM att LEFT JOIN warm ON warm.account_id = att.account_id
+    WHERE att.attitude = 'cold' AND (warm.last_on IS NULL OR att.date > warm.last_on)),
+since AS (
+    SELECT r.account_id,
+           CASE WHEN EXISTS (SELECT 1 FROM stage_history x WHERE x.account_id = r.account_id)
+                THEN (SELECT MAX(x.entered_on) FROM stage_history x
+                      WHERE x.account_id = r.account_id AND x.entered_on <= :as_of)
+                ELSE (SELECT CASE WHEN a.stage_since <= :as_of THEN a.stage_since END
+                      FROM accounts a WHERE a.id = r.account_id) END AS stage_since
+    FROM (SELECT DISTINCT account_id FROM run) r)
+SELECT run.account_id,
        COUNT(*)      AS cold_streak,
-       MIN(att.date) AS cold_since
-FROM att
-     LEFT JOIN warm ON warm.account_id = att.account_id
-     LEFT JOIN cur ON cur.account_id = att.account_id
-WHERE att.attitude = 'cold'
-  AND (warm.last_on IS NULL OR att.date > warm.last_on)
-  AND (cur.stage_since IS NULL OR att.date >= cur.stage_since)
-GROUP BY att.account_id
+       MIN(run.date) AS cold_since
+FROM run JOIN since ON since.account_id = run.account_id
+WHERE since.stage_since IS NULL OR run.date >= since.stage_since
+GROUP BY run.account_id
 """,
 )
 

@@ -59,7 +59,7 @@ def test_stage_history_is_the_authority(book):
 
 def test_stage_since_after_as_of_means_stage_unknown(book):
     book.account("A", status="prospect", stage="research", stage_since=book.ago(-1))
-    assert book.check(select=("KAM41",)).alerts == []
+    assert not book.check(select=("KAM41",)).alerts
 
 
 # -- KAM401 no_follow_up -----------------------------------------------------------------
@@ -99,7 +99,7 @@ def test_no_follow_up_late_follow_up_message(book):
 def test_no_follow_up_skipped_without_activities(book):
     book.account("A", status="prospect")
     result = book.check(select=("KAM401", "KAM402", "KAM405"))
-    assert result.alerts == [] and {"KAM401", "KAM402", "KAM405"} <= skipped_codes(result)
+    assert not result.alerts and {"KAM401", "KAM402", "KAM405"} <= skipped_codes(result)
 
 
 # -- KAM402 incomplete_visit_record ------------------------------------------------------
@@ -139,7 +139,7 @@ def test_stage_regression_ignores_moves_after_as_of_and_needs_history(book, tmp_
     other = Book(tmp_path / "empty.db")
     other.account("A", status="prospect", stage="analysis", stage_since=other.ago(5))
     result = other.check(select=("KAM403", "KAM404"))
-    assert result.alerts == [] and {"KAM403", "KAM404"} <= skipped_codes(result)
+    assert not result.alerts and {"KAM403", "KAM404"} <= skipped_codes(result)
 
 
 # -- KAM404 stage_skipped ----------------------------------------------------------------
