@@ -64,7 +64,7 @@ class Summary:
 
 @dataclass(frozen=True)
 class CheckResult:
-    alerts: tuple[Alert, ...]
+    alerts: list[Alert]  # sorted by Alert.sort_key
     summary: Summary
     as_of: str
 
@@ -287,7 +287,7 @@ def run_check(
         skipped=tuple(skipped), failures=tuple(failures), seconds=time.perf_counter() - started,
         codes=tuple(r.code for r in runnable), min_severity=min_severity,
     )
-    return CheckResult(alerts=tuple(alerts), summary=summary, as_of=as_of)
+    return CheckResult(alerts=alerts, summary=summary, as_of=as_of)
 
 
 def _alert(rule: Rule, v: Variant, facts: Mapping[str, Any], as_of: str, portfolio: bool,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -26,7 +27,9 @@ class ConditionError(ValueError):
 
 
 def _norm(v: Any) -> Any:
-    """Booleans compare as 1/0 (SQLite stores them so)."""
+    """Booleans compare as 1/0 (SQLite stores them so); NaN and infinities count as missing."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
     return int(v) if isinstance(v, bool) else v
 
 
@@ -104,7 +107,7 @@ class Condition:
 
     def holds(self, facts: Mapping[str, Any], thresholds: Mapping[str, Any]) -> bool:
         """Python evaluation; a missing fact (or @fact) makes every comparison false."""
-        actual = facts.get(self.fact)
+        actual = _norm(facts.get(self.fact))
         if self.op == "is missing":
             return actual is None
         if self.op == "is present":

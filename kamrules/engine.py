@@ -21,7 +21,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
+import re
 import threading
+import uuid
+from decimal import Decimal
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -73,9 +77,46 @@ def _noop(c):
 def _clean(v: Any) -> Any:
     if isinstance(v, bool):
         return int(v)
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
     if isinstance(v, (int, float, str)):
         return v
     return str(v)
+
+
+def _dumps(obj: Any) -> str:
+    """JSON for durable_rules' C parser, which crashes on exponents (1e-06, 1e+20): floats are
+    written as plain decimals; non-finite floats must have been removed before."""
+    floats: list[str] = []
+    nonce = uuid.uuid4().hex
+
+    def sub(x: Any) -> Any:
+        if isinstance(x, float):
+            floats.append(format(Decimal(repr(x)), "f"))
+            return f"{nonce}{len(floats) - 1}"
+        if isinstance(x, dict):
+            return {k: sub(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [sub(v) for v in x]
+        return x
+
+    text = json.dumps(sub(obj), ensure_ascii=False)
+    if floats:
+        text = re.sub(f'"{nonce}(\\d+)"', lambda m: floats[int(m.group(1))], text)
+    return text
+
+
+class _Ruleset(_de.Ruleset):
+    """durable's Ruleset, created from our JSON (see :func:`_dumps`) with callables as actions."""
+
+    def __init__(self, name: str, host, definition: dict):
+        self._actions = {}
+        self._name = name
+        self._host = host
+        for rule_name, rule in definition.items():
+            self._actions[rule_name] = _de.Promise(rule.pop("run"))
+        self._handle = _dre.create_ruleset(name, _dumps(definition))
+        self._definition = definition
 
 
 @dataclass(frozen=True)
@@ -122,8 +163,12 @@ class CompiledRules:
                 chunk[r.key] = {"all": [{"m": cond}], "run": _action(r.key)}
             definitions[name] = chunk
             self.names.append(name)
+        h = _host()
         try:
-            _host().register_rulesets(definitions)
+            for name, definition in definitions.items():
+                rs = _Ruleset(name, h, definition)
+                h._ruleset_directory[name] = rs
+                h._ruleset_list.append(rs)
         except BaseException as e:  # durable raises plain Exception with an error number
             raise EngineError(f"durable_rules rejected the rules: {e}") from e
 
@@ -143,16 +188,21 @@ class CompiledRules:
             sid = f"b{next(_SIDS)}"
             msgs = []
             for i, f in enumerate(facts):
-                m = {k: _clean(v) for k, v in f.items() if k in self.fields and v is not None}
+                m = {k: c for k, c in ((k, _clean(v)) for k, v in f.items() if k in self.fields) if c is not None}
                 m.update(id=str(i), sid=sid)
                 m[_MARK] = 1
                 msgs.append(m)
             _SINK.clear()
             try:
+                rs = h.get_ruleset(name)
                 if msgs:
-                    h.assert_facts(name, msgs)
-                _drain(h.get_ruleset(name))
-                state = h.get_state(name, sid) if msgs else {}
+                    handle = rs._handle_result(_dre.assert_facts(rs._handle, _dumps(msgs)), msgs)
+                    errors: list = []
+                    rs.do_actions(handle, lambda e, state: errors.append(e) if e else None)
+                    if errors:
+                        raise EngineError(f"a rule action failed: {errors[0]}")
+                _drain(rs)
+                state = rs.get_state(sid) if msgs else {}
             except EngineError:
                 raise
             except BaseException as e:
@@ -161,7 +211,7 @@ class CompiledRules:
                 got = [(s, i, k) for s, i, k in _SINK]
                 _SINK.clear()
                 try:
-                    h.delete_state(name, sid)
+                    h.get_ruleset(name).delete_state(sid)
                 except BaseException:
                     pass
             if isinstance(state, dict) and state.get("exception"):
