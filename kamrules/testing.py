@@ -675,6 +675,13 @@ def render_text(run: TestRun, verbose: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _headline(c: CaseResult) -> str:
+    if c.status == "error":
+        return (c.notes or ["error"])[0].splitlines()[0][:200]
+    parts = [f"{len(c.missing)} missing", f"{len(c.unexpected)} unexpected", f"{len(c.loud)} not quiet"]
+    return ", ".join(parts) + (f", {len(c.notes)} rule failure(s)" if c.notes else "")
+
+
 def render_junit(run: TestRun) -> str:
     """JUnit XML: one <testsuite> per test file, one <testcase> per case."""
     import xml.etree.ElementTree as ET
@@ -691,7 +698,7 @@ def render_junit(run: TestRun) -> str:
             if c.status != "passed":
                 detail = "\n".join(case_details(c))
                 tag = "failure" if c.status == "failed" else "error"
-                el = ET.SubElement(tc, tag, message=(detail.splitlines() or [c.status])[0][:200], type="RuleTest" + tag.title())
+                el = ET.SubElement(tc, tag, message=_headline(c), type="RuleTest" + tag.title())
                 el.text = detail
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
