@@ -10,12 +10,12 @@ DWELL = {"research": 30, "analysis": 30, "contact": 30, "visit": 45, "presentati
 
 # defect kind -> (rule set, eligible tiers, eligible statuses). Named after the catalogue's rules.
 DEFECTS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
-    "concession_ratio": ("over_subsidising", ("key", "mid"), ("active",)),
-    "uncommitted_concessions": ("over_subsidising", ("key", "mid"), ("active",)),
-    "commitment_shortfall": ("over_subsidising", ("key", "mid"), ("active",)),
-    "concessions_outpacing_revenue": ("over_subsidising", ("key", "mid"), ("active",)),
-    "cost_to_serve": ("over_subsidising", ("mid", "small"), ("active",)),
-    "negative_net_margin": ("over_subsidising", ("key", "mid"), ("active",)),
+    "concession_ratio": ("over_subsidising", ("key",), ("active",)),
+    "uncommitted_concessions": ("over_subsidising", ("key",), ("active",)),
+    "commitment_shortfall": ("over_subsidising", ("key",), ("active",)),
+    "concessions_outpacing_revenue": ("over_subsidising", ("key",), ("active",)),
+    "cost_to_serve": ("over_subsidising", ("small",), ("active",)),
+    "negative_net_margin": ("over_subsidising", ("key",), ("active",)),
     "no_recent_contact": ("neglected_small_clients", ("mid", "small"), ("active",)),
     "contact_decay": ("neglected_small_clients", ("mid", "small"), ("active",)),
     "silent_churn": ("neglected_small_clients", ("mid", "small"), ("active",)),
@@ -112,6 +112,8 @@ class Account:
         self.rows: dict[str, list] = {t: [] for t in ("accounts", "stage_history", "contacts", "channels", "commitments", "activities", "orders", "concessions", "complaints")}
         self.seq: dict[str, int] = {}
         self.name, self.domain = company(rng)
+        # key accounts get the expensive service (teams, events); small and mid much less
+        self.cost_scale = {"key": 5.0, "mid": 0.6, "small": 0.5}[tier]
 
     def next_id(self, prefix: str) -> str:
         n = self.seq.get(prefix, 0) + 1
@@ -257,7 +259,7 @@ class Account:
         rng = self.rng
         contact = rng.choice(self.contacts)[0]
         att = attitude or rng.choices(("warm", "neutral", "cold"), (5, 4, 1))[0]
-        acts.append([day, "visit", rng.choice(("management", "operational")), contact, rng.randint(30, 120), att, float(rng.randint(200, 800)), self._note()])
+        acts.append([day, "visit", rng.choice(("management", "operational")), contact, rng.randint(30, 120), att, float(rng.randint(200, 800) * self.cost_scale), self._note()])
         follow = day + rng.randint(1, 5)
         if follow <= min(end, self.as_of):
             acts.append([follow, "call", "operational", contact, rng.randint(5, 30), None, float(rng.randint(0, 30)), "拜访后电话跟进"])
@@ -277,8 +279,11 @@ class Account:
         acts: list[list] = []
         day = start + rng.randint(0, gap)
         while day <= stop:
-            g = gap * 4 if d == "contact_decay" and day > as_of - 183 else gap
+            decaying = d == "contact_decay" and day > as_of - 183
+            g = gap * 5 if decaying else gap
             kind = rng.choices(("visit", "call", "email", "meeting", "other"), (25, 40, 20, 10, 5))[0]
+            if decaying:
+                kind = rng.choice(("call", "email"))
             if kind == "visit" and (not visits or (d == "rising_star_unattended" and day > as_of - 130)):
                 kind = "call"
             if kind == "visit":
@@ -291,8 +296,11 @@ class Account:
                 att = rng.choices(("warm", "neutral", "cold"), (5, 4, 1))[0] if kind in ("meeting", "presentation", "proposal") else None
                 cost = {"call": 10, "email": 0, "meeting": 600, "event": 2000, "survey": 100, "presentation": 800, "proposal": 300}[kind]
                 duration = rng.randint(5, 30) if kind == "call" else None if kind == "email" else rng.randint(45, 180)
-                acts.append([day, kind, level, contact, duration, att, float(cost) if kind != "email" else None, self._note()])
+                acts.append([day, kind, level, contact, duration, att, float(cost * self.cost_scale) if kind != "email" else None, self._note()])
             day += max(1, int(g * rng.uniform(0.7, 1.3)))
+        if active and tier != "key" and d not in ("rising_star_unattended", "no_recent_contact", "contact_decay"):
+            if not any(a[1] == "visit" and a[0] > as_of - 85 for a in acts):  # attended: a visit within the quarter
+                self._visit(as_of - rng.randint(20, 80), acts, end)
         if d == "contact_decay":
             acts.append([as_of - rng.randint(1, 25), "call", "operational", self.contacts[0][0], 15, None, 10.0, None])
         if active and tier in ("key", "mid"):  # executive meetings with the decision maker
@@ -300,7 +308,7 @@ class Account:
             last = as_of - 250 if d == "no_executive_meeting" else as_of
             day = max(start, as_of - 730) + rng.randint(0, 40)
             while day <= last:
-                acts.append([day, "executive_meeting", "executive", self.decision_maker, rng.randint(60, 180), rng.choice(("warm", "neutral")), float(rng.randint(1000, 5000)), None])
+                acts.append([day, "executive_meeting", "executive", self.decision_maker, rng.randint(60, 180), rng.choice(("warm", "neutral")), float(rng.randint(1000, 5000) * self.cost_scale), None])
                 day += every + rng.randint(-15, 10)
         if d == "no_follow_up":
             v = as_of - rng.randint(15, 60)
@@ -334,12 +342,14 @@ class Account:
         gap = {"key": 7, "mid": 14, "small": 30}[tier]
         yearly = {"key": (8e6, 6e7), "mid": (8e5, 4e6), "small": (8e4, 4e5)}[tier]
         yearly = rng.uniform(*yearly)
+        if d == "support_share":  # a mis-tiered big earner that gets no support at all
+            yearly = rng.uniform(2.5e7, 6e7)
         growth = rng.uniform(0.06, 0.18)
         if d == "rising_star_unattended":
             growth = rng.uniform(1.0, 1.6)
         elif d == "concessions_outpacing_revenue":
-            growth = -0.12
-        margin_rate = rng.uniform(0.02, 0.04) if d == "negative_net_margin" else rng.uniform(0.15, 0.32)
+            growth = -0.25
+        margin_rate = rng.uniform(0.02, 0.04) if d == "negative_net_margin" else rng.uniform(0.25, 0.35) if d == "support_share" else rng.uniform(0.15, 0.32)
         start = max(self.won + rng.randint(1, 20), as_of - 730)
         stop = as_of - gap * rng.randint(4, 8) if d == "silent_churn" else as_of
         per_order = yearly * gap / 365
@@ -358,7 +368,7 @@ class Account:
         if d == "cost_to_serve":
             margin_12m = sum(a for o, a in orders if o > as_of - 365) * margin_rate
             recent = [a for a in self.acts if a[0] > as_of - 365] or self.acts
-            each = round(margin_12m * rng.uniform(0.8, 1.5) / max(len(recent), 1), 2)
+            each = round(margin_12m * rng.uniform(0.6, 0.9) / max(len(recent), 1), 2)
             self._recost(lambda a: each if a[0] > as_of - 365 else a[6])
         if d == "support_share":
             self._recost(lambda a: None)
@@ -400,7 +410,8 @@ class Account:
                     return cid
             return ids[0][1]
 
-        rate = {"concession_ratio": rng.uniform(0.15, 0.3), "negative_net_margin": 0.07}.get(d, rng.uniform(0.015, 0.04))
+        healthy = rng.uniform(0.02, 0.05) if self.tier == "key" else rng.uniform(0.005, 0.015)
+        rate = {"concession_ratio": rng.uniform(0.15, 0.3), "negative_net_margin": 0.07}.get(d, healthy)
         first = dt.date.fromordinal(start)
         y, q = first.year, (first.month - 1) // 3
         while True:  # calendar quarter ends: exactly four in any 12-month window
