@@ -6,70 +6,58 @@ import importlib.resources
 
 from kamrules import hookimpl
 from kamrules.facts import FactProvider
-from kamrules_plugins.core_facts import COMMITTED, CONCESSION_JOIN, JD, M12, M24
+from kamrules_plugins.core_facts import JD
+
+# Ratios across tables are derived in Python from the facts the core providers
+# already computed (one scan per table), not by scanning the tables again.
+NO_ROWS = "SELECT id AS account_id FROM accounts WHERE 0"
+
+
+def _ratios(f):
+    revenue, given = f.get("revenue_12m"), f.get("concessions_12m")
+    before = f.get("concessions_prev_12m")
+    out = {}
+    if revenue and revenue > 0 and given is not None:
+        out["concession_ratio"] = given / revenue
+        out["uncommitted_ratio"] = f.get("uncommitted_concessions_12m", 0.0) / revenue
+    if before and before > 0 and given is not None:
+        out["concessions_growth"] = (given - before) / before
+    return out
+
 
 SUBSIDY_RATIOS = FactProvider(
     name="subsidy_ratios",
-    description="Concessions relative to revenue, and their growth year on year.",
+    description="Concessions relative to revenue (12 months), and their growth on the 12 months before.",
     requires=("orders", "concessions"),
-    facts=("concession_ratio", "uncommitted_ratio", "concessions_growth"),
-    sql=f"""
-WITH o AS (
-    SELECT account_id, TOTAL(amount) AS revenue
-    FROM orders
-    WHERE date <= :as_of AND date > {M12}
-    GROUP BY account_id),
-s AS (
-    SELECT c.account_id,
-           TOTAL(CASE WHEN c.date > {M12} THEN c.amount END)                     AS given,
-           TOTAL(CASE WHEN c.date <= {M12} THEN c.amount END)                    AS given_before,
-           TOTAL(CASE WHEN c.date > {M12} AND NOT {COMMITTED} THEN c.amount END) AS uncommitted
-    FROM concessions c {CONCESSION_JOIN}
-    WHERE c.date <= :as_of AND c.date > {M24}
-    GROUP BY c.account_id)
-SELECT s.account_id,
-       CASE WHEN o.revenue > 0 THEN s.given / o.revenue END                          AS concession_ratio,
-       CASE WHEN o.revenue > 0 THEN s.uncommitted / o.revenue END                    AS uncommitted_ratio,
-       CASE WHEN s.given_before > 0 THEN (s.given - s.given_before) / s.given_before END AS concessions_growth
-FROM s LEFT JOIN o ON o.account_id = s.account_id
-""",
+    facts=(),
+    sql=NO_ROWS,
+    derive=_ratios,
+    derived=("concession_ratio", "uncommitted_ratio", "concessions_growth"),
 )
+
+
+def _net_margin(f):
+    # margin_12m: 0 without orders in the window, missing when orders carry no margin (unknown)
+    margin = f.get("margin_12m")
+    if margin is None:
+        return {}
+    given = f.get("concessions_12m") or 0.0  # no concessions data: none given
+    cost = f.get("service_cost_12m") or 0.0  # no activities data: no recorded cost
+    return {
+        "net_margin_12m": margin - given - cost,
+        "net_margin_breakdown": f"margin {margin:,.0f} - concessions {given:,.0f} - service cost {cost:,.0f}",
+        "cost_to_margin": cost / margin if margin > 0 else None,
+    }
+
 
 NET_MARGIN = FactProvider(
     name="net_margin",
     description="Margin minus concessions minus service cost over 12 months; service cost against margin.",
     requires=("orders",),
-    facts=("net_margin_12m", "net_margin_breakdown", "cost_to_margin"),
-    sql=f"""
-WITH o AS (
-    SELECT account_id, SUM(margin) AS margin, COUNT(*) AS n
-    FROM orders WHERE date <= :as_of AND date > {M12}
-    GROUP BY account_id),
-s AS (
-    SELECT account_id, TOTAL(amount) AS given
-    FROM concessions WHERE date <= :as_of AND date > {M12}
-    GROUP BY account_id),
-x AS (
-    SELECT account_id, TOTAL(cost) AS cost
-    FROM activities WHERE date <= :as_of AND date > {M12} AND cost IS NOT NULL
-    GROUP BY account_id),
-n AS (
-    SELECT a.id AS account_id,
-           CASE WHEN o.account_id IS NULL THEN 0.0 ELSE o.margin END AS margin,
-           COALESCE(s.given, 0.0) AS given,
-           COALESCE(x.cost, 0.0)  AS cost
-    FROM accounts a
-         LEFT JOIN o ON o.account_id = a.id
-         LEFT JOIN s ON s.account_id = a.id
-         LEFT JOIN x ON x.account_id = a.id)
-SELECT account_id,
-       margin - given - cost AS net_margin_12m,
-       printf('margin %,d - concessions %,d - service cost %,d',
-              CAST(ROUND(margin) AS INTEGER), CAST(ROUND(given) AS INTEGER), CAST(ROUND(cost) AS INTEGER))
-           AS net_margin_breakdown,
-       CASE WHEN margin > 0 THEN cost / margin END AS cost_to_margin
-FROM n WHERE margin IS NOT NULL
-""",
+    facts=(),
+    sql=NO_ROWS,
+    derive=_net_margin,
+    derived=("net_margin_12m", "net_margin_breakdown", "cost_to_margin"),
 )
 
 COMMITMENT_PROGRESS = FactProvider(

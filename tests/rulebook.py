@@ -76,7 +76,7 @@ class Book:
         return {a.account_id: a for a in result.alerts if a.code == code}
 
     def facts(self, provider, as_of: str | None = None) -> dict:
-        """Run one FactProvider's SQL directly: {account_id: {fact: value}} (portfolio: {None: row})."""
+        """Run one FactProvider's SQL directly (no derive): {account_id: {fact: value}} (portfolio: {None: row})."""
         self.save()
         out = {}
         for row in self.store.query(provider.sql, {"as_of": as_of or self.as_of}):
