@@ -24,259 +24,289 @@ SELECT :as_of AS as_of,
        date(:as_of, '-6 months')  AS m6,
        date(:as_of, '-12 months') AS m12,
        date(:as_of, '-24 months') AS m24,
+       date(:as_of, '-90 days')   AS d90,
        julianday(:as_of)          AS jd
 """
 
-STAGE_RANK = "CASE {s} WHEN 'research' THEN 1 WHEN 'analysis' THEN 2 WHEN 'contact' THEN 3 WHEN 'visit' THEN 4 " \
-             "WHEN 'presentation' THEN 5 WHEN 'proposal' THEN 6 WHEN 'negotiation' THEN 7 WHEN 'won' THEN 8 END"
+# Position (1..8) of a pipeline stage.
+RANK = ("(CASE stage WHEN 'research' THEN 1 WHEN 'analysis' THEN 2 WHEN 'contact' THEN 3 WHEN 'visit' THEN 4 "
+        "WHEN 'presentation' THEN 5 WHEN 'proposal' THEN 6 WHEN 'negotiation' THEN 7 WHEN 'won' THEN 8 END)")
 
 # ---------------------------------------------------------------------------
-# Shared per-account aggregates: one scan of each table.
+# Shared per-account aggregates: one pass over each table (TEMP tables).
+# Windows are half-open: "the 12 months to D" is m12 < date <= D.
 # ---------------------------------------------------------------------------
 AGGREGATES: dict[str, str] = {
     "w": WINDOWS,
-    # revenue / margin: last 12 months and the 12 before; last order; order count
+    # revenue and margin, last 12 months and the 12 before
     "ord": """
         SELECT account_id,
-               SUM(CASE WHEN date >  :m12 THEN amount END)                   AS rev_12m,
-               SUM(CASE WHEN date <= :m12 AND date > :m24 THEN amount END)   AS rev_prev12m,
-               SUM(CASE WHEN date >  :m12 THEN margin END)                   AS margin_12m,
-               MAX(date)                                                     AS last_order,
-               COUNT(*)                                                      AS n_orders
-        FROM orders WHERE date <= :as_of
+               TOTAL(CASE WHEN date > :m12 THEN amount END)  AS rev_12m,
+               TOTAL(CASE WHEN date <= :m12 THEN amount END) AS rev_prev12m,
+               SUM(CASE WHEN date > :m12 THEN margin END)    AS margin_12m,   -- NULL: orders without margins
+               TOTAL(CASE WHEN date > :m12 THEN margin END)  AS margin_total_12m,
+               SUM(date > :m12)                              AS n_12m
+        FROM orders WHERE date <= :as_of AND date > :m24
         GROUP BY account_id""",
-    # concessions: last 12 months, the 12 before, and the part not backed by a signed commitment
+    # concessions; "committed" = tied to a signed commitment of the same account with a target > 0
     "con": """
         SELECT c.account_id,
-               SUM(CASE WHEN c.date > :m12 THEN c.amount END)                      AS conc_12m,
-               SUM(CASE WHEN c.date <= :m12 AND c.date > :m24 THEN c.amount END)   AS conc_prev12m,
-               SUM(CASE WHEN c.date > :m12
-                         AND (m.id IS NULL OR COALESCE(m.signed, 0) = 0 OR COALESCE(m.target_amount, 0) <= 0)
-                        THEN c.amount ELSE 0 END)                                  AS uncommitted_12m
-        FROM concessions c LEFT JOIN commitments m ON m.id = c.commitment_id
+               TOTAL(CASE WHEN c.date > :m12 THEN c.amount END)  AS conc_12m,
+               TOTAL(CASE WHEN c.date <= :m12 THEN c.amount END) AS conc_prev12m,
+               TOTAL(CASE WHEN c.date > :d90 THEN c.amount END)  AS conc_90d,
+               TOTAL(CASE WHEN c.date > :m12 AND NOT (m.id IS NOT NULL AND m.signed = 1 AND m.target_amount > 0)
+                          THEN c.amount END)                     AS uncommitted_12m
+        FROM concessions c
+             LEFT JOIN commitments m ON m.id = c.commitment_id AND m.account_id = c.account_id AND m.start <= :as_of
         WHERE c.date <= :as_of AND c.date > :m24
         GROUP BY c.account_id""",
-    # activities: service cost, contact counts, last contact / visit / executive meeting
+    # activities: recency, volume, visits, executive meetings, service cost
     "act": """
         SELECT account_id,
-               SUM(CASE WHEN date > :m12 THEN cost END)                      AS cost_12m,
-               SUM(date > :m6)                                               AS acts_6m,
-               SUM(date <= :m6 AND date > :m12)                              AS acts_prev6m,
-               MAX(date)                                                     AS last_activity,
-               MAX(CASE WHEN kind = 'visit' THEN date END)                   AS last_visit,
-               MAX(CASE WHEN kind = 'executive_meeting' OR level = 'executive' THEN date END) AS last_exec
+               MIN(date)                                           AS first_on,
+               MAX(date)                                           AS last_on,
+               SUM(date > :m6)                                     AS n_6m,
+               SUM(date <= :m6 AND date > :m12)                    AS n_prev6m,
+               MAX(CASE WHEN kind = 'visit' THEN date END)         AS visit_on,
+               MAX(CASE WHEN kind = 'executive_meeting' OR level = 'executive' THEN date END) AS exec_on,
+               TOTAL(CASE WHEN date > :m12 THEN cost END)          AS cost_12m
         FROM activities WHERE date <= :as_of
         GROUP BY account_id""",
-    # current pipeline stage: stage_history is the authority when it has rows for the account
+    # the pipeline stage on the as-of date: stage_history is the authority for accounts it has rows for
     "cur": f"""
         WITH h AS (
             SELECT account_id, stage, entered_on,
-                   ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY entered_on DESC, {STAGE_RANK.format(s='stage')} DESC) AS rn
-            FROM stage_history WHERE entered_on <= :as_of)
+                   ROW_NUMBER() OVER (PARTITION BY account_id
+                                      ORDER BY entered_on <= :as_of DESC, entered_on DESC, {RANK} DESC) AS rn
+            FROM stage_history)
         SELECT a.id AS account_id,
-               COALESCE(h.stage, a.stage)            AS stage,
-               COALESCE(h.entered_on, a.stage_since) AS stage_since
+               CASE WHEN h.account_id IS NOT NULL THEN IIF(h.entered_on <= :as_of, h.stage, NULL)
+                    WHEN a.stage_since > :as_of THEN NULL ELSE a.stage END            AS stage,
+               CASE WHEN h.account_id IS NOT NULL THEN IIF(h.entered_on <= :as_of, h.entered_on, NULL)
+                    WHEN a.stage_since > :as_of THEN NULL ELSE a.stage_since END      AS since
         FROM accounts a LEFT JOIN h ON h.account_id = a.id AND h.rn = 1""",
 }
 
+
+def days(expr: str) -> str:
+    """Whole days from the date ``expr`` to the as-of date."""
+    return f"CAST(w.jd - julianday({expr}) AS INTEGER)"
+
+
+NO_OWNER = "NULLIF(TRIM(a.owner), '') IS NULL"
+
 # ---------------------------------------------------------------------------
-# The rules: (ruleset, rule, scope, sql).  Each SELECT reads the aggregates above.
+# The rules: (ruleset, rule, scope, sql).  Each returns account_id, severity, evidence...
+# A query may return a `rule` column to report several rules at once (stage_dwell_<stage>).
 # ---------------------------------------------------------------------------
 RULES: list[tuple[str, str, str, str]] = [
-    # ---- over_subsidising -------------------------------------------------
+    # ---- over_subsidising (KAM1xx) ------------------------------------------
     ("over_subsidising", "concession_ratio", "account", """
         SELECT a.id AS account_id,
-               CASE WHEN c.conc_12m > 0.20 * o.rev_12m THEN 'critical' ELSE 'warning' END AS severity,
+               IIF(c.conc_12m / o.rev_12m > 0.20, 'critical', 'warning') AS severity,
                c.conc_12m, o.rev_12m
         FROM accounts a JOIN ord o ON o.account_id = a.id JOIN con c ON c.account_id = a.id
-        WHERE a.status = 'active' AND o.rev_12m > 0 AND c.conc_12m > 0.10 * o.rev_12m"""),
+        WHERE a.status = 'active' AND o.rev_12m > 0 AND c.conc_12m > 0 AND c.conc_12m / o.rev_12m > 0.10"""),
     ("over_subsidising", "uncommitted_concessions", "account", """
         SELECT a.id AS account_id,
-               CASE WHEN c.uncommitted_12m > 0.05 * COALESCE(o.rev_12m, 0) THEN 'critical' ELSE 'warning' END AS severity,
+               IIF(c.uncommitted_12m / o.rev_12m > 0.05, 'critical', 'warning') AS severity,
                c.uncommitted_12m, o.rev_12m
-        FROM accounts a JOIN con c ON c.account_id = a.id LEFT JOIN ord o ON o.account_id = a.id
-        WHERE c.uncommitted_12m > 0"""),
+        FROM accounts a JOIN ord o ON o.account_id = a.id JOIN con c ON c.account_id = a.id
+        WHERE a.status = 'active' AND o.rev_12m > 0 AND c.uncommitted_12m > 0"""),
     ("over_subsidising", "commitment_shortfall", "account", """
-        WITH live AS (   -- active signed commitments, pro-rated target to date
-            SELECT m.id, m.account_id, m.start, m.target_amount * (w.jd - julianday(m.start))
-                                                   / MAX(julianday(m."end") - julianday(m.start), 1) AS target_to_date
+        WITH live AS (   -- signed commitments in force, at least 30 days old
+            SELECT m.id, m.account_id, m.start,
+                   m.target_amount * (w.jd - julianday(m.start) + 1)
+                                   / (julianday(m."end") - julianday(m.start) + 1) AS expected
             FROM commitments m, w
-            WHERE m.signed = 1 AND m.start <= :as_of AND m."end" >= :as_of AND m.target_amount > 0),
-        done AS (
-            SELECT l.id, l.account_id, l.target_to_date,
-                   (SELECT COALESCE(SUM(amount), 0) FROM orders x
-                     WHERE x.account_id = l.account_id AND x.date >= l.start AND x.date <= :as_of) AS actual,
-                   (SELECT COALESCE(SUM(amount), 0) FROM concessions x
-                     WHERE x.account_id = l.account_id AND x.date >= l.start AND x.date <= :as_of) AS conc_since
-            FROM live l)
-        SELECT account_id, 'warning' AS severity, MIN(actual / target_to_date) AS achieved
-        FROM done
-        WHERE target_to_date > 0 AND actual < 0.80 * target_to_date AND conc_since > 0
-        GROUP BY account_id"""),
+            WHERE m.signed = 1 AND m.target_amount > 0 AND m.start <= :as_of AND m."end" >= :as_of
+              AND w.jd - julianday(m.start) + 1 >= 30),
+        behind AS (
+            SELECT l.account_id, 1.0 - TOTAL(o.amount) / l.expected AS behind
+            FROM live l LEFT JOIN orders o ON o.account_id = l.account_id AND o.date >= l.start AND o.date <= :as_of
+            GROUP BY l.id)
+        SELECT b.account_id, 'warning' AS severity, MAX(b.behind) AS behind, c.conc_90d
+        FROM behind b JOIN accounts a ON a.id = b.account_id JOIN con c ON c.account_id = b.account_id
+        WHERE a.status = 'active' AND b.behind > 0.20 AND c.conc_90d > 0
+        GROUP BY b.account_id"""),
     ("over_subsidising", "concessions_outpacing_revenue", "account", """
-        SELECT a.id AS account_id, 'warning' AS severity,
-               c.conc_12m, c.conc_prev12m, o.rev_12m, o.rev_prev12m
+        SELECT a.id AS account_id, 'warning' AS severity, c.conc_prev12m, c.conc_12m, o.rev_prev12m, o.rev_12m
         FROM accounts a JOIN con c ON c.account_id = a.id JOIN ord o ON o.account_id = a.id
-        WHERE c.conc_prev12m > 0 AND c.conc_12m >= 1.25 * c.conc_prev12m
-          AND o.rev_prev12m > 0 AND COALESCE(o.rev_12m, 0) <= o.rev_prev12m"""),
+        WHERE a.status = 'active'
+          AND c.conc_prev12m > 0 AND (c.conc_12m - c.conc_prev12m) / c.conc_prev12m > 0.25
+          AND o.rev_prev12m > 0 AND (o.rev_12m - o.rev_prev12m) / o.rev_prev12m <= 0"""),
     ("over_subsidising", "cost_to_serve", "account", """
-        SELECT a.id AS account_id, 'warning' AS severity, act.cost_12m, o.margin_12m
-        FROM accounts a JOIN act ON act.account_id = a.id JOIN ord o ON o.account_id = a.id
-        WHERE a.buyer_type = 'transactional' AND o.margin_12m > 0 AND act.cost_12m > 0.50 * o.margin_12m"""),
+        SELECT a.id AS account_id, 'warning' AS severity, x.cost_12m, o.margin_12m
+        FROM accounts a JOIN ord o ON o.account_id = a.id JOIN act x ON x.account_id = a.id
+        WHERE a.status = 'active' AND a.buyer_type = 'transactional'
+          AND o.n_12m > 0 AND o.margin_12m > 0 AND x.cost_12m / o.margin_12m > 0.50"""),
     ("over_subsidising", "negative_net_margin", "account", """
-        SELECT a.id AS account_id, 'warning' AS severity,
-               o.margin_12m - COALESCE(c.conc_12m, 0) - COALESCE(act.cost_12m, 0) AS net_margin_12m
-        FROM accounts a JOIN ord o ON o.account_id = a.id
-             LEFT JOIN con c ON c.account_id = a.id LEFT JOIN act ON act.account_id = a.id
-        WHERE a.status = 'active' AND o.margin_12m IS NOT NULL
-          AND o.margin_12m - COALESCE(c.conc_12m, 0) - COALESCE(act.cost_12m, 0) < 0"""),
-    # ---- neglected_small_clients -------------------------------------------
-    ("neglected_small_clients", "no_recent_contact", "account", """
-        SELECT a.id AS account_id, 'warning' AS severity, act.last_activity
-        FROM accounts a JOIN act ON act.account_id = a.id, w
+        WITH n AS (      -- margin is 0 without orders in the window, unknown (NULL) when no order has one
+            SELECT a.id AS account_id, IIF(COALESCE(o.n_12m, 0) = 0, 0.0, o.margin_12m)
+                       - COALESCE(c.conc_12m, 0) - COALESCE(x.cost_12m, 0) AS net_margin_12m
+            FROM accounts a LEFT JOIN ord o ON o.account_id = a.id
+                 LEFT JOIN con c ON c.account_id = a.id LEFT JOIN act x ON x.account_id = a.id
+            WHERE a.status = 'active')
+        SELECT account_id, 'warning' AS severity, net_margin_12m FROM n WHERE net_margin_12m < 0"""),
+    # ---- neglected_small_clients (KAM2xx) -------------------------------------
+    ("neglected_small_clients", "no_recent_contact", "account", f"""
+        SELECT a.id AS account_id, 'warning' AS severity, {days("COALESCE(x.last_on, a.created_on)")} AS days
+        FROM accounts a LEFT JOIN act x ON x.account_id = a.id, w
         WHERE a.status = 'active' AND a.tier IN ('mid', 'small')
-          AND w.jd - julianday(act.last_activity) > CASE a.tier WHEN 'mid' THEN 60 ELSE 120 END"""),
+          AND {days("COALESCE(x.last_on, a.created_on)")} > IIF(a.tier = 'mid', 60, 120)"""),
     ("neglected_small_clients", "contact_decay", "account", """
-        SELECT a.id AS account_id, 'warning' AS severity, act.acts_6m, act.acts_prev6m
-        FROM accounts a JOIN act ON act.account_id = a.id
+        SELECT a.id AS account_id, 'warning' AS severity, x.n_6m, x.n_prev6m
+        FROM accounts a JOIN act x ON x.account_id = a.id
         WHERE a.status = 'active' AND a.tier IN ('mid', 'small')
-          AND act.acts_prev6m > 0 AND act.acts_6m < 0.50 * act.acts_prev6m"""),
+          AND x.n_prev6m >= 2 AND CAST(x.n_6m AS REAL) / x.n_prev6m < 0.50"""),
     ("neglected_small_clients", "silent_churn", "account", """
-        WITH g AS (      -- gaps between consecutive orders of small/mid accounts
-            SELECT x.account_id,
-                   julianday(x.date) - julianday(LAG(x.date) OVER (PARTITION BY x.account_id ORDER BY x.date)) AS gap
-            FROM orders x JOIN accounts a ON a.id = x.account_id
-            WHERE a.status = 'active' AND a.tier IN ('mid', 'small') AND x.date <= :as_of),
+        WITH d AS (      -- distinct order days of active small/mid accounts
+            SELECT DISTINCT o.account_id, o.date
+            FROM orders o JOIN accounts a ON a.id = o.account_id
+            WHERE o.date <= :as_of AND a.status = 'active' AND a.tier IN ('mid', 'small')),
+        g AS (
+            SELECT account_id, julianday(date) - julianday(LAG(date) OVER (PARTITION BY account_id ORDER BY date)) AS gap
+            FROM d),
         r AS (
-            SELECT account_id, gap,
-                   ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY gap) AS rn,
-                   COUNT(*)     OVER (PARTITION BY account_id)              AS n
+            SELECT account_id, gap, ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY gap) AS rn,
+                   COUNT(*) OVER (PARTITION BY account_id) AS n
             FROM g WHERE gap IS NOT NULL),
-        med AS (SELECT account_id, AVG(gap) AS median_gap FROM r
-                WHERE rn IN ((n + 1) / 2, (n + 2) / 2) GROUP BY account_id)
-        SELECT o.account_id, 'warning' AS severity, med.median_gap, w.jd - julianday(o.last_order) AS days_since_order
-        FROM ord o JOIN med ON med.account_id = o.account_id, w
-        WHERE o.n_orders >= 3 AND w.jd - julianday(o.last_order) > 2 * med.median_gap"""),
-    ("neglected_small_clients", "rising_star_unattended", "account", """
-        SELECT a.id AS account_id, 'warning' AS severity, o.rev_12m, o.rev_prev12m, act.last_visit
-        FROM accounts a JOIN ord o ON o.account_id = a.id LEFT JOIN act ON act.account_id = a.id, w
+        med AS (SELECT account_id, AVG(gap) AS median_gap FROM r WHERE rn IN ((n + 1) / 2, (n + 2) / 2) GROUP BY account_id),
+        last AS (SELECT account_id, COUNT(*) AS order_days, MAX(date) AS last_on FROM d GROUP BY account_id)
+        SELECT l.account_id, 'warning' AS severity, l.order_days, med.median_gap, w.jd - julianday(l.last_on) AS silent_days
+        FROM last l JOIN med ON med.account_id = l.account_id, w
+        WHERE l.order_days >= 3 AND (w.jd - julianday(l.last_on)) / med.median_gap > 2"""),
+    ("neglected_small_clients", "rising_star_unattended", "account", f"""
+        SELECT a.id AS account_id, 'warning' AS severity, o.rev_prev12m, o.rev_12m,
+               {days(f"IIF({NO_OWNER}, COALESCE(a.created_on, x.first_on), COALESCE(x.visit_on, a.created_on, x.first_on))")}
+                   AS days_unattended
+        FROM accounts a JOIN ord o ON o.account_id = a.id LEFT JOIN act x ON x.account_id = a.id, w
         WHERE a.status = 'active' AND a.tier IN ('mid', 'small')
-          AND o.rev_prev12m > 0 AND o.rev_12m >= 1.50 * o.rev_prev12m
-          AND (NULLIF(TRIM(a.owner), '') IS NULL OR act.last_visit IS NULL OR w.jd - julianday(act.last_visit) > 90)"""),
+          AND o.rev_prev12m > 0 AND (o.rev_12m - o.rev_prev12m) / o.rev_prev12m > 0.50
+          AND {days(f"IIF({NO_OWNER}, COALESCE(a.created_on, x.first_on), COALESCE(x.visit_on, a.created_on, x.first_on))")} > 90"""),
     ("neglected_small_clients", "support_share", "portfolio", """
         WITH per AS (
-            SELECT a.tier IN ('mid', 'small')                              AS small,
-                   COALESCE(o.margin_12m, 0)                               AS margin,
-                   COALESCE(c.conc_12m, 0) + COALESCE(act.cost_12m, 0)     AS support
+            SELECT a.tier IN ('mid', 'small') AS smallmid, COALESCE(o.margin_total_12m, 0) AS margin,
+                   COALESCE(c.conc_12m, 0) + COALESCE(x.cost_12m, 0) AS support
             FROM accounts a LEFT JOIN ord o ON o.account_id = a.id
-                 LEFT JOIN con c ON c.account_id = a.id LEFT JOIN act ON act.account_id = a.id
+                 LEFT JOIN con c ON c.account_id = a.id LEFT JOIN act x ON x.account_id = a.id
             WHERE a.status = 'active'),
-        tot AS (SELECT SUM(CASE WHEN small THEN margin END) / SUM(margin)   AS margin_share,
-                       SUM(CASE WHEN small THEN support END) / SUM(support) AS support_share
-                FROM per)
-        SELECT NULL AS account_id, 'warning' AS severity, margin_share, support_share FROM tot
-        WHERE margin_share > 0.30 AND support_share < 0.10"""),
-    # ---- missing_escalation_channels (key accounts) -------------------------
-    ("missing_escalation_channels", "no_ka_manager", "account", """
-        SELECT id AS account_id, 'warning' AS severity FROM accounts
-        WHERE tier = 'key' AND status = 'active' AND NULLIF(TRIM(owner), '') IS NULL"""),
+        tot AS (SELECT TOTAL(IIF(smallmid, margin, 0)) AS sm_margin, TOTAL(margin) AS margin,
+                       TOTAL(IIF(smallmid, support, 0)) AS sm_support, TOTAL(support) AS support FROM per)
+        SELECT NULL AS account_id, 'warning' AS severity, sm_margin / margin AS margin_share, sm_support / support AS support_share
+        FROM tot WHERE margin > 0 AND support > 0 AND sm_margin / margin > 0.30 AND sm_support / support < 0.10"""),
+    # ---- missing_escalation_channels (KAM3xx): active key accounts -----------
+    ("missing_escalation_channels", "no_ka_manager", "account", f"""
+        SELECT a.id AS account_id, 'critical' AS severity FROM accounts a
+        WHERE a.status = 'active' AND a.tier = 'key' AND {NO_OWNER}"""),
     ("missing_escalation_channels", "single_threaded", "account", """
         SELECT a.id AS account_id, 'warning' AS severity FROM accounts a
-        WHERE a.tier = 'key' AND a.status = 'active'
-          AND (NOT EXISTS (SELECT 1 FROM channels ch WHERE ch.account_id = a.id AND ch.kind = 'technical')
-               OR NOT EXISTS (SELECT 1 FROM channels ch WHERE ch.account_id = a.id AND ch.kind = 'management'))"""),
+        WHERE a.status = 'active' AND a.tier = 'key'
+          AND (SELECT COUNT(DISTINCT kind) FROM channels ch
+               WHERE ch.account_id = a.id AND ch.kind IN ('technical', 'management')
+                 AND (ch.since IS NULL OR ch.since <= :as_of)) < 2"""),
     ("missing_escalation_channels", "no_complaint_channel", "account", """
         SELECT a.id AS account_id, 'warning' AS severity FROM accounts a
-        WHERE a.tier = 'key' AND a.status = 'active'
+        WHERE a.status = 'active' AND a.tier = 'key'
           AND NOT EXISTS (SELECT 1 FROM channels ch
-                          WHERE ch.account_id = a.id AND ch.kind = 'complaint' AND ch.client_informed = 1)"""),
-    ("missing_escalation_channels", "no_executive_meeting", "account", """
-        SELECT a.id AS account_id, 'warning' AS severity, act.last_exec
-        FROM accounts a LEFT JOIN act ON act.account_id = a.id, w
-        WHERE a.tier = 'key' AND a.status = 'active'
-          AND (act.last_exec IS NULL OR w.jd - julianday(act.last_exec) > 180)"""),
-    ("missing_escalation_channels", "no_decision_maker", "account", """
-        WITH dm AS (     -- active decision makers and when each was last met
-            SELECT p.account_id, MAX(x.date) AS last_met
-            FROM contacts p LEFT JOIN activities x ON x.contact_id = p.id AND x.date <= :as_of
+                          WHERE ch.account_id = a.id AND ch.kind = 'complaint' AND ch.client_informed = 1
+                            AND (ch.since IS NULL OR ch.since <= :as_of))"""),
+    ("missing_escalation_channels", "no_executive_meeting", "account", f"""
+        SELECT a.id AS account_id, 'warning' AS severity, {days("COALESCE(x.exec_on, a.created_on, x.first_on)")} AS days
+        FROM accounts a LEFT JOIN act x ON x.account_id = a.id, w
+        WHERE a.status = 'active' AND a.tier = 'key'
+          AND {days("COALESCE(x.exec_on, a.created_on, x.first_on)")} > 180"""),
+    ("missing_escalation_channels", "no_decision_maker", "account", f"""
+        WITH met AS (    -- the last activity with an active decision maker of the account
+            SELECT p.account_id, MAX(x.date) AS last_on
+            FROM contacts p JOIN activities x ON x.account_id = p.account_id AND x.contact_id = p.id AND x.date <= :as_of
             WHERE p.role = 'decision_maker' AND COALESCE(p.active, 1) = 1
             GROUP BY p.account_id)
-        SELECT a.id AS account_id, 'warning' AS severity, dm.last_met
-        FROM accounts a LEFT JOIN dm ON dm.account_id = a.id, w
-        WHERE a.tier = 'key' AND a.status = 'active'
-          AND (dm.account_id IS NULL OR dm.last_met IS NULL OR w.jd - julianday(dm.last_met) > 180)"""),
-    ("missing_escalation_channels", "complaint_unresolved", "account", """
-        SELECT k.account_id, 'warning' AS severity, MAX(w.jd - julianday(k.opened_on)) AS days_open
+        SELECT a.id AS account_id, 'warning' AS severity, {days("COALESCE(met.last_on, a.created_on, x.first_on)")} AS days
+        FROM accounts a LEFT JOIN met ON met.account_id = a.id LEFT JOIN act x ON x.account_id = a.id, w
+        WHERE a.status = 'active' AND a.tier = 'key'
+          AND {days("COALESCE(met.last_on, a.created_on, x.first_on)")} > 180"""),
+    ("missing_escalation_channels", "complaint_unresolved", "account", f"""
+        SELECT a.id AS account_id, 'warning' AS severity, {days("MIN(k.opened_on)")} AS oldest_days
         FROM complaints k JOIN accounts a ON a.id = k.account_id, w
-        WHERE k.opened_on <= :as_of AND (k.closed_on IS NULL OR k.closed_on > :as_of)
+        WHERE a.status <> 'lost' AND k.opened_on <= :as_of AND (k.closed_on IS NULL OR k.closed_on > :as_of)
           AND COALESCE(k.escalated, 0) = 0
-          AND w.jd - julianday(k.opened_on) > CASE a.tier WHEN 'key' THEN 14 ELSE 30 END
-        GROUP BY k.account_id"""),
-    # ---- stalled_stages ----------------------------------------------------
-    ("stalled_stages", "stage_dwell", "account", """
-        SELECT a.id AS account_id, 'warning' AS severity, st.stage, w.jd - julianday(st.stage_since) AS days_in_stage
-        FROM accounts a JOIN cur st ON st.account_id = a.id, w
-        WHERE a.status <> 'lost' AND st.stage <> 'won'
-          AND w.jd - julianday(st.stage_since) > CASE st.stage
-                WHEN 'research' THEN 30 WHEN 'analysis' THEN 30 WHEN 'contact' THEN 30 WHEN 'visit' THEN 45
-                WHEN 'presentation' THEN 45 WHEN 'proposal' THEN 30 WHEN 'negotiation' THEN 60 END"""),
+        GROUP BY a.id
+        HAVING {days("MIN(k.opened_on)")} > IIF(a.tier = 'key', 14, 30)"""),
+    # ---- stalled_stages (KAM4xx) ----------------------------------------------
+    ("stalled_stages", "stage_dwell", "account", f"""
+        SELECT a.id AS account_id, 'warning' AS severity, 'stage_dwell_' || s.stage AS rule, {days("s.since")} AS days
+        FROM accounts a JOIN cur s ON s.account_id = a.id, w
+        WHERE a.status <> 'lost'
+          AND {days("s.since")} > CASE s.stage WHEN 'research' THEN 30 WHEN 'analysis' THEN 30 WHEN 'contact' THEN 30
+                  WHEN 'visit' THEN 45 WHEN 'presentation' THEN 45 WHEN 'proposal' THEN 30 WHEN 'negotiation' THEN 60 END"""),
     ("stalled_stages", "no_follow_up", "account", """
-        SELECT v.account_id, 'warning' AS severity, MAX(v.date) AS visit_without_follow_up
-        FROM activities v, w
-        WHERE v.kind = 'visit' AND v.date > :m6 AND v.date <= date(:as_of, '-7 days')
-          AND NOT EXISTS (SELECT 1 FROM activities f
-                          WHERE f.account_id = v.account_id AND f.date > v.date AND f.date <= date(v.date, '+7 days')
-                            AND f.kind IN ('call', 'visit', 'meeting'))
-        GROUP BY v.account_id"""),
+        WITH v AS (      -- visits of the last 6 months and the first follow-up on a later day
+            SELECT v.account_id, v.date,
+                   (SELECT f.date FROM activities f
+                     WHERE f.account_id = v.account_id AND f.date > v.date AND f.date <= :as_of
+                       AND f.kind IN ('visit', 'call', 'meeting', 'executive_meeting')
+                     ORDER BY f.date LIMIT 1) AS next_on
+            FROM activities v WHERE v.kind = 'visit' AND v.date > :m6 AND v.date <= :as_of)
+        SELECT a.id AS account_id, 'warning' AS severity,
+               MAX(CAST(COALESCE(julianday(v.next_on), w.jd) - julianday(v.date) AS INTEGER)) AS gap
+        FROM v JOIN accounts a ON a.id = v.account_id, w
+        WHERE a.status <> 'lost'
+        GROUP BY a.id HAVING gap > 7"""),
     ("stalled_stages", "incomplete_visit_record", "account", """
-        SELECT account_id, 'warning' AS severity, COUNT(*) AS incomplete_visits
+        SELECT account_id, 'info' AS severity, COUNT(*) AS incomplete_visits
         FROM activities
         WHERE kind = 'visit' AND date > :m6 AND date <= :as_of
-          AND (contact_id IS NULL OR duration_minutes IS NULL OR attitude IS NULL)
+          AND (NULLIF(TRIM(contact_id), '') IS NULL OR COALESCE(duration_minutes, 0) <= 0 OR NULLIF(TRIM(attitude), '') IS NULL)
         GROUP BY account_id"""),
     ("stalled_stages", "stage_regression", "account", f"""
         WITH h AS (
-            SELECT account_id, entered_on, {STAGE_RANK.format(s='stage')} AS r,
-                   LAG({STAGE_RANK.format(s='stage')}) OVER (PARTITION BY account_id ORDER BY entered_on) AS prev_r
+            SELECT account_id, entered_on, {RANK} AS r,
+                   LAG({RANK}) OVER (PARTITION BY account_id ORDER BY entered_on, {RANK}) AS prev_r
             FROM stage_history WHERE entered_on <= :as_of)
-        SELECT account_id, 'warning' AS severity, MAX(entered_on) AS regressed_on
-        FROM h WHERE r < prev_r AND entered_on > date(:as_of, '-90 days')
-        GROUP BY account_id"""),
-    ("stalled_stages", "stage_skipped", "account", """
-        SELECT account_id, 'warning' AS severity
-        FROM stage_history WHERE entered_on <= :as_of
-        GROUP BY account_id
-        HAVING SUM(stage IN ('proposal', 'negotiation', 'won')) > 0
-           AND (SUM(stage = 'analysis') = 0 OR SUM(stage = 'visit') = 0)"""),
+        SELECT h.account_id, 'warning' AS severity, MAX(h.entered_on) AS regressed_on
+        FROM h JOIN accounts a ON a.id = h.account_id, w
+        WHERE a.status <> 'lost' AND h.r < h.prev_r AND {days("h.entered_on")} <= 90
+        GROUP BY h.account_id"""),
+    ("stalled_stages", "stage_skipped", "account", f"""
+        WITH path AS (   -- first time at proposal or later, at analysis, at visit
+            SELECT account_id, MIN(IIF({RANK} >= 6, entered_on, NULL)) AS proposal_on,
+                   MIN(IIF(stage = 'analysis', entered_on, NULL)) AS analysis_on,
+                   MIN(IIF(stage = 'visit', entered_on, NULL)) AS visit_on
+            FROM stage_history WHERE entered_on <= :as_of GROUP BY account_id)
+        SELECT a.id AS account_id, 'warning' AS severity, p.analysis_on, p.visit_on, p.proposal_on
+        FROM path p JOIN accounts a ON a.id = p.account_id JOIN cur s ON s.account_id = a.id
+        WHERE a.status <> 'lost' AND s.stage IN ('proposal', 'negotiation') AND p.proposal_on IS NOT NULL
+          AND NOT (COALESCE(p.analysis_on <= p.proposal_on, 0) AND COALESCE(p.visit_on <= p.proposal_on, 0))"""),
     ("stalled_stages", "cold_streak", "account", """
-        WITH last3 AS (
-            SELECT account_id, attitude, date,
-                   ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY date DESC, id DESC) AS rn
-            FROM activities WHERE attitude IS NOT NULL AND date <= :as_of),
-        streak AS (
-            SELECT account_id, MIN(date) AS since FROM last3 WHERE rn <= 3
-            GROUP BY account_id HAVING COUNT(*) = 3 AND SUM(attitude = 'cold') = 3)
-        SELECT s.account_id, 'warning' AS severity, s.since, st.stage
-        FROM streak s JOIN cur st ON st.account_id = s.account_id JOIN accounts a ON a.id = s.account_id
-        WHERE a.status <> 'lost' AND st.stage <> 'won' AND st.stage_since <= s.since"""),
+        WITH warm AS (   -- the last attitude that was not cold
+            SELECT account_id, MAX(date) AS last_on FROM activities
+            WHERE attitude IS NOT NULL AND attitude <> 'cold' AND date <= :as_of GROUP BY account_id)
+        SELECT a.id AS account_id, 'warning' AS severity, COUNT(*) AS cold_streak
+        FROM activities x JOIN accounts a ON a.id = x.account_id JOIN cur s ON s.account_id = a.id
+             LEFT JOIN warm ON warm.account_id = a.id
+        WHERE x.attitude = 'cold' AND x.date <= :as_of
+          AND (warm.last_on IS NULL OR x.date > warm.last_on) AND x.date >= s.since
+          AND a.status <> 'lost' AND s.stage <> 'won'
+        GROUP BY a.id HAVING COUNT(*) >= 3"""),
     ("stalled_stages", "lost_without_reason", "account", """
-        SELECT id AS account_id, 'warning' AS severity FROM accounts
+        SELECT id AS account_id, 'info' AS severity FROM accounts
         WHERE status = 'lost' AND NULLIF(TRIM(lost_reason), '') IS NULL"""),
-    ("stalled_stages", "relationship_stuck", "account", """
-        SELECT a.id AS account_id, 'warning' AS severity, st.stage_since AS won_on
-        FROM accounts a JOIN cur st ON st.account_id = a.id, w
-        WHERE a.tier = 'key' AND a.status = 'active' AND st.stage = 'won'
-          AND a.relationship_stage = 'establish' AND w.jd - julianday(st.stage_since) > 365"""),
+    ("stalled_stages", "relationship_stuck", "account", f"""
+        SELECT a.id AS account_id, 'warning' AS severity, s.since AS won_on
+        FROM accounts a JOIN cur s ON s.account_id = a.id, w
+        WHERE a.status = 'active' AND a.tier = 'key' AND s.stage = 'won' AND a.relationship_stage = 'establish'
+          AND {days("s.since")} > 365"""),
 ]
 
 
 def _params(conn: sqlite3.Connection, as_of: str) -> dict:
-    row = conn.execute(WINDOWS, {"as_of": as_of}).fetchone()
-    return dict(zip(("as_of", "m6", "m12", "m24", "jd"), row))
+    cur = conn.execute(WINDOWS, {"as_of": as_of})
+    return dict(zip((d[0] for d in cur.description), cur.fetchone()))
 
 
 def run(db: str, as_of: str) -> dict:
-    """Run every rule; return {'seconds': ..., 'rules': {rule: {ruleset, scope, rows, severity, accounts}}}."""
+    """Run every rule; {'seconds', 'timings', 'rules': {rule: {ruleset, scope, rows, severity, accounts}}}."""
     t0 = time.perf_counter()
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA temp_store = MEMORY")
@@ -285,21 +315,26 @@ def run(db: str, as_of: str) -> dict:
     for name, sql in AGGREGATES.items():
         t = time.perf_counter()
         conn.execute(f"CREATE TEMP TABLE {name} AS {sql}", p)
-        if name not in ("w",):
-            conn.execute(f"CREATE INDEX temp.{name}_account ON {name}(account_id)")
+        if name != "w":
+            conn.execute(f"CREATE UNIQUE INDEX temp.{name}_account ON {name}(account_id)")
         timings[f"aggregate:{name}"] = time.perf_counter() - t
     out: dict[str, dict] = {}
     for ruleset, rule, scope, sql in RULES:
         t = time.perf_counter()
-        rows = conn.execute(sql, p).fetchall()
+        cur = conn.execute(sql, p)
+        names = [d[0] for d in cur.description]
+        rows = cur.fetchall()
         timings[rule] = time.perf_counter() - t
-        out[rule] = {
-            "ruleset": ruleset,
-            "scope": scope,
-            "rows": len(rows),
-            "severity": dict(Counter(r[1] for r in rows)),
-            "accounts": sorted({r[0] for r in rows if r[0] is not None}),
-        }
+        split = names.index("rule") if "rule" in names else None
+        for name in sorted({r[split] for r in rows}) if split is not None else [rule]:
+            mine = [r for r in rows if split is None or r[split] == name]
+            out[name] = {
+                "ruleset": ruleset,
+                "scope": scope,
+                "rows": len(mine),
+                "severity": dict(Counter(r[1] for r in mine)),
+                "accounts": sorted({r[0] for r in mine if r[0] is not None}),
+            }
     conn.close()
     return {"seconds": time.perf_counter() - t0, "timings": timings, "rules": out}
 
