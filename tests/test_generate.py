@@ -98,3 +98,21 @@ def test_progress_and_prefix_stability(tmp_path):
     small = [(a, d) for a, d, _ in iter_book(30, seed=1, as_of=AS_OF)]
     big = [(a, d) for a, d, _ in iter_book(40, seed=1, as_of=AS_OF)][:30]
     assert small == big  # account i does not depend on the size of the book
+
+
+def test_each_defect_makes_its_rule_fire_and_a_healthy_book_is_quiet(book_store, tmp_path):
+    from kamrules.check import run_check
+
+    alerts = run_check(book_store, as_of=AS_OF).alerts
+    fired: dict[str, set] = {}
+    for a in alerts:
+        fired.setdefault(a.rule, set()).add(a.account_id)
+    for kind, accounts in defect_accounts(200, seed=1, as_of=AS_OF).items():
+        hit = set().union(*(ids for rule, ids in fired.items() if rule == kind or rule.startswith(kind + "_")))
+        if kind == "support_share":  # a portfolio rule: one alert for the book, no account
+            assert hit == {None}
+        else:
+            assert set(accounts) <= hit, (kind, sorted(set(accounts) - hit))
+    with Store.open(tmp_path / "healthy.db") as healthy:
+        generate_to_store(healthy, 150, seed=2, as_of=AS_OF, defects=0)
+        assert run_check(healthy, as_of=AS_OF).alerts == []
