@@ -294,3 +294,182 @@ def test_plugin_that_fails_to_import_is_a_clean_error(tmp_path):
     proc = kamrules("--plugins-dir", tmp_path / "p", "plugins")
     assert proc.returncode == 2
     assert "broken.py: plugin failed to load: ModuleNotFoundError" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# -- register_facts, register_rulesets, register_output_formats, register_notifiers -------------
+RULES_PLUGIN = '''
+    from pathlib import Path
+
+    from kamrules import hookimpl
+    from kamrules.contract import C, Table
+    from kamrules.facts import FactProvider
+    from kamrules.formats import OutputFormat
+
+    @hookimpl
+    def register_tables():
+        return [Table("site_visits", (
+            C("id", required=True),
+            C("account_id", required=True, references="accounts.id"),
+            C("date", "date", required=True),
+        ))]
+
+    @hookimpl
+    def register_facts():
+        return [FactProvider(
+            name="site_visits",
+            requires=("site_visits",),
+            facts=("site_visits_90d",),
+            sql="""SELECT a.id AS account_id, COUNT(v.id) AS site_visits_90d
+                   FROM accounts a LEFT JOIN site_visits v ON v.account_id = a.id
+                        AND v.date <= :as_of AND v.date > date(:as_of, '-90 days')
+                   GROUP BY a.id""",
+        )]
+
+    @hookimpl
+    def register_rulesets():
+        return [Path(__file__).parent / "site_visits.yaml"]
+
+    @hookimpl
+    def register_output_formats():
+        return [OutputFormat(name="codes", description="one code and account a line",
+                             render=lambda alerts, summary: "".join(f"{a.code} {a.account_id}\\n" for a in alerts))]
+'''
+
+SITE_RULES = """
+ruleset: site_visits
+description: Key accounts need site visits.
+rules:
+  - code: VIS101
+    name: no_site_visit
+    description: A key account had fewer site visits than the minimum in 90 days.
+    severity: warning
+    when:
+      - "tier == key"
+      - "site_visits_90d < $min"
+    thresholds:
+      min: {warning: 2, critical: 1}
+    message: "{site_visits_90d} site visits in the 90 days to {as_of}; minimum {min}"
+    action: "Plan a site visit."
+"""
+
+SITE_DATA = {
+    "accounts.csv": "id,name,tier,owner\nA1,华东电气集团,key,王磊\nA2,南方物流,key,李娜\nA3,小五金商行,small,李娜\n",
+    "site_visits.csv": "id,account_id,date\nV1,A2,2026-10-01\nV2,A3,2026-10-01\nV3,A1,2026-01-01\n",
+}
+
+
+@pytest.fixture
+def site_plugin(tmp_path):
+    folder = tmp_path / "p"
+    write_plugin(folder, "site", RULES_PLUGIN)
+    (folder / "site_visits.yaml").write_text(SITE_RULES.lstrip(), encoding="utf-8")
+    data = tmp_path / "data"
+    for name, text in SITE_DATA.items():
+        write_csv(data / name, text)
+    return folder, data
+
+
+def test_register_facts_and_rulesets_fire_alerts_with_evidence(tmp_path, site_plugin):
+    from kamrules.check import run_check
+
+    folder, data = site_plugin
+    pm = make_plugin_manager(plugins_dirs=[folder], load_entry_points=False)
+    with Store.open(tmp_path / "k.db", pm=pm) as store:
+        (tmp_path / "only_accounts").mkdir()
+        (tmp_path / "only_accounts" / "accounts.csv").write_text(SITE_DATA["accounts.csv"], encoding="utf-8")
+        store.import_paths([tmp_path / "only_accounts"])
+        empty = run_check(store, AS_OF, select=("VIS",), pm=pm)
+        assert empty.alerts == [] and "VIS101" in {c for c, _ in empty.summary.skipped}  # no data: skipped, not quiet
+        store.import_paths([data])
+        result = run_check(store, AS_OF, select=("VIS",), pm=pm)
+    got = {(a.code, a.account_id, a.severity) for a in result.alerts}
+    assert got == {("VIS101", "A1", "critical"), ("VIS101", "A2", "warning")}
+    a1 = next(a for a in result.alerts if a.account_id == "A1")
+    assert a1.ruleset == "site_visits" and a1.rule == "no_site_visit"
+    assert a1.message == "0 site visits in the 90 days to 2026-10-31; minimum 1"
+    assert a1.evidence["site_visits_90d"] == 0 and a1.evidence["min"] == 1
+
+
+def test_user_rulesets_folder_replaces_a_plugins_rule_set_by_name(tmp_path, site_plugin):
+    from kamrules.check import run_check
+
+    folder, data = site_plugin
+    mine = tmp_path / "my_rules"
+    mine.mkdir()
+    (mine / "site_visits.yaml").write_text(SITE_RULES.replace("{warning: 2, critical: 1}", "{warning: 1}").lstrip(), encoding="utf-8")
+    pm = make_plugin_manager(plugins_dirs=[folder], load_entry_points=False)
+    with Store.open(tmp_path / "k.db", pm=pm) as store:
+        store.import_paths([data])
+        result = run_check(store, AS_OF, rulesets_dirs=(str(mine),), select=("VIS",), pm=pm)
+    assert {(a.account_id, a.severity) for a in result.alerts} == {("A1", "warning")}
+
+
+def test_a_fact_name_produced_twice_is_a_plugin_error(tmp_path):
+    from kamrules.check import run_check
+
+    write_plugin(tmp_path / "p", "clash", '''
+        from kamrules import hookimpl
+        from kamrules.facts import FactProvider
+
+        @hookimpl
+        def register_facts():
+            return [FactProvider(name="my_revenue", facts=("revenue_12m",),
+                                 sql="SELECT id AS account_id, 1 AS revenue_12m FROM accounts")]
+    ''')
+    pm = make_plugin_manager(plugins_dirs=[tmp_path / "p"], load_entry_points=False)
+    with Store.open(tmp_path / "k.db", pm=pm) as store:
+        with pytest.raises(PluginError, match="revenue_12m"):
+            run_check(store, AS_OF, pm=pm)
+
+
+def test_register_output_formats_used_by_check_format(tmp_path, site_plugin):
+    folder, data = site_plugin
+    db = tmp_path / "k.db"
+    kamrules("--plugins-dir", folder, "init", "--db", db, check=True)
+    kamrules("--plugins-dir", folder, "import", data, "--db", db, check=True)
+    proc = kamrules("--plugins-dir", folder, "check", "--db", db, "--as-of", AS_OF, "--select", "VIS", "--format", "codes", "--fail-on", "never", "--no-history")
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(proc.stdout.splitlines()) == ["VIS101 A1", "VIS101 A2"]
+    assert "codes" in kamrules("--plugins-dir", folder, "check", "--help").stdout
+
+
+def test_register_notifiers_delivers_through_the_outbox(tmp_path, site_plugin):
+    folder, data = site_plugin
+    log = tmp_path / "alerts.log"
+    write_plugin(folder, "filenotify", f'''
+        from dataclasses import dataclass
+
+        from kamrules import hookimpl
+        from kamrules.lifecycle.notifiers import Rendered
+
+        @dataclass(frozen=True)
+        class FileNotifier:
+            name: str = "file"
+            path: str = {str(log)!r}
+
+            def route(self, items, settings):
+                return ({{self.path: list(items)}} if items else {{}}), []  # no items: no message
+
+            def render(self, recipient, items, key, as_of, settings):
+                lines = [f"{{key}} {{as_of}} {{i.alert.code}} {{i.alert.account_id}} {{i.reason}}" for i in items]
+                return Rendered(subject=f"{{len(items)}} alerts", payload=("\\n".join(lines) + "\\n").encode("utf-8"))
+
+            def send(self, recipient, payload, settings):
+                with open(recipient, "ab") as f:
+                    f.write(payload)
+
+        @hookimpl
+        def register_notifiers():
+            return [FileNotifier()]
+    ''')
+    db = tmp_path / "k.db"
+    kamrules("--plugins-dir", folder, "init", "--db", db, check=True)
+    kamrules("--plugins-dir", folder, "import", data, "--db", db, check=True)
+    args = ("--plugins-dir", folder, "check", "--db", db, "--as-of", AS_OF, "--select", "VIS", "--notify", "file", "--fail-on", "never", "--format", "json")
+    proc = kamrules(*args)
+    assert proc.returncode == 0, proc.stderr
+    lines = sorted(log.read_text(encoding="utf-8").splitlines())
+    assert [line.split(" ", 1)[1] for line in lines] == ["2026-10-31 VIS101 A1 new", "2026-10-31 VIS101 A2 new"]
+    assert len({line.split(" ")[0] for line in lines}) == 1  # one message, one idempotency key
+    kamrules(*args, check=True)  # nothing new: nothing sent again
+    assert len(log.read_text(encoding="utf-8").splitlines()) == 2
