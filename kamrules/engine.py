@@ -84,14 +84,19 @@ def _clean(v: Any) -> Any:
     return str(v)
 
 
+def _plain_float(v: float) -> bool:
+    """True if json writes ``v`` without an exponent (repr switches at 1e-4 and 1e16)."""
+    return v == 0.0 or 1e-4 <= abs(v) < 1e16
+
+
 def _dumps(obj: Any) -> str:
-    """JSON for durable_rules' C parser, which crashes on exponents (1e-06, 1e+20): floats are
-    written as plain decimals; non-finite floats must have been removed before."""
+    """JSON for durable_rules' C parser, which crashes on exponents (1e-06, 1e+20): such floats
+    are written as plain decimals. Non-finite floats must have been removed before."""
     floats: list[str] = []
     nonce = uuid.uuid4().hex
 
     def sub(x: Any) -> Any:
-        if isinstance(x, float):
+        if isinstance(x, float) and not _plain_float(x):
             floats.append(format(Decimal(repr(x)), "f"))
             return f"{nonce}{len(floats) - 1}"
         if isinstance(x, dict):
@@ -100,6 +105,8 @@ def _dumps(obj: Any) -> str:
             return [sub(v) for v in x]
         return x
 
+    if isinstance(obj, list) and all(isinstance(m, dict) and all(not isinstance(v, float) or _plain_float(v) for v in m.values()) for m in obj):
+        return json.dumps(obj, ensure_ascii=False)
     text = json.dumps(sub(obj), ensure_ascii=False)
     if floats:
         text = re.sub(f'"{nonce}(\\d+)"', lambda m: floats[int(m.group(1))], text)
