@@ -171,3 +171,18 @@ def test_support_share_skipped_without_concessions(book):
     book.add("orders", account_id="S", date=book.ago(30), amount=300_000, margin=30_000)
     result = book.check(select=("KAM205",))
     assert not result.alerts and "KAM205" in skipped_codes(result)
+
+
+def test_tuning_a_copied_rule_set_file(book, tmp_path):
+    import importlib.resources
+
+    text = (importlib.resources.files("kamrules_rulesets") / "neglected_small_clients.yaml").read_text(encoding="utf-8")
+    assert "mid: {days: 60}" in text
+    mine = tmp_path / "my_rules"
+    mine.mkdir()
+    (mine / "neglected_small_clients.yaml").write_text(text.replace("mid: {days: 60}", "mid: {days: 45}"), encoding="utf-8")
+    book.account("A", tier="mid")
+    act(book, "A", 50)
+    assert book.alerts("KAM201") == {}
+    tuned = book.alerts("KAM201", rulesets_dirs=(str(mine),))
+    assert tuned["A"].message.endswith("limit 45 days for a mid account")
