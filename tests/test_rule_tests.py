@@ -220,3 +220,175 @@ def test_each_expectation_takes_its_own_alert(tmp_path, tables):
     assert [m[0].line for m in evaluate(case, one).missing] == [5]
     two = one + [alert("KAM510", None, message="owner 李娜 holds 35%")]
     assert evaluate(case, two).status == "passed"
+
+
+# -- running cases on real stores --------------------------------------------------
+@pytest.fixture(scope="module")
+def pm():
+    return make_plugin_manager(load_entry_points=False)
+
+
+BOOK = """
+    as_of: 2026-10-31
+    select: [KAM101]
+    book:
+      accounts:
+        - {id: A1, name: 华东电气集团, tier: key, owner: 王磊}
+        - {id: A2, name: 小五金商行, tier: small, owner: 李娜}
+      orders:
+        - {id: O1, account_id: A1, date: 2026-03-15, amount: 1000000}
+        - {id: O2, account_id: A2, date: 2026-03-15, amount: 100000}
+      concessions:
+        - {id: R1, account_id: A1, date: 2026-04-01, kind: rebate, amount: 250000}
+        - {id: R2, account_id: A2, date: 2026-04-01, kind: rebate, amount: 5000}
+"""
+
+
+def test_the_core_rule_sets_own_behaviour_tests_pass(pm):
+    files = sorted((REPO / "tests" / "rules").glob("*.yaml"))
+    assert {f.stem for f in files} >= {"over_subsidising", "neglected_small_clients", "missing_escalation_channels", "stalled_stages"}
+    run = run_tests(files, pm=pm)
+    assert run.ok, render_text(run)
+    for f in files:
+        assert sum(c.file == str(f) for c in run.cases) >= 3, f
+
+
+def test_cli_passing_run_exits_0_and_writes_junit(tmp_path):
+    f = write(tmp_path / "t.yaml", BOOK + """
+    cases:
+      - name: 25% is critical
+        expect: [{code: KAM101, account: A1, severity: critical}]
+        quiet: [A2]
+      - name: nothing below the limit
+        quiet: [A2]
+    """)
+    junit = tmp_path / "out" / "junit.xml"
+    junit.parent.mkdir()
+    proc = kamrules("test", f, "--junit", junit, env={"KAMRULES_LOAD_PLUGINS": ""})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[0] == str(f)
+    assert "  PASS  25% is critical [" in proc.stdout and "2 passed, 0 failed in" in proc.stdout
+    root = ET.parse(junit).getroot()
+    assert (root.tag, root.get("tests"), root.get("failures"), root.get("errors")) == ("testsuites", "2", "0", "0")
+    (suite,) = root
+    assert [tc.get("name") for tc in suite] == ["25% is critical", "nothing below the limit"]
+    assert [tc.get("line") for tc in suite] == ["15", "18"]
+
+
+def test_cli_failing_run_exits_1_with_a_readable_diff(tmp_path):
+    f = write(tmp_path / "t.yaml", BOOK + """
+    cases:
+      - name: wrong severity and a loud account
+        expect: [{code: KAM101, account: A1, severity: warning, message: "25.0%"}]
+        quiet: [A1]
+      - name: an alert that never comes
+        expect: [{code: KAM101, account: A2}]
+    """)
+    junit = tmp_path / "junit.xml"
+    proc = kamrules("test", f, "--junit", junit, env={"KAMRULES_LOAD_PLUGINS": ""})
+    assert proc.returncode == 1, proc.stderr
+    out = proc.stdout
+    assert f"  FAIL  wrong severity and a loud account" in out and f"({f}:15)" in out
+    assert "missing (expected but did not fire):\n          KAM101 on A1 warning, message contains \"25.0%\"  (line 16)" in out
+    assert "closest: KAM101 on A1 critical: concessions 250,000 = 25.0% of revenue 1,000,000" in out
+    assert "differs: severity critical != warning" in out
+    assert "not quiet:\n          A1 (line 17): KAM101 on A1 critical" in out
+    assert "no KAM101 alert fired on A2" in out
+    assert out.rstrip().splitlines()[-1].startswith("0 passed, 2 failed in")
+    failures = ET.parse(junit).getroot().findall(".//failure")
+    assert [x.get("message") for x in failures] == ["1 missing, 0 unexpected, 1 not quiet", "1 missing, 1 unexpected, 0 not quiet"]
+    assert "differs: severity critical != warning" in failures[0].text
+
+
+def test_cli_json_format(tmp_path):
+    f = write(tmp_path / "t.yaml", BOOK + """
+    cases:
+      - name: one
+        expect: [{code: KAM101, account: A1, severity: critical}]
+        exhaustive: true
+    """)
+    proc = kamrules("test", f, "--format", "json", env={"KAMRULES_LOAD_PLUGINS": ""})
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert (data["passed"], data["failed"], data["errors"], data["files"]) == (1, 0, 0, [str(f)])
+    (case,) = data["cases"]
+    assert (case["name"], case["status"], case["alerts"], case["missing"], case["unexpected"]) == ("one", "passed", 1, [], [])
+
+
+def test_a_book_folder_is_imported_with_the_real_importer_and_inline_tables_replace_its_files(tmp_path, pm):
+    data = tmp_path / "book"
+    data.mkdir()
+    (data / "accounts.csv").write_bytes("id,name,tier,owner\nA1,华东电气集团,key,王磊\nA2,小五金商行,small,李娜\n".encode("gbk"))
+    (data / "orders.csv").write_text("id,account_id,date,amount\nO1,A1,2026-03-15,1000000\nO2,A2,2026-03-15,100000\n", encoding="utf-8-sig")
+    (data / "concessions.jsonl").write_text('{"id": "R1", "account_id": "A1", "date": "2026-04-01", "kind": "rebate", "amount": 150000}\n', encoding="utf-8")
+    f = write(tmp_path / "t.yaml", """
+        as_of: 2026-10-31
+        select: [KAM101]
+        book: book
+        cases:
+          - name: from the folder
+            expect: [{code: KAM101, account: A1, severity: warning}]
+          - name: the folder's concessions replaced inline
+            book:
+              concessions:
+                - {id: R9, account_id: A2, date: 2026-04-01, kind: rebate, amount: 30000}
+            expect: [{code: KAM101, account: A2, severity: critical}]
+            quiet: [A1]
+    """)
+    run = run_tests([f], pm=pm)
+    assert run.ok and run.passed == 2, render_text(run)
+
+
+def test_a_book_the_importer_refuses_is_exit_2_at_the_row_in_the_test_file(tmp_path):
+    f = write(tmp_path / "t.yaml", BOOK + """
+    cases:
+      - name: bad rows
+        book:
+          orders:
+            - {id: O1, account_id: A1, date: 2026-03-15, amount: 1000000}
+            - {id: O2, account_id: A9, date: 2026-03-15, amount: 一百万}
+        quiet: [A2]
+    """)
+    proc = kamrules("test", f, env={"KAMRULES_LOAD_PLUGINS": ""})
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "  ERROR bad rows" in proc.stdout
+    assert f"{f}:19: book: orders: amount: '一百万' is not a number" in proc.stdout
+    assert f"{f}:19: book: orders: account_id: 'A9' is not a known accounts.id" in proc.stdout
+    assert "0 passed, 0 failed, 1 errors" in proc.stdout
+
+
+def test_rulesets_folder_select_and_min_severity_apply_per_case(tmp_path, pm):
+    tuned = tmp_path / "my_rules"
+    tuned.mkdir()
+    core = (REPO / "rulesets" / "over_subsidising.yaml").read_text(encoding="utf-8")
+    assert "limit: {warning: 0.10, critical: 0.20}" in core
+    (tuned / "over_subsidising.yaml").write_text(core.replace("limit: {warning: 0.10, critical: 0.20}", "limit: {warning: 0.30, critical: 0.50}"), encoding="utf-8")
+    f = write(tmp_path / "t.yaml", BOOK + """
+    cases:
+      - name: the built-in limits
+        expect: [{code: KAM101, account: A1, severity: critical, evidence: {limit: 0.2}}]
+      - name: a tuned copy replaces the built-in rule set by name
+        rulesets: [my_rules]
+        quiet: [{account: A1, code: KAM101}]
+      - name: min_severity hides what is below it
+        select: [KAM101, KAM102]
+        min_severity: critical
+        expect:
+          - {code: KAM101, account: A1, severity: critical}
+          - {code: KAM102, account: A1, severity: critical}
+        quiet: [A2]          # its KAM102 (5% uncommitted) is only a warning
+        exhaustive: true
+      - name: without it the warning shows
+        select: [KAM102]
+        expect:
+          - {code: KAM102, account: A2, severity: warning, evidence: {uncommitted_ratio: 0.05}}
+          - {code: KAM102, account: A1, severity: critical}
+    """)
+    run = run_tests([f], pm=pm)
+    assert run.ok and run.passed == 4, render_text(run)
+
+
+def test_a_folder_without_test_files_is_an_error(tmp_path, pm):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no test files in this folder"):
+        run_tests([tmp_path / "empty"], pm=pm)
