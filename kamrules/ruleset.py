@@ -181,6 +181,7 @@ class _Doc:
         self.marks: dict[tuple, tuple[int, int]] = {}
         self.key_marks: dict[tuple, tuple[int, int]] = {}
         self.problems: list[Problem] = []
+        self.quoted: set[tuple] = set()
         self._ctor = yaml.SafeLoader("")
         try:
             node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -206,6 +207,8 @@ class _Doc:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self._build(v, path + (i,)) for i, v in enumerate(node.value)]
+        if getattr(node, "style", None) in ("'", '"'):
+            self.quoted.add(path)
         return self._ctor.construct_object(node)
 
     def problem(self, path: tuple, message: str, at=None, key: bool = False, offset: int = 0) -> None:
@@ -331,13 +334,15 @@ def _parse_rule(doc: _Doc, r: Any, path: tuple, ruleset: str) -> Rule | None:
             if not isinstance(text, str):
                 doc.problem(wp + (i,), f"condition is {_type_name(text)} (expected text \"FACT OP OPERAND\")")
                 continue
+            base = 1 if wp + (i,) in doc.quoted else 0  # columns point into the text itself
             try:
-                cond = parse_condition(text, line, col)
+                cond = parse_condition(text, line, col + base + len(text) - len(text.lstrip()))
             except ConditionError as e:
-                doc.problem(wp + (i,), f"{e} in condition {text!r}")
+                doc.problem(wp + (i,), f"{e} in condition {text!r}", offset=base + e.offset)
                 continue
             if cond.threshold and cond.threshold not in thresholds:
-                doc.problem(wp + (i,), f"unknown threshold ${cond.threshold} (expected one of: {', '.join(thresholds) or 'none defined under thresholds:'})")
+                doc.problem(wp + (i,), f"unknown threshold ${cond.threshold} (expected one of: {', '.join(thresholds) or 'none defined under thresholds:'})",
+                            offset=base + text.index("$" + cond.threshold))
             when.append(cond)
     message = _str(doc, r, "message", path, required=True)
     mline, mcol = doc.marks.get(path + ("message",), (None, None))
