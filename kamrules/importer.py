@@ -13,9 +13,9 @@ from pathlib import Path
 
 from kamrules.contract import load_order
 from kamrules.errors import InputError, Problem
-from kamrules.migrations import foreign_key_target, quote
+from kamrules.migrations import quote
 from kamrules.readers import FORMATS, FileProblem, detect_encoding, open_reader, split_name
-from kamrules.validate import Bad, make_plan, set_references, show
+from kamrules.validate import Bad, make_plan, show
 
 BATCH = 2000
 MAX_PROBLEMS = 100
@@ -230,7 +230,7 @@ class _Importer:
                     for col, msg in plan.problems:
                         self.problems.add(Problem(file_name, 1, msg, col), True)
                     return
-                count = self.load_rows(plan, file_name, iter(reader), reader)
+                count = self.load_rows(plan, file_name, None, reader, csv_reader=reader)
             else:
                 count = self.load_json(tdef, path, reader)
         finally:
@@ -266,15 +266,37 @@ class _Importer:
             count += self.load_rows(plan, str(path), iter(group), reader)
         return count
 
-    def load_rows(self, plan, file_name, rows, reader) -> int:
-        """Validate and write rows (line, _, values) under one plan; returns the number of rows seen."""
+    def load_rows(self, plan, file_name, rows, reader, csv_reader=None) -> int:
+        """Validate and write rows (line, _, values) under one plan; returns the number of rows seen.
+
+        With ``csv_reader`` (a CsvReader) its csv rows are read directly (no generator per row).
+        """
         convs, width, positions = plan.convs, plan.width, plan.positions
         identity = positions == list(range(width))
-        extra_checks = bool(plan.ignored or plan.absent_required or plan.set_refs)
+        extra_checks = bool(plan.ignored or plan.absent_required)
+        slow = self.slow_row
+        if csv_reader is not None:
+            source, prev = csv_reader.reader, csv_reader.line
+        else:
+            source = rows
+        try:
+            count = self._load(plan, file_name, source, reader, csv_reader is not None, prev if csv_reader is not None else 0, convs, width, positions, identity, extra_checks, slow)
+        except csv.Error as e:
+            raise FileProblem(Problem(file_name, csv_reader.reader.line_num, f"malformed CSV: {e} (expected quotes to be balanced)"))
+        return count
+
+    def _load(self, plan, file_name, source, reader, is_csv, prev, convs, width, positions, identity, extra_checks, slow) -> int:
         batch, lines = [], []
         count = 0
-        slow = self.slow_row
-        for line, _, values in rows:
+        for item in source:
+            if is_csv:
+                line = prev + 1
+                prev = source.line_num
+                values = item
+                if not values:
+                    continue
+            else:
+                line, _, values = item
             count += 1
             if len(values) != width:
                 out = slow(plan, file_name, line, values, 0)
@@ -308,9 +330,7 @@ class _Importer:
         renames = {}
         for mapping in self.store.pm.hook.rename_columns(table=tdef.name, columns=list(header), path=str(path)):
             renames.update(mapping or {})
-        plan = make_plan(tdef, header, renames, per_row_required=per_row)
-        plan.set_refs = [(plan.insert_columns.index(c), c, t, tc) for c, t, tc in set_references(tdef, self.tables) if c in plan.insert_columns]
-        plan.fk_cols = [(c, foreign_key_target(r, self.tables)) for c, r in tdef.references.items() if foreign_key_target(r, self.tables)]
+        plan = make_plan(tdef, header, renames, per_row_required=per_row, id_set=self.id_set)
         if not plan.problems:
             have = set(self.store.columns(tdef.name))
             for name in plan.extra:
@@ -362,41 +382,51 @@ class _Importer:
                 vals[pos] = None
         out = [vals[p] for p in plan.positions]
         if found:
-            for col, (target, target_col) in plan.fk_cols:
-                if col in plan.insert_columns:
-                    v = out[plan.insert_columns.index(col)]
-                    if v not in (None, "") and self.conn.execute(f"SELECT 1 FROM {quote(target)} WHERE {quote(target_col)} = ?", (v,)).fetchone() is None:
-                        found.append(Problem(file_name, line, f"{show(str(v))} is not a known {target}.{target_col} (expected an id in {target}, in the store or in this import)", col))
-        else:
-            for pos, col, target, target_col in plan.set_refs:
-                v = out[pos]
-                if v not in (None, "") and v not in self.id_set(target, target_col):
-                    found.append(Problem(file_name, line, f"{show(str(v))} is not a known {target}.{target_col} (expected an id in {target}, in the store or in this import)", col))
-        if found:
             self.reject(plan, file_name, line, values, found)
             return None
         return out
 
     def id_set(self, table, col) -> set:
+        """Known values of ``table.col`` (the store, including rows written by this import so far)."""
         key = (table, col)
         if key not in self._sets:
-            self._sets[key] = {r[0] for r in self.conn.execute(f"SELECT {quote(col)} FROM {quote(table)}")}
+            if table not in self.tables:
+                self._sets[key] = set()
+            else:
+                self._sets[key] = {r[0] for r in self.conn.execute(f"SELECT {quote(col)} FROM {quote(table)}")}
         return self._sets[key]
 
+    def remember(self, plan, rows) -> None:
+        """Ids just written become valid references for the files that follow."""
+        name = plan.table.name
+        for (table, col), ids in self._sets.items():
+            if table == name and col in plan.insert_columns:
+                pos = plan.insert_columns.index(col)
+                ids.update(r[pos] for r in rows)
+
     def flush(self, plan, rows, lines, file_name) -> None:
-        """executemany; a row the store refuses (unknown reference, duplicate) is diagnosed and skipped."""
+        """executemany; a row the store refuses (a duplicate key) is diagnosed and skipped.
+
+        Plain INSERT until the first key conflict in the file, then the upsert.
+        """
         conn, name, n = self.conn, plan.table.name, len(rows)
         start = 0
         while start < n:
             it = iter(rows[start:]) if start else iter(rows)
             try:
-                conn.executemany(plan.sql, it)
+                conn.executemany(plan.sql if plan.upserting else plan.insert_sql, it)
                 self.written[name] += n - start
+                self.remember(plan, rows[start:] if start else rows)
                 return
             except sqlite3.IntegrityError as e:
                 # executemany stops at the failing row: the last one taken from the iterator
                 bad = n - operator.length_hint(it) - 1
                 self.written[name] += bad - start
+                self.remember(plan, rows[start:bad])
+                if not plan.upserting and "UNIQUE constraint failed" in str(e):
+                    plan.upserting = True  # the key exists: from here on, update it
+                    start = bad
+                    continue
                 out = rows[bad]
                 self.reject(plan, file_name, lines[bad], out, [self.diagnose(plan, file_name, lines[bad], out, e)], converted=True)
                 start = bad + 1
@@ -407,15 +437,6 @@ class _Importer:
             keys = plan.table.primary_key
             value = ", ".join(str(out[plan.insert_columns.index(k)]) for k in keys)
             return Problem(file_name, line, f"duplicate {'key' if len(keys) > 1 else 'id'} {show(value)} (already given earlier in this import; expected each once)", ", ".join(keys))
-        if "FOREIGN KEY" in msg:
-            for col, (target, target_col) in plan.fk_cols:
-                if col not in plan.insert_columns:
-                    continue
-                v = out[plan.insert_columns.index(col)]
-                if v is None:
-                    continue
-                if self.conn.execute(f"SELECT 1 FROM {quote(target)} WHERE {quote(target_col)} = ?", (v,)).fetchone() is None:
-                    return Problem(file_name, line, f"{show(str(v))} is not a known {target}.{target_col} (expected an id in {target}, in the store or in this import)", col)
         return Problem(file_name, line, f"refused by the store: {msg}")
 
 
@@ -447,10 +468,13 @@ def import_paths(store, paths, table=None, encoding=None, skip_invalid=None, pro
     imp = _Importer(store, skip_invalid, progress, total_bytes)
     imp.problems = problems
     conn = store.conn
-    conn.execute("PRAGMA foreign_keys = ON")
+    # References are checked row by row against sets of known ids (faster than SQLite's
+    # per-row foreign key lookups, and they name the column); the keys go back on after.
+    conn.execute("PRAGMA foreign_keys = OFF")
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as e:
+        conn.execute("PRAGMA foreign_keys = ON")
         raise InputError(f"{store.path}: cannot write to the store: {e}") from e
     ok = False
     try:
@@ -476,6 +500,7 @@ def import_paths(store, paths, table=None, encoding=None, skip_invalid=None, pro
         if not ok and conn.in_transaction:
             conn.execute("ROLLBACK")
         imp.drop_triggers()
+        conn.execute("PRAGMA foreign_keys = ON")
         if imp.rejects is not None:
             imp.rejects.finish(keep=ok)
     imp.report.seconds = time.perf_counter() - started

@@ -148,6 +148,16 @@ class CsvReader:
             raise FileProblem(Problem(str(path), 1, f"unreadable CSV header: {e}"))
         self._line = self._reader.line_num
 
+    @property
+    def reader(self):
+        """The underlying csv reader (``line_num`` = physical lines read so far)."""
+        return self._reader
+
+    @property
+    def line(self) -> int:
+        """Lines taken by the header."""
+        return self._line
+
     def position(self) -> int:
         return self._raw.tell() if not self._raw.closed else 0
 

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 
 from kamrules.contract import Column, Table
-from kamrules.migrations import foreign_key_target, quote
+from kamrules.migrations import quote
 
 
 class Bad(ValueError):
@@ -167,8 +167,24 @@ def make_converter(col: Column, strip: bool = False, required: bool = False):
     return conv
 
 
-def _extra(v):
-    return v if v else None
+def make_reference_converter(col: Column, ids: set, required: bool = False):
+    """Like :func:`make_converter` for a reference column: the value must be in ``ids``."""
+    required = col.required or required
+    target, _, target_col = (col.references or "").partition(".")
+
+    def conv(v):
+        if v in ids:
+            return v
+        s = v.strip()
+        if not s:
+            if required:
+                raise Bad("missing value (expected a value: the column is required)")
+            return None
+        if s in ids:
+            return s
+        raise Bad(f"{show(s)} is not a known {target}.{target_col} (expected an id in {target}, in the store or in this import)")
+
+    return conv
 
 
 @dataclass
@@ -185,8 +201,8 @@ class Plan:
     ignored: list[int] = field(default_factory=list)
     width: int = 0
     sql: str = ""
-    set_refs: list = field(default_factory=list)  # (position, column, table, column) checked by set
-    fk_cols: list = field(default_factory=list)
+    insert_sql: str = ""  # plain INSERT: used until the first key conflict, then ``sql`` (the upsert)
+    upserting: bool = False
     positions: list = field(default_factory=list)  # header position of each insert column  # (column, (table, column)) enforced by SQLite
 
     @property
@@ -194,8 +210,11 @@ class Plan:
         return [self.insert_columns.index(k) for k in self.table.primary_key if k in self.insert_columns]
 
 
-def make_plan(table: Table, header: list[str], renames: dict[str, str] | None = None, per_row_required: bool = False) -> Plan:
-    """Map ``header`` onto ``table``: converters, extra columns, file-level problems, the upsert SQL."""
+def make_plan(table: Table, header: list[str], renames: dict[str, str] | None = None, per_row_required: bool = False, id_set=None) -> Plan:
+    """Map ``header`` onto ``table``: converters, extra columns, file-level problems, the SQL.
+
+    ``id_set(table, column)`` returns the set of known ids a reference column is checked against.
+    """
     renames = renames or {}
     by_lower = {c.name.lower(): c.name for c in table.columns}
     targets: list[str | None] = []
@@ -223,6 +242,9 @@ def make_plan(table: Table, header: list[str], renames: dict[str, str] | None = 
         if col is None:
             extra.append(name)
             raw.append(name)
+        elif col.references and id_set is not None:
+            target, _, target_col = col.references.partition(".")
+            convs.append((i, make_reference_converter(col, id_set(target, target_col), required=name in table.primary_key)))
         elif needs_check(col, table):
             convs.append((i, make_converter(col, strip=name in strip_cols, required=name in table.primary_key)))
         else:
@@ -237,6 +259,7 @@ def make_plan(table: Table, header: list[str], renames: dict[str, str] | None = 
     plan = Plan(table, targets, convs, insert_columns, extra, problems, absent if per_row_required else [], ignored, len(header))
     plan.positions = positions
     plan.sql = upsert_sql(table, insert_columns, set(raw))
+    plan.insert_sql = upsert_sql(table, insert_columns, set(raw), upsert=False)
     return plan
 
 
@@ -253,7 +276,7 @@ def needs_check(col: Column, table: Table) -> bool:
     )
 
 
-def upsert_sql(table: Table, columns: list[str], raw: set[str] = frozenset()) -> str:
+def upsert_sql(table: Table, columns: list[str], raw: set[str] = frozenset(), upsert: bool = True) -> str:
     """INSERT ... ON CONFLICT (primary key) DO UPDATE: re-importing a row updates it.
 
     Columns in ``raw`` get their text as is, with '' stored as NULL.
@@ -263,16 +286,6 @@ def upsert_sql(table: Table, columns: list[str], raw: set[str] = frozenset()) ->
     keys = [k for k in table.primary_key if k in columns]
     sets = [c for c in columns if c not in table.primary_key] or keys[:1]
     sql = f"INSERT INTO {quote(table.name)} ({cols}) VALUES ({marks})"
-    if keys and len(keys) == len(table.primary_key):
+    if upsert and keys and len(keys) == len(table.primary_key):
         sql += f" ON CONFLICT ({', '.join(quote(k) for k in keys)}) DO UPDATE SET " + ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in sets)
     return sql
-
-
-def set_references(table: Table, tables: dict[str, Table]) -> list[tuple[str, str, str]]:
-    """References SQLite cannot enforce as foreign keys (target is not a sole primary key): checked by set."""
-    out = []
-    for col, ref in table.references.items():
-        if foreign_key_target(ref, tables) is None:
-            target, _, target_col = ref.partition(".")
-            out.append((col, target, target_col))
-    return out
