@@ -104,3 +104,36 @@ def test_broken_user_template_names_file_and_line(tmp_path):
     (tdir / "digest.txt.j2").write_text("ok\n{% for x in %}\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"digest.txt.j2:2: template error"):
         digest.render_parts({"who": "x", "counts": {"critical": 0, "warning": 0, "info": 0}, "resolved": 0, "as_of": "d"}, str(tdir))
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+HEADERS = {"subject", "from", "to", "date", "message-id", "x-kamrules-key", "auto-submitted", "mime-version", "content-type"}
+nasty = st.lists(st.sampled_from(list("ab王磊 :,;<>@\"\\\r\n\t\x0b\x0c\x85\u2028=?") + ["Bcc: x@evil.com", "\r\nX-A: 1"]), max_size=20).map("".join)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(subject=nasty, name=nasty, sender_name=nasty)
+def test_no_text_adds_a_header(subject, name, sender_name):
+    import email as email_lib
+
+    try:
+        msg = digest.build_message(sender=f'"{sender_name}" <k@example.com>', recipient="to@example.com", display_name=name,
+                                   subject=subject, text="body\r\nBcc: y@evil.com\r\n", html="<p>x</p>", key="k" * 32)
+    except InputError as e:  # a From that does not parse is refused, never sent as is
+        assert "smtp_from" in str(e)
+        return
+    raw = msg.as_bytes()
+    parsed = email_lib.message_from_bytes(raw, policy=email_lib.policy.default)
+    assert {k.lower() for k in parsed.keys()} == HEADERS
+    assert parsed["To"].addresses[0].addr_spec == "to@example.com" and len(parsed["To"].addresses) == 1
+    assert " ".join(parsed["Subject"].split()) == digest.one_line(subject)  # folding may double a space
+
+
+def test_sender_with_chinese_name_and_bad_sender():
+    msg = digest.build_message(sender="KA 预警 <ka-alerts@example.com>", recipient="to@example.com", display_name="王磊",
+                               subject="s", text="t", html=None, key="k" * 32)
+    assert msg["From"].addresses[0].display_name == "KA 预警"
+    with pytest.raises(InputError, match="smtp_from 'not an address'"):
+        digest.build_message(sender="not an address", recipient="to@example.com", display_name=None, subject="s", text="t", html=None, key="k")

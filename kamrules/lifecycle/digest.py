@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import email.errors
 import email.policy
 import email.utils
 import functools
@@ -133,12 +134,24 @@ def message_id(key: str, sender: str) -> str:
     return f"<{key}.kamrules@{domain_of(sender)}>"
 
 
+def sender_address(sender: str) -> Address:
+    """The From address of settings.email.smtp_from; InputError if it is not one valid address."""
+    from kamrules.errors import InputError
+
+    name, addr = email.utils.parseaddr(one_line(sender))
+    if valid_address(addr) is None:
+        raise InputError(f"smtp_from {sender!r}: not a valid address (expected e.g. 'kamrules <ka-alerts@example.com>')")
+    try:
+        return Address(display_name=one_line(name), addr_spec=addr)
+    except (ValueError, IndexError, email.errors.HeaderParseError) as e:
+        raise InputError(f"smtp_from {sender!r}: not a valid address ({e})")
+
+
 def build_message(*, sender: str, recipient: str, display_name: str | None, subject: str, text: str, html: str | None, key: str, now: dt.datetime | None = None) -> EmailMessage:
     """A multipart/alternative UTF-8 message; no caller-provided text can add a header."""
     msg = EmailMessage(policy=email.policy.SMTP)
     msg["Subject"] = one_line(subject)
-    s_name, s_addr = email.utils.parseaddr(one_line(sender))
-    msg["From"] = Address(display_name=one_line(s_name), addr_spec=s_addr) if s_addr else one_line(sender)
+    msg["From"] = sender_address(sender)
     name = one_line(display_name)
     msg["To"] = Address(display_name=name, addr_spec=recipient) if name else Address(addr_spec=recipient)
     msg["Date"] = email.utils.format_datetime(now or dt.datetime.now(dt.timezone.utc))
