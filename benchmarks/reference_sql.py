@@ -60,7 +60,7 @@ AGGREGATES: dict[str, str] = {
              LEFT JOIN commitments m ON m.id = c.commitment_id AND m.account_id = c.account_id AND m.start <= :as_of
         WHERE c.date <= :as_of AND c.date > :m24
         GROUP BY c.account_id""",
-    # activities: recency, volume, visits, executive meetings, service cost
+    # activities: recency, volume, visits, executive meetings, service cost, attitudes
     "act": """
         SELECT account_id,
                MIN(date)                                           AS first_on,
@@ -69,22 +69,23 @@ AGGREGATES: dict[str, str] = {
                SUM(date <= :m6 AND date > :m12)                    AS n_prev6m,
                MAX(CASE WHEN kind = 'visit' THEN date END)         AS visit_on,
                MAX(CASE WHEN kind = 'executive_meeting' OR level = 'executive' THEN date END) AS exec_on,
-               TOTAL(CASE WHEN date > :m12 THEN cost END)          AS cost_12m
+               TOTAL(CASE WHEN date > :m12 THEN cost END)          AS cost_12m,
+               MAX(CASE WHEN attitude <> 'cold' THEN date END)     AS warm_on   -- last attitude that was not cold
         FROM activities WHERE date <= :as_of
         GROUP BY account_id""",
     # the pipeline stage on the as-of date: stage_history is the authority for accounts it has rows for
+    # (its latest entry on or before the as-of date: one index seek per account)
     "cur": f"""
-        WITH h AS (
-            SELECT account_id, stage, entered_on,
-                   ROW_NUMBER() OVER (PARTITION BY account_id
-                                      ORDER BY entered_on <= :as_of DESC, entered_on DESC, {RANK} DESC) AS rn
-            FROM stage_history)
-        SELECT a.id AS account_id,
-               CASE WHEN h.account_id IS NOT NULL THEN IIF(h.entered_on <= :as_of, h.stage, NULL)
-                    WHEN a.stage_since > :as_of THEN NULL ELSE a.stage END            AS stage,
-               CASE WHEN h.account_id IS NOT NULL THEN IIF(h.entered_on <= :as_of, h.entered_on, NULL)
-                    WHEN a.stage_since > :as_of THEN NULL ELSE a.stage_since END      AS since
-        FROM accounts a LEFT JOIN h ON h.account_id = a.id AND h.rn = 1""",
+        WITH x AS (
+            SELECT a.id, a.stage, a.stage_since,
+                   EXISTS (SELECT 1 FROM stage_history h WHERE h.account_id = a.id) AS has_history,
+                   (SELECT h.rowid FROM stage_history h WHERE h.account_id = a.id AND h.entered_on <= :as_of
+                     ORDER BY h.entered_on DESC, {RANK.replace("stage", "h.stage")} DESC LIMIT 1) AS latest
+            FROM accounts a)
+        SELECT x.id AS account_id,
+               CASE WHEN x.has_history THEN h.stage WHEN x.stage_since > :as_of THEN NULL ELSE x.stage END            AS stage,
+               CASE WHEN x.has_history THEN h.entered_on WHEN x.stage_since > :as_of THEN NULL ELSE x.stage_since END AS since
+        FROM x LEFT JOIN stage_history h ON h.rowid = x.latest""",
 }
 
 
@@ -217,10 +218,11 @@ RULES: list[tuple[str, str, str, str]] = [
         WHERE a.status = 'active' AND a.tier = 'key'
           AND {days("COALESCE(x.exec_on, a.created_on, x.first_on)")} > 180"""),
     ("missing_escalation_channels", "no_decision_maker", "account", f"""
-        WITH met AS (    -- the last activity with an active decision maker of the account
+        WITH met AS (    -- the last activity with an active decision maker of an active key account
             SELECT p.account_id, MAX(x.date) AS last_on
-            FROM contacts p JOIN activities x ON x.account_id = p.account_id AND x.contact_id = p.id AND x.date <= :as_of
-            WHERE p.role = 'decision_maker' AND COALESCE(p.active, 1) = 1
+            FROM accounts a JOIN contacts p ON p.account_id = a.id
+                 JOIN activities x ON x.account_id = p.account_id AND x.contact_id = p.id AND x.date <= :as_of
+            WHERE a.status = 'active' AND a.tier = 'key' AND p.role = 'decision_maker' AND COALESCE(p.active, 1) = 1
             GROUP BY p.account_id)
         SELECT a.id AS account_id, 'warning' AS severity, {days("COALESCE(met.last_on, a.created_on, x.first_on)")} AS days
         FROM accounts a LEFT JOIN met ON met.account_id = a.id LEFT JOIN act x ON x.account_id = a.id, w
@@ -257,16 +259,21 @@ RULES: list[tuple[str, str, str, str]] = [
         SELECT account_id, 'info' AS severity, COUNT(*) AS incomplete_visits
         FROM activities
         WHERE kind = 'visit' AND date > :m6 AND date <= :as_of
-          AND (NULLIF(TRIM(contact_id), '') IS NULL OR COALESCE(duration_minutes, 0) <= 0 OR NULLIF(TRIM(attitude), '') IS NULL)
+          AND (contact_id IS NULL OR contact_id = '' OR COALESCE(duration_minutes, 0) <= 0 OR attitude IS NULL OR attitude = '')
         GROUP BY account_id"""),
     ("stalled_stages", "stage_regression", "account", f"""
-        WITH h AS (
-            SELECT account_id, entered_on, {RANK} AS r,
-                   LAG({RANK}) OVER (PARTITION BY account_id ORDER BY entered_on, {RANK}) AS prev_r
-            FROM stage_history WHERE entered_on <= :as_of)
+        WITH recent AS ( -- stage changes of the last 90 days and the stage held just before each
+            SELECT e.account_id, e.entered_on, {RANK.replace("stage", "e.stage")} AS r,
+                   (SELECT {RANK.replace("stage", "p.stage")} FROM stage_history p
+                     WHERE p.account_id = e.account_id
+                       AND (p.entered_on < e.entered_on
+                            OR (p.entered_on = e.entered_on AND {RANK.replace("stage", "p.stage")} < {RANK.replace("stage", "e.stage")}))
+                     ORDER BY p.entered_on DESC, {RANK.replace("stage", "p.stage")} DESC LIMIT 1) AS prev_r
+            FROM stage_history e
+            WHERE e.entered_on >= date(:as_of, '-90 days') AND e.entered_on <= :as_of)
         SELECT h.account_id, 'warning' AS severity, MAX(h.entered_on) AS regressed_on
-        FROM h JOIN accounts a ON a.id = h.account_id, w
-        WHERE a.status <> 'lost' AND h.r < h.prev_r AND {days("h.entered_on")} <= 90
+        FROM recent h JOIN accounts a ON a.id = h.account_id
+        WHERE a.status <> 'lost' AND h.r < h.prev_r
         GROUP BY h.account_id"""),
     ("stalled_stages", "stage_skipped", "account", f"""
         WITH path AS (   -- first time at proposal or later, at analysis, at visit
@@ -279,16 +286,14 @@ RULES: list[tuple[str, str, str, str]] = [
         WHERE a.status <> 'lost' AND s.stage IN ('proposal', 'negotiation') AND p.proposal_on IS NOT NULL
           AND NOT (COALESCE(p.analysis_on <= p.proposal_on, 0) AND COALESCE(p.visit_on <= p.proposal_on, 0))"""),
     ("stalled_stages", "cold_streak", "account", """
-        WITH warm AS (   -- the last attitude that was not cold
-            SELECT account_id, MAX(date) AS last_on FROM activities
-            WHERE attitude IS NOT NULL AND attitude <> 'cold' AND date <= :as_of GROUP BY account_id)
-        SELECT a.id AS account_id, 'warning' AS severity, COUNT(*) AS cold_streak
-        FROM activities x JOIN accounts a ON a.id = x.account_id JOIN cur s ON s.account_id = a.id
-             LEFT JOIN warm ON warm.account_id = a.id
-        WHERE x.attitude = 'cold' AND x.date <= :as_of
-          AND (warm.last_on IS NULL OR x.date > warm.last_on) AND x.date >= s.since
-          AND a.status <> 'lost' AND s.stage <> 'won'
-        GROUP BY a.id HAVING COUNT(*) >= 3"""),
+        WITH streak AS ( -- cold attitudes after the last other one, within the current stage
+            SELECT a.id AS account_id,
+                   (SELECT COUNT(*) FROM activities x
+                     WHERE x.account_id = a.id AND x.date <= :as_of AND x.attitude = 'cold'
+                       AND x.date > COALESCE(t.warm_on, '') AND x.date >= COALESCE(s.since, '')) AS cold_streak
+            FROM accounts a JOIN cur s ON s.account_id = a.id LEFT JOIN act t ON t.account_id = a.id
+            WHERE a.status <> 'lost' AND s.stage <> 'won')
+        SELECT account_id, 'warning' AS severity, cold_streak FROM streak WHERE cold_streak >= 3"""),
     ("stalled_stages", "lost_without_reason", "account", """
         SELECT id AS account_id, 'info' AS severity FROM accounts
         WHERE status = 'lost' AND NULLIF(TRIM(lost_reason), '') IS NULL"""),

@@ -116,6 +116,11 @@ def alerts_by_rule(check_json: Path) -> tuple[dict[str, set], dict[str, int], di
 
 def compare(ref: dict, check_json: Path) -> list[dict]:
     accounts, counts, _ = alerts_by_rule(check_json)
+    severities: dict[str, dict] = defaultdict(lambda: defaultdict(int))
+    data = json.loads(check_json.read_text(encoding="utf-8") or "[]")
+    for a in data.get("alerts", []) if isinstance(data, dict) else data:
+        severities[a.get("rule") or a.get("code")][a.get("severity")] += 1
+    severities = {k: dict(v) for k, v in severities.items()}
     rows = []
     for rule, r in ref["rules"].items():
         mine = set(r["accounts"])
@@ -125,6 +130,8 @@ def compare(ref: dict, check_json: Path) -> list[dict]:
         rows.append({
             "ruleset": r["ruleset"], "rule": rule, "hand_sql": n_ref, "check": n_chk,
             "both": len(mine & theirs), "only_sql": sorted(mine - theirs)[:5], "only_check": sorted(theirs - mine)[:5],
+            "severity_sql": r["severity"], "severity_check": severities.get(rule, {}),
+            "severity_match": r["severity"] == severities.get(rule, {}),
             "match": n_ref == n_chk and (r["scope"] == "portfolio" or mine == theirs),
         })
     return rows
@@ -310,9 +317,9 @@ def table(sizes: list[dict]) -> str:
 
 def fires_table(r: dict) -> str:
     lines = [f"Accounts flagged per rule at {r['accounts']:,} accounts (hand SQL vs kamrules check):", "",
-             "| rule set | rule | hand SQL | check | both | match |", "|---|---|---|---|---|---|"]
+             "| rule set | rule | hand SQL | check | both | same accounts | same severities |", "|---|---|---|---|---|---|---|"]
     for f in r.get("fires", []):
-        lines.append(f"| {f['ruleset']} | {f['rule']} | {f['hand_sql']:,} | {f['check']:,} | {f['both']:,} | {'yes' if f['match'] else '**no**'} |")
+        lines.append(f"| {f['ruleset']} | {f['rule']} | {f['hand_sql']:,} | {f['check']:,} | {f['both']:,} | {'yes' if f['match'] else '**no**'} | {'yes' if f.get('severity_match') else '**no**'} |")
     return "\n".join(lines)
 
 
