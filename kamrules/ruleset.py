@@ -411,7 +411,7 @@ def parse_ruleset(path: str | Path, text: str | None = None, builtin: bool = Fal
             rule = _parse_rule(doc, r, ("rules", i), name)
             if rule is None:
                 continue
-            for key, val in (("code", rule.code), ("name", rule.name)):
+            for key, val in (("code", rule.code),):  # names may repeat (e.g. one name, per-stage codes)
                 if (key, val) in seen:
                     doc.problem(("rules", i, key), f"duplicate rule {key} {val!r} (first at line {seen[(key, val)]})")
                 seen[(key, val)] = rule.line
@@ -525,6 +525,8 @@ class Verdict:
         if self.failed is None:
             return "not fired"
         c = self.failed
+        if self.actual is None and c.op not in ("is missing", "is present"):
+            return f"not fired: `{c.describe(self.thresholds)}` is false: {c.fact} has no value"
         shown = "missing" if self.actual is None else repr(self.actual)
         extra = ""
         if c.ref_kind == "fact":

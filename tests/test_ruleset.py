@@ -67,7 +67,7 @@ def test_highest_severity_wins_and_tiers_override(tmp_path):
     assert evaluate(r, {"status": "active", "revenue": 50, "tier": "mid"}).fired is False
     v = evaluate(r, {"status": "active", "revenue": 50, "tier": "mid"})
     assert v.reason() == "not fired: `revenue > 100` is false (revenue = 50)"
-    assert evaluate(r, {"status": "active", "tier": "mid"}).reason() == "not fired: `revenue > 100` is false (revenue = missing)"
+    assert evaluate(r, {"status": "active", "tier": "mid"}).reason() == "not fired: `revenue > 100` is false: revenue has no value"
 
 
 @pytest.mark.parametrize(
