@@ -392,3 +392,17 @@ def test_a_folder_without_test_files_is_an_error(tmp_path, pm):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no test files in this folder"):
         run_tests([tmp_path / "empty"], pm=pm)
+
+
+def test_codes_no_loaded_rule_has_are_errors_in_the_test_file(tmp_path, pm):
+    f = write(tmp_path / "t.yaml", BOOK + """
+    cases:
+      - name: typo
+        expect: [{code: KAM1O1, account: A1}]
+        quiet: [{account: A2, code: XYZ}]
+    """)
+    with pytest.raises(InputError) as e:
+        run_tests([f], pm=pm)
+    got = [str(p) for p in e.value.problems]
+    assert got[0].startswith(f"{f}:16: expect: no loaded rule has the code 'KAM1O1'; did you mean KAM101?")
+    assert got[1] == f"{f}:17: quiet: no loaded rule code starts with 'XYZ'"
