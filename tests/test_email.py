@@ -217,3 +217,13 @@ def test_a_dead_server_is_not_tried_for_every_message(store, pm):
         assert send_due(store, ["email"], s, pm, now=NOW + dt.timedelta(minutes=2)).sent == 6
     finally:
         srv.stop()
+
+
+def test_a_new_owner_hears_of_unchanged_alerts(store, server, pm):
+    s = settings_for(server.port)
+    record_and_notify(store, Result((alert(owner="王磊", owner_email="wanglei@example.com"),)), settings=s, pm=pm, now=NOW)
+    moved = Result((alert(owner="李娜", owner_email="lina@example.com"),))  # same fingerprint and severity
+    r = record_and_notify(store, moved, settings=s, pm=pm, now=NOW + dt.timedelta(hours=1))
+    assert (r.new, r.sent) == (0, 1)
+    assert server.received[-1].rcpt_tos == ["lina@example.com"]
+    assert record_and_notify(store, moved, settings=s, pm=pm, now=NOW + dt.timedelta(hours=2)).sent == 0

@@ -42,6 +42,17 @@ def pending_fingerprints(conn, notifier: str) -> set[str]:
     return {r["fingerprint"] for r in found}
 
 
+def last_recipients(conn, notifier: str) -> dict[str, str]:
+    """{fingerprint: recipient of the last message delivered about it} for one notifier."""
+    found = rows(
+        conn,
+        "SELECT i.fingerprint, o.recipient FROM outbox_items i JOIN outbox o ON o.id = i.outbox_id "
+        "WHERE o.notifier = ? AND o.status = 'sent' ORDER BY o.id",
+        (notifier,),
+    )
+    return {r["fingerprint"]: r["recipient"] for r in found}
+
+
 def notify_states(conn, notifier: str) -> dict[str, dict]:
     return {r["fingerprint"]: r for r in rows(conn, "SELECT * FROM notify_state WHERE notifier = ?", (notifier,))}
 

@@ -77,12 +77,17 @@ def _label(item: DueItem) -> str:
     return f"{a.account_name} ({a.account_id})" if a.account_id else f"portfolio {a.code}" + (f" {a.scope_key}" if a.scope_key else "")
 
 
-def due_items(conn, notifier: str, settings, now: dt.datetime) -> list[DueItem]:
-    """Alert states this notifier has not told yet (or whose renotify interval has passed)."""
+def due_items(conn, notifier: str, settings, now: dt.datetime, route=None) -> list[DueItem]:
+    """Alert states this notifier has not told yet (or whose renotify interval has passed).
+
+    With ``route`` (the notifier's), an unchanged alert whose recipient changed
+    (the account got a new owner) is due as ``new`` for the new recipient.
+    """
     states = outbox.notify_states(conn, notifier)
     pending = outbox.pending_fingerprints(conn, notifier)
-    out = []
-    for h in rows(conn, "SELECT * FROM alert_history WHERE silenced = 0 ORDER BY fingerprint"):
+    out, quiet = [], []
+    sql = "SELECT * FROM alert_history WHERE silenced = 0" + ("" if settings.email.resolved_notices else " AND status = 'firing'")
+    for h in rows(conn, sql + " ORDER BY fingerprint"):
         fp = h["fingerprint"]
         st = states.get(fp)
         alert = history.alert_from_json(h["alert_json"])
@@ -105,6 +110,12 @@ def due_items(conn, notifier: str, settings, now: dt.datetime) -> list[DueItem]:
             interval = settings.email.renotify.interval(h["severity"])
             if interval is not None and (now - parse_ts(st["last_notified"])).total_seconds() >= interval:
                 out.append(mk("reminder"))
+            else:
+                quiet.append(mk("new"))
+    if route is not None and quiet:
+        last = outbox.last_recipients(conn, notifier)
+        groups, _ = route(quiet, settings)
+        out += [it for to, group in groups.items() for it in group if last.get(it.alert.fingerprint, to) != to]
     return sorted(out, key=lambda i: (-SEVERITY_RANK[i.alert.severity], i.alert.sort_key()))
 
 
@@ -143,7 +154,7 @@ def record_and_notify(store, result, notify: Sequence[str] = ("email",), setting
     unrouted: dict[str, str] = {}
     routed: set[str] = set()
     for name, notifier in notifiers.items():
-        items = due_items(conn, name, settings, now)
+        items = due_items(conn, name, settings, now, route=notifier.route)
         queued, missing, went = outbox.queue(conn, notifier, items, settings, as_of, now)
         report.queued += queued
         routed |= went
