@@ -336,7 +336,8 @@ def check_codes(tf: TestFile, codes: Iterable[str], for_case=None) -> list[Probl
         known = sorted(known)
         for e in case.expect:
             if e.code not in known:
-                near = difflib.get_close_matches(e.code, known, n=1)
+                near = difflib.get_close_matches(e.code, known, n=5)
+                near.sort(key=lambda k: (-sum(a == b for a, b in zip(k, e.code)), k))  # typos keep positions
                 hint = f"; did you mean {near[0]}?" if near else ""
                 problems.append(Problem(tf.path, e.line, f"expect: no loaded rule has the code {e.code!r}{hint} (rule sets: the registered ones plus this case's rulesets:)"))
         for q in case.quiet:
