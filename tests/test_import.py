@@ -295,3 +295,29 @@ def test_progress_is_reported(store):
     seen = []
     store.import_paths([DATA / "book"], progress=lambda done, total: seen.append((done, total)))
     assert seen and seen[-1][0] == seen[-1][1] > 0
+
+
+def test_json_array_streamed_across_chunk_boundaries(store, tmp_path, monkeypatch):
+    import kamrules.readers as readers
+
+    monkeypatch.setattr(readers, "CHUNK", 7)  # force objects, strings and numbers to straddle reads
+    objs = [{"id": f"A{i}", "name": f"客户 \"{i}\", 第{i}号", "tier": "small", "created_on": "2026-01-0" + str(1 + i % 9)} for i in range(30)]
+    text = "[\n" + ",\n".join(json.dumps(o, ensure_ascii=False) for o in objs) + "\n]\n"
+    write(tmp_path / "accounts.json", text)
+    store.import_paths([tmp_path / "accounts.json"])
+    got = [(r["id"], r["name"]) for r in store.query("SELECT id, name FROM accounts ORDER BY rowid")]
+    assert got == [(o["id"], o["name"]) for o in objs]
+    bad = text.replace('"tier": "small", "created_on": "2026-01-05"', '"tier": "huge", "created_on": "2026-01-05"', 1)
+    write(tmp_path / "x" / "accounts.json", bad)
+    [problem] = refused(store, [tmp_path / "x" / "accounts.json"])
+    assert problem == f"{tmp_path}/x/accounts.json:6: tier: 'huge' is not allowed (expected one of: key, mid, small)"
+
+
+def test_json_objects_with_different_keys(store, tmp_path):
+    write(tmp_path / "accounts.jsonl", '{"id": "A1", "name": "甲", "tier": "key"}\n\n{"id": "A2", "name": "乙", "tier": "mid", "owner": "王伟", "vip": true}\n')
+    report = store.import_paths([tmp_path / "accounts.jsonl"])
+    assert report.tables["accounts"].inserted == 2
+    assert list(store.query("SELECT id, owner, vip FROM accounts ORDER BY id")) == [
+        {"id": "A1", "owner": None, "vip": None},
+        {"id": "A2", "owner": "王伟", "vip": "true"},
+    ]
