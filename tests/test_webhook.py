@@ -105,3 +105,19 @@ def test_webhook_without_url_is_a_usage_error(store, pm):
 def test_unknown_notifier_is_named(store, pm):
     with pytest.raises(InputError, match=r"unknown notifier sms \(available: email, webhook\)"):
         record_and_notify(store, Result(()), notify=("sms",), settings=settings_for(1), pm=pm, now=NOW)
+
+
+def test_webhook_dry_run_writes_json(store, pm, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from kamrules.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    s = settings_for(1, KAMRULES_WEBHOOK_URL="http://127.0.0.1:9/hook")
+    r = record_and_notify(store, Result((alert(),)), notify=("webhook",), settings=s, pm=pm, now=NOW)
+    assert r.undelivered == 1
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["--db", store.path, "notify", "--notifier", "webhook", "--dry-run", str(out)], env={"KAMRULES_LOAD_PLUGINS": ""})
+    assert res.exit_code == 0, res.output
+    [f] = list(out.glob("*.json"))
+    assert json.loads(f.read_text(encoding="utf-8"))["alerts"][0]["account_name"] == "华东机电"
