@@ -133,3 +133,21 @@ def test_complaint_unresolved_escalated_closed_and_future(book):
     book.add("complaints", account_id="CLOSED_LATER", opened_on=book.ago(40), closed_on=book.ago(-2))  # open on as-of
     book.add("complaints", account_id="FUTURE", opened_on=book.ago(-20))
     assert sorted(book.alerts("KAM306")) == ["CLOSED_LATER"]
+
+
+def test_skipped_without_contacts_or_complaints(book):
+    book.account("K", tier="key")
+    book.add("activities", account_id="K", date=book.ago(5), kind="call")
+    result = book.check(select=("KAM305", "KAM306"))
+    assert not result.alerts and {"KAM305", "KAM306"} <= skipped_codes(result)
+
+
+def test_rule_set_file_parses_with_kam3_codes():
+    import importlib.resources
+
+    from kamrules.ruleset import parse_ruleset
+
+    rs = parse_ruleset(importlib.resources.files("kamrules_rulesets") / "missing_escalation_channels.yaml", builtin=True)
+    assert [r.name for r in rs.rules] == ["no_ka_manager", "single_threaded", "no_complaint_channel",
+                                          "no_executive_meeting", "no_decision_maker", "complaint_unresolved"]
+    assert all(r.code.startswith("KAM3") and r.description and r.action and r.message for r in rs.rules)

@@ -186,3 +186,15 @@ def test_tuning_a_copied_rule_set_file(book, tmp_path):
     assert book.alerts("KAM201") == {}
     tuned = book.alerts("KAM201", rulesets_dirs=(str(mine),))
     assert tuned["A"].message.endswith("limit 45 days for a mid account")
+
+
+def test_rule_set_file_parses_with_kam2_codes():
+    import importlib.resources
+
+    from kamrules.ruleset import parse_ruleset
+
+    rs = parse_ruleset(importlib.resources.files("kamrules_rulesets") / "neglected_small_clients.yaml", builtin=True)
+    assert [r.name for r in rs.rules] == ["no_recent_contact", "contact_decay", "silent_churn",
+                                          "rising_star_unattended", "support_share"]
+    assert all(r.code.startswith("KAM2") and r.description and r.action and r.message for r in rs.rules)
+    assert [r.scope for r in rs.rules].count("portfolio") == 1

@@ -217,3 +217,23 @@ def test_negative_net_margin_spares_prospects_and_unknown_margins(book):
     book.account("Z")  # active, concessions and no orders at all: a loss
     given(book, "Z", 50_000)
     assert sorted(book.alerts("KAM106")) == ["Z"]
+
+
+def test_commitment_shortfall_skipped_without_commitments(book):
+    book.account("A")
+    sold(book, "A", 10_000)
+    given(book, "A", 5_000)
+    result = book.check(select=("KAM103",))
+    assert not result.alerts and "KAM103" in skipped_codes(result)
+
+
+def test_rule_set_file_parses_with_kam1_codes():
+    import importlib.resources
+
+    from kamrules.ruleset import parse_ruleset
+
+    rs = parse_ruleset(importlib.resources.files("kamrules_rulesets") / "over_subsidising.yaml", builtin=True)
+    assert rs.name == "over_subsidising"
+    assert [r.name for r in rs.rules] == ["concession_ratio", "uncommitted_concessions", "commitment_shortfall",
+                                          "concessions_outpacing_revenue", "cost_to_serve", "negative_net_margin"]
+    assert all(r.code.startswith("KAM1") and r.description and r.action and r.message for r in rs.rules)

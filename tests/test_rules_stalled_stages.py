@@ -229,3 +229,18 @@ def test_relationship_stuck_won_date_from_history(book):
     book.account("A", tier="key", relationship_stage="establish", stage="won", stage_since=book.ago(10))
     history(book, "A", ("negotiation", 500), ("won", 400))
     assert "A" in book.alerts("KAM407")
+
+
+def test_rule_set_file_parses_with_kam4_codes():
+    import importlib.resources
+
+    from kamrules.ruleset import parse_ruleset
+
+    rs = parse_ruleset(importlib.resources.files("kamrules_rulesets") / "stalled_stages.yaml", builtin=True)
+    names = [r.name for r in rs.rules]
+    assert names[:7] == ["no_follow_up", "incomplete_visit_record", "stage_regression", "stage_skipped",
+                         "cold_streak", "lost_without_reason", "relationship_stuck"]
+    assert names[7:] == ["stage_dwell"] * 7
+    assert {r.code: r.thresholds["days"] for r in rs.rules if r.name == "stage_dwell"} == {
+        code: limit for _, code, limit in DWELL}
+    assert all(r.code.startswith("KAM4") and r.description and r.action and r.message for r in rs.rules)
