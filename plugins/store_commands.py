@@ -14,14 +14,15 @@ from kamrules.cliutils import CliError, Env, db_option, handle_errors, parse_dat
 class _Bar:
     """A click progress bar on stderr, only when stderr is a terminal; a callable(done, total)."""
 
-    def __init__(self, label: str, enabled: bool):
+    def __init__(self, label: str, enabled: bool, min_total: int = 0):
         self.label = label
+        self.min_total = min_total  # small jobs get no bar
         self.enabled = enabled
         self.bar = None
         self.pos = 0
 
     def __call__(self, done: int, total: int) -> None:
-        if not self.enabled:
+        if not self.enabled or total < self.min_total:
             return
         if self.bar is None:
             self.bar = click.progressbar(length=max(total, 1), label=self.label, file=sys.stderr)
@@ -88,7 +89,7 @@ def register_commands(cli):
         """
         from kamrules.store import Store
 
-        bar = _Bar("importing", stderr_is_tty())
+        bar = _Bar("importing", stderr_is_tty(), min_total=1 << 20)
         try:
             with Store.open(env.db, pm=env.pm) as store:
                 report = store.import_paths(list(paths), table=table, encoding=encoding, skip_invalid=skip_invalid, progress=bar)
@@ -130,7 +131,7 @@ def register_commands(cli):
 
         as_of = parse_date(as_of, "--as-of")
         kwargs = {} if defects is None else {"defects": defects}
-        bar = _Bar("generating", stderr_is_tty())
+        bar = _Bar("generating", stderr_is_tty(), min_total=500)
         try:
             if out:
                 stats = gen.generate_to_dir(out, accounts, seed=seed, as_of=as_of, fmt=fmt, progress=bar, **kwargs)
