@@ -46,19 +46,23 @@ def register(cli: click.Group) -> None:
     from kamrules.lifecycle.schema import utcnow
 
     @cli.group(name="alerts", invoke_without_command=True)
+    @click.option("--status", type=click.Choice(["firing", "resolved", "all"]), default="firing", show_default=True, help="Without a subcommand: as `alerts list --status`.")
+    @click.option("--owner", default=None, help="Without a subcommand: as `alerts list --owner`.")
+    @FORMAT
     @db_option
     @click.pass_context
-    def alerts_group(ctx):
+    def alerts_group(ctx, status, owner, fmt):
         """Alert history: what fired, since when, whether it resolved, when it was last sent.
 
         \b
         Examples:
           kamrules alerts                       firing alerts (same as `alerts list`)
+          kamrules alerts --owner 王磊 --format json
           kamrules alerts list --status all --owner 王磊
           kamrules alerts show 274e503e         one alert (a fingerprint prefix is enough)
         """
         if ctx.invoked_subcommand is None:
-            ctx.invoke(alerts_list)
+            ctx.invoke(alerts_list, status=status, owner=owner, fmt=fmt)
 
     @alerts_group.command(name="list")
     @click.option("--status", type=click.Choice(["firing", "resolved", "all"]), default="firing", show_default=True)

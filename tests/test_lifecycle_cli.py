@@ -75,6 +75,7 @@ def test_alerts_list_and_show(db, pm):
     assert len(starts) == 1
     data = json.loads(run(["--db", db, "alerts", "list", "--owner", "王磊", "--format", "json"]).output)
     assert [d["code"] for d in data] == ["KAM101", "KAM201"] and all(d["status"] == "firing" for d in data)
+    assert json.loads(run(["--db", db, "alerts", "--owner", "王磊", "--format", "json"]).output) == data
     fp = data[0]["fingerprint"]
     shown = run(["--db", db, "alerts", "show", fp[:6]])
     assert shown.exit_code == 0 and "华东机电" in shown.output and "fired" in shown.output
