@@ -84,10 +84,10 @@ class Authenticator:
 class SmtpServer:
     """A running aiosmtpd Controller; ``stop()`` it (the fixture does)."""
 
-    def __init__(self, port: int | None = None, tls_context=None, authenticator=None, require_starttls: bool = False):
+    def __init__(self, port: int | None = None, tls_context=None, authenticator=None, require_starttls: bool = False, ssl_context=None):
         self.port = port or free_port()
         self.sink = Sink()
-        kwargs = {}
+        kwargs = {"ssl_context": ssl_context} if ssl_context is not None else {}
         if authenticator is not None:
             kwargs.update(authenticator=authenticator, auth_required=True, auth_require_tls=tls_context is not None)
         if tls_context is not None:

@@ -92,6 +92,17 @@ def test_starttls_with_verified_certificate(store, pm, cert):
         srv.stop()
 
 
+def test_implicit_tls_ssl_mode(store, pm, cert):
+    srv = SmtpServer(ssl_context=server_tls_context(*cert), authenticator=Authenticator("bot", PASSWORD))
+    try:
+        s = settings_for(srv.port, tls="ssl", KAMRULES_SMTP_CA_FILE=cert[0], KAMRULES_SMTP_USER="bot", KAMRULES_SMTP_PASSWORD=PASSWORD)
+        r = record_and_notify(store, Result((alert(),)), settings=s, pm=pm, now=NOW)
+        assert (r.sent, r.failed) == (1, 0), r.errors
+        assert len(srv.received) == 1
+    finally:
+        srv.stop()
+
+
 def test_starttls_against_a_server_without_tls_fails_cleanly(pm):
     srv = SmtpServer()
     try:
