@@ -148,6 +148,7 @@ SELECT s.account_id,
        b.stage       AS regressed_to,
        s.skipped_stages
 FROM skipped s LEFT JOIN back b ON b.account_id = s.account_id AND b.rn = 1
+WHERE s.skipped_stages IS NOT NULL OR b.account_id IS NOT NULL
 """,
 )
 
