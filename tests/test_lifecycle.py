@@ -115,3 +115,17 @@ def test_record_only_counts_silenced(store, pm):
     r = record_and_notify(store, Result((alert(), alert("KAM201", account_id="A9"))), notify=(), settings=settings_for(1), pm=pm, now=NOW)
     assert (r.silenced, r.new) == (1, 2)
     assert r.summary_line() == "alerts: 2 new, 0 resolved, 1 silenced"
+
+
+def test_renotify_settings_from_toml(tmp_path):
+    from kamrules.config import load_settings
+    from kamrules.errors import InputError
+
+    cfg = tmp_path / "kamrules.toml"
+    cfg.write_text('[email]\nresolved_notices = true\n[email.renotify]\ncritical = "12h"\nwarning = "never"\ninfo = "2w"\n', encoding="utf-8")
+    e = load_settings(cfg, environ={}).email
+    assert (e.renotify.critical, e.renotify.warning, e.renotify.info, e.resolved_notices) == (43200.0, None, 1209600.0, True)
+    cfg.write_text('[email]\n\n[email.renotify]\ncritical = "soon"\n', encoding="utf-8")
+    with pytest.raises(InputError) as err:
+        load_settings(cfg, environ={})
+    assert f"{cfg}:4: email.renotify.critical" in err.value.render() and "expected e.g. 12h, 1d, 7d or never" in err.value.render()
