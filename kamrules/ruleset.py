@@ -521,7 +521,9 @@ class Verdict:
 
     def reason(self) -> str:
         if self.fired:
-            return f"fired: {self.severity}"
+            shown = [f"`{c.describe(self.thresholds)}`: {c.fact} = {self.facts_seen.get(c.fact)!r}"
+                     for c in self.conditions if c.ref_kind]
+            return f"fired: {self.severity}" + (f" ({'; '.join(shown)})" if shown else "")
         if self.failed is None:
             return "not fired"
         c = self.failed
@@ -534,6 +536,8 @@ class Verdict:
         return f"not fired: `{c.describe(self.thresholds)}` is false ({c.fact} = {shown}{extra})"
 
     other: Any = None
+    conditions: tuple[Condition, ...] = ()
+    facts_seen: Mapping[str, Any] = field(default_factory=dict)
 
 
 def evaluate(rule: Rule, facts: Mapping[str, Any]) -> Verdict:
@@ -543,7 +547,8 @@ def evaluate(rule: Rule, facts: Mapping[str, Any]) -> Verdict:
     for v in variants:  # highest severity first
         failed = next((c for c in rule.when if not c.holds(facts, v.thresholds)), None)
         if failed is None:
-            return Verdict(rule.code, True, v.severity, v.thresholds)
+            return Verdict(rule.code, True, v.severity, v.thresholds, conditions=rule.when,
+                           facts_seen={f: facts.get(f) for f in rule.facts})
         last = (v, failed)
     if last is None:
         return Verdict(rule.code, False)
