@@ -29,6 +29,7 @@ DEFAULT_DEFECTS = 0.05
 TABLES = {t.name: t for t in CORE_TABLES}
 ORDER = load_order(TABLES)
 COLUMNS = {t.name: [c.name for c in t.columns] for t in CORE_TABLES}
+BOOL_POSITIONS = {t.name: [i for i, c in enumerate(t.columns) if c.kind == "bool"] for t in CORE_TABLES}
 
 
 def _as_of(as_of) -> int:
@@ -83,7 +84,15 @@ class _DirSink:
             if not items:
                 continue
             if self.fmt == "csv":
-                self.writers[name].writerows([_csv(v) for v in row] for row in items)
+                bools = BOOL_POSITIONS[name]
+                if bools:  # csv writes None as "" itself; only booleans need spelling out
+                    items = [list(row) for row in items]
+                    for row in items:
+                        for i in bools:
+                            v = row[i]
+                            if v is not None:
+                                row[i] = "true" if v else "false"
+                self.writers[name].writerows(items)
             else:
                 cols = COLUMNS[name]
                 self.files[name].writelines(json.dumps(dict(zip(cols, row)), ensure_ascii=False) + "\n" for row in items)
@@ -91,16 +100,6 @@ class _DirSink:
     def close(self) -> None:
         for f in self.files.values():
             f.close()
-
-
-def _csv(v):
-    if v is None:
-        return ""
-    if v is True:
-        return "true"
-    if v is False:
-        return "false"
-    return v
 
 
 class _StoreSink:
