@@ -64,8 +64,8 @@ def load(csv_dir: str, db: str) -> dict:
             header = next(reader)
             keep = [i for i, h in enumerate(header) if h in known]
             cols = ", ".join(f'"{header[i]}"' for i in keep)
-            marks = ", ".join("?" for _ in keep)
-            rows = ([r[i] if r[i] != "" else None for i in keep] for r in reader)
+            marks = ", ".join("NULLIF(?, '')" for _ in keep)  # a blank cell is NULL; nothing else is checked
+            rows = reader if len(keep) == len(header) else ([r[i] for i in keep] for r in reader)
             cur = conn.executemany(f'INSERT INTO "{name}" ({cols}) VALUES ({marks})', rows)
             counts[name] = cur.rowcount
     if fresh:

@@ -235,8 +235,8 @@ def bench_size(n: int, args, steps: set[str], check_extra: list[str]) -> dict:
         best = None
         for _ in range(max(args.repeat, 1)):
             m = measure([sys.executable, str(HERE / "reference_sql.py"), "--db", str(db), "--as-of", args.as_of, "--json", str(out)])
-            best = m if best is None or m["seconds"] < best["seconds"] else best
-        ref = json.loads(out.read_text(encoding="utf-8"))
+            if best is None or m["seconds"] < best["seconds"]:
+                best, ref = m, json.loads(out.read_text(encoding="utf-8"))
         best["inner_seconds"] = ref["seconds"]
         best["timings"] = {k: round(v, 4) for k, v in ref["timings"].items()}
         res["hand_sql"] = best
