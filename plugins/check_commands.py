@@ -17,10 +17,17 @@ FAIL_ON_CHOICES = ("info", "warning", "critical", "never")
 BUILTIN_FORMATS = "table|json|jsonl|csv|markdown"
 
 
-def output_formats(pm) -> dict:
+def output_formats(pm, failures: list | None = None) -> dict:
+    """{name: OutputFormat}; a plugin whose hook raises is left out (and named in ``failures``)."""
     out = {}
-    for group in pm.hook.register_output_formats():
-        for f in group or []:
+    for impl in reversed(pm.hook.register_output_formats.get_hookimpls()):
+        try:
+            group = impl.function() or []
+        except Exception as e:
+            if failures is not None:
+                failures.append((f"plugin {impl.plugin_name}: register_output_formats", f"{type(e).__name__}: {e}"))
+            continue
+        for f in group:
             out[f.name] = f
     return out
 
@@ -96,8 +103,11 @@ def register_commands(cli):
         from kamrules.check import run_check
 
         cfg = env.settings.check
-        formats = output_formats(env.pm)
+        format_failures: list = []
+        formats = output_formats(env.pm, format_failures)
         if fmt not in formats:
+            for where, msg in format_failures:
+                click.echo(f"FAILED {where}: {msg}", err=True)
             raise click.BadParameter(f"{fmt!r} is not a format (expected one of {', '.join(sorted(formats))})", param_hint="--format")
         if no_history and notify:
             raise click.UsageError("--notify needs the history; drop --no-history")
@@ -112,7 +122,11 @@ def register_commands(cli):
         finally:
             if bar is not None:
                 bar.__exit__(None, None, None)
-        _write(formats[fmt].render(result.alerts, result.summary), output)
+        try:
+            text = formats[fmt].render(result.alerts, result.summary)
+        except Exception as e:  # a plugin's format: report it, keep the exit code documented
+            raise CliError(f"output format {fmt!r} failed: {type(e).__name__}: {e}", EXIT_INCOMPLETE) from e
+        _write(text, output)
         report = None
         if not no_history:
             from kamrules.lifecycle import record_and_notify

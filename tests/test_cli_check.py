@@ -191,3 +191,15 @@ def test_demo(tmp_path, monkeypatch):
     assert "kamrules check --db kamrules-demo.db" in r.stdout
     again = CliRunner().invoke(cli, ["demo", "--accounts", "150", "--owners", "2"], catch_exceptions=False)
     assert again.exit_code == 0 and again.stdout == r.stdout  # replaces the old store; same seed, same book
+
+
+def test_failing_format_plugin_exits_3(env, tmp_path):
+    extra = tmp_path / "more"
+    make_plugin(extra)
+    (extra / "bad_format.py").write_text(
+        "from kamrules import hookimpl\nfrom kamrules.formats import OutputFormat\n"
+        "@hookimpl\ndef register_output_formats():\n"
+        "    return [OutputFormat('boom', lambda alerts, summary: 1 / 0)]\n", encoding="utf-8")
+    r = check(env, "--format", "boom", plugins=extra)
+    assert r.exit_code == 3 and "output format 'boom' failed: ZeroDivisionError" in r.stderr
+    assert check(env, "--format", "json", plugins=extra).exit_code == 1  # other formats unaffected
