@@ -406,3 +406,15 @@ def test_codes_no_loaded_rule_has_are_errors_in_the_test_file(tmp_path, pm):
     got = [str(p) for p in e.value.problems]
     assert got[0].startswith(f"{f}:16: expect: no loaded rule has the code 'KAM1O1'; did you mean KAM101?")
     assert got[1] == f"{f}:17: quiet: no loaded rule code starts with 'XYZ'"
+
+
+def test_verbose_lists_what_fired_in_passing_cases(tmp_path):
+    f = write(tmp_path / "t.yaml", BOOK + """
+    cases:
+      - name: one
+        expect: [{code: KAM101, account: A1}]
+    """)
+    proc = kamrules("test", f, "-v", env={"KAMRULES_LOAD_PLUGINS": ""})
+    assert proc.returncode == 0, proc.stderr
+    assert "  PASS  one [" in proc.stdout
+    assert "        fired (1):\n          KAM101 on A1 critical: concessions 250,000 = 25.0% of revenue" in proc.stdout

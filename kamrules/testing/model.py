@@ -123,6 +123,7 @@ class CaseResult:
     unexpected: list = field(default_factory=list)  # [Alert]
     loud: list = field(default_factory=list)  # [(Quiet, Alert)]
     notes: list = field(default_factory=list)  # run failures, import problems
+    fired: list = field(default_factory=list, repr=False)  # every Alert the check returned
 
     def to_dict(self) -> dict:
         return {

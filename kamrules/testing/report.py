@@ -47,8 +47,11 @@ def render_text(run: TestRun, verbose: bool = False) -> str:
         label = {"passed": "PASS", "failed": "FAIL", "error": "ERROR"}[c.status]
         where = "" if c.status == "passed" else f" ({c.file}:{c.line})"
         lines.append(f"  {label:<5} {c.name} [{c.seconds:.2f}s]{where}")
-        if c.status != "passed" or verbose:
+        if c.status != "passed":
             lines += [f"        {d}" for d in case_details(c)]
+        if verbose and c.status != "error":
+            lines.append(f"        fired ({len(c.fired)}):")
+            lines += [f"          {describe_alert(a)}" for a in c.fired]
     parts = [f"{run.passed} passed", f"{run.failed} failed"] + ([f"{run.errors} errors"] if run.errors else [])
     lines.append(f"{', '.join(parts)} in {run.seconds:.2f}s")
     return "\n".join(lines) + "\n"

@@ -62,7 +62,7 @@ def _relocate(problems: Sequence[Problem], where: dict, test_file: str, folder: 
 
 def evaluate(case: Case, alerts: Sequence, summary=None) -> CaseResult:
     """Compare fired ``alerts`` with a case: missing expectations, unexpected alerts, loud quiet accounts."""
-    res = CaseResult(case.name, "", case.line, alerts=len(alerts))
+    res = CaseResult(case.name, "", case.line, alerts=len(alerts), fired=list(alerts))
     remaining = list(alerts)
     order = sorted(case.expect, key=lambda e: -(len(e.message) + len(e.evidence) + (e.severity is not None) + (e.account is not ABSENT) + (e.scope is not ABSENT)))
     skipped = dict(getattr(summary, "skipped", None) or [])
