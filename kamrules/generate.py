@@ -164,6 +164,7 @@ def generate_to_store(store, accounts: int, seed: int = 0, as_of=None, progress=
         raise InputError(f"{store.path}: already holds a generated book (account A000001 exists); generate into a new store or use --out DIR and import")
     sink = _StoreSink(store)
     conn = store.conn
+    conn.execute("PRAGMA foreign_keys = OFF")  # consistent by construction (the import tests prove it)
     conn.execute("BEGIN IMMEDIATE")
     try:
         counts = _run(sink, accounts, seed, as_of, defects, progress)
@@ -172,6 +173,8 @@ def generate_to_store(store, accounts: int, seed: int = 0, as_of=None, progress=
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    finally:
+        conn.execute("PRAGMA foreign_keys = ON")
     return counts
 
 
