@@ -81,6 +81,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], max_width: int 
     out.append("  ".join("-" * w for w in widths))
     for r in cells:
         last = wrap(r[-1], widths[-1]) if wrap_last else [r[-1]]
+        if aligns[-1] == ">":
+            last = [pad(x, widths[-1], ">") for x in last]
         first = "  ".join(pad(r[i], widths[i], aligns[i]) for i in range(n - 1))
         out.append((first + ("  " if n > 1 else "") + last[0]).rstrip())
         for more in last[1:]:

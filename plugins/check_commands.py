@@ -17,6 +17,13 @@ FAIL_ON_CHOICES = ("info", "warning", "critical", "never")
 BUILTIN_FORMATS = "table|json|jsonl|csv|markdown"
 
 
+def _user_rulesets(env: Env, given) -> tuple:
+    """Rule-set folders from the config (relative to the config file) and from --rulesets."""
+    base = Path(env.settings.source).parent if env.settings.source else Path(".")
+    from_config = tuple(str(p if Path(p).is_absolute() else base / p) for p in env.settings.rulesets)
+    return from_config + tuple(given)
+
+
 def output_formats(pm, failures: list | None = None) -> dict:
     """{name: OutputFormat}; a plugin whose hook raises is left out (and named in ``failures``)."""
     out = {}
@@ -115,7 +122,7 @@ def register_commands(cli):
         update, bar = _progress(env, store, "checking")
         try:
             result = run_check(
-                store, as_of=as_of, rulesets_dirs=tuple(env.settings.rulesets) + tuple(rulesets_dirs), rulesets=rulesets,
+                store, as_of=as_of, rulesets_dirs=_user_rulesets(env, rulesets_dirs), rulesets=rulesets,
                 select=select or cfg.select, ignore=ignore or cfg.ignore, min_severity=min_severity or cfg.min_severity,
                 pm=env.pm, batch_size=batch_size, progress=update,
             )
@@ -166,7 +173,7 @@ def register_commands(cli):
         from kamrules.ruleset import resolve
 
         failures: list = []
-        sets = resolve(builtin_ruleset_files(env.pm, failures), tuple(env.settings.rulesets) + tuple(rulesets_dirs))
+        sets = resolve(builtin_ruleset_files(env.pm, failures), _user_rulesets(env, rulesets_dirs))
         if rulesets:
             unknown = sorted(set(rulesets) - {s.name for s in sets})
             if unknown:
@@ -202,7 +209,7 @@ def register_commands(cli):
         from kamrules.check import explain_account
 
         store = env.open_store()
-        ex = explain_account(store, account_id, as_of, tuple(env.settings.rulesets) + tuple(rulesets_dirs), rulesets, pm=env.pm)
+        ex = explain_account(store, account_id, as_of, _user_rulesets(env, rulesets_dirs), rulesets, pm=env.pm)
         if fmt == "json":
             click.echo(json.dumps(ex.to_dict(), ensure_ascii=False, indent=2))
         else:

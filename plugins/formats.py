@@ -75,7 +75,8 @@ def render_table(alerts: Sequence, summary, max_width: int = WIDTH) -> str:
         email = by_owner[0].owner_email
         title = f"{owner or '(no owner)'}" + (f" <{email}>" if email else "")
         n = len(by_owner)
-        out.append(f"{title}: {n} alert{'s' if n != 1 else ''}")
+        head = f"{title}: {n} alert{'s' if n != 1 else ''}"
+        out.append(head if width(head) <= max_width else pad(head, max_width))
         out.append("=" * min(max(width(out[-1]), 20), max_width))
         for (acct, name), items in groupby(by_owner, key=lambda a: (a.account_id, a.account_name)):
             label = f"{name} ({acct})" if acct else "(portfolio)"

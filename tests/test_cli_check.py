@@ -203,3 +203,14 @@ def test_failing_format_plugin_exits_3(env, tmp_path):
     r = check(env, "--format", "boom", plugins=extra)
     assert r.exit_code == 3 and "output format 'boom' failed: ZeroDivisionError" in r.stderr
     assert check(env, "--format", "json", plugins=extra).exit_code == 1  # other formats unaffected
+
+
+def test_rulesets_from_config_relative_to_the_config_file(env, tmp_path):
+    conf = tmp_path / "conf"
+    (conf / "mine").mkdir(parents=True)
+    (conf / "mine" / "examples.yaml").write_text(RULES.replace("name: no_owner", "name: no_owner\n    enabled: false"), encoding="utf-8")
+    (conf / "kamrules.toml").write_text('rulesets = ["mine"]\n', encoding="utf-8")
+    r = run(env, "--config", str(conf / "kamrules.toml"), "--db", str(env / "book.db"), "check", "--as-of", AS_OF, "--ruleset", "examples", "--no-history", "--format", "json")
+    assert "TST102" not in {d["code"] for d in json.loads(r.stdout)}
+    assert "(disabled)" in run(env, "--config", str(conf / "kamrules.toml"), "rules", "--ruleset", "examples").stdout
+    assert r.exit_code == 1
