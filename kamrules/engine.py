@@ -10,7 +10,9 @@ durable_rules traps handled here (see docs/architecture.md):
   actions are drained explicitly, so results are complete when ``match`` returns;
 * every rule also requires the marker field ``kam_`` so that the engine's own state
   document (updated after each action) never matches a rule;
-* a catch-all rule, so a fact no rule matches never makes a batch raise;
+* a catch-all rule, so a fact no rule matches never makes a batch raise, and the
+  batch's state always exists (deleting the state of a batch in which no fact matched
+  anything crashed the engine: segmentation fault);
 * at most ``MAX_RULES`` rules per durable ruleset (the engine fails above ~64 rules
   per fact): bigger sets are split into several durable rulesets;
 * an action exception, or one recorded in the state, raises :class:`EngineError`.
@@ -217,10 +219,11 @@ class CompiledRules:
             finally:
                 got = [(s, i, k) for s, i, k in _SINK]
                 _SINK.clear()
-                try:
-                    h.get_ruleset(name).delete_state(sid)
-                except BaseException:
-                    pass
+                if msgs:  # never delete a state that was not created (that crashes the engine)
+                    try:
+                        h.get_ruleset(name).delete_state(sid)
+                    except BaseException:
+                        pass
             if isinstance(state, dict) and state.get("exception"):
                 raise EngineError(f"a rule action failed: {state['exception']}")
         return [(int(i), k) for s, i, k in got if s == sid]
