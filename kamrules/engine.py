@@ -202,10 +202,12 @@ class CompiledRules:
                 m[_MARK] = 1
                 msgs.append(m)
             _SINK.clear()
+            created = False
             try:
                 rs = h.get_ruleset(name)
                 if msgs:
                     handle = rs._handle_result(_dre.assert_facts(rs._handle, _dumps(msgs)), msgs)
+                    created = True  # every fact matched at least the catch-all: the state exists
                     errors: list = []
                     rs.do_actions(handle, lambda e, state: errors.append(e) if e else None)
                     if errors:
@@ -219,7 +221,7 @@ class CompiledRules:
             finally:
                 got = [(s, i, k) for s, i, k in _SINK]
                 _SINK.clear()
-                if msgs:  # never delete a state that was not created (that crashes the engine)
+                if created:  # never delete a state that was not created (that crashes the engine)
                     try:
                         h.get_ruleset(name).delete_state(sid)
                     except BaseException:
