@@ -214,3 +214,24 @@ def test_rulesets_from_config_relative_to_the_config_file(env, tmp_path):
     assert "TST102" not in {d["code"] for d in json.loads(r.stdout)}
     assert "(disabled)" in run(env, "--config", str(conf / "kamrules.toml"), "rules", "--ruleset", "examples").stdout
     assert r.exit_code == 1
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens there once closed
+
+
+def test_undelivered_notifications_exit_4_and_failures_take_precedence(env, tmp_path, monkeypatch):
+    monkeypatch.setenv("KAMRULES_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("KAMRULES_SMTP_PORT", str(_closed_port()))
+    monkeypatch.setenv("KAMRULES_SMTP_TLS", "none")
+    r = run(env, "check", "--as-of", AS_OF, "--ruleset", "examples", "--notify", "email", "--format", "json")
+    assert r.exit_code == 4, r.output
+    assert "undelivered" in r.stderr
+    bad = tmp_path / "bad"
+    make_plugin(bad, PLUGIN.replace('{"revenue_k": f["revenue"] / 1000}', '{"revenue_k": 1 / 0}'))
+    r = run(env, "check", "--as-of", "2026-10-30", "--ruleset", "examples", "--notify", "email", plugins=bad)
+    assert r.exit_code == 3, r.output
