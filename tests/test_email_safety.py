@@ -55,10 +55,11 @@ def test_crlf_in_names_and_addresses_never_makes_a_header(store, server, pm):
         assert len(names) == len(set(names))
     lina = [m for m in server.received if "lina@example.com" in m.rcpt_tos][0].message
     assert "\n" not in lina["To"] and lina["To"].addresses[0].addr_spec == "lina@example.com"
-    assert lina["To"].addresses[0].display_name == "李娜 Cc: evil@example.com"  # one line, inside the display name
+    assert lina["To"].addresses[0].display_name == "李娜 Cc evil example com"  # one line, no specials
 
 
-@pytest.mark.parametrize("bad", ["a@example.com\r\nBcc: b@example.com", "a@example.com, b@example.com", "not an address", "", None, "a@b@c"])
+@pytest.mark.parametrize("bad", ["a@example.com\r\nBcc: b@example.com", "a@example.com, b@example.com", "not an address", "", None, "a@b@c",
+                                 "王磊@例子.公司", "@a", '"x" <@a>'])
 def test_invalid_addresses_never_route(bad):
     assert digest.valid_address(bad) is None
 
@@ -110,16 +111,16 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 HEADERS = {"subject", "from", "to", "date", "message-id", "x-kamrules-key", "auto-submitted", "mime-version", "content-type"}
-nasty = st.lists(st.sampled_from(list("ab王磊 :,;<>@\"\\\r\n\t\x0b\x0c\x85\u2028=?") + ["Bcc: x@evil.com", "\r\nX-A: 1"]), max_size=20).map("".join)
+nasty = st.lists(st.sampled_from(list("ab王磊 :,;<>@()[].\"\\\r\n\t\x0b\x0c\x85\u2028=?") + ["Bcc: x@evil.com", "\r\nX-A: 1"]), max_size=20).map("".join)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(subject=nasty, name=nasty, sender_name=nasty)
 def test_no_text_adds_a_header(subject, name, sender_name):
     import email as email_lib
 
     try:
-        msg = digest.build_message(sender=f'"{sender_name}" <k@example.com>', recipient="to@example.com", display_name=name,
+        msg = digest.build_message(sender=f'"{sender_name}" <k@example.com>', recipient="to@example.com", to_name=name,
                                    subject=subject, text="body\r\nBcc: y@evil.com\r\n", html="<p>x</p>", key="k" * 32)
     except InputError as e:  # a From that does not parse is refused, never sent as is
         assert "smtp_from" in str(e)
@@ -127,13 +128,16 @@ def test_no_text_adds_a_header(subject, name, sender_name):
     raw = msg.as_bytes()
     parsed = email_lib.message_from_bytes(raw, policy=email_lib.policy.default)
     assert {k.lower() for k in parsed.keys()} == HEADERS
-    assert parsed["To"].addresses[0].addr_spec == "to@example.com" and len(parsed["To"].addresses) == 1
+    assert [a.addr_spec for a in parsed["To"].addresses] == ["to@example.com"]
+    assert len(parsed["From"].addresses) == 1  # smtp_from is the admin's setting: one address, whatever its quoting
+    assert parsed["To"].addresses[0].display_name.split() == digest.display_name(name).split() or \
+        "".join(parsed["To"].addresses[0].display_name.split()) == "".join(digest.display_name(name).split())  # folding may add a space
     assert " ".join(parsed["Subject"].split()) == digest.one_line(subject)  # folding may double a space
 
 
 def test_sender_with_chinese_name_and_bad_sender():
-    msg = digest.build_message(sender="KA 预警 <ka-alerts@example.com>", recipient="to@example.com", display_name="王磊",
+    msg = digest.build_message(sender="KA 预警 <ka-alerts@example.com>", recipient="to@example.com", to_name="王磊",
                                subject="s", text="t", html=None, key="k" * 32)
     assert msg["From"].addresses[0].display_name == "KA 预警"
     with pytest.raises(InputError, match="smtp_from 'not an address'"):
-        digest.build_message(sender="not an address", recipient="to@example.com", display_name=None, subject="s", text="t", html=None, key="k")
+        digest.build_message(sender="not an address", recipient="to@example.com", to_name=None, subject="s", text="t", html=None, key="k")

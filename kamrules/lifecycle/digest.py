@@ -7,6 +7,7 @@ import email.errors
 import email.policy
 import email.utils
 import functools
+import re
 from collections import Counter
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -26,6 +27,18 @@ def one_line(text) -> str:
     return " ".join("".join(" " if (ord(c) < 32 or c in "\u2028\u2029\x85") else c for c in str(text or "")).split())
 
 
+_SPECIALS = re.compile(r'[()<>\[\]:;@,."\\]')
+
+
+def display_name(text) -> str:
+    """A display name that cannot change the address list: one line, no RFC 5322 specials, at most 60 characters.
+
+    (Python's header folder can drop the quotes of a long quoted name, which would
+    turn ``a: b@x`` into a group of addresses; so specials are never kept.)
+    """
+    return " ".join(_SPECIALS.sub(" ", one_line(text)).split())[:60].strip()
+
+
 @functools.lru_cache(maxsize=4096)
 def valid_address(text: str | None) -> str | None:
     """The bare address if ``text`` is exactly one valid address without line breaks, else None."""
@@ -38,11 +51,11 @@ def valid_address(text: str | None) -> str | None:
     if len(found) != 1:
         return None
     addr = found[0][1]
-    if not addr or "@" not in addr or addr != addr.strip() or " " in addr or "," in addr:
-        return None
+    if not addr or "@" not in addr or addr != addr.strip() or " " in addr or "," in addr or not addr.isascii():
+        return None  # internationalised (SMTPUTF8) addresses are not supported: they fall back to default_to
     try:
         Address(addr_spec=addr)
-    except (ValueError, IndexError, TypeError):
+    except (ValueError, IndexError, TypeError, email.errors.HeaderParseError):
         return None
     return addr
 
@@ -125,7 +138,7 @@ def render_parts(ctx: dict, templates_dir: str | None) -> tuple[str, str, str]:
 
 
 def domain_of(address: str) -> str:
-    addr = valid_address(address)
+    addr = valid_address(email.utils.parseaddr(one_line(address))[1])
     return addr.rsplit("@", 1)[1] if addr else "kamrules.invalid"
 
 
@@ -142,17 +155,17 @@ def sender_address(sender: str) -> Address:
     if valid_address(addr) is None:
         raise InputError(f"smtp_from {sender!r}: not a valid address (expected e.g. 'kamrules <ka-alerts@example.com>')")
     try:
-        return Address(display_name=one_line(name), addr_spec=addr)
+        return Address(display_name=display_name(name), addr_spec=addr)
     except (ValueError, IndexError, email.errors.HeaderParseError) as e:
         raise InputError(f"smtp_from {sender!r}: not a valid address ({e})")
 
 
-def build_message(*, sender: str, recipient: str, display_name: str | None, subject: str, text: str, html: str | None, key: str, now: dt.datetime | None = None) -> EmailMessage:
+def build_message(*, sender: str, recipient: str, to_name: str | None, subject: str, text: str, html: str | None, key: str, now: dt.datetime | None = None) -> EmailMessage:
     """A multipart/alternative UTF-8 message; no caller-provided text can add a header."""
     msg = EmailMessage(policy=email.policy.SMTP)
     msg["Subject"] = one_line(subject)
     msg["From"] = sender_address(sender)
-    name = one_line(display_name)
+    name = display_name(to_name)
     msg["To"] = Address(display_name=name, addr_spec=recipient) if name else Address(addr_spec=recipient)
     msg["Date"] = email.utils.format_datetime(now or dt.datetime.now(dt.timezone.utc))
     msg["Message-ID"] = message_id(key, sender)
@@ -169,5 +182,5 @@ def render_digest(recipient: str, items: Sequence[DueItem], key: str, as_of: str
     subject, text, html = render_parts(ctx, settings.email.templates_dir)
     owners_here = {i.alert.owner for i in items if valid_address(i.alert.owner_email) == recipient}
     display = next(iter(owners_here)) if len(owners_here) == 1 else None
-    msg = build_message(sender=settings.email.smtp_from, recipient=recipient, display_name=display, subject=subject, text=text, html=html, key=key)
+    msg = build_message(sender=settings.email.smtp_from, recipient=recipient, to_name=display, subject=subject, text=text, html=html, key=key)
     return Rendered(subject=subject, payload=msg.as_bytes())
