@@ -371,6 +371,7 @@ def explain_account(store, account_id: str, as_of: str, rulesets_dirs: Iterable 
         facts = found[0]
         status = source.fact_status()
         runnable = []
+        portfolio = None
         for rs in sets:
             if wanted and rs.name not in wanted:
                 continue
@@ -379,8 +380,14 @@ def explain_account(store, account_id: str, as_of: str, rulesets_dirs: Iterable 
                 bad = [status[f] for f in rule.facts if f in status and status[f].state != "ok"]
                 if not rule.enabled:
                     verdicts.append(RuleVerdict(**base, status="disabled", reason="enabled: false in its rule-set file"))
-                elif rule.scope == "portfolio":
-                    verdicts.append(RuleVerdict(**base, status="portfolio", reason="a portfolio rule: see `kamrules check`"))
+                elif rule.scope == "portfolio" and not bad:
+                    if portfolio is None:
+                        portfolio = source.portfolio()
+                    parts = [(row.get("scope_key") or "the book", evaluate(rule, row)) for row in portfolio]
+                    fired = [(k, v) for k, v in parts if v.fired]
+                    shown = fired[0] if fired else (parts[0] if parts else None)
+                    reason = f"portfolio rule, on {shown[0]}: {shown[1].reason()}" if shown else "portfolio rule: no portfolio facts"
+                    verdicts.append(RuleVerdict(**base, status="portfolio", severity=shown[1].severity if shown else None, reason=reason))
                 elif bad:
                     st = bad[0]
                     why = st.reason if st.state == "unavailable" else f"fact provider {st.name} failed: {st.reason}"

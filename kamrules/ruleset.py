@@ -521,7 +521,7 @@ class Verdict:
 
     def reason(self) -> str:
         if self.fired:
-            shown = [f"`{c.describe(self.thresholds)}`: {c.fact} = {self.facts_seen.get(c.fact)!r}"
+            shown = [f"`{c.describe(self.thresholds)}`: {c.fact} = {_show(self.facts_seen.get(c.fact))}"
                      for c in self.conditions if c.ref_kind]
             return f"fired: {self.severity}" + (f" ({'; '.join(shown)})" if shown else "")
         if self.failed is None:
@@ -529,15 +529,19 @@ class Verdict:
         c = self.failed
         if self.actual is None and c.op not in ("is missing", "is present"):
             return f"not fired: `{c.describe(self.thresholds)}` is false: {c.fact} has no value"
-        shown = "missing" if self.actual is None else repr(self.actual)
+        shown = "missing" if self.actual is None else _show(self.actual)
         extra = ""
         if c.ref_kind == "fact":
-            extra = f", {c.ref} = {'missing' if self.other is None else repr(self.other)}"
+            extra = f", {c.ref} = {'missing' if self.other is None else _show(self.other)}"
         return f"not fired: `{c.describe(self.thresholds)}` is false ({c.fact} = {shown}{extra})"
 
     other: Any = None
     conditions: tuple[Condition, ...] = ()
     facts_seen: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _show(v: Any) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else repr(v)
 
 
 def evaluate(rule: Rule, facts: Mapping[str, Any]) -> Verdict:

@@ -171,9 +171,10 @@ def test_explain(env):
     r = run(env, "explain", "A2", "--as-of", AS_OF, "--ruleset", "examples")
     assert r.exit_code == 0, r.output
     assert re.search(r"^  revenue +5000.0$", r.stdout, re.M)
-    assert "TST101    FIRED  fired: warning (`revenue > 1000`: revenue = 5000.0)" in r.stdout
+    assert "TST101    FIRED  fired: warning (`revenue > 1000`: revenue = 5000)" in r.stdout
     assert "TST102    -      not fired: `owner is missing` is false (owner = '王磊')" in r.stdout
     assert "TST201    skip   skipped: no rows in table complaints" in r.stdout
+    assert "TST301    port   portfolio rule, on the book: fired: info (`book_revenue > 0`: book_revenue = 155149)" in r.stdout
     data = json.loads(run(env, "explain", "A3", "--as-of", AS_OF, "--format", "json", "--ruleset", "examples").stdout)
     verdicts = {v["code"]: v for v in data["rules"]}
     assert verdicts["TST101"]["severity"] == "info" and verdicts["TST102"]["status"] == "fired"
