@@ -227,3 +227,30 @@ def test_a_new_owner_hears_of_unchanged_alerts(store, server, pm):
     assert (r.new, r.sent) == (0, 1)
     assert server.received[-1].rcpt_tos == ["lina@example.com"]
     assert record_and_notify(store, moved, settings=s, pm=pm, now=NOW + dt.timedelta(hours=2)).sent == 0
+
+
+class BrokenNotifier:
+    name = "broken"
+
+    def route(self, items, settings):
+        return {"x": list(items)}, []
+
+    def render(self, recipient, items, key, as_of, settings):
+        raise ZeroDivisionError("plugin bug")
+
+    def send(self, recipient, payload, settings):
+        pass
+
+
+def test_a_broken_notifier_plugin_does_not_stop_email(store, server):
+    from kamrules import hookimpl
+
+    class Plugin:
+        @hookimpl
+        def register_notifiers(self):
+            return [BrokenNotifier()]
+
+    pm = make_plugin_manager(load_entry_points=False, extra=[Plugin()])
+    r = record_and_notify(store, book(), notify=("broken", "email"), settings=settings_for(server.port), pm=pm, now=NOW)
+    assert (r.sent, r.failed, r.undelivered) == (2, 1, 1)
+    assert "notifier broken: could not route or render: ZeroDivisionError: plugin bug" in r.summary_line()

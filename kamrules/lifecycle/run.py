@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from kamrules.alerts import SEVERITY_RANK
+from kamrules.errors import KamrulesError
 from kamrules.lifecycle import history, outbox, silences
 from kamrules.lifecycle.notifiers import DueItem, select_notifiers
 from kamrules.lifecycle.schema import connection_of, ensure_schema, parse_ts, rows, utcnow
@@ -153,9 +154,17 @@ def record_and_notify(store, result, notify: Sequence[str] = ("email",), setting
     as_of = as_of_of(result, alerts)
     unrouted: dict[str, str] = {}
     routed: set[str] = set()
+    broken = 0
     for name, notifier in notifiers.items():
-        items = due_items(conn, name, settings, now, route=notifier.route)
-        queued, missing, went = outbox.queue(conn, notifier, items, settings, as_of, now)
+        try:
+            items = due_items(conn, name, settings, now, route=notifier.route)
+            queued, missing, went = outbox.queue(conn, notifier, items, settings, as_of, now)
+        except KamrulesError:
+            raise  # bad settings or templates: exit 2
+        except Exception as e:  # a notifier plugin's bug: nothing of it was queued; its alerts stay due
+            broken += 1
+            report.errors.append(f"notifier {name}: could not route or render: {type(e).__name__}: {e}")
+            continue
         report.queued += queued
         routed |= went
         for it in missing:
@@ -163,8 +172,10 @@ def record_and_notify(store, result, notify: Sequence[str] = ("email",), setting
     # an alert is unrouted only if none of the selected notifiers could take it
     report.unrouted = sorted(dict.fromkeys(label for fp, label in unrouted.items() if fp not in routed))
     if notifiers:
-        report.sent, report.failed, report.errors = outbox.deliver(conn, notifiers, settings, now)
-        report.undelivered = outbox.undelivered(conn, list(notifiers))
+        report.sent, report.failed, errors = outbox.deliver(conn, notifiers, settings, now)
+        report.errors += errors
+        report.failed += broken
+        report.undelivered = outbox.undelivered(conn, list(notifiers)) + broken
     return report
 
 
