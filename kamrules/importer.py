@@ -179,6 +179,7 @@ class _Importer:
     def _load(self, plan, file_name, source, reader, is_csv, prev, convs, width, positions, identity, extra_checks, slow) -> int:
         batch, lines = [], []
         count = 0
+        convert = plan.convert
         for item in source:
             if is_csv:
                 line = prev + 1
@@ -193,13 +194,12 @@ class _Importer:
                 out = slow(plan, file_name, line, values, 0)
             else:
                 try:
-                    for i, conv in convs:
-                        values[i] = conv(values[i])
+                    convert(values)
                     out = values if identity else [values[p] for p in positions]
                     if extra_checks:
                         out = slow(plan, file_name, line, values, width)
                 except Bad:
-                    out = slow(plan, file_name, line, values, i)
+                    out = slow(plan, file_name, line, values, 0)
             if out is None:
                 continue
             batch.append(out)
@@ -264,7 +264,7 @@ class _Importer:
             found.append(Problem(file_name, line, "missing value (expected a value: the column is required)", name))
         vals = list(values)
         for pos, conv in plan.convs:
-            if pos < done:
+            if pos < done or not isinstance(values[pos], str):  # converted already
                 continue
             try:
                 vals[pos] = conv(values[pos])

@@ -201,6 +201,7 @@ class Plan:
     ignored: list[int] = field(default_factory=list)
     width: int = 0
     sql: str = ""
+    convert: object = None  # compiled in-place row converter (see compile_row)
     insert_sql: str = ""  # plain INSERT: used until the first key conflict, then ``sql`` (the upsert)
     upserting: bool = False
     positions: list = field(default_factory=list)  # header position of each insert column  # (column, (table, column)) enforced by SQLite
@@ -234,7 +235,7 @@ def make_plan(table: Table, header: list[str], renames: dict[str, str] | None = 
         seen[name] = i
         targets.append(name)
     strip_cols = set(table.primary_key) | set(table.references)
-    convs, insert_columns, extra, positions, raw = [], [], [], [], []
+    convs, insert_columns, extra, positions, raw, fast = [], [], [], [], [], []
     for i, name in enumerate(targets):
         if name is None or seen.get(name) != i:
             continue
@@ -244,9 +245,12 @@ def make_plan(table: Table, header: list[str], renames: dict[str, str] | None = 
             raw.append(name)
         elif col.references and id_set is not None:
             target, _, target_col = col.references.partition(".")
-            convs.append((i, make_reference_converter(col, id_set(target, target_col), required=name in table.primary_key)))
+            ids = id_set(target, target_col)
+            convs.append((i, make_reference_converter(col, ids, required=name in table.primary_key)))
+            fast.append(("in", ids))
         elif needs_check(col, table):
             convs.append((i, make_converter(col, strip=name in strip_cols, required=name in table.primary_key)))
+            fast.append(fast_kind(col, name in strip_cols))
         else:
             raw.append(name)  # plain optional text: '' -> NULL in SQL, no Python call per value
         insert_columns.append(name)
@@ -260,7 +264,54 @@ def make_plan(table: Table, header: list[str], renames: dict[str, str] | None = 
     plan.positions = positions
     plan.sql = upsert_sql(table, insert_columns, set(raw))
     plan.insert_sql = upsert_sql(table, insert_columns, set(raw), upsert=False)
+    plan.convert = compile_row(convs, fast)
     return plan
+
+
+def fast_kind(col: Column, strip: bool) -> tuple:
+    """How the compiled row converter checks a valid value inline (no call)."""
+    if col.choices:
+        return ("in", frozenset(col.choices))
+    if col.kind in ("float", "int", "date", "bool"):
+        return (col.kind, None)
+    if strip:
+        return ("id", None)
+    return ("call", None)
+
+
+_WS = frozenset(" \t\r\n\x0b\x0c\xa0\u3000")
+
+
+def compile_row(convs, fast):
+    """One generated function converting a row in place: inline checks for valid values; a
+    column's converter is called only for blanks, odd forms and errors (it raises :class:`Bad`)."""
+    env = {"fromiso": dt.date.fromisoformat, "BOOLS": BOOLS, "WS": _WS, "Bad": Bad}
+    body = []
+    for (pos, conv), (kind, data) in zip(convs, fast):
+        c = f"c{pos}"
+        env[c] = conv
+        v = f"values[{pos}]"
+        if kind == "in":
+            env[f"s{pos}"] = data
+            body += [f"    v = {v}", f"    if v not in s{pos}:", f"        {v} = {c}(v)"]
+        elif kind in ("float", "int"):
+            fn = "float" if kind == "float" else "int"
+            body += [f"    v = {v}", "    try:", f"        x = {fn}(v)", "    except ValueError:", f"        x = {c}(v)"]
+            if kind == "float":
+                body += ["    else:", "        if x - x != 0:", f"            x = {c}(v)"]
+            body += [f"    {v} = x"]
+        elif kind == "date":
+            body += [f"    v = {v}", "    if len(v) == 10 and v[4] == '-' and v[7] == '-':", "        try:", "            fromiso(v)",
+                     "        except ValueError:", f"            {c}(v)", "    else:", f"        {v} = {c}(v)"]
+        elif kind == "bool":
+            body += [f"    v = {v}", "    x = BOOLS.get(v)", f"    {v} = x if x is not None else {c}(v)"]
+        elif kind == "id":
+            body += [f"    v = {v}", "    if not v or v[0] in WS or v[-1] in WS:", f"        {v} = {c}(v)"]
+        else:
+            body += [f"    {v} = {c}({v})"]
+    src = "def convert(values):\n" + ("\n".join(body) if body else "    pass") + "\n"
+    exec(compile(src, "<kamrules row converter>", "exec"), env)
+    return env["convert"]
 
 
 def needs_check(col: Column, table: Table) -> bool:
