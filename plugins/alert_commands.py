@@ -123,8 +123,10 @@ def register(cli: click.Group) -> None:
         click.echo(f"owner:    {r['owner'] or '-'} {r['owner_email'] or ''}")
         click.echo(f"message:  {r['message']}")
         click.echo(f"action:   {alert.get('action', '')}")
+        from kamrules.lifecycle.digest import fmt_number
+
         for k, v in (alert.get("evidence") or {}).items():
-            click.echo(f"  {k} = {v}")
+            click.echo(f"  {k} = {fmt_number(v)}")
         click.echo(f"first seen {r['first_seen']} (as of {r['first_as_of']}), last seen {r['last_seen']} (as of {r['last_as_of']}), "
                    f"episode {r['episode']}, last notified {r['last_notified'] or 'never'}")
         for e in events:

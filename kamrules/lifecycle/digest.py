@@ -74,7 +74,7 @@ def route(items: Sequence[DueItem], settings) -> tuple[dict[str, list[DueItem]],
     return groups, unrouted
 
 
-def _fmt_number(v):
+def fmt_number(v):
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return v
     if isinstance(v, int) or float(v).is_integer():
@@ -95,7 +95,7 @@ def context(recipient: str, items: Sequence[DueItem], as_of: str, key: str) -> d
             "severity": a.severity, "code": a.code, "rule": a.rule, "ruleset": a.ruleset, "message": a.message,
             "action": a.action, "reason": it.reason, "previous_severity": it.previous_severity, "status": it.status,
             "first_seen": it.first_seen, "fingerprint": a.fingerprint,
-            "numbers": [(k, _fmt_number(v)) for k, v in a.evidence.items()],
+            "numbers": [(k, fmt_number(v)) for k, v in a.evidence.items()],
         })
     firing = [i for i in items if i.status == "firing"]
     counts = Counter(i.alert.severity for i in firing)
