@@ -321,3 +321,32 @@ def test_json_objects_with_different_keys(store, tmp_path):
         {"id": "A1", "owner": None, "vip": None},
         {"id": "A2", "owner": "王伟", "vip": "true"},
     ]
+
+
+def test_any_text_round_trips_through_csv(tmp_path_factory):
+    import io
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from kamrules.store import Store
+
+    text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30)
+    one_line = text.filter(lambda s: "\n" not in s and "\r" not in s and s.strip())
+
+    @settings(max_examples=40, deadline=None)
+    @given(rows=st.lists(st.tuples(one_line, text), min_size=1, max_size=5))
+    def check(rows):
+        folder = tmp_path_factory.mktemp("rt")
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["id", "name", "tier", "segment"])
+        for i, (name, segment) in enumerate(rows):
+            w.writerow([f"A{i}", name, "mid", segment])
+        (folder / "accounts.csv").write_text(buf.getvalue(), encoding="utf-8", newline="")
+        with Store.open(folder / "k.db") as store:
+            store.import_paths([folder / "accounts.csv"])
+            got = [(r["name"], r["segment"]) for r in store.query("SELECT name, segment FROM accounts ORDER BY rowid")]
+        assert got == [(name, segment or None) for name, segment in rows]
+
+    check()
