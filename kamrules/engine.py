@@ -161,6 +161,7 @@ class CompiledRules:
         for r in rules:
             _fields(dict(r.condition), fields)
         self.fields = frozenset(fields)
+        self._field_list = tuple(sorted(fields - {"id", "sid", _MARK}))
         self.names: list[str] = []
         per = MAX_RULES - 1
         definitions = {}
@@ -196,10 +197,20 @@ class CompiledRules:
             h = _host()
             sid = f"b{next(_SIDS)}"
             msgs = []
+            fields = self._field_list
             for i, f in enumerate(facts):
-                m = {k: c for k, c in ((k, _clean(v)) for k, v in f.items() if k in self.fields) if c is not None}
-                m.update(id=str(i), sid=sid)
-                m[_MARK] = 1
+                m = {"id": str(i), "sid": sid, _MARK: 1}
+                for k in fields:
+                    v = f.get(k)
+                    if v is None:
+                        continue
+                    t = type(v)
+                    if t is str or t is int:
+                        m[k] = v
+                    else:
+                        v = _clean(v)
+                        if v is not None:
+                            m[k] = v
                 msgs.append(m)
             _SINK.clear()
             created = False
