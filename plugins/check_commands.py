@@ -54,9 +54,9 @@ def _progress(env: Env, store, label: str):
     return update, bar
 
 
-def _write(text: str, output: str | None) -> None:
-    if output:
-        Path(output).write_text(text, encoding="utf-8")
+def _write(text: str, output: str | None, bom: bool = False) -> None:
+    if output:  # a BOM lets spreadsheet programs read Chinese CSV as UTF-8
+        Path(output).write_text(text, encoding="utf-8-sig" if bom else "utf-8")
     else:
         click.echo(text, nl=False)
 
@@ -133,7 +133,7 @@ def register_commands(cli):
             text = formats[fmt].render(result.alerts, result.summary)
         except Exception as e:  # a plugin's format: report it, keep the exit code documented
             raise CliError(f"output format {fmt!r} failed: {type(e).__name__}: {e}", EXIT_INCOMPLETE) from e
-        _write(text, output)
+        _write(text, output, bom=fmt == "csv")
         report = None
         if not no_history:
             from kamrules.lifecycle import record_and_notify
