@@ -418,3 +418,20 @@ def test_verbose_lists_what_fired_in_passing_cases(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "  PASS  one [" in proc.stdout
     assert "        fired (1):\n          KAM101 on A1 critical: concessions 250,000 = 25.0% of revenue" in proc.stdout
+
+
+def test_quiet_by_code_alone_covers_every_account(tmp_path, pm):
+    f = write(tmp_path / "t.yaml", BOOK + """
+    cases:
+      - name: no KAM101 anywhere
+        quiet: [{code: KAM101}]
+      - name: needs something
+        quiet: [{}]
+    """)
+    with pytest.raises(InputError) as e:
+        run_tests([f], pm=pm)
+    assert f"{f}:18: quiet: needs `account:`, `code:` or both" in [str(p) for p in e.value.problems]
+    f.write_text(f.read_text(encoding="utf-8").replace("      - name: needs something\n        quiet: [{}]\n", ""), encoding="utf-8")
+    run = run_tests([f], pm=pm)
+    (case,) = run.cases
+    assert case.status == "failed" and [(q.describe(), a.account_id) for q, a in case.loud] == [("any account KAM101", "A1")]

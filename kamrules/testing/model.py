@@ -60,12 +60,15 @@ class Expect:
 
 @dataclass(frozen=True)
 class Quiet:
-    account: str
+    account: str | None  # None: any account, and portfolio alerts
     code: str = ""  # a code or code prefix; empty = any
     line: int = 0
 
     def hits(self, alert) -> bool:
-        return alert.account_id == self.account and alert.code.startswith(self.code)
+        return (self.account is None or alert.account_id == self.account) and alert.code.startswith(self.code)
+
+    def describe(self) -> str:
+        return " ".join(x for x in (self.account if self.account is not None else "any account", self.code) if x)
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,7 @@ class CaseResult:
             "seconds": round(self.seconds, 3), "alerts": self.alerts,
             "missing": [{"expected": e.describe(), "line": e.line, "closest": _alert_dict(a), "why": why, "note": note} for e, a, why, note in self.missing],
             "unexpected": [_alert_dict(a) for a in self.unexpected],
-            "not_quiet": [{"quiet": q.account + (f" {q.code}" if q.code else ""), "line": q.line, "alert": _alert_dict(a)} for q, a in self.loud],
+            "not_quiet": [{"quiet": q.describe(), "line": q.line, "alert": _alert_dict(a)} for q, a in self.loud],
             "notes": list(self.notes),
         }
 

@@ -33,7 +33,7 @@ def case_details(c: CaseResult) -> list[str]:
         out += [f"  {describe_alert(a)}" for a in c.unexpected]
     if c.loud:
         out.append("not quiet:")
-        out += [f"  {q.account}{' ' + q.code if q.code else ''} (line {q.line}): {describe_alert(a)}" for q, a in c.loud]
+        out += [f"  {q.describe()} (line {q.line}): {describe_alert(a)}" for q, a in c.loud]
     out += c.notes
     return out
 

@@ -207,10 +207,12 @@ class _Parser:
         for i, q in enumerate(items):
             if isinstance(q, LMap):
                 self.keys(q, QUIET_KEYS, "a quiet entry")
-                if "account" not in q or q["account"] is None:
-                    self.err(q.line, "quiet: needs `account:` (and optionally `code:`)")
+                account = self.text(q, "account", "account") if "account" in q else None
+                code = str(q.get("code") or "")
+                if account is None and not code:
+                    self.err(q.line, "quiet: needs `account:`, `code:` or both")
                     continue
-                out.append(Quiet(self.text(q, "account", "account"), str(q.get("code") or ""), q.line))
+                out.append(Quiet(account, code, q.line))
             elif isinstance(q, (str, int)) and not isinstance(q, bool):
                 out.append(Quiet(items.raw[i] or str(q), "", items.lines[i]))
             else:
