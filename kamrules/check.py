@@ -30,6 +30,8 @@ class Summary:
     seconds: float = 0.0
     codes: tuple[str, ...] = ()  # rule codes run (selected, not skipped): the scope alert history resolves in
     min_severity: str = "info"
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
 
     @property
     def complete(self) -> bool:
@@ -59,6 +61,7 @@ class Summary:
             "by_severity": dict(self.by_severity), "by_ruleset": dict(self.by_ruleset), "rulesets": list(self.rulesets),
             "rules_run": self.rules_run, "skipped": [list(s) for s in self.skipped],
             "failures": [list(f) for f in self.failures], "seconds": round(self.seconds, 3), "complete": self.complete,
+            "codes": list(self.codes), "min_severity": self.min_severity, "select": list(self.select), "ignore": list(self.ignore),
         }
 
 
@@ -285,7 +288,7 @@ def run_check(
         by_severity={s: by_sev.get(s, 0) for s in SEVERITIES}, by_ruleset=dict(sorted(by_rs.items())),
         rulesets=tuple(rs.name for rs in chosen), rules_run=len(rules) - len(skipped),
         skipped=tuple(skipped), failures=tuple(failures), seconds=time.perf_counter() - started,
-        codes=tuple(r.code for r in runnable), min_severity=min_severity,
+        codes=tuple(r.code for r in runnable), min_severity=min_severity, select=tuple(select), ignore=tuple(ignore),
     )
     return CheckResult(alerts=alerts, summary=summary, as_of=as_of)
 
