@@ -88,6 +88,7 @@ class Case:
 
 @dataclass(frozen=True)
 class TestFile:
+    __test__ = False  # not a pytest test class, even when imported into a test module
     path: str
     cases: tuple[Case, ...]
 
@@ -141,6 +142,7 @@ class CaseResult:
 
 @dataclass
 class TestRun:
+    __test__ = False
     cases: list[CaseResult] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     seconds: float = 0.0
