@@ -439,3 +439,19 @@ def test_quiet_by_code_alone_covers_every_account(tmp_path, pm):
     run = run_tests([f], pm=pm)
     (case,) = run.cases
     assert case.status == "failed" and [(q.describe(), a.account_id) for q, a in case.loud] == [("any account KAM101", "A1")]
+
+
+def test_portfolio_alerts_match_by_scope(tmp_path, tables):
+    f = write(tmp_path / "t.yaml", """
+        as_of: 2026-10-31
+        cases:
+          - name: per owner
+            expect:
+              - {code: KAM510, account: null, scope: 王磊}
+    """)
+    (case,) = load_test_file(f, tables).cases
+    li = Alert(ruleset="r", code="KAM510", rule="x", severity="warning", message="m", action="", as_of="2026-10-31", scope_key="李娜")
+    wang = Alert(ruleset="r", code="KAM510", rule="x", severity="warning", message="m", action="", as_of="2026-10-31", scope_key="王磊")
+    res = evaluate(case, [li])
+    assert res.missing[0][2] == ["scope '李娜' != '王磊'"] and "KAM510 on the portfolio scope '王磊'" in res.missing[0][0].describe()
+    assert evaluate(case, [li, wang]).unexpected == [li]
