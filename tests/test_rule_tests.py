@@ -455,3 +455,19 @@ def test_portfolio_alerts_match_by_scope(tmp_path, tables):
     res = evaluate(case, [li])
     assert res.missing[0][2] == ["scope '李娜' != '王磊'"] and "KAM510 on the portfolio scope '王磊'" in res.missing[0][0].describe()
     assert evaluate(case, [li, wang]).unexpected == [li]
+
+
+def test_an_empty_table_in_a_case_empties_it_and_its_rules_are_skipped(tmp_path, pm):
+    f = write(tmp_path / "t.yaml", BOOK + """
+    cases:
+      - name: no concessions at all
+        book:
+          concessions: []
+        expect: [{code: KAM101, account: A1}]
+    """)
+    run = run_tests([f], pm=pm)
+    (case,) = run.cases
+    assert case.status == "failed"
+    (missing,) = case.missing
+    assert missing[3].startswith("KAM101 was skipped: ") and "concessions" in missing[3]
+    assert "KAM101 was skipped" in render_text(run)

@@ -28,6 +28,8 @@ def write_book(book, folder: Path) -> dict[str, dict[int, int]]:
         for old in folder.iterdir():
             if old.is_file() and old.stem.lower() == name.lower():
                 old.unlink()
+        if not rows:  # `table: []`: the table is empty in this case
+            continue
         header: list[str] = []
         for values, _ in rows:
             header += [c for c in values if c not in header]
@@ -35,7 +37,7 @@ def write_book(book, folder: Path) -> dict[str, dict[int, int]]:
         lines: dict[int, int] = {}
         with open(target, "w", encoding="utf-8", newline="") as f:
             w = csv.writer(f, lineterminator="\n")
-            w.writerow(header or ["id"])
+            w.writerow(header)
             at = 2
             for values, line in rows:
                 row = [values.get(c, "") for c in header]
