@@ -247,7 +247,7 @@ def make_plan(table: Table, header: list[str], renames: dict[str, str] | None = 
             target, _, target_col = col.references.partition(".")
             ids = id_set(target, target_col)
             convs.append((i, make_reference_converter(col, ids, required=name in table.primary_key)))
-            fast.append(("in", ids))
+            fast.append(("in", ids) if (col.required or name in table.primary_key) else ("in?", ids))
         elif needs_check(col, table):
             convs.append((i, make_converter(col, strip=name in strip_cols, required=name in table.primary_key)))
             fast.append(fast_kind(col, name in strip_cols))
@@ -270,12 +270,15 @@ def make_plan(table: Table, header: list[str], renames: dict[str, str] | None = 
 
 def fast_kind(col: Column, strip: bool) -> tuple:
     """How the compiled row converter checks a valid value inline (no call)."""
+    optional = not col.required and col.default is None and not strip
     if col.choices:
-        return ("in", frozenset(col.choices))
+        return ("in?" if optional else "in", frozenset(col.choices))
     if col.kind in ("float", "int", "date", "bool"):
         return (col.kind, None)
     if strip:
         return ("id", None)
+    if col.kind == "text":
+        return ("line", None)
     return ("call", None)
 
 
@@ -291,9 +294,12 @@ def compile_row(convs, fast):
         c = f"c{pos}"
         env[c] = conv
         v = f"values[{pos}]"
-        if kind == "in":
+        if kind in ("in", "in?"):
             env[f"s{pos}"] = data
-            body += [f"    v = {v}", f"    if v not in s{pos}:", f"        {v} = {c}(v)"]
+            body += [f"    v = {v}", f"    if v not in s{pos}:"]
+            body += [f"        {v} = None if not v else {c}(v)"] if kind == "in?" else [f"        {v} = {c}(v)"]
+        elif kind == "line":  # text that must be present and/or on one line: only such cases reach the converter
+            body += [f"    v = {v}", "    if not v or '\\n' in v or '\\r' in v:", f"        {v} = {c}(v)"]
         elif kind in ("float", "int"):
             fn = "float" if kind == "float" else "int"
             body += [f"    v = {v}", "    try:", f"        x = {fn}(v)", "    except ValueError:", f"        x = {c}(v)"]
