@@ -66,3 +66,17 @@ def test_real_rules_batching_invariance_and_alert_shape(book):
             assert a.account_name
     fps = [a.fingerprint for a in r.alerts]
     assert len(fps) == len(set(fps))
+
+
+def test_copied_builtin_file_replaces_it(book, tmp_path):
+    import importlib.resources
+
+    store, pm = book
+    text = (importlib.resources.files("kamrules_rulesets") / "missing_escalation_channels.yaml").read_text(encoding="utf-8")
+    assert "severity: critical" in text
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "escalation.yaml").write_text(text.replace("severity: critical", "severity: info", 1), encoding="utf-8")
+    before = {a.code: a.severity for a in run_check(store, AS_OF, pm=pm, select=("KAM301",)).alerts}
+    after = {a.code: a.severity for a in run_check(store, AS_OF, pm=pm, select=("KAM301",), rulesets_dirs=[mine]).alerts}
+    assert before == {"KAM301": "critical"} and after == {"KAM301": "info"}
