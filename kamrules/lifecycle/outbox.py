@@ -60,6 +60,7 @@ def notify_states(conn, notifier: str) -> dict[str, dict]:
 def queue(conn, notifier: Notifier, items: Sequence[DueItem], settings, as_of: str, now: dt.datetime) -> tuple[int, list[DueItem], set[str]]:
     """Route, render and commit one message per recipient; returns (messages queued, unrouted items, routed fingerprints)."""
     groups, unrouted = notifier.route(items, settings)
+    groups = {to: group for to, group in groups.items() if group}  # never an empty message
     routed = {it.alert.fingerprint for group in groups.values() for it in group}
     queued = 0
     at = ts(now)
