@@ -156,16 +156,19 @@ def register_commands(cli):
     @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
     @click.option("--ruleset", "rulesets", multiple=True, metavar="NAME", help="Only these rule sets (repeatable).")
     @click.option("--rulesets", "rulesets_dirs", multiple=True, type=click.Path(), metavar="DIR", help="Your own rule-set folder (repeatable).")
+    @click.option("--select", multiple=True, metavar="CODE", help="Only rules whose code starts with CODE (repeatable).")
+    @click.option("--ignore", multiple=True, metavar="CODE", help="Leave out rules whose code starts with CODE (repeatable).")
     @db_option
     @pass_env
     @handle_errors
-    def rules_command(env: Env, fmt, rulesets, rulesets_dirs):
+    def rules_command(env: Env, fmt, rulesets, rulesets_dirs, select, ignore):
         """List rule sets and their rules: codes, severities, thresholds (with tier overrides).
 
         \b
         Examples:
           kamrules rules
           kamrules rules --ruleset stalled_stages
+          kamrules rules --select KAM3 --ignore KAM306   same prefixes as check
           kamrules rules --format json | jq '.[].rules[].code'
           kamrules rules --rulesets my_rules/     after tuning a copied file
         """
@@ -179,6 +182,13 @@ def register_commands(cli):
             if unknown:
                 raise CliError(f"unknown rule set {', '.join(unknown)} (expected one of {', '.join(s.name for s in sets)})")
             sets = [s for s in sets if s.name in rulesets]
+        if select or ignore:
+            from dataclasses import replace
+
+            from kamrules.check import selected
+
+            sets = [replace(s, rules=tuple(r for r in s.rules if selected(r.code, select, ignore))) for s in sets]
+            sets = [s for s in sets if s.rules]
         if fmt == "json":
             click.echo(json.dumps([s.to_dict() for s in sets], ensure_ascii=False, indent=2))
         else:

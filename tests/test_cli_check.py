@@ -236,3 +236,11 @@ def test_undelivered_notifications_exit_4_and_failures_take_precedence(env, tmp_
     make_plugin(bad, PLUGIN.replace('{"revenue_k": f["revenue"] / 1000}', '{"revenue_k": 1 / 0}'))
     r = run(env, "check", "--as-of", "2026-10-30", "--ruleset", "examples", "--notify", "email", plugins=bad)
     assert r.exit_code == 3, r.output
+
+
+def test_rules_select_and_ignore_by_prefix(env):
+    data = json.loads(run(env, "rules", "--format", "json", "--select", "KAM3", "--ignore", "KAM306").stdout)
+    codes = [r["code"] for s in data for r in s["rules"]]
+    assert codes and all(c.startswith("KAM3") for c in codes)
+    assert "KAM306" not in codes and "KAM301" in codes
+    assert {s["ruleset"] for s in data} == {"missing_escalation_channels"}
