@@ -10,9 +10,14 @@ durable_rules traps handled here (see docs/architecture.md):
   actions are drained explicitly, so results are complete when ``match`` returns;
 * every rule also requires the marker field ``kam_`` so that the engine's own state
   document (updated after each action) never matches a rule;
-* a catch-all rule, so a fact no rule matches never makes a batch raise, and the
+* a catch-all rule matching only one sentinel fact added to each batch, so the
   batch's state always exists (deleting the state of a batch in which no fact matched
-  anything crashed the engine: segmentation fault);
+  anything crashed the engine: segmentation fault); the engine's "not handled" result
+  for facts no rule matches is expected and ignored. (A catch-all on every fact cost
+  one action round trip per fact.)
+* actions are driven through the C API directly (start_action_for_state /
+  complete_and_start_action): a fired rule costs one JSON parse, not durable's
+  per-action state re-encoding (our actions never change the state);
 * at most ``MAX_RULES`` rules per durable ruleset (the engine fails above ~64 rules
   per fact): bigger sets are split into several durable rulesets;
 * an action exception, or one recorded in the state, raises :class:`EngineError`.
@@ -38,6 +43,7 @@ MAX_RULES = 50  # per durable ruleset, catch-all included
 MAX_BATCH = 1000  # facts per assert; ids "0".."999" were checked collision-free
 _MARK = "kam_"
 _CATCH_ALL = "_kam_any"
+_SENTINEL = "kam_sentinel"  # field only the sentinel fact of a batch carries
 
 
 class EngineError(RuntimeError):
@@ -53,7 +59,6 @@ class _SyncHost(_de.Host):
 
 _HOST: _SyncHost | None = None
 _LOCK = threading.RLock()
-_SINK: list[tuple[str, str, str]] = []
 _SIDS = itertools.count(1)
 _COMPILED: dict[str, "CompiledRules"] = {}
 
@@ -65,14 +70,8 @@ def _host() -> _SyncHost:
     return _HOST
 
 
-def _action(key: str):
-    def run(c):
-        _SINK.append((c.s.sid, c.m.id, key))
-
-    return run
-
-
 def _noop(c):
+    """Actions are never called: results are read from the engine's action queue (see _run_actions)."""
     return None
 
 
@@ -167,10 +166,10 @@ class CompiledRules:
         definitions = {}
         for i in range(0, max(len(rules), 1), per):
             name = f"kam_{digest}_{i // per}"
-            chunk = {_CATCH_ALL: {"all": [{"m": {_MARK: 1}}], "run": _noop}}
+            chunk = {_CATCH_ALL: {"all": [{"m": {_SENTINEL: 1}}], "run": _noop}}
             for r in rules[i:i + per]:
                 cond = {"$and": [{_MARK: 1}, dict(r.condition)]} if r.condition else {_MARK: 1}
-                chunk[r.key] = {"all": [{"m": cond}], "run": _action(r.key)}
+                chunk[r.key] = {"all": [{"m": cond}], "run": _noop}
             definitions[name] = chunk
             self.names.append(name)
         h = _host()
@@ -212,51 +211,55 @@ class CompiledRules:
                         if v is not None:
                             m[k] = v
                 msgs.append(m)
-            _SINK.clear()
+            if not msgs:
+                return []
+            msgs.append({"id": "sentinel", "sid": sid, _SENTINEL: 1})
+            got: list[tuple[str, int, str]] = []
             created = False
             try:
                 rs = h.get_ruleset(name)
-                if msgs:
-                    handle = rs._handle_result(_dre.assert_facts(rs._handle, _dumps(msgs)), msgs)
-                    created = True  # every fact matched at least the catch-all: the state exists
-                    errors: list = []
-                    rs.do_actions(handle, lambda e, state: errors.append(e) if e else None)
-                    if errors:
-                        raise EngineError(f"a rule action failed: {errors[0]}")
-                _drain(rs)
-                state = rs.get_state(sid) if msgs else {}
+                handle = rs._handle
+                code, state = _dre.assert_facts(handle, _dumps(msgs))
+                if code not in (0, 1):  # 1: some fact matched no rule (expected); 2: already observed; 3: queued
+                    raise EngineError(f"durable_rules returned {code} for a batch")
+                created = True  # the sentinel matched the catch-all: the state exists
+                _run_actions(handle, _dre.start_action_for_state(handle, state), state, got)
+                _run_actions(handle, _dre.start_action(handle), None, got)
+                st = rs.get_state(sid)
             except EngineError:
                 raise
             except BaseException as e:
-                raise EngineError(f"rules engine failed on a batch of {len(msgs)} facts: {getattr(e, 'message', e)}") from e
+                raise EngineError(f"rules engine failed on a batch of {len(msgs) - 1} facts: {getattr(e, 'message', e)}") from e
             finally:
-                got = [(s, i, k) for s, i, k in _SINK]
-                _SINK.clear()
                 if created:  # never delete a state that was not created (that crashes the engine)
                     try:
                         h.get_ruleset(name).delete_state(sid)
                     except BaseException:
                         pass
-            if isinstance(state, dict) and state.get("exception"):
-                raise EngineError(f"a rule action failed: {state['exception']}")
-        return [(int(i), k) for s, i, k in got if s == sid]
+            if isinstance(st, dict) and st.get("exception"):
+                raise EngineError(f"a rule action failed: {st['exception']}")
+        return [(i, k) for s, i, k in got if s == sid]
 
 
-def _drain(ruleset) -> None:
-    """Run every pending action now, in this thread (nothing is left for a background thread)."""
-    errors: list[BaseException] = []
+def _run_actions(handle, result, state_handle, got: list) -> None:
+    """Drain the actions the engine has queued, recording ``(fact index, rule key)`` per fired rule.
 
-    def done(e, state):
-        if e:
-            errors.append(e)
-
-    while True:
-        result = _dre.start_action(ruleset._handle)
-        if not result:
-            break
-        ruleset._flush_actions(json.loads(result[0]), {"message": json.loads(result[1])}, result[2], done)
-    if errors:
-        raise EngineError(f"a rule action failed: {errors[0]}")
+    ``result`` is what start_action(_for_state) returned: ``(state json, message json[, state handle])``
+    or nothing. Each message is ``{rule key: {"m": fact}}``; completing an action starts the next one.
+    """
+    loads = json.loads
+    while result:
+        sh = state_handle if state_handle is not None else result[2]
+        message = result[1]
+        while message:
+            for key, content in loads(message).items():
+                if key != _CATCH_ALL:
+                    m = content.get("m", content) if isinstance(content, dict) else content
+                    if not isinstance(m, dict) or _MARK not in m:
+                        raise EngineError(f"rules engine returned an unexpected match for {key}: {str(m)[:200]}")
+                    got.append((m["sid"], int(m["id"]), key))
+            message = _dre.complete_and_start_action(handle, sh)
+        result = _dre.start_action(handle) if state_handle is None else None
 
 
 def compile_rules(rules: Sequence[EngineRule]) -> CompiledRules:
