@@ -1,0 +1,39 @@
+"""Time each registered fact provider's SQL on its own, as `kamrules check` runs it (one TEMP table each).
+
+Run:  python benchmarks/providers.py STORE.db [--as-of 2026-10-31]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import time
+
+from kamrules.facts import collect_providers
+from kamrules.plugins import default_plugin_manager
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("db")
+    ap.add_argument("--as-of", default="2026-10-31")
+    args = ap.parse_args(argv)
+    conn = sqlite3.connect(args.db)
+    rows = []
+    for p in collect_providers(default_plugin_manager()):
+        t = time.perf_counter()
+        if p.scope == "account":
+            conn.execute(f"CREATE TEMP TABLE t AS {p.sql}", {"as_of": args.as_of})
+            n = conn.execute("SELECT COUNT(*) FROM t").fetchone()[0]
+            conn.execute("DROP TABLE t")
+        else:
+            n = len(conn.execute(p.sql, {"as_of": args.as_of}).fetchall())
+        rows.append((time.perf_counter() - t, p.name, p.scope, n))
+    total = sum(r[0] for r in rows)
+    for s, name, scope, n in sorted(rows, reverse=True):
+        print(f"{s:8.3f}s {s / total:5.0%}  {name:<24} {scope:<9} {n:>9,} rows")
+    print(f"{total:8.3f}s total")
+
+
+if __name__ == "__main__":
+    main()
