@@ -99,6 +99,14 @@ def store_rows(db: Path) -> dict[str, int]:
 # ---------------------------------------------------------------------------
 # comparing what fires
 # ---------------------------------------------------------------------------
+def rule_key(alert: dict) -> str:
+    """The rule name; the seven stage_dwell rules (KAM411-417) are told apart by their stage."""
+    key = alert.get("rule") or alert.get("code")
+    if key == "stage_dwell" and (alert.get("evidence") or {}).get("pipeline_stage"):
+        key = f"stage_dwell_{alert['evidence']['pipeline_stage']}"
+    return key
+
+
 def alerts_by_rule(check_json: Path) -> tuple[dict[str, set], dict[str, int], dict]:
     """{rule: accounts}, {rule: alert count}, summary from `kamrules check --format json`."""
     data = json.loads(check_json.read_text(encoding="utf-8") or "[]")
@@ -107,7 +115,7 @@ def alerts_by_rule(check_json: Path) -> tuple[dict[str, set], dict[str, int], di
     accounts: dict[str, set] = defaultdict(set)
     counts: dict[str, int] = defaultdict(int)
     for a in alerts:
-        key = a.get("rule") or a.get("code")
+        key = rule_key(a)
         counts[key] += 1
         if a.get("account_id") is not None:
             accounts[key].add(a["account_id"])
@@ -119,7 +127,7 @@ def compare(ref: dict, check_json: Path) -> list[dict]:
     severities: dict[str, dict] = defaultdict(lambda: defaultdict(int))
     data = json.loads(check_json.read_text(encoding="utf-8") or "[]")
     for a in data.get("alerts", []) if isinstance(data, dict) else data:
-        severities[a.get("rule") or a.get("code")][a.get("severity")] += 1
+        severities[rule_key(a)][a.get("severity")] += 1
     severities = {k: dict(v) for k, v in severities.items()}
     rows = []
     for rule, r in ref["rules"].items():
@@ -345,6 +353,51 @@ def targets(sizes: list[dict], slopes: dict) -> list[str]:
     return out
 
 
+def render(results: list[dict], title: str, how: str) -> tuple[str, dict]:
+    """The markdown report (table, targets, per-rule comparison, profile shares) and the slopes."""
+    slopes = {
+        "import": slope([(r["accounts"], r["import"]["seconds"]) for r in results if r.get("import")]),
+        "raw load": slope([(r["accounts"], r["raw_load"]["seconds"]) for r in results if r.get("raw_load")]),
+        "check": slope([(r["accounts"], r["check"]["seconds"]) for r in results if r.get("check")]),
+        "hand SQL": slope([(r["accounts"], r["hand_sql"]["seconds"]) for r in results if r.get("hand_sql")]),
+    }
+    report = [f"## {title}", "", f"Machine: {machine()['cpu']}, {os.cpu_count()} cores; {how}", "", table(results), ""]
+    report += ["Targets:", ""] + [f"- {t}" for t in targets(results, slopes)] + [""]
+    for r in results:
+        if r.get("fires"):
+            report += [fires_table(r), ""]
+    for r in results:
+        for step, p in (r.get("profile") or {}).items():
+            report += [f"Profile `kamrules {step}` at {r['accounts']:,} accounts ({p['tool']}), share of time:", ""]
+            report += [f"- {k}: {v:.0%}" for k, v in list(p["categories"].items())[:8]] + [""]
+    return "\n".join(report), slopes
+
+
+def combine(paths: list[str], workdir: str) -> int:
+    """Rebuild one report from saved result files (newest figure per size); per-rule comparison recomputed."""
+    by_size: dict[int, dict] = {}
+    for p in paths:
+        doc = json.loads(Path(p).read_text())
+        for r in doc["sizes"]:
+            r["commit"] = doc["commit"]
+            by_size[r["accounts"]] = r
+    results = [by_size[k] for k in sorted(by_size)]
+    for r in results:
+        wd = Path(workdir) / str(r["accounts"])
+        if (wd / "hand_sql.json").exists() and (wd / "check.json").exists():
+            r["fires"] = compare(json.loads((wd / "hand_sql.json").read_text()), wd / "check.json")
+    commits = ", ".join(f"{r['accounts']:,}: {r['commit']}" for r in results)
+    text, slopes = render(results, f"Combined {dt.date.today()} (commits {commits})", "sizes from " + ", ".join(paths))
+    print(text)
+    with open(RESULTS / "summary.md", "a", encoding="utf-8") as f:
+        f.write(text + "\n\n")
+    out = RESULTS / f"{dt.date.today()}-combined.json"
+    out.write_text(json.dumps({"sources": paths, "sizes": results, "slopes_s_per_100k": slopes, "machine": machine()},
+                              indent=1, ensure_ascii=False, default=str))
+    print(f"\nwrote {out.relative_to(ROOT)} and benchmarks/results/summary.md", file=sys.stderr)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("Results:")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="10000,100000,1000000", help="accounts per book, comma-separated")
@@ -357,7 +410,10 @@ def main(argv=None) -> int:
     ap.add_argument("--profile", action="store_true", help="also profile `kamrules import` and `kamrules check` (py-spy if installed)")
     ap.add_argument("--cprofile", action="store_true", help="profile with cProfile even if py-spy is installed")
     ap.add_argument("--no-save", action="store_true", help="don't write benchmarks/results/")
+    ap.add_argument("--combine", metavar="JSON,...", help="only rebuild one report from saved results/*.json files")
     args = ap.parse_args(argv)
+    if args.combine:
+        return combine(args.combine.split(","), args.workdir)
     steps = set(args.steps.split(","))
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s]
 
@@ -371,25 +427,8 @@ def main(argv=None) -> int:
     commit = git_commit()
     results = [bench_size(n, args, steps, check_extra) for n in sizes]
 
-    slopes = {
-        "import": slope([(r["accounts"], r["import"]["seconds"]) for r in results if r.get("import")]),
-        "raw load": slope([(r["accounts"], r["raw_load"]["seconds"]) for r in results if r.get("raw_load")]),
-        "check": slope([(r["accounts"], r["check"]["seconds"]) for r in results if r.get("check")]),
-        "hand SQL": slope([(r["accounts"], r["hand_sql"]["seconds"]) for r in results if r.get("hand_sql")]),
-    }
-    report = [f"## {started:%Y-%m-%d %H:%M} UTC, commit {commit}", "",
-              f"Machine: {machine()['cpu']}, {os.cpu_count()} cores; seed {args.seed}, as of {args.as_of}; "
-              f"check {' '.join(check_extra) or '(all rule sets)'}", "",
-              table(results), ""]
-    report += ["Targets:", ""] + [f"- {t}" for t in targets(results, slopes)] + [""]
-    for r in results:
-        if r.get("fires"):
-            report += [fires_table(r), ""]
-    for r in results:
-        for step, p in (r.get("profile") or {}).items():
-            report += [f"Profile `kamrules {step}` at {r['accounts']:,} accounts ({p['tool']}), share of time:", ""]
-            report += [f"- {k}: {v:.0%}" for k, v in p["categories"].items()] + [""]
-    text = "\n".join(report)
+    text, slopes = render(results, f"{started:%Y-%m-%d %H:%M} UTC, commit {commit}",
+                          f"seed {args.seed}, as of {args.as_of}; check {' '.join(check_extra) or '(all rule sets)'}")
     print(text)
 
     if not args.no_save:
