@@ -196,6 +196,8 @@ class CompiledRules:
             h = _host()
             sid = f"b{next(_SIDS)}"
             msgs = []
+            odd: list[str] = []
+            nonce = uuid.uuid4().hex
             fields = self._field_list
             for i, f in enumerate(facts):
                 m = {"id": str(i), "sid": sid, _MARK: 1}
@@ -206,20 +208,28 @@ class CompiledRules:
                     t = type(v)
                     if t is str or t is int:
                         m[k] = v
+                    elif t is float and (v == 0.0 or 1e-4 <= abs(v) < 1e16):  # finite, written without exponent
+                        m[k] = v
                     else:
                         v = _clean(v)
                         if v is not None:
+                            if type(v) is float and not _plain_float(v):
+                                odd.append(format(Decimal(repr(v)), "f"))
+                                v = f"{nonce}{len(odd) - 1}"
                             m[k] = v
                 msgs.append(m)
             if not msgs:
                 return []
             msgs.append({"id": "sentinel", "sid": sid, _SENTINEL: 1})
+            text = json.dumps(msgs, ensure_ascii=False)
+            if odd:  # floats with exponents, written as plain decimals (see _dumps)
+                text = re.sub(f'"{nonce}(\\d+)"', lambda g: odd[int(g.group(1))], text)
             got: list[tuple[str, int, str]] = []
             created = False
             try:
                 rs = h.get_ruleset(name)
                 handle = rs._handle
-                code, state = _dre.assert_facts(handle, _dumps(msgs))
+                code, state = _dre.assert_facts(handle, text)
                 if code not in (0, 1):  # 1: some fact matched no rule (expected); 2: already observed; 3: queued
                     raise EngineError(f"durable_rules returned {code} for a batch")
                 created = True  # the sentinel matched the catch-all: the state exists
