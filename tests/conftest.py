@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from kamrules.plugins import make_plugin_manager
 from kamrules.store import Store
 
 BOOK_ACCOUNTS = 200
@@ -12,9 +13,15 @@ BOOK_AS_OF = "2026-10-31"
 
 
 @pytest.fixture
-def store(tmp_path):
-    """An initialised, empty store in ``tmp_path / 'kamrules.db'``."""
-    s = Store.open(tmp_path / "kamrules.db")
+def pm():
+    """A plugin manager with the built-in plugins only: tests don't depend on what else is installed."""
+    return make_plugin_manager(load_entry_points=False)
+
+
+@pytest.fixture
+def store(tmp_path, pm):
+    """An initialised, empty store in ``tmp_path / 'kamrules.db'`` (built-in plugins only)."""
+    s = Store.open(tmp_path / "kamrules.db", pm=pm)
     s.init()
     yield s
     s.close()
@@ -44,3 +51,13 @@ def book_store(tmp_path, _book_template):
     s = Store.open(path)
     yield s
     s.close()
+
+
+@pytest.fixture
+def server():
+    """A real SMTP server (aiosmtpd) on 127.0.0.1, an ephemeral port; see tests/smtp_server.py."""
+    from smtp_server import SmtpServer
+
+    srv = SmtpServer()
+    yield srv
+    srv.stop()

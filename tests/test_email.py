@@ -2,33 +2,12 @@
 
 import datetime as dt
 
-import pytest
 from smtp_server import Result, SmtpServer, alert, free_port, settings_for
 
 from kamrules.lifecycle import outbox, record_and_notify, send_due
 from kamrules.plugins import make_plugin_manager
-from kamrules.store import Store
 
 NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.timezone.utc)
-
-
-@pytest.fixture()
-def pm():
-    return make_plugin_manager(load_entry_points=False)
-
-
-@pytest.fixture()
-def store(tmp_path, pm):
-    s = Store.open(tmp_path / "k.db", pm=pm)
-    yield s
-    s.close()
-
-
-@pytest.fixture()
-def server():
-    srv = SmtpServer()
-    yield srv
-    srv.stop()
 
 
 def book():

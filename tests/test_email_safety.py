@@ -3,34 +3,13 @@
 import datetime as dt
 
 import pytest
-from smtp_server import Result, SmtpServer, alert, settings_for
+from smtp_server import Result, alert, settings_for
 
 from kamrules.config import load_settings
 from kamrules.errors import InputError
 from kamrules.lifecycle import digest, record_and_notify
-from kamrules.plugins import make_plugin_manager
-from kamrules.store import Store
 
 NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.timezone.utc)
-
-
-@pytest.fixture()
-def pm():
-    return make_plugin_manager(load_entry_points=False)
-
-
-@pytest.fixture()
-def store(tmp_path, pm):
-    s = Store.open(tmp_path / "k.db", pm=pm)
-    yield s
-    s.close()
-
-
-@pytest.fixture()
-def server():
-    srv = SmtpServer()
-    yield srv
-    srv.stop()
 
 
 def headers_of(raw: bytes) -> str:

@@ -9,24 +9,10 @@ from smtp_server import Authenticator, Result, SmtpServer, alert, self_signed_ce
 from kamrules.errors import DeliveryError
 from kamrules.lifecycle import outbox, record_and_notify, send_due
 from kamrules.lifecycle.testmail import send_test
-from kamrules.plugins import make_plugin_manager
-from kamrules.store import Store
 
 NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.timezone.utc)
 PASSWORD = "pä55-秘密-word"
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
-
-
-@pytest.fixture()
-def pm():
-    return make_plugin_manager(load_entry_points=False)
-
-
-@pytest.fixture()
-def store(tmp_path, pm):
-    s = Store.open(tmp_path / "k.db", pm=pm)
-    yield s
-    s.close()
 
 
 @pytest.fixture()

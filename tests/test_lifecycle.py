@@ -8,23 +8,9 @@ from smtp_server import Result, alert, free_port, settings_for
 from kamrules.lifecycle import history, outbox, record_and_notify, silences
 from kamrules.lifecycle.history import Scope
 from kamrules.lifecycle.schema import ensure_schema
-from kamrules.plugins import make_plugin_manager
-from kamrules.store import Store
 
 NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.timezone.utc)
 H = dt.timedelta(hours=1)
-
-
-@pytest.fixture()
-def pm():
-    return make_plugin_manager(load_entry_points=False)
-
-
-@pytest.fixture()
-def store(tmp_path, pm):
-    s = Store.open(tmp_path / "k.db", pm=pm)
-    yield s
-    s.close()
 
 
 def row(store, a):

@@ -6,20 +6,13 @@ import json
 import pytest
 from click.testing import CliRunner
 from rulebook import Book
-from smtp_server import SmtpServer, free_port, settings_for
+from smtp_server import free_port, settings_for
 
 from kamrules.cli import cli
 from kamrules.lifecycle import history, record_and_notify
 
 NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.timezone.utc)
 H = dt.timedelta(hours=1)
-
-
-@pytest.fixture()
-def server():
-    srv = SmtpServer()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture()

@@ -16,7 +16,6 @@ from smtp_server import Result, SmtpServer, alert, free_port, settings_for
 
 from kamrules.cli import cli
 from kamrules.lifecycle import outbox, record_and_notify
-from kamrules.plugins import make_plugin_manager
 from kamrules.store import Store
 
 NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
@@ -27,11 +26,6 @@ def env_for(port, **extra):
            "KAMRULES_SMTP_FROM": "kamrules@example.com", "KAMRULES_LOAD_PLUGINS": ""}
     env.update(extra)
     return env
-
-
-@pytest.fixture()
-def pm():
-    return make_plugin_manager(load_entry_points=False)
 
 
 @pytest.fixture()

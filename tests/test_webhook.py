@@ -10,8 +10,6 @@ from smtp_server import Result, SmtpServer, alert, settings_for
 
 from kamrules.errors import InputError
 from kamrules.lifecycle import outbox, record_and_notify, send_due
-from kamrules.plugins import make_plugin_manager
-from kamrules.store import Store
 
 NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.timezone.utc)
 
@@ -49,18 +47,6 @@ def hook():
     h = Hook()
     yield h
     h.stop()
-
-
-@pytest.fixture()
-def pm():
-    return make_plugin_manager(load_entry_points=False)
-
-
-@pytest.fixture()
-def store(tmp_path, pm):
-    s = Store.open(tmp_path / "k.db", pm=pm)
-    yield s
-    s.close()
 
 
 def test_webhook_posts_json_once_and_retries_on_5xx(store, hook, pm):
