@@ -15,7 +15,12 @@ def _options():
 
 def test_every_subpackage_is_listed():
     _, packages = _options()
-    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "kamrules").rglob("__init__.py")}
+    # every folder under kamrules/ that holds files (code or templates) must be a listed package
+    found = {
+        ".".join(p.parent.relative_to(ROOT).parts)
+        for p in (ROOT / "kamrules").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
     assert found <= packages, f"add to setup.cfg [options] packages: {sorted(found - packages)}"
 
 
@@ -27,6 +32,6 @@ def test_no_top_level_plugins_package():
 
 def test_templates_are_package_data():
     cfg, _ = _options()
-    data = cfg["options.package_data"]["kamrules"]
+    data = cfg["options.package_data"]["kamrules.templates"]
     templates = [p for p in (ROOT / "kamrules" / "templates").rglob("*") if p.is_file()]
-    assert templates and "templates/**/*" in data
+    assert templates and "**/*" in data
