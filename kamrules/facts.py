@@ -24,6 +24,11 @@ class FactProvider:
 
     ``derive``, if given, is called with the merged fact dict of one account (or
     portfolio row) and returns extra facts computed in Python.
+
+    ``inputs`` names further columns of ``sql`` (account scope) that ``derive``
+    reads but that are not facts: they are in the dict ``derive`` gets and are
+    removed after every provider's ``derive`` has run (e.g. a list of dates that
+    Python turns into gaps more cheaply than a window function).
     """
 
     name: str
@@ -34,6 +39,7 @@ class FactProvider:
     derive: Callable[[Mapping], Mapping] | None = None
     derived: tuple[str, ...] = ()  # names of the facts ``derive`` returns
     description: str = ""
+    inputs: tuple[str, ...] = ()  # SQL columns only ``derive`` sees (not facts)
 
     def __post_init__(self) -> None:
         if self.scope not in ("account", "portfolio"):
@@ -43,6 +49,7 @@ class FactProvider:
 # -- composition: all providers, one pass over the accounts --------------------------------------
 
 ACCOUNT_FACT_RENAMES = {"id": "account_id"}
+_INPUT = "kaminput_"  # prefix of provider ``inputs`` columns in the composed query
 
 
 def _q(name: str) -> str:
@@ -113,7 +120,13 @@ class FactSource:
                     st.state, st.reason = "unavailable", (f"no rows in table {t}" if store.table_exists(t) else f"no table {t}")
                     break
             self.status[p.name] = st
-        clash = set(self.columns) & {f for p in providers for f in tuple(p.facts) + tuple(p.derived)}
+        produced = {f for p in providers for f in tuple(p.facts) + tuple(p.derived)}
+        clash = set(self.columns) & produced
+        bad_inputs = sorted((set(self.columns) | produced) & {f for p in providers for f in p.inputs})
+        if bad_inputs:
+            from kamrules.errors import PluginError
+
+            raise PluginError(f"provider inputs {bad_inputs} have the names of facts or account columns (expected other names)")
         if clash:
             from kamrules.errors import PluginError
 
@@ -135,7 +148,7 @@ class FactSource:
                 continue
             FactSource._counter += 1
             table = f"kamfacts_{FactSource._counter}"
-            cols = ", ".join(["account_id"] + [_q(f) for f in p.facts])
+            cols = ", ".join(["account_id"] + [_q(f) for f in tuple(p.facts) + tuple(p.inputs)])
             try:
                 conn.execute(f"CREATE TEMP TABLE {table} AS SELECT {cols} FROM (\n{p.sql.strip().rstrip(';')}\n)", {"as_of": self.as_of})
                 self._tables[p.name] = table
@@ -154,6 +167,7 @@ class FactSource:
         for i, p in enumerate(live):
             t = self._tables[p.name]
             select += [f"k{i}.{_q(f)} AS {_q(f)}" for f in p.facts]
+            select += [f"k{i}.{_q(f)} AS {_q(_INPUT + f)}" for f in p.inputs]
             joins.append(f"LEFT JOIN {t} k{i} ON k{i}.account_id = a.id")
         sql = f"SELECT {', '.join(select)} FROM accounts a {' '.join(joins)}"
         params: dict = {}
@@ -166,10 +180,16 @@ class FactSource:
         cur = self.store.conn.execute(sql, params)
         names = [ACCOUNT_FACT_RENAMES.get(d[0], d[0]) for d in cur.description]
         derivers = [p for p in self.account_providers if p.derive and self.status[p.name].state == "ok"]
+        inputs = [n for n in names if n.startswith(_INPUT)]
+        renamed = {_INPUT + f: f for p in live for f in p.inputs}
+        names = [renamed.get(n, n) for n in names]
+        dropped = [renamed[n] for n in inputs]
         for row in cur:
             facts = {n: v for n, v in zip(names, row) if v is not None}
             for p in derivers:
                 self._derive(p, facts)
+            for n in dropped:
+                facts.pop(n, None)
             yield facts
 
     def _derive(self, p: FactProvider, facts: dict) -> None:

@@ -22,21 +22,20 @@ def stage_rank(expr: str) -> str:
 # (ties on one day: the later stage), none if all entries are later. Other
 # accounts fall back on accounts.stage / stage_since, unless stage_since is
 # after the as-of date (then the stage on that date is unknown).
+# Two index seeks per account on (account_id, entered_on), no sort of the table.
 CURRENT_STAGE_CTES = f"""
-h AS (
-    SELECT account_id, stage, entered_on,
-           ROW_NUMBER() OVER (PARTITION BY account_id
-                              ORDER BY entered_on <= :as_of DESC, entered_on DESC, {stage_rank('stage')} DESC) AS rn
-    FROM stage_history),
+x AS (
+    SELECT a.id, a.stage, a.stage_since,
+           EXISTS (SELECT 1 FROM stage_history h WHERE h.account_id = a.id) AS has_history,
+           (SELECT h.rowid FROM stage_history h WHERE h.account_id = a.id AND h.entered_on <= :as_of
+             ORDER BY h.entered_on DESC, {stage_rank('h.stage')} DESC LIMIT 1) AS latest
+    FROM accounts a),
 cur AS (
-    SELECT a.id AS account_id,
-           CASE WHEN h.account_id IS NOT NULL THEN (CASE WHEN h.entered_on <= :as_of THEN h.stage END)
-                WHEN a.stage_since > :as_of THEN NULL
-                ELSE a.stage END AS stage,
-           CASE WHEN h.account_id IS NOT NULL THEN (CASE WHEN h.entered_on <= :as_of THEN h.entered_on END)
-                WHEN a.stage_since > :as_of THEN NULL
-                ELSE a.stage_since END AS stage_since
-    FROM accounts a LEFT JOIN h ON h.account_id = a.id AND h.rn = 1)
+    SELECT x.id AS account_id,
+           CASE WHEN x.has_history THEN h.stage WHEN x.stage_since > :as_of THEN NULL ELSE x.stage END AS stage,
+           CASE WHEN x.has_history THEN h.entered_on WHEN x.stage_since > :as_of THEN NULL ELSE x.stage_since END
+               AS stage_since
+    FROM x LEFT JOIN stage_history h ON h.rowid = x.latest)
 """
 
 PIPELINE_STAGE = FactProvider(
@@ -57,7 +56,8 @@ FROM cur WHERE stage IS NOT NULL
 # Visits in the last 6 months, and for each the wait until the next follow-up
 # (call, visit, meeting or executive meeting on a LATER day), or, with none yet,
 # the days elapsed to the as-of date. A visit whose follow-up week is not over
-# has waited at most 7 days, so a 7-day limit cannot fire on it.
+# has waited at most 7 days, so a 7-day limit cannot fire on it. The follow-up
+# is an index seek on (account_id, date) from the visit's day, per visit.
 FOLLOW_UP = FactProvider(
     name="follow_up",
     description="The longest wait for a follow-up after a visit in the last 6 months.",
@@ -65,15 +65,17 @@ FOLLOW_UP = FactProvider(
     facts=("follow_up_gap_days", "unfollowed_visit_on", "follow_up_note"),
     sql=f"""
 WITH f AS (
-    SELECT account_id, kind, date, julianday(date) AS jd,
-           MIN(julianday(date)) OVER (PARTITION BY account_id ORDER BY julianday(date)
-                                      RANGE BETWEEN 0.5 FOLLOWING AND UNBOUNDED FOLLOWING) AS next_jd
-    FROM activities
-    WHERE kind IN ('visit', 'call', 'meeting', 'executive_meeting') AND date <= :as_of AND date > {M6}),
+    SELECT v.account_id, v.date, julianday(v.date) AS jd,
+           julianday((SELECT n.date FROM activities n
+                      WHERE n.account_id = v.account_id AND n.date > v.date AND n.date <= :as_of
+                        AND n.kind IN ('visit', 'call', 'meeting', 'executive_meeting')
+                      ORDER BY n.date LIMIT 1)) AS next_jd
+    FROM activities v
+    WHERE v.kind = 'visit' AND v.date <= :as_of AND v.date > {M6}),
 v AS (
     SELECT account_id, date, next_jd, COALESCE(next_jd, {JD}) - jd AS gap,
            ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY COALESCE(next_jd, {JD}) - jd DESC, date DESC) AS rn
-    FROM f WHERE kind = 'visit')
+    FROM f)
 SELECT account_id,
        CAST(gap AS INTEGER) AS follow_up_gap_days,
        date                 AS unfollowed_visit_on,
