@@ -257,6 +257,7 @@ class _Importer:
         if self.rejects is not None:
             if converted:
                 header = plan.insert_columns
+                values = [None if v == "" and c in plan.converted else v for c, v in zip(header, values)]  # '' = NULL
             else:
                 header = [c if c is not None else f"column{i + 1}" for i, c in enumerate(plan.columns)]
             record = dict(zip(header, values))

@@ -35,7 +35,8 @@ def make_converter(col: Column, strip: bool = False, required: bool = False):
 
     ``strip``: surrounding blanks are removed (ids, references); ``required``: also required.
     """
-    required, default, kind = col.required or required, col.default, col.kind
+    required, kind = col.required or required, col.kind
+    default = col.default if col.default is not None else ""  # '' is stored as NULL (NULLIF in the SQL)
 
     def blank():
         if required:
@@ -179,7 +180,7 @@ def make_reference_converter(col: Column, ids: set, required: bool = False):
         if not s:
             if required:
                 raise Bad("missing value (expected a value: the column is required)")
-            return None
+            return ""  # stored as NULL
         if s in ids:
             return s
         raise Bad(f"{show(s)} is not a known {target}.{target_col} (expected an id in {target}, in the store or in this import)")
@@ -204,6 +205,7 @@ class Plan:
     convert: object = None  # compiled in-place row converter (see compile_row)
     insert_sql: str = ""  # plain INSERT: used until the first key conflict, then ``sql`` (the upsert)
     upserting: bool = False
+    converted: frozenset = frozenset()  # insert columns whose values come from a converter ('' = NULL)
     positions: list = field(default_factory=list)  # header position of each insert column  # (column, (table, column)) enforced by SQLite
 
     @property
@@ -262,6 +264,7 @@ def make_plan(table: Table, header: list[str], renames: dict[str, str] | None = 
             problems.append((name, f"required column is missing (expected a header with {', '.join(required)})"))
     plan = Plan(table, targets, convs, insert_columns, extra, problems, absent if per_row_required else [], ignored, len(header))
     plan.positions = positions
+    plan.converted = frozenset(insert_columns) - set(raw)
     plan.sql = upsert_sql(table, insert_columns, set(raw))
     plan.insert_sql = upsert_sql(table, insert_columns, set(raw), upsert=False)
     plan.convert = compile_row(convs, fast)
@@ -297,7 +300,7 @@ def compile_row(convs, fast):
         if kind in ("in", "in?"):
             env[f"s{pos}"] = data
             body += [f"    v = {v}", f"    if v not in s{pos}:"]
-            body += [f"        {v} = None if not v else {c}(v)"] if kind == "in?" else [f"        {v} = {c}(v)"]
+            body += [f"        {v} = '' if not v else {c}(v)"] if kind == "in?" else [f"        {v} = {c}(v)"]
         elif kind == "line":  # text that must be present and/or on one line: only such cases reach the converter
             body += [f"    v = {v}", "    if not v or '\\n' in v or '\\r' in v:", f"        {v} = {c}(v)"]
         elif kind in ("float", "int"):
@@ -336,10 +339,11 @@ def needs_check(col: Column, table: Table) -> bool:
 def upsert_sql(table: Table, columns: list[str], raw: set[str] = frozenset(), upsert: bool = True) -> str:
     """INSERT ... ON CONFLICT (primary key) DO UPDATE: re-importing a row updates it.
 
-    Columns in ``raw`` get their text as is, with '' stored as NULL.
+    Every value '' is stored as NULL: raw text columns and blank optional values alike (the
+    converters return '' for NULL, as binding None costs sqlite3 an adapter lookup per value).
     """
     cols = ", ".join(quote(c) for c in columns)
-    marks = ", ".join("NULLIF(?, '')" if c in raw else "?" for c in columns)
+    marks = ", ".join("NULLIF(?, '')" for c in columns)
     keys = [k for k in table.primary_key if k in columns]
     sets = [c for c in columns if c not in table.primary_key] or keys[:1]
     sql = f"INSERT INTO {quote(table.name)} ({cols}) VALUES ({marks})"
