@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Callable, Iterator, Mapping
 
 
@@ -22,8 +23,9 @@ class FactProvider:
     has no rows, rules using these facts are skipped (listed in the summary),
     never fired on missing data.
 
-    ``derive``, if given, is called with the merged fact dict of one account (or
-    portfolio row) and returns extra facts computed in Python.
+    ``derive``, if given, is called with the merged facts of one account (or
+    portfolio row; a read-only mapping, not a copy) and returns extra facts
+    computed in Python.
 
     ``inputs`` names further columns of ``sql`` (account scope) that ``derive``
     reads but that are not facts: they are in the dict ``derive`` gets and are
@@ -194,7 +196,7 @@ class FactSource:
 
     def _derive(self, p: FactProvider, facts: dict) -> None:
         try:
-            extra = p.derive(dict(facts)) or {}
+            extra = p.derive(MappingProxyType(facts)) or {}
         except Exception as e:
             n = self._derive_errors.get(p.name, 0)
             self._derive_errors[p.name] = n + 1

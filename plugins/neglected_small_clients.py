@@ -39,18 +39,18 @@ HAVING COUNT(DISTINCT o.date) > 1
 _DAY: dict[str, int] = {}  # ISO date -> proleptic ordinal (a book has a few thousand distinct days)
 
 
-def _day(text: str) -> int:
-    n = _DAY.get(text)
-    if n is None:
-        n = _DAY[text] = datetime.date.fromisoformat(text).toordinal()
-    return n
-
-
 def _gaps(f):
     days = f.get("order_days")
     if not days:
         return {}
-    ords = sorted(_day(d) for d in days.split(","))
+    days = sorted(days.split(","))  # ISO dates: text order is date order
+    try:
+        ords = [_DAY[d] for d in days]
+    except KeyError:
+        for d in days:
+            if d not in _DAY:
+                _DAY[d] = datetime.date.fromisoformat(d).toordinal()
+        ords = [_DAY[d] for d in days]
     gaps = [b - a for a, b in zip(ords, ords[1:])]
     g = sorted(gaps)
     n = len(g)
