@@ -288,6 +288,16 @@ def fast_kind(col: Column, strip: bool) -> tuple:
 _WS = frozenset(" \t\r\n\x0b\x0c\xa0\u3000")
 
 
+def _blank(env: dict, pos: int, conv) -> str:
+    """The expression for an empty value: the converter's result for '' (computed once), or a
+    call that raises its :class:`Bad` (a required column)."""
+    try:
+        env[f"b{pos}"] = conv("")
+    except Bad:
+        return f"c{pos}(v)"
+    return f"b{pos}"
+
+
 def compile_row(convs, fast):
     """One generated function converting a row in place: inline checks for valid values; a
     column's converter is called only for blanks, odd forms and errors (it raises :class:`Bad`)."""
@@ -305,13 +315,14 @@ def compile_row(convs, fast):
             body += [f"    v = {v}", "    if not v or '\\n' in v or '\\r' in v:", f"        {v} = {c}(v)"]
         elif kind in ("float", "int"):
             fn = "float" if kind == "float" else "int"
-            body += [f"    v = {v}", "    try:", f"        x = {fn}(v)", "    except ValueError:", f"        x = {c}(v)"]
+            body += [f"    v = {v}", "    if v:", "        try:", f"            x = {fn}(v)", "        except ValueError:", f"            x = {c}(v)"]
             if kind == "float":
-                body += ["    else:", "        if x - x != 0:", f"            x = {c}(v)"]
-            body += [f"    {v} = x"]
+                body += ["        else:", "            if x - x != 0:", f"                x = {c}(v)"]
+            body += [f"        {v} = x", "    else:", f"        {v} = {_blank(env, pos, conv)}"]
         elif kind == "date":
             body += [f"    v = {v}", "    if len(v) == 10 and v[4] == '-' and v[7] == '-':", "        try:", "            fromiso(v)",
-                     "        except ValueError:", f"            {c}(v)", "    else:", f"        {v} = {c}(v)"]
+                     "        except ValueError:", f"            {c}(v)", "    elif not v:", f"        {v} = {_blank(env, pos, conv)}",
+                     "    else:", f"        {v} = {c}(v)"]
         elif kind == "bool":
             body += [f"    v = {v}", "    x = BOOLS.get(v)", f"    {v} = x if x is not None else {c}(v)"]
         elif kind == "id":
