@@ -156,37 +156,36 @@ WHERE s.skipped_stages IS NOT NULL OR b.account_id IS NOT NULL
 
 # The run of most recent recorded attitudes that are all cold, counting only
 # those in the current pipeline stage (so the stage has not advanced during it).
-# The stage start is looked up (index seeks) only for accounts with a cold run,
-# with the same rules as CURRENT_STAGE_CTES.
+# One grouped pass finds the accounts whose latest attitude is cold (and the last
+# other one); only for those are the cold ones counted and the stage start
+# looked up (index seeks), with the same rules as CURRENT_STAGE_CTES.
 COLD_STREAK = FactProvider(
     name="cold_streak",
     description="How many of the latest recorded attitudes in the current stage are cold in a row.",
     requires=("activities",),
     facts=("cold_streak", "cold_since"),
     sql="""
-WITH att AS (
-    SELECT account_id, date, attitude FROM activities
-    WHERE attitude IS NOT NULL AND date <= :as_of),
-warm AS (
-    SELECT account_id, MAX(date) AS last_on FROM att WHERE attitude <> 'cold' GROUP BY account_id),
-run AS (
-    SELECT att.account_id, att.date
-    FROM att LEFT JOIN warm ON warm.account_id = att.account_id
-    WHERE att.attitude = 'cold' AND (warm.last_on IS NULL OR att.date > warm.last_on)),
+WITH w AS (
+    SELECT account_id, MAX(CASE WHEN attitude <> 'cold' THEN date END) AS warm_on
+    FROM activities
+    WHERE attitude IS NOT NULL AND date <= :as_of
+    GROUP BY account_id
+    HAVING MAX(CASE WHEN attitude = 'cold' THEN date END) > COALESCE(MAX(CASE WHEN attitude <> 'cold' THEN date END), '')),
 since AS (
-    SELECT r.account_id,
-           CASE WHEN EXISTS (SELECT 1 FROM stage_history x WHERE x.account_id = r.account_id)
+    SELECT w.account_id, w.warm_on,
+           CASE WHEN EXISTS (SELECT 1 FROM stage_history x WHERE x.account_id = w.account_id)
                 THEN (SELECT MAX(x.entered_on) FROM stage_history x
-                      WHERE x.account_id = r.account_id AND x.entered_on <= :as_of)
+                      WHERE x.account_id = w.account_id AND x.entered_on <= :as_of)
                 ELSE (SELECT CASE WHEN a.stage_since <= :as_of THEN a.stage_since END
-                      FROM accounts a WHERE a.id = r.account_id) END AS stage_since
-    FROM (SELECT DISTINCT account_id FROM run) r)
-SELECT run.account_id,
-       COUNT(*)      AS cold_streak,
-       MIN(run.date) AS cold_since
-FROM run JOIN since ON since.account_id = run.account_id
-WHERE since.stage_since IS NULL OR run.date >= since.stage_since
-GROUP BY run.account_id
+                      FROM accounts a WHERE a.id = w.account_id) END AS stage_since
+    FROM w)
+SELECT s.account_id,
+       COUNT(*)    AS cold_streak,
+       MIN(x.date) AS cold_since
+FROM since s JOIN activities x ON x.account_id = s.account_id AND x.date <= :as_of
+WHERE x.attitude = 'cold' AND (s.warm_on IS NULL OR x.date > s.warm_on)
+  AND (s.stage_since IS NULL OR x.date >= s.stage_since)
+GROUP BY s.account_id
 """,
 )
 
