@@ -378,15 +378,17 @@ def combine(paths: list[str], workdir: str) -> int:
     by_size: dict[int, dict] = {}
     for p in paths:
         doc = json.loads(Path(p).read_text())
-        for r in doc["sizes"]:
-            r["commit"] = doc["commit"]
-            by_size[r["accounts"]] = r
+        for r in doc["sizes"]:  # later files add or replace steps of earlier ones
+            steps = [k for k in ("import", "raw_load", "check", "hand_sql", "profile") if r.get(k)]
+            r.update({f"commit_{k}": doc["commit"] for k in steps})
+            by_size.setdefault(r["accounts"], {}).update(r)
     results = [by_size[k] for k in sorted(by_size)]
     for r in results:
         wd = Path(workdir) / str(r["accounts"])
         if (wd / "hand_sql.json").exists() and (wd / "check.json").exists():
             r["fires"] = compare(json.loads((wd / "hand_sql.json").read_text()), wd / "check.json")
-    commits = ", ".join(f"{r['accounts']:,}: {r['commit']}" for r in results)
+    commits = "; ".join(f"{r['accounts']:,}: " + ", ".join(f"{k[7:]} {v}" for k, v in r.items() if k.startswith("commit_"))
+                        for r in results)
     text, slopes = render(results, f"Combined {dt.date.today()} (commits {commits})", "sizes from " + ", ".join(paths))
     print(text)
     with open(RESULTS / "summary.md", "a", encoding="utf-8") as f:
