@@ -192,9 +192,48 @@ class _Importer:
         else:
             source = rows
         try:
-            count = self._load(plan, file_name, source, reader, csv_reader is not None, prev if csv_reader is not None else 0, convs, width, positions, identity, extra_checks, slow)
+            if csv_reader is not None and identity and not extra_checks:
+                count = self._load_csv(plan, file_name, source, reader, prev, slow)
+            else:
+                count = self._load(plan, file_name, source, reader, csv_reader is not None, prev if csv_reader is not None else 0, convs, width, positions, identity, extra_checks, slow)
         except csv.Error as e:
             raise FileProblem(Problem(file_name, csv_reader.reader.line_num, f"malformed CSV: {e} (expected quotes to be balanced)"))
+        return count
+
+    def _load_csv(self, plan, file_name, source, reader, prev, slow) -> int:
+        """The common case of :meth:`_load`: CSV rows whose header maps one to one onto the insert."""
+        batch, lines = [], []
+        add, add_line = batch.append, lines.append
+        count = 0
+        convert, width = plan.convert, plan.width
+        for values in source:
+            line = prev + 1
+            prev = source.line_num
+            if len(values) == width:
+                try:
+                    convert(values)
+                except Bad:
+                    values = slow(plan, file_name, line, values, 0)
+                    if values is None:
+                        count += 1
+                        continue
+            elif not values:
+                continue
+            else:
+                values = slow(plan, file_name, line, values, 0)
+                if values is None:
+                    count += 1
+                    continue
+            count += 1
+            add(values)
+            add_line(line)
+            if len(batch) >= BATCH:
+                self.flush(plan, batch, lines, file_name)
+                batch, lines = [], []
+                add, add_line = batch.append, lines.append
+                self.tick(reader)
+        if batch:
+            self.flush(plan, batch, lines, file_name)
         return count
 
     def _load(self, plan, file_name, source, reader, is_csv, prev, convs, width, positions, identity, extra_checks, slow) -> int:
