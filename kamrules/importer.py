@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import operator
 import os
 import sqlite3
@@ -429,6 +430,10 @@ def import_paths(store, paths, table=None, encoding=None, skip_invalid=None, pro
         conn.execute("PRAGMA foreign_keys = ON")
         raise InputError(f"{store.path}: cannot write to the store: {e}") from e
     ok = False
+    # The import makes no reference cycles: the cyclic collector would only rescan the rows
+    # in flight (about 3% of the import in py-spy). Restored below.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         for path, name, fmt in files:
             try:
@@ -450,6 +455,8 @@ def import_paths(store, paths, table=None, encoding=None, skip_invalid=None, pro
     except sqlite3.Error as e:
         raise InputError(f"{store.path}: the store refused the import: {e}; the store was not changed") from e
     finally:
+        if collecting:
+            gc.enable()
         if not ok and conn.in_transaction:
             conn.execute("ROLLBACK")
         imp.drop_triggers()
