@@ -265,8 +265,12 @@ def make_plan(table: Table, header: list[str], renames: dict[str, str] | None = 
     plan = Plan(table, targets, convs, insert_columns, extra, problems, absent if per_row_required else [], ignored, len(header))
     plan.positions = positions
     plan.converted = frozenset(insert_columns) - set(raw)
-    plan.sql = upsert_sql(table, insert_columns, set(raw))
-    plan.insert_sql = upsert_sql(table, insert_columns, set(raw), upsert=False)
+    # Values that are never '' (required, key, or with a default) go in as they are: NULLIF costs
+    # a function call per value in SQLite (4 such columns of activities: 0.3 s per 450k rows).
+    never_blank = {c.name for c in table.columns if c.required or c.name in table.primary_key or c.default not in (None, "")}
+    nullable = set(insert_columns) - (plan.converted & never_blank)
+    plan.sql = upsert_sql(table, insert_columns, nullable)
+    plan.insert_sql = upsert_sql(table, insert_columns, nullable, upsert=False)
     plan.convert = compile_row(convs, fast)
     return plan
 
@@ -347,14 +351,15 @@ def needs_check(col: Column, table: Table) -> bool:
     )
 
 
-def upsert_sql(table: Table, columns: list[str], raw: set[str] = frozenset(), upsert: bool = True) -> str:
+def upsert_sql(table: Table, columns: list[str], nullable: set[str] = frozenset(), upsert: bool = True) -> str:
     """INSERT ... ON CONFLICT (primary key) DO UPDATE: re-importing a row updates it.
 
-    Every value '' is stored as NULL: raw text columns and blank optional values alike (the
-    converters return '' for NULL, as binding None costs sqlite3 an adapter lookup per value).
+    In columns in ``nullable`` a value '' is stored as NULL: raw text columns and blank optional
+    values alike (the converters return '' for NULL, as binding None costs sqlite3 an adapter
+    lookup per value).
     """
     cols = ", ".join(quote(c) for c in columns)
-    marks = ", ".join("NULLIF(?, '')" for c in columns)
+    marks = ", ".join("NULLIF(?, '')" if c in nullable else "?" for c in columns)
     keys = [k for k in table.primary_key if k in columns]
     sets = [c for c in columns if c not in table.primary_key] or keys[:1]
     sql = f"INSERT INTO {quote(table.name)} ({cols}) VALUES ({marks})"
