@@ -200,23 +200,20 @@ class CompiledRules:
             nonce = uuid.uuid4().hex
             fields = self._field_list
             for i, f in enumerate(facts):
-                m = {"id": str(i), "sid": sid, _MARK: 1}
-                for k in fields:
-                    v = f.get(k)
-                    if v is None:
-                        continue
+                get = f.get
+                m = {k: v for k in fields if (v := get(k)) is not None}
+                for k, v in m.items():  # usually all text, int or plain float: nothing to do
                     t = type(v)
-                    if t is str or t is int:
-                        m[k] = v
-                    elif t is float and (v == 0.0 or 1e-4 <= abs(v) < 1e16):  # finite, written without exponent
-                        m[k] = v
-                    else:
-                        v = _clean(v)
-                        if v is not None:
-                            if type(v) is float and not _plain_float(v):
-                                odd.append(format(Decimal(repr(v)), "f"))
-                                v = f"{nonce}{len(odd) - 1}"
-                            m[k] = v
+                    if t is str or t is int or (t is float and (v == 0.0 or 1e-4 <= abs(v) < 1e16)):
+                        continue
+                    v = _clean(v)
+                    if type(v) is float and not _plain_float(v):
+                        odd.append(format(Decimal(repr(v)), "f"))
+                        v = f"{nonce}{len(odd) - 1}"
+                    m[k] = v  # None (non-finite float) removed below
+                if None in m.values():
+                    m = {k: v for k, v in m.items() if v is not None}
+                m["id"], m["sid"], m[_MARK] = str(i), sid, 1
                 msgs.append(m)
             if not msgs:
                 return []
