@@ -223,6 +223,10 @@ def bench_size(n: int, args, steps: set[str], check_extra: list[str]) -> dict:
         res["import"]["rows_per_s"] = res["rows"] / best["seconds"]
         log(f"import {best['seconds']:.2f}s  {res['import']['rows_per_s']:,.0f} rows/s  rss {best['peak_rss'] / 2**20:.0f} MiB")
 
+    if "rows" not in res and db.exists():
+        res["store_rows"] = store_rows(db)
+        res["rows"] = sum(res["store_rows"].values())
+
     if "check" in steps:
         out = wd / "check.json"
         log("check ...")
