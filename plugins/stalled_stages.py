@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import importlib.resources
 
 from kamrules import hookimpl
@@ -112,47 +113,62 @@ FROM v GROUP BY account_id
 # Moves in stage_history up to the as-of date: the latest move back to an
 # earlier stage, and the stages missing before the account first reached
 # proposal or later (analysis and visit must come first, seed 001).
+# SQL lists each account's entries (one pass over the (account_id, entered_on)
+# index); the moves are followed in Python, in (entered_on, stage order) order,
+# which costs less than two window sorts over the whole history.
 STAGE_MOVES = FactProvider(
     name="stage_moves",
     description="The latest move back to an earlier stage, and analysis/visit skipped before the proposal.",
     requires=("stage_history",),
-    facts=("days_since_regression", "regressed_on", "regressed_from", "regressed_to", "skipped_stages"),
-    sql=f"""
-WITH h AS (
-    SELECT account_id, stage, entered_on, {stage_rank('stage')} AS r
-    FROM stage_history WHERE entered_on <= :as_of),
-moves AS (
-    SELECT account_id, stage, entered_on, r,
-           LAG(stage) OVER w AS prev_stage, LAG(r) OVER w AS prev_r
-    FROM h WINDOW w AS (PARTITION BY account_id ORDER BY entered_on, r)),
-back AS (
-    SELECT account_id, stage, prev_stage, entered_on,
-           ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY entered_on DESC) AS rn
-    FROM moves WHERE r < prev_r),
-path AS (
-    SELECT account_id,
-           MIN(CASE WHEN r >= 6 THEN entered_on END) AS proposal_on,
-           MIN(CASE WHEN stage = 'analysis' THEN entered_on END) AS analysis_on,
-           MIN(CASE WHEN stage = 'visit' THEN entered_on END) AS visit_on
-    FROM h GROUP BY account_id),
-skipped AS (
-    SELECT account_id,
-           CASE WHEN proposal_on IS NULL THEN NULL
-                WHEN NOT COALESCE(analysis_on <= proposal_on, 0) AND NOT COALESCE(visit_on <= proposal_on, 0)
-                    THEN 'analysis and visit'
-                WHEN NOT COALESCE(analysis_on <= proposal_on, 0) THEN 'analysis'
-                WHEN NOT COALESCE(visit_on <= proposal_on, 0) THEN 'visit' END AS skipped_stages
-    FROM path)
-SELECT s.account_id,
-       CAST({JD} - julianday(b.entered_on) AS INTEGER) AS days_since_regression,
-       b.entered_on  AS regressed_on,
-       b.prev_stage  AS regressed_from,
-       b.stage       AS regressed_to,
-       s.skipped_stages
-FROM skipped s LEFT JOIN back b ON b.account_id = s.account_id AND b.rn = 1
-WHERE s.skipped_stages IS NOT NULL OR b.account_id IS NOT NULL
+    facts=(),
+    inputs=("stage_path", "stage_path_as_of"),
+    sql="""
+SELECT account_id, group_concat(entered_on || ' ' || stage, ',') AS stage_path, :as_of AS stage_path_as_of
+FROM stage_history WHERE entered_on <= :as_of
+GROUP BY account_id
 """,
+    derive=lambda f: _stage_moves(f),
+    derived=("days_since_regression", "regressed_on", "regressed_from", "regressed_to", "skipped_stages"),
 )
+
+RANK = {s: i for i, s in enumerate(STAGES, 1)}
+
+
+def _stage_moves(f):
+    path = f.get("stage_path")
+    if not path:
+        return {}
+    # (entered_on, rank, stage); an unknown stage has no rank and sorts first on its day (SQL NULL)
+    moves = sorted(((d, RANK.get(st), st) for d, _, st in (e.partition(" ") for e in path.split(","))),
+                   key=lambda m: (m[0], -1 if m[1] is None else m[1]))
+    out = {}
+    back = None
+    prev = None
+    proposal_on = analysis_on = visit_on = None
+    for d, r, st in moves:
+        if prev is not None and r is not None and prev[1] is not None and r < prev[1]:
+            if back is None or d >= back[0]:
+                back = (d, prev[2], st)
+        if r is not None and r >= 6 and proposal_on is None:
+            proposal_on = d
+        if st == "analysis" and analysis_on is None:
+            analysis_on = d
+        if st == "visit" and visit_on is None:
+            visit_on = d
+        prev = (d, r, st)
+    if proposal_on is not None:
+        no_analysis = not (analysis_on is not None and analysis_on <= proposal_on)
+        no_visit = not (visit_on is not None and visit_on <= proposal_on)
+        skipped = ("analysis and visit" if no_analysis and no_visit else "analysis" if no_analysis
+                   else "visit" if no_visit else None)
+        if skipped:
+            out["skipped_stages"] = skipped
+    if back is not None:
+        as_of = datetime.date.fromisoformat(f["stage_path_as_of"])
+        out["days_since_regression"] = (as_of - datetime.date.fromisoformat(back[0])).days
+        out["regressed_on"], out["regressed_from"], out["regressed_to"] = back
+    return out
+
 
 # The run of most recent recorded attitudes that are all cold, counting only
 # those in the current pipeline stage (so the stage has not advanced during it).
