@@ -138,24 +138,25 @@ def _stage_moves(f):
     path = f.get("stage_path")
     if not path:
         return {}
-    # (entered_on, rank, stage); an unknown stage has no rank and sorts first on its day (SQL NULL)
-    moves = sorted(((d, RANK.get(st), st) for d, _, st in (e.partition(" ") for e in path.split(","))),
-                   key=lambda m: (m[0], -1 if m[1] is None else m[1]))
-    out = {}
+    moves = [e.partition(" ") for e in sorted(path.split(","))]  # (entered_on, " ", stage): by day (ISO dates)
+    if len({m[0] for m in moves}) != len(moves):  # several entries on one day: by stage order within the day
+        moves.sort(key=lambda m: (m[0], RANK.get(m[2], -1)))  # an unknown stage sorts first (SQL NULL)
     back = None
-    prev = None
+    prev_r = prev_st = None
     proposal_on = analysis_on = visit_on = None
-    for d, r, st in moves:
-        if prev is not None and r is not None and prev[1] is not None and r < prev[1]:
-            if back is None or d >= back[0]:
-                back = (d, prev[2], st)
-        if r is not None and r >= 6 and proposal_on is None:
-            proposal_on = d
-        if st == "analysis" and analysis_on is None:
-            analysis_on = d
-        if st == "visit" and visit_on is None:
-            visit_on = d
-        prev = (d, r, st)
+    for d, _, st in moves:
+        r = RANK.get(st)
+        if r is not None:
+            if prev_r is not None and r < prev_r:
+                back = (d, prev_st, st)  # the latest move back wins
+            if r >= 6 and proposal_on is None:
+                proposal_on = d
+            if st == "analysis" and analysis_on is None:
+                analysis_on = d
+            elif st == "visit" and visit_on is None:
+                visit_on = d
+        prev_r, prev_st = r, st
+    out = {}
     if proposal_on is not None:
         no_analysis = not (analysis_on is not None and analysis_on <= proposal_on)
         no_visit = not (visit_on is not None and visit_on <= proposal_on)
