@@ -54,11 +54,16 @@ def _progress(env: Env, store, label: str):
     return update, bar
 
 
-def _write(text: str, output: str | None, bom: bool = False) -> None:
+def _write(text, output: str | None, bom: bool = False) -> None:
+    """Write a format's output: one string, or an iterable of chunks written as they come."""
+    chunks = [text] if isinstance(text, str) else text
     if output:  # a BOM lets spreadsheet programs read Chinese CSV as UTF-8
-        Path(output).write_text(text, encoding="utf-8-sig" if bom else "utf-8")
+        with open(output, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as f:
+            for chunk in chunks:
+                f.write(chunk)
     else:
-        click.echo(text, nl=False)
+        for chunk in chunks:
+            click.echo(chunk, nl=False)
 
 
 def decide_exit(result, fail_on: str, undelivered: int = 0) -> int:
@@ -130,10 +135,11 @@ def register_commands(cli):
             if bar is not None:
                 bar.__exit__(None, None, None)
         try:
-            text = formats[fmt].render(result.alerts, result.summary)
+            _write(formats[fmt].render(result.alerts, result.summary), output, bom=fmt == "csv")
+        except OSError as e:
+            raise CliError(f"{output or 'stdout'}: cannot write the report: {e}") from e
         except Exception as e:  # a plugin's format: report it, keep the exit code documented
             raise CliError(f"output format {fmt!r} failed: {type(e).__name__}: {e}", EXIT_INCOMPLETE) from e
-        _write(text, output, bom=fmt == "csv")
         report = None
         if not no_history:
             from kamrules.lifecycle import record_and_notify

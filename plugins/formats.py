@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from itertools import groupby
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from kamrules import hookimpl
 from kamrules.formats import OutputFormat
@@ -17,15 +17,26 @@ CSV_FIELDS = ("fingerprint", "severity", "code", "ruleset", "rule", "account_id"
               "owner_email", "message", "action", "as_of", "evidence")
 
 
-def render_json(alerts: Sequence, summary) -> str:
-    return json.dumps([a.to_dict() for a in alerts], ensure_ascii=False, indent=2) + "\n"
+def render_json(alerts: Sequence, summary) -> Iterator[str]:
+    """The same text as ``json.dumps(list, indent=2)``, streamed alert by alert (memory stays flat)."""
+    if not alerts:
+        yield "[]\n"
+        return
+    yield "["
+    sep = "\n"
+    for a in alerts:
+        item = json.dumps(a.to_dict(), ensure_ascii=False, indent=2)
+        yield sep + "  " + item.replace("\n", "\n  ")  # JSON strings hold no raw newlines
+        sep = ",\n"
+    yield "\n]\n"
 
 
-def render_jsonl(alerts: Sequence, summary) -> str:
-    return "".join(json.dumps(a.to_dict(), ensure_ascii=False) + "\n" for a in alerts)
+def render_jsonl(alerts: Sequence, summary) -> Iterator[str]:
+    for a in alerts:
+        yield json.dumps(a.to_dict(), ensure_ascii=False) + "\n"
 
 
-def render_csv(alerts: Sequence, summary) -> str:
+def render_csv(alerts: Sequence, summary) -> Iterator[str]:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_FIELDS)
@@ -33,7 +44,11 @@ def render_csv(alerts: Sequence, summary) -> str:
         d = a.to_dict()
         d["evidence"] = json.dumps(d["evidence"], ensure_ascii=False, sort_keys=False)
         w.writerow(["" if d.get(k) is None else d[k] for k in CSV_FIELDS])
-    return buf.getvalue()
+        if buf.tell() > 1 << 16:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()
 
 
 def _md(text) -> str:
