@@ -61,3 +61,11 @@ def server():
     srv = SmtpServer()
     yield srv
     srv.stop()
+
+
+@pytest.fixture
+def book(tmp_path):
+    """A tiny hand-built book in a real store (tests/rulebook.py): add rows, then check."""
+    from rulebook import Book
+
+    return Book(tmp_path / "t.db")

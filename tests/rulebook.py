@@ -83,3 +83,11 @@ class Book:
             key = row.pop("account_id", None)
             out[key] = {k: v for k, v in row.items() if v is not None}
         return out
+
+
+def skipped_codes(result) -> set[str]:
+    return {code for code, _ in result.summary.skipped}
+
+
+def act(book, account, days, kind="call", **kw):
+    book.add("activities", account_id=account, date=book.ago(days), kind=kind, **kw)

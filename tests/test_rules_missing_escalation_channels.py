@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rulebook import Book
-
-
-@pytest.fixture
-def book(tmp_path):
-    return Book(tmp_path / "t.db")
-
-
-def skipped_codes(result) -> set[str]:
-    return {code for code, _ in result.summary.skipped}
+from rulebook import skipped_codes
 
 
 # -- KAM301 no_ka_manager ----------------------------------------------------------------

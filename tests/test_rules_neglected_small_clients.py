@@ -4,20 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rulebook import Book
-
-
-@pytest.fixture
-def book(tmp_path):
-    return Book(tmp_path / "t.db")
-
-
-def skipped_codes(result) -> set[str]:
-    return {code for code, _ in result.summary.skipped}
-
-
-def act(book, account, days, kind="call", **kw):
-    book.add("activities", account_id=account, date=book.ago(days), kind=kind, **kw)
+from rulebook import skipped_codes, act
 
 
 # -- KAM201 no_recent_contact: per-tier limits --------------------------------------------
