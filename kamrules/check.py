@@ -184,6 +184,15 @@ class _Plan:
     portfolio: list[Rule]
     variants: dict[str, tuple[Rule, Variant]]  # engine key -> (rule, variant)
 
+    def strongest(self, fired: Iterable[str]) -> dict[str, tuple[Rule, Variant]]:
+        """Per rule code, the highest-severity variant among the fired engine keys."""
+        best: dict[str, tuple[Rule, Variant]] = {}
+        for key in fired:
+            rule, v = self.variants[key]
+            if rule.code not in best or SEVERITY_RANK[v.severity] > SEVERITY_RANK[best[rule.code][1].severity]:
+                best[rule.code] = (rule, v)
+        return best
+
 
 def _plan(rules: Sequence[Rule]) -> tuple[_Plan, Any, Any]:
     from kamrules.engine import EngineRule, compile_rules
@@ -264,11 +273,7 @@ def run_check(
         msg_failed: dict[str, int] = {}
 
         def emit(facts: dict, fired: set[str], portfolio: bool) -> None:
-            best: dict[str, tuple[Rule, Variant]] = {}
-            for key in fired:
-                rule, v = plan.variants[key]
-                if rule.code not in best or SEVERITY_RANK[v.severity] > SEVERITY_RANK[best[rule.code][1].severity]:
-                    best[rule.code] = (rule, v)
+            best = plan.strongest(fired)
             for code in sorted(best):
                 rule, v = best[code]
                 if SEVERITY_RANK[v.severity] < SEVERITY_RANK[min_severity]:
@@ -449,12 +454,7 @@ def explain_account(store, account_id: str, as_of: str, rulesets_dirs: Iterable 
                     runnable.append(rule)
         plan, engine, _ = _plan(runnable)
         if engine is not None:
-            fired = engine.match([facts])[0]
-            best: dict[str, str] = {}
-            for key in fired:
-                rule, var = plan.variants[key]
-                if rule.code not in best or SEVERITY_RANK[var.severity] > SEVERITY_RANK[best[rule.code]]:
-                    best[rule.code] = var.severity
+            best = {code: v.severity for code, (_, v) in plan.strongest(engine.match([facts])[0]).items()}
             for v in verdicts:
                 if v.status in ("fired", "not_fired") and best.get(v.code) != v.severity:
                     failures.append((f"rule {v.code}", f"engine says {best.get(v.code) or 'not fired'}, Python evaluation says {v.severity or 'not fired'}"))
