@@ -221,14 +221,20 @@ def run_check(
     pm=None,
     batch_size: int = DEFAULT_BATCH,
     progress=None,
+    jobs: int | None = None,
+    part_size: int | None = None,
 ) -> CheckResult:
     """Evaluate the enabled, selected rules of the chosen rule sets on every account of ``store``.
 
     Raises :class:`InputError` for bad rule-set files or names; a provider, plugin hook
     or rule message that fails is named in ``summary.failures`` and the run goes on.
     ``progress``, if given, is called with the number of accounts done so far.
+    ``jobs`` worker processes share the accounts (None or 0: one per CPU; books under
+    5,000 accounts are checked in this process); ``part_size`` is the accounts per part
+    (see :mod:`kamrules.partition`). The alerts do not depend on either.
     """
     from kamrules.engine import EngineError
+    from kamrules.partition import PART_SIZE, Part, default_jobs, plan_parts, run_parts
 
     started = time.perf_counter()
     if pm is None:
@@ -255,7 +261,8 @@ def run_check(
     skipped: list[tuple[str, str]] = []
     alerts: list[Alert] = []
     checked = 0
-    with FactSource(store, as_of, providers, failures) as source:
+    source = FactSource(store, as_of, providers, failures)
+    try:
         status = source.fact_status()
         runnable = []
         for rule in rules:
@@ -271,55 +278,53 @@ def run_check(
             failures.append(("rules engine", str(e)))
             plan, acc_engine, port_engine = _Plan([], [], {}), None, None
         msg_failed: dict[str, int] = {}
+        derive_errors = Counter()
 
-        def emit(facts: dict, fired: set[str], portfolio: bool) -> None:
-            best = plan.strongest(fired)
-            for code in sorted(best):
-                rule, v = best[code]
-                if SEVERITY_RANK[v.severity] < SEVERITY_RANK[min_severity]:
-                    continue
-                alerts.append(_alert(rule, v, facts, as_of, portfolio, msg_failed, failures))
+        def portfolio() -> list[dict]:
+            return source.portfolio() if port_engine is not None else []
 
         if acc_engine is not None:
-            batch: list[dict] = []
-
-            def flush() -> None:
-                nonlocal checked
-                try:
-                    fired = acc_engine.match(batch)
-                except EngineError as e:
-                    failures.append((f"rules engine (accounts {batch[0].get('account_id')}..{batch[-1].get('account_id')})", str(e)))
-                    fired = [set() for _ in batch]
-                for facts, keys in zip(batch, fired):
-                    emit(facts, keys, False)
-                checked += len(batch)
-                batch.clear()
-                if progress:
-                    progress(checked)
-
-            try:
-                for facts in source.accounts():
-                    batch.append(facts)
-                    if len(batch) >= max(1, batch_size):
-                        flush()
-                if batch:
-                    flush()
-            except Exception as e:  # the composed fact query itself failed mid-stream
-                failures.append(("fact query", f"{type(e).__name__}: {e}"))
+            jobs = jobs or default_jobs()
+            parts = plan_parts(store.conn, jobs, part_size or PART_SIZE) if _on_disk(store) else [Part(0, None, None)]
+            task = _PartTask(store, source, plan, acc_engine, as_of, min_severity, batch_size)
+            results, rows = run_parts(parts, task, jobs, progress, meanwhile=portfolio)
+            failed: set[str] = set()
+            for part, r in zip(parts, results):
+                if not isinstance(r, _PartResult):
+                    failures.append((f"check worker (accounts {part.lo or 'first'} to {part.hi or 'last'})", r.reason))
+                    continue
+                alerts += r.alerts
+                checked += r.checked
+                known = {where for where, _ in failures}
+                failures += [f for f in r.failures if f[0] not in known]
+                derive_errors.update(r.derive_errors)
+                for code, n in r.msg_failed.items():
+                    msg_failed[code] = msg_failed.get(code, 0) + n
+                failed |= r.failed_providers
+            if failed:  # a provider failed in some part: its rules are skipped everywhere, as in one process
+                facts_of = {f for p in providers if p.name in failed for f in tuple(p.facts) + tuple(p.derived)}
+                dropped = {r.code for r in runnable if facts_of & set(r.facts)}
+                skipped += [(r.code, f"fact provider {sorted(failed & {p.name for p in providers if set(r.facts) & set(tuple(p.facts) + tuple(p.derived))})[0]} failed")
+                            for r in runnable if r.code in dropped]
+                runnable = [r for r in runnable if r.code not in dropped]
+                alerts = [a for a in alerts if a.code not in dropped]
         else:
             checked = store.count("accounts")
+            rows = portfolio()
         if port_engine is not None:
-            rows = source.portfolio()
             try:
                 fired = port_engine.match(rows)
             except EngineError as e:
                 failures.append(("rules engine (portfolio)", str(e)))
                 fired = [set() for _ in rows]
             for facts, keys in zip(rows, fired):
-                emit(facts, keys, True)
-        for name, n in source.derive_error_counts().items():
+                _emit(plan, facts, keys, True, min_severity, as_of, alerts, msg_failed, failures)
+        derive_errors.update(source.derive_error_counts())
+        for name, n in sorted(derive_errors.items()):
             if n > 1:
                 failures.append((f"fact provider {name} (derive)", f"failed on {n} accounts in all"))
+    finally:
+        source.close()
     for code, n in msg_failed.items():
         if n > 1:
             failures.append((f"rule {code} (message)", f"failed on {n} alerts in all"))
@@ -335,6 +340,90 @@ def run_check(
         codes=tuple(r.code for r in runnable), min_severity=min_severity, select=tuple(select), ignore=tuple(ignore),
     )
     return CheckResult(alerts=alerts, summary=summary, as_of=as_of)
+
+
+def _on_disk(store) -> bool:
+    path = getattr(store, "path", "") or ""
+    return path not in ("", ":memory:") and not path.startswith("file:")
+
+
+def _emit(plan: _Plan, facts: dict, fired: set[str], portfolio: bool, min_severity: str, as_of: str,
+          alerts: list, msg_failed: dict, failures: list) -> None:
+    best = plan.strongest(fired)
+    for code in sorted(best):
+        rule, v = best[code]
+        if SEVERITY_RANK[v.severity] >= SEVERITY_RANK[min_severity]:
+            alerts.append(_alert(rule, v, facts, as_of, portfolio, msg_failed, failures))
+
+
+@dataclass
+class _PartResult:
+    alerts: list
+    checked: int
+    failures: list
+    derive_errors: dict
+    msg_failed: dict
+    failed_providers: set
+
+
+@dataclass
+class _PartTask:
+    """The account side of a check for one part of the book (see :mod:`kamrules.partition`)."""
+
+    store: Any
+    source: FactSource
+    plan: _Plan
+    engine: Any
+    as_of: str
+    min_severity: str
+    batch_size: int
+
+    def __call__(self, part, tick) -> _PartResult:
+        from kamrules.engine import EngineError
+        from kamrules.partition import connect, restrict
+
+        failures: list = []
+        alerts: list[Alert] = []
+        msg_failed: dict[str, int] = {}
+        store = self.store
+        if not part.whole:
+            from kamrules.store import Store
+
+            conn = connect(store.path)
+            restrict(conn, part)
+            store = Store(store.path, conn, store.pm)
+        source = self.source.bound_to(store, failures)
+        checked = 0
+        batch: list[dict] = []
+
+        def flush() -> None:
+            nonlocal checked
+            try:
+                fired = self.engine.match(batch)
+            except EngineError as e:
+                failures.append((f"rules engine (accounts {batch[0].get('account_id')}..{batch[-1].get('account_id')})", str(e)))
+                fired = [set() for _ in batch]
+            for facts, keys in zip(batch, fired):
+                _emit(self.plan, facts, keys, False, self.min_severity, self.as_of, alerts, msg_failed, failures)
+            checked += len(batch)
+            tick(len(batch))
+            batch.clear()
+
+        try:
+            with source:
+                try:
+                    for facts in source.accounts():
+                        batch.append(facts)
+                        if len(batch) >= max(1, self.batch_size):
+                            flush()
+                    if batch:
+                        flush()
+                except Exception as e:  # the composed fact query itself failed mid-stream
+                    failures.append(("fact query", f"{type(e).__name__}: {e}"))
+        finally:
+            if store is not self.store:
+                store.close()
+        return _PartResult(alerts, checked, failures, source.derive_error_counts(), msg_failed, source.failed_providers())
 
 
 _EVIDENCE: dict[int, tuple[Rule, tuple[str, ...]]] = {}  # id(rule) -> (rule, its evidence facts)

@@ -24,6 +24,7 @@ class CheckSettings(_Model):
     min_severity: Literal["info", "warning", "critical"] = "info"
     select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
+    jobs: int = Field(default=0, ge=0, le=64)  # worker processes; 0: one per CPU (big books only)
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")

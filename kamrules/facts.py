@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Callable, Iterator, Mapping
@@ -133,6 +135,18 @@ class FactSource:
             from kamrules.errors import PluginError
 
             raise PluginError(f"facts {sorted(clash)} have the names of account columns (expected other names)")
+
+    def bound_to(self, store, failures: list) -> "FactSource":
+        """A copy computing the same facts through another store connection (a worker's, restricted to
+        a range of accounts): same provider status, its own temp tables, failures and derive counts."""
+        other = copy.copy(self)
+        other.store, other.failures = store, failures
+        other._tables, other._derive_errors = {}, {}
+        other.status = {k: dataclasses.replace(v) for k, v in self.status.items()}
+        return other
+
+    def failed_providers(self) -> set[str]:
+        return {name for name, st in self.status.items() if st.state == "failed"}
 
     def fact_status(self) -> dict[str, ProviderStatus]:
         """{fact name: status of the provider producing it}."""

@@ -85,6 +85,7 @@ Examples:
   kamrules check --select KAM1 --ignore KAM104    prefixes; the longest match wins
   kamrules check --rulesets my_rules/             my tuned copies replace built-ins
   kamrules check --notify email --fail-on critical
+  kamrules check --jobs 1                         one process (default: one per CPU)
 
 \b
 Exit codes: 0 nothing at or above --fail-on; 1 alerts at or above it;
@@ -107,11 +108,13 @@ def register_commands(cli):
     @click.option("--rulesets", "rulesets_dirs", multiple=True, type=click.Path(), metavar="DIR", help="Your own rule-set folder (repeatable); a file with a built-in's name replaces it.")
     @click.option("--notify", multiple=True, metavar="NAME", help="Send alerts through this notifier, e.g. email (repeatable).")
     @click.option("--no-history", is_flag=True, help="Do not record the alerts in the history (and send nothing).")
+    @click.option("--jobs", "-j", type=click.IntRange(0, 64), default=None, metavar="N",
+                  help="Worker processes sharing the accounts. Default: one per CPU (or [check] jobs); 0: the same; 1: no workers. Books under 5,000 accounts always run in one process.")
     @click.option("--batch-size", type=click.IntRange(1, 1000), default=500, hidden=True)
     @db_option
     @pass_env
     @handle_errors
-    def check_command(env: Env, as_of, rulesets, select, ignore, min_severity, fmt, output, fail_on, rulesets_dirs, notify, no_history, batch_size):
+    def check_command(env: Env, as_of, rulesets, select, ignore, min_severity, fmt, output, fail_on, rulesets_dirs, notify, no_history, jobs, batch_size):
         from kamrules.check import run_check
 
         cfg = env.settings.check
@@ -129,7 +132,7 @@ def register_commands(cli):
             result = run_check(
                 store, as_of=as_of, rulesets_dirs=_user_rulesets(env, rulesets_dirs), rulesets=rulesets,
                 select=select or cfg.select, ignore=ignore or cfg.ignore, min_severity=min_severity or cfg.min_severity,
-                pm=env.pm, batch_size=batch_size, progress=update,
+                pm=env.pm, batch_size=batch_size, progress=update, jobs=cfg.jobs if jobs is None else jobs,
             )
         finally:
             if bar is not None:

@@ -1,0 +1,167 @@
+"""Account-range partitions of a check, run side by side in forked worker processes.
+
+A check is per account: the facts of one account never depend on another's
+(portfolio facts are computed apart, over the whole book). So the book is cut
+into contiguous ranges of account ids and each range is checked on its own
+connection, in its own process: both cores work, and each range's fact tables
+stay small. A worker restricts its connection to its range with TEMP VIEWs that
+shadow every table having an ``account_id`` column (and ``accounts`` itself):
+an unqualified table name resolves to the temp schema first, so providers' SQL
+runs unchanged, and SQLite pushes the range into the ``(account_id, ...)``
+index scans. Workers are forked, so they inherit the loaded plugins and the
+compiled rules; each opens its own connection (never the parent's).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sqlite3
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+PART_SIZE = 25_000  # accounts per part on big books (progress steps, bounded temp tables)
+MIN_PART = 2_500  # below 2 x this many accounts, a check runs in one process
+
+
+@dataclass(frozen=True)
+class Part:
+    """Accounts with ``lo <= id < hi`` (``None``: unbounded on that side)."""
+
+    index: int
+    lo: str | None
+    hi: str | None
+
+    @property
+    def whole(self) -> bool:
+        return self.lo is None and self.hi is None
+
+
+def default_jobs() -> int:
+    """Worker processes by default: the CPUs this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def plan_parts(conn: sqlite3.Connection, jobs: int, part_size: int = PART_SIZE) -> list[Part]:
+    """Cut the accounts (ordered by id) into parts: one (the whole book) when ``jobs`` is 1 or the
+    book is small, else a multiple of ``jobs`` parts of about ``part_size`` accounts (at least
+    ``min(MIN_PART, part_size)`` each)."""
+    min_part = max(1, min(MIN_PART, part_size))
+    n = conn.execute("SELECT count(*) FROM main.accounts").fetchone()[0]
+    if jobs <= 1 or n < 2 * min_part or not _forkable():
+        return [Part(0, None, None)]
+    count = jobs * max(1, math.ceil(n / (jobs * part_size)))
+    count = max(2, min(count, n // min_part))
+    bounds: list[str | None] = [None]
+    for i in range(1, count):
+        row = conn.execute("SELECT id FROM main.accounts ORDER BY id LIMIT 1 OFFSET ?", (n * i // count,)).fetchone()
+        if row is not None and row[0] != bounds[-1]:
+            bounds.append(row[0])
+    bounds.append(None)
+    return [Part(i, lo, hi) for i, (lo, hi) in enumerate(zip(bounds, bounds[1:]))]
+
+
+def _forkable() -> bool:
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def restrict(conn: sqlite3.Connection, part: Part) -> None:
+    """Shadow every main table with an ``account_id`` column (and ``accounts``) by a TEMP VIEW of the
+    part's rows. The view keeps ``rowid`` as a column, so ``t.rowid`` still works in provider SQL."""
+    if part.whole:
+        return
+    tables = [r[0] for r in conn.execute("SELECT name FROM main.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+    for table in tables:
+        cols = [r[1] for r in conn.execute(f"PRAGMA main.table_info({_quote(table)})")]
+        key = "id" if table == "accounts" else "account_id" if "account_id" in cols else None
+        if key is None or "rowid" in cols:
+            continue
+        cond = [f"{_quote(key)} >= {_literal(part.lo)}" if part.lo is not None else "",
+                f"{_quote(key)} < {_literal(part.hi)}" if part.hi is not None else ""]
+        where = " AND ".join(c for c in cond if c)
+        conn.execute(f"CREATE TEMP VIEW {_quote(table)} AS SELECT rowid AS rowid, * FROM main.{_quote(table)} WHERE {where}")
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """A worker's own read connection to the store (temp tables in memory)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA temp_store = MEMORY")
+    return conn
+
+
+# -- running parts in forked workers ------------------------------------------------------------
+
+_TASK: Callable | None = None  # set before the pool forks; the workers inherit it
+_DONE = None  # shared counter of accounts done (multiprocessing.Value)
+
+
+def _run(part: Part):
+    return part.index, _TASK(part, _tick)
+
+
+def _tick(n: int) -> None:
+    with _DONE.get_lock():
+        _DONE.value += n
+
+
+def run_parts(parts: Sequence[Part], task: Callable, jobs: int, progress: Callable[[int], None] | None = None,
+              meanwhile: Callable[[], object] | None = None) -> tuple[list, object]:
+    """``task(part, tick)`` for every part, in ``jobs`` forked processes (in this process when there is one
+    part); ``tick(n)`` reports ``n`` more accounts done. Returns the results in part order (a part whose
+    worker died gets a :class:`WorkerDied`) and what ``meanwhile()`` returned (run here meanwhile)."""
+    global _TASK, _DONE
+    if len(parts) == 1:
+        done = 0
+
+        def tick(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress:
+                progress(done)
+
+        other = meanwhile() if meanwhile else None
+        return [task(parts[0], tick)], other
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    ctx = multiprocessing.get_context("fork")
+    _TASK, _DONE = task, ctx.Value("q", 0)
+    results: dict[int, object] = {}
+    try:
+        with ProcessPoolExecutor(min(jobs, len(parts)), mp_context=ctx) as pool:
+            futures = {pool.submit(_run, p): p for p in parts}
+            other = meanwhile() if meanwhile else None
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                for f in done:
+                    try:
+                        index, result = f.result()
+                    except Exception as e:  # BrokenProcessPool: a worker was killed or crashed
+                        index, result = futures[f].index, WorkerDied(f"{type(e).__name__}: {e}")
+                    results[index] = result
+                if progress:
+                    progress(_DONE.value)
+    finally:
+        _TASK = None
+    return [results[p.index] for p in parts], other
+
+
+@dataclass(frozen=True)
+class WorkerDied:
+    """A part whose worker process ended without a result (killed, or crashed in native code)."""
+
+    reason: str
