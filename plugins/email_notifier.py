@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from kamrules import hookimpl
-from kamrules.lifecycle import digest, smtp
+
+# kamrules.lifecycle.digest (Jinja2) and .smtp (ssl) are imported when a digest is routed or sent,
+# not when the plugin loads: every command loads the plugins, few send mail.
 
 
 class EmailNotifier:
@@ -12,12 +14,18 @@ class EmailNotifier:
     name = "email"
 
     def route(self, items, settings):
+        from kamrules.lifecycle import digest
+
         return digest.route(items, settings)
 
     def render(self, recipient, items, key, as_of, settings):
+        from kamrules.lifecycle import digest
+
         return digest.render_digest(recipient, items, key, as_of, settings)
 
     def send(self, recipient, payload, settings):
+        from kamrules.lifecycle import smtp
+
         smtp.send_bytes(settings, [recipient], payload)
 
 

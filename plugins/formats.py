@@ -22,13 +22,41 @@ def render_json(alerts: Sequence, summary) -> Iterator[str]:
     if not alerts:
         yield "[]\n"
         return
-    yield "["
-    sep = "\n"
+    sep = "[\n"
     for a in alerts:
-        item = json.dumps(a.to_dict(), ensure_ascii=False, indent=2)
-        yield sep + "  " + item.replace("\n", "\n  ")  # JSON strings hold no raw newlines
+        yield sep + "  " + pretty(a.to_dict(), "  ")
         sep = ",\n"
     yield "\n]\n"
+
+
+_STR = json.encoder.encode_basestring  # ensure_ascii=False, as json.dumps(..., ensure_ascii=False)
+
+
+def pretty(obj, indent: str = "") -> str:
+    """``json.dumps(obj, ensure_ascii=False, indent=2)`` (indented by ``indent``), several times faster for
+    the flat dicts of an alert: strings, numbers and one level of nested dict are written directly."""
+    if type(obj) is not dict or not obj:
+        return json.dumps(obj, ensure_ascii=False, indent=2).replace("\n", "\n" + indent)  # no raw newlines in JSON strings
+    inner = indent + "  "
+    parts = []
+    for k, v in obj.items():
+        t = type(v)
+        if t is str:
+            text = _STR(v)
+        elif v is None:
+            text = "null"
+        elif t is int:
+            text = int.__repr__(v)
+        elif t is float and v - v == 0.0:  # finite
+            text = float.__repr__(v)
+        elif t is dict:
+            text = pretty(v, inner)
+        else:  # floats (NaN, Infinity), bools, lists, anything else: as json writes them
+            text = json.dumps(v, ensure_ascii=False, indent=2).replace("\n", "\n" + inner)
+        if type(k) is not str:  # json's key coercion (numbers, None, bools): leave it to json
+            return json.dumps(obj, ensure_ascii=False, indent=2).replace("\n", "\n" + indent)
+        parts.append(inner + _STR(k) + ": " + text)
+    return "{\n" + ",\n".join(parts) + "\n" + indent + "}"
 
 
 def render_jsonl(alerts: Sequence, summary) -> Iterator[str]:

@@ -54,59 +54,52 @@ FROM cur WHERE stage IS NOT NULL
 """,
 )
 
-# Visits in the last 6 months, and for each the wait until the next follow-up
-# (call, visit, meeting or executive meeting on a LATER day), or, with none yet,
-# the days elapsed to the as-of date. A visit whose follow-up week is not over
-# has waited at most 7 days, so a 7-day limit cannot fire on it. The follow-up
-# is an index seek on (account_id, date) from the visit's day, per visit.
-FOLLOW_UP = FactProvider(
-    name="follow_up",
-    description="The longest wait for a follow-up after a visit in the last 6 months.",
+# Visits in the last 6 months, in one pass (seed 002 六.5, 《目标客户访问记录表》):
+# * for each visit, the wait until the next follow-up (call, visit, meeting or
+#   executive meeting on a LATER day), or, with none yet, the days elapsed to the
+#   as-of date; the longest wait is kept (ties: the later visit). A visit whose
+#   follow-up week is not over has waited at most 7 days, so a 7-day limit cannot
+#   fire on it. The follow-up is an index seek on (account_id, date) per visit;
+# * how many visit records lack who was met (contact_id), how long
+#   (duration_minutes > 0) or the attitude.
+# The longest wait is picked with SQLite's bare-column MAX(): one aggregate, no
+# window sort. Waits are whole days (both ends are dates), so the key
+# wait * 100000 + (julian day - 2400000) orders by wait, then by visit day.
+VISITS = FactProvider(
+    name="visits",
+    description="Visits of the last 6 months: the longest wait for a follow-up, and the records lacking a contact, duration or attitude.",
     requires=("activities",),
-    facts=("follow_up_gap_days", "unfollowed_visit_on", "follow_up_note"),
+    facts=("follow_up_gap_days", "unfollowed_visit_on", "follow_up_note",
+           "visits_6m", "incomplete_visits_6m", "incomplete_visit_fields"),
     sql=f"""
 WITH f AS (
     SELECT v.account_id, v.date, julianday(v.date) AS jd,
            julianday((SELECT n.date FROM activities n
                       WHERE n.account_id = v.account_id AND n.date > v.date AND n.date <= :as_of
                         AND n.kind IN ('visit', 'call', 'meeting', 'executive_meeting')
-                      ORDER BY n.date LIMIT 1)) AS next_jd
+                      ORDER BY n.date LIMIT 1)) AS next_jd,
+           NULLIF(TRIM(v.contact_id), '') IS NULL   AS no_contact,
+           COALESCE(v.duration_minutes, 0) <= 0     AS no_duration,
+           NULLIF(TRIM(v.attitude), '') IS NULL     AS no_attitude
     FROM activities v
     WHERE v.kind = 'visit' AND v.date <= :as_of AND v.date > {M6}),
-v AS (
-    SELECT account_id, date, next_jd, COALESCE(next_jd, {JD}) - jd AS gap,
-           ROW_NUMBER() OVER (PARTITION BY account_id ORDER BY COALESCE(next_jd, {JD}) - jd DESC, date DESC) AS rn
-    FROM f)
+g AS (
+    SELECT account_id,
+           MAX((COALESCE(next_jd, {JD}) - jd) * 100000 + (jd - 2400000)) AS longest,
+           date, next_jd, COALESCE(next_jd, {JD}) - jd AS gap,
+           COUNT(*)                                       AS visits,
+           SUM(no_contact OR no_duration OR no_attitude)  AS incomplete,
+           SUM(no_contact) AS nc, SUM(no_duration) AS nd, SUM(no_attitude) AS na
+    FROM f GROUP BY account_id)
 SELECT account_id,
        CAST(gap AS INTEGER) AS follow_up_gap_days,
        date                 AS unfollowed_visit_on,
        CASE WHEN next_jd IS NULL THEN 'no follow-up yet'
-            ELSE 'the first follow-up came on ' || date(next_jd) END AS follow_up_note
-FROM v WHERE rn = 1
-""",
-)
-
-# Visit records (seed 002 六.5, 《目标客户访问记录表》) of the last 6 months that
-# lack who was met (contact_id), how long (duration_minutes > 0) or the attitude.
-VISIT_RECORDS = FactProvider(
-    name="visit_records",
-    description="Visits of the last 6 months and how many lack a contact, a duration or an attitude.",
-    requires=("activities",),
-    facts=("visits_6m", "incomplete_visits_6m", "incomplete_visit_fields"),
-    sql=f"""
-WITH v AS (
-    SELECT account_id,
-           NULLIF(TRIM(contact_id), '') IS NULL      AS no_contact,
-           COALESCE(duration_minutes, 0) <= 0        AS no_duration,
-           NULLIF(TRIM(attitude), '') IS NULL        AS no_attitude
-    FROM activities
-    WHERE kind = 'visit' AND date <= :as_of AND date > {M6})
-SELECT account_id,
-       COUNT(*)                                              AS visits_6m,
-       SUM(no_contact OR no_duration OR no_attitude)         AS incomplete_visits_6m,
-       printf('%d without a contact, %d without a duration, %d without an attitude',
-              SUM(no_contact), SUM(no_duration), SUM(no_attitude)) AS incomplete_visit_fields
-FROM v GROUP BY account_id
+            ELSE 'the first follow-up came on ' || date(next_jd) END AS follow_up_note,
+       visits               AS visits_6m,
+       incomplete           AS incomplete_visits_6m,
+       printf('%d without a contact, %d without a duration, %d without an attitude', nc, nd, na) AS incomplete_visit_fields
+FROM g
 """,
 )
 
@@ -206,7 +199,7 @@ GROUP BY s.account_id
 """,
 )
 
-PROVIDERS = (PIPELINE_STAGE, FOLLOW_UP, VISIT_RECORDS, STAGE_MOVES, COLD_STREAK)
+PROVIDERS = (PIPELINE_STAGE, VISITS, STAGE_MOVES, COLD_STREAK)
 
 
 @hookimpl

@@ -32,3 +32,17 @@ def test_jsonl_and_csv_stream_every_alert(book_store):
     rows = list(csv.DictReader(io.StringIO("".join(render_csv(result.alerts, result.summary)))))
     assert [r["fingerprint"] for r in rows] == [a.fingerprint for a in result.alerts]
     assert any(any("\u4e00" <= ch <= "\u9fff" for ch in r["account_name"]) for r in rows)
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from kamrules_plugins.formats import pretty  # noqa: E402
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text())
+_values = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(), inner, max_size=3)), max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(), _values, max_size=6), st.sampled_from(["", "  "]))
+def test_pretty_is_json_dumps_indent_2(obj, indent):
+    assert pretty(obj, indent) == json.dumps(obj, ensure_ascii=False, indent=2).replace("\n", "\n" + indent)
