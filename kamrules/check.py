@@ -280,14 +280,14 @@ def run_check(
         msg_failed: dict[str, int] = {}
         derive_errors = Counter()
 
-        def portfolio() -> list[dict]:
-            return source.portfolio() if port_engine is not None else []
+        def portfolio_queries() -> dict:
+            return source.portfolio_queries() if port_engine is not None else {}
 
         if acc_engine is not None:
             jobs = jobs or default_jobs()
             parts = plan_parts(store.conn, jobs, part_size or PART_SIZE) if _on_disk(store) else [Part(0, None, None)]
-            task = _PartTask(store, source, plan, acc_engine, as_of, min_severity, batch_size)
-            results, rows = run_parts(parts, task, jobs, progress, meanwhile=portfolio)
+            task = _PartTask(store, source, plan, acc_engine, as_of, min_severity, batch_size, port_engine is not None)
+            results, queries = run_parts(parts, task, jobs, progress, meanwhile=portfolio_queries)
             failed: set[str] = set()
             for part, r in zip(parts, results):
                 if not isinstance(r, _PartResult):
@@ -308,9 +308,13 @@ def run_check(
                             for r in runnable if r.code in dropped]
                 runnable = [r for r in runnable if r.code not in dropped]
                 alerts = [a for a in alerts if a.code not in dropped]
+            if port_engine is not None:
+                totals = [r.totals for r in results if isinstance(r, _PartResult)]
+                rows = source.portfolio(queries, totals, failed)
         else:
             checked = store.count("accounts")
-            rows = portfolio()
+            if port_engine is not None:  # only portfolio rules: account facts still feed over="account_facts" totals
+                rows = source.prepare().portfolio()
         if port_engine is not None:
             try:
                 fired = port_engine.match(rows)
@@ -364,6 +368,7 @@ class _PartResult:
     derive_errors: dict
     msg_failed: dict
     failed_providers: set
+    totals: dict  # FactSource.account_totals() of the part
 
 
 @dataclass
@@ -377,6 +382,7 @@ class _PartTask:
     as_of: str
     min_severity: str
     batch_size: int
+    totals: bool  # compute the part's account_totals (a portfolio rule runs)
 
     def __call__(self, part, tick) -> _PartResult:
         from kamrules.engine import EngineError
@@ -394,6 +400,7 @@ class _PartTask:
             store = Store(store.path, conn, store.pm)
         source = self.source.bound_to(store, failures)
         checked = 0
+        totals: dict = {}
         batch: list[dict] = []
 
         def flush() -> None:
@@ -420,10 +427,12 @@ class _PartTask:
                         flush()
                 except Exception as e:  # the composed fact query itself failed mid-stream
                     failures.append(("fact query", f"{type(e).__name__}: {e}"))
+                if self.totals:
+                    totals = source.account_totals()
         finally:
             if store is not self.store:
                 store.close()
-        return _PartResult(alerts, checked, failures, source.derive_error_counts(), msg_failed, source.failed_providers())
+        return _PartResult(alerts, checked, failures, source.derive_error_counts(), msg_failed, source.failed_providers(), totals)
 
 
 _EVIDENCE: dict[int, tuple[Rule, tuple[str, ...]]] = {}  # id(rule) -> (rule, its evidence facts)

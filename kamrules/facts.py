@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Iterator, Mapping, Sequence
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,17 @@ class FactProvider:
     reads but that are not facts: they are in the dict ``derive`` gets and are
     removed after every provider's ``derive`` has run (e.g. a list of dates that
     Python turns into gaps more cheaply than a window function).
+
+    ``over="account_facts"`` (portfolio scope only): ``sql`` reads the view
+    ``account_facts`` (one row per account: its columns, ``id`` included, and
+    every SQL fact of the account providers; NULL where a provider had no data)
+    instead of rescanning the store, and each of its rows adds to book-wide
+    totals: every column named in ``facts`` is summed over all rows (NULLs
+    skipped; none at all gives 0). It runs beside the account facts, in each
+    worker over its part of the book, and the sums are exact (``math.fsum``),
+    so they do not depend on how the book was split. ``derive`` then computes
+    ratios from the totals. Use it for totals of facts other providers already
+    compute per account (e.g. the share of the book's margin from small accounts).
     """
 
     name: str
@@ -44,10 +56,28 @@ class FactProvider:
     derived: tuple[str, ...] = ()  # names of the facts ``derive`` returns
     description: str = ""
     inputs: tuple[str, ...] = ()  # SQL columns only ``derive`` sees (not facts)
+    over: str = "store"  # or "account_facts": totals over the account facts (portfolio scope)
 
     def __post_init__(self) -> None:
         if self.scope not in ("account", "portfolio"):
             raise ValueError(f"fact provider {self.name}: scope must be 'account' or 'portfolio'")
+        if self.over not in ("store", "account_facts"):
+            raise ValueError(f"fact provider {self.name}: over must be 'store' or 'account_facts'")
+        if self.over == "account_facts" and self.scope != "portfolio":
+            raise ValueError(f"fact provider {self.name}: over='account_facts' needs scope='portfolio'")
+
+
+def sum_totals(parts: Sequence[Mapping[str, list]], facts: Sequence[str]) -> dict:
+    """{fact: sum of its values over all parts}: exact (``math.fsum``) when any value is a float, so
+    the sum does not depend on how the book was split; 0 when there are no values."""
+    out = {}
+    for f in facts:
+        values = [v for part in parts for v in part.get(f, ())]
+        if all(type(v) is int for v in values):
+            out[f] = sum(values)
+        else:
+            out[f] = math.fsum(float(v) for v in values)
+    return out
 
 
 # -- composition: all providers, one pass over the accounts --------------------------------------
@@ -175,17 +205,63 @@ class FactSource:
                 self._fail(p, e)
         return self
 
-    def accounts(self, account_id: str | None = None, limit: int | None = None) -> Iterator[dict]:
-        """Fact dicts (NULLs left out, ``derive`` applied), ordered by account id."""
+    def _live(self) -> list[FactProvider]:
+        return [p for p in self.account_providers if p.name in self._tables and self.status[p.name].state == "ok"]
+
+    def _composed(self, inputs: bool = True) -> str:
+        """SELECT of every account (``a``) LEFT JOINed with each prepared provider's temp table."""
         select = ["a.*"]
         joins = []
-        live = [p for p in self.account_providers if p.name in self._tables and self.status[p.name].state == "ok"]
-        for i, p in enumerate(live):
+        for i, p in enumerate(self._live()):
             t = self._tables[p.name]
             select += [f"k{i}.{_q(f)} AS {_q(f)}" for f in p.facts]
-            select += [f"k{i}.{_q(f)} AS {_q(_INPUT + f)}" for f in p.inputs]
+            if inputs:
+                select += [f"k{i}.{_q(f)} AS {_q(_INPUT + f)}" for f in p.inputs]
             joins.append(f"LEFT JOIN {t} k{i} ON k{i}.account_id = a.id")
-        sql = f"SELECT {', '.join(select)} FROM accounts a {' '.join(joins)}"
+        return f"SELECT {', '.join(select)} FROM accounts a {' '.join(joins)}"
+
+    def account_totals(self) -> dict[str, dict[str, list]]:
+        """For each ``over="account_facts"`` provider: {fact: its non-NULL values} over the accounts
+        of this connection (after :meth:`prepare`). Combine parts with :func:`sum_totals`."""
+        todo = [p for p in self.portfolio_providers if p.over == "account_facts" and self.status[p.name].state == "ok"]
+        if not todo:
+            return {}
+        bad = [p.name for p in self.account_providers if self.status[p.name].state == "failed"]
+        if bad:  # the totals would be silently short: fail rather than report wrong shares
+            for p in todo:
+                self._fail(p, RuntimeError(f"account fact provider {bad[0]} failed"))
+            return {}
+        conn = self.store.conn
+        missing = [f for p in self.account_providers if p not in self._live() for f in p.facts]
+        nulls = "".join(f", NULL AS {_q(f)}" for f in missing)
+        conn.execute("DROP VIEW IF EXISTS temp.account_facts")
+        conn.execute(f"CREATE TEMP VIEW account_facts AS SELECT * {nulls} FROM ({self._composed(inputs=False)})")
+        out: dict[str, dict[str, list]] = {}
+        try:
+            for p in todo:
+                try:
+                    cur = conn.execute(p.sql, {"as_of": self.as_of})
+                    cols = [d[0] for d in cur.description]
+                    absent = [f for f in p.facts if f not in cols]
+                    if absent:
+                        raise RuntimeError(f"its SQL returns no column {', '.join(absent)}")
+                    idx = [(f, cols.index(f)) for f in p.facts]
+                    values: dict[str, list] = {f: [] for f in p.facts}
+                    for row in cur:
+                        for f, i in idx:
+                            if row[i] is not None:
+                                values[f].append(row[i])
+                    out[p.name] = values
+                except Exception as e:
+                    self._fail(p, e)
+        finally:
+            conn.execute("DROP VIEW IF EXISTS temp.account_facts")
+        return out
+
+    def accounts(self, account_id: str | None = None, limit: int | None = None) -> Iterator[dict]:
+        """Fact dicts (NULLs left out, ``derive`` applied), ordered by account id."""
+        live = self._live()
+        sql = self._composed()
         params: dict = {}
         if account_id is not None:
             sql += " WHERE a.id = :account_id"
@@ -225,18 +301,40 @@ class FactSource:
     def derive_error_counts(self) -> dict[str, int]:
         return dict(self._derive_errors)
 
-    def portfolio(self) -> list[dict]:
-        """Portfolio fact sets, merged across providers by ``scope_key`` (default "")."""
-        merged: dict[str, dict] = {}
+    def portfolio_queries(self) -> dict[str, list[dict]]:
+        """Rows of every ``over="store"`` portfolio provider's SQL (whole book; failures recorded)."""
+        out: dict[str, list[dict]] = {}
         for p in self.portfolio_providers:
-            if self.status[p.name].state != "ok":
+            if p.over != "store" or self.status[p.name].state != "ok":
                 continue
             try:
-                rows = list(self.store.query(p.sql, {"as_of": self.as_of}))
+                out[p.name] = list(self.store.query(p.sql, {"as_of": self.as_of}))
             except Exception as e:
                 self._fail(p, e)
+        return out
+
+    def portfolio(self, rows: Mapping[str, list[dict]] | None = None, totals: Sequence[Mapping] | None = None,
+                  failed: set[str] = frozenset()) -> list[dict]:
+        """Portfolio fact sets, merged across providers by ``scope_key`` (default "").
+
+        ``rows``: from :meth:`portfolio_queries` (run now if None); ``totals``: the
+        :meth:`account_totals` of every part (this connection's if None, after prepare);
+        ``failed``: providers that failed elsewhere (a worker), left out."""
+        rows = self.portfolio_queries() if rows is None else rows
+        totals = [self.account_totals()] if totals is None else totals
+        merged: dict[str, dict] = {}
+        for p in self.portfolio_providers:
+            if self.status[p.name].state != "ok" or p.name in failed:
                 continue
-            for row in rows:
+            if p.over == "account_facts":
+                try:
+                    got = [sum_totals([t[p.name] for t in totals if p.name in t], p.facts)]
+                except (TypeError, ValueError) as e:  # a column that is not a number
+                    self._fail(p, e)
+                    continue
+            else:
+                got = rows.get(p.name, [])
+            for row in got:
                 key = str(row.get("scope_key") or "")
                 facts = merged.setdefault(key, {"scope_key": key} if key else {})
                 for k in tuple(p.facts) + ("owner", "owner_email"):

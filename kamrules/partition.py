@@ -18,7 +18,7 @@ import math
 import os
 import sqlite3
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 PART_SIZE = 25_000  # accounts per part on big books (progress steps, bounded temp tables)
 MIN_PART = 2_500  # below 2 x this many accounts, a check runs in one process

@@ -7,7 +7,7 @@ import importlib.resources
 
 from kamrules import hookimpl
 from kamrules.facts import FactProvider
-from kamrules_plugins.core_facts import JD, M12
+from kamrules_plugins.core_facts import JD
 
 # Gaps between consecutive order days of active mid and small accounts (the
 # accounts the rules here look at; it keeps the work down on big books).
@@ -60,57 +60,45 @@ def _gaps(f):
 
 
 # The whole book (active accounts): small and mid accounts' share of 12-month
-# margin against their share of support (concessions + service cost).
+# margin against their share of support (concessions + service cost). The
+# per-account figures are the core facts (margin_12m, concessions_12m,
+# service_cost_12m over the same trailing 12 months), so the totals are summed
+# over them (over="account_facts") instead of rescanning three event tables; an
+# account with orders that carry no margin counts 0, as does an empty table.
 SUPPORT_SHARE = FactProvider(
     name="support_share",
     description="Small and mid accounts' share of the book's 12-month margin and of its support (concessions + service cost).",
     scope="portfolio",
+    over="account_facts",
     requires=("orders", "concessions"),
     facts=(
         "smallmid_margin_12m",
         "book_margin_12m",
-        "smallmid_margin_share",
         "smallmid_support_12m",
         "book_support_12m",
-        "smallmid_support_share",
     ),
-    sql=f"""
-WITH o AS (
-    SELECT account_id, TOTAL(margin) AS margin
-    FROM orders WHERE date <= :as_of AND date > {M12}
-    GROUP BY account_id),
-s AS (
-    SELECT account_id, TOTAL(amount) AS given
-    FROM concessions WHERE date <= :as_of AND date > {M12}
-    GROUP BY account_id),
-x AS (
-    SELECT account_id, TOTAL(cost) AS cost
-    FROM activities WHERE date <= :as_of AND date > {M12} AND cost IS NOT NULL
-    GROUP BY account_id),
-per AS (
-    SELECT a.tier IN ('mid', 'small')                          AS smallmid,
-           COALESCE(o.margin, 0.0)                             AS margin,
-           COALESCE(s.given, 0.0) + COALESCE(x.cost, 0.0)      AS support
-    FROM accounts a
-         LEFT JOIN o ON o.account_id = a.id
-         LEFT JOIN s ON s.account_id = a.id
-         LEFT JOIN x ON x.account_id = a.id
-    WHERE a.status = 'active'),
-tot AS (
-    SELECT TOTAL(CASE WHEN smallmid THEN margin END)  AS sm_margin,
-           TOTAL(margin)                              AS margin,
-           TOTAL(CASE WHEN smallmid THEN support END) AS sm_support,
-           TOTAL(support)                             AS support
-    FROM per)
-SELECT sm_margin  AS smallmid_margin_12m,
-       margin     AS book_margin_12m,
-       CASE WHEN margin > 0 THEN sm_margin / margin END    AS smallmid_margin_share,
-       sm_support AS smallmid_support_12m,
-       support    AS book_support_12m,
-       CASE WHEN support > 0 THEN sm_support / support END AS smallmid_support_share
-FROM tot
+    sql="""
+SELECT CASE WHEN tier IN ('mid', 'small') THEN COALESCE(margin_12m, 0.0) END            AS smallmid_margin_12m,
+       COALESCE(margin_12m, 0.0)                                                          AS book_margin_12m,
+       CASE WHEN tier IN ('mid', 'small')
+            THEN COALESCE(concessions_12m, 0.0) + COALESCE(service_cost_12m, 0.0) END     AS smallmid_support_12m,
+       COALESCE(concessions_12m, 0.0) + COALESCE(service_cost_12m, 0.0)                   AS book_support_12m
+FROM account_facts
+WHERE status = 'active'
 """,
+    derive=lambda f: _shares(f),
+    derived=("smallmid_margin_share", "smallmid_support_share"),
 )
+
+
+def _shares(f):
+    out = {}
+    if f["book_margin_12m"] > 0:
+        out["smallmid_margin_share"] = f["smallmid_margin_12m"] / f["book_margin_12m"]
+    if f["book_support_12m"] > 0:
+        out["smallmid_support_share"] = f["smallmid_support_12m"] / f["book_support_12m"]
+    return out
+
 
 PROVIDERS = (ORDER_RHYTHM, SUPPORT_SHARE)
 

@@ -98,3 +98,47 @@ def test_check_cli_jobs_option(book_store, jobs):
     res = CliRunner().invoke(cli, ["--db", book_store.path, "check", "--as-of", AS_OF, "--format", "jsonl", "--no-history", "--jobs", str(jobs)])
     assert res.exit_code == 1, res.output
     assert len(res.stdout.splitlines()) == len(run_check(book_store, AS_OF, jobs=1).alerts)
+
+
+TOTALS_PLUGIN = PLUGIN.replace('''        FactProvider(
+            name="book", scope="portfolio", requires=("orders",), facts=("book_revenue",),
+            sql="SELECT TOTAL(amount) AS book_revenue FROM orders WHERE date <= :as_of"),''', '''        FactProvider(
+            name="book", scope="portfolio", over="account_facts", requires=("orders",),
+            facts=("book_revenue", "paying_accounts"),
+            sql="SELECT revenue AS book_revenue, revenue > 0 AS paying_accounts FROM account_facts WHERE status = 'active'",
+            derive=lambda f: {"revenue_per_payer": f["book_revenue"] / f["paying_accounts"]} if f["paying_accounts"] else {},
+            derived=("revenue_per_payer",)),''')
+
+
+def test_portfolio_totals_over_account_facts(tmp_path):
+    assert TOTALS_PLUGIN != PLUGIN
+    pm = make_plugin_manager(plugins_dirs=[make_plugin(tmp_path / "p", TOTALS_PLUGIN)], load_entry_points=False)
+    s = _many_accounts(tmp_path, pm, "t.db")
+    expected = sum(s.conn.execute("SELECT amount FROM orders o JOIN accounts a ON a.id = o.account_id "
+                                  "WHERE a.status = 'active' AND o.date <= ?", (AS_OF,)).fetchall(), ())
+    one = run_check(s, AS_OF, pm=pm, jobs=1)
+    many = run_check(s, AS_OF, pm=pm, jobs=2, part_size=10)
+    book = [a for a in one.alerts if a.code == "TST301"]
+    assert len(book) == 1 and book[0].evidence["book_revenue"] == pytest.approx(sum(expected))
+    assert dicts(many) == dicts(one) and many.summary.complete
+    # only portfolio rules selected: the account facts are still computed for the totals
+    only = run_check(s, AS_OF, pm=pm, select=("TST3",))
+    assert [a.evidence["book_revenue"] for a in only.alerts] == [book[0].evidence["book_revenue"]]
+
+
+def test_account_facts_totals_must_be_numbers(tmp_path):
+    bad = TOTALS_PLUGIN.replace("SELECT revenue AS book_revenue", "SELECT name AS book_revenue")
+    pm = make_plugin_manager(plugins_dirs=[make_plugin(tmp_path / "p", bad)], load_entry_points=False)
+    s = _many_accounts(tmp_path, pm, "n.db")
+    r = run_check(s, AS_OF, pm=pm, jobs=2, part_size=10)
+    assert ("fact provider book", ) == tuple(w for w, _ in r.summary.failures if w == "fact provider book")
+    assert ("TST301", "fact provider book failed") in r.summary.skipped or not any(a.code == "TST301" for a in r.alerts)
+
+
+def test_over_account_facts_needs_portfolio_scope():
+    from kamrules.facts import FactProvider
+
+    with pytest.raises(ValueError, match="needs scope='portfolio'"):
+        FactProvider(name="x", facts=("y",), sql="SELECT 1", over="account_facts")
+    with pytest.raises(ValueError, match="over must be"):
+        FactProvider(name="x", facts=("y",), sql="SELECT 1", scope="portfolio", over="tables")
