@@ -195,32 +195,9 @@ class CompiledRules:
         with _LOCK:
             h = _host()
             sid = f"b{next(_SIDS)}"
-            msgs = []
-            odd: list[str] = []
-            nonce = uuid.uuid4().hex
-            fields = self._field_list
-            for i, f in enumerate(facts):
-                get = f.get
-                m = {k: v for k in fields if (v := get(k)) is not None}
-                for k, v in m.items():  # usually all text, int or plain float: nothing to do
-                    t = type(v)
-                    if t is str or t is int or (t is float and (v == 0.0 or 1e-4 <= abs(v) < 1e16)):
-                        continue
-                    v = _clean(v)
-                    if type(v) is float and not _plain_float(v):
-                        odd.append(format(Decimal(repr(v)), "f"))
-                        v = f"{nonce}{len(odd) - 1}"
-                    m[k] = v  # None (non-finite float) removed below
-                if None in m.values():
-                    m = {k: v for k, v in m.items() if v is not None}
-                m["id"], m["sid"], m[_MARK] = str(i), sid, 1
-                msgs.append(m)
-            if not msgs:
+            text = _encode(facts, self._field_list, sid)
+            if text is None:
                 return []
-            msgs.append({"id": "sentinel", "sid": sid, _SENTINEL: 1})
-            text = json.dumps(msgs, ensure_ascii=False)
-            if odd:  # floats with exponents, written as plain decimals (see _dumps)
-                text = re.sub(f'"{nonce}(\\d+)"', lambda g: odd[int(g.group(1))], text)
             got: list[tuple[str, int, str]] = []
             created = False
             try:
@@ -236,7 +213,7 @@ class CompiledRules:
             except EngineError:
                 raise
             except BaseException as e:
-                raise EngineError(f"rules engine failed on a batch of {len(msgs) - 1} facts: {getattr(e, 'message', e)}") from e
+                raise EngineError(f"rules engine failed on a batch of {len(facts)} facts: {getattr(e, 'message', e)}") from e
             finally:
                 if created:  # never delete a state that was not created (that crashes the engine)
                     try:
@@ -246,6 +223,57 @@ class CompiledRules:
             if isinstance(st, dict) and st.get("exception"):
                 raise EngineError(f"a rule action failed: {st['exception']}")
         return [(i, k) for s, i, k in got if s == sid]
+
+
+# JSON text that may hold what durable_rules' parser must not see: floats with an exponent
+# (they crash it), NaN/Infinity, booleans (sent as 0/1). Also matches such text inside
+# strings (an id like "A1e-5"): then the careful encoder runs, which is only slower.
+_SUSPECT = re.compile(r"[0-9][eE][-+]?[0-9]|NaN|Infinity|true|false")
+
+
+def _encode(facts: Sequence[Mapping[str, Any]], fields: Sequence[str], sid: str) -> str | None:
+    """The batch as durable_rules JSON: each fact's ``fields`` that are not None, plus ``id`` (its
+    index), ``sid`` and the marker, then the sentinel fact. None for an empty batch."""
+    if not facts:
+        return None
+    msgs = []
+    for i, f in enumerate(facts):
+        get = f.get
+        m = {k: v for k in fields if (v := get(k)) is not None}
+        m["id"], m["sid"], m[_MARK] = str(i), sid, 1
+        msgs.append(m)
+    msgs.append({"id": "sentinel", "sid": sid, _SENTINEL: 1})
+    try:
+        text = json.dumps(msgs, ensure_ascii=False)  # usually all text, int and plain floats
+    except (TypeError, ValueError):
+        text = None
+    if text is not None and not _SUSPECT.search(text):
+        return text
+    return _encode_careful(msgs)
+
+
+def _encode_careful(msgs: list[dict]) -> str:
+    """Like json.dumps, with values made safe for durable_rules: booleans as 0/1, other types as
+    text, non-finite floats left out, exponent floats written as plain decimals."""
+    odd: list[str] = []
+    nonce = uuid.uuid4().hex
+    out = []
+    for m in msgs:
+        clean = {}
+        for k, v in m.items():
+            t = type(v)
+            if not (t is str or t is int or (t is float and _plain_float(v))):
+                v = _clean(v)
+                if type(v) is float and not _plain_float(v):
+                    odd.append(format(Decimal(repr(v)), "f"))
+                    v = f"{nonce}{len(odd) - 1}"
+            if v is not None:
+                clean[k] = v
+        out.append(clean)
+    text = json.dumps(out, ensure_ascii=False)
+    if odd:
+        text = re.sub(f'"{nonce}(\\d+)"', lambda g: odd[int(g.group(1))], text)
+    return text
 
 
 def _run_actions(handle, result, state_handle, got: list) -> None:

@@ -47,13 +47,14 @@ def default_jobs() -> int:
 
 def plan_parts(conn: sqlite3.Connection, jobs: int, part_size: int = PART_SIZE) -> list[Part]:
     """Cut the accounts (ordered by id) into parts: one (the whole book) when ``jobs`` is 1 or the
-    book is small, else a multiple of ``jobs`` parts of about ``part_size`` accounts (at least
-    ``min(MIN_PART, part_size)`` each)."""
+    book is small, else a multiple of ``jobs`` parts (two per worker at least) of at most about
+    ``part_size`` accounts and at least ``min(MIN_PART, part_size)`` each."""
     min_part = max(1, min(MIN_PART, part_size))
     n = conn.execute("SELECT count(*) FROM main.accounts").fetchone()[0]
     if jobs <= 1 or n < 2 * min_part or not _forkable():
         return [Part(0, None, None)]
-    count = jobs * max(1, math.ceil(n / (jobs * part_size)))
+    # at least two parts per worker, so that a part that runs long is balanced by the others
+    count = jobs * max(2, math.ceil(n / (jobs * part_size)))
     count = max(2, min(count, n // min_part))
     bounds: list[str | None] = [None]
     for i in range(1, count):

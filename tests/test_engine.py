@@ -138,6 +138,16 @@ def test_exponent_floats_and_non_finite_values():
         {"pos"}, set(), {"pos", "big"}, set(), set()]
 
 
+def test_values_the_fast_encoder_leaves_to_the_careful_one():
+    # booleans go as 0/1, other types as text; text that looks like an exponent float stays text
+    from decimal import Decimal
+
+    compiled = compile_rules([EngineRule("one", {"x": 1}), EngineRule("name", {"name": "A1e-5"}),
+                              EngineRule("dec", {"d": "2.5"}), EngineRule("t", {"s": "true"})])
+    got = compiled.match([{"x": True}, {"x": False, "name": "A1e-5"}, {"d": Decimal("2.5")}, {"s": "true"}, {"x": 1}])
+    assert got == [{"one"}, {"name"}, {"dec"}, {"t"}, {"one"}]
+
+
 def test_many_rules_are_split_across_durable_rulesets():
     rules = [EngineRule(f"r{i}", {"$gte": {"a": i}}) for i in range(3 * MAX_RULES)]
     compiled = compile_rules(rules)
