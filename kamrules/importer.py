@@ -8,16 +8,32 @@ import operator
 import os
 import sqlite3
 import time
+from itertools import chain
 from pathlib import Path
 
 from kamrules.contract import load_order
 from kamrules.errors import InputError, Problem
-from kamrules.import_report import ImportRefused, ImportReport, Problems, Rejects, TableCounts  # noqa: F401 (re-exported)
+from kamrules.import_report import (  # noqa: F401 (re-exported)
+    ImportRefused,
+    ImportReport,
+    Problems,
+    Rejects,
+    TableCounts,
+)
+from kamrules.import_workers import run_with_worker, use_workers
 from kamrules.migrations import quote
-from kamrules.readers import FORMATS, FileProblem, detect_encoding, open_reader, split_name
+from kamrules.readers import (
+    FORMATS,
+    FileProblem,
+    detect_encoding,
+    open_reader,
+    split_name,
+)
 from kamrules.validate import Bad, make_plan, show
 
 BATCH = 2000
+MANY_ROWS = 64  # rows per INSERT statement: a third less time than one statement per row
+MAX_PARAMS = 32766  # SQLite's limit on ? per statement (3.32+)
 DUPLICATE = "kamrules: duplicate key in this import"
 
 
@@ -73,7 +89,7 @@ class _Importer:
         self.total_bytes = total_bytes
         self.done_bytes = 0
         self._sets: dict[tuple[str, str], set] = {}
-        self.deferred: list[str] = []  # CREATE INDEX statements to run after the load
+        self.deferred: dict[str, list[str]] = {}  # table -> CREATE INDEX statements to run after its load
 
     def defer_indexes(self, name: str) -> None:
         """Drop the plain (non-unique) indexes of a table that is empty before the import, to
@@ -86,17 +102,20 @@ class _Importer:
             sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (index,)).fetchone()[0]
             if sql:
                 conn.execute(f"DROP INDEX {quote(index)}")
-                self.deferred.append(sql)
+                self.deferred.setdefault(name, []).append(sql)
 
     def build_indexes(self) -> None:
-        for sql in self.deferred:
-            self.conn.execute(sql)
-        self.deferred = []
+        """Rebuild the deferred indexes (of the tables loaded so far: a table's files come one after another)."""
+        for statements in self.deferred.values():
+            for sql in statements:
+                self.conn.execute(sql)
+        self.deferred = {}
 
     # -- per table ---------------------------------------------------------
     def start_table(self, name: str) -> None:
         if name in self.thresholds:
             return
+        self.build_indexes()  # the tables before this one are complete: index them while the load goes on
         self.report.tables.setdefault(name, TableCounts())
         self.thresholds[name] = self.conn.execute(f"SELECT coalesce(max(rowid), 0) FROM {quote(name)}").fetchone()[0]
         self.written[name] = 0
@@ -147,10 +166,13 @@ class _Importer:
             else:
                 count = self.load_json(tdef, path, reader)
         finally:
-            self.report.files.append({"path": file_name, "table": table, "format": fmt, "encoding": encoding, "rows": count})
-            self.done_bytes += path.stat().st_size
-            self.tick(None)
             reader.close()
+            self.file_done({"path": file_name, "table": table, "format": fmt, "encoding": encoding, "rows": count}, path.stat().st_size)
+
+    def file_done(self, entry: dict, size: int) -> None:
+        self.report.files.append(entry)
+        self.done_bytes += size
+        self.tick(None)
 
     def load_json(self, tdef, path, reader) -> int:
         """JSON objects may differ in keys: consecutive objects with the same keys share one plan."""
@@ -283,27 +305,28 @@ class _Importer:
         for mapping in self.store.pm.hook.rename_columns(table=tdef.name, columns=list(header), path=str(path)):
             renames.update(mapping or {})
         plan = make_plan(tdef, header, renames, per_row_required=per_row, id_set=self.id_set)
-        if not plan.problems:
-            have = set(self.store.columns(tdef.name))
-            for name in plan.extra:
-                if name not in have:
-                    self.conn.execute(f"ALTER TABLE {quote(tdef.name)} ADD COLUMN {quote(name)} TEXT")
+        if not plan.problems and plan.extra:
+            self.add_columns(tdef.name, plan.extra)
         return plan
 
+    def add_columns(self, table: str, names: list[str]) -> None:
+        """Unknown columns of an input file are kept: added to the table as TEXT."""
+        have = set(self.store.columns(table))
+        for name in names:
+            if name not in have:
+                self.conn.execute(f"ALTER TABLE {quote(table)} ADD COLUMN {quote(name)} TEXT")
+
     def reject(self, plan, file_name, line, values, found: list[Problem], converted: bool = False) -> None:
+        record = reject_record(plan, values, converted) if self.rejects is not None else None
+        self.rejected(plan.table.name, file_name, line, found, record)
+
+    def rejected(self, table: str, file_name: str, line: int, found: list[Problem], record) -> None:
+        """Count a refused row, keep its problems, write it to the --skip-invalid file."""
         for p in found:
             self.problems.add(p)
-        self.report.tables[plan.table.name].rejected += 1
+        self.report.tables[table].rejected += 1
         if self.rejects is not None:
-            if converted:
-                header = plan.insert_columns
-                values = [None if v == "" and c in plan.converted else v for c, v in zip(header, values)]  # '' = NULL
-            else:
-                header = [c if c is not None else f"column{i + 1}" for i, c in enumerate(plan.columns)]
-            record = dict(zip(header, values))
-            if len(values) > len(header):
-                record["(extra values)"] = values[len(header):]
-            self.rejects.write(file_name, line, plan.table.name, [f"{p.column}: {p.message}" if p.column else p.message for p in found], record)
+            self.rejects.write(file_name, line, table, [f"{p.column}: {p.message}" if p.column else p.message for p in found], record)
 
     def slow_row(self, plan, file_name, line, values, done):
         """Check one row column by column, collecting every problem; the row to insert, or None if refused.
@@ -357,13 +380,42 @@ class _Importer:
                 pos = plan.insert_columns.index(col)
                 ids.update(r[pos] for r in rows)
 
-    def flush(self, plan, rows, lines, file_name) -> None:
-        """executemany; a row the store refuses (a duplicate key) is diagnosed and skipped.
+    def insert_many(self, plan, flat: list, n: int) -> int:
+        """Insert ``n`` rows given one after another in ``flat``, MANY_ROWS per statement: the rows
+        written before the first statement the store refuses (that one is undone as a whole)."""
+        width = len(plan.insert_columns)
+        per = max(1, min(MANY_ROWS, MAX_PARAMS // max(width, 1)))
+        execute, done = self.conn.execute, 0
+        try:
+            while done < n:
+                k = min(per, n - done)
+                execute(plan.many_sql(k), flat[done * width : (done + k) * width])
+                done += k
+        except sqlite3.IntegrityError:
+            pass
+        return done
 
-        Plain INSERT until the first key conflict in the file, then the upsert.
+    def flush(self, plan, rows, lines, file_name, flat=None) -> None:
+        """Insert a batch; a row the store refuses (a duplicate key) is diagnosed and skipped.
+
+        Many rows per statement (``flat``: the values row after row; None: made from ``rows``);
+        from a refused statement on, executemany (row by row, to find the refused row).
+        ``rows`` may be None with ``flat`` given. Plain INSERT until the first key conflict in
+        the file, then the upsert.
         """
-        conn, name, n = self.conn, plan.table.name, len(rows)
-        start = 0
+        conn, name, n = self.conn, plan.table.name, len(lines)
+        if flat is None:
+            flat = list(chain.from_iterable(rows))
+        start = self.insert_many(plan, flat, n)
+        if start:
+            self.written[name] += start
+            if self._sets:
+                self.remember(plan, rows[:start] if start < n else rows)
+        if start == n:
+            return
+        if rows is None:
+            width = len(plan.insert_columns)
+            rows = [flat[i * width : (i + 1) * width] for i in range(n)]
         while start < n:
             it = iter(rows[start:]) if start else iter(rows)
             try:
@@ -393,7 +445,20 @@ class _Importer:
         return Problem(file_name, line, f"refused by the store: {msg}")
 
 
-def import_paths(store, paths, table=None, encoding=None, skip_invalid=None, progress=None) -> ImportReport:
+def reject_record(plan, values, converted: bool) -> dict:
+    """A refused row as {column: value} for the --skip-invalid file."""
+    if converted:
+        header = plan.insert_columns
+        values = [None if v == "" and c in plan.converted else v for c, v in zip(header, values)]  # '' = NULL
+    else:
+        header = [c if c is not None else f"column{i + 1}" for i, c in enumerate(plan.columns)]
+    record = dict(zip(header, values))
+    if len(values) > len(header):
+        record["(extra values)"] = values[len(header):]
+    return record
+
+
+def import_paths(store, paths, table=None, encoding=None, skip_invalid=None, progress=None, parallel=None) -> ImportReport:
     """Validate and load ``paths`` (files or folders) into ``store``: all or nothing.
 
     Every problem is collected; if there is any (and ``skip_invalid`` is None) the
@@ -402,6 +467,8 @@ def import_paths(store, paths, table=None, encoding=None, skip_invalid=None, pro
     valid rows are committed and each refused row goes to that CSV file. Problems
     with a whole file (undecodable, binary, empty, missing columns) always refuse.
     ``progress(done_bytes, total_bytes)`` is called as the import advances.
+    ``parallel``: read and validate in a forked worker process while this one writes (True,
+    False, or None: by size and $KAMRULES_IMPORT_WORKERS; see :mod:`kamrules.import_workers`).
     """
     started = time.perf_counter()
     if isinstance(paths, (str, os.PathLike)):
@@ -420,6 +487,7 @@ def import_paths(store, paths, table=None, encoding=None, skip_invalid=None, pro
     total_bytes = sum(p.stat().st_size for p, _, _ in files)
     imp = _Importer(store, skip_invalid, progress, total_bytes)
     imp.problems = problems
+    workers = use_workers(tables, files, total_bytes, parallel)
     conn = store.conn
     # References are checked row by row against sets of known ids (faster than SQLite's
     # per-row foreign key lookups, and they name the column); the keys go back on after.
@@ -435,11 +503,14 @@ def import_paths(store, paths, table=None, encoding=None, skip_invalid=None, pro
     collecting = gc.isenabled()
     gc.disable()
     try:
-        for path, name, fmt in files:
-            try:
-                imp.import_file(path, name, fmt, encodings[path])
-            except FileProblem as e:
-                problems.add(e.problem, True)
+        if workers:
+            run_with_worker(imp, files, encodings)
+        else:
+            for path, name, fmt in files:
+                try:
+                    imp.import_file(path, name, fmt, encodings[path])
+                except FileProblem as e:
+                    problems.add(e.problem, True)
         if problems.fatal or (problems.total and not imp.skip):
             rank = {str(path): i for i, (path, _, _) in enumerate(files)}
             problems.kept.sort(key=lambda p: (rank.get(p.file, -1), p.line or 0))

@@ -207,6 +207,15 @@ class Plan:
     upserting: bool = False
     converted: frozenset = frozenset()  # insert columns whose values come from a converter ('' = NULL)
     positions: list = field(default_factory=list)  # header position of each insert column  # (column, (table, column)) enforced by SQLite
+    nullable: frozenset = frozenset()  # insert columns where '' is stored as NULL
+
+    def many_sql(self, rows: int) -> str:
+        """The current statement (``insert_sql``, or ``sql`` once upserting) for ``rows`` rows at once."""
+        key = (rows, self.upserting)
+        cache = self.__dict__.setdefault("_many", {})
+        if key not in cache:
+            cache[key] = upsert_sql(self.table, self.insert_columns, self.nullable, upsert=self.upserting, rows=rows)
+        return cache[key]
 
     @property
     def key_positions(self) -> list[int]:
@@ -269,6 +278,7 @@ def make_plan(table: Table, header: list[str], renames: dict[str, str] | None = 
     # a function call per value in SQLite (4 such columns of activities: 0.3 s per 450k rows).
     never_blank = {c.name for c in table.columns if c.required or c.name in table.primary_key or c.default not in (None, "")}
     nullable = set(insert_columns) - (plan.converted & never_blank)
+    plan.nullable = frozenset(nullable)
     plan.sql = upsert_sql(table, insert_columns, nullable)
     plan.insert_sql = upsert_sql(table, insert_columns, nullable, upsert=False)
     plan.convert = compile_row(convs, fast)
@@ -351,18 +361,18 @@ def needs_check(col: Column, table: Table) -> bool:
     )
 
 
-def upsert_sql(table: Table, columns: list[str], nullable: set[str] = frozenset(), upsert: bool = True) -> str:
+def upsert_sql(table: Table, columns: list[str], nullable: set[str] = frozenset(), upsert: bool = True, rows: int = 1) -> str:
     """INSERT ... ON CONFLICT (primary key) DO UPDATE: re-importing a row updates it.
 
     In columns in ``nullable`` a value '' is stored as NULL: raw text columns and blank optional
     values alike (the converters return '' for NULL, as binding None costs sqlite3 an adapter
-    lookup per value).
+    lookup per value). ``rows`` > 1: a multi-row VALUES list (one statement for that many rows).
     """
     cols = ", ".join(quote(c) for c in columns)
     marks = ", ".join("NULLIF(?, '')" if c in nullable else "?" for c in columns)
     keys = [k for k in table.primary_key if k in columns]
     sets = [c for c in columns if c not in table.primary_key] or keys[:1]
-    sql = f"INSERT INTO {quote(table.name)} ({cols}) VALUES ({marks})"
+    sql = f"INSERT INTO {quote(table.name)} ({cols}) VALUES " + ", ".join([f"({marks})"] * rows)
     if upsert and keys and len(keys) == len(table.primary_key):
         sql += f" ON CONFLICT ({', '.join(quote(k) for k in keys)}) DO UPDATE SET " + ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in sets)
     return sql
