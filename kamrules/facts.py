@@ -276,22 +276,36 @@ class FactSource:
         renamed = {_INPUT + f: f for p in live for f in p.inputs}
         names = [renamed.get(n, n) for n in names]
         dropped = [renamed[n] for n in inputs]
+        steps = [(p, p.derive, p.derived) for p in derivers]
         for row in cur:
             facts = {n: v for n, v in zip(names, row) if v is not None}
-            for p in derivers:
-                self._derive(p, facts)
+            view = MappingProxyType(facts)  # live: later derivers see earlier ones' facts
+            for p, derive, derived in steps:
+                try:
+                    extra = derive(view)
+                except Exception as e:
+                    self._derive_failed(p, facts, e)
+                    continue
+                if extra:
+                    for k in derived:
+                        v = extra.get(k)
+                        if v is not None:
+                            facts[k] = v
             for n in dropped:
                 facts.pop(n, None)
             yield facts
+
+    def _derive_failed(self, p: FactProvider, facts: Mapping, e: Exception) -> None:
+        n = self._derive_errors.get(p.name, 0)
+        self._derive_errors[p.name] = n + 1
+        if n == 0:
+            self.failures.append((f"fact provider {p.name} (derive)", f"{type(e).__name__}: {e} (account {facts.get('account_id', '-')})"))
 
     def _derive(self, p: FactProvider, facts: dict) -> None:
         try:
             extra = p.derive(MappingProxyType(facts)) or {}
         except Exception as e:
-            n = self._derive_errors.get(p.name, 0)
-            self._derive_errors[p.name] = n + 1
-            if n == 0:
-                self.failures.append((f"fact provider {p.name} (derive)", f"{type(e).__name__}: {e} (account {facts.get('account_id', '-')})"))
+            self._derive_failed(p, facts, e)
             return
         for k in p.derived:
             v = extra.get(k)
