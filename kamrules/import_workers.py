@@ -9,7 +9,8 @@ import os
 import traceback
 
 from kamrules.errors import EXIT_INCOMPLETE, KamrulesError
-from kamrules.readers import FileProblem
+from kamrules.import_report import ImportRefused, Problems
+from kamrules.readers import FileProblem, detect_encoding
 
 # Imports of at least this many bytes use the worker (below, forking costs more than it saves).
 MIN_BYTES = 1 << 20
@@ -142,16 +143,28 @@ def _producer_class():
     return Producer
 
 
-def _work(store, files, encodings, skip, sets, out) -> None:
-    """The worker process: read and validate ``files`` in order, sending events to the parent."""
+def _work(store, files, encoding, skip, sets, out) -> None:
+    """The worker process: read and validate ``files`` in order, sending events to the parent.
+
+    Each file's encoding is checked just before it is read; after a file that fails the check the
+    others are only checked, and the parent refuses the import with these problems alone.
+    """
     try:
         prod = _producer_class()(store, skip, sets, out)
+        undecodable: list = []
         for path, name, fmt in files:
             try:
-                prod.import_file(path, name, fmt, encodings[path])
+                codec = detect_encoding(path, encoding)
+            except FileProblem as e:
+                undecodable.append(e.problem)
+                continue
+            if undecodable:
+                continue
+            try:
+                prod.import_file(path, name, fmt, codec)
             except FileProblem as e:
                 prod.problems.add(e.problem, True)
-        prod.events.append(("done",))
+        prod.events.append(("undecodable", undecodable) if undecodable else ("done",))
         prod.send()
     except BaseException as e:  # noqa: BLE001 - everything goes to the parent, which raises it
         text = traceback.format_exc()
@@ -167,7 +180,7 @@ def _work(store, files, encodings, skip, sets, out) -> None:
 
 
 # -- the parent ------------------------------------------------------------
-def run_with_worker(imp, files, encodings) -> None:
+def run_with_worker(imp, files, encoding: str | None) -> None:
     """Import ``files`` with a forked worker reading and validating; ``imp`` (the parent) writes."""
     sets = {pair: imp.id_set(*pair) for pair in reference_targets(imp.tables, {name for _, name, _ in files})}
     ctx = multiprocessing.get_context("fork")
@@ -176,7 +189,7 @@ def run_with_worker(imp, files, encodings) -> None:
         fcntl.fcntl(send.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
     except OSError:
         pass  # the default pipe size works, with less slack
-    proc = ctx.Process(target=_work, args=(imp.store, files, encodings, imp.skip, sets, send), name="kamrules-import", daemon=True)
+    proc = ctx.Process(target=_work, args=(imp.store, files, encoding, imp.skip, sets, send), name="kamrules-import", daemon=True)
     proc.start()
     send.close()
     imp._sets = {}  # the worker keeps the id sets; the parent need not update them
@@ -224,6 +237,11 @@ def _consume(imp, recv, proc) -> None:
                 imp.file_done(event[1], event[2])
             elif kind == "done":
                 return
+            elif kind == "undecodable":  # as when the parent checks the encodings before the import
+                refused = Problems()
+                for problem in event[1]:
+                    refused.add(problem, True)
+                raise ImportRefused(f"import refused: {refused.total} problem(s); the store was not changed", refused.kept, refused.total)
             elif kind == "error":
                 _, error, text = event
                 if isinstance(error, BaseException):

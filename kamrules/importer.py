@@ -476,18 +476,19 @@ def import_paths(store, paths, table=None, encoding=None, skip_invalid=None, pro
     tables = store.tables
     problems = Problems()
     files = resolve_files(paths, tables, table, problems)
+    total_bytes = sum(p.stat().st_size for p, _, _ in files)
+    # The worker checks each file's encoding just before reading it (see import_workers)
+    workers = not problems.total and use_workers(tables, files, total_bytes, parallel)
     encodings = {}
-    for path, _, _ in files:
+    for path, _, _ in [] if workers else files:
         try:
             encodings[path] = detect_encoding(path, encoding)
         except FileProblem as e:
             problems.add(e.problem, True)
     if problems.total:
         raise ImportRefused(f"import refused: {problems.total} problem(s); the store was not changed", problems.kept, problems.total)
-    total_bytes = sum(p.stat().st_size for p, _, _ in files)
     imp = _Importer(store, skip_invalid, progress, total_bytes)
     imp.problems = problems
-    workers = use_workers(tables, files, total_bytes, parallel)
     conn = store.conn
     # References are checked row by row against sets of known ids (faster than SQLite's
     # per-row foreign key lookups, and they name the column); the keys go back on after.
@@ -504,7 +505,7 @@ def import_paths(store, paths, table=None, encoding=None, skip_invalid=None, pro
     gc.disable()
     try:
         if workers:
-            run_with_worker(imp, files, encodings)
+            run_with_worker(imp, files, encoding)
         else:
             for path, name, fmt in files:
                 try:
