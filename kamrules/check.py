@@ -360,6 +360,13 @@ def _emit(plan: _Plan, facts: dict, fired: set[str], portfolio: bool, min_severi
             alerts.append(_alert(rule, v, facts, as_of, portfolio, msg_failed, failures))
 
 
+def _temp_in_memory(conn) -> None:
+    """Keep the provider temp tables of the caller's connection in memory (not a temp file): only if it
+    has no temp objects, because changing temp_store deletes them."""
+    if conn.execute("PRAGMA temp_store").fetchone()[0] != 2 and conn.execute("SELECT count(*) FROM sqlite_temp_master").fetchone()[0] == 0:
+        conn.execute("PRAGMA temp_store = MEMORY")
+
+
 @dataclass
 class _PartResult:
     alerts: list
@@ -392,7 +399,9 @@ class _PartTask:
         alerts: list[Alert] = []
         msg_failed: dict[str, int] = {}
         store = self.store
-        if not part.whole:
+        if part.whole:
+            _temp_in_memory(store.conn)
+        else:
             from kamrules.store import Store
 
             conn = connect(store.path)

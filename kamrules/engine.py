@@ -225,10 +225,20 @@ class CompiledRules:
         return [(i, k) for s, i, k in got if s == sid]
 
 
-# JSON text that may hold what durable_rules' parser must not see: floats with an exponent
-# (they crash it), NaN/Infinity, booleans (sent as 0/1). Also matches such text inside
-# strings (an id like "A1e-5"): then the careful encoder runs, which is only slower.
-_SUSPECT = re.compile(r"[0-9][eE][-+]?[0-9]|NaN|Infinity|true|false")
+def _suspect(text: str) -> bool:
+    """True if JSON text may hold what durable_rules' parser must not see: a float with an exponent
+    (json writes them as ``1e-05`` / ``1e+16``; they crash the parser), NaN/Infinity, or a boolean
+    (sent as 0/1). Text inside strings can match too (an id like "A1e-5"): then the careful encoder
+    runs, which is only slower. Plain substring searches: a regex over the text cost more."""
+    if "NaN" in text or "Infinity" in text or "true" in text or "false" in text:
+        return True
+    for mark in ("e-", "e+"):
+        i = text.find(mark, 1)
+        while i != -1:
+            if text[i - 1].isdigit():
+                return True
+            i = text.find(mark, i + 2)
+    return False
 
 
 def _encode(facts: Sequence[Mapping[str, Any]], fields: Sequence[str], sid: str) -> str | None:
@@ -247,7 +257,7 @@ def _encode(facts: Sequence[Mapping[str, Any]], fields: Sequence[str], sid: str)
         text = json.dumps(msgs, ensure_ascii=False)  # usually all text, int and plain floats
     except (TypeError, ValueError):
         text = None
-    if text is not None and not _SUSPECT.search(text):
+    if text is not None and not _suspect(text):
         return text
     return _encode_careful(msgs)
 

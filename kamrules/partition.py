@@ -46,15 +46,19 @@ def default_jobs() -> int:
 
 
 def plan_parts(conn: sqlite3.Connection, jobs: int, part_size: int = PART_SIZE) -> list[Part]:
-    """Cut the accounts (ordered by id) into parts: one (the whole book) when ``jobs`` is 1 or the
-    book is small, else a multiple of ``jobs`` parts (two per worker at least) of at most about
-    ``part_size`` accounts and at least ``min(MIN_PART, part_size)`` each."""
+    """Cut the accounts (ordered by id) into parts: one (the whole book) for a small book, else
+    parts of at most about ``part_size`` accounts and at least ``min(MIN_PART, part_size)`` each;
+    with several ``jobs``, a multiple of ``jobs`` parts, two per worker at least."""
     min_part = max(1, min(MIN_PART, part_size))
     n = conn.execute("SELECT count(*) FROM main.accounts").fetchone()[0]
-    if jobs <= 1 or n < 2 * min_part or not _forkable():
+    if not _forkable():
+        jobs = 1
+    if n < 2 * min_part or (jobs <= 1 and n <= part_size):
         return [Part(0, None, None)]
-    # at least two parts per worker, so that a part that runs long is balanced by the others
-    count = jobs * max(2, math.ceil(n / (jobs * part_size)))
+    if jobs <= 1:  # one process, the parts one after the other: temp tables stay small
+        count = math.ceil(n / part_size)
+    else:  # at least two parts per worker, so that a part that runs long is balanced by the others
+        count = jobs * max(2, math.ceil(n / (jobs * part_size)))
     count = max(2, min(count, n // min_part))
     bounds: list[str | None] = [None]
     for i in range(1, count):
@@ -120,11 +124,11 @@ def _tick(n: int) -> None:
 
 def run_parts(parts: Sequence[Part], task: Callable, jobs: int, progress: Callable[[int], None] | None = None,
               meanwhile: Callable[[], object] | None = None) -> tuple[list, object]:
-    """``task(part, tick)`` for every part, in ``jobs`` forked processes (in this process when there is one
-    part); ``tick(n)`` reports ``n`` more accounts done. Returns the results in part order (a part whose
+    """``task(part, tick)`` for every part, in ``jobs`` forked processes (in this process, one part after
+    the other, when there is one part or one job); ``tick(n)`` reports ``n`` more accounts done. Returns the results in part order (a part whose
     worker died gets a :class:`WorkerDied`) and what ``meanwhile()`` returned (run here meanwhile)."""
     global _TASK, _DONE
-    if len(parts) == 1:
+    if len(parts) == 1 or jobs <= 1:
         done = 0
 
         def tick(n: int) -> None:
@@ -134,7 +138,7 @@ def run_parts(parts: Sequence[Part], task: Callable, jobs: int, progress: Callab
                 progress(done)
 
         other = meanwhile() if meanwhile else None
-        return [task(parts[0], tick)], other
+        return [task(part, tick) for part in parts], other
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 

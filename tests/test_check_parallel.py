@@ -34,9 +34,24 @@ def test_parts_cover_every_account_once(book_store):
     assert seen == [r[0] for r in book_store.conn.execute("SELECT id FROM accounts ORDER BY id")]
 
 
-def test_small_book_or_one_job_is_one_part(book_store):
+def test_small_book_is_one_part(book_store):
     assert plan_parts(book_store.conn, jobs=2) == [Part(0, None, None)]  # 200 accounts: not worth a fork
-    assert plan_parts(book_store.conn, jobs=1, part_size=10) == [Part(0, None, None)]
+    assert plan_parts(book_store.conn, jobs=1, part_size=500) == [Part(0, None, None)]
+
+
+def test_one_job_checks_the_parts_one_after_the_other(book_store):
+    parts = plan_parts(book_store.conn, jobs=1, part_size=50)
+    assert len(parts) == 4  # bounded temp tables on a big book, even without workers
+    whole = run_check(book_store, AS_OF, jobs=1)
+    done = []
+    parted = run_check(book_store, AS_OF, jobs=1, part_size=50, progress=done.append)
+    assert dicts(parted) == dicts(whole) and done[-1] == 200
+
+
+def test_temp_objects_of_the_callers_connection_are_kept(book_store):
+    book_store.conn.execute("CREATE TEMP TABLE mine AS SELECT 1 AS x")
+    run_check(book_store, AS_OF, jobs=1)
+    assert book_store.conn.execute("SELECT x FROM temp.mine").fetchone() == (1,)
 
 
 def test_workers_give_the_same_alerts_as_one_process(book_store):
@@ -54,6 +69,8 @@ def test_workers_give_the_same_alerts_as_one_process(book_store):
 def test_parent_connection_is_not_restricted(book_store):
     run_check(book_store, AS_OF, jobs=2, part_size=30)
     assert book_store.conn.execute("SELECT count(*) FROM accounts").fetchone()[0] == 200
+    assert book_store.conn.execute("SELECT count(*) FROM sqlite_temp_master").fetchone()[0] == 0
+    run_check(book_store, AS_OF, jobs=1)  # one part, on this connection: its temp tables are dropped too
     assert book_store.conn.execute("SELECT count(*) FROM sqlite_temp_master").fetchone()[0] == 0
 
 
