@@ -46,6 +46,8 @@ def use_workers(tables: dict, files, total_bytes: int, parallel: bool | None) ->
         parallel = {"0": False, "1": True}.get(env)
     if parallel is False or not files or "fork" not in multiprocessing.get_all_start_methods():
         return False
+    if not parallel and len(os.sched_getaffinity(0)) < 2:
+        return False  # one core: the worker would only add its overhead
     for target, col in reference_targets(tables, {name for _, name, _ in files}):
         if target in tables and tables[target].primary_key != (col,):
             return False

@@ -33,6 +33,7 @@ from kamrules.validate import Bad, make_plan, show
 
 BATCH = 2000
 MANY_ROWS = 64  # rows per INSERT statement: a third less time than one statement per row
+IMPORT_CACHE_KIB = 256 * 1024  # page cache during an import (the default is 2 MiB)
 MAX_PARAMS = 32766  # SQLite's limit on ? per statement (3.32+)
 DUPLICATE = "kamrules: duplicate key in this import"
 
@@ -493,10 +494,14 @@ def import_paths(store, paths, table=None, encoding=None, skip_invalid=None, pro
     # References are checked row by row against sets of known ids (faster than SQLite's
     # per-row foreign key lookups, and they name the column); the keys go back on after.
     conn.execute("PRAGMA foreign_keys = OFF")
+    # A larger page cache for the load: fewer B-tree pages re-read, index sorts kept in memory.
+    cache_size = conn.execute("PRAGMA cache_size").fetchone()[0]
+    conn.execute(f"PRAGMA cache_size = {-IMPORT_CACHE_KIB}")
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as e:
         conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
         raise InputError(f"{store.path}: cannot write to the store: {e}") from e
     ok = False
     # The import makes no reference cycles: the cyclic collector would only rescan the rows
@@ -533,6 +538,7 @@ def import_paths(store, paths, table=None, encoding=None, skip_invalid=None, pro
             conn.execute("ROLLBACK")
         imp.drop_triggers()
         conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA cache_size = {int(cache_size)}")
         if imp.rejects is not None:
             imp.rejects.finish(keep=ok)
     imp.report.seconds = time.perf_counter() - started
