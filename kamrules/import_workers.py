@@ -7,6 +7,7 @@ import fcntl
 import multiprocessing
 import os
 import traceback
+from itertools import chain
 
 from kamrules.errors import EXIT_INCOMPLETE, KamrulesError
 from kamrules.import_report import ImportRefused, Problems
@@ -56,10 +57,15 @@ def use_workers(tables: dict, files, total_bytes: int, parallel: bool | None) ->
 
 # -- the worker ------------------------------------------------------------
 def pack(rows: list) -> tuple[int, list]:
-    """A batch column by column: text columns as one SEP-joined string, others as tuples."""
+    """A batch column by column: text columns as one SEP-joined string, others as lists."""
     n = len(rows)
+    width = len(rows[0]) if n else 0
+    flat = list(chain.from_iterable(rows))
+    if len(flat) != n * width:
+        raise ValueError("rows of a batch differ in length")
     cols = []
-    for col in zip(*rows):
+    for i in range(width):
+        col = flat[i::width]
         try:
             text = SEP.join(col)
         except TypeError:  # numbers (or None)
@@ -197,7 +203,7 @@ def run_with_worker(imp, files, encoding: str | None) -> None:
     imp._sets = {}  # the worker keeps the id sets; the parent need not update them
     try:
         _consume(imp, recv, proc)
-        proc.join()
+        proc.join(10)  # it has sent everything; killed below should it not end
     finally:
         recv.close()
         if proc.is_alive():

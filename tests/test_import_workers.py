@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import shutil
 import sqlite3
@@ -13,9 +14,9 @@ import pytest
 
 from kamrules import import_workers
 from kamrules.contract import CORE_TABLES, C, Table
-from kamrules.errors import EXIT_INCOMPLETE
+from kamrules.errors import EXIT_INCOMPLETE, InputError
 from kamrules.generate import generate_to_dir
-from kamrules.importer import ImportRefused, import_paths
+from kamrules.importer import ImportRefused, _Importer, import_paths
 from kamrules.store import Store
 
 AS_OF = "2026-10-31"
@@ -156,6 +157,28 @@ def test_a_failing_worker_is_a_clean_error(book, tmp_path, monkeypatch, how):
         else:
             assert "boom" in str(info.value)
         assert not store.conn.in_transaction
+    assert not multiprocessing.active_children()
+    assert dump(db) == before
+
+
+def test_a_store_error_stops_the_worker(book, tmp_path, monkeypatch):
+    db = tmp_path / "kept.db"
+    with Store.open(db) as store:
+        import_paths(store, [book / "accounts.csv"], parallel=False)
+    before = dump(db)
+    real = _Importer.insert_many
+    calls = []
+
+    def insert_many(self, *args):  # runs in the parent
+        calls.append(1)
+        if len(calls) == 5:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(self, *args)
+
+    monkeypatch.setattr(_Importer, "insert_many", insert_many)
+    with Store.open(db) as store, pytest.raises(InputError, match="disk I/O error; the store was not changed"):
+        import_paths(store, [book], parallel=True)
+    assert not multiprocessing.active_children()
     assert dump(db) == before
 
 
