@@ -6,6 +6,9 @@ import dataclasses
 import fcntl
 import multiprocessing
 import os
+import pickle
+import queue
+import threading
 import traceback
 from itertools import chain
 
@@ -17,7 +20,8 @@ from kamrules.readers import FileProblem, detect_encoding
 MIN_BYTES = 1 << 20
 ENV = "KAMRULES_IMPORT_WORKERS"  # "0": never, "1": always (tests), unset: by size
 SEP = "\x1f"  # joins a batch's text column into one string: one split() in the parent, no pickle per value
-PIPE_SIZE = 1 << 20  # a few batches of slack between the worker and the parent
+PIPE_SIZE = 1 << 20
+QUEUE = 64  # batches the worker may be ahead of the parent (about 16 MiB): rides over index builds
 
 
 class ImportWorkerError(KamrulesError):
@@ -111,11 +115,31 @@ def _producer_class():
             self.problems = _Events(self.events)
             self.started: set[str] = set()
             self.plan_ids: dict[int, tuple] = {}
+            # A thread writes to the pipe (without the GIL) while the worker reads on
+            self.queue: queue.Queue = queue.Queue(QUEUE)
+            self.failed: BaseException | None = None
+            self.sender = threading.Thread(target=self._send_all, name="kamrules-import-send", daemon=True)
+            self.sender.start()
+
+        def _send_all(self) -> None:
+            try:
+                while (data := self.queue.get()) is not None:
+                    self.out.send_bytes(data)
+            except BaseException as e:  # noqa: BLE001 - the parent is gone: raised in the worker by send()
+                self.failed = e
+                while self.queue.get() is not None:
+                    pass
 
         def send(self) -> None:
+            if self.failed is not None:
+                raise self.failed
             if self.events:
-                self.out.send(self.events)
+                self.queue.put(pickle.dumps(self.events, pickle.HIGHEST_PROTOCOL))
                 self.events.clear()
+
+        def close(self) -> None:
+            self.queue.put(None)
+            self.sender.join()
 
         def start_table(self, name: str) -> None:
             if name not in self.started:
@@ -157,6 +181,7 @@ def _work(store, files, encoding, skip, sets, out) -> None:
     Each file's encoding is checked just before it is read; after a file that fails the check the
     others are only checked, and the parent refuses the import with these problems alone.
     """
+    prod = None
     try:
         prod = _producer_class()(store, skip, sets, out)
         undecodable: list = []
@@ -174,16 +199,21 @@ def _work(store, files, encoding, skip, sets, out) -> None:
                 prod.problems.add(e.problem, True)
         prod.events.append(("undecodable", undecodable) if undecodable else ("done",))
         prod.send()
+        prod.close()
     except BaseException as e:  # noqa: BLE001 - everything goes to the parent, which raises it
         text = traceback.format_exc()
         try:
-            out.send([("error", e, text)])
+            message = pickle.dumps([("error", e, text)], pickle.HIGHEST_PROTOCOL)
         except BaseException:  # noqa: BLE001 - not picklable
-            try:
-                out.send([("error", None, text)])
-            except BaseException:  # noqa: BLE001, S110 - the parent sees the pipe close
-                pass
-        out.close()
+            message = pickle.dumps([("error", None, text)], pickle.HIGHEST_PROTOCOL)
+        try:
+            if prod is not None and prod.sender.is_alive():
+                prod.queue.put(message)
+                prod.close()
+            else:
+                out.send_bytes(message)
+        except BaseException:  # noqa: BLE001, S110 - the parent sees the pipe close
+            pass
         os._exit(1)  # never run the inherited store's finalizers here
 
 
