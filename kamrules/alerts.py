@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Mapping
 
 SEVERITIES = ("info", "warning", "critical")
@@ -37,8 +38,9 @@ class Alert:
         if self.severity not in SEVERITY_RANK:
             raise ValueError(f"unknown severity {self.severity!r} (expected one of {', '.join(SEVERITIES)})")
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
+        # cached in the instance (and pickled with it: a check's workers compute it, not the parent)
         return fingerprint_of(self.ruleset, self.code, self.account_id, self.scope_key)
 
     @property
@@ -46,15 +48,15 @@ class Alert:
         return SEVERITY_RANK[self.severity]
 
     def to_dict(self) -> dict[str, Any]:
-        # shallow: every field but evidence is text or None (asdict's deep copy cost ~60 us per alert)
-        d = {f: getattr(self, f) for f in _FIELDS}
+        # shallow: every field but evidence is text or None (asdict's deep copy cost ~60 us per alert);
+        # the instance dict holds the fields in order (and the fingerprint, once computed, after them)
+        fp = self.fingerprint
+        d = dict(self.__dict__)
         d["evidence"] = dict(self.evidence)
-        d["fingerprint"] = self.fingerprint
-        d.pop("scope_key")
+        d["fingerprint"] = fp
+        del d["scope_key"]
         return d
 
     def sort_key(self):
         return (self.owner or "", self.account_name or "", self.account_id or "", -self.rank, self.code)
 
-
-_FIELDS = tuple(f.name for f in fields(Alert))

@@ -464,7 +464,7 @@ def _alert(rule: Rule, v: Variant, facts: Mapping[str, Any], as_of: str, portfol
         names = _EVIDENCE[id(rule)] = (rule, rule.evidence_facts())
     evidence = {f: facts.get(f) for f in names[1]}
     evidence.update(v.thresholds)
-    return Alert(
+    alert = Alert(
         ruleset=rule.ruleset, code=rule.code, rule=rule.name, severity=v.severity, message=message,
         action=rule.action, as_of=as_of,
         account_id=None if portfolio else facts.get("account_id"),
@@ -472,6 +472,8 @@ def _alert(rule: Rule, v: Variant, facts: Mapping[str, Any], as_of: str, portfol
         owner=facts.get("owner"), owner_email=facts.get("owner_email"),
         evidence=evidence, scope_key=str(facts.get("scope_key", "")) if portfolio else "",
     )
+    alert.fingerprint  # noqa: B018 - computed (and cached) here, in the worker, not in the parent's output
+    return alert
 
 
 __all__ = ["CheckResult", "Summary", "run_check", "selected", "load_rulesets", "format_message", "EXTRA_FIELDS"]
