@@ -70,6 +70,7 @@ class CheckResult:
     alerts: list[Alert]  # sorted by Alert.sort_key
     summary: Summary
     as_of: str
+    rendered: list[str] | None = None  # prerender(alert) of each alert, in the same order (run_check's prerender)
 
     def exit_code(self, fail_on: str = "warning") -> int:
         """3 if the run is incomplete, else 1 if an alert is at or above ``fail_on``, else 0."""
@@ -223,6 +224,7 @@ def run_check(
     progress=None,
     jobs: int | None = None,
     part_size: int | None = None,
+    prerender=None,
 ) -> CheckResult:
     """Evaluate the enabled, selected rules of the chosen rule sets on every account of ``store``.
 
@@ -232,6 +234,9 @@ def run_check(
     ``jobs`` worker processes share the accounts (None or 0: one per CPU; books under
     5,000 accounts are checked in this process); ``part_size`` is the accounts per part
     (see :mod:`kamrules.partition`). The alerts do not depend on either.
+    ``prerender(alert) -> str`` (an output format's ``item``), if given, is applied to the
+    alerts of each part as soon as it is checked, while other parts are still running:
+    ``result.rendered`` holds the texts in alert order (None if ``prerender`` raised).
     """
     from kamrules.engine import EngineError
     from kamrules.partition import PART_SIZE, Part, default_jobs, plan_parts, run_parts
@@ -261,6 +266,7 @@ def run_check(
     skipped: list[tuple[str, str]] = []
     alerts: list[Alert] = []
     checked = 0
+    texts = _Texts(prerender)
     source = FactSource(store, as_of, providers, failures)
     try:
         status = source.fact_status()
@@ -287,7 +293,8 @@ def run_check(
             jobs = jobs or default_jobs()
             parts = plan_parts(store.conn, jobs, part_size or PART_SIZE) if _on_disk(store) else [Part(0, None, None)]
             task = _PartTask(store, source, plan, acc_engine, as_of, min_severity, batch_size, port_engine is not None)
-            results, queries = run_parts(parts, task, jobs, progress, meanwhile=portfolio_queries)
+            results, queries = run_parts(parts, task, jobs, progress, meanwhile=portfolio_queries,
+                                         on_result=texts.add if prerender else None)
             failed: set[str] = set()
             for part, r in zip(parts, results):
                 if not isinstance(r, _PartResult):
@@ -333,7 +340,11 @@ def run_check(
         if n > 1:
             failures.append((f"rule {code} (message)", f"failed on {n} alerts in all"))
 
-    alerts.sort(key=lambda a: (a.sort_key(), a.scope_key))
+    rendered = texts.of(alerts)
+    order = sorted(range(len(alerts)), key=lambda i: (alerts[i].sort_key(), alerts[i].scope_key))
+    alerts = [alerts[i] for i in order]
+    if rendered is not None:
+        rendered = [rendered[i] for i in order]
     by_sev = Counter(a.severity for a in alerts)
     by_rs = Counter(a.ruleset for a in alerts)
     summary = Summary(
@@ -343,7 +354,35 @@ def run_check(
         skipped=tuple(skipped), failures=tuple(failures), seconds=time.perf_counter() - started,
         codes=tuple(r.code for r in runnable), min_severity=min_severity, select=tuple(select), ignore=tuple(ignore),
     )
-    return CheckResult(alerts=alerts, summary=summary, as_of=as_of)
+    return CheckResult(alerts=alerts, summary=summary, as_of=as_of, rendered=rendered)
+
+
+class _Texts:
+    """Texts of alerts rendered as parts arrive (``add``), then looked up for the final alerts (``of``)."""
+
+    def __init__(self, render):
+        self.render, self.by_id, self.failed = render, {}, render is None
+
+    def add(self, index: int, result) -> None:
+        if self.failed or not isinstance(result, _PartResult):
+            return
+        try:
+            for a in result.alerts:
+                self.by_id[id(a)] = (a, self.render(a))  # the alert kept alive: its id stays its own
+        except Exception:  # a plugin format's item(): render() will run (and report) it again
+            self.failed = True
+
+    def of(self, alerts: list) -> list[str] | None:
+        if self.failed:
+            return None
+        try:
+            out = []
+            for a in alerts:
+                got = self.by_id.get(id(a))
+                out.append(got[1] if got is not None and got[0] is a else self.render(a))
+            return out
+        except Exception:
+            return None
 
 
 def _on_disk(store) -> bool:

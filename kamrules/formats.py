@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 
 @dataclass(frozen=True)
@@ -14,9 +14,29 @@ class OutputFormat:
 
     ``alerts`` is a sequence of :class:`kamrules.alerts.Alert`, ``summary`` the
     run's :class:`kamrules.check.Summary` (may be ignored).
+
+    A format whose output is one text per alert, in alert order, between a head
+    and a tail may also give ``item(alert) -> str`` and ``assemble(texts,
+    summary) -> iterable of chunks`` such that ``render(alerts, summary)`` gives
+    the same as ``assemble(map(item, alerts), summary)``. ``kamrules check`` then
+    renders the alerts of each part of the book as soon as it is checked, while
+    the workers go on with the other parts (see :func:`items_format`).
     """
 
     name: str
     render: Callable[[Sequence, object], str]
     description: str = ""
     extension: str = "txt"
+    item: Callable[[object], str] | None = None
+    assemble: Callable[[Iterable[str], object], Iterable[str]] | None = None
+
+    @property
+    def per_alert(self) -> bool:
+        return self.item is not None and self.assemble is not None
+
+
+def items_format(name: str, item: Callable[[object], str], assemble: Callable[[Iterable[str], object], Iterable[str]],
+                 description: str = "", extension: str = "txt") -> OutputFormat:
+    """An :class:`OutputFormat` made of ``item`` and ``assemble`` (``render`` is derived from them)."""
+    return OutputFormat(name, lambda alerts, summary: assemble(map(item, alerts), summary), description, extension,
+                        item=item, assemble=assemble)

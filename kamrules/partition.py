@@ -123,10 +123,13 @@ def _tick(n: int) -> None:
 
 
 def run_parts(parts: Sequence[Part], task: Callable, jobs: int, progress: Callable[[int], None] | None = None,
-              meanwhile: Callable[[], object] | None = None) -> tuple[list, object]:
+              meanwhile: Callable[[], object] | None = None,
+              on_result: Callable[[int, object], None] | None = None) -> tuple[list, object]:
     """``task(part, tick)`` for every part, in ``jobs`` forked processes (in this process, one part after
-    the other, when there is one part or one job); ``tick(n)`` reports ``n`` more accounts done. Returns the results in part order (a part whose
-    worker died gets a :class:`WorkerDied`) and what ``meanwhile()`` returned (run here meanwhile)."""
+    the other, when there is one part or one job); ``tick(n)`` reports ``n`` more accounts done.
+    ``on_result(index, result)`` is called here as each part's result arrives (while other parts run).
+    Returns the results in part order (a part whose worker died gets a :class:`WorkerDied`) and what
+    ``meanwhile()`` returned (run here meanwhile)."""
     global _TASK, _DONE
     if len(parts) == 1 or jobs <= 1:
         done = 0
@@ -138,7 +141,12 @@ def run_parts(parts: Sequence[Part], task: Callable, jobs: int, progress: Callab
                 progress(done)
 
         other = meanwhile() if meanwhile else None
-        return [task(part, tick) for part in parts], other
+        out = []
+        for part in parts:
+            out.append(task(part, tick))
+            if on_result:
+                on_result(part.index, out[-1])
+        return out, other
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -158,6 +166,8 @@ def run_parts(parts: Sequence[Part], task: Callable, jobs: int, progress: Callab
                     except Exception as e:  # BrokenProcessPool: a worker was killed or crashed
                         index, result = futures[f].index, WorkerDied(f"{type(e).__name__}: {e}")
                     results[index] = result
+                    if on_result:
+                        on_result(index, result)
                 if progress:
                     progress(_DONE.value)
     finally:

@@ -128,17 +128,22 @@ def register_commands(cli):
             raise click.UsageError("--notify needs the history; drop --no-history")
         store = env.open_store()
         update, bar = _progress(env, store, "checking")
+        form = formats[fmt]
         try:
             result = run_check(
                 store, as_of=as_of, rulesets_dirs=_user_rulesets(env, rulesets_dirs), rulesets=rulesets,
                 select=select or cfg.select, ignore=ignore or cfg.ignore, min_severity=min_severity or cfg.min_severity,
                 pm=env.pm, batch_size=batch_size, progress=update, jobs=cfg.jobs if jobs is None else jobs,
+                prerender=form.item if form.per_alert else None,
             )
         finally:
             if bar is not None:
                 bar.__exit__(None, None, None)
         try:
-            _write(formats[fmt].render(result.alerts, result.summary), output, bom=fmt == "csv")
+            if result.rendered is not None:  # rendered part by part while the workers ran
+                _write(form.assemble(result.rendered, result.summary), output, bom=fmt == "csv")
+            else:
+                _write(form.render(result.alerts, result.summary), output, bom=fmt == "csv")
         except OSError as e:
             raise CliError(f"{output or 'stdout'}: cannot write the report: {e}") from e
         except Exception as e:  # a plugin's format: report it, keep the exit code documented

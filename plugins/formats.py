@@ -6,10 +6,10 @@ import csv
 import io
 import json
 from itertools import groupby
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from kamrules import hookimpl
-from kamrules.formats import OutputFormat
+from kamrules.formats import OutputFormat, items_format
 from kamrules.termtable import pad, width, wrap
 
 WIDTH = 80
@@ -17,16 +17,21 @@ CSV_FIELDS = ("fingerprint", "severity", "code", "ruleset", "rule", "account_id"
               "owner_email", "message", "action", "as_of", "evidence")
 
 
-def render_json(alerts: Sequence, summary) -> Iterator[str]:
+def json_item(alert) -> str:
+    return "  " + pretty(alert.to_dict(), "  ")
+
+
+def json_assemble(texts: Iterable[str], summary) -> Iterator[str]:
     """The same text as ``json.dumps(list, indent=2)``, streamed alert by alert (memory stays flat)."""
-    if not alerts:
-        yield "[]\n"
-        return
     sep = "[\n"
-    for a in alerts:
-        yield sep + "  " + pretty(a.to_dict(), "  ")
+    for text in texts:
+        yield sep + text
         sep = ",\n"
-    yield "\n]\n"
+    yield "[]\n" if sep == "[\n" else "\n]\n"
+
+
+def render_json(alerts: Sequence, summary) -> Iterator[str]:
+    return json_assemble(map(json_item, alerts), summary)
 
 
 _STR = json.encoder.encode_basestring  # ensure_ascii=False, as json.dumps(..., ensure_ascii=False)
@@ -59,24 +64,49 @@ def pretty(obj, indent: str = "") -> str:
     return "{\n" + ",\n".join(parts) + "\n" + indent + "}"
 
 
+def jsonl_item(alert) -> str:
+    return json.dumps(alert.to_dict(), ensure_ascii=False) + "\n"
+
+
+def jsonl_assemble(texts: Iterable[str], summary) -> Iterable[str]:
+    return texts
+
+
 def render_jsonl(alerts: Sequence, summary) -> Iterator[str]:
-    for a in alerts:
-        yield json.dumps(a.to_dict(), ensure_ascii=False) + "\n"
+    return map(jsonl_item, alerts)
+
+
+_CSV_BUF = io.StringIO()
+_CSV = csv.writer(_CSV_BUF, lineterminator="\n")
+
+
+def _csv_line(values) -> str:
+    _CSV_BUF.seek(0)
+    _CSV_BUF.truncate()
+    _CSV.writerow(values)
+    return _CSV_BUF.getvalue()
+
+
+def csv_item(alert) -> str:
+    d = alert.to_dict()
+    d["evidence"] = json.dumps(d["evidence"], ensure_ascii=False, sort_keys=False)
+    return _csv_line(["" if d.get(k) is None else d[k] for k in CSV_FIELDS])
+
+
+def csv_assemble(texts: Iterable[str], summary) -> Iterator[str]:
+    chunk = [_csv_line(CSV_FIELDS)]
+    size = 0
+    for text in texts:
+        chunk.append(text)
+        size += len(text)
+        if size > 1 << 16:
+            yield "".join(chunk)
+            chunk, size = [], 0
+    yield "".join(chunk)
 
 
 def render_csv(alerts: Sequence, summary) -> Iterator[str]:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_FIELDS)
-    for a in alerts:
-        d = a.to_dict()
-        d["evidence"] = json.dumps(d["evidence"], ensure_ascii=False, sort_keys=False)
-        w.writerow(["" if d.get(k) is None else d[k] for k in CSV_FIELDS])
-        if buf.tell() > 1 << 16:
-            yield buf.getvalue()
-            buf.seek(0)
-            buf.truncate()
-    yield buf.getvalue()
+    return csv_assemble(map(csv_item, alerts), summary)
 
 
 def _md(text) -> str:
@@ -136,8 +166,8 @@ def render_table(alerts: Sequence, summary, max_width: int = WIDTH) -> str:
 def register_output_formats():
     return [
         OutputFormat("table", render_table, "grouped by owner and account, fits 80 columns", "txt"),
-        OutputFormat("json", render_json, "a JSON array of alert objects", "json"),
-        OutputFormat("jsonl", render_jsonl, "one JSON alert object per line", "jsonl"),
-        OutputFormat("csv", render_csv, "one row per alert (evidence as JSON)", "csv"),
+        items_format("json", json_item, json_assemble, "a JSON array of alert objects", "json"),
+        items_format("jsonl", jsonl_item, jsonl_assemble, "one JSON alert object per line", "jsonl"),
+        items_format("csv", csv_item, csv_assemble, "one row per alert (evidence as JSON)", "csv"),
         OutputFormat("markdown", render_markdown, "a Markdown report, one table per owner", "md"),
     ]

@@ -159,3 +159,23 @@ def test_over_account_facts_needs_portfolio_scope():
         FactProvider(name="x", facts=("y",), sql="SELECT 1", over="account_facts")
     with pytest.raises(ValueError, match="over must be"):
         FactProvider(name="x", facts=("y",), sql="SELECT 1", scope="portfolio", over="tables")
+
+
+@pytest.mark.parametrize("name", ["json", "jsonl", "csv"])
+def test_alerts_rendered_while_parts_run_give_the_same_output(book_store, name):
+    from kamrules_plugins.check_commands import output_formats
+
+    form = output_formats(book_store.pm)[name]
+    assert form.per_alert
+    r = run_check(book_store, AS_OF, jobs=2, part_size=30, prerender=form.item)
+    assert r.rendered is not None and len(r.rendered) == len(r.alerts)
+    assert "".join(form.assemble(r.rendered, r.summary)) == "".join(form.render(r.alerts, r.summary))
+    assert "".join(form.assemble([], r.summary)) == "".join(form.render([], r.summary))
+
+
+def test_a_failing_prerender_leaves_rendering_to_the_format(book_store):
+    def item(alert):
+        raise RuntimeError("boom")
+
+    r = run_check(book_store, AS_OF, jobs=2, part_size=30, prerender=item)
+    assert r.rendered is None and r.alerts and r.summary.complete
