@@ -187,7 +187,9 @@ def profile_size(wd: Path, csv_dir: Path, db: Path, args, check_extra: list[str]
     if has_command("init"):
         measure(KAMRULES + ["--db", str(pdb), "init"])
     jobs = {"import": (["--db", str(pdb), "import", str(csv_dir)], None),
-            "check": (["--db", str(db), "check", "--as-of", args.as_of, "--format", "json"] + check_extra, wd / "check-profiled.json")}
+            # one process: the profiler sees every sample (the parallel check's parent mostly waits)
+            "check": (["--db", str(db), "check", "--as-of", args.as_of, "--format", "json"] + check_extra
+                      + (["--jobs", "1"] if "--jobs" in kamrules_help("check") else []), wd / "check-profiled.json")}
     out = {}
     for step, (cmd, stdout) in jobs.items():
         log(f"profile {step} ...")
