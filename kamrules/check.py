@@ -6,7 +6,7 @@ import string
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from kamrules.alerts import SEVERITIES, SEVERITY_RANK, Alert
 from kamrules.errors import EXIT_ALERTS, EXIT_INCOMPLETE, EXIT_OK, InputError
@@ -70,7 +70,7 @@ class CheckResult:
     alerts: list[Alert]  # sorted by Alert.sort_key
     summary: Summary
     as_of: str
-    rendered: list[str] | None = None  # prerender(alert) of each alert, in the same order (run_check's prerender)
+    rendered: Iterable[str] | None = None  # prerender(alert) of each alert in order, to consume once (run_check's prerender)
 
     def exit_code(self, fail_on: str = "warning") -> int:
         """3 if the run is incomplete, else 1 if an alert is at or above ``fail_on``, else 0."""
@@ -236,7 +236,8 @@ def run_check(
     (see :mod:`kamrules.partition`). The alerts do not depend on either.
     ``prerender(alert) -> str`` (an output format's ``item``), if given, is applied to the
     alerts of each part as soon as it is checked, while other parts are still running:
-    ``result.rendered`` holds the texts in alert order (None if ``prerender`` raised).
+    ``result.rendered`` yields the texts in alert order, once (None if ``prerender`` raised); at most
+    about 100 million characters are held, the rest is rendered as it is read.
     """
     from kamrules.engine import EngineError
     from kamrules.partition import PART_SIZE, Part, default_jobs, plan_parts, run_parts
@@ -340,11 +341,8 @@ def run_check(
         if n > 1:
             failures.append((f"rule {code} (message)", f"failed on {n} alerts in all"))
 
+    alerts.sort(key=lambda a: (a.sort_key(), a.scope_key))
     rendered = texts.of(alerts)
-    order = sorted(range(len(alerts)), key=lambda i: (alerts[i].sort_key(), alerts[i].scope_key))
-    alerts = [alerts[i] for i in order]
-    if rendered is not None:
-        rendered = [rendered[i] for i in order]
     by_sev = Counter(a.severity for a in alerts)
     by_rs = Counter(a.ruleset for a in alerts)
     summary = Summary(
@@ -358,31 +356,35 @@ def run_check(
 
 
 class _Texts:
-    """Texts of alerts rendered as parts arrive (``add``), then looked up for the final alerts (``of``)."""
+    """Texts of alerts rendered as parts arrive (``add``), up to a budget of characters held in memory;
+    ``of(alerts)`` then yields every alert's text in order (rendering the rest as it goes)."""
+
+    BUDGET = 100_000_000  # characters (100-400 MB): beyond that the rest is rendered while written
 
     def __init__(self, render):
-        self.render, self.by_id, self.failed = render, {}, render is None
+        self.render, self.by_id, self.failed, self.size = render, {}, render is None, 0
 
     def add(self, index: int, result) -> None:
-        if self.failed or not isinstance(result, _PartResult):
+        if self.failed or self.size > self.BUDGET or not isinstance(result, _PartResult):
             return
         try:
             for a in result.alerts:
-                self.by_id[id(a)] = (a, self.render(a))  # the alert kept alive: its id stays its own
+                text = self.render(a)
+                self.by_id[id(a)] = (a, text)  # the alert kept alive: its id stays its own
+                self.size += len(text)
         except Exception:  # a plugin format's item(): render() will run (and report) it again
             self.failed = True
 
-    def of(self, alerts: list) -> list[str] | None:
+    def of(self, alerts: list) -> Iterator[str] | None:
         if self.failed:
             return None
-        try:
-            out = []
+
+        def texts() -> Iterator[str]:
             for a in alerts:
-                got = self.by_id.get(id(a))
-                out.append(got[1] if got is not None and got[0] is a else self.render(a))
-            return out
-        except Exception:
-            return None
+                got = self.by_id.pop(id(a), None)  # freed as written
+                yield got[1] if got is not None and got[0] is a else self.render(a)
+
+        return texts()
 
 
 def _on_disk(store) -> bool:
@@ -516,94 +518,3 @@ def _alert(rule: Rule, v: Variant, facts: Mapping[str, Any], as_of: str, portfol
 
 
 __all__ = ["CheckResult", "Summary", "run_check", "selected", "load_rulesets", "format_message", "EXTRA_FIELDS"]
-
-
-# -- explain: one account, every rule ---------------------------------------------------------------
-
-@dataclass(frozen=True)
-class RuleVerdict:
-    ruleset: str
-    code: str
-    rule: str
-    status: str  # fired | not_fired | skipped | portfolio | disabled
-    severity: str | None = None
-    reason: str = ""
-    thresholds: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"ruleset": self.ruleset, "code": self.code, "rule": self.rule, "status": self.status,
-                "severity": self.severity, "reason": self.reason, "thresholds": dict(self.thresholds)}
-
-
-@dataclass(frozen=True)
-class Explanation:
-    account_id: str
-    as_of: str
-    facts: Mapping[str, Any]
-    verdicts: tuple[RuleVerdict, ...]
-    failures: tuple[tuple[str, str], ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"account_id": self.account_id, "as_of": self.as_of, "facts": dict(self.facts),
-                "rules": [v.to_dict() for v in self.verdicts], "failures": [list(f) for f in self.failures]}
-
-
-def explain_account(store, account_id: str, as_of: str, rulesets_dirs: Iterable = (), rulesets: Iterable[str] = (),
-                    pm=None) -> Explanation:
-    """The account's facts and, for every rule, whether it fired and if not why not.
-
-    The Python evaluation is cross-checked with the engine; a disagreement is a failure.
-    """
-    from kamrules.ruleset import evaluate
-
-    if pm is None:
-        pm = getattr(store, "pm", None)
-    if pm is None:
-        from kamrules.plugins import default_plugin_manager
-
-        pm = default_plugin_manager()
-    failures: list[tuple[str, str]] = []
-    providers = collect_providers(pm, failures)
-    sets = load_rulesets(store, pm, rulesets_dirs, failures, providers)
-    wanted = list(rulesets)
-    verdicts: list[RuleVerdict] = []
-    with FactSource(store, as_of, providers, failures) as source:
-        found = list(source.accounts(account_id=account_id))
-        if not found:
-            raise InputError(f"no account {account_id!r} in {getattr(store, 'path', 'the store')} (expected an id from the accounts table)")
-        facts = found[0]
-        status = source.fact_status()
-        runnable = []
-        portfolio = None
-        for rs in sets:
-            if wanted and rs.name not in wanted:
-                continue
-            for rule in rs.rules:
-                base = dict(ruleset=rule.ruleset, code=rule.code, rule=rule.name)
-                bad = [status[f] for f in rule.facts if f in status and status[f].state != "ok"]
-                if not rule.enabled:
-                    verdicts.append(RuleVerdict(**base, status="disabled", reason="enabled: false in its rule-set file"))
-                elif rule.scope == "portfolio" and not bad:
-                    if portfolio is None:
-                        portfolio = source.portfolio()
-                    parts = [(row.get("scope_key") or "the book", evaluate(rule, row)) for row in portfolio]
-                    fired = [(k, v) for k, v in parts if v.fired]
-                    shown = fired[0] if fired else (parts[0] if parts else None)
-                    reason = f"portfolio rule, on {shown[0]}: {shown[1].reason()}" if shown else "portfolio rule: no portfolio facts"
-                    verdicts.append(RuleVerdict(**base, status="portfolio", severity=shown[1].severity if shown else None, reason=reason))
-                elif bad:
-                    st = bad[0]
-                    why = st.reason if st.state == "unavailable" else f"fact provider {st.name} failed: {st.reason}"
-                    verdicts.append(RuleVerdict(**base, status="skipped", reason=f"skipped: {why}"))
-                else:
-                    v = evaluate(rule, facts)
-                    verdicts.append(RuleVerdict(**base, status="fired" if v.fired else "not_fired", severity=v.severity,
-                                                reason=v.reason(), thresholds=v.thresholds))
-                    runnable.append(rule)
-        plan, engine, _ = _plan(runnable)
-        if engine is not None:
-            best = {code: v.severity for code, (_, v) in plan.strongest(engine.match([facts])[0]).items()}
-            for v in verdicts:
-                if v.status in ("fired", "not_fired") and best.get(v.code) != v.severity:
-                    failures.append((f"rule {v.code}", f"engine says {best.get(v.code) or 'not fired'}, Python evaluation says {v.severity or 'not fired'}"))
-    return Explanation(account_id, as_of, dict(sorted(facts.items())), tuple(verdicts), tuple(failures))

@@ -230,7 +230,7 @@ def register_commands(cli):
           kamrules explain A000012 --ruleset over_subsidising
           kamrules explain A000012 --format json
         """
-        from kamrules.check import explain_account
+        from kamrules.explain import explain_account
 
         store = env.open_store()
         ex = explain_account(store, account_id, as_of, _user_rulesets(env, rulesets_dirs), rulesets, pm=env.pm)

@@ -168,9 +168,18 @@ def test_alerts_rendered_while_parts_run_give_the_same_output(book_store, name):
     form = output_formats(book_store.pm)[name]
     assert form.per_alert
     r = run_check(book_store, AS_OF, jobs=2, part_size=30, prerender=form.item)
-    assert r.rendered is not None and len(r.rendered) == len(r.alerts)
+    assert r.rendered is not None
     assert "".join(form.assemble(r.rendered, r.summary)) == "".join(form.render(r.alerts, r.summary))
     assert "".join(form.assemble([], r.summary)) == "".join(form.render([], r.summary))
+
+
+def test_prerendered_texts_beyond_the_budget_are_rendered_while_written(book_store, monkeypatch):
+    from kamrules import check
+    from kamrules_plugins.formats import json_assemble, json_item, render_json
+
+    monkeypatch.setattr(check._Texts, "BUDGET", 2000)  # a part or two, then the rest as it is written
+    r = run_check(book_store, AS_OF, jobs=2, part_size=30, prerender=json_item)
+    assert "".join(json_assemble(r.rendered, r.summary)) == "".join(render_json(r.alerts, r.summary))
 
 
 def test_a_failing_prerender_leaves_rendering_to_the_format(book_store):

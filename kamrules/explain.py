@@ -1,0 +1,99 @@
+"""explain_account(): one account's facts and, for every rule, whether it fired and if not why not."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from kamrules.check import _plan, load_rulesets
+from kamrules.errors import InputError
+from kamrules.facts import FactSource, collect_providers
+
+
+@dataclass(frozen=True)
+class RuleVerdict:
+    ruleset: str
+    code: str
+    rule: str
+    status: str  # fired | not_fired | skipped | portfolio | disabled
+    severity: str | None = None
+    reason: str = ""
+    thresholds: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ruleset": self.ruleset, "code": self.code, "rule": self.rule, "status": self.status,
+                "severity": self.severity, "reason": self.reason, "thresholds": dict(self.thresholds)}
+
+
+@dataclass(frozen=True)
+class Explanation:
+    account_id: str
+    as_of: str
+    facts: Mapping[str, Any]
+    verdicts: tuple[RuleVerdict, ...]
+    failures: tuple[tuple[str, str], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"account_id": self.account_id, "as_of": self.as_of, "facts": dict(self.facts),
+                "rules": [v.to_dict() for v in self.verdicts], "failures": [list(f) for f in self.failures]}
+
+
+def explain_account(store, account_id: str, as_of: str, rulesets_dirs: Iterable = (), rulesets: Iterable[str] = (),
+                    pm=None) -> Explanation:
+    """The account's facts and, for every rule, whether it fired and if not why not.
+
+    The Python evaluation is cross-checked with the engine; a disagreement is a failure.
+    """
+    from kamrules.ruleset import evaluate
+
+    if pm is None:
+        pm = getattr(store, "pm", None)
+    if pm is None:
+        from kamrules.plugins import default_plugin_manager
+
+        pm = default_plugin_manager()
+    failures: list[tuple[str, str]] = []
+    providers = collect_providers(pm, failures)
+    sets = load_rulesets(store, pm, rulesets_dirs, failures, providers)
+    wanted = list(rulesets)
+    verdicts: list[RuleVerdict] = []
+    with FactSource(store, as_of, providers, failures) as source:
+        found = list(source.accounts(account_id=account_id))
+        if not found:
+            raise InputError(f"no account {account_id!r} in {getattr(store, 'path', 'the store')} (expected an id from the accounts table)")
+        facts = found[0]
+        status = source.fact_status()
+        runnable = []
+        portfolio = None
+        for rs in sets:
+            if wanted and rs.name not in wanted:
+                continue
+            for rule in rs.rules:
+                base = dict(ruleset=rule.ruleset, code=rule.code, rule=rule.name)
+                bad = [status[f] for f in rule.facts if f in status and status[f].state != "ok"]
+                if not rule.enabled:
+                    verdicts.append(RuleVerdict(**base, status="disabled", reason="enabled: false in its rule-set file"))
+                elif rule.scope == "portfolio" and not bad:
+                    if portfolio is None:
+                        portfolio = source.portfolio()
+                    parts = [(row.get("scope_key") or "the book", evaluate(rule, row)) for row in portfolio]
+                    fired = [(k, v) for k, v in parts if v.fired]
+                    shown = fired[0] if fired else (parts[0] if parts else None)
+                    reason = f"portfolio rule, on {shown[0]}: {shown[1].reason()}" if shown else "portfolio rule: no portfolio facts"
+                    verdicts.append(RuleVerdict(**base, status="portfolio", severity=shown[1].severity if shown else None, reason=reason))
+                elif bad:
+                    st = bad[0]
+                    why = st.reason if st.state == "unavailable" else f"fact provider {st.name} failed: {st.reason}"
+                    verdicts.append(RuleVerdict(**base, status="skipped", reason=f"skipped: {why}"))
+                else:
+                    v = evaluate(rule, facts)
+                    verdicts.append(RuleVerdict(**base, status="fired" if v.fired else "not_fired", severity=v.severity,
+                                                reason=v.reason(), thresholds=v.thresholds))
+                    runnable.append(rule)
+        plan, engine, _ = _plan(runnable)
+        if engine is not None:
+            best = {code: v.severity for code, (_, v) in plan.strongest(engine.match([facts])[0]).items()}
+            for v in verdicts:
+                if v.status in ("fired", "not_fired") and best.get(v.code) != v.severity:
+                    failures.append((f"rule {v.code}", f"engine says {best.get(v.code) or 'not fired'}, Python evaluation says {v.severity or 'not fired'}"))
+    return Explanation(account_id, as_of, dict(sorted(facts.items())), tuple(verdicts), tuple(failures))
