@@ -121,11 +121,16 @@ def test_undecodable_file_refused_the_same(book, tmp_path):
     assert isinstance(refused, ImportRefused) and "orders.csv" in str(refused.problems[0])
 
 
-def test_refused_import_leaves_the_store_as_it_was(book, tmp_path):
+def _accounts_only(book, tmp_path):
+    """A store holding the book's accounts only, and its dump (what a failed import must leave)."""
     db = tmp_path / "kept.db"
     with Store.open(db) as store:
         import_paths(store, [book / "accounts.csv"], parallel=False)
-    before = dump(db)
+    return db, dump(db)
+
+
+def test_refused_import_leaves_the_store_as_it_was(book, tmp_path):
+    db, before = _accounts_only(book, tmp_path)
     with Store.open(db) as store, pytest.raises(ImportRefused):
         import_paths(store, [spoil(book, tmp_path / "bad")], parallel=True)
     assert dump(db) == before
@@ -133,10 +138,7 @@ def test_refused_import_leaves_the_store_as_it_was(book, tmp_path):
 
 @pytest.mark.parametrize("how", ["exit", "raise"])
 def test_a_failing_worker_is_a_clean_error(book, tmp_path, monkeypatch, how):
-    db = tmp_path / "kept.db"
-    with Store.open(db) as store:
-        import_paths(store, [book / "accounts.csv"], parallel=False)
-    before = dump(db)
+    db, before = _accounts_only(book, tmp_path)
     real = import_workers.pack
     calls = []
 
@@ -162,10 +164,7 @@ def test_a_failing_worker_is_a_clean_error(book, tmp_path, monkeypatch, how):
 
 
 def test_a_store_error_stops_the_worker(book, tmp_path, monkeypatch):
-    db = tmp_path / "kept.db"
-    with Store.open(db) as store:
-        import_paths(store, [book / "accounts.csv"], parallel=False)
-    before = dump(db)
+    db, before = _accounts_only(book, tmp_path)
     real = _Importer.insert_many
     calls = []
 
