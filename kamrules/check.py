@@ -310,10 +310,13 @@ def run_check(
                     msg_failed[code] = msg_failed.get(code, 0) + n
                 failed |= r.failed_providers
             if failed:  # a provider failed in some part: its rules are skipped everywhere, as in one process
-                facts_of = {f for p in providers if p.name in failed for f in tuple(p.facts) + tuple(p.derived)}
-                dropped = {r.code for r in runnable if facts_of & set(r.facts)}
-                skipped += [(r.code, f"fact provider {sorted(failed & {p.name for p in providers if set(r.facts) & set(tuple(p.facts) + tuple(p.derived))})[0]} failed")
-                            for r in runnable if r.code in dropped]
+                producer = {f: p.name for p in providers for f in tuple(p.facts) + tuple(p.derived)}
+                dropped = set()
+                for r in runnable:
+                    bad = sorted({producer[f] for f in r.facts if f in producer} & failed)
+                    if bad:
+                        skipped.append((r.code, f"fact provider {bad[0]} failed"))
+                        dropped.add(r.code)
                 runnable = [r for r in runnable if r.code not in dropped]
                 alerts = [a for a in alerts if a.code not in dropped]
             if port_engine is not None:
