@@ -88,13 +88,19 @@ def test_other_formats(env, tmp_path):
     assert r.stdout == "" and len(json.loads(out.read_text(encoding="utf-8"))) == 5
 
 
-def test_plugin_format(env, tmp_path):
+def format_plugin(tmp_path, name: str, render: str):
+    """The examples plugin plus a plugin module adding the output format ``name`` (``render``: a lambda's source)."""
     extra = tmp_path / "more"
     make_plugin(extra)
-    (extra / "count_format.py").write_text(
+    (extra / f"{name}_format.py").write_text(
         "from kamrules import hookimpl\nfrom kamrules.formats import OutputFormat\n"
         "@hookimpl\ndef register_output_formats():\n"
-        "    return [OutputFormat('count', lambda alerts, summary: f'{len(alerts)}\\n')]\n", encoding="utf-8")
+        f"    return [OutputFormat({name!r}, {render})]\n", encoding="utf-8")
+    return extra
+
+
+def test_plugin_format(env, tmp_path):
+    extra = format_plugin(tmp_path, "count", "lambda alerts, summary: f'{len(alerts)}\\n'")
     assert check(env, "--format", "count", plugins=extra).stdout == "5\n"
 
 
@@ -195,12 +201,7 @@ def test_demo(tmp_path, monkeypatch):
 
 
 def test_failing_format_plugin_exits_3(env, tmp_path):
-    extra = tmp_path / "more"
-    make_plugin(extra)
-    (extra / "bad_format.py").write_text(
-        "from kamrules import hookimpl\nfrom kamrules.formats import OutputFormat\n"
-        "@hookimpl\ndef register_output_formats():\n"
-        "    return [OutputFormat('boom', lambda alerts, summary: 1 / 0)]\n", encoding="utf-8")
+    extra = format_plugin(tmp_path, "boom", "lambda alerts, summary: 1 / 0")
     r = check(env, "--format", "boom", plugins=extra)
     assert r.exit_code == 3 and "output format 'boom' failed: ZeroDivisionError" in r.stderr
     assert check(env, "--format", "json", plugins=extra).exit_code == 1  # other formats unaffected
