@@ -232,7 +232,8 @@ class FactSource:
                 self._fail(p, RuntimeError(f"account fact provider {bad[0]} failed"))
             return {}
         conn = self.store.conn
-        missing = [f for p in self.account_providers if p not in self._live() for f in p.facts]
+        live = self._live()
+        missing = [f for p in self.account_providers if p not in live for f in p.facts]
         nulls = "".join(f", NULL AS {_q(f)}" for f in missing)
         conn.execute("DROP VIEW IF EXISTS temp.account_facts")
         conn.execute(f"CREATE TEMP VIEW account_facts AS SELECT * {nulls} FROM ({self._composed(inputs=False)})")
