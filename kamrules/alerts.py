@@ -12,9 +12,12 @@ SEVERITIES = ("info", "warning", "critical")
 SEVERITY_RANK = {name: i for i, name in enumerate(SEVERITIES)}
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # = json.dumps(..., ensure_ascii=False), without a new encoder per call
+
+
 def fingerprint_of(ruleset: str, code: str, account_id: str | None, scope_key: str = "") -> str:
     """Stable id of 'this rule on this account' (or portfolio scope): same across runs and dates."""
-    raw = json.dumps([ruleset, code, account_id, scope_key], ensure_ascii=False)
+    raw = _ENCODE([ruleset, code, account_id, scope_key])
     return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:16]
 
 

@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from kamrules.alerts import SEVERITIES, SEVERITY_RANK, Alert
+from kamrules.alerts import SEVERITIES, SEVERITY_RANK, Alert, fingerprint_of
 from kamrules.errors import EXIT_ALERTS, EXIT_INCOMPLETE, EXIT_OK, InputError
 from kamrules.facts import FactSource, account_columns, collect_providers
 from kamrules.ruleset import EXTRA_FIELDS, Rule, RuleSet, Variant, check_facts, resolve
@@ -516,7 +516,9 @@ def _alert(rule: Rule, v: Variant, facts: Mapping[str, Any], as_of: str, portfol
         owner=facts.get("owner"), owner_email=facts.get("owner_email"),
         evidence=evidence, scope_key=str(facts.get("scope_key", "")) if portfolio else "",
     )
-    alert.fingerprint  # noqa: B018 - computed (and cached) here, in the worker, not in the parent's output
+    # computed here, in the worker, not in the parent's output; stored where the cached_property keeps it
+    # (its first access takes a lock on Python 3.11)
+    alert.__dict__["fingerprint"] = fingerprint_of(rule.ruleset, rule.code, alert.account_id, alert.scope_key)
     return alert
 
 

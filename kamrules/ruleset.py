@@ -173,6 +173,11 @@ def severities_of(thresholds: Mapping[str, Any], default: str) -> tuple[str, ...
 
 # -- YAML with positions -------------------------------------------------------------------------
 
+# libyaml's composer when PyYAML was built with it (about 10x faster: 0.1 s of every check's start-up
+# for the four built-in rule sets); same nodes, same marks.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 class _Doc:
     """Plain data of a YAML file plus the position of every node by path."""
 
@@ -184,7 +189,7 @@ class _Doc:
         self.quoted: set[tuple] = set()
         self._ctor = yaml.SafeLoader("")
         try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            node = yaml.compose(text, Loader=_LOADER)
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)

@@ -61,9 +61,17 @@ def _write(text, output: str | None, bom: bool = False) -> None:
         with open(output, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as f:
             for chunk in chunks:
                 f.write(chunk)
-    else:
+    else:  # click.echo flushes on every call: hand it about 64 KiB at a time (one write each)
+        held: list[str] = []
+        size = 0
         for chunk in chunks:
-            click.echo(chunk, nl=False)
+            held.append(chunk)
+            size += len(chunk)
+            if size >= 65536:
+                click.echo("".join(held), nl=False)
+                held, size = [], 0
+        if held:
+            click.echo("".join(held), nl=False)
 
 
 def decide_exit(result, fail_on: str, undelivered: int = 0) -> int:

@@ -10,9 +10,11 @@ from kamrules_plugins.core_facts import JD, days_since
 
 # Channels count from their `since` date (a channel set up after the as-of date
 # did not exist yet); one without a date counts as always there.
+# Key accounts only, like the rules here (KAM301-KAM305): on a big book the
+# other 90% of the accounts would cost the scan and give facts no rule reads.
 CHANNEL_COVERAGE = FactProvider(
     name="channel_coverage",
-    description="Which standing channels (technical, management, complaint told to the client) an account has.",
+    description="Which standing channels (technical, management, complaint told to the client) a key account has.",
     requires=("channels",),
     facts=("missing_channels", "informed_complaint_channel", "complaint_channel_state"),
     sql="""
@@ -23,7 +25,8 @@ WITH ch AS (
            MAX(kind = 'complaint')                              AS complaint,
            MAX(kind = 'complaint' AND client_informed = 1)      AS informed
     FROM channels
-    WHERE since IS NULL OR since <= :as_of
+    WHERE (since IS NULL OR since <= :as_of)
+      AND account_id IN (SELECT id FROM accounts WHERE tier = 'key')
     GROUP BY account_id)
 SELECT a.id AS account_id,
        CASE WHEN ch.technical AND ch.management THEN NULL
@@ -35,6 +38,7 @@ SELECT a.id AS account_id,
             WHEN ch.complaint THEN 'a complaint channel the client has not been told of'
             ELSE 'no complaint channel' END                     AS complaint_channel_state
 FROM accounts a LEFT JOIN ch ON ch.account_id = a.id
+WHERE a.tier = 'key'
 """,
 )
 
@@ -43,20 +47,21 @@ FROM accounts a LEFT JOIN ch ON ch.account_id = a.id
 # account's first activity (an index seek, only for those rows). A contact's
 # activities are found through the contact_id index (the unary + keeps SQLite
 # from scanning every activity of the account per decision maker instead).
+# Key accounts only, like the rules here (see CHANNEL_COVERAGE).
 DECISION_MAKERS = FactProvider(
     name="decision_makers",
-    description="Active decision-maker contacts and the days since one of them was last met.",
+    description="Active decision-maker contacts of a key account and the days since one of them was last met.",
     requires=("contacts", "activities"),
     facts=("decision_makers", "days_since_decision_maker", "last_decision_maker_meeting"),
     sql=f"""
 WITH dm AS (
-    SELECT id, account_id FROM contacts
-    WHERE role = 'decision_maker' AND COALESCE(active, 1) = 1),
+    SELECT c.id, c.account_id FROM accounts k JOIN contacts c ON c.account_id = k.id
+    WHERE k.tier = 'key' AND c.role = 'decision_maker' AND COALESCE(c.active, 1) = 1),
 n AS (
     SELECT account_id, COUNT(*) AS n FROM dm GROUP BY account_id),
 met AS (
     SELECT dm.account_id, MAX(x.date) AS last_on
-    FROM dm JOIN activities x ON x.contact_id = dm.id AND +x.account_id = dm.account_id AND +x.date <= :as_of
+    FROM dm CROSS JOIN activities x ON x.contact_id = dm.id AND +x.account_id = dm.account_id AND +x.date <= :as_of
     GROUP BY dm.account_id)
 SELECT a.id AS account_id,
        COALESCE(n.n, 0) AS decision_makers,
@@ -65,6 +70,7 @@ SELECT a.id AS account_id,
                         AS days_since_decision_maker,
        COALESCE(met.last_on, 'never') AS last_decision_maker_meeting
 FROM accounts a LEFT JOIN n ON n.account_id = a.id LEFT JOIN met ON met.account_id = a.id
+WHERE a.tier = 'key'
 """,
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import importlib.resources
+from itertools import pairwise
 
 from kamrules import hookimpl
 from kamrules.facts import FactProvider
@@ -36,22 +37,23 @@ HAVING COUNT(DISTINCT o.date) > 1
     derived=("order_gaps", "median_order_gap_days", "order_gap_ratio"),
 )
 
-_DAY: dict[str, int] = {}  # ISO date -> proleptic ordinal (a book has a few thousand distinct days)
+class _Days(dict):
+    """ISO date -> proleptic ordinal, filled on first sight (a book has a few thousand distinct days)."""
+
+    def __missing__(self, day: str) -> int:
+        n = self[day] = datetime.date.fromisoformat(day).toordinal()
+        return n
+
+
+_DAY = _Days()
 
 
 def _gaps(f):
     days = f.get("order_days")
     if not days:
         return {}
-    days = sorted(days.split(","))  # ISO dates: text order is date order
-    try:
-        ords = [_DAY[d] for d in days]
-    except KeyError:
-        for d in days:
-            if d not in _DAY:
-                _DAY[d] = datetime.date.fromisoformat(d).toordinal()
-        ords = [_DAY[d] for d in days]
-    gaps = [b - a for a, b in zip(ords, ords[1:])]
+    ords = sorted(map(_DAY.__getitem__, days.split(",")))  # by day, whatever order SQL listed them in
+    gaps = [b - a for a, b in pairwise(ords)]
     g = sorted(gaps)
     n = len(g)
     median = g[n // 2] if n % 2 else (g[n // 2 - 1] + g[n // 2]) / 2
