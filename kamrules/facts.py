@@ -196,9 +196,12 @@ class FactSource:
             table = f"kamfacts_{FactSource._counter}"
             cols = ", ".join(["account_id"] + [_q(f) for f in tuple(p.facts) + tuple(p.inputs)])
             try:
-                conn.execute(f"CREATE TEMP TABLE {table} AS SELECT {cols} FROM (\n{p.sql.strip().rstrip(';')}\n)", {"as_of": self.as_of})
+                names = ["account_id"] + [_q(f) for f in tuple(p.facts) + tuple(p.inputs)]
+                conn.execute(f"CREATE TEMP TABLE {table} ({', '.join(names)}, PRIMARY KEY (account_id)) WITHOUT ROWID")
                 self._tables[p.name] = table
-                conn.execute(f"CREATE UNIQUE INDEX temp.{table}_ix ON {table}(account_id)")
+                # keyed by account (no rowid): one B-tree seek per account in the composed join
+                conn.execute(f"INSERT INTO {table} SELECT {cols} FROM (\n{p.sql.strip().rstrip(';')}\n) WHERE account_id IS NOT NULL",
+                             {"as_of": self.as_of})
             except Exception as e:  # sqlite3.Error, or a Python function used in the SQL
                 if "UNIQUE" in str(e):
                     e = RuntimeError(f"returns more than one row for an account ({e})")

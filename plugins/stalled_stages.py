@@ -118,8 +118,9 @@ STAGE_MOVES = FactProvider(
     requires=("stage_history",),
     facts=(),
     inputs=("stage_path", "stage_path_as_of"),
-    sql="""
-SELECT account_id, group_concat(entered_on || ' ' || stage, ',') AS stage_path, :as_of AS stage_path_as_of
+    sql=f"""
+SELECT account_id, group_concat(entered_on || ' ' || COALESCE({stage_rank('stage')}, 0) || stage, ',') AS stage_path,
+       :as_of AS stage_path_as_of
 FROM stage_history WHERE entered_on <= :as_of
 GROUP BY account_id
 """,
@@ -127,30 +128,31 @@ GROUP BY account_id
     derived=("days_since_regression", "regressed_on", "regressed_from", "regressed_to", "skipped_stages"),
 )
 
-RANK = {s: i for i, s in enumerate(STAGES, 1)}
-
 
 def _stage_moves(f):
     path = f.get("stage_path")
     if not path:
         return {}
-    moves = [e.partition(" ") for e in sorted(path.split(","))]  # (entered_on, " ", stage): by day (ISO dates)
-    if len({m[0] for m in moves}) != len(moves):  # several entries on one day: by stage order within the day
-        moves.sort(key=lambda m: (m[0], RANK.get(m[2], -1)))  # an unknown stage sorts first (SQL NULL)
+    # "entered_on RANKstage" (rank 1-8, 0 for an unknown stage): in text order by day, then by
+    # stage order within the day (an unknown stage first)
     back = None
     prev_r = prev_st = None
     proposal_on = analysis_on = visit_on = None
-    for d, _, st in moves:
-        r = RANK.get(st)
-        if r is not None:
+    for e in sorted(path.split(",")):
+        d, _, st = e.partition(" ")
+        r, st = st[:1], st[1:]
+        if r != "0":
+            r = int(r)
             if prev_r is not None and r < prev_r:
                 back = (d, prev_st, st)  # the latest move back wins
             if r >= 6 and proposal_on is None:
                 proposal_on = d
-            if st == "analysis" and analysis_on is None:
+            if r == 2 and analysis_on is None:
                 analysis_on = d
-            elif st == "visit" and visit_on is None:
+            elif r == 4 and visit_on is None:
                 visit_on = d
+        else:
+            r = None
         prev_r, prev_st = r, st
     out = {}
     if proposal_on is not None:
