@@ -21,7 +21,10 @@ MIN_BYTES = 1 << 20
 ENV = "KAMRULES_IMPORT_WORKERS"  # "0": never, "1": always (tests), unset: by size
 SEP = "\x1f"  # joins a batch's text column into one string: one split() in the parent, no pickle per value
 PIPE_SIZE = 1 << 20
-QUEUE = 64  # batches the worker may be ahead of the parent (about 16 MiB): rides over index builds
+# Bytes of pickled batches the worker may be ahead of the parent. While the parent builds a loaded
+# table's indexes (about 100 s for the activities of a 1M-account book) the worker reads the next
+# table into this buffer instead of waiting; it is the import's main memory beyond SQLite's cache.
+AHEAD = 512 << 20
 
 
 class ImportWorkerError(KamrulesError):
@@ -115,8 +118,10 @@ def _producer_class():
             self.problems = _Events(self.events)
             self.started: set[str] = set()
             self.plan_ids: dict[int, tuple] = {}
-            # A thread writes to the pipe (without the GIL) while the worker reads on
-            self.queue: queue.Queue = queue.Queue(QUEUE)
+            # A thread writes to the pipe (without the GIL) while the worker reads on, up to AHEAD bytes
+            self.queue: queue.SimpleQueue = queue.SimpleQueue()
+            self.ahead = 0
+            self.room = threading.Condition()
             self.failed: BaseException | None = None
             self.sender = threading.Thread(target=self._send_all, name="kamrules-import-send", daemon=True)
             self.sender.start()
@@ -125,8 +130,13 @@ def _producer_class():
             try:
                 while (data := self.queue.get()) is not None:
                     self.out.send_bytes(data)
+                    with self.room:
+                        self.ahead -= len(data)
+                        self.room.notify()
             except BaseException as e:  # noqa: BLE001 - the parent is gone: raised in the worker by send()
-                self.failed = e
+                with self.room:
+                    self.failed = e
+                    self.room.notify()
                 while self.queue.get() is not None:
                     pass
 
@@ -134,7 +144,14 @@ def _producer_class():
             if self.failed is not None:
                 raise self.failed
             if self.events:
-                self.queue.put(pickle.dumps(self.events, pickle.HIGHEST_PROTOCOL))
+                data = pickle.dumps(self.events, pickle.HIGHEST_PROTOCOL)
+                with self.room:
+                    while self.ahead > AHEAD and self.failed is None:
+                        self.room.wait()
+                    if self.failed is not None:
+                        raise self.failed
+                    self.ahead += len(data)
+                self.queue.put(data)
                 self.events.clear()
 
         def close(self) -> None:
