@@ -241,6 +241,10 @@ def _suspect(text: str) -> bool:
     return False
 
 
+# json.dumps(..., ensure_ascii=False), one encoder for every batch
+_DUMPS = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def _encode(facts: Sequence[Mapping[str, Any]], fields: Sequence[str], sid: str) -> str | None:
     """The batch as durable_rules JSON: each fact's ``fields`` that are not None, plus ``id`` (its
     index), ``sid`` and the marker, then the sentinel fact. None for an empty batch."""
@@ -254,7 +258,7 @@ def _encode(facts: Sequence[Mapping[str, Any]], fields: Sequence[str], sid: str)
         msgs.append(m)
     msgs.append({"id": "sentinel", "sid": sid, _SENTINEL: 1})
     try:
-        text = json.dumps(msgs, ensure_ascii=False)  # usually all text, int and plain floats
+        text = _DUMPS(msgs)  # usually all text, int and plain floats
     except (TypeError, ValueError):
         text = None
     if text is not None and not _suspect(text):

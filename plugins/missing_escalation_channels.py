@@ -12,6 +12,8 @@ from kamrules_plugins.core_facts import JD, days_since
 # did not exist yet); one without a date counts as always there.
 # Key accounts only, like the rules here (KAM301-KAM305): on a big book the
 # other 90% of the accounts would cost the scan and give facts no rule reads.
+# +tier: the accounts are read by id (a check worker's range), not through the
+# tier index, which would list the key accounts of the whole book in every part.
 CHANNEL_COVERAGE = FactProvider(
     name="channel_coverage",
     description="Which standing channels (technical, management, complaint told to the client) a key account has.",
@@ -26,7 +28,7 @@ WITH ch AS (
            MAX(kind = 'complaint' AND client_informed = 1)      AS informed
     FROM channels
     WHERE (since IS NULL OR since <= :as_of)
-      AND account_id IN (SELECT id FROM accounts WHERE tier = 'key')
+      AND account_id IN (SELECT id FROM accounts WHERE +tier = 'key')
     GROUP BY account_id)
 SELECT a.id AS account_id,
        CASE WHEN ch.technical AND ch.management THEN NULL
@@ -38,7 +40,7 @@ SELECT a.id AS account_id,
             WHEN ch.complaint THEN 'a complaint channel the client has not been told of'
             ELSE 'no complaint channel' END                     AS complaint_channel_state
 FROM accounts a LEFT JOIN ch ON ch.account_id = a.id
-WHERE a.tier = 'key'
+WHERE +a.tier = 'key'
 """,
 )
 
@@ -56,7 +58,7 @@ DECISION_MAKERS = FactProvider(
     sql=f"""
 WITH dm AS (
     SELECT c.id, c.account_id FROM accounts k JOIN contacts c ON c.account_id = k.id
-    WHERE k.tier = 'key' AND c.role = 'decision_maker' AND COALESCE(c.active, 1) = 1),
+    WHERE +k.tier = 'key' AND c.role = 'decision_maker' AND COALESCE(c.active, 1) = 1),
 n AS (
     SELECT account_id, COUNT(*) AS n FROM dm GROUP BY account_id),
 met AS (
@@ -70,7 +72,7 @@ SELECT a.id AS account_id,
                         AS days_since_decision_maker,
        COALESCE(met.last_on, 'never') AS last_decision_maker_meeting
 FROM accounts a LEFT JOIN n ON n.account_id = a.id LEFT JOIN met ON met.account_id = a.id
-WHERE a.tier = 'key'
+WHERE +a.tier = 'key'
 """,
 )
 
