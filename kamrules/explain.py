@@ -43,9 +43,9 @@ def explain_account(store, account_id: str, as_of: str, rulesets_dirs: Iterable 
     """The account's facts and, for every rule, whether it fired and if not why not.
 
     The Python evaluation is cross-checked with the engine; a disagreement is a failure.
+    On a book of 5,000 accounts or more only this account's facts are computed, and portfolio
+    rules are reported as not evaluated (they need every account's facts).
     """
-    from kamrules.ruleset import evaluate
-
     if pm is None:
         pm = getattr(store, "pm", None)
     if pm is None:
@@ -57,43 +57,76 @@ def explain_account(store, account_id: str, as_of: str, rulesets_dirs: Iterable 
     sets = load_rulesets(store, pm, rulesets_dirs, failures, providers)
     wanted = list(rulesets)
     verdicts: list[RuleVerdict] = []
-    with FactSource(store, as_of, providers, failures) as source:
-        found = list(source.accounts(account_id=account_id))
-        if not found:
-            raise InputError(f"no account {account_id!r} in {getattr(store, 'path', 'the store')} (expected an id from the accounts table)")
-        facts = found[0]
-        status = source.fact_status()
-        runnable = []
-        portfolio = None
-        for rs in sets:
-            if wanted and rs.name not in wanted:
-                continue
-            for rule in rs.rules:
-                base = dict(ruleset=rule.ruleset, code=rule.code, rule=rule.name)
-                bad = [status[f] for f in rule.facts if f in status and status[f].state != "ok"]
-                if not rule.enabled:
-                    verdicts.append(RuleVerdict(**base, status="disabled", reason="enabled: false in its rule-set file"))
-                elif rule.scope == "portfolio" and not bad:
-                    if portfolio is None:
-                        portfolio = source.portfolio()
-                    parts = [(row.get("scope_key") or "the book", evaluate(rule, row)) for row in portfolio]
-                    fired = [(k, v) for k, v in parts if v.fired]
-                    shown = fired[0] if fired else (parts[0] if parts else None)
-                    reason = f"portfolio rule, on {shown[0]}: {shown[1].reason()}" if shown else "portfolio rule: no portfolio facts"
-                    verdicts.append(RuleVerdict(**base, status="portfolio", severity=shown[1].severity if shown else None, reason=reason))
-                elif bad:
-                    st = bad[0]
-                    why = st.reason if st.state == "unavailable" else f"fact provider {st.name} failed: {st.reason}"
-                    verdicts.append(RuleVerdict(**base, status="skipped", reason=f"skipped: {why}"))
-                else:
-                    v = evaluate(rule, facts)
-                    verdicts.append(RuleVerdict(**base, status="fired" if v.fired else "not_fired", severity=v.severity,
-                                                reason=v.reason(), thresholds=v.thresholds))
-                    runnable.append(rule)
-        plan, engine, _ = _plan(runnable)
-        if engine is not None:
-            best = {code: v.severity for code, (_, v) in plan.strongest(engine.match([facts])[0]).items()}
-            for v in verdicts:
-                if v.status in ("fired", "not_fired") and best.get(v.code) != v.severity:
-                    failures.append((f"rule {v.code}", f"engine says {best.get(v.code) or 'not fired'}, Python evaluation says {v.severity or 'not fired'}"))
+    book = FactSource(store, as_of, providers, failures)  # which providers can run: judged on the whole store
+    own = _one_account_store(store, account_id)
+    try:
+        with book.bound_to(own, failures) if own is not None else book as source:
+            found = list(source.accounts(account_id=account_id))
+            if not found:
+                raise InputError(f"no account {account_id!r} in {getattr(store, 'path', 'the store')} (expected an id from the accounts table)")
+            facts = found[0]
+            verdicts = _verdicts(sets, wanted, source, book if own is None else None, facts, failures, store)
+    finally:
+        if own is not None:
+            own.close()
     return Explanation(account_id, as_of, dict(sorted(facts.items())), tuple(verdicts), tuple(failures))
+
+
+def _one_account_store(store, account_id: str):
+    """On a book the check splits (see :mod:`kamrules.partition`), a store connection that sees only this
+    account's rows, so that the providers compute one account's facts, not the book's; else None."""
+    from kamrules.check import _on_disk
+    from kamrules.partition import MIN_PART, Part, connect, restrict
+    from kamrules.store import Store
+
+    if not _on_disk(store) or store.count("accounts") < 2 * MIN_PART:
+        return None
+    conn = connect(store.path)
+    restrict(conn, Part(0, account_id, account_id + "\x01"))  # id >= account_id AND id < account_id + U+0001: this id
+    return Store(store.path, conn, store.pm)
+
+
+def _verdicts(sets, wanted, source, book, facts, failures, store) -> list[RuleVerdict]:
+    """Every rule's verdict on ``facts``; portfolio rules over ``book`` (None: not evaluated, a big book)."""
+    from kamrules.ruleset import evaluate
+
+    verdicts: list[RuleVerdict] = []
+    status = source.fact_status()
+    runnable = []
+    portfolio = None
+    for rs in sets:
+        if wanted and rs.name not in wanted:
+            continue
+        for rule in rs.rules:
+            base = dict(ruleset=rule.ruleset, code=rule.code, rule=rule.name)
+            bad = [status[f] for f in rule.facts if f in status and status[f].state != "ok"]
+            if not rule.enabled:
+                verdicts.append(RuleVerdict(**base, status="disabled", reason="enabled: false in its rule-set file"))
+            elif rule.scope == "portfolio" and not bad and book is None:
+                verdicts.append(RuleVerdict(**base, status="portfolio", reason=(
+                    f"portfolio rule: not evaluated for one account of a book of {store.count('accounts'):,} accounts "
+                    f"(it needs every account's facts); `kamrules check --select {rule.code}` evaluates it")))
+            elif rule.scope == "portfolio" and not bad:
+                if portfolio is None:
+                    portfolio = book.portfolio()
+                parts = [(row.get("scope_key") or "the book", evaluate(rule, row)) for row in portfolio]
+                fired = [(k, v) for k, v in parts if v.fired]
+                shown = fired[0] if fired else (parts[0] if parts else None)
+                reason = f"portfolio rule, on {shown[0]}: {shown[1].reason()}" if shown else "portfolio rule: no portfolio facts"
+                verdicts.append(RuleVerdict(**base, status="portfolio", severity=shown[1].severity if shown else None, reason=reason))
+            elif bad:
+                st = bad[0]
+                why = st.reason if st.state == "unavailable" else f"fact provider {st.name} failed: {st.reason}"
+                verdicts.append(RuleVerdict(**base, status="skipped", reason=f"skipped: {why}"))
+            else:
+                v = evaluate(rule, facts)
+                verdicts.append(RuleVerdict(**base, status="fired" if v.fired else "not_fired", severity=v.severity,
+                                            reason=v.reason(), thresholds=v.thresholds))
+                runnable.append(rule)
+    plan, engine, _ = _plan(runnable)
+    if engine is not None:
+        best = {code: v.severity for code, (_, v) in plan.strongest(engine.match([facts])[0]).items()}
+        for v in verdicts:
+            if v.status in ("fired", "not_fired") and best.get(v.code) != v.severity:
+                failures.append((f"rule {v.code}", f"engine says {best.get(v.code) or 'not fired'}, Python evaluation says {v.severity or 'not fired'}"))
+    return verdicts

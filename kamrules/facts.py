@@ -145,6 +145,9 @@ class FactSource:
         self.portfolio_providers = [p for p in providers if p.scope == "portfolio"]
         self.status: dict[str, ProviderStatus] = {}
         self.columns = account_columns(store)
+        # the accounts table's own columns, named in the composed query (a worker's view of the
+        # table adds rowid, which is no fact)
+        self._account_select = [f"a.{_q(c)}" for c in store.columns("accounts")]
         self._tables: dict[str, str] = {}
         self._derive_errors: dict[str, int] = {}
         for p in providers:
@@ -213,7 +216,7 @@ class FactSource:
 
     def _composed(self, inputs: bool = True) -> str:
         """SELECT of every account (``a``) LEFT JOINed with each prepared provider's temp table."""
-        select = ["a.*"]
+        select = list(self._account_select)
         joins = []
         for i, p in enumerate(self._live()):
             t = self._tables[p.name]

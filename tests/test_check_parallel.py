@@ -188,3 +188,44 @@ def test_a_failing_prerender_leaves_rendering_to_the_format(book_store):
 
     r = run_check(book_store, AS_OF, jobs=2, part_size=30, prerender=item)
     assert r.rendered is None and r.alerts and r.summary.complete
+
+
+def test_explain_on_a_big_book_computes_one_accounts_facts(book_store, monkeypatch):
+    import kamrules.explain as explain
+    import kamrules.partition as partition
+
+    ids = [r[0] for r in book_store.conn.execute("SELECT id FROM accounts ORDER BY id")]
+    whole = {aid: explain.explain_account(book_store, aid, AS_OF) for aid in (ids[0], ids[57], ids[-1])}
+    monkeypatch.setattr(partition, "MIN_PART", 20)  # 200 accounts now count as a big book
+    seen = []
+    restricted = explain._one_account_store
+
+    def spy(store, account_id):
+        own = restricted(store, account_id)
+        seen.append([r[0] for r in own.conn.execute("SELECT id FROM accounts")])
+        return own
+
+    monkeypatch.setattr(explain, "_one_account_store", spy)
+    for aid, before in whole.items():
+        got = explain.explain_account(book_store, aid, AS_OF)
+        assert seen[-1] == [aid]  # the providers saw this account only
+        assert got.facts == before.facts and got.failures == before.failures
+        assert [v for v in got.verdicts if v.status != "portfolio"] == [v for v in before.verdicts if v.status != "portfolio"]
+        (port,) = [v for v in got.verdicts if v.status == "portfolio"]
+        assert port.severity is None and "not evaluated for one account of a book of 200 accounts" in port.reason
+        assert "kamrules check --select KAM205" in port.reason
+    # the caller's connection is not restricted
+    assert book_store.conn.execute("SELECT count(*) FROM accounts").fetchone()[0] == 200
+
+
+def test_worker_facts_have_no_rowid(book_store):
+    from kamrules.facts import FactSource, collect_providers
+    from kamrules.store import Store
+
+    failures = []
+    source = FactSource(book_store, AS_OF, collect_providers(book_store.pm, failures), failures)
+    conn = connect(book_store.path)
+    restrict(conn, plan_parts(book_store.conn, jobs=2, part_size=30)[1])
+    with source.bound_to(Store(book_store.path, conn, book_store.pm), failures) as part:
+        facts = list(part.accounts())
+    assert facts and all("rowid" not in f for f in facts) and not failures
