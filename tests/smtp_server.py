@@ -172,5 +172,7 @@ def settings_for(port: int, tls: str = "none", **email_kw):
     s = load_settings(path=None, environ=env)
     rest = {k: v for k, v in email_kw.items() if not k.startswith("KAMRULES_")}
     if rest:
-        s = s.model_copy(update={"email": s.email.model_copy(update=rest)})
+        import dataclasses
+
+        s = dataclasses.replace(s, email=dataclasses.replace(s.email, **rest))
     return s

@@ -1,5 +1,6 @@
 """SMTP paths against aiosmtpd on loopback: AUTH, STARTTLS with a generated certificate, SSL refusal."""
 
+import dataclasses
 import datetime as dt
 import ssl
 
@@ -43,7 +44,7 @@ def test_auth_refused_stays_queued_and_password_never_shown(store, auth_server, 
     assert (r.sent, r.failed, r.undelivered) == (0, 1, 1)
     row = outbox.list_outbox(store.conn, "pending")[0]
     assert "SMTPAuthenticationError" in row["last_error"] and "535" in row["last_error"]
-    everything = repr(r) + r.summary_line() + repr(bad) + str(bad.email.model_dump())
+    everything = repr(r) + r.summary_line() + repr(bad) + str(dataclasses.asdict(bad.email))
     assert PASSWORD not in everything and "wrong-" not in everything
     assert auth_server.received == []
     good = settings_for(auth_server.port, KAMRULES_SMTP_USER="bot", KAMRULES_SMTP_PASSWORD=PASSWORD)
