@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-import urllib.request
 from typing import Sequence
 
 from kamrules import __version__
@@ -54,6 +53,8 @@ class WebhookNotifier:
 
     def send(self, recipient, payload_bytes, settings) -> None:
         key = json.loads(payload_bytes).get("key", "")
+        import urllib.request  # on use: http.client, ssl and email cost ~25 ms of every start-up
+
         req = urllib.request.Request(
             check_url(recipient), data=payload_bytes, method="POST",
             headers={"Content-Type": "application/json; charset=utf-8", "Idempotency-Key": key, "User-Agent": f"kamrules/{__version__}"},
