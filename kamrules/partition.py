@@ -48,7 +48,7 @@ def default_jobs() -> int:
 def plan_parts(conn: sqlite3.Connection, jobs: int, part_size: int = PART_SIZE) -> list[Part]:
     """Cut the accounts (ordered by id) into parts: one (the whole book) for a small book, else
     parts of at most about ``part_size`` accounts and at least ``min(MIN_PART, part_size)`` each;
-    with several ``jobs``, a multiple of ``jobs`` parts, two per worker at least."""
+    with several ``jobs``, a multiple of ``jobs`` parts."""
     min_part = max(1, min(MIN_PART, part_size))
     n = conn.execute("SELECT count(*) FROM main.accounts").fetchone()[0]
     if not _forkable():
@@ -57,8 +57,10 @@ def plan_parts(conn: sqlite3.Connection, jobs: int, part_size: int = PART_SIZE) 
         return [Part(0, None, None)]
     if jobs <= 1:  # one process, the parts one after the other: temp tables stay small
         count = math.ceil(n / part_size)
-    else:  # at least two parts per worker, so that a part that runs long is balanced by the others
-        count = jobs * max(2, math.ceil(n / (jobs * part_size)))
+    else:  # a multiple of jobs: the workers get the same number of equal parts. One part per worker
+        # when they hold the book (10k accounts: 1.30 s instead of 1.52 s for four, each part's
+        # connection, views and provider tables costing a fixed ~0.05 s)
+        count = jobs * max(1, math.ceil(n / (jobs * part_size)))
     count = max(2, min(count, n // min_part))
     bounds: list[str | None] = [None]
     for i in range(1, count):
