@@ -293,7 +293,8 @@ def run_check(
         if acc_engine is not None:
             jobs = jobs or default_jobs()
             parts = plan_parts(store.conn, jobs, part_size or PART_SIZE) if _on_disk(store) else [Part(0, None, None)]
-            task = _PartTask(store, source, plan, acc_engine, as_of, min_severity, batch_size, port_engine is not None)
+            task = _PartTask(store, source, plan, acc_engine, as_of, min_severity, batch_size, port_engine is not None,
+                             prerender, _shared_count() if prerender else None)
             results, queries = run_parts(parts, task, jobs, progress, meanwhile=portfolio_queries,
                                          on_result=texts.add if prerender else None)
             failed: set[str] = set()
@@ -359,7 +360,7 @@ def run_check(
 
 
 class _Texts:
-    """Texts of alerts rendered as parts arrive (``add``), up to a budget of characters held in memory;
+    """Texts of alerts rendered by the workers, part by part (``add``), kept up to a budget of characters;
     ``of(alerts)`` then yields every alert's text in order (rendering the rest as it goes)."""
 
     BUDGET = 100_000_000  # characters (100-400 MB): beyond that the rest is rendered while written
@@ -368,15 +369,16 @@ class _Texts:
         self.render, self.by_id, self.failed, self.size = render, {}, render is None, 0
 
     def add(self, index: int, result) -> None:
-        if self.failed or self.size > self.BUDGET or not isinstance(result, _PartResult):
+        """Keep the texts a part's worker rendered (``result.texts``: [] none, beyond the budget; None: its
+        render raised)."""
+        if self.failed or not isinstance(result, _PartResult):
             return
-        try:
-            for a in result.alerts:
-                text = self.render(a)
-                self.by_id[id(a)] = (a, text)  # the alert kept alive: its id stays its own
-                self.size += len(text)
-        except Exception:  # a plugin format's item(): render() will run (and report) it again
+        if result.texts is None:  # a plugin format's item() raised: the format renders (and reports) it
             self.failed = True
+            return
+        for a, text in zip(result.alerts, result.texts):
+            self.by_id[id(a)] = (a, text)  # the alert kept alive: its id stays its own
+            self.size += len(text)
 
     def of(self, alerts: list) -> Iterator[str] | None:
         if self.failed:
@@ -388,6 +390,13 @@ class _Texts:
                 yield got[1] if got is not None and got[0] is a else self.render(a)
 
         return texts()
+
+
+def _shared_count():
+    """A counter the forked check workers share (multiprocessing.Value in shared memory)."""
+    import multiprocessing
+
+    return multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None).Value("q", 0)
 
 
 def _on_disk(store) -> bool:
@@ -420,6 +429,7 @@ class _PartResult:
     msg_failed: dict
     failed_providers: set
     totals: dict  # FactSource.account_totals() of the part
+    texts: list | None = None  # render(alert) of each alert, in the part's worker (None: render raised)
 
 
 @dataclass
@@ -434,6 +444,8 @@ class _PartTask:
     min_severity: str
     batch_size: int
     totals: bool  # compute the part's account_totals (a portfolio rule runs)
+    render: Any = None  # an output format's item(alert): texts rendered here, in parallel, not in the parent
+    rendered: Any = None  # characters rendered by all parts so far (shared): none beyond _Texts.BUDGET
 
     def __call__(self, part, tick) -> _PartResult:
         from kamrules.engine import EngineError
@@ -485,7 +497,17 @@ class _PartTask:
         finally:
             if store is not self.store:
                 store.close()
-        return _PartResult(alerts, checked, failures, source.derive_error_counts(), msg_failed, source.failed_providers(), totals)
+        texts: list | None = []  # none rendered: the parent renders them as it writes
+        if self.render is not None and alerts and self.rendered.value <= _Texts.BUDGET:
+            try:
+                texts = [self.render(a) for a in alerts]
+            except Exception:  # a plugin format's item(): the parent's format renders (and reports) it
+                texts = None
+            else:
+                with self.rendered.get_lock():
+                    self.rendered.value += sum(map(len, texts))
+        return _PartResult(alerts, checked, failures, source.derive_error_counts(), msg_failed, source.failed_providers(),
+                           totals, texts)
 
 
 _EVIDENCE: dict[int, tuple[Rule, tuple[str, ...]]] = {}  # id(rule) -> (rule, its evidence facts)

@@ -178,8 +178,18 @@ def test_prerendered_texts_beyond_the_budget_are_rendered_while_written(book_sto
     from kamrules_plugins.formats import json_assemble, json_item, render_json
 
     monkeypatch.setattr(check._Texts, "BUDGET", 2000)  # a part or two, then the rest as it is written
+    arrived = []
+    add = check._Texts.add
+
+    def spy(self, index, result):
+        arrived.append((len(result.alerts), len(result.texts)))
+        add(self, index, result)
+
+    monkeypatch.setattr(check._Texts, "add", spy)
     r = run_check(book_store, AS_OF, jobs=2, part_size=30, prerender=json_item)
     assert "".join(json_assemble(r.rendered, r.summary)) == "".join(render_json(r.alerts, r.summary))
+    # the workers rendered the texts of the first parts, then stopped (the shared count passed the budget)
+    assert any(t == a > 0 for a, t in arrived) and any(a > 0 and t == 0 for a, t in arrived)
 
 
 def test_a_failing_prerender_leaves_rendering_to_the_format(book_store):
