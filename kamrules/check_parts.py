@@ -1,0 +1,225 @@
+"""One part of a check: its accounts' facts matched by the engine, the alerts built and their texts rendered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+from kamrules.alerts import SEVERITY_RANK, Alert, fingerprint_of
+from kamrules.facts import FactSource
+from kamrules.messages import format_message
+from kamrules.ruleset import Rule, Variant
+
+
+@dataclass
+class _Plan:
+    """The rules of one run and their engine form."""
+
+    account: list[Rule]
+    portfolio: list[Rule]
+    variants: dict[str, tuple[Rule, Variant]]  # engine key -> (rule, variant)
+
+    def strongest(self, fired: Iterable[str]) -> dict[str, tuple[Rule, Variant]]:
+        """Per rule code, the highest-severity variant among the fired engine keys."""
+        best: dict[str, tuple[Rule, Variant]] = {}
+        for key in fired:
+            rule, v = self.variants[key]
+            if rule.code not in best or SEVERITY_RANK[v.severity] > SEVERITY_RANK[best[rule.code][1].severity]:
+                best[rule.code] = (rule, v)
+        return best
+
+
+def _plan(rules: Sequence[Rule]) -> tuple[_Plan, Any, Any]:
+    from kamrules.engine import EngineRule, compile_rules
+
+    variants: dict[str, tuple[Rule, Variant]] = {}
+    eng: dict[str, list] = {"account": [], "portfolio": []}
+    for rule in rules:
+        for v in rule.variants():
+            key = f"{rule.code}|{v.tier or '*'}|{v.severity}"
+            variants[key] = (rule, v)
+            eng[rule.scope].append(EngineRule(key, rule.to_durable(v)))
+    plan = _Plan([r for r in rules if r.scope == "account"], [r for r in rules if r.scope == "portfolio"], variants)
+    acc = compile_rules(eng["account"]) if eng["account"] else None
+    port = compile_rules(eng["portfolio"]) if eng["portfolio"] else None
+    return plan, acc, port
+
+
+class _Texts:
+    """Texts of alerts rendered by the workers, part by part (``add``), kept up to a budget of characters;
+    ``of(alerts)`` then yields every alert's text in order (rendering the rest as it goes)."""
+
+    BUDGET = 100_000_000  # characters (100-400 MB): beyond that the rest is rendered while written
+
+    def __init__(self, render):
+        self.render, self.by_id, self.failed, self.size = render, {}, render is None, 0
+
+    def add(self, index: int, result) -> None:
+        """Keep the texts a part's worker rendered (``result.texts``: [] none, beyond the budget; None: its
+        render raised)."""
+        if self.failed or not isinstance(result, _PartResult):
+            return
+        if result.texts is None:  # a plugin format's item() raised: the format renders (and reports) it
+            self.failed = True
+            return
+        for a, text in zip(result.alerts, result.texts):
+            self.by_id[id(a)] = (a, text)  # the alert kept alive: its id stays its own
+            self.size += len(text)
+
+    def of(self, alerts: list) -> Iterator[str] | None:
+        if self.failed:
+            return None
+
+        def texts() -> Iterator[str]:
+            for a in alerts:
+                got = self.by_id.pop(id(a), None)  # freed as written
+                yield got[1] if got is not None and got[0] is a else self.render(a)
+
+        return texts()
+
+
+def _shared_count():
+    """A counter the forked check workers share (multiprocessing.Value in shared memory)."""
+    import multiprocessing
+
+    return multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None).Value("q", 0)
+
+
+def _emit(plan: _Plan, facts: dict, fired: set[str], portfolio: bool, min_severity: str, as_of: str,
+          alerts: list, msg_failed: dict, failures: list) -> None:
+    best = plan.strongest(fired)
+    for code in sorted(best):
+        rule, v = best[code]
+        if SEVERITY_RANK[v.severity] >= SEVERITY_RANK[min_severity]:
+            alerts.append(_alert(rule, v, facts, as_of, portfolio, msg_failed, failures))
+
+
+def _temp_in_memory(conn) -> None:
+    """Keep the provider temp tables of the caller's connection in memory (not a temp file): only if it
+    has no temp objects, because changing temp_store deletes them."""
+    if conn.execute("PRAGMA temp_store").fetchone()[0] != 2 and conn.execute("SELECT count(*) FROM sqlite_temp_master").fetchone()[0] == 0:
+        conn.execute("PRAGMA temp_store = MEMORY")
+
+
+@dataclass
+class _PartResult:
+    alerts: list
+    checked: int
+    failures: list
+    derive_errors: dict
+    msg_failed: dict
+    failed_providers: set
+    totals: dict  # FactSource.account_totals() of the part
+    texts: list | None = None  # render(alert) of each alert, in the part's worker (None: render raised)
+
+
+@dataclass
+class _PartTask:
+    """The account side of a check for one part of the book (see :mod:`kamrules.partition`)."""
+
+    store: Any
+    source: FactSource
+    plan: _Plan
+    engine: Any
+    as_of: str
+    min_severity: str
+    batch_size: int
+    totals: bool  # compute the part's account_totals (a portfolio rule runs)
+    render: Any = None  # an output format's item(alert): texts rendered here, in parallel, not in the parent
+    rendered: Any = None  # characters rendered by all parts so far (shared): none beyond _Texts.BUDGET
+
+    def __call__(self, part, tick) -> _PartResult:
+        from kamrules.engine import EngineError
+        from kamrules.partition import connect, restrict
+
+        failures: list = []
+        alerts: list[Alert] = []
+        msg_failed: dict[str, int] = {}
+        store = self.store
+        if part.whole:
+            _temp_in_memory(store.conn)
+        else:
+            from kamrules.store import Store
+
+            conn = connect(store.path)
+            restrict(conn, part)
+            store = Store(store.path, conn, store.pm)
+        source = self.source.bound_to(store, failures)
+        checked = 0
+        totals: dict = {}
+        batch: list[dict] = []
+
+        def flush() -> None:
+            nonlocal checked
+            try:
+                fired = self.engine.match(batch)
+            except EngineError as e:
+                failures.append((f"rules engine (accounts {batch[0].get('account_id')}..{batch[-1].get('account_id')})", str(e)))
+                fired = [set() for _ in batch]
+            for facts, keys in zip(batch, fired):
+                _emit(self.plan, facts, keys, False, self.min_severity, self.as_of, alerts, msg_failed, failures)
+            checked += len(batch)
+            tick(len(batch))
+            batch.clear()
+
+        try:
+            with source:
+                try:
+                    for facts in source.accounts():
+                        batch.append(facts)
+                        if len(batch) >= max(1, self.batch_size):
+                            flush()
+                    if batch:
+                        flush()
+                except Exception as e:  # the composed fact query itself failed mid-stream
+                    failures.append(("fact query", f"{type(e).__name__}: {e}"))
+                if self.totals:
+                    totals = source.account_totals()
+        finally:
+            if store is not self.store:
+                store.close()
+        texts: list | None = []  # none rendered: the parent renders them as it writes
+        if self.render is not None and alerts and self.rendered.value <= _Texts.BUDGET:
+            try:
+                texts = [self.render(a) for a in alerts]
+            except Exception:  # a plugin format's item(): the parent's format renders (and reports) it
+                texts = None
+            else:
+                with self.rendered.get_lock():
+                    self.rendered.value += sum(map(len, texts))
+        return _PartResult(alerts, checked, failures, source.derive_error_counts(), msg_failed, source.failed_providers(),
+                           totals, texts)
+
+
+_EVIDENCE: dict[int, tuple[Rule, tuple[str, ...]]] = {}  # id(rule) -> (rule, its evidence facts)
+
+
+def _alert(rule: Rule, v: Variant, facts: Mapping[str, Any], as_of: str, portfolio: bool,
+           msg_failed: dict[str, int], failures: list) -> Alert:
+    try:
+        message = format_message(rule, facts, v.thresholds, as_of)
+    except Exception as e:
+        n = msg_failed.get(rule.code, 0)
+        msg_failed[rule.code] = n + 1
+        if n == 0:
+            failures.append((f"rule {rule.code} (message)", f"{type(e).__name__}: {e}"))
+        message = f"{rule.name}: {rule.message} (message could not be formatted: {e})"
+    names = _EVIDENCE.get(id(rule))
+    if names is None or names[0] is not rule:
+        if len(_EVIDENCE) > 4096:
+            _EVIDENCE.clear()
+        names = _EVIDENCE[id(rule)] = (rule, rule.evidence_facts())
+    evidence = {f: facts.get(f) for f in names[1]}
+    evidence.update(v.thresholds)
+    alert = Alert(
+        ruleset=rule.ruleset, code=rule.code, rule=rule.name, severity=v.severity, message=message,
+        action=rule.action, as_of=as_of,
+        account_id=None if portfolio else facts.get("account_id"),
+        account_name=None if portfolio else facts.get("name"),
+        owner=facts.get("owner"), owner_email=facts.get("owner_email"),
+        evidence=evidence, scope_key=str(facts.get("scope_key", "")) if portfolio else "",
+    )
+    # computed here, in the worker, not in the parent's output; stored where the cached_property keeps it
+    # (its first access takes a lock on Python 3.11)
+    alert.__dict__["fingerprint"] = fingerprint_of(rule.ruleset, rule.code, alert.account_id, alert.scope_key)
+    return alert
