@@ -417,7 +417,7 @@ def render(results: list[dict], title: str, how: str) -> tuple[str, dict]:
     return "\n".join(report), slopes
 
 
-def combine(paths: list[str], workdir: str) -> int:
+def combine(paths: list[str], workdir: str, save: bool = True) -> int:
     """Rebuild one report from saved result files (newest figure per size); per-rule comparison recomputed."""
     by_size: dict[int, dict] = {}
     for p in paths:
@@ -435,6 +435,8 @@ def combine(paths: list[str], workdir: str) -> int:
                         for r in results)
     text, slopes = render(results, f"Combined {dt.date.today()} (commits {commits})", "sizes from " + ", ".join(paths))
     print(text)
+    if not save:
+        return 0
     with open(RESULTS / "summary.md", "a", encoding="utf-8") as f:
         f.write(text + "\n\n")
     out = RESULTS / f"{dt.date.today()}-combined.json"
@@ -459,7 +461,7 @@ def main(argv=None) -> int:
     ap.add_argument("--combine", metavar="JSON,...", help="only rebuild one report from saved results/*.json files")
     args = ap.parse_args(argv)
     if args.combine:
-        return combine(args.combine.split(","), args.workdir)
+        return combine(args.combine.split(","), args.workdir, save=not args.no_save)
     steps = set(args.steps.split(","))
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s]
 
