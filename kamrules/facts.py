@@ -199,8 +199,7 @@ class FactSource:
             table = f"kamfacts_{FactSource._counter}"
             cols = ", ".join(["account_id"] + [_q(f) for f in tuple(p.facts) + tuple(p.inputs)])
             try:
-                names = ["account_id"] + [_q(f) for f in tuple(p.facts) + tuple(p.inputs)]
-                conn.execute(f"CREATE TEMP TABLE {table} ({', '.join(names)}, PRIMARY KEY (account_id)) WITHOUT ROWID")
+                conn.execute(f"CREATE TEMP TABLE {table} ({cols}, PRIMARY KEY (account_id)) WITHOUT ROWID")
                 self._tables[p.name] = table
                 # keyed by account (no rowid): one B-tree seek per account in the composed join
                 conn.execute(f"INSERT INTO {table} SELECT {cols} FROM (\n{p.sql.strip().rstrip(';')}\n) WHERE account_id IS NOT NULL",
