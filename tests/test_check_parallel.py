@@ -239,3 +239,17 @@ def test_worker_facts_have_no_rowid(book_store):
     with source.bound_to(Store(book_store.path, conn, book_store.pm), failures) as part:
         facts = list(part.accounts())
     assert facts and all("rowid" not in f for f in facts) and not failures
+
+
+def test_the_cyclic_collector_is_restored_after_a_check(book_store):
+    import gc
+
+    assert gc.isenabled()
+    run_check(book_store, AS_OF, jobs=1, part_size=50)  # the parts run in this process
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        run_check(book_store, AS_OF, jobs=1)
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()
