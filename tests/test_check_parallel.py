@@ -253,3 +253,23 @@ def test_the_cyclic_collector_is_restored_after_a_check(book_store):
         assert not gc.isenabled()  # left as the caller had it
     finally:
         gc.enable()
+
+
+def test_the_heap_is_frozen_only_while_workers_run(book_store, monkeypatch):
+    import gc
+
+    import kamrules.partition as partition
+
+    seen = []
+    orig = partition.run_parts
+
+    def spy(*a, **k):
+        out = orig(*a, **k)
+        seen.append(gc.get_freeze_count())
+        return out
+
+    monkeypatch.setattr(partition, "run_parts", spy)
+    gc.unfreeze()
+    many = run_check(book_store, AS_OF, jobs=2, part_size=30)
+    assert seen == [0] and gc.get_freeze_count() == 0  # unfrozen again after the workers
+    assert dicts(many) == dicts(run_check(book_store, AS_OF, jobs=1))
