@@ -143,7 +143,7 @@ def run_check(
     5,000 accounts are checked in this process); ``part_size`` is the accounts per part
     (see :mod:`kamrules.partition`). The alerts do not depend on either.
     ``prerender(alert) -> str`` (an output format's ``item``), if given, is applied to the
-    alerts of each part as soon as it is checked, while other parts are still running:
+    alerts of each part by the process that checked it (a worker, in parallel):
     ``result.rendered`` yields the texts in alert order, once (None if ``prerender`` raised); at most
     about 100 million characters are held, the rest is rendered as it is read.
     """

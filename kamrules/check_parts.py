@@ -53,7 +53,7 @@ class _Texts:
     BUDGET = 100_000_000  # characters (100-400 MB): beyond that the rest is rendered while written
 
     def __init__(self, render):
-        self.render, self.by_id, self.failed, self.size = render, {}, render is None, 0
+        self.render, self.by_id, self.failed = render, {}, render is None
 
     def add(self, index: int, result) -> None:
         """Keep the texts a part's worker rendered (``result.texts``: [] none, beyond the budget; None: its
@@ -65,7 +65,6 @@ class _Texts:
             return
         for a, text in zip(result.alerts, result.texts):
             self.by_id[id(a)] = (a, text)  # the alert kept alive: its id stays its own
-            self.size += len(text)
 
     def of(self, alerts: list) -> Iterator[str] | None:
         if self.failed:

@@ -76,10 +76,10 @@ def _one_account_store(store, account_id: str):
     """On a book the check splits (see :mod:`kamrules.partition`), a store connection that sees only this
     account's rows, so that the providers compute one account's facts, not the book's; else None."""
     from kamrules.check import _on_disk
-    from kamrules.partition import MIN_PART, Part, connect, restrict
+    from kamrules.partition import Part, connect, one_part, restrict
     from kamrules.store import Store
 
-    if not _on_disk(store) or store.count("accounts") < 2 * MIN_PART:
+    if not _on_disk(store) or one_part(store.count("accounts")):
         return None
     conn = connect(store.path)
     restrict(conn, Part(0, account_id, account_id + "\x01"))  # id >= account_id AND id < account_id + U+0001: this id

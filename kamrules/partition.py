@@ -46,6 +46,12 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def one_part(accounts: int, min_part: int | None = None) -> bool:
+    """True for a book checked as one part, in one process (fewer than two parts of ``min_part``,
+    default MIN_PART, accounts)."""
+    return accounts < 2 * (MIN_PART if min_part is None else min_part)
+
+
 def plan_parts(conn: sqlite3.Connection, jobs: int, part_size: int = PART_SIZE) -> list[Part]:
     """Cut the accounts (ordered by id) into parts: one (the whole book) for a small book, else
     parts of at most about ``part_size`` accounts and at least ``min(MIN_PART, part_size)`` each;
@@ -54,7 +60,7 @@ def plan_parts(conn: sqlite3.Connection, jobs: int, part_size: int = PART_SIZE) 
     n = conn.execute("SELECT count(*) FROM main.accounts").fetchone()[0]
     if not _forkable():
         jobs = 1
-    if n < 2 * min_part or (jobs <= 1 and n <= part_size):
+    if one_part(n, min_part) or (jobs <= 1 and n <= part_size):
         return [Part(0, None, None)]
     if jobs <= 1:  # one process, the parts one after the other: temp tables stay small
         count = math.ceil(n / part_size)
