@@ -8,6 +8,7 @@ import email.policy
 import email.utils
 import functools
 import re
+import unicodedata
 from collections import Counter
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -22,9 +23,23 @@ from kamrules.lifecycle.notifiers import DueItem, Rendered
 BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "email"
 
 
+def _breaks(c: str) -> bool:
+    """A control character (C0, DEL, C1 with NEL) or a Unicode line/paragraph separator."""
+    return unicodedata.category(c) in ("Cc", "Zl", "Zp")
+
+
 def one_line(text) -> str:
-    """Text safe for a header: line breaks (and other control characters) become spaces."""
-    return " ".join("".join(" " if (ord(c) < 32 or c in "\u2028\u2029\x85") else c for c in str(text or "")).split())
+    """Text safe for a header: every line-break class and control character becomes a space, and
+    RFC 2047 encoded-word syntax is broken up (``=?`` -> ``= ?``).
+
+    Python's header folder decodes an encoded-word such as ``=?utf-8?q?a=0D=0AReply-To=3A_x?=``
+    and writes what it holds back onto the wire, CR LF included (fixed only in 3.13); so no text
+    from the store may reach a header looking like one.
+    """
+    text = "".join(" " if _breaks(c) else c for c in str(text or ""))
+    while "=?" in text:
+        text = text.replace("=?", "= ?")
+    return " ".join(text.split())
 
 
 _SPECIALS = re.compile(r'[()<>\[\]:;@,."\\]')
@@ -174,7 +189,24 @@ def build_message(*, sender: str, recipient: str, to_name: str | None, subject: 
     msg.set_content(text, charset="utf-8")
     if html is not None:
         msg.add_alternative(html, subtype="html", charset="utf-8")
+    _verify_headers(msg)
     return msg
+
+
+_HEADERS = ["subject", "from", "to", "date", "message-id", "x-kamrules-key", "auto-submitted", "mime-version", "content-type"]
+
+
+def _verify_headers(msg: EmailMessage) -> None:
+    """Defence in depth: the serialised message has exactly the headers we set, each once.
+
+    Raises ValueError otherwise (the message is then not queued), so a folding quirk of some
+    Python version can never put a store value on the wire as a header.
+    """
+    head = msg.as_bytes().split(b"\r\n\r\n", 1)[0].decode("ascii", "replace")
+    names = [line.split(":", 1)[0].lower() for line in head.split("\r\n") if line and line[0] not in " \t"]
+    expected = _HEADERS + (["content-transfer-encoding"] if not msg.is_multipart() else [])
+    if sorted(names) != sorted(expected) or any(c in head.replace("\r\n", "") for c in "\r\n\0"):
+        raise ValueError(f"refusing to build a message with unexpected header lines: {names}")
 
 
 def render_digest(recipient: str, items: Sequence[DueItem], key: str, as_of: str, settings) -> Rendered:
