@@ -93,6 +93,9 @@ class EmailSettings:
     backoff_max_seconds: float = 6 * 3600.0
     webhook_url: Annotated[str | None, AfterValidator(_no_newlines)] = None  # the webhook notifier POSTs JSON here
     webhook_timeout: float = 15.0
+    # a whole notify run (a check's sends, `kamrules notify`) stops sending after this many
+    # seconds; what is left stays queued (exit 4). Bounds a slow or hanging server or plugin.
+    notify_deadline: Annotated[float, Field(gt=0)] = 300.0
 
     @property
     def port(self) -> int:
@@ -141,6 +144,7 @@ ENV_EMAIL = {
     "KAMRULES_EMAIL_TEMPLATES": "templates_dir",
     "KAMRULES_EMAIL_RESOLVED_NOTICES": "resolved_notices",
     "KAMRULES_WEBHOOK_URL": "webhook_url",
+    "KAMRULES_NOTIFY_DEADLINE": "notify_deadline",
 }
 
 

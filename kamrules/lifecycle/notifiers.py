@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextvars
+import threading
+import time
 from dataclasses import dataclass
 from typing import Mapping, Protocol, Sequence, runtime_checkable
 
@@ -49,7 +52,12 @@ class Notifier(Protocol):
       outbox idempotency key: put it in the message (Message-ID, a header) so a receiver
       can drop a duplicate. Rendering happens once, before anything is sent.
     - ``send(recipient, payload, settings)``: deliver, or raise any exception on failure
-      (the message stays queued and is retried with backoff). Never log secrets.
+      (the message stays queued and is retried with backoff). Never log secrets. Bound your
+      own waits by :func:`time_left` (seconds left of the run, or None); a send still running
+      when the run's deadline passes is abandoned and counted as failed.
+    - optional ``unrouted_reason(item, settings)`` -> ``str``: why ``route`` left ``item``
+      unrouted, in a few words (shown in the run's summary). Without it the summary says
+      "NAME named no recipient".
     """
 
     name: str
@@ -59,6 +67,57 @@ class Notifier(Protocol):
     def render(self, recipient: str, items: Sequence[DueItem], key: str, as_of: str, settings) -> Rendered: ...
 
     def send(self, recipient: str, payload: bytes, settings) -> None: ...
+
+
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("kamrules_notify_deadline", default=None)
+
+
+def time_left() -> float | None:
+    """Seconds left before the current notify run's deadline (None outside a run)."""
+    end = _DEADLINE.get()
+    return None if end is None else end - time.monotonic()
+
+
+def unrouted_reason(notifier, item: DueItem, settings) -> str:
+    """The notifier's own words for why ``item`` has no recipient."""
+    why = getattr(notifier, "unrouted_reason", None)
+    if callable(why):
+        try:
+            text = str(why(item, settings) or "").strip()
+        except Exception as e:  # a plugin's bug must not hide the unrouted alert
+            text = f"{getattr(notifier, 'name', '?')}.unrouted_reason failed: {type(e).__name__}"
+        if text:
+            return " ".join(text.split())[:200]
+    return f"{getattr(notifier, 'name', '?')} named no recipient"
+
+
+def send_within(notifier, recipient: str, payload: bytes, settings, deadline: float) -> None:
+    """``notifier.send`` with :func:`time_left` set; raises TimeoutError if it outlasts ``deadline``.
+
+    The send runs in a daemon thread so a send that hangs (a plugin waiting on a socket
+    without a timeout) cannot hold the run: it is abandoned and the process can still exit.
+    If it delivers after all, the next run resends it with the same key (at-least-once).
+    """
+    outcome: list = []
+
+    def run():
+        _DEADLINE.set(deadline)
+        try:
+            notifier.send(recipient, payload, settings)
+            outcome.append(None)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller below
+            outcome.append(e)
+
+    t = threading.Thread(target=contextvars.copy_context().run, args=(run,), name=f"kamrules-send-{notifier.name}", daemon=True)
+    t.start()
+    t.join(max(deadline - time.monotonic(), 0.0))
+    if not outcome:
+        raise TimeoutError(f"send did not finish before the notify run's deadline (notify_deadline {settings.email.notify_deadline:g} s)")
+    err = outcome[0]
+    if isinstance(err, Exception):
+        raise err
+    if err is not None:  # SystemExit, KeyboardInterrupt from a plugin's send: a failure, not an exit
+        raise RuntimeError(f"send raised {type(err).__name__}({err})")
 
 
 def get_notifiers(pm) -> dict[str, Notifier]:

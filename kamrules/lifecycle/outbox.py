@@ -16,6 +16,8 @@ import hashlib
 import json
 import os
 import socket
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -23,8 +25,8 @@ from kamrules.lifecycle.notifiers import DueItem, Notifier
 from kamrules.lifecycle.schema import parse_ts, rows, transaction, ts
 
 PENDING = ("queued", "failed", "sending")
-STALE_SENDING = dt.timedelta(minutes=15)
-GIVE_UP_AFTER = 3  # failures in a row after which a run stops trying a notifier (the rest stay queued)  # a 'sending' claim older than this is retried even if its process lives
+STALE_SENDING = dt.timedelta(minutes=15)  # a 'sending' claim older than this is retried even if its process lives
+GIVE_UP_AFTER = 3  # server-wide failures in a row after which a run stops trying a notifier (the rest stay queued)
 
 
 def idempotency_key(notifier: str, recipient: str, states: Sequence[tuple]) -> str:
@@ -165,41 +167,107 @@ def backoff(settings, attempts: int) -> dt.timedelta:
 
 
 def scrub(text: str, settings) -> str:
-    """An error text with any form of the SMTP password removed."""
-    import base64
+    """An error text with the SMTP password removed in every form AUTH sends it (see smtp.secret_forms)."""
+    from kamrules.lifecycle.smtp import scrub_secret
 
-    pw = settings.email.smtp_password.get_secret_value() if settings.email.smtp_password else ""
-    if pw:
-        for form in (pw, base64.b64encode(pw.encode()).decode()):
-            text = text.replace(form, "********")
-    return text[:1000]
+    e = settings.email
+    pw = e.smtp_password.get_secret_value() if e.smtp_password else ""
+    return scrub_secret(text, e.smtp_user, pw)[:1000]
 
 
-def deliver(conn, notifiers: Mapping[str, Notifier], settings, now: dt.datetime, ignore_backoff: bool = False, progress=None) -> tuple[int, int, list[str]]:
-    """Send what is due; returns (sent, failed, error lines)."""
-    sent = failed = 0
-    errors = []
-    streak: dict[str, tuple[int, str]] = {}  # notifier -> (consecutive failures, last error)
-    for row in _claim(conn, due_messages(conn, list(notifiers), now, ignore_backoff), now):
+def is_permanent(exc: BaseException) -> bool:
+    """A refusal of this one message, not of the server: it must not hold back the others.
+
+    SMTP: every recipient refused with 5xx (``550 mailbox unavailable``) or the message
+    refused after DATA with 5xx. Any notifier may raise an exception with ``permanent = True``.
+    """
+    import smtplib
+
+    if getattr(exc, "permanent", False) is True:
+        return True
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [v[0] for v in exc.recipients.values() if isinstance(v, tuple) and v]
+        return bool(codes) and all(500 <= int(c) < 600 for c in codes)
+    if isinstance(exc, smtplib.SMTPDataError):
+        return 500 <= exc.smtp_code < 600
+    return False
+
+
+def is_per_message(exc: BaseException) -> bool:
+    """A refusal of this message only (permanent, or a 4xx on RCPT such as greylisting)."""
+    import smtplib
+
+    return is_permanent(exc) or isinstance(exc, smtplib.SMTPRecipientsRefused)
+
+
+@dataclass
+class Delivery:
+    """What one ``deliver`` did: sent, failed (retried later; ``rejected`` of them refused permanently), left queued."""
+
+    sent: int = 0
+    failed: int = 0
+    rejected: int = 0
+    left: int = 0  # claimed but not tried: the run's deadline passed
+    errors: list[str] = field(default_factory=list)
+
+
+def _release(conn, row: dict) -> None:
+    """Give back a claimed message that was not tried: as it was, the attempt not counted."""
+    with transaction(conn):
+        conn.execute(
+            "UPDATE outbox SET status = ?, attempts = MAX(attempts - 1, 0), sending_since = NULL, claimed_by = NULL "
+            "WHERE id = ? AND status = 'sending' AND claimed_by = ?",
+            ("failed" if row["status"] == "failed" else "queued", row["id"], _me()),
+        )
+
+
+def deliver(conn, notifiers: Mapping[str, Notifier], settings, now: dt.datetime, ignore_backoff: bool = False, progress=None) -> Delivery:
+    """Send what is due within ``settings.email.notify_deadline`` seconds.
+
+    A refusal of one message (``is_per_message``: 5xx or 4xx on RCPT, 5xx after DATA) marks it
+    ``failed`` (retried with backoff) and does not count towards GIVE_UP_AFTER: it never
+    holds back the other messages. Other
+    failures (server down, AUTH, timeouts, a dropped connection) do: after GIVE_UP_AFTER in a
+    row the notifier's remaining messages are not attempted. When the deadline passes, what
+    is left goes back to the queue untried.
+    """
+    from kamrules.lifecycle.notifiers import send_within
+
+    out = Delivery()
+    deadline = time.monotonic() + settings.email.notify_deadline
+    streak: dict[str, tuple[int, str]] = {}  # notifier -> (consecutive server-wide failures, last error)
+    claimed = _claim(conn, due_messages(conn, list(notifiers), now, ignore_backoff), now)
+    for i, row in enumerate(claimed):
+        if time.monotonic() >= deadline:
+            for rest in claimed[i:]:
+                _release(conn, rest)
+            out.left = len(claimed) - i
+            out.errors.append(f"notify_deadline of {settings.email.notify_deadline:g} s reached: {out.left} messages left queued for the next run")
+            break
         notifier = notifiers[row["notifier"]]
         n, last = streak.get(notifier.name, (0, ""))
         try:
             if n >= GIVE_UP_AFTER:  # e.g. the server is down: do not wait out a timeout per message
                 raise RuntimeError(f"not attempted after {GIVE_UP_AFTER} failures in a row ({last})")
-            notifier.send(row["recipient"], bytes(row["payload"]), settings)
-        except Exception as e:  # any failure keeps the message queued
-            failed += 1
+            send_within(notifier, row["recipient"], bytes(row["payload"]), settings, deadline)
+        except Exception as e:  # any failure keeps the message (queued, or rejected when permanent)
             msg = scrub(f"{type(e).__name__}: {e}", settings) if n < GIVE_UP_AFTER else scrub(str(e), settings)
-            streak[notifier.name] = (n + 1, last if n >= GIVE_UP_AFTER else msg)
-            errors.append(f"#{row['id']} {row['notifier']} to {row['recipient']}: {msg}")
-            attempts = row["attempts"] + 1
+            permanent = n < GIVE_UP_AFTER and is_permanent(e)
+            out.failed += 1
+            delay = backoff(settings, row["attempts"] + 1)
+            if permanent:  # this message's own failure (550 user unknown): the others go on
+                out.rejected += 1
+                msg = f"refused by the receiver: {msg}"
+            elif n >= GIVE_UP_AFTER or not is_per_message(e):
+                streak[notifier.name] = (n + 1, last if n >= GIVE_UP_AFTER else msg)
+            out.errors.append(f"#{row['id']} {row['notifier']} to {row['recipient']}: {msg}")
             with transaction(conn):
                 conn.execute(
                     "UPDATE outbox SET status = 'failed', last_error = ?, next_attempt = ?, sending_since = NULL, claimed_by = NULL WHERE id = ?",
-                    (msg, ts(now + backoff(settings, attempts)), row["id"]),
+                    (msg[:1000], ts(now + delay), row["id"]),
                 )
         else:
-            sent += 1
+            out.sent += 1
             streak[notifier.name] = (0, "")
             at = ts(now)
             with transaction(conn):
@@ -211,14 +279,22 @@ def deliver(conn, notifiers: Mapping[str, Notifier], settings, now: dt.datetime,
                     conn.execute("INSERT INTO alert_events (fingerprint, at, event, detail) VALUES (?, ?, 'sent', ?)", (fp, at, f"{row['notifier']} #{row['id']} to {row['recipient']}"))
         if progress:
             progress(1)
-    return sent, failed, errors
+    return out
 
 
-def undelivered(conn, names: Sequence[str]) -> int:
+def undelivered(conn, names: Sequence[str], now: dt.datetime | None = None) -> tuple[int, int]:
+    """(messages still to deliver, messages another live process is sending right now).
+
+    A message claimed by another running process (``sending``, fresh claim) is not
+    undelivered: that process delivers it (two ``kamrules notify`` at once).
+    """
     if not names:
-        return 0
+        return 0, 0
+    now = now or dt.datetime.now(dt.timezone.utc)
     marks = ",".join("?" * len(names))
-    return rows(conn, f"SELECT COUNT(*) AS n FROM outbox WHERE notifier IN ({marks}) AND status IN ('queued', 'failed', 'sending')", tuple(names))[0]["n"]
+    found = rows(conn, f"SELECT status, claimed_by, sending_since FROM outbox WHERE notifier IN ({marks}) AND status IN ('queued', 'failed', 'sending')", tuple(names))
+    busy = sum(1 for r in found if r["status"] == "sending" and r["claimed_by"] != _me() and not _claim_is_dead(r["claimed_by"], r["sending_since"], now))
+    return len(found) - busy, busy
 
 
 def list_outbox(conn, status: str | None = None) -> list[dict]:

@@ -9,7 +9,7 @@ from typing import Sequence
 from kamrules.alerts import SEVERITY_RANK
 from kamrules.errors import KamrulesError
 from kamrules.lifecycle import history, outbox, silences
-from kamrules.lifecycle.notifiers import DueItem, select_notifiers
+from kamrules.lifecycle.notifiers import DueItem, select_notifiers, unrouted_reason
 from kamrules.lifecycle.schema import connection_of, ensure_schema, parse_ts, rows, utcnow
 
 
@@ -27,6 +27,8 @@ class NotifyReport:
     resolved: int = 0
     errors: list[str] = field(default_factory=list)
     notifiers: tuple[str, ...] = ()
+    in_flight: int = 0  # messages another running process is sending now: not undelivered
+    unrouted_why: dict[str, list[str]] = field(default_factory=dict)  # reason (the notifiers' words) -> labels
 
     def summary_line(self) -> str:
         parts = [f"{self.new} new", f"{self.resolved} resolved", f"{self.silenced} silenced"]
@@ -37,10 +39,16 @@ class NotifyReport:
             line = f"notify ({', '.join(self.notifiers)}): " + line.split(": ", 1)[1]
         if self.errors:
             line += f"; {self.errors[0]}" + (f" (and {len(self.errors) - 1} more errors)" if len(self.errors) > 1 else "")
-        if self.unrouted:
-            shown = ", ".join(self.unrouted[:5]) + (f" and {len(self.unrouted) - 5} more" if len(self.unrouted) > 5 else "")
-            line += f"; unrouted (no owner_email, no default_to): {shown}"
+        if self.in_flight:
+            line += f"; {self.in_flight_line()}"
+        reasons = self.unrouted_why or ({"no recipient": self.unrouted} if self.unrouted else {})
+        for why, labels in reasons.items():
+            shown = ", ".join(labels[:5]) + (f" and {len(labels) - 5} more" if len(labels) > 5 else "")
+            line += f"; unrouted ({why}): {shown}"
         return line
+
+    def in_flight_line(self) -> str:
+        return f"{self.in_flight} messages are being sent by another process"
 
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -153,6 +161,7 @@ def record_and_notify(store, result, notify: Sequence[str] = ("email",), setting
     report = NotifyReport(silenced=len(silenced), new=len(recorded.new), resolved=len(recorded.resolved), notifiers=tuple(notifiers))
     as_of = as_of_of(result, alerts)
     unrouted: dict[str, str] = {}
+    why: dict[str, list[str]] = {}  # fingerprint -> "name: reason" of each notifier that left it unrouted
     routed: set[str] = set()
     broken = 0
     for name, notifier in notifiers.items():
@@ -169,13 +178,26 @@ def record_and_notify(store, result, notify: Sequence[str] = ("email",), setting
         routed |= went
         for it in missing:
             unrouted[it.alert.fingerprint] = _label(it)
+            reason = unrouted_reason(notifier, it, settings)
+            why.setdefault(it.alert.fingerprint, []).append(reason if len(notifiers) == 1 else f"{name}: {reason}")
     # an alert is unrouted only if none of the selected notifiers could take it
     report.unrouted = sorted(dict.fromkeys(label for fp, label in unrouted.items() if fp not in routed))
+    for fp, label in sorted(unrouted.items(), key=lambda x: x[1]):
+        if fp not in routed:
+            labels = report.unrouted_why.setdefault("; ".join(dict.fromkeys(why[fp])), [])
+            if label not in labels:
+                labels.append(label)
     if notifiers:
-        report.sent, report.failed, errors = outbox.deliver(conn, notifiers, settings, now)
-        report.errors += errors
-        report.failed += broken
-        report.undelivered = outbox.undelivered(conn, list(notifiers)) + broken
+        done = outbox.deliver(conn, notifiers, settings, now)
+        report.sent, report.failed = done.sent, done.failed + broken
+        report.errors += done.errors
+        left, report.in_flight = outbox.undelivered(conn, list(notifiers), now)
+        # nothing at all could be routed (no owner_email anywhere and no default_to, a notifier
+        # without its URL): the alerts reach nobody, which is not "nothing to do"
+        lost = {fp for fp in unrouted if fp not in routed}
+        firing = rows(conn, "SELECT COUNT(*) AS n FROM alert_history WHERE status = 'firing' AND silenced = 0")[0]["n"]
+        nobody = len(lost) if lost and not routed and len(lost) >= firing else 0
+        report.undelivered = left + broken + nobody
     return report
 
 
@@ -186,6 +208,7 @@ def send_due(store, notify: Sequence[str], settings, pm, now: dt.datetime | None
     ensure_schema(conn)
     notifiers = select_notifiers(pm, list(notify))
     report = NotifyReport(notifiers=tuple(notifiers))
-    report.sent, report.failed, report.errors = outbox.deliver(conn, notifiers, settings, now, ignore_backoff=ignore_backoff, progress=progress)
-    report.undelivered = outbox.undelivered(conn, list(notifiers))
+    done = outbox.deliver(conn, notifiers, settings, now, ignore_backoff=ignore_backoff, progress=progress)
+    report.sent, report.failed, report.errors = done.sent, done.failed, done.errors
+    report.undelivered, report.in_flight = outbox.undelivered(conn, list(notifiers), now)
     return report

@@ -42,8 +42,12 @@ class WebhookNotifier:
     name = "webhook"
 
     def route(self, items, settings):
+        # no URL is a settings error (exit 2, named below), never "unrouted": the webhook takes every alert
         url = check_url(settings.email.webhook_url)
         return ({url: list(items)} if items else {}), []
+
+    def unrouted_reason(self, item, settings):
+        return "webhook_url not set" if not settings.email.webhook_url else "not taken by the webhook"
 
     def render(self, recipient, items, key, as_of, settings) -> Rendered:
         body = payload(items, key, as_of)
@@ -59,5 +63,9 @@ class WebhookNotifier:
             check_url(recipient), data=payload_bytes, method="POST",
             headers={"Content-Type": "application/json; charset=utf-8", "Idempotency-Key": key, "User-Agent": f"kamrules/{__version__}"},
         )
-        with urllib.request.urlopen(req, timeout=settings.email.webhook_timeout) as resp:
+        from kamrules.lifecycle.notifiers import time_left
+
+        left = time_left()  # never wait past the run's deadline
+        timeout = settings.email.webhook_timeout if left is None else max(min(settings.email.webhook_timeout, left), 0.001)
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             resp.read()
