@@ -261,6 +261,8 @@ def register(cli: click.Group) -> None:
             for e in report.errors:
                 click.echo(f"error: {e}", err=True)
             click.echo(f"{report.sent} sent, {report.failed} failed, {report.undelivered} undelivered")
+            if report.in_flight:
+                click.echo(report.in_flight_line(), err=True)
         if report.undelivered:
             raise DeliveryError(f"{report.undelivered} messages still queued (retried by the next `kamrules notify`)")
 

@@ -176,3 +176,56 @@ def settings_for(port: int, tls: str = "none", **email_kw):
 
         s = dataclasses.replace(s, email=dataclasses.replace(s.email, **rest))
     return s
+
+
+# --- hostile servers: slow, echoing AUTH, dropping the connection ------------------------------
+
+def _hostile_class(delay: float = 0.0, echo_auth: bool = False, drop_on: str | None = None):
+    from aiosmtpd.smtp import SMTP
+
+    class Hostile(SMTP):
+        async def push(self, status):
+            if delay:
+                await asyncio.sleep(delay)  # every reply, greeting included, just under the client's timeout
+            await super().push(status)
+
+        async def smtp_AUTH(self, arg):
+            if not echo_auth:
+                return await super().smtp_AUTH(arg)
+            mech, _, rest = arg.partition(" ")
+            if mech.upper() == "LOGIN":  # LOGIN: the user with the command, then the password on its own line
+                if not rest:
+                    await self.push("334 VXNlcm5hbWU6")
+                    rest = (await self._reader.readline()).decode().strip()
+                await self.push("334 UGFzc3dvcmQ6")
+                pw = (await self._reader.readline()).decode().strip()
+                return await self.push(f"535 5.7.8 authentication failed for AUTH LOGIN {rest} {pw}")
+            await self.push(f"535 5.7.8 authentication failed for AUTH {arg}")
+
+        async def smtp_RCPT(self, arg):
+            if drop_on == "RCPT":
+                self.transport.close()  # the connection drops mid-conversation
+                return
+            return await super().smtp_RCPT(arg)
+
+    return Hostile
+
+
+class HostileServer(SmtpServer):
+    """SmtpServer whose replies are delayed, which echoes AUTH lines in its 535, or drops at RCPT."""
+
+    def __init__(self, delay: float = 0.0, echo_auth: bool = False, drop_on: str | None = None, **kw):
+        cls = _hostile_class(delay, echo_auth, drop_on)
+        self.port = kw.pop("port", None) or free_port()
+        self.sink = Sink()
+        sink = self.sink
+        kwargs = {}
+        if echo_auth:
+            kwargs.update(authenticator=Authenticator("nobody", "x"), auth_required=True, auth_require_tls=False)
+
+        class _Controller(Controller):
+            def factory(self):
+                return cls(sink, hostname="127.0.0.1", **kwargs)
+
+        self.controller = _Controller(sink, hostname="127.0.0.1", port=self.port, ready_timeout=10)
+        self.controller.start()

@@ -1,0 +1,311 @@
+"""Mail under attack and faults (issue 11): forged headers, leaked AUTH, starvation, slow and hanging servers,
+concurrent senders, unrouted alerts. Real aiosmtpd servers on loopback, real processes, real SQLite stores."""
+
+import base64
+import dataclasses
+import datetime as dt
+import os
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from smtp_server import HostileServer, Result, SmtpServer, alert, free_port, settings_for
+
+from kamrules import hookimpl
+from kamrules.lifecycle import outbox, record_and_notify, send_due
+from kamrules.lifecycle.notifiers import Rendered
+
+NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.timezone.utc)
+pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+EXPECTED = {"subject", "from", "to", "date", "message-id", "x-kamrules-key", "auto-submitted", "mime-version", "content-type"}
+
+
+def header_names(raw: bytes) -> list[str]:
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("ascii")
+    return [line.split(":", 1)[0].lower() for line in head.split("\r\n") if line and line[0] not in " \t"]
+
+
+def cli(db, *args, env=None, timeout=60):
+    full = {**os.environ, "KAMRULES_LOAD_PLUGINS": "", "KAMRULES_CONFIG": "", "KAMRULES_SMTP_TLS": "none",
+            "KAMRULES_SMTP_HOST": "127.0.0.1", "KAMRULES_SMTP_FROM": "kamrules <kamrules@example.com>", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "kamrules", "--db", str(db), *args], env=full, capture_output=True, text=True, timeout=timeout)
+
+
+def queue_failed(store, pm, alerts, **kw):
+    """Queue messages for ``alerts`` while no server listens: they wait in the outbox as 'failed'."""
+    r = record_and_notify(store, Result(tuple(alerts)), settings=settings_for(free_port(), **kw), pm=pm, now=NOW)
+    assert r.sent == 0 and r.undelivered == r.queued > 0
+    return r
+
+
+# 1. header injection -------------------------------------------------------------------------
+
+def _b(text):
+    return "=?utf-8?b?" + base64.b64encode(text.encode()).decode() + "?="
+
+
+EVIL_NAMES = {
+    "q-crlf": "=?utf-8?q?Boss=0D=0AReply-To=3A_evil=40x.example?=",
+    "q-blank-line": "=?utf-8?q?Boss=0D=0AReply-To=3A_evil=40x.example=0D=0A=0D=0AFake_body?=",
+    "b-crlf": _b("Boss\r\nReply-To: evil@x.example\r\n\r\n"),
+    "b-lf-chinese": "王磊 " + _b("王磊\nBcc: evil@x.example"),
+    "cr": "王磊\rReply-To: evil@x.example",
+    "lf": "王磊\nReply-To: evil@x.example",
+    "nel": "王磊\x85Reply-To: evil@x.example",
+    "u2028": "王磊\u2028Reply-To: evil@x.example",
+    "u2029-vt-ff": "王磊\u2029Reply-To:\x0b evil@x.example\x0c",
+}
+
+
+@pytest.mark.parametrize("name", list(EVIL_NAMES.values()), ids=list(EVIL_NAMES))
+def test_owner_name_never_adds_a_header_on_the_wire(store, server, pm, name):
+    r = record_and_notify(store, Result((alert(owner=name, account_name=name),)), settings=settings_for(server.port), pm=pm, now=NOW)
+    assert (r.sent, r.failed) == (1, 0), r.errors
+    raw = server.received[0].data
+    names = header_names(raw)
+    assert sorted(names) == sorted(EXPECTED), names
+    assert m_has_no(raw, "reply-to", "bcc", "cc")
+    m = server.received[0].message
+    assert m["To"].addresses[0].addr_spec == "wanglei@example.com" and len(m["To"].addresses) == 1
+    assert m["Subject"].startswith("[kamrules] ") and "1 warning" in m["Subject"]
+    assert "\n" not in m["Subject"] and "\r" not in m["Subject"]
+    if "王磊" in name:
+        assert "王磊" in m["Subject"] and "王磊" in m["To"].addresses[0].display_name
+    assert "concessions 412,000" in m.get_body(("plain",)).get_content()  # the body is still the body
+
+
+def m_has_no(raw: bytes, *headers) -> bool:
+    import email
+    import email.policy
+
+    m = email.message_from_bytes(raw, policy=email.policy.default)
+    return all(m[h] is None for h in headers) and not m.defects
+
+
+# 2. credentials --------------------------------------------------------------------------------
+
+def forms(user, pw):
+    u, p = user.encode(), pw.encode()
+    b = lambda raw: base64.b64encode(raw).decode()  # noqa: E731
+    return [pw, b(b"\0" + u + b"\0" + p), b(u + b"\0" + p), b(p), b(u), str(p)[2:-1]]
+
+
+@pytest.mark.parametrize("pw", ["s3cret-Pa55word", "pä55-秘密-word"], ids=["ascii-plain-then-login", "utf8-plain"])
+def test_an_auth_echoing_server_never_sees_the_password_printed_or_stored(store, pm, pw):
+    srv = HostileServer(echo_auth=True)
+    try:
+        user = "bot-user@example.com"
+        queue_failed(store, pm, [alert()])
+        env = {"KAMRULES_SMTP_PORT": str(srv.port), "KAMRULES_SMTP_USER": user, "KAMRULES_SMTP_PASSWORD": pw}
+        res = cli(store.path, "notify", "--ignore-backoff", env=env)
+        assert res.returncode == 4, res.stderr
+        assert "535" in res.stderr and "authentication failed" in res.stderr
+        row = outbox.list_outbox(store.conn, "pending")[0]
+        for text in (res.stdout, res.stderr, row["last_error"]):
+            for form in forms(user, pw):
+                assert form not in text, (form, text)
+        assert "********" in row["last_error"]
+        res = cli(store.path, "notify", "test", "--to", "me@example.com", env=env)
+        assert res.returncode == 4 and "535" in res.stderr
+        assert not any(f in res.stderr + res.stdout for f in forms(user, pw))
+    finally:
+        srv.stop()
+
+
+# 3. starvation ---------------------------------------------------------------------------------
+
+def test_refused_recipients_do_not_starve_the_others(store, server, pm):
+    bad = [alert("KAM101", "critical", f"B{i}", owner_email=f"gone{i}@example.com") for i in range(3)]
+    good = [alert("KAM201", "warning", f"G{i}", owner_email=f"ok{i}@example.com") for i in range(3)]
+    server.sink.refuse = {f"gone{i}@example.com" for i in range(3)}
+    r = record_and_notify(store, Result(tuple(bad + good)), settings=settings_for(server.port), pm=pm, now=NOW)
+    assert (r.queued, r.sent, r.failed, r.undelivered) == (6, 3, 3, 3), r.errors
+    assert sorted(to for m in server.received for to in m.rcpt_tos) == [f"ok{i}@example.com" for i in range(3)]
+    assert not any("not attempted" in e for e in r.errors)
+    pending = outbox.list_outbox(store.conn, "pending")
+    assert {p["recipient"] for p in pending} == {f"gone{i}@example.com" for i in range(3)}
+    assert all(p["status"] == "failed" and "550" in p["last_error"] and "refused by the receiver" in p["last_error"] for p in pending)
+
+
+def test_a_dropped_connection_is_a_clean_failure_and_stays_queued(store, pm):
+    srv = HostileServer(drop_on="RCPT")
+    try:
+        r = record_and_notify(store, Result((alert(),)), settings=settings_for(srv.port), pm=pm, now=NOW)
+        assert (r.sent, r.failed, r.undelivered) == (0, 1, 1)
+        assert "SMTPServerDisconnected" in r.errors[0]
+    finally:
+        srv.stop()
+
+
+# 4. a slow server and the run's deadline ---------------------------------------------------------
+
+def test_a_slow_server_is_cut_off_by_the_run_deadline(store, pm):
+    queue_failed(store, pm, [alert("KAM101", "critical", f"A{i}", owner_email=f"o{i}@example.com") for i in range(4)])
+    srv = HostileServer(delay=0.4)  # each reply well under the 3 s socket timeout; a message takes ~3 s
+    try:
+        t0 = time.monotonic()
+        res = cli(store.path, "notify", "--ignore-backoff", env={"KAMRULES_SMTP_PORT": str(srv.port), "KAMRULES_NOTIFY_DEADLINE": "1.5"})
+        took = time.monotonic() - t0
+        assert res.returncode == 4, res.stderr
+        assert took < 8, took  # without a deadline: 4 messages x ~3 s
+        assert "notify_deadline of 1.5 s reached" in res.stderr
+        pending = outbox.list_outbox(store.conn, "pending")
+        assert len(pending) == 4 - len(srv.received)
+        untried = [p for p in pending if "deadline" not in (p["last_error"] or "") and p["attempts"] == 1]
+        assert untried, pending  # the rest went back to the queue without counting an attempt
+    finally:
+        srv.stop()
+
+
+# 5. two notify runs at once --------------------------------------------------------------------
+
+def test_two_notify_processes_deliver_once_and_both_exit_0(store, pm):
+    port = free_port()
+    queue_failed(store, pm, [alert("KAM101", "critical", f"A{i}", owner_email=f"o{i}@example.com") for i in range(3)], KAMRULES_SMTP_PORT=str(port))
+    srv = SmtpServer(port=port)
+    srv.sink.gate, srv.sink.accept_before_block = threading.Event(), True
+    env = {"KAMRULES_SMTP_PORT": str(port)}
+    full = {**os.environ, "KAMRULES_LOAD_PLUGINS": "", "KAMRULES_CONFIG": "", "KAMRULES_SMTP_TLS": "none",
+            "KAMRULES_SMTP_HOST": "127.0.0.1", "KAMRULES_SMTP_FROM": "kamrules@example.com", **env}
+    first = subprocess.Popen([sys.executable, "-m", "kamrules", "--db", str(store.path), "notify", "--ignore-backoff"], env=full,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert srv.sink.entered.wait(30), "the first sender never reached DATA"
+        second = cli(store.path, "notify", "--ignore-backoff", env=env)  # while the first holds all three
+        assert second.returncode == 0, second.stderr
+        assert "3 messages are being sent by another process" in second.stderr
+        srv.sink.gate.set()
+        out, err = first.communicate(timeout=60)
+        assert first.returncode == 0, err
+        assert sorted(to for m in srv.received for to in m.rcpt_tos) == [f"o{i}@example.com" for i in range(3)]
+        assert len(set(srv.sink.message_ids())) == 3
+        assert outbox.list_outbox(store.conn, "pending") == []
+    finally:
+        srv.sink.gate.set()
+        if first.poll() is None:
+            first.kill()
+        srv.stop()
+
+
+# 6. unrouted alerts say why, in the notifier's own words ----------------------------------------
+
+PLUGIN = '''
+import os
+from kamrules import hookimpl
+
+class Pager:
+    name = "pager"
+    def route(self, items, settings):
+        url = os.environ.get("PAGER_URL")
+        return ({url: list(items)} if url and items else {}), ([] if url else list(items))
+    def unrouted_reason(self, item, settings):
+        return "PAGER_URL is not set"
+    def render(self, recipient, items, key, as_of, settings):
+        raise AssertionError("never routed")
+    def send(self, recipient, payload, settings):
+        raise AssertionError("never routed")
+
+class Mute(Pager):
+    name = "mute"
+    unrouted_reason = None
+
+@hookimpl
+def register_notifiers():
+    return [Pager(), Mute()]
+'''
+
+
+@pytest.fixture()
+def book_db(book, tmp_path):
+    book.account("K1", name="华东机电", tier="key", owner="王磊", owner_email=None)
+    book.account("K2", name="苏州精工", tier="key", owner="李娜", owner_email=None)
+    book.add("channels", account_id="K1", kind="technical")
+    book.save()
+    return book.store.path
+
+
+def test_a_notifier_that_routes_nothing_says_why_and_exits_4(book_db, tmp_path):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "pager_plugin.py").write_text(PLUGIN, encoding="utf-8")
+    args = ["check", "--as-of", "2026-10-31", "--select", "KAM3", "--fail-on", "never"]
+    res = subprocess.run([sys.executable, "-m", "kamrules", "--plugins-dir", str(plugins), "--db", str(book_db), *args, "--notify", "pager"],
+                       env={**os.environ, "KAMRULES_LOAD_PLUGINS": "", "KAMRULES_CONFIG": ""}, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 4, res.stderr
+    assert "unrouted (PAGER_URL is not set): " in res.stderr and "owner_email" not in res.stderr
+    res = subprocess.run([sys.executable, "-m", "kamrules", "--plugins-dir", str(plugins), "--db", str(book_db), *args, "--notify", "mute"],
+                         env={**os.environ, "KAMRULES_LOAD_PLUGINS": "", "KAMRULES_CONFIG": ""}, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 4 and "unrouted (mute named no recipient)" in res.stderr, res.stderr
+
+
+def test_email_with_no_address_anywhere_exits_4_with_its_reason(book_db):
+    res = cli(book_db, "check", "--as-of", "2026-10-31", "--select", "KAM3", "--fail-on", "never", "--notify", "email",
+              env={"KAMRULES_SMTP_PORT": str(free_port())})
+    assert res.returncode == 4, res.stderr
+    assert "0 queued" in res.stderr and "unrouted (no owner_email, no default_to): " in res.stderr
+
+
+# 7. a send that hangs ------------------------------------------------------------------------------
+
+class Hang:
+    name = "hang"
+
+    def route(self, items, settings):
+        return ({"somewhere": list(items)} if items else {}), []
+
+    def render(self, recipient, items, key, as_of, settings):
+        return Rendered(subject="x", payload=key.encode())
+
+    def send(self, recipient, payload, settings):
+        time.sleep(8)  # a plugin waiting on a socket without a timeout
+
+
+class HangPlugin:
+    @hookimpl
+    def register_notifiers(self):
+        return [Hang()]
+
+
+def test_a_hanging_plugin_send_is_stopped_by_the_run_deadline(store, pm):
+    pm.register(HangPlugin(), name="hang")
+    s = settings_for(1, notify_deadline=1.0)
+    t0 = time.monotonic()
+    r = record_and_notify(store, Result((alert(),)), notify=("hang",), settings=s, pm=pm, now=NOW)
+    assert time.monotonic() - t0 < 4
+    assert (r.sent, r.failed, r.undelivered) == (0, 1, 1)
+    assert "TimeoutError: send did not finish before the notify run's deadline (notify_deadline 1 s)" in r.errors[0]
+
+
+def test_an_smtp_server_that_never_answers_data_times_out(store, server, pm):
+    server.sink.gate = threading.Event()  # DATA waits forever (until the test ends)
+    try:
+        t0 = time.monotonic()
+        r = record_and_notify(store, Result((alert(),)), settings=settings_for(server.port, smtp_timeout=1.0), pm=pm, now=NOW)
+        assert time.monotonic() - t0 < 5
+        assert (r.sent, r.failed, r.undelivered) == (0, 1, 1) and "timed out" in r.errors[0]
+    finally:
+        server.sink.gate.set()
+
+
+def test_a_webhook_that_never_answers_times_out(store, pm):
+    class Slow(BaseHTTPRequestHandler):
+        def do_POST(self):
+            time.sleep(5)
+
+        def log_message(self, *a):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        s = settings_for(1, KAMRULES_WEBHOOK_URL=f"http://127.0.0.1:{httpd.server_address[1]}/", webhook_timeout=0.5)
+        t0 = time.monotonic()
+        r = record_and_notify(store, Result((alert(),)), notify=("webhook",), settings=s, pm=pm, now=NOW)
+        assert time.monotonic() - t0 < 4
+        assert (r.sent, r.failed, r.undelivered) == (0, 1, 1) and "timed out" in r.errors[0]
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
