@@ -112,7 +112,11 @@ def register_notifiers():
       message then stays queued and is retried with exponential backoff (by the
       next check or ``kamrules notify``); the check exits 4. Delivery is
       at-least-once: a crash after the receiver accepted a message but before
-      kamrules recorded it resends it once, with the same key.
+      kamrules recorded it resends it once, with the same key. ``send`` runs under the
+      run's deadline (``notify_deadline``; ``notifiers.time_left()``); one still running
+      then is abandoned and counted as failed.
+    - optional ``unrouted_reason(item, settings)`` -> ``str``: why ``route`` left ``item``
+      unrouted, in the notifier's own words (shown in the summary; docs/plugins.md).
 
     Renotify intervals, silences and the per-alert state are handled by the core:
     a notifier only sees what is due. Never log secrets from ``settings``.
