@@ -154,14 +154,14 @@ def _penalties(doc: _Doc, path: tuple, raw: Any, extra: float | None) -> dict[st
             out[k] = x
     missing = [s for s in SEVERITIES if s not in raw]
     if missing:
-        doc.problem(path, f"penalties: missing {', '.join(missing)} (expected a number for each of {', '.join(SEVERITIES)})")
+        doc.problem(path, f"penalties: missing {', '.join(missing)} (expected a number for each of {', '.join(SEVERITIES)})", key=True)
         return out
     if len(out) == len(SEVERITIES):
         if not out["info"] <= out["warning"] <= out["critical"]:
-            doc.problem(path, "penalties must not decrease with severity (expected info <= warning <= critical)")
+            doc.problem(path, "penalties must not decrease with severity (expected info <= warning <= critical)", key=True)
         elif extra is not None and out["critical"] > 0 and out["info"] / (1 - extra) >= out["critical"]:
             doc.problem(path, f"penalties.info {out['info']:g} with extra_alerts {extra:g} lets enough infos outweigh one "
-                              f"critical (expected info / (1 - extra_alerts) < critical)")
+                              f"critical (expected info / (1 - extra_alerts) < critical)", key=True)
     return out
 
 
@@ -213,9 +213,9 @@ def _grades(doc: _Doc, raw: Any) -> list[Grade]:
             grades.append(Grade(vals["grade"], vals["en"], vals["zh"], lo))
     mins = [g.min for g in grades]
     if len(set(mins)) != len(mins):
-        doc.problem(("grades",), "two grades have the same min (expected one band per min)")
+        doc.problem(("grades",), "two grades have the same min (expected one band per min)", key=True)
     if grades and len(grades) == len(raw) and 0 not in mins:
-        doc.problem(("grades",), f"the grades do not cover 0 to 100: scores below {min(mins):g} have no grade (expected a grade with min: 0)")
+        doc.problem(("grades",), f"the grades do not cover 0 to 100: scores below {min(mins):g} have no grade (expected a grade with min: 0)", key=True)
     return sorted(grades, key=lambda g: -g.min)
 
 
