@@ -101,6 +101,7 @@ Step = Union[Callable, str]
 MIGRATIONS: list[tuple[int, Step]] = [
     (1, create_core_schema),
     (2, "kamrules.lifecycle.schema:migrate"),  # alert history, silences, outbox (issue 4)
+    (3, "kamrules.runs:migrate"),  # runs, health_scores, alert_events.run_id (issue 16)
 ]
 
 

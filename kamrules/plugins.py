@@ -33,6 +33,7 @@ DEFAULT_PLUGINS = (
     "kamrules_plugins.email_notifier",
     "kamrules_plugins.webhook_notifier",
     "kamrules_plugins.devtools",
+    "kamrules_plugins.health_commands",
 )
 
 

@@ -242,10 +242,13 @@ def register_commands(cli):
 
         store = env.open_store()
         ex = explain_account(store, account_id, as_of, _user_rulesets(env, rulesets_dirs), rulesets, pm=env.pm)
+        from kamrules.health import explain_section, render_explain_section  # issue 16: how the score was computed
+
+        health = explain_section(ex)
         if fmt == "json":
-            click.echo(json.dumps(ex.to_dict(), ensure_ascii=False, indent=2))
+            click.echo(json.dumps(dict(ex.to_dict(), health=health), ensure_ascii=False, indent=2))
         else:
-            click.echo(render_explanation(ex))
+            click.echo(render_explanation(ex) + "\n\n" + "\n".join(render_explain_section(health)))
         for where, msg in ex.failures:
             click.echo(f"FAILED {where}: {msg}", err=True)
         if ex.failures:

@@ -157,7 +157,12 @@ def record_and_notify(store, result, notify: Sequence[str] = ("email",), setting
     notifiers = select_notifiers(pm, list(notify)) if notify else {}
     alerts = list(result.alerts)
     silenced = silences.silenced_by(alerts, silences.list_silences(conn, now))
+    from kamrules import runs  # issue 16: each recorded check is a run; its events point at it
+
+    runs.ensure_schema(conn)
+    first_event = runs.last_event_id(conn)
     recorded = history.record(conn, alerts, scope_of(result), now, silenced=silenced)
+    runs.record_run(conn, result, now, first_event, runs.code_rulesets(result, pm, settings))
     report = NotifyReport(silenced=len(silenced), new=len(recorded.new), resolved=len(recorded.resolved), notifiers=tuple(notifiers))
     as_of = as_of_of(result, alerts)
     unrouted: dict[str, str] = {}

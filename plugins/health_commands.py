@@ -1,0 +1,145 @@
+"""Built-in plugin: the command `kamrules health` (account health scores, grades and trends)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+
+import click
+
+from kamrules import hookimpl
+from kamrules.cliutils import CliError, Env, as_of_option, db_option, handle_errors, pass_env
+from kamrules.errors import EXIT_INCOMPLETE
+
+HEALTH_HELP = """Each account's health score (0-100), grade, trend and main driver, worst first.
+
+Scores come from the alerts of the check recorded at --as-of (`kamrules check`
+records a run); with no recorded run at that date they are computed now from
+a check that records nothing (said on stderr). The trend compares with the
+previous run and with a run about 30 days earlier: up / down / steady
+(within 2 points). The model (weights, penalties, grades, tier profiles) is
+the scorecard: docs/health.md.
+
+\b
+Examples:
+  kamrules health                                 every account, as of today
+  kamrules health --as-of 2026-10-31 --owner 王磊
+  kamrules health --tier key --grade at_risk --grade critical
+  kamrules health --sort change                   the biggest drops first
+  kamrules health --format json -o health.json
+  kamrules health --scorecard my_scorecard.yaml   a tuned copy of the model
+
+\b
+Exit codes: 0 ok; 2 bad usage or input (an unknown owner, a bad scorecard,
+a selection that matches no account); 3 the on-the-fly check was incomplete.
+"""
+
+CSV_FIELDS = ("account_id", "account_name", "owner", "tier", "segment", "score", "grade", "grade_zh", "trend", "change",
+              "trend_30d", "change_30d", "revenue_12m", "main_driver", "drivers")
+
+
+def _driver(d) -> str:
+    return f"{d['code']} {d['rule']} -{d['points']:g}" if d else ""
+
+
+def _change(direction, change) -> str:
+    if direction is None:
+        return "new"
+    arrow = {"up": "↑", "down": "↓", "steady": "→"}[direction]
+    return f"{arrow}{change:+d}" if change else arrow
+
+
+def render_csv(report) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_FIELDS)
+    for a in report.accounts:
+        row = dict(a, main_driver=_driver(a["main_driver"]),
+                   drivers="; ".join(_driver(d) for d in a["drivers"]))
+        w.writerow(["" if row.get(k) is None else row[k] for k in CSV_FIELDS])
+    return buf.getvalue()
+
+
+def _summary_line(name: str, s: dict) -> list[str]:
+    grades = ", ".join(f"{g['accounts']} {g['en']}" for g in s["by_grade"].values())
+    return [name, str(s["accounts"]), f"{s['average']:.1f}", grades, f"{s['revenue_at_risk']:,.0f}"]
+
+
+def render_table(report) -> str:
+    from kamrules.termtable import table
+
+    rows = [[a["account_name"] or a["account_id"], a["owner"] or "", a["tier"] or "", str(a["score"]),
+             f"{a['grade_en']} {a['grade_zh']}", _change(a["trend"], a["change"]) if report.previous else "",
+             _change(a["trend_30d"], a["change_30d"]) if report.month else "", _driver(a["main_driver"])]
+            for a in report.accounts]
+    out = [table(["account", "owner", "tier", "score", "grade", "trend", "30d", "main driver"], rows, max_width=110,
+                 aligns=["<", "<", "<", ">", "<", "<", "<", "<"]), ""]
+    summary = [_summary_line(o, s) for o, s in report.owners.items()] + [_summary_line("whole book", report.book)]
+    out.append(table(["owner", "accounts", "average", "grades", "revenue at risk (12m)"], summary, max_width=110,
+                     aligns=["<", ">", ">", "<", ">"]))
+    by_grade = "; ".join(f"{g['en']} {g['zh']}: {g['revenue_12m']:,.0f}" for g in report.book["by_grade"].values())
+    out.append(f"\ntrailing 12-month revenue by grade: {by_grade}")
+    return "\n".join(out) + "\n"
+
+
+@hookimpl
+def register_commands(cli):
+    @cli.command(name="health", help=HEALTH_HELP)
+    @as_of_option
+    @click.option("--owner", default=None, metavar="NAME", help="Only this owner's accounts.")
+    @click.option("--tier", "tiers", multiple=True, type=click.Choice(["key", "mid", "small"]), help="Only these tiers (repeatable).")
+    @click.option("--grade", "grades", multiple=True, metavar="GRADE", help="Only these grades, e.g. at_risk (repeatable).")
+    @click.option("--sort", type=click.Choice(["score", "change", "revenue"]), default="score", show_default=True,
+                  help="score: worst first; change: biggest drop first; revenue: biggest first.")
+    @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+    @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+    @click.option("--scorecard", type=click.Path(dir_okay=False), metavar="FILE", help="A scorecard YAML file. Default: the built-in one.")
+    @click.option("--rulesets", "rulesets_dirs", multiple=True, type=click.Path(), metavar="DIR",
+                  help="Your own rule-set folder, for scores computed on the fly (repeatable).")
+    @db_option
+    @pass_env
+    @handle_errors
+    def health_command(env: Env, as_of, owner, tiers, grades, sort, fmt, output, scorecard, rulesets_dirs):
+        from kamrules.health_report import health_report
+        from kamrules.scorecard import load_scorecard
+        from kamrules_plugins.check_commands import _user_rulesets
+
+        sc = load_scorecard(scorecard)  # a bad file is exit 2 before the store is touched
+        store = env.open_store()
+        report = health_report(store, as_of, sc, owner=owner, tiers=tiers, grades=grades, sort=sort,
+                               rulesets_dirs=_user_rulesets(env, rulesets_dirs), pm=env.pm)
+        if fmt == "json":
+            text = json.dumps(report.accounts, ensure_ascii=False, indent=2) + "\n"
+        elif fmt == "csv":
+            text = render_csv(report)
+        else:
+            text = render_table(report)
+        try:
+            if output:
+                with open(output, "w", encoding="utf-8-sig" if fmt == "csv" else "utf-8", newline="") as f:
+                    f.write(text)
+            else:
+                click.echo(text, nl=False)
+        except OSError as e:
+            raise CliError(f"{output or 'stdout'}: cannot write the report: {e}") from e
+        if report.computed:
+            click.echo(f"no recorded run as of {as_of}: scores computed now from a check that recorded nothing "
+                       f"(`kamrules check --as-of {as_of}` records one)", err=True)
+        else:
+            click.echo(f"scores of run {report.run['id']} (as of {as_of}, finished {report.run['finished']})", err=True)
+        prev = report.previous
+        click.echo(f"trend against {'run ' + str(prev['id']) + ' as of ' + prev['as_of'] if prev else 'nothing (no earlier run)'}; "
+                   f"30 days: {'run ' + str(report.month['id']) + ' as of ' + report.month['as_of'] if report.month else 'no run about 30 days earlier'}",
+                   err=True)
+        b = report.book
+        click.echo(f"{b['accounts']} accounts, average {b['average']}; revenue at risk {b['revenue_at_risk']:,.0f}", err=True)
+        for code, reason in report.skipped:
+            click.echo(f"skipped {code}: {reason} (not counted; weight shared)", err=True)
+        for where, msg in report.failures:
+            click.echo(f"FAILED {where}: {msg}", err=True)
+        if output:
+            click.echo(f"wrote {len(report.accounts)} accounts to {output}", err=True)
+        if report.failures:
+            sys.exit(EXIT_INCOMPLETE)
