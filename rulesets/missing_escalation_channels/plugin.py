@@ -98,7 +98,7 @@ PROVIDERS = (CHANNEL_COVERAGE, DECISION_MAKERS, OPEN_COMPLAINTS)
 
 @hookimpl
 def register_rulesets():
-    return [importlib.resources.files("kamrules_rulesets") / "missing_escalation_channels.yaml"]
+    return [importlib.resources.files(__package__) / "rules.yaml"]
 
 
 @hookimpl

@@ -107,7 +107,7 @@ PROVIDERS = (ORDER_RHYTHM, SUPPORT_SHARE)
 
 @hookimpl
 def register_rulesets():
-    return [importlib.resources.files("kamrules_rulesets") / "neglected_small_clients.yaml"]
+    return [importlib.resources.files(__package__) / "rules.yaml"]
 
 
 @hookimpl

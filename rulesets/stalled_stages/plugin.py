@@ -218,7 +218,7 @@ PROVIDERS = (PIPELINE_STAGE, VISITS, STAGE_MOVES, COLD_STREAK)
 
 @hookimpl
 def register_rulesets():
-    return [importlib.resources.files("kamrules_rulesets") / "stalled_stages.yaml"]
+    return [importlib.resources.files(__package__) / "rules.yaml"]
 
 
 @hookimpl
