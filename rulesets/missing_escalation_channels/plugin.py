@@ -104,3 +104,10 @@ def register_rulesets():
 @hookimpl
 def register_facts():
     return list(PROVIDERS)
+
+
+@hookimpl
+def register_defect_recipes():
+    from kamrules_rulesets.missing_escalation_channels.defects import RECIPES
+
+    return list(RECIPES)

@@ -113,3 +113,10 @@ def register_rulesets():
 @hookimpl
 def register_facts():
     return list(PROVIDERS)
+
+
+@hookimpl
+def register_defect_recipes():
+    from kamrules_rulesets.neglected_small_clients.defects import RECIPES
+
+    return list(RECIPES)

@@ -114,3 +114,10 @@ def register_rulesets():
 @hookimpl
 def register_facts():
     return list(PROVIDERS)
+
+
+@hookimpl
+def register_defect_recipes():
+    from kamrules_rulesets.over_subsidising.defects import RECIPES
+
+    return list(RECIPES)

@@ -224,3 +224,10 @@ def register_rulesets():
 @hookimpl
 def register_facts():
     return list(PROVIDERS)
+
+
+@hookimpl
+def register_defect_recipes():
+    from kamrules_rulesets.stalled_stages.defects import RECIPES
+
+    return list(RECIPES)
