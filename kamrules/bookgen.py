@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import random
 
-STAGES = ("research", "analysis", "contact", "visit", "presentation", "proposal", "negotiation", "won")
+from kamrules.vocab import STAGES, TIERS
+
 DWELL = {"research": 30, "analysis": 30, "contact": 30, "visit": 45, "presentation": 45, "proposal": 30, "negotiation": 60}
 
 
@@ -21,7 +22,7 @@ class Defect:
     """
 
     kind: str = ""
-    tiers: tuple[str, ...] = ("key", "mid", "small")  # eligible accounts
+    tiers: tuple[str, ...] = TIERS  # eligible accounts
     statuses: tuple[str, ...] = ("active",)
     won_days_ago: tuple[int, int] = (200, 1800)  # an active account was won this many days ago
     no_owner: bool = False  # the account has no KA manager (activities recorded by a department)

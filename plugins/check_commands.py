@@ -12,7 +12,7 @@ from kamrules import hookimpl
 from kamrules.cliutils import CliError, Env, as_of_option, db_option, handle_errors, parse_date, pass_env, stderr_is_tty
 from kamrules.errors import EXIT_ALERTS, EXIT_INCOMPLETE, EXIT_OK, EXIT_UNDELIVERED
 
-SEVERITY_CHOICES = ("info", "warning", "critical")
+from kamrules.vocab import SEVERITIES as SEVERITY_CHOICES  # noqa: E402
 FAIL_ON_CHOICES = ("info", "warning", "critical", "never")
 BUILTIN_FORMATS = "table|json|jsonl|csv|markdown"
 
@@ -322,7 +322,7 @@ def render_rules(sets) -> str:
             out += ["  " + ln for ln in wrap(rs.description, 76)]
         for r in rs.rules:
             flag = "" if r.enabled else "  (disabled)"
-            sev = "/".join(sorted({v.severity for v in r.variants()}, key=("info", "warning", "critical").index))
+            sev = "/".join(sorted({v.severity for v in r.variants()}, key=SEVERITY_CHOICES.index))
             out.append(f"  {r.code}  {r.name}  [{sev}{', portfolio' if r.scope == 'portfolio' else ''}]{flag}")
             for name, v in r.thresholds.items():
                 tiers = "; ".join(f"{t}: {_fmt_threshold(o[name])}" for t, o in r.tiers.items() if name in o)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from kamrules.bookgen import STAGES, Defect
+from kamrules.bookgen import Defect
+from kamrules.vocab import STAGES
 
 PROSPECT = ("prospect",)
 ANY = ("active", "prospect")

@@ -9,7 +9,7 @@ from kamrules import hookimpl
 from kamrules.facts import FactProvider
 from kamrules_plugins.core_facts import JD, M6
 
-STAGES = ("research", "analysis", "contact", "visit", "presentation", "proposal", "negotiation", "won")
+from kamrules.vocab import STAGES  # noqa: E402
 
 
 def stage_rank(expr: str) -> str:
