@@ -175,7 +175,8 @@ def register_commands(cli):
             sys.exit(code)
 
     @cli.command(name="rules")
-    @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+    @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table", show_default=True,
+                  help="markdown: the whole rule and fact reference (docs/rules.md).")
     @click.option("--ruleset", "rulesets", multiple=True, metavar="NAME", help="Only these rule sets (repeatable).")
     @click.option("--rulesets", "rulesets_dirs", multiple=True, type=click.Path(), metavar="DIR", help="Your own rule-set folder (repeatable).")
     @click.option("--select", multiple=True, metavar="CODE", help="Only rules whose code starts with CODE (repeatable).")
@@ -193,6 +194,7 @@ def register_commands(cli):
           kamrules rules --select KAM3 --ignore KAM306   same prefixes as check
           kamrules rules --format json | jq '.[].rules[].code'
           kamrules rules --rulesets my_rules/     after tuning a copied file
+          KAMRULES_LOAD_PLUGINS= kamrules rules --format markdown > docs/rules.md
         """
         from kamrules.check import builtin_ruleset_files
         from kamrules.ruleset import resolve
@@ -213,6 +215,10 @@ def register_commands(cli):
             sets = [s for s in sets if s.rules]
         if fmt == "json":
             click.echo(json.dumps([s.to_dict() for s in sets], ensure_ascii=False, indent=2))
+        elif fmt == "markdown":
+            from kamrules.ruledoc import rules_markdown
+
+            click.echo(rules_markdown(sets, env.pm), nl=False)
         else:
             click.echo(render_rules(sets))
         for where, msg in failures:
