@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Mapping
 
-SEVERITIES = ("info", "warning", "critical")
+from kamrules.vocab import SEVERITIES
+
 SEVERITY_RANK = {name: i for i, name in enumerate(SEVERITIES)}
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from kamrules import vocab as V
+
 # Column kinds. Values are validated and converted on import:
 #   text   -> str                      date  -> ISO 'YYYY-MM-DD' str
 #   int    -> int                      bool  -> 0/1 (true/false/yes/no/1/0)
@@ -75,17 +77,17 @@ CORE_TABLES: tuple[Table, ...] = (
         (
             C("id", required=True),
             C("name", required=True),
-            C("tier", required=True, choices=("key", "mid", "small")),
+            C("tier", required=True, choices=V.TIERS),
             C("owner"),
             C("owner_email", "email"),
-            C("buyer_type", choices=("transactional", "consultative", "strategic")),
-            C("purchasing", choices=("centralized", "distributed")),
+            C("buyer_type", choices=V.BUYER_TYPES),
+            C("purchasing", choices=V.PURCHASING),
             C("segment"),
             C("region"),
-            C("status", choices=("prospect", "active", "lost"), default="active"),
-            C("stage", choices=("research", "analysis", "contact", "visit", "presentation", "proposal", "negotiation", "won")),
+            C("status", choices=V.STATUSES, default="active"),
+            C("stage", choices=V.STAGES),
             C("stage_since", "date"),
-            C("relationship_stage", choices=("establish", "stabilize", "strengthen")),
+            C("relationship_stage", choices=V.RELATIONSHIP_STAGES),
             C("lost_reason"),
             C("created_on", "date"),
         ),
@@ -96,7 +98,7 @@ CORE_TABLES: tuple[Table, ...] = (
         "stage_history",
         (
             C("account_id", required=True, references=ACCOUNT),
-            C("stage", required=True, choices=("research", "analysis", "contact", "visit", "presentation", "proposal", "negotiation", "won")),
+            C("stage", required=True, choices=V.STAGES),
             C("entered_on", "date", required=True),
         ),
         primary_key=("account_id", "stage", "entered_on"),
@@ -109,7 +111,7 @@ CORE_TABLES: tuple[Table, ...] = (
             C("id", required=True),
             C("account_id", required=True, references=ACCOUNT),
             C("name", required=True),
-            C("role", choices=("decision_maker", "executive", "technical", "procurement", "user", "other")),
+            C("role", choices=V.CONTACT_ROLES),
             C("email", "email"),
             C("phone"),
             C("active", "bool", default=1),
@@ -121,7 +123,7 @@ CORE_TABLES: tuple[Table, ...] = (
         "channels",
         (
             C("account_id", required=True, references=ACCOUNT),
-            C("kind", required=True, choices=("ka_manager", "technical", "management", "complaint", "executive")),
+            C("kind", required=True, choices=V.CHANNEL_KINDS),
             C("contact"),
             C("client_informed", "bool"),
             C("since", "date"),
@@ -136,12 +138,12 @@ CORE_TABLES: tuple[Table, ...] = (
             C("id", required=True),
             C("account_id", required=True, references=ACCOUNT),
             C("date", "date", required=True),
-            C("kind", required=True, choices=("visit", "call", "email", "meeting", "executive_meeting", "presentation", "proposal", "event", "survey", "other")),
-            C("level", choices=("executive", "management", "operational")),
+            C("kind", required=True, choices=V.ACTIVITY_KINDS),
+            C("level", choices=V.ACTIVITY_LEVELS),
             C("contact_id", references="contacts.id"),
             C("by"),
             C("duration_minutes", "int"),
-            C("attitude", choices=("warm", "neutral", "cold")),
+            C("attitude", choices=V.ATTITUDES),
             C("cost", "float"),
             C("notes"),
         ),
@@ -166,7 +168,7 @@ CORE_TABLES: tuple[Table, ...] = (
             C("id", required=True),
             C("account_id", required=True, references=ACCOUNT),
             C("date", "date", required=True),
-            C("kind", required=True, choices=("rebate", "discount", "marketing_support", "free_service", "extended_credit", "other")),
+            C("kind", required=True, choices=V.CONCESSION_KINDS),
             C("amount", "float", required=True),
             C("commitment_id", references="commitments.id"),
         ),
@@ -194,7 +196,7 @@ CORE_TABLES: tuple[Table, ...] = (
             C("account_id", required=True, references=ACCOUNT),
             C("opened_on", "date", required=True),
             C("closed_on", "date"),
-            C("severity", choices=("low", "medium", "high")),
+            C("severity", choices=V.COMPLAINT_SEVERITIES),
             C("escalated", "bool"),
         ),
         indexes=(("account_id", "opened_on"),),

@@ -35,6 +35,13 @@ class FactProvider:
     removed after every provider's ``derive`` has run (e.g. a list of dates that
     Python turns into gaps more cheaply than a window function).
 
+    ``sql`` may be left out (``""``) by a provider that only derives (account
+    scope): it has a ``derive`` and ``derived`` facts, and no ``facts`` or ``inputs``.
+
+    ``after`` names the providers whose facts ``derive`` reads: the core orders
+    providers so that each runs after those (a cycle or an unknown name is a
+    PluginError); otherwise they keep the order the plugins registered them in.
+
     ``over="account_facts"`` (portfolio scope only): ``sql`` reads the view
     ``account_facts`` (one row per account: its columns, ``id`` included, and
     every SQL fact of the account providers; NULL where a provider had no data)
@@ -48,8 +55,8 @@ class FactProvider:
     """
 
     name: str
-    facts: tuple[str, ...]
-    sql: str
+    facts: tuple[str, ...] = ()
+    sql: str = ""  # empty: a provider that only derives (needs ``derive``)
     requires: tuple[str, ...] = ()
     scope: str = "account"
     derive: Callable[[Mapping], Mapping] | None = None
@@ -57,6 +64,7 @@ class FactProvider:
     description: str = ""
     inputs: tuple[str, ...] = ()  # SQL columns only ``derive`` sees (not facts)
     over: str = "store"  # or "account_facts": totals over the account facts (portfolio scope)
+    after: tuple[str, ...] = ()  # providers whose facts ``derive`` reads (ordering)
 
     def __post_init__(self) -> None:
         if self.scope not in ("account", "portfolio"):
@@ -65,6 +73,8 @@ class FactProvider:
             raise ValueError(f"fact provider {self.name}: over must be 'store' or 'account_facts'")
         if self.over == "account_facts" and self.scope != "portfolio":
             raise ValueError(f"fact provider {self.name}: over='account_facts' needs scope='portfolio'")
+        if not self.sql.strip() and (self.derive is None or self.facts or self.inputs or self.scope != "account"):
+            raise ValueError(f"fact provider {self.name}: without sql it needs derive, scope='account' and no facts or inputs")
 
 
 def sum_totals(parts: Sequence[Mapping[str, list]], facts: Sequence[str]) -> dict:
@@ -86,8 +96,7 @@ ACCOUNT_FACT_RENAMES = {"id": "account_id"}
 _INPUT = "kaminput_"  # prefix of provider ``inputs`` columns in the composed query
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+from kamrules.migrations import quote as _q  # noqa: E402
 
 
 def collect_providers(pm, failures: list | None = None) -> tuple[FactProvider, ...]:
@@ -116,7 +125,31 @@ def collect_providers(pm, failures: list | None = None) -> tuple[FactProvider, .
                     raise PluginError(f"fact {name!r} is produced by two providers: {owner[name]} and {p.name} ({impl.plugin_name})")
                 owner[name] = p.name
             providers.append(p)
-    return tuple(providers)
+    return ordered(providers)
+
+
+def ordered(providers: Sequence[FactProvider]) -> tuple[FactProvider, ...]:
+    """``providers`` with each one after those its ``after`` names (stable: otherwise in the given order).
+
+    A name no provider has, or a cycle, is a PluginError naming the providers."""
+    from kamrules.errors import PluginError
+
+    names = {p.name for p in providers}
+    for p in providers:
+        unknown = [n for n in p.after if n not in names]
+        if unknown:
+            raise PluginError(f"fact provider {p.name}: after={tuple(p.after)!r} names no loaded provider {', '.join(map(repr, unknown))}")
+    out: list[FactProvider] = []
+    done: set[str] = set()
+    todo = list(providers)
+    while todo:
+        ready = next((p for p in todo if all(n in done for n in p.after)), None)
+        if ready is None:
+            raise PluginError(f"fact providers {', '.join(p.name for p in todo)}: their after= declarations form a cycle")
+        todo.remove(ready)
+        out.append(ready)
+        done.add(ready.name)
+    return tuple(out)
 
 
 def account_columns(store) -> list[str]:
@@ -193,7 +226,7 @@ class FactSource:
     def prepare(self) -> "FactSource":
         conn = self.store.conn
         for p in self.account_providers:
-            if self.status[p.name].state != "ok":
+            if self.status[p.name].state != "ok" or not p.sql:  # derive-only: nothing to run
                 continue
             FactSource._counter += 1
             table = f"kamfacts_{FactSource._counter}"

@@ -5,11 +5,11 @@ uses its own ``random.Random`` derived from the seed and ``i``, never the global
 generator or the clock. Memory stays bounded: each account's rows are built,
 written and dropped before the next one.
 
-Defects: every kind in :data:`DEFECT_KINDS` is named after the rule of the
-catalogue (docs/data-contract.md) it should trigger. Each account that is
-eligible for a kind (its tier and status fit the rule) carries it with
-probability ``defects`` (default 0.05; at most one defect per account), and
-the first ``len(DEFECT_KINDS)`` accounts carry one kind each, so that even a
+Defects: the loaded rule sets contribute recipes (hook ``register_defect_recipes``,
+:func:`defect_recipes`), each named after the rule it should make fire. Each
+account that is eligible for a kind (its tier and status fit the rule) carries
+it with probability ``defects`` (default 0.05; at most one defect per account),
+and the first ``len(recipes)`` accounts carry one kind each, so that even a
 small book has every defect. ``defects=0`` gives a healthy book.
 """
 
@@ -21,10 +21,9 @@ import json
 import random
 from pathlib import Path
 
-from kamrules.bookgen import DEFECTS, KINDS, Account, make_owners, pick_profile
+from kamrules.bookgen import Account, Defect, make_owners, pick_profile
 from kamrules.contract import CORE_TABLES, load_order
 
-DEFECT_KINDS = KINDS
 DEFAULT_DEFECTS = 0.05
 TABLES = {t.name: t for t in CORE_TABLES}
 ORDER = load_order(TABLES)
@@ -40,26 +39,66 @@ def _as_of(as_of) -> int:
     return dt.date.fromisoformat(str(as_of)).toordinal()
 
 
-def iter_book(accounts: int, seed: int = 0, as_of=None, defects: float = DEFAULT_DEFECTS):
-    """Yield ``(account_id, defect_kind_or_None, {table: [row tuples]})`` for each account in turn."""
+def defect_recipes(pm=None) -> tuple[Defect, ...]:
+    """The defect recipes of every loaded rule set (hook ``register_defect_recipes``).
+
+    Ordered by the codes of the rules they are named after (each plugin's recipes
+    together, in its order), so the book does not depend on the order plugins load.
+    A recipe named after no loaded rule, or two with one name, is a PluginError.
+    """
+    from kamrules.check import builtin_ruleset_files
+    from kamrules.errors import PluginError
+    from kamrules.plugins import default_plugin_manager
+    from kamrules.ruleset import resolve
+
+    pm = default_plugin_manager() if pm is None else pm
+    failures: list = []
+    codes: dict[str, str] = {}
+    for rs in resolve(builtin_ruleset_files(pm, failures)):
+        for rule in rs.rules:
+            codes[rule.name] = min(codes.get(rule.name, rule.code), rule.code)
+    groups, seen = [], set()
+    for impl in reversed(pm.hook.register_defect_recipes.get_hookimpls()):
+        got = list(impl.function() or [])
+        for r in got:
+            if not isinstance(r, Defect) or r.kind not in codes or r.kind in seen:
+                what = "expected kamrules.bookgen.Defect objects" if not isinstance(r, Defect) else (
+                    f"a second recipe {r.kind!r}" if r.kind in seen else f"no loaded rule is named {r.kind!r}")
+                raise PluginError(f"plugin {impl.plugin_name}: register_defect_recipes returned {r!r} ({what})")
+            seen.add(r.kind)
+        if got:
+            groups.append((min(codes[r.kind] for r in got), got))
+    return tuple(r for _, got in sorted(groups, key=lambda g: g[0]) for r in got)
+
+
+def defect_kinds(pm=None) -> tuple[str, ...]:
+    """The names of the defect kinds (= rule names) a generated book carries, in recipe order."""
+    return tuple(r.kind for r in defect_recipes(pm))
+
+
+def iter_book(accounts: int, seed: int = 0, as_of=None, defects: float = DEFAULT_DEFECTS, recipes=None, pm=None):
+    """Yield ``(account_id, defect_kind_or_None, {table: [row tuples]})`` for each account in turn.
+
+    ``recipes``: the defect recipes (default: :func:`defect_recipes` of ``pm``)."""
+    recipes = defect_recipes(pm) if recipes is None else tuple(recipes)
     day = _as_of(as_of)
     meta = random.Random(f"kamrules-book:{seed}")
     n_owners = max(3, min(accounts // 40, 5000))
     owners = make_owners(n_owners + 1, meta)
-    starved_owner = owners.pop()  # support_share: one owner whose small/mid book gets no support
+    starved_owner = owners.pop()  # for recipes with reserved_owner: one owner whose book gets no support
     width = max(6, len(str(accounts)))
     for i in range(accounts):
         rng = random.Random(seed * 1_000_003 + i)
-        forced = KINDS[i] if defects > 0 and i < len(KINDS) else None
+        forced = recipes[i] if defects > 0 and i < len(recipes) else None
         tier, status = pick_profile(rng, forced)
         defect = forced
         if defect is None and defects > 0:
-            eligible = [k for k, (_, tiers, statuses) in DEFECTS.items() if tier in tiers and status in statuses]
+            eligible = [r for r in recipes if tier in r.tiers and status in r.statuses]
             if eligible and rng.random() < defects * len(eligible):
                 defect = rng.choice(eligible)
-        owner = starved_owner if defect == "support_share" else owners[rng.randrange(len(owners))]
+        owner = starved_owner if defect is not None and defect.reserved_owner else owners[rng.randrange(len(owners))]
         acc_id = f"A{i + 1:0{width}d}"
-        yield acc_id, defect, Account(acc_id, rng, day, tier, status, defect, owner).build()
+        yield acc_id, defect.kind if defect else None, Account(acc_id, rng, day, tier, status, defect, owner).build()
 
 
 class _DirSink:
@@ -129,10 +168,10 @@ class _StoreSink:
                 self.pending[name] = []
 
 
-def _run(sink, accounts, seed, as_of, defects, progress) -> dict[str, int]:
+def _run(sink, accounts, seed, as_of, defects, progress, pm=None) -> dict[str, int]:
     counts = {n: 0 for n in ORDER}
     step = max(1, accounts // 200)
-    for i, (_, _, rows) in enumerate(iter_book(accounts, seed, as_of, defects), 1):
+    for i, (_, _, rows) in enumerate(iter_book(accounts, seed, as_of, defects, pm=pm), 1):
         sink.write(rows)
         for name, items in rows.items():
             counts[name] += len(items)
@@ -141,19 +180,21 @@ def _run(sink, accounts, seed, as_of, defects, progress) -> dict[str, int]:
     return counts
 
 
-def generate_to_dir(path, accounts: int, seed: int = 0, as_of=None, fmt: str = "csv", progress=None, defects: float = DEFAULT_DEFECTS) -> dict[str, int]:
-    """Write a book as ``accounts.csv``, ``orders.csv``, ... (or ``.jsonl``) into ``path``; returns rows per table."""
+def generate_to_dir(path, accounts: int, seed: int = 0, as_of=None, fmt: str = "csv", progress=None, defects: float = DEFAULT_DEFECTS, pm=None) -> dict[str, int]:
+    """Write a book as ``accounts.csv``, ``orders.csv``, ... (or ``.jsonl``) into ``path``; returns rows per table.
+
+    ``pm``: the plugin manager whose rule sets give the defect recipes (default: the process-wide one)."""
     if fmt not in ("csv", "jsonl"):
         raise ValueError(f"unknown format {fmt!r} (expected csv or jsonl)")
     sink = _DirSink(path, fmt)
     try:
-        return _run(sink, accounts, seed, as_of, defects, progress)
+        return _run(sink, accounts, seed, as_of, defects, progress, pm)
     finally:
         sink.close()
 
 
-def generate_to_store(store, accounts: int, seed: int = 0, as_of=None, progress=None, defects: float = DEFAULT_DEFECTS) -> dict[str, int]:
-    """Load a book straight into ``store`` (one transaction); returns rows per table.
+def generate_to_store(store, accounts: int, seed: int = 0, as_of=None, progress=None, defects: float = DEFAULT_DEFECTS, pm=None) -> dict[str, int]:
+    """Load a book straight into ``store`` (one transaction; defect recipes of ``pm``, default ``store.pm``); returns rows per table.
 
     The store must not already hold accounts with the same ids (A000001, ...):
     generate into a fresh store, or import a generated folder to upsert.
@@ -167,7 +208,7 @@ def generate_to_store(store, accounts: int, seed: int = 0, as_of=None, progress=
     conn.execute("PRAGMA foreign_keys = OFF")  # consistent by construction (the import tests prove it)
     conn.execute("BEGIN IMMEDIATE")
     try:
-        counts = _run(sink, accounts, seed, as_of, defects, progress)
+        counts = _run(sink, accounts, seed, as_of, defects, progress, pm or store.pm)
         sink.flush()
         conn.execute("COMMIT")
     except BaseException:
@@ -178,13 +219,14 @@ def generate_to_store(store, accounts: int, seed: int = 0, as_of=None, progress=
     return counts
 
 
-def defect_accounts(accounts: int, seed: int = 0, as_of=None, defects: float = DEFAULT_DEFECTS) -> dict[str, list[str]]:
+def defect_accounts(accounts: int, seed: int = 0, as_of=None, defects: float = DEFAULT_DEFECTS, pm=None) -> dict[str, list[str]]:
     """{defect kind: [account ids]} of the book these arguments generate (for tests and demos)."""
-    out: dict[str, list[str]] = {k: [] for k in KINDS}
-    for acc_id, defect, _ in iter_book(accounts, seed, as_of, defects):
+    recipes = defect_recipes(pm)
+    out: dict[str, list[str]] = {r.kind: [] for r in recipes}
+    for acc_id, defect, _ in iter_book(accounts, seed, as_of, defects, recipes=recipes):
         if defect:
             out[defect].append(acc_id)
     return out
 
 
-__all__ = ["generate_to_dir", "generate_to_store", "defect_accounts", "iter_book", "DEFECT_KINDS", "DEFAULT_DEFECTS"]
+__all__ = ["generate_to_dir", "generate_to_store", "defect_accounts", "defect_recipes", "defect_kinds", "iter_book", "DEFAULT_DEFECTS"]

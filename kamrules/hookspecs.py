@@ -3,8 +3,9 @@
 Hooks are called with keyword arguments. Unless a hook says ``firstresult``,
 pluggy calls every implementation and the caller gets a list of their return
 values (``None`` results are dropped). Built-in behaviour is implemented by the
-plugins in ``kamrules_plugins`` (the repository's ``plugins/`` folder) through
-these same hooks. Implement them with ``from kamrules import hookimpl``.
+plugins in ``kamrules_plugins`` (the repository's ``plugins/`` folder) and the
+rule sets in ``kamrules_rulesets`` (``rulesets/<name>/``) through these same hooks,
+registered as entry points of the group ``kamrules`` like any third-party plugin. Implement them with ``from kamrules import hookimpl``.
 """
 
 from __future__ import annotations
@@ -72,6 +73,42 @@ def register_rulesets():
         @hookimpl
         def register_rulesets():
             return [pathlib.Path(__file__).parent / "receivables.yaml"]
+    """
+
+
+@hookspec
+def register_defect_recipes():
+    """Contribute defect recipes: how ``kamrules generate`` bends an account so that a rule fires.
+
+    Returns a list of :class:`kamrules.bookgen.Defect` objects. Each recipe's
+    ``kind`` is the name of a rule of a loaded rule set (anything else is a
+    PluginError); ``tiers`` and ``statuses`` say which accounts can carry it. The
+    generator gives every eligible account a defect with the probability
+    ``--defects`` and the first accounts one kind each, so that even a small book
+    fires every rule. Recipes are ordered by their rule codes, each plugin's in the
+    order it returns them; the same recipes, seed and date give the same book.
+    A recipe overrides the builder steps it needs (see ``Defect``'s methods, called
+    in that order); it draws from ``acc.rng`` only where the default does, or in
+    rows of its own.
+
+    in rows of its own. Rows go to the core tables (``acc.rows[table]``, tuples in
+    the contract's column order).
+
+    Example (open complaints piling up, for a rule ``complaints_piling_up``)::
+
+        @hookimpl
+        def register_defect_recipes():
+            from kamrules.bookgen import Defect, iso
+
+            class ComplaintsPilingUp(Defect):
+                kind, tiers = "complaints_piling_up", ("key", "mid")
+
+                def extra_complaints(self, acc):
+                    for k in range(5):
+                        acc.rows["complaints"].append(
+                            (acc.next_id("Q"), acc.id, iso(acc.as_of - 10 - k), None, "high", True))
+
+            return [ComplaintsPilingUp()]
     """
 
 

@@ -105,8 +105,7 @@ def restrict(conn: sqlite3.Connection, part: Part) -> None:
         conn.execute(f"CREATE TEMP VIEW {_quote(table)} AS SELECT rowid AS rowid, * FROM main.{_quote(table)} WHERE {where}")
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+from kamrules.migrations import quote as _quote  # noqa: E402
 
 
 def connect(path: str) -> sqlite3.Connection:

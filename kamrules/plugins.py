@@ -1,4 +1,4 @@
-"""The plugin manager: built-in plugins, entry points, plugin folders, allowlist."""
+"""The plugin manager: built-in plugins and third-party ones (entry points), plugin folders, allowlist."""
 
 from __future__ import annotations
 
@@ -18,23 +18,31 @@ from kamrules.errors import PluginError
 
 ENTRY_POINT_GROUP = "kamrules"
 
-# Built-in behaviour, registered exactly like third-party plugins.
-DEFAULT_PLUGINS = (
-    "kamrules_plugins.contract",
-    "kamrules_plugins.store_commands",
-    "kamrules_plugins.core_facts",
-    "kamrules_plugins.over_subsidising",
-    "kamrules_plugins.neglected_small_clients",
-    "kamrules_plugins.missing_escalation_channels",
-    "kamrules_plugins.stalled_stages",
-    "kamrules_plugins.formats",
-    "kamrules_plugins.check_commands",
-    "kamrules_plugins.alert_commands",
-    "kamrules_plugins.email_notifier",
-    "kamrules_plugins.webhook_notifier",
-    "kamrules_plugins.devtools",
-    "kamrules_plugins.health_commands",
-)
+# Built-in behaviour is registered exactly like third-party plugins: entry points of the group
+# "kamrules", declared by this distribution in setup.cfg [options.entry_points].
+DISTRIBUTION = "kamrules"
+
+
+def _is_builtin(ep) -> bool:
+    return ep.dist is not None and _normalise(ep.dist.name) == DISTRIBUTION
+
+
+def _normalise(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+@lru_cache(maxsize=1)
+def builtin_plugins() -> tuple:
+    """The built-in plugins' entry points (they always load, before any other; their order does not matter).
+
+    Raises :class:`PluginError` when kamrules is not installed (no entry points: the
+    built-in rule sets and commands would be silently missing).
+    """
+    eps = tuple(ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if _is_builtin(ep))
+    if not eps:
+        raise PluginError(f"the built-in plugins are not installed (no entry points of the distribution "
+                          f"{DISTRIBUTION!r} in the group {ENTRY_POINT_GROUP!r}): run pip install -e . in the repository")
+    return eps
 
 
 def _allowlist() -> set[str] | None:
@@ -51,6 +59,8 @@ def _allowlist() -> set[str] | None:
 def _load_entry_points(pm: pluggy.PluginManager) -> None:
     allow = _allowlist()
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if _is_builtin(ep):
+            continue
         dist = ep.dist.name if ep.dist else None
         if allow is not None and ep.name not in allow and dist not in allow:
             continue
@@ -94,8 +104,8 @@ def make_plugin_manager(
     pm = pluggy.PluginManager("kamrules")
     pm._kamrules_versions = {}  # type: ignore[attr-defined]
     pm.add_hookspecs(hookspecs)
-    for modname in DEFAULT_PLUGINS:
-        pm.register(importlib.import_module(modname), name=modname)
+    for ep in builtin_plugins():
+        pm.register(ep.load(), name=ep.name)
     dirs = [Path(d) for d in plugins_dirs]
     env_dirs = os.environ.get("KAMRULES_PLUGINS_DIR")
     if env_dirs:
@@ -124,11 +134,12 @@ def get_plugins(pm: pluggy.PluginManager) -> list[dict]:
     from kamrules import __version__
 
     versions = getattr(pm, "_kamrules_versions", {})
+    builtin_names = {ep.name for ep in builtin_plugins()}
     out = []
     for plugin in pm.get_plugins():
         name = pm.get_name(plugin)
         hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
-        builtin = name in DEFAULT_PLUGINS
+        builtin = name in builtin_names
         out.append(
             {
                 "name": name,

@@ -18,7 +18,7 @@ from kamrules.errors import InputError, Problem
 
 CODE_RE = re.compile(r"^[A-Z]{2,5}[0-9]{3}$")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-TIERS = ("key", "mid", "small")
+from kamrules.vocab import TIERS  # noqa: E402 (re-exported: kamrules.ruleset.TIERS)
 SCOPES = ("account", "portfolio")
 TOP_KEYS = {"ruleset": "the rule set's name", "description": "text", "source": "text", "rules": "a list of rules"}
 RULE_KEYS = ("code", "name", "description", "source", "scope", "enabled", "severity", "when", "thresholds", "tiers", "message", "action")

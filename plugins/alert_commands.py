@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import unicodedata
 
 import click
 
@@ -13,9 +12,7 @@ from kamrules.cliutils import CliError, Env, db_option, handle_errors, pass_env,
 from kamrules.errors import DeliveryError
 
 
-def width(text: str) -> int:
-    """Terminal columns: East Asian wide/full-width characters take two."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else (0 if unicodedata.combining(c) else 1) for c in text)
+from kamrules.termtable import width  # noqa: E402 (one definition of terminal columns)
 
 
 def table(headers: list[str], data: list[list]) -> str:

@@ -12,7 +12,7 @@ from kamrules import hookimpl
 from kamrules.cliutils import CliError, Env, as_of_option, db_option, handle_errors, parse_date, pass_env, stderr_is_tty
 from kamrules.errors import EXIT_ALERTS, EXIT_INCOMPLETE, EXIT_OK, EXIT_UNDELIVERED
 
-SEVERITY_CHOICES = ("info", "warning", "critical")
+from kamrules.vocab import SEVERITIES as SEVERITY_CHOICES  # noqa: E402
 FAIL_ON_CHOICES = ("info", "warning", "critical", "never")
 BUILTIN_FORMATS = "table|json|jsonl|csv|markdown"
 
@@ -175,7 +175,8 @@ def register_commands(cli):
             sys.exit(code)
 
     @cli.command(name="rules")
-    @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+    @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table", show_default=True,
+                  help="markdown: the whole rule and fact reference (docs/rules.md).")
     @click.option("--ruleset", "rulesets", multiple=True, metavar="NAME", help="Only these rule sets (repeatable).")
     @click.option("--rulesets", "rulesets_dirs", multiple=True, type=click.Path(), metavar="DIR", help="Your own rule-set folder (repeatable).")
     @click.option("--select", multiple=True, metavar="CODE", help="Only rules whose code starts with CODE (repeatable).")
@@ -193,6 +194,7 @@ def register_commands(cli):
           kamrules rules --select KAM3 --ignore KAM306   same prefixes as check
           kamrules rules --format json | jq '.[].rules[].code'
           kamrules rules --rulesets my_rules/     after tuning a copied file
+          KAMRULES_LOAD_PLUGINS= kamrules rules --format markdown > docs/rules.md
         """
         from kamrules.check import builtin_ruleset_files
         from kamrules.ruleset import resolve
@@ -213,6 +215,10 @@ def register_commands(cli):
             sets = [s for s in sets if s.rules]
         if fmt == "json":
             click.echo(json.dumps([s.to_dict() for s in sets], ensure_ascii=False, indent=2))
+        elif fmt == "markdown":
+            from kamrules.ruledoc import rules_markdown
+
+            click.echo(rules_markdown(sets, env.pm), nl=False)
         else:
             click.echo(render_rules(sets))
         for where, msg in failures:
@@ -325,7 +331,7 @@ def render_rules(sets) -> str:
             out += ["  " + ln for ln in wrap(rs.description, 76)]
         for r in rs.rules:
             flag = "" if r.enabled else "  (disabled)"
-            sev = "/".join(sorted({v.severity for v in r.variants()}, key=("info", "warning", "critical").index))
+            sev = "/".join(sorted({v.severity for v in r.variants()}, key=SEVERITY_CHOICES.index))
             out.append(f"  {r.code}  {r.name}  [{sev}{', portfolio' if r.scope == 'portfolio' else ''}]{flag}")
             for name, v in r.thresholds.items():
                 tiers = "; ".join(f"{t}: {_fmt_threshold(o[name])}" for t, o in r.tiers.items() if name in o)

@@ -131,6 +131,7 @@ def register_commands(cli):
 
         as_of = parse_date(as_of, "--as-of")
         kwargs = {} if defects is None else {"defects": defects}
+        kwargs["pm"] = env.pm  # its rule sets give the defect recipes
         bar = _Bar("generating", stderr_is_tty(), min_total=500)
         try:
             if out:

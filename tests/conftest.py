@@ -41,7 +41,7 @@ def _book_template(tmp_path_factory):
 def book_store(tmp_path, _book_template):
     """A store holding a generated book: 200 accounts, seed 1, as of 2026-10-31 (a fresh copy per test).
 
-    Every defect kind of ``kamrules.generate.DEFECT_KINDS`` is carried by at least
+    Every defect kind of ``kamrules.generate.defect_kinds()`` is carried by at least
     one account; ``kamrules.generate.defect_accounts(200, 1, "2026-10-31")`` says which.
     """
     import shutil

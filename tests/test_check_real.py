@@ -66,7 +66,7 @@ def test_copied_builtin_file_replaces_it(book, tmp_path):
     import importlib.resources
 
     store, pm = book
-    text = (importlib.resources.files("kamrules_rulesets") / "missing_escalation_channels.yaml").read_text(encoding="utf-8")
+    text = (importlib.resources.files("kamrules_rulesets.missing_escalation_channels") / "rules.yaml").read_text(encoding="utf-8")
     assert "severity: critical" in text
     mine = tmp_path / "mine"
     mine.mkdir()

@@ -6,8 +6,8 @@ import hashlib
 from collections import Counter
 from pathlib import Path
 
-from kamrules.bookgen import DEFECTS
-from kamrules.generate import DEFECT_KINDS, defect_accounts, generate_to_dir, generate_to_store, iter_book
+from kamrules.generate import defect_accounts, defect_kinds, generate_to_dir, generate_to_store, iter_book
+from kamrules.ruleset import parse_ruleset
 from kamrules.store import Store
 
 AS_OF = "2026-10-31"
@@ -25,21 +25,22 @@ def test_same_seed_same_book(tmp_path):
     assert digest(tmp_path / "a") != digest(tmp_path / "c")
 
 
-def test_defect_kinds_are_named_after_rules():
-    rules = {
-        "over_subsidising": {"concession_ratio", "uncommitted_concessions", "commitment_shortfall", "concessions_outpacing_revenue", "cost_to_serve", "negative_net_margin"},
-        "neglected_small_clients": {"no_recent_contact", "contact_decay", "silent_churn", "rising_star_unattended", "support_share"},
-        "missing_escalation_channels": {"no_ka_manager", "single_threaded", "no_complaint_channel", "no_executive_meeting", "no_decision_maker", "complaint_unresolved"},
-        "stalled_stages": {"stage_dwell", "no_follow_up", "incomplete_visit_record", "stage_regression", "stage_skipped", "cold_streak", "lost_without_reason", "relationship_stuck"},
-    }
-    for ruleset, kinds in rules.items():
-        assert {k for k, v in DEFECTS.items() if v[0] == ruleset} == kinds
-    assert set(DEFECT_KINDS) == set().union(*rules.values())
+def test_defect_kinds_are_named_after_rules(pm):
+    # each rule set's recipes are exactly its rules' names (the rule lists come from the loaded rule sets)
+    rules = {}
+    for impl in pm.hook.register_defect_recipes.get_hookimpls():
+        (path,) = impl.plugin.register_rulesets()
+        rs = parse_ruleset(path, builtin=True)
+        rules[rs.name] = {r.name for r in rs.rules}
+        assert {r.kind for r in impl.function()} == rules[rs.name], rs.name
+    assert set(rules) >= {"over_subsidising", "neglected_small_clients", "missing_escalation_channels", "stalled_stages"}
+    assert set(defect_kinds(pm)) == set().union(*rules.values())
+    assert len(defect_kinds(pm)) == len(set(defect_kinds(pm)))
 
 
 def test_every_defect_in_the_fixture_book(book_store):
     found = defect_accounts(200, seed=1, as_of=AS_OF)
-    assert all(found[k] for k in DEFECT_KINDS), [k for k in DEFECT_KINDS if not found[k]]
+    assert all(found[k] for k in defect_kinds()), [k for k in defect_kinds() if not found[k]]
     accounts = {r["id"]: r for r in book_store.query("SELECT * FROM accounts")}
     for acc in found["no_ka_manager"]:
         assert accounts[acc]["tier"] == "key" and accounts[acc]["owner"] is None and accounts[acc]["owner_email"] is None

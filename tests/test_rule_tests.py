@@ -245,8 +245,8 @@ BOOK = """
 
 
 def test_the_core_rule_sets_own_behaviour_tests_pass(pm):
-    files = sorted((REPO / "tests" / "rules").glob("*.yaml"))
-    assert {f.stem for f in files} >= {"over_subsidising", "neglected_small_clients", "missing_escalation_channels", "stalled_stages"}
+    files = sorted((REPO / "rulesets").glob("*/rules.test.yaml"))
+    assert {f.parent.name for f in files} >= {"over_subsidising", "neglected_small_clients", "missing_escalation_channels", "stalled_stages"}
     run = run_tests(files, pm=pm)
     assert run.ok, render_text(run)
     for f in files:
@@ -360,7 +360,7 @@ def test_a_book_the_importer_refuses_is_exit_2_at_the_row_in_the_test_file(tmp_p
 def test_rulesets_folder_select_and_min_severity_apply_per_case(tmp_path, pm):
     tuned = tmp_path / "my_rules"
     tuned.mkdir()
-    core = (REPO / "rulesets" / "over_subsidising.yaml").read_text(encoding="utf-8")
+    core = (REPO / "rulesets" / "over_subsidising" / "rules.yaml").read_text(encoding="utf-8")
     assert "limit: {warning: 0.10, critical: 0.20}" in core
     (tuned / "over_subsidising.yaml").write_text(core.replace("limit: {warning: 0.10, critical: 0.20}", "limit: {warning: 0.30, critical: 0.50}"), encoding="utf-8")
     f = write(tmp_path / "t.yaml", BOOK + """

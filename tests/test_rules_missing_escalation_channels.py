@@ -138,7 +138,7 @@ def test_rule_set_file_parses_with_kam3_codes():
 
     from kamrules.ruleset import parse_ruleset
 
-    rs = parse_ruleset(importlib.resources.files("kamrules_rulesets") / "missing_escalation_channels.yaml", builtin=True)
+    rs = parse_ruleset(importlib.resources.files("kamrules_rulesets.missing_escalation_channels") / "rules.yaml", builtin=True)
     assert [r.name for r in rs.rules] == ["no_ka_manager", "single_threaded", "no_complaint_channel",
                                           "no_executive_meeting", "no_decision_maker", "complaint_unresolved"]
     assert all(r.code.startswith("KAM3") and r.description and r.action and r.message for r in rs.rules)

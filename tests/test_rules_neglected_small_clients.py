@@ -163,7 +163,7 @@ def test_support_share_skipped_without_concessions(book):
 def test_tuning_a_copied_rule_set_file(book, tmp_path):
     import importlib.resources
 
-    text = (importlib.resources.files("kamrules_rulesets") / "neglected_small_clients.yaml").read_text(encoding="utf-8")
+    text = (importlib.resources.files("kamrules_rulesets.neglected_small_clients") / "rules.yaml").read_text(encoding="utf-8")
     assert "mid: {days: 60}" in text
     mine = tmp_path / "my_rules"
     mine.mkdir()
@@ -180,7 +180,7 @@ def test_rule_set_file_parses_with_kam2_codes():
 
     from kamrules.ruleset import parse_ruleset
 
-    rs = parse_ruleset(importlib.resources.files("kamrules_rulesets") / "neglected_small_clients.yaml", builtin=True)
+    rs = parse_ruleset(importlib.resources.files("kamrules_rulesets.neglected_small_clients") / "rules.yaml", builtin=True)
     assert [r.name for r in rs.rules] == ["no_recent_contact", "contact_decay", "silent_churn",
                                           "rising_star_unattended", "support_share"]
     assert all(r.code.startswith("KAM2") and r.description and r.action and r.message for r in rs.rules)

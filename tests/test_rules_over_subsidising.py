@@ -223,7 +223,7 @@ def test_rule_set_file_parses_with_kam1_codes():
 
     from kamrules.ruleset import parse_ruleset
 
-    rs = parse_ruleset(importlib.resources.files("kamrules_rulesets") / "over_subsidising.yaml", builtin=True)
+    rs = parse_ruleset(importlib.resources.files("kamrules_rulesets.over_subsidising") / "rules.yaml", builtin=True)
     assert rs.name == "over_subsidising"
     assert [r.name for r in rs.rules] == ["concession_ratio", "uncommitted_concessions", "commitment_shortfall",
                                           "concessions_outpacing_revenue", "cost_to_serve", "negative_net_margin"]

@@ -223,7 +223,7 @@ def test_rule_set_file_parses_with_kam4_codes():
 
     from kamrules.ruleset import parse_ruleset
 
-    rs = parse_ruleset(importlib.resources.files("kamrules_rulesets") / "stalled_stages.yaml", builtin=True)
+    rs = parse_ruleset(importlib.resources.files("kamrules_rulesets.stalled_stages") / "rules.yaml", builtin=True)
     names = [r.name for r in rs.rules]
     assert names[:7] == ["no_follow_up", "incomplete_visit_record", "stage_regression", "stage_skipped",
                          "cold_streak", "lost_without_reason", "relationship_stuck"]

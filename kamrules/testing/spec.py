@@ -15,7 +15,7 @@ FILE_KEYS = {"as_of", "rulesets", "select", "ignore", "min_severity", "book", "c
 CASE_KEYS = {"name", "as_of", "rulesets", "select", "ignore", "min_severity", "book", "expect", "quiet", "exhaustive"}
 EXPECT_KEYS = {"code", "account", "scope", "severity", "message", "evidence"}
 QUIET_KEYS = {"account", "code"}
-SEVERITIES = ("info", "warning", "critical")
+from kamrules.vocab import SEVERITIES  # noqa: E402
 
 
 # -- YAML with line numbers ---------------------------------------------------

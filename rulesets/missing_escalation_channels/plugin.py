@@ -98,9 +98,16 @@ PROVIDERS = (CHANNEL_COVERAGE, DECISION_MAKERS, OPEN_COMPLAINTS)
 
 @hookimpl
 def register_rulesets():
-    return [importlib.resources.files("kamrules_rulesets") / "missing_escalation_channels.yaml"]
+    return [importlib.resources.files(__package__) / "rules.yaml"]
 
 
 @hookimpl
 def register_facts():
     return list(PROVIDERS)
+
+
+@hookimpl
+def register_defect_recipes():
+    from kamrules_rulesets.missing_escalation_channels.defects import RECIPES
+
+    return list(RECIPES)

@@ -10,7 +10,6 @@ from kamrules_plugins.core_facts import JD
 
 # Ratios across tables are derived in Python from the facts the core providers
 # already computed (one scan per table), not by scanning the tables again.
-NO_ROWS = "SELECT id AS account_id FROM accounts WHERE 0"
 
 
 def _ratios(f):
@@ -29,8 +28,7 @@ SUBSIDY_RATIOS = FactProvider(
     name="subsidy_ratios",
     description="Concessions relative to revenue (12 months), and their growth on the 12 months before.",
     requires=("orders", "concessions"),
-    facts=(),
-    sql=NO_ROWS,
+    after=("orders_summary", "concessions_summary"),
     derive=_ratios,
     derived=("concession_ratio", "uncommitted_ratio", "concessions_growth"),
 )
@@ -54,8 +52,7 @@ NET_MARGIN = FactProvider(
     name="net_margin",
     description="Margin minus concessions minus service cost over 12 months; service cost against margin.",
     requires=("orders",),
-    facts=(),
-    sql=NO_ROWS,
+    after=("orders_summary", "concessions_summary", "activity_summary"),
     derive=_net_margin,
     derived=("net_margin_12m", "net_margin_breakdown", "cost_to_margin"),
 )
@@ -108,9 +105,16 @@ PROVIDERS = (SUBSIDY_RATIOS, NET_MARGIN, COMMITMENT_PROGRESS)
 
 @hookimpl
 def register_rulesets():
-    return [importlib.resources.files("kamrules_rulesets") / "over_subsidising.yaml"]
+    return [importlib.resources.files(__package__) / "rules.yaml"]
 
 
 @hookimpl
 def register_facts():
     return list(PROVIDERS)
+
+
+@hookimpl
+def register_defect_recipes():
+    from kamrules_rulesets.over_subsidising.defects import RECIPES
+
+    return list(RECIPES)

@@ -107,9 +107,16 @@ PROVIDERS = (ORDER_RHYTHM, SUPPORT_SHARE)
 
 @hookimpl
 def register_rulesets():
-    return [importlib.resources.files("kamrules_rulesets") / "neglected_small_clients.yaml"]
+    return [importlib.resources.files(__package__) / "rules.yaml"]
 
 
 @hookimpl
 def register_facts():
     return list(PROVIDERS)
+
+
+@hookimpl
+def register_defect_recipes():
+    from kamrules_rulesets.neglected_small_clients.defects import RECIPES
+
+    return list(RECIPES)

@@ -9,7 +9,7 @@ from kamrules import hookimpl
 from kamrules.facts import FactProvider
 from kamrules_plugins.core_facts import JD, M6
 
-STAGES = ("research", "analysis", "contact", "visit", "presentation", "proposal", "negotiation", "won")
+from kamrules.vocab import STAGES  # noqa: E402
 
 
 def stage_rank(expr: str) -> str:
@@ -218,9 +218,16 @@ PROVIDERS = (PIPELINE_STAGE, VISITS, STAGE_MOVES, COLD_STREAK)
 
 @hookimpl
 def register_rulesets():
-    return [importlib.resources.files("kamrules_rulesets") / "stalled_stages.yaml"]
+    return [importlib.resources.files(__package__) / "rules.yaml"]
 
 
 @hookimpl
 def register_facts():
     return list(PROVIDERS)
+
+
+@hookimpl
+def register_defect_recipes():
+    from kamrules_rulesets.stalled_stages.defects import RECIPES
+
+    return list(RECIPES)

@@ -1,0 +1,87 @@
+"""Defect recipes of stalled_stages for `kamrules generate`: one per rule, each makes its rule fire."""
+
+from __future__ import annotations
+
+from kamrules.bookgen import Defect
+from kamrules.vocab import STAGES
+
+PROSPECT = ("prospect",)
+ANY = ("active", "prospect")
+
+
+class StageDwell(Defect):
+    kind, statuses = "stage_dwell", PROSPECT
+
+    def days_in_stage(self, acc, limit):
+        return int(limit * acc.rng.uniform(1.5, 3))
+
+
+class NoFollowUp(Defect):
+    kind, statuses = "no_follow_up", ANY
+
+    def edit_activities(self, acc, acts, stage_entered, end):
+        rng = acc.rng
+        v = acc.as_of - rng.randint(15, 60)
+        acts = [a for a in acts if not v <= a[0] <= v + 7]
+        acts.append([v, "visit", "management", rng.choice(acc.contacts)[0], rng.randint(30, 90), "neutral", 400.0, None])
+        return acts
+
+
+class IncompleteVisitRecord(Defect):
+    kind, statuses = "incomplete_visit_record", ANY
+
+    def edit_activities(self, acc, acts, stage_entered, end):
+        rng = acc.rng
+        v = acc.as_of - rng.randint(10, 50)
+        acc.visit(v, acts, end, "neutral")
+        visit = next(a for a in acts if a[0] == v and a[1] == "visit")
+        visit[rng.choice((3, 4, 5))] = None
+        return acts
+
+
+class StageRegression(Defect):
+    kind, statuses = "stage_regression", PROSPECT
+
+    def prospect_path(self, acc, stages, entered, current, limit):
+        return list(STAGES[:6]) + ["presentation"], acc.as_of - acc.rng.randint(10, 40), "presentation"
+
+
+class StageSkipped(Defect):
+    kind, statuses = "stage_skipped", PROSPECT
+
+    def prospect_stages(self, acc):
+        return ["research", "contact", acc.rng.choice(("proposal", "negotiation"))]
+
+    def visits_prospect(self, acc, stages):
+        return False
+
+
+class ColdStreak(Defect):
+    kind, statuses, ends_cold = "cold_streak", PROSPECT, True
+
+    def prospect_path(self, acc, stages, entered, current, limit):
+        entered = acc.as_of - acc.rng.randint(22, min(28, limit - 2) if limit > 24 else 24)
+        return stages, entered, current
+
+    def edit_activities(self, acc, acts, stage_entered, end):
+        acts = [a for a in acts if a[0] <= stage_entered or a[5] is None]
+        for k in range(acc.rng.randint(3, 4)):
+            acc.visit(stage_entered + 3 + k * 5, acts, end, "cold")
+        return acts
+
+
+class LostWithoutReason(Defect):
+    kind, statuses = "lost_without_reason", ("lost",)
+
+    def lost_reason(self, acc):
+        return None
+
+
+class RelationshipStuck(Defect):
+    kind, tiers, won_days_ago = "relationship_stuck", ("key",), (420, 900)
+
+    def relationship(self, acc, age):
+        return "establish"
+
+
+RECIPES = (StageDwell(), NoFollowUp(), IncompleteVisitRecord(), StageRegression(), StageSkipped(), ColdStreak(), LostWithoutReason(), RelationshipStuck())
