@@ -90,13 +90,9 @@ def selected(code: str, select: Sequence[str] = (), ignore: Sequence[str] = ()) 
 
 
 def builtin_ruleset_files(pm, failures: list) -> list:
-    files = []
-    for impl in reversed(pm.hook.register_rulesets.get_hookimpls()):
-        try:
-            files += list(impl.function() or [])
-        except Exception as e:
-            failures.append((f"plugin {impl.plugin_name}: register_rulesets", f"{type(e).__name__}: {e}"))
-    return files
+    from kamrules.plugins import call_hook
+
+    return [f for _, got in call_hook(pm, "register_rulesets", failures) for f in got]
 
 
 def known_facts(store, providers) -> dict[str, set[str]]:
@@ -133,6 +129,7 @@ def run_check(
     jobs: int | None = None,
     part_size: int | None = None,
     prerender=None,
+    plugin_timeout: float | None = None,
 ) -> CheckResult:
     """Evaluate the enabled, selected rules of the chosen rule sets on every account of ``store``.
 
@@ -146,6 +143,8 @@ def run_check(
     alerts of each part by the process that checked it (a worker, in parallel):
     ``result.rendered`` yields the texts in alert order, once (None if ``prerender`` raised); at most
     about 100 million characters are held, the rest is rendered as it is read.
+    ``plugin_timeout``: seconds a provider's SQL or one ``derive`` call may run before it is stopped and
+    the provider counts as failed (None: the default, 600).
     """
     from kamrules.engine import EngineError
     from kamrules.partition import PART_SIZE, Part, default_jobs, plan_parts, run_parts
@@ -176,7 +175,7 @@ def run_check(
     alerts: list[Alert] = []
     checked = 0
     texts = _Texts(prerender)
-    source = FactSource(store, as_of, providers, failures)
+    source = FactSource(store, as_of, providers, failures, **({"timeout": plugin_timeout} if plugin_timeout else {}))
     try:
         status = source.fact_status()
         runnable = []

@@ -8,7 +8,7 @@ import click
 
 from kamrules import __version__
 from kamrules.cliutils import CliError, Env, db_option, handle_errors, pass_env
-from kamrules.errors import KamrulesError
+from kamrules.errors import EXIT_INCOMPLETE, KamrulesError
 
 EPILOG = """\b
 Examples:
@@ -40,12 +40,23 @@ class KamrulesGroup(click.Group):
             plugins_dirs=tuple(_scan_option(args, "--plugins-dir")),
             config_path=(_scan_option(args, "--config") or [None])[-1],
         )
+        from kamrules.plugins import register_commands
+
+        self.plugin_failures: list[tuple[str, str]] = []
         try:
-            env.pm.hook.register_commands(cli=self)
+            register_commands(env.pm, self, self.plugin_failures)
         except KamrulesError as e:
             raise CliError(e.render(), e.exit_code)
+        for where, what in self.plugin_failures:  # the other commands still run; this one's are missing
+            click.echo(f"Warning: {where} failed: {what} (its commands are not available)", err=True)
         extra.setdefault("obj", env)
         return super().make_context(info_name, args, parent=parent, **extra)
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands and getattr(self, "plugin_failures", None) and not args[0].startswith("-"):
+            failed = "; ".join(f"{where} failed: {what}" for where, what in self.plugin_failures)
+            raise CliError(f"no command {args[0]!r}: it may come from a plugin that failed ({failed})", EXIT_INCOMPLETE)
+        return super().resolve_command(ctx, args)
 
     def main(self, *args, **kwargs):
         kwargs.setdefault("windows_expand_args", False)

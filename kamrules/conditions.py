@@ -36,12 +36,17 @@ def _norm(v: Any) -> Any:
 def parse_literal(text: str, offset: int = 0) -> Any:
     """A number (``10%`` = 0.1), true/false, a quoted string, or a bare word (a string)."""
     t = text.strip()
+    offset += len(text) - len(text.lstrip())  # point at the operand, not the blanks before it
     if not t:
         raise ConditionError("missing operand (expected a number, true/false, a string, [list], $threshold or @fact)", offset)
     if _NUMBER.match(t):
         pct = t.endswith("%")
         num = t[:-1] if pct else t
         value = float(num) if any(c in num for c in ".eE") or pct else int(num)
+        if isinstance(value, float) and not math.isfinite(value):  # 1e999: infinity, compared as missing
+            raise ConditionError(f"number {t!r} is out of range (expected a finite number)", offset)
+        if isinstance(value, int) and not -2**63 <= value < 2**63:  # beyond SQLite's integers
+            raise ConditionError(f"number {t!r} is out of range (expected at most 19 digits)", offset)
         return value / 100 if pct else value
     if t in ("true", "false"):
         return 1 if t == "true" else 0
@@ -210,4 +215,17 @@ def parse_condition(text: str, line: int | None = None, column: int | None = Non
         return Condition(**kw, value=items)
     if rest.startswith("["):
         raise ConditionError(f"a list needs `in` or `not in`, not {op!r}", roff)
-    return Condition(**kw, value=parse_literal(rest, roff))
+    value = parse_literal(rest, roff)
+    if op in ("<", "<=", ">", ">=") and isinstance(value, str) and numberlike(value):
+        # "10" or nan compares as text: against a number it is always false, so the rule would never fire
+        raise ConditionError(f"text {value!r} compared with {op!r} (expected a number, unquoted, e.g. 10 or 0.5)", roff)
+    return Condition(**kw, value=value)
+
+
+def numberlike(text: str) -> bool:
+    """Text that reads as a number ("10", "0.5", "nan", "10%"): compared as text, never equal to a number."""
+    try:
+        float(text.strip().rstrip("%"))
+    except ValueError:
+        return False
+    return True

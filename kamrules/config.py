@@ -39,6 +39,7 @@ class CheckSettings:
     select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
     jobs: Annotated[int, Field(ge=0, le=64)] = 0  # worker processes; 0: one per CPU (big books only)
+    plugin_timeout: Annotated[float, Field(gt=0)] = 600.0  # seconds a provider's SQL or one derive call may run
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")

@@ -5,9 +5,21 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import signal
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Callable, Iterator, Mapping, Sequence
+
+DEFAULT_PLUGIN_TIMEOUT = 600.0  # seconds; setting [check] plugin_timeout
+
+
+class PluginTimeout(BaseException):
+    """Raised inside a provider's ``derive`` that ran past the timeout. A BaseException, so that the
+    plugin's own ``except Exception`` does not swallow it."""
 
 
 @dataclass(frozen=True)
@@ -106,23 +118,17 @@ def collect_providers(pm, failures: list | None = None) -> tuple[FactProvider, .
     (the run goes on without it). A fact name produced twice is a PluginError naming both.
     """
     from kamrules.errors import PluginError
+    from kamrules.plugins import call_hook
 
     providers: list[FactProvider] = []
     owner: dict[str, str] = {}
-    for impl in reversed(pm.hook.register_facts.get_hookimpls()):
-        try:
-            got = impl.function() or []
-        except Exception as e:
-            if failures is None:
-                raise
-            failures.append((f"plugin {impl.plugin_name}: register_facts", f"{type(e).__name__}: {e}"))
-            continue
+    for plugin, got in call_hook(pm, "register_facts", failures):
         for p in got:
             if not isinstance(p, FactProvider):
-                raise PluginError(f"plugin {impl.plugin_name}: register_facts returned {p!r} (expected FactProvider objects)")
+                raise PluginError(f"plugin {plugin}: register_facts returned {p!r} (expected FactProvider objects)")
             for name in tuple(p.facts) + tuple(p.derived):
                 if name in owner:
-                    raise PluginError(f"fact {name!r} is produced by two providers: {owner[name]} and {p.name} ({impl.plugin_name})")
+                    raise PluginError(f"fact {name!r} is produced by two providers: {owner[name]} and {p.name} ({plugin})")
                 owner[name] = p.name
             providers.append(p)
     return ordered(providers)
@@ -172,8 +178,10 @@ class FactSource:
 
     _counter = 0
 
-    def __init__(self, store, as_of: str, providers, failures: list):
+    def __init__(self, store, as_of: str, providers, failures: list, timeout: float | None = DEFAULT_PLUGIN_TIMEOUT):
         self.store, self.as_of, self.failures = store, as_of, failures
+        self.timeout = timeout  # seconds a provider's SQL or one derive call may run (None: no limit)
+        self._timeouts: dict[str, str] = {}  # provider -> reason; shared by bound_to copies in one process
         self.account_providers = [p for p in providers if p.scope == "account"]
         self.portfolio_providers = [p for p in providers if p.scope == "portfolio"]
         self.status: dict[str, ProviderStatus] = {}
@@ -221,12 +229,41 @@ class FactSource:
     def _fail(self, p: FactProvider, e: BaseException) -> None:
         st = self.status[p.name]
         st.state, st.reason = "failed", f"{type(e).__name__}: {e}"
+        if isinstance(e, PluginTimeout):
+            self._timeouts[p.name] = str(e)
         self.failures.append((f"fact provider {p.name}", st.reason))
+
+    def _timed_out(self, p: FactProvider) -> bool:
+        """True (and ``p`` failed) if ``p`` already ran out of time in this process (an earlier part): each
+        part would otherwise wait out the timeout again."""
+        if p.name not in self._timeouts or self.status[p.name].state != "ok":
+            return False
+        self._fail(p, PluginTimeout(self._timeouts[p.name]))
+        return True
+
+    @contextmanager
+    def _sql_deadline(self, p: FactProvider):
+        """Interrupt ``p``'s SQL after ``timeout`` seconds (SQLite's progress handler, every 100,000 steps:
+        no measurable cost); the interruption is raised as :class:`PluginTimeout`."""
+        if not self.timeout:
+            yield
+            return
+        conn = self.store.conn
+        deadline = time.monotonic() + self.timeout
+        conn.set_progress_handler(lambda: time.monotonic() > deadline, 100_000)
+        try:
+            yield
+        except sqlite3.OperationalError as e:
+            if time.monotonic() > deadline and "interrupt" in str(e):
+                raise PluginTimeout(f"its SQL ran longer than {self.timeout:g} s and was stopped (setting [check] plugin_timeout)") from None
+            raise
+        finally:
+            conn.set_progress_handler(None, 0)
 
     def prepare(self) -> "FactSource":
         conn = self.store.conn
         for p in self.account_providers:
-            if self.status[p.name].state != "ok" or not p.sql:  # derive-only: nothing to run
+            if self.status[p.name].state != "ok" or not p.sql or self._timed_out(p):  # derive-only: nothing to run
                 continue
             FactSource._counter += 1
             table = f"kamfacts_{FactSource._counter}"
@@ -235,9 +272,10 @@ class FactSource:
                 conn.execute(f"CREATE TEMP TABLE {table} ({cols}, PRIMARY KEY (account_id)) WITHOUT ROWID")
                 self._tables[p.name] = table
                 # keyed by account (no rowid): one B-tree seek per account in the composed join
-                conn.execute(f"INSERT INTO {table} SELECT {cols} FROM (\n{p.sql.strip().rstrip(';')}\n) WHERE account_id IS NOT NULL",
-                             {"as_of": self.as_of})
-            except Exception as e:  # sqlite3.Error, or a Python function used in the SQL
+                with self._sql_deadline(p):
+                    conn.execute(f"INSERT INTO {table} SELECT {cols} FROM (\n{p.sql.strip().rstrip(';')}\n) WHERE account_id IS NOT NULL",
+                                 {"as_of": self.as_of})
+            except (Exception, PluginTimeout) as e:  # sqlite3.Error, or a Python function used in the SQL
                 if "UNIQUE" in str(e):
                     e = RuntimeError(f"returns more than one row for an account ({e})")
                 self._fail(p, e)
@@ -278,20 +316,23 @@ class FactSource:
         out: dict[str, dict[str, list]] = {}
         try:
             for p in todo:
+                if self._timed_out(p):
+                    continue
                 try:
-                    cur = conn.execute(p.sql, {"as_of": self.as_of})
-                    cols = [d[0] for d in cur.description]
-                    absent = [f for f in p.facts if f not in cols]
-                    if absent:
-                        raise RuntimeError(f"its SQL returns no column {', '.join(absent)}")
-                    idx = [(f, cols.index(f)) for f in p.facts]
-                    values: dict[str, list] = {f: [] for f in p.facts}
-                    for row in cur:
-                        for f, i in idx:
-                            if row[i] is not None:
-                                values[f].append(row[i])
+                    with self._sql_deadline(p):
+                        cur = conn.execute(p.sql, {"as_of": self.as_of})
+                        cols = [d[0] for d in cur.description]
+                        absent = [f for f in p.facts if f not in cols]
+                        if absent:
+                            raise RuntimeError(f"its SQL returns no column {', '.join(absent)}")
+                        idx = [(f, cols.index(f)) for f in p.facts]
+                        values: dict[str, list] = {f: [] for f in p.facts}
+                        for row in cur:
+                            for f, i in idx:
+                                if row[i] is not None:
+                                    values[f].append(row[i])
                     out[p.name] = values
-                except Exception as e:
+                except (Exception, PluginTimeout) as e:
                     self._fail(p, e)
         finally:
             conn.execute("DROP VIEW IF EXISTS temp.account_facts")
@@ -310,40 +351,54 @@ class FactSource:
             sql += f" LIMIT {int(limit)}"
         cur = self.store.conn.execute(sql, params)
         names = [ACCOUNT_FACT_RENAMES.get(d[0], d[0]) for d in cur.description]
-        derivers = [p for p in self.account_providers if p.derive and self.status[p.name].state == "ok"]
+        derivers = [p for p in self.account_providers if p.derive and self.status[p.name].state == "ok" and not self._timed_out(p)]
         inputs = [n for n in names if n.startswith(_INPUT)]
         renamed = {_INPUT + f: f for p in live for f in p.inputs}
         names = [renamed.get(n, n) for n in names]
         dropped = [renamed[n] for n in inputs]
         steps = [(p, p.derive, p.derived) for p in derivers]
-        for row in cur:
-            facts = {n: v for n, v in zip(names, row) if v is not None}
-            view = MappingProxyType(facts)  # live: later derivers see earlier ones' facts
-            for p, derive, derived in steps:
-                try:
-                    extra = derive(view)
-                except Exception as e:
-                    self._derive_failed(p, facts, e)
-                    continue
-                if extra:
-                    for k in derived:
-                        v = extra.get(k)
-                        if v is not None:
-                            facts[k] = v
-            for n in dropped:
-                facts.pop(n, None)
-            yield facts
+        with _DeriveWatch(self.timeout if steps else None):
+            for row in cur:
+                facts = {n: v for n, v in zip(names, row) if v is not None}
+                view = MappingProxyType(facts)  # live: later derivers see earlier ones' facts
+                for p, derive, derived in steps:
+                    try:
+                        extra = derive(view)
+                    except PluginTimeout as e:  # no more calls of it: every account would wait it out again
+                        self._fail(p, PluginTimeout(f"{e} (account {facts.get('account_id', '-')})"))
+                        steps = [s for s in steps if s[0] is not p]
+                        continue
+                    except KeyboardInterrupt:
+                        raise
+                    except BaseException as e:  # noqa: B036 - also sys.exit() in a plugin's derive
+                        self._derive_failed(p, facts, e)
+                        continue
+                    if extra:
+                        for k in derived:
+                            v = extra.get(k)
+                            if v is not None:
+                                facts[k] = v
+                for n in dropped:
+                    facts.pop(n, None)
+                yield facts
 
-    def _derive_failed(self, p: FactProvider, facts: Mapping, e: Exception) -> None:
+    def _derive_failed(self, p: FactProvider, facts: Mapping, e: BaseException) -> None:
         n = self._derive_errors.get(p.name, 0)
         self._derive_errors[p.name] = n + 1
         if n == 0:
             self.failures.append((f"fact provider {p.name} (derive)", f"{type(e).__name__}: {e} (account {facts.get('account_id', '-')})"))
 
     def _derive(self, p: FactProvider, facts: dict) -> None:
+        if self.status[p.name].state != "ok":  # it ran out of time on an earlier row
+            return
         try:
             extra = p.derive(MappingProxyType(facts)) or {}
-        except Exception as e:
+        except PluginTimeout as e:
+            self._fail(p, e)
+            return
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:  # noqa: B036 - also sys.exit() in a plugin's derive
             self._derive_failed(p, facts, e)
             return
         for k in p.derived:
@@ -358,11 +413,12 @@ class FactSource:
         """Rows of every ``over="store"`` portfolio provider's SQL (whole book; failures recorded)."""
         out: dict[str, list[dict]] = {}
         for p in self.portfolio_providers:
-            if p.over != "store" or self.status[p.name].state != "ok":
+            if p.over != "store" or self.status[p.name].state != "ok" or self._timed_out(p):
                 continue
             try:
-                out[p.name] = list(self.store.query(p.sql, {"as_of": self.as_of}))
-            except Exception as e:
+                with self._sql_deadline(p):
+                    out[p.name] = list(self.store.query(p.sql, {"as_of": self.as_of}))
+            except (Exception, PluginTimeout) as e:
                 self._fail(p, e)
         return out
 
@@ -376,6 +432,11 @@ class FactSource:
         rows = self.portfolio_queries() if rows is None else rows
         totals = [self.account_totals()] if totals is None else totals
         merged: dict[str, dict] = {}
+        with _DeriveWatch(self.timeout if any(p.derive for p in self.portfolio_providers) else None):
+            self._merge_portfolio(rows, totals, failed, merged)
+        return [merged[k] for k in sorted(merged)]
+
+    def _merge_portfolio(self, rows, totals, failed, merged: dict) -> None:
         for p in self.portfolio_providers:
             if self.status[p.name].state != "ok" or p.name in failed:
                 continue
@@ -395,7 +456,6 @@ class FactSource:
                         facts[k] = row[k]
                 if p.derive:
                     self._derive(p, facts)
-        return [merged[k] for k in sorted(merged)]
 
     def close(self) -> None:
         for t in self._tables.values():
@@ -410,3 +470,55 @@ class FactSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _DeriveWatch:
+    """Stops a ``derive`` call that runs longer than ``seconds``: SIGALRM every ``seconds / 4`` while
+    the accounts (or portfolio rows) are derived; the handler looks at the stack and raises
+    :class:`PluginTimeout` in the call when it sees the same call of a derive function (the frame directly
+    called by FactSource.accounts or FactSource._derive) for ``seconds``. Nothing is done per call, so
+    the per-account loop costs the same. Only in a main thread (the check's workers run their part in
+    theirs) and where SIGALRM exists; elsewhere derive calls are not limited."""
+
+    TICKS = 4
+
+    def __init__(self, seconds: float | None):
+        self.seconds = seconds
+        self.active = False
+
+    def __enter__(self) -> "_DeriveWatch":
+        if not self.seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+            return self
+        self.seen, self.count = None, 0
+        self.old_handler = signal.signal(signal.SIGALRM, self._tick)
+        tick = self.seconds / self.TICKS
+        self.old_timer = signal.setitimer(signal.ITIMER_REAL, tick, tick)
+        self.active = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self.active:
+            return
+        self.active, self.seen = False, None
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, self.old_handler if self.old_handler is not None else signal.SIG_DFL)
+        if self.old_timer[0]:  # someone else's alarm (e.g. a test timeout): give it back
+            signal.setitimer(signal.ITIMER_REAL, *self.old_timer)
+
+    def _tick(self, signum, frame) -> None:
+        child = None
+        while frame is not None and frame.f_code not in _WATCHED:
+            child, frame = frame, frame.f_back
+        if frame is None or child is None:  # not inside a derive call now
+            self.seen, self.count = None, 0
+            return
+        if child is not self.seen:  # a new call (the frame object is kept, so its identity is its own)
+            self.seen, self.count = child, 0
+            return
+        self.count += 1
+        if self.count >= self.TICKS:
+            self.seen, self.count = None, 0
+            raise PluginTimeout(f"derive ran longer than {self.seconds:g} s and was stopped (setting [check] plugin_timeout)")
+
+
+_WATCHED = {FactSource.accounts.__code__, FactSource._derive.__code__}

@@ -302,9 +302,13 @@ class _Importer:
             self.progress(min(self.done_bytes + pos, self.total_bytes), self.total_bytes)
 
     def plan_for(self, tdef, path, header, per_row):
+        from kamrules.plugins import PluginFailed, call_hook
+
         renames = {}
-        for mapping in self.store.pm.hook.rename_columns(table=tdef.name, columns=list(header), path=str(path)):
-            renames.update(mapping or {})
+        for plugin, mapping in call_hook(self.store.pm, "rename_columns", table=tdef.name, columns=list(header), path=str(path)):
+            if not isinstance(mapping, dict):
+                raise PluginFailed(f"plugin {plugin}: rename_columns returned {mapping!r} for {path} (expected a dict or None)")
+            renames.update(mapping)
         plan = make_plan(tdef, header, renames, per_row_required=per_row, id_set=self.id_set)
         if not plan.problems and plan.extra:
             self.add_columns(tdef.name, plan.extra)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -9,13 +10,81 @@ if TYPE_CHECKING:
     from kamrules.ruleset import Rule
 
 
+MAX_WIDTH = 50  # largest width or precision a message field may ask for ({x:>999999999} would be 1 GB)
+# Python's format-spec mini-language, without nested fields; ``fill`` may be any one character
+_SPEC = re.compile(r"(?:.?[<>=^])?[-+ ]?z?#?0?(?P<width>[0-9]+)?[,_]?(?:\.(?P<precision>[0-9]+))?[bcdeEfFgGnosxX%]?", re.S)
+# C0, DEL, C1 (NEL among them) and the Unicode line and paragraph separators
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def control_problem(text: str) -> str | None:
+    """What is wrong with a one-line text that holds a control character or a line break (else None)."""
+    m = CONTROL.search(text)
+    if m is None:
+        return None
+    what = "a line break" if m.group() in "\r\n\x0b\x0c\x85\u2028\u2029" else "a control character"
+    return f"{what} ({m.group()!r}) at character {m.start() + 1} (expected one line of printable text)"
+
+
+def spec_problem(spec: str) -> str | None:
+    """What is wrong with a field's format spec (else None): simple specs only, widths up to MAX_WIDTH."""
+    if "{" in spec or "}" in spec:
+        return f"format spec {spec!r} holds a nested field (expected a literal spec such as ,.0f or .1%)"
+    m = _SPEC.fullmatch(spec)
+    if m is None:
+        return f"format spec {spec!r} is not a simple format (expected e.g. ,.0f, .1%, >8)"
+    for part in ("width", "precision"):
+        if m.group(part) and int(m.group(part)) > MAX_WIDTH:
+            return f"format spec {spec!r}: {part} {int(m.group(part))} is too large (expected at most {MAX_WIDTH})"
+    return None
+
+
+def template_problems(template: str) -> list[str]:
+    """Every way ``template`` breaks the message rules: fields are plain names ({fact}, {fact:,.0f}, {fact!r}),
+    no attribute or index access, no positional fields, simple specs only, one line, no control characters."""
+    out = []
+    bad = control_problem(template)
+    if bad:
+        out.append(bad)
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as e:
+        return out + [f"not a valid format string: {e} (expected {{fact}} or {{fact:,.0f}} fields)"]
+    for _, name, spec, conv in parsed:
+        if name is None:
+            continue
+        if not name or name.isdigit():
+            out.append("a positional {} field (expected {fact_name})")
+        elif not name.isidentifier():
+            out.append(f"field {{{name}}}: attribute or index access (expected a plain name like {{fact_name}})")
+        if conv is not None and conv not in "rsa":
+            out.append(f"field {{{name}}}: unknown conversion !{conv} (expected !r, !s, !a or none)")
+        bad = spec_problem(spec or "")
+        if bad:
+            out.append(f"field {{{name}}}: {bad}")
+    return out
+
+
 class _Formatter(string.Formatter):
-    """Message formatting where a missing field prints as "n/a" whatever its format spec."""
+    """Message formatting where a missing field prints as "n/a" whatever its format spec.
+
+    It enforces the load-time rules again (a Rule built in Python skips the rule-file checks)."""
+
+    def get_field(self, field_name, args, kwargs):
+        if not field_name.isidentifier():
+            raise ValueError(f"field {{{field_name}}}: attribute or index access is not allowed")
+        return self.get_value(field_name, args, kwargs), field_name
 
     def get_value(self, key, args, kwargs):
         return kwargs.get(key, _MISSING) if isinstance(key, str) else super().get_value(key, args, kwargs)
 
+    def convert_field(self, value, conversion):
+        return value if value is _MISSING else super().convert_field(value, conversion)
+
     def format_field(self, value, spec):
+        bad = spec_problem(spec)
+        if bad:
+            raise ValueError(bad)
         if value is _MISSING:
             return "n/a"
         return super().format_field(value, spec)
@@ -51,7 +120,7 @@ def _simple(template: str) -> bool:
     ok = _SIMPLE.get(template)
     if ok is None:
         try:
-            ok = all(name is None or (name.isidentifier() and conv is None and "{" not in (spec or ""))
+            ok = all(name is None or (name.isidentifier() and conv is None and spec_problem(spec or "") is None)
                      for _, name, spec, conv in string.Formatter().parse(template))
         except ValueError:
             ok = False

@@ -9,12 +9,12 @@ import os
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import pluggy
 
 from kamrules import hookspecs
-from kamrules.errors import PluginError
+from kamrules.errors import EXIT_INCOMPLETE, KamrulesError, PluginError
 
 ENTRY_POINT_GROUP = "kamrules"
 
@@ -45,6 +45,65 @@ def builtin_plugins() -> tuple:
     return eps
 
 
+class PluginFailed(PluginError):
+    """A plugin's hook raised (or exited): named with the plugin and the hook; the run is incomplete (exit 3)."""
+
+    exit_code = EXIT_INCOMPLETE
+
+
+_FAILED = object()
+
+
+def _call(impl, hook: str, failures: list | None, kwargs: dict) -> Any:
+    """One plugin's implementation of ``hook``; ``_FAILED`` if it failed (recorded in ``failures``)."""
+    try:
+        return impl.function(**{a: kwargs[a] for a in impl.argnames})
+    except KeyboardInterrupt:
+        raise
+    except KamrulesError as e:
+        e.args = (f"plugin {impl.plugin_name}: {hook}: {e}",) + e.args[1:]
+        raise
+    except BaseException as e:  # noqa: B036 - sys.exit() in a plugin is its failure, not ours to obey
+        where, what = f"plugin {impl.plugin_name}: {hook}", f"{type(e).__name__}: {e}"
+        if failures is None:
+            raise PluginFailed(f"{where} failed: {what}") from e
+        failures.append((where, what))
+        return _FAILED
+
+
+def call_hook(pm: pluggy.PluginManager, hook: str, failures: list | None = None, **kwargs) -> list[tuple[str, Any]]:
+    """``(plugin name, result)`` of every implementation of ``hook``, each called on its own, in pluggy's
+    order (``None`` results dropped).
+
+    A plugin whose hook raises (also ``SystemExit`` or any other BaseException but KeyboardInterrupt) is
+    recorded in ``failures`` as ``(where, message)`` and the others still run; with ``failures`` None it
+    raises :class:`PluginFailed` (exit 3). A :class:`KamrulesError` a plugin raises on purpose (bad input:
+    exit 2) keeps its exit code and gets the plugin's name.
+    """
+    out = []
+    for impl in reversed(getattr(pm.hook, hook).get_hookimpls()):
+        result = _call(impl, hook, failures, kwargs)
+        if result is not None and result is not _FAILED:
+            out.append((impl.plugin_name, result))
+    return out
+
+
+def register_commands(pm: pluggy.PluginManager, cli, failures: list) -> None:
+    """Hook ``register_commands`` for every plugin on its own; a plugin that fails is recorded in ``failures``
+    and none of its commands stay (those it added before it failed are removed)."""
+    for impl in reversed(pm.hook.register_commands.get_hookimpls()):
+        before = dict(cli.commands)
+        try:
+            failed = _call(impl, "register_commands", failures, {"cli": cli}) is _FAILED
+        except KamrulesError as e:  # on purpose, but no command can be its input's fault: a failure too
+            where = f"plugin {impl.plugin_name}: register_commands"
+            failures.append((where, f"{type(e).__name__}: {str(e).removeprefix(where + ': ')}"))
+            failed = True
+        if failed:
+            cli.commands.clear()
+            cli.commands.update(before)
+
+
 def _allowlist() -> set[str] | None:
     """KAMRULES_LOAD_PLUGINS: comma-separated names of third-party plugins to load.
 
@@ -58,9 +117,10 @@ def _allowlist() -> set[str] | None:
 
 def _load_entry_points(pm: pluggy.PluginManager) -> None:
     allow = _allowlist()
-    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if _is_builtin(ep):
-            continue
+    eps = [ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if not _is_builtin(ep)]
+    if allow:
+        _check_allowlist(allow, eps)
+    for ep in eps:
         dist = ep.dist.name if ep.dist else None
         if allow is not None and ep.name not in allow and dist not in allow:
             continue
@@ -73,6 +133,22 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
         pm.register(plugin, name=ep.name)
         if ep.dist:
             pm._kamrules_versions[ep.name] = ep.dist.version  # type: ignore[attr-defined]
+
+
+def _check_allowlist(allow: set[str], eps) -> None:
+    """A name in KAMRULES_LOAD_PLUGINS that no installed plugin has is a usage error, not a quiet no-op."""
+    import difflib
+
+    known = {ep.name for ep in eps} | {ep.dist.name for ep in eps if ep.dist}
+    unknown = sorted(allow - known)
+    if not unknown:
+        return
+    lines = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, sorted(known), n=1)
+        lines.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise PluginError(f"KAMRULES_LOAD_PLUGINS names plugins that are not installed: {', '.join(lines)} "
+                      f"(installed: {', '.join(sorted(known)) or 'none'}; built-in plugins always load)")
 
 
 def _load_dir(pm: pluggy.PluginManager, folder: Path) -> None:

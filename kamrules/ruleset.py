@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import string
 from dataclasses import dataclass, field
@@ -13,8 +14,9 @@ from typing import Any, Iterable, Mapping
 import yaml
 
 from kamrules.alerts import SEVERITIES, SEVERITY_RANK
-from kamrules.conditions import Condition, ConditionError, parse_condition
+from kamrules.conditions import Condition, ConditionError, numberlike, parse_condition
 from kamrules.errors import InputError, Problem
+from kamrules.messages import control_problem, template_problems
 
 CODE_RE = re.compile(r"^[A-Z]{2,5}[0-9]{3}$")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -23,6 +25,7 @@ SCOPES = ("account", "portfolio")
 TOP_KEYS = {"ruleset": "the rule set's name", "description": "text", "source": "text", "rules": "a list of rules"}
 RULE_KEYS = ("code", "name", "description", "source", "scope", "enabled", "severity", "when", "thresholds", "tiers", "message", "action")
 EXTRA_FIELDS = ("as_of",)  # always available to messages
+ORDERING = ("<", "<=", ">", ">=")
 
 
 @dataclass(frozen=True)
@@ -189,12 +192,31 @@ class _Doc:
         self.quoted: set[tuple] = set()
         self._ctor = yaml.SafeLoader("")
         try:
+            if "&" in text or "*" in text:  # only then can there be anchors or aliases: scan for them
+                self._refuse_aliases(text)
             node = yaml.compose(text, Loader=_LOADER)
+            self.data = self._build(node, ()) if node is not None else None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
             raise InputError(f"{path}: invalid YAML", [Problem(path, line, f"invalid YAML: {getattr(e, 'problem', e)}", col)])
-        self.data = self._build(node, ()) if node is not None else None
+        except RecursionError:  # thousands of nested [ or {: no rule file is like that
+            raise InputError(f"{path}: invalid rule-set file", [Problem(path, 1, "nested too deeply (expected a mapping with ruleset:, rules:)", 1)])
+
+    def _refuse_aliases(self, text: str) -> None:
+        """Anchors (&a) and aliases (*a) are refused before anything is built: a few hundred bytes of
+        nested aliases expand to gigabytes ("billion laughs"), and a rule file has no use for them."""
+        problems = []
+        for token in yaml.scan(text, Loader=_LOADER):
+            if isinstance(token, (yaml.AnchorToken, yaml.AliasToken)):
+                kind = "anchor &" if isinstance(token, yaml.AnchorToken) else "alias *"
+                problems.append(Problem(self.path, token.start_mark.line + 1,
+                                        f"YAML {kind}{token.value} is not allowed in a rule file (expected every value written out)",
+                                        token.start_mark.column + 1))
+                if len(problems) >= 20:
+                    break
+        if problems:
+            raise InputError(f"{self.path}: invalid rule-set file ({len(problems)} problem{'s' if len(problems) > 1 else ''})", problems)
 
     def _build(self, node, path: tuple):
         self.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
@@ -241,6 +263,9 @@ def _is_num(v: Any) -> bool:
 
 
 def _check_value(doc: _Doc, path: tuple, v: Any, what: str) -> bool:
+    if isinstance(v, float) and not math.isfinite(v):  # .nan/.inf: every comparison with it is false
+        doc.problem(path, f"{what}: {v} is not a threshold value (expected a finite number)")
+        return False
     if isinstance(v, bool) or _is_num(v) or isinstance(v, str):
         return True
     doc.problem(path, f"{what}: {_type_name(v)} is not a threshold value (expected a number, true/false or text)")
@@ -273,6 +298,22 @@ def _check_thresholds(doc: _Doc, path: tuple, raw: Any, where: str) -> dict[str,
     return out
 
 
+def _check_ordering(doc: _Doc, path: tuple, when: list[Condition], thresholds: Mapping, tiers: Mapping) -> None:
+    """A threshold used with < <= > >= must be able to order the fact: true/false and number-like text never
+    compare with a number (the rule would silently never fire). Other text (ISO dates) is allowed."""
+    for cond in when:
+        t = cond.threshold
+        if t is None or cond.op not in ORDERING or t not in thresholds:
+            continue
+        where = [(("thresholds", t), thresholds[t])] + [(("tiers", tier, t), over[t]) for tier, over in tiers.items() if t in over]
+        for sub, v in where:
+            for p, x in ([(sub + (k,), y) for k, y in v.items()] if isinstance(v, Mapping) else [(sub, v)]):
+                if isinstance(x, bool) or (isinstance(x, str) and numberlike(x)):
+                    shown = "true/false" if isinstance(x, bool) else f"text {x!r}"
+                    doc.problem(path + p, f"threshold {t}: {shown} is compared with `{cond.op}` in {cond.text.strip()!r} "
+                                          f"(expected a number{', unquoted' if isinstance(x, str) else ''})")
+
+
 def _str(doc: _Doc, r: dict, key: str, path: tuple, required: bool = False, default: str = "") -> str:
     if key not in r:
         if required:
@@ -281,6 +322,11 @@ def _str(doc: _Doc, r: dict, key: str, path: tuple, required: bool = False, defa
     v = r[key]
     if not isinstance(v, str) or (required and not v.strip()):
         doc.problem(path + (key,), f"{key}: {_type_name(v)} (expected non-empty text)")
+        return default
+    # descriptions may span lines (they are joined with spaces); every other text is one line
+    bad = control_problem(" ".join(v.split()) if key == "description" else v)
+    if bad and key != "message":  # a message's problems are reported with its template's
+        doc.problem(path + (key,), f"{key}: {bad}")
         return default
     return v.strip() if key != "message" else v
 
@@ -345,22 +391,17 @@ def _parse_rule(doc: _Doc, r: Any, path: tuple, ruleset: str) -> Rule | None:
             except ConditionError as e:
                 doc.problem(wp + (i,), f"{e} in condition {text!r}", offset=base + e.offset)
                 continue
-            if cond.threshold and cond.threshold not in thresholds:
+            if cond.threshold and cond.threshold not in thresholds and not (isinstance(r.get("thresholds"), dict) and cond.threshold in r["thresholds"]):
                 doc.problem(wp + (i,), f"unknown threshold ${cond.threshold} (expected one of: {', '.join(thresholds) or 'none defined under thresholds:'})",
                             offset=base + text.index("$" + cond.threshold))
             when.append(cond)
     message = _str(doc, r, "message", path, required=True)
     mline, mcol = doc.marks.get(path + ("message",), (None, None))
     if message:
-        try:
-            fields = message_fields(message)
-        except ValueError as e:
-            doc.problem(path + ("message",), f"message is not a valid format string: {e} (expected {{fact}} or {{fact:,.0f}} fields)")
-            fields = ()
-        for f in fields:
-            if not f or f.isdigit():
-                doc.problem(path + ("message",), "message has a positional {} field (expected {fact_name})")
+        for bad in template_problems(message):
+            doc.problem(path + ("message",), f"message: {bad}")
     action = _str(doc, r, "action", path, required=True)
+    _check_ordering(doc, path, when, thresholds, tiers)
     # per-severity values must agree on their severities, tier by tier
     for tier in [None] + list(tiers):
         merged = dict(thresholds)
@@ -374,11 +415,12 @@ def _parse_rule(doc: _Doc, r: Any, path: tuple, ruleset: str) -> Rule | None:
                     where = path + (("tiers", tier, k) if tier and k in tiers[tier] else ("thresholds", k))
                     doc.problem(where, f"threshold {k!r} has severities {sorted(s)} but {first!r} has {sorted(sets[first])} (expected the same severities)")
                     break
+    description, source = " ".join(_str(doc, r, "description", path).split()), _str(doc, r, "source", path)
     if len(doc.problems) > before:
         return None
     return Rule(
         code=code, name=name, ruleset=ruleset, severity=severity, when=tuple(when), message=message, action=action,
-        description=" ".join(_str(doc, r, "description", path).split()), source=_str(doc, r, "source", path),
+        description=description, source=source,
         scope=scope, enabled=enabled, thresholds=thresholds, tiers=tiers, file=doc.path, line=doc.marks[path][0],
         message_line=mline, message_column=mcol,
     )
@@ -421,10 +463,10 @@ def parse_ruleset(path: str | Path, text: str | None = None, builtin: bool = Fal
                     doc.problem(("rules", i, key), f"duplicate rule {key} {val!r} (first at line {seen[(key, val)]})")
                 seen[(key, val)] = rule.line
             rules.append(rule)
+    description, source = " ".join(_str(doc, data, "description", ()).split()), _str(doc, data, "source", ())
     if doc.problems:
         raise InputError(f"{spath}: invalid rule-set file ({len(doc.problems)} problem{'s' if len(doc.problems) > 1 else ''})", doc.problems)
-    return RuleSet(name=name, rules=tuple(rules), description=" ".join(_str(doc, data, "description", ()).split()),
-                   source=_str(doc, data, "source", ()), path=spath, builtin=builtin)
+    return RuleSet(name=name, rules=tuple(rules), description=description, source=source, path=spath, builtin=builtin)
 
 
 # -- facts known at load time -----------------------------------------------------------------------

@@ -14,9 +14,11 @@ from kamrules.migrations import create_table, migrate, quote
 
 def collect_tables(pm) -> dict[str, Table]:
     """Tables from every plugin's ``register_tables`` (a name declared twice is a PluginError)."""
+    from kamrules.plugins import call_hook
+
     tables: dict[str, Table] = {}
-    for result in pm.hook.register_tables():
-        for table in result or ():
+    for _, result in call_hook(pm, "register_tables"):  # a plugin that fails: PluginFailed (exit 3)
+        for table in result:
             if not isinstance(table, Table):
                 raise PluginError(f"register_tables returned {table!r} (expected kamrules.contract.Table)")
             if table.name in tables:

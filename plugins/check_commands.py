@@ -26,14 +26,10 @@ def _user_rulesets(env: Env, given) -> tuple:
 
 def output_formats(pm, failures: list | None = None) -> dict:
     """{name: OutputFormat}; a plugin whose hook raises is left out (and named in ``failures``)."""
+    from kamrules.plugins import call_hook
+
     out = {}
-    for impl in reversed(pm.hook.register_output_formats.get_hookimpls()):
-        try:
-            group = impl.function() or []
-        except Exception as e:
-            if failures is not None:
-                failures.append((f"plugin {impl.plugin_name}: register_output_formats", f"{type(e).__name__}: {e}"))
-            continue
+    for _, group in call_hook(pm, "register_output_formats", [] if failures is None else failures):
         for f in group:
             out[f.name] = f
     return out
@@ -142,6 +138,7 @@ def register_commands(cli):
                 store, as_of=as_of, rulesets_dirs=_user_rulesets(env, rulesets_dirs), rulesets=rulesets,
                 select=select or cfg.select, ignore=ignore or cfg.ignore, min_severity=min_severity or cfg.min_severity,
                 pm=env.pm, batch_size=batch_size, progress=update, jobs=cfg.jobs if jobs is None else jobs,
+                plugin_timeout=cfg.plugin_timeout,
                 prerender=form.item if form.per_alert else None,
             )
         finally:

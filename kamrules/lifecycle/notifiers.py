@@ -120,13 +120,15 @@ def send_within(notifier, recipient: str, payload: bytes, settings, deadline: fl
         raise RuntimeError(f"send raised {type(err).__name__}({err})")
 
 
-def get_notifiers(pm) -> dict[str, Notifier]:
-    """All notifiers the plugins contribute, by name (a name given twice is an error)."""
+def get_notifiers(pm, failures: list | None = None) -> dict[str, Notifier]:
+    """All notifiers the plugins contribute, by name (a name given twice is an error). A plugin whose hook
+    fails is named in ``failures`` (None: PluginFailed, exit 3)."""
     from kamrules.errors import PluginError
+    from kamrules.plugins import call_hook
 
     out: dict[str, Notifier] = {}
-    for batch in pm.hook.register_notifiers():
-        for n in batch or ():
+    for _, batch in call_hook(pm, "register_notifiers", failures):
+        for n in batch:
             if not isinstance(n, Notifier):
                 raise PluginError(f"register_notifiers returned {n!r}: not a notifier (needs name, route, render, send)")
             if n.name in out:
@@ -136,8 +138,13 @@ def get_notifiers(pm) -> dict[str, Notifier]:
 
 
 def select_notifiers(pm, names: Sequence[str]) -> dict[str, Notifier]:
-    available = get_notifiers(pm)
+    from kamrules.plugins import PluginFailed
+
+    failures: list = []
+    available = get_notifiers(pm, failures)
     unknown = [n for n in names if n not in available]
+    if unknown and failures:  # the notifier asked for may be the failed plugin's
+        raise PluginFailed(f"unknown notifier {', '.join(unknown)}: " + "; ".join(f"{w} failed: {m}" for w, m in failures))
     if unknown:
         raise InputError(f"unknown notifier {', '.join(unknown)} (available: {', '.join(sorted(available)) or 'none'})")
     return {n: available[n] for n in names}
