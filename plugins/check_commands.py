@@ -207,8 +207,9 @@ def register_commands(cli):
         if select or ignore:
             from dataclasses import replace
 
-            from kamrules.check import selected
+            from kamrules.check import selected, selection
 
+            select, ignore = selection(sets, select, ignore)
             sets = [replace(s, rules=tuple(r for r in s.rules if selected(r.code, select, ignore))) for s in sets]
             sets = [s for s in sets if s.rules]
         if fmt == "json":

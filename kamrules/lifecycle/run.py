@@ -27,8 +27,14 @@ class NotifyReport:
     resolved: int = 0
     errors: list[str] = field(default_factory=list)
     notifiers: tuple[str, ...] = ()
+    behind: str | None = None  # a back-dated check: the newest recorded check's as-of date; nothing recorded or sent
+    as_of: str | None = None
 
     def summary_line(self) -> str:
+        if self.behind:
+            return (f"history: not recorded: as of {self.as_of} is before the newest recorded check (as of {self.behind}); "
+                    "a back-dated check changes neither the alert history nor the outbox"
+                    + (f", so nothing was queued or sent ({', '.join(self.notifiers)})" if self.notifiers else ""))
         parts = [f"{self.new} new", f"{self.resolved} resolved", f"{self.silenced} silenced"]
         if self.notifiers:
             parts += [f"{self.queued} queued", f"{self.sent} sent", f"{self.failed} failed", f"{self.undelivered} undelivered"]
@@ -120,12 +126,17 @@ def due_items(conn, notifier: str, settings, now: dt.datetime, route=None) -> li
     return sorted(out, key=lambda i: (-SEVERITY_RANK[i.alert.severity], i.alert.sort_key()))
 
 
-def as_of_of(result, alerts) -> str:
+def known_as_of(result, alerts) -> str | None:
+    """The date ``result`` was checked as of (its summary's, its own, or its alerts'), None if it does not say."""
     s = getattr(result, "summary", None)
     value = getattr(s, "as_of", None) or getattr(result, "as_of", None)
     if value:
         return str(value)
-    return max((a.as_of for a in alerts), default=None) or utcnow().date().isoformat()
+    return max((a.as_of for a in alerts if a.as_of), default=None)
+
+
+def as_of_of(result, alerts) -> str:
+    return known_as_of(result, alerts) or utcnow().date().isoformat()
 
 
 def record_and_notify(store, result, notify: Sequence[str] = ("email",), settings=None, pm=None, now: dt.datetime | None = None) -> NotifyReport:
@@ -149,9 +160,11 @@ def record_and_notify(store, result, notify: Sequence[str] = ("email",), setting
     notifiers = select_notifiers(pm, list(notify)) if notify else {}
     alerts = list(result.alerts)
     silenced = silences.silenced_by(alerts, silences.list_silences(conn, now))
-    recorded = history.record(conn, alerts, scope_of(result), now, silenced=silenced)
-    report = NotifyReport(silenced=len(silenced), new=len(recorded.new), resolved=len(recorded.resolved), notifiers=tuple(notifiers))
+    recorded = history.record(conn, alerts, scope_of(result), now, silenced=silenced, as_of=known_as_of(result, alerts))
     as_of = as_of_of(result, alerts)
+    if recorded.behind:  # back-dated: the history and the outbox stay as they are
+        return NotifyReport(notifiers=tuple(notifiers), behind=recorded.behind, as_of=as_of)
+    report = NotifyReport(silenced=len(silenced), new=len(recorded.new), resolved=len(recorded.resolved), notifiers=tuple(notifiers))
     unrouted: dict[str, str] = {}
     routed: set[str] = set()
     broken = 0
