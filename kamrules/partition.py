@@ -147,9 +147,9 @@ def is_busy(e: BaseException) -> bool:
     return isinstance(e, sqlite3.OperationalError) and any(w in str(e).lower() for w in ("database is locked", "database is busy"))
 
 
-def busy_message(path: str, wait: float) -> str:
-    return (f"{path}: the store is busy: another kamrules process is writing; try again "
-            f"(waited {wait:g} s; `check --wait SECONDS` waits longer)")
+def busy_message(path: str, wait: float | None = None) -> str:
+    waited = f"waited {wait:g} s; " if wait is not None else ""
+    return f"{path}: the store is busy: another kamrules process is writing; try again ({waited}`check --wait SECONDS` waits longer)"
 
 
 def connect(path: str) -> sqlite3.Connection:
