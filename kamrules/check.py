@@ -86,6 +86,7 @@ def selection(sets: Sequence[RuleSet], select: Sequence[str] = (), ignore: Seque
     """``(select, ignore)`` upper-cased (rule codes are capitals and digits, so prefixes match whatever
     their case); a prefix that starts no code of ``sets`` is an :class:`InputError` naming the closest."""
     import difflib
+    import os
 
     codes = sorted({r.code for rs in sets for r in rs.rules})
     out, problems = [], []
@@ -95,7 +96,9 @@ def selection(sets: Sequence[RuleSet], select: Sequence[str] = (), ignore: Seque
         for prefix in norm:
             if not prefix or not any(c.startswith(prefix) for c in codes):
                 heads = sorted({c[:len(prefix)] for c in codes} | set(codes))
-                near = difflib.get_close_matches(prefix, heads, n=1)
+                near = difflib.get_close_matches(prefix, heads, n=len(heads))
+                # among the close ones, the one sharing the longest start (KAM1O1: KAM101, not KAM411)
+                near = sorted(near, key=lambda h: -len(os.path.commonprefix([h, prefix])))[:1]
                 hint = f"; did you mean {near[0]}?" if near else f" (codes: {', '.join(codes[:8])}{', ...' if len(codes) > 8 else ''})"
                 problems.append(f"{option} {prefix!r} matches no rule{hint}")
     if problems:
