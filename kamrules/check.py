@@ -202,12 +202,12 @@ def _run_check(store, as_of, rulesets_dirs, rulesets, select, ignore, min_severi
         raise InputError(f"unknown severity {min_severity!r} (expected {', '.join(SEVERITIES)})")
     if not store.table_exists("accounts"):
         raise InputError(f"{getattr(store, 'path', 'store')}: no accounts table (run `kamrules init` and `kamrules import` first)")
-    if not store.has_rows("accounts"):
-        raise InputError(f"{getattr(store, 'path', 'store')}: no accounts in the store: nothing to check "
-                         "(load your data first: `kamrules import DIR`, see docs/data-contract.md)")
     failures: list[tuple[str, str]] = []
     providers = collect_providers(pm, failures)
     sets = load_rulesets(store, pm, rulesets_dirs, failures, providers)
+    if not store.has_rows("accounts"):
+        raise InputError(f"{getattr(store, 'path', 'store')}: no accounts in the store: nothing to check "
+                         "(load your data first: `kamrules import DIR`, see docs/data-contract.md)")
     wanted = list(rulesets)
     names = {rs.name for rs in sets}
     unknown = [n for n in wanted if n not in names]
@@ -215,10 +215,11 @@ def _run_check(store, as_of, rulesets_dirs, rulesets, select, ignore, min_severi
         raise InputError(f"unknown rule set {', '.join(map(repr, unknown))} (expected one of {', '.join(sorted(names))})")
     chosen = [rs for rs in sets if not wanted or rs.name in wanted]
     select, ignore = selection(sets, select, ignore)
+    outside = [p for p in select if not any(r.code.startswith(p) for rs in chosen for r in rs.rules)]
+    if outside:  # its rules are in rule sets this check leaves out
+        raise InputError(f"--select {', '.join(outside)} matches no rule of {', '.join(rs.name for rs in chosen)} "
+                         f"(it selects rules of {', '.join(rs.name for rs in sets if any(r.code.startswith(outside[0]) for r in rs.rules))})")
     rules = [r for rs in chosen for r in rs.rules if r.enabled and selected(r.code, select, ignore)]
-    if (select or ignore) and not rules and any(r.enabled for rs in chosen for r in rs.rules):
-        opts = " ".join([f"--select {p}" for p in select] + [f"--ignore {p}" for p in ignore])
-        raise InputError(f"{opts} leaves no rule of {', '.join(rs.name for rs in chosen)} to run")
 
     skipped: list[tuple[str, str]] = []
     alerts: list[Alert] = []
