@@ -126,6 +126,16 @@ def test_run_check_raises_store_busy(book_store, locker):
     assert e.value.exit_code == EXIT_BUSY == 5
 
 
+def test_recording_on_a_locked_store_says_busy(book_store, locker):
+    from kamrules.lifecycle import record_and_notify
+
+    result = run_check(book_store, AS_OF)
+    locker(book_store.path, "IMMEDIATE")
+    book_store.conn.execute("PRAGMA busy_timeout = 200")
+    with pytest.raises(StoreBusy, match="the store is busy.*not recorded in the history"):
+        record_and_notify(book_store, result, notify=())
+
+
 # -- selections -----------------------------------------------------------------------------------
 
 def test_selection_is_case_insensitive(book_store):

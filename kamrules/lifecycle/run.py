@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from dataclasses import dataclass, field
 from typing import Sequence
 
 from kamrules.alerts import SEVERITY_RANK
-from kamrules.errors import KamrulesError
+from kamrules.errors import KamrulesError, StoreBusy
 from kamrules.lifecycle import history, outbox, silences
 from kamrules.lifecycle.notifiers import DueItem, select_notifiers
 from kamrules.lifecycle.schema import connection_of, ensure_schema, parse_ts, rows, utcnow
@@ -160,7 +161,15 @@ def record_and_notify(store, result, notify: Sequence[str] = ("email",), setting
     notifiers = select_notifiers(pm, list(notify)) if notify else {}
     alerts = list(result.alerts)
     silenced = silences.silenced_by(alerts, silences.list_silences(conn, now))
-    recorded = history.record(conn, alerts, scope_of(result), now, silenced=silenced, as_of=known_as_of(result, alerts))
+    try:
+        recorded = history.record(conn, alerts, scope_of(result), now, silenced=silenced, as_of=known_as_of(result, alerts))
+    except sqlite3.OperationalError as e:
+        from kamrules.partition import is_busy
+
+        if not is_busy(e):
+            raise
+        raise StoreBusy(f"{getattr(store, 'path', 'the store')}: the store is busy: another kamrules process is writing; "
+                        "try again (the alerts were reported but not recorded in the history, nothing was sent)") from None
     as_of = as_of_of(result, alerts)
     if recorded.behind:  # back-dated: the history and the outbox stay as they are
         return NotifyReport(notifiers=tuple(notifiers), behind=recorded.behind, as_of=as_of)
