@@ -82,6 +82,30 @@ class CheckResult:
         return EXIT_OK
 
 
+def selection(sets: Sequence[RuleSet], select: Sequence[str] = (), ignore: Sequence[str] = ()) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(select, ignore)`` upper-cased (rule codes are capitals and digits, so prefixes match whatever
+    their case); a prefix that starts no code of ``sets`` is an :class:`InputError` naming the closest."""
+    import difflib
+    import os
+
+    codes = sorted({r.code for rs in sets for r in rs.rules})
+    out, problems = [], []
+    for option, given in (("--select", select), ("--ignore", ignore)):
+        norm = tuple(dict.fromkeys(str(p).strip().upper() for p in given))
+        out.append(norm)
+        for prefix in norm:
+            if not prefix or not any(c.startswith(prefix) for c in codes):
+                heads = sorted({c[:len(prefix)] for c in codes} | set(codes))
+                near = difflib.get_close_matches(prefix, heads, n=len(heads))
+                # among the close ones, the one sharing the longest start (KAM1O1: KAM101, not KAM411)
+                near = sorted(near, key=lambda h: -len(os.path.commonprefix([h, prefix])))[:1]
+                hint = f"; did you mean {near[0]}?" if near else f" (codes: {', '.join(codes[:8])}{', ...' if len(codes) > 8 else ''})"
+                problems.append(f"{option} {prefix!r} matches no rule{hint}")
+    if problems:
+        raise InputError("\n".join(problems))
+    return out[0], out[1]
+
+
 def selected(code: str, select: Sequence[str] = (), ignore: Sequence[str] = ()) -> bool:
     """flake8 semantics: the longest matching prefix of --select / --ignore decides (ignore wins ties)."""
     sel = max((len(p) for p in select if code.startswith(p)), default=-1 if select else 0)
@@ -130,6 +154,7 @@ def run_check(
     part_size: int | None = None,
     prerender=None,
     plugin_timeout: float | None = None,
+    wait: float | None = None,
 ) -> CheckResult:
     """Evaluate the enabled, selected rules of the chosen rule sets on every account of ``store``.
 
@@ -145,7 +170,23 @@ def run_check(
     about 100 million characters are held, the rest is rendered as it is read.
     ``plugin_timeout``: seconds a provider's SQL or one ``derive`` call may run before it is stopped and
     the provider counts as failed (None: the default, 600).
+
+    The whole check reads one state of the store: no other process can commit meanwhile
+    (:func:`kamrules.partition.one_snapshot`); it waits up to ``wait`` seconds (default
+    ``partition.BUSY_WAIT``) for one that is writing, then raises :class:`StoreBusy` (exit 5).
     """
+    from kamrules.partition import BUSY_WAIT, one_snapshot
+
+    if not _on_disk(store):
+        return _run_check(store, as_of, rulesets_dirs, rulesets, select, ignore, min_severity, pm, batch_size, progress,
+                          jobs, part_size, prerender, plugin_timeout)
+    with one_snapshot(store.path, BUSY_WAIT if wait is None else wait):
+        return _run_check(store, as_of, rulesets_dirs, rulesets, select, ignore, min_severity, pm, batch_size, progress,
+                          jobs, part_size, prerender, plugin_timeout)
+
+
+def _run_check(store, as_of, rulesets_dirs, rulesets, select, ignore, min_severity, pm, batch_size, progress, jobs,
+               part_size, prerender, plugin_timeout) -> CheckResult:
     from kamrules.engine import EngineError
     from kamrules.partition import PART_SIZE, Part, default_jobs, plan_parts, run_parts
 
@@ -163,12 +204,20 @@ def run_check(
     failures: list[tuple[str, str]] = []
     providers = collect_providers(pm, failures)
     sets = load_rulesets(store, pm, rulesets_dirs, failures, providers)
+    if not store.has_rows("accounts"):
+        raise InputError(f"{getattr(store, 'path', 'store')}: no accounts in the store: nothing to check "
+                         "(load your data first: `kamrules import DIR`, see docs/data-contract.md)")
     wanted = list(rulesets)
     names = {rs.name for rs in sets}
     unknown = [n for n in wanted if n not in names]
     if unknown:
         raise InputError(f"unknown rule set {', '.join(map(repr, unknown))} (expected one of {', '.join(sorted(names))})")
     chosen = [rs for rs in sets if not wanted or rs.name in wanted]
+    select, ignore = selection(sets, select, ignore)
+    outside = [p for p in select if not any(r.code.startswith(p) for rs in chosen for r in rs.rules)]
+    if outside:  # its rules are in rule sets this check leaves out
+        raise InputError(f"--select {', '.join(outside)} matches no rule of {', '.join(rs.name for rs in chosen)} "
+                         f"(it selects rules of {', '.join(rs.name for rs in sets if any(r.code.startswith(outside[0]) for r in rs.rules))})")
     rules = [r for rs in chosen for r in rs.rules if r.enabled and selected(r.code, select, ignore)]
 
     skipped: list[tuple[str, str]] = []
@@ -271,4 +320,4 @@ def _on_disk(store) -> bool:
     return path not in ("", ":memory:") and not path.startswith("file:")
 
 
-__all__ = ["CheckResult", "Summary", "run_check", "selected", "load_rulesets", "format_message", "EXTRA_FIELDS"]
+__all__ = ["CheckResult", "Summary", "run_check", "selected", "selection", "load_rulesets", "format_message", "EXTRA_FIELDS"]

@@ -17,7 +17,8 @@ Examples:
   kamrules check --as-of 2026-10-31 --format json
   kamrules rules
 Docs: docs/getting-started.md. Exit codes: 0 ok, 1 alerts at/above --fail-on,
-2 bad usage or input, 3 a rule or plugin failed, 4 notifications undelivered.
+2 bad usage or input, 3 a rule or plugin failed, 4 notifications undelivered,
+5 the store is busy (another process is writing it).
 """
 
 

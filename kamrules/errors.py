@@ -10,6 +10,7 @@ EXIT_ALERTS = 1  # alerts at or above --fail-on (also: `kamrules test` failures)
 EXIT_USAGE = 2  # bad usage or bad input (store, data files, rule files, config)
 EXIT_INCOMPLETE = 3  # a rule or plugin failed; the run is incomplete
 EXIT_UNDELIVERED = 4  # notifications could not be delivered (still queued)
+EXIT_BUSY = 5  # the store is busy: another process held its write lock past the wait; nothing was done
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,12 @@ class PluginError(KamrulesError):
     """A plugin could not be loaded or broke the hook contract (exit 2 at load time)."""
 
     exit_code = EXIT_USAGE
+
+
+class StoreBusy(KamrulesError):
+    """Another process held the store's write lock longer than we wait: nothing was done; try again (exit 5)."""
+
+    exit_code = EXIT_BUSY
 
 
 class DeliveryError(KamrulesError):

@@ -18,8 +18,9 @@ import gc
 import math
 import os
 import sqlite3
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 PART_SIZE = 25_000  # accounts per part on big books (progress steps, bounded temp tables)
 MIN_PART = 2_500  # below 2 x this many accounts, a check runs in one process
@@ -106,6 +107,48 @@ def restrict(conn: sqlite3.Connection, part: Part) -> None:
 
 
 from kamrules.migrations import quote as _quote  # noqa: E402
+
+
+BUSY_WAIT = 10.0  # seconds a check waits for another process's write to end before it gives up (exit 5)
+
+
+@contextmanager
+def one_snapshot(path: str, wait: float = BUSY_WAIT) -> Iterator[None]:
+    """Every read of the store made meanwhile, by this process or its forked workers, sees one state of it.
+
+    Holds the store's write lock (``BEGIN IMMEDIATE`` on a connection of its own, nothing written):
+    readers are not held up, but no other process can start writing, so none can commit while a
+    check reads (rollback journal or WAL alike). Waits up to ``wait`` seconds for a writer to finish,
+    then raises :class:`StoreBusy`. A read-only store falls back to a read transaction (which keeps
+    writers from committing too). Without this, each part's statements would read whatever the
+    store held at their moment, and an import committing mid-check gave answers of neither state.
+    """
+    from kamrules.errors import StoreBusy
+
+    conn = sqlite3.connect(path, timeout=max(0.0, wait), isolation_level=None, check_same_thread=False)
+    try:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if is_busy(e):
+                raise StoreBusy(busy_message(path, wait)) from None
+            if "readonly" not in str(e).replace(" ", "").lower():
+                raise
+            conn.execute("BEGIN")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        yield
+    finally:
+        conn.close()  # rolls back: nothing was written
+
+
+def is_busy(e: BaseException) -> bool:
+    """A SQLite error saying another connection holds a lock we needed (past the busy timeout)."""
+    return isinstance(e, sqlite3.OperationalError) and any(w in str(e).lower() for w in ("database is locked", "database is busy"))
+
+
+def busy_message(path: str, wait: float | None = None) -> str:
+    waited = f"waited {wait:g} s; " if wait is not None else ""
+    return f"{path}: the store is busy: another kamrules process is writing; try again ({waited}`check --wait SECONDS` waits longer)"
 
 
 def connect(path: str) -> sqlite3.Connection:

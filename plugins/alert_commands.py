@@ -35,6 +35,20 @@ def _conn(env: Env):
     return store
 
 
+def _loaded_rules(env: Env):
+    """(rule codes, rule-set names) of the built-in and configured rule sets; (None, None) if they don't load."""
+    from kamrules.check import builtin_ruleset_files
+    from kamrules.errors import KamrulesError
+    from kamrules.ruleset import resolve
+    from kamrules_plugins.check_commands import _user_rulesets
+
+    try:
+        sets = resolve(builtin_ruleset_files(env.pm, []), _user_rulesets(env, ()))
+    except KamrulesError:
+        return None, None
+    return [r.code for rs in sets for r in rs.rules], [rs.name for rs in sets]
+
+
 FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Output format.")
 
 
@@ -165,8 +179,12 @@ def register(cli: click.Group) -> None:
             who = author or getpass.getuser()
         except Exception:
             who = None
-        s = silences.add(_conn(env).conn, rules=rules, rulesets=rulesets, accounts=accounts, owners=owners,
+        conn = _conn(env).conn
+        s = silences.add(conn, rules=rules, rulesets=rulesets, accounts=accounts, owners=owners,
                          until=until, comment=comment, author=who, now=utcnow())
+        codes, names = _loaded_rules(env) if (rules or rulesets) else (None, None)
+        for warning in silences.unknown_targets(conn, s.rules, s.rulesets, s.accounts, s.owners, codes, names):
+            click.echo(f"warning: {warning}; silence {s.id} added anyway (it matches once that appears)", err=True)
         if fmt == "json":
             return _echo_json(s.to_dict())
         click.echo(f"silence {s.id} added: {s.describe()} until {s.until}")

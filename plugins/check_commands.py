@@ -70,6 +70,21 @@ def _write(text, output: str | None, bom: bool = False) -> None:
             click.echo("".join(held), nl=False)
 
 
+def _open_store(env: Env, wait: float | None):
+    """The store, or StoreBusy (exit 5) when another process holds it locked past our wait."""
+    import sqlite3
+
+    from kamrules.errors import InputError, StoreBusy
+    from kamrules.partition import busy_message, is_busy
+
+    try:
+        return env.open_store()
+    except (sqlite3.OperationalError, InputError) as e:  # Store.open wraps SQLite's error in an InputError
+        if is_busy(e) or is_busy(e.__cause__):
+            raise StoreBusy(busy_message(env.db)) from None  # opening waits sqlite3's own 5 s
+        raise
+
+
 def decide_exit(result, fail_on: str, undelivered: int = 0) -> int:
     """Precedence 3 > 4 > 1 > 0 (2 is raised as an error before we get here)."""
     if not result.summary.complete:
@@ -94,7 +109,8 @@ Examples:
 \b
 Exit codes: 0 nothing at or above --fail-on; 1 alerts at or above it;
 2 bad usage or input; 3 a rule or plugin failed (run incomplete);
-4 notifications could not be delivered (they stay queued).
+4 notifications could not be delivered (they stay queued);
+5 the store is busy (another process is writing it): try again.
 """
 
 
@@ -114,11 +130,13 @@ def register_commands(cli):
     @click.option("--no-history", is_flag=True, help="Do not record the alerts in the history (and send nothing).")
     @click.option("--jobs", "-j", type=click.IntRange(0, 64), default=None, metavar="N",
                   help="Worker processes sharing the accounts. Default: one per CPU (or [check] jobs); 0: the same; 1: no workers. Books under 5,000 accounts always run in one process.")
+    @click.option("--wait", type=click.FloatRange(0, 3600), default=None, metavar="SECONDS",
+                  help="How long to wait for another process writing the store (an import) before giving up with exit 5. Default: 10.")
     @click.option("--batch-size", type=click.IntRange(1, 1000), default=500, hidden=True)
     @db_option
     @pass_env
     @handle_errors
-    def check_command(env: Env, as_of, rulesets, select, ignore, min_severity, fmt, output, fail_on, rulesets_dirs, notify, no_history, jobs, batch_size):
+    def check_command(env: Env, as_of, rulesets, select, ignore, min_severity, fmt, output, fail_on, rulesets_dirs, notify, no_history, jobs, wait, batch_size):
         from kamrules.check import run_check
 
         cfg = env.settings.check
@@ -130,7 +148,7 @@ def register_commands(cli):
             raise click.BadParameter(f"{fmt!r} is not a format (expected one of {', '.join(sorted(formats))})", param_hint="--format")
         if no_history and notify:
             raise click.UsageError("--notify needs the history; drop --no-history")
-        store = env.open_store()
+        store = _open_store(env, wait)
         update, bar = _progress(env, store, "checking")
         form = formats[fmt]
         try:
@@ -139,7 +157,7 @@ def register_commands(cli):
                 select=select or cfg.select, ignore=ignore or cfg.ignore, min_severity=min_severity or cfg.min_severity,
                 pm=env.pm, batch_size=batch_size, progress=update, jobs=cfg.jobs if jobs is None else jobs,
                 plugin_timeout=cfg.plugin_timeout,
-                prerender=form.item if form.per_alert else None,
+                prerender=form.item if form.per_alert else None, wait=wait,
             )
         finally:
             if bar is not None:
@@ -206,8 +224,9 @@ def register_commands(cli):
         if select or ignore:
             from dataclasses import replace
 
-            from kamrules.check import selected
+            from kamrules.check import selected, selection
 
+            select, ignore = selection(sets, select, ignore)
             sets = [replace(s, rules=tuple(r for r in s.rules if selected(r.code, select, ignore))) for s in sets]
             sets = [s for s in sets if s.rules]
         if fmt == "json":

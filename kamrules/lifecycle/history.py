@@ -49,19 +49,37 @@ class Recorded:
     changed: tuple[str, ...]
     resolved: tuple[str, ...]
     firing: int
+    behind: str | None = None  # set when nothing was recorded: the newest recorded check's as-of date, later than this one's
 
 
 def _event(conn, fp: str, at: str, event: str, detail: str = "") -> None:
     conn.execute("INSERT INTO alert_events (fingerprint, at, event, detail) VALUES (?, ?, ?, ?)", (fp, at, event, detail))
 
 
-def record(conn, alerts: Sequence[Alert], scope: Scope, now: dt.datetime, silenced: Iterable[str] = ()) -> Recorded:
-    """Record one check's alerts in one transaction; resolve what the same scope no longer fires."""
+def newest_as_of(conn) -> str | None:
+    """The latest as-of date a check was recorded at (alert_history for runs recorded before check_runs)."""
+    dates = [conn.execute(sql).fetchone()[0] for sql in ("SELECT max(as_of) FROM check_runs", "SELECT max(last_as_of) FROM alert_history")]
+    return max((d for d in dates if d), default=None)
+
+
+def record(conn, alerts: Sequence[Alert], scope: Scope, now: dt.datetime, silenced: Iterable[str] = (),
+           as_of: str | None = None) -> Recorded:
+    """Record one check's alerts in one transaction; resolve what the same scope no longer fires.
+
+    A check ``as_of`` a date before the newest recorded one is back-dated: it records nothing
+    (``behind`` says why); else when ``as_of`` is given, the run is logged in ``check_runs``.
+    Back-dated checks would resolve today's alerts, and the next current check fire them again.
+    """
     at = ts(now)
     silenced = set(silenced)
     new, changed, resolved = [], [], []
     seen = set()
     with transaction(conn):
+        if as_of is not None:
+            newest = newest_as_of(conn)
+            if newest is not None and str(as_of) < newest:
+                return Recorded((), (), (), 0, behind=newest)
+            conn.execute("INSERT INTO check_runs (at, as_of, scope, alerts) VALUES (?, ?, ?, ?)", (at, str(as_of), scope.key, len(alerts)))
         for a in alerts:
             fp = a.fingerprint
             if fp in seen:

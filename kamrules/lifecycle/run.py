@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from dataclasses import dataclass, field
 from typing import Sequence
 
 from kamrules.alerts import SEVERITY_RANK
-from kamrules.errors import KamrulesError
+from kamrules.errors import KamrulesError, StoreBusy
 from kamrules.lifecycle import history, outbox, silences
 from kamrules.lifecycle.notifiers import DueItem, select_notifiers, unrouted_reason
 from kamrules.lifecycle.schema import connection_of, ensure_schema, parse_ts, rows, utcnow
@@ -27,10 +28,27 @@ class NotifyReport:
     resolved: int = 0
     errors: list[str] = field(default_factory=list)
     notifiers: tuple[str, ...] = ()
-    in_flight: int = 0  # messages another running process is sending now: not undelivered
-    unrouted_why: dict[str, list[str]] = field(default_factory=dict)  # reason (the notifiers' words) -> labels
+    from kamrules import runs  # each recorded check is a run; its events point at it
+
+    try:
+        runs.ensure_schema(conn)
+        first_event = runs.last_event_id(conn)
+        recorded = history.record(conn, alerts, scope_of(result), now, silenced=silenced, as_of=known_as_of(result, alerts))
+        if not recorded.behind:
+            runs.record_run(conn, result, now, first_event, runs.code_rulesets(result, pm, settings))
+    except sqlite3.OperationalError as e:
+        from kamrules.partition import is_busy
+
+        if not is_busy(e):
+            raise
+        raise StoreBusy(f"{getattr(store, 'path', 'the store')}: the store is busy: another kamrules process is writing; "
+                        "try again (the alerts were reported but not recorded in the history, nothing was sent)") from None
 
     def summary_line(self) -> str:
+        if self.behind:
+            return (f"history: not recorded: as of {self.as_of} is before the newest recorded check (as of {self.behind}); "
+                    "a back-dated check changes neither the alert history nor the outbox"
+                    + (f", so nothing was queued or sent ({', '.join(self.notifiers)})" if self.notifiers else ""))
         parts = [f"{self.new} new", f"{self.resolved} resolved", f"{self.silenced} silenced"]
         if self.notifiers:
             parts += [f"{self.queued} queued", f"{self.sent} sent", f"{self.failed} failed", f"{self.undelivered} undelivered"]
@@ -128,12 +146,17 @@ def due_items(conn, notifier: str, settings, now: dt.datetime, route=None) -> li
     return sorted(out, key=lambda i: (-SEVERITY_RANK[i.alert.severity], i.alert.sort_key()))
 
 
-def as_of_of(result, alerts) -> str:
+def known_as_of(result, alerts) -> str | None:
+    """The date ``result`` was checked as of (its summary's, its own, or its alerts'), None if it does not say."""
     s = getattr(result, "summary", None)
     value = getattr(s, "as_of", None) or getattr(result, "as_of", None)
     if value:
         return str(value)
-    return max((a.as_of for a in alerts), default=None) or utcnow().date().isoformat()
+    return max((a.as_of for a in alerts if a.as_of), default=None)
+
+
+def as_of_of(result, alerts) -> str:
+    return known_as_of(result, alerts) or utcnow().date().isoformat()
 
 
 def record_and_notify(store, result, notify: Sequence[str] = ("email",), settings=None, pm=None, now: dt.datetime | None = None) -> NotifyReport:
@@ -157,14 +180,25 @@ def record_and_notify(store, result, notify: Sequence[str] = ("email",), setting
     notifiers = select_notifiers(pm, list(notify)) if notify else {}
     alerts = list(result.alerts)
     silenced = silences.silenced_by(alerts, silences.list_silences(conn, now))
-    from kamrules import runs  # issue 16: each recorded check is a run; its events point at it
+    from kamrules import runs  # each recorded check is a run; its events point at it
 
-    runs.ensure_schema(conn)
-    first_event = runs.last_event_id(conn)
-    recorded = history.record(conn, alerts, scope_of(result), now, silenced=silenced)
-    runs.record_run(conn, result, now, first_event, runs.code_rulesets(result, pm, settings))
-    report = NotifyReport(silenced=len(silenced), new=len(recorded.new), resolved=len(recorded.resolved), notifiers=tuple(notifiers))
+    try:
+        runs.ensure_schema(conn)
+        first_event = runs.last_event_id(conn)
+        recorded = history.record(conn, alerts, scope_of(result), now, silenced=silenced, as_of=known_as_of(result, alerts))
+        if not recorded.behind:
+            runs.record_run(conn, result, now, first_event, runs.code_rulesets(result, pm, settings))
+    except sqlite3.OperationalError as e:
+        from kamrules.partition import is_busy
+
+        if not is_busy(e):
+            raise
+        raise StoreBusy(f"{getattr(store, 'path', 'the store')}: the store is busy: another kamrules process is writing; "
+                        "try again (the alerts were reported but not recorded in the history, nothing was sent)") from None
     as_of = as_of_of(result, alerts)
+    if recorded.behind:  # back-dated: the history and the outbox stay as they are
+        return NotifyReport(notifiers=tuple(notifiers), behind=recorded.behind, as_of=as_of)
+    report = NotifyReport(silenced=len(silenced), new=len(recorded.new), resolved=len(recorded.resolved), notifiers=tuple(notifiers))
     unrouted: dict[str, str] = {}
     why: dict[str, list[str]] = {}  # fingerprint -> "name: reason" of each notifier that left it unrouted
     routed: set[str] = set()

@@ -72,6 +72,7 @@ def add(conn, *, rules=(), rulesets=(), accounts=(), owners=(), until: str, comm
     end = parse_until(until, now)
     if end <= now:
         raise InputError(f"--until {until}: already past (now {ts(now)})")
+    rules = tuple(dict.fromkeys(str(r).strip().upper() for r in rules))  # codes are capitals: kam1 means KAM1
     with transaction(conn):
         cur = conn.execute(
             "INSERT INTO silences (rules, rulesets, accounts, owners, until, comment, author, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -79,6 +80,32 @@ def add(conn, *, rules=(), rulesets=(), accounts=(), owners=(), until: str, comm
         )
         sid = cur.lastrowid
     return get(conn, sid)
+
+
+def unknown_targets(conn, rules=(), rulesets=(), accounts=(), owners=(), codes=None, ruleset_names=None) -> list[str]:
+    """Warnings for the matchers of a silence that nothing known matches today: no loaded rule (``codes``,
+    ``ruleset_names``; None: not judged) and no alert in the history, no account, no owner in the store.
+    Such a silence is still valid (the rule, account or owner may appear later), but likely a typo."""
+    def known(sql: str) -> set:
+        try:
+            return {r[0] for r in conn.execute(sql) if r[0] is not None}
+        except Exception:  # no accounts table (yet)
+            return set()
+
+    out = []
+    if codes is not None:
+        have = set(codes) | known("SELECT DISTINCT code FROM alert_history")
+        out += [f"no rule code starts with {r}" for r in rules if not any(str(c).startswith(str(r).upper()) for c in have)]
+    if ruleset_names is not None:
+        have = set(ruleset_names) | known("SELECT DISTINCT ruleset FROM alert_history")
+        out += [f"no rule set named {n!r}" for n in rulesets if n not in have]
+    if accounts:
+        have = known("SELECT id FROM accounts") | known("SELECT DISTINCT account_id FROM alert_history")
+        out += [f"no account {a!r} in the store" for a in accounts if a not in have]
+    if owners:
+        have = known("SELECT DISTINCT owner FROM accounts") | known("SELECT DISTINCT owner FROM alert_history")
+        out += [f"no owner {o!r} in the store" for o in owners if o not in have]
+    return out
 
 
 def _from_row(r: dict) -> Silence:
