@@ -28,21 +28,10 @@ class NotifyReport:
     resolved: int = 0
     errors: list[str] = field(default_factory=list)
     notifiers: tuple[str, ...] = ()
-    from kamrules import runs  # each recorded check is a run; its events point at it
-
-    try:
-        runs.ensure_schema(conn)
-        first_event = runs.last_event_id(conn)
-        recorded = history.record(conn, alerts, scope_of(result), now, silenced=silenced, as_of=known_as_of(result, alerts))
-        if not recorded.behind:
-            runs.record_run(conn, result, now, first_event, runs.code_rulesets(result, pm, settings))
-    except sqlite3.OperationalError as e:
-        from kamrules.partition import is_busy
-
-        if not is_busy(e):
-            raise
-        raise StoreBusy(f"{getattr(store, 'path', 'the store')}: the store is busy: another kamrules process is writing; "
-                        "try again (the alerts were reported but not recorded in the history, nothing was sent)") from None
+    in_flight: int = 0  # messages another running process is sending now: not undelivered
+    unrouted_why: dict[str, list[str]] = field(default_factory=dict)  # reason (the notifiers' words) -> labels
+    behind: str | None = None  # a back-dated check: the newest recorded check's as-of date; nothing recorded or sent
+    as_of: str | None = None
 
     def summary_line(self) -> str:
         if self.behind:
