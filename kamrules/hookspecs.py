@@ -151,9 +151,12 @@ def register_notifiers():
       at-least-once: a crash after the receiver accepted a message but before
       kamrules recorded it resends it once, with the same key. ``send`` runs under the
       run's deadline (``notify_deadline``; ``notifiers.time_left()``); one still running
-      then is abandoned and counted as failed.
+      then is abandoned and counted as failed. An exception with ``permanent = True``
+      (refused for good) makes the message ``rejected``: not retried.
     - optional ``unrouted_reason(item, settings)`` -> ``str``: why ``route`` left ``item``
       unrouted, in the notifier's own words (shown in the summary; docs/plugins.md).
+    - optional ``check_settings(settings)``: raise InputError if misconfigured; called
+      before a check runs with ``--notify NAME``, so a refusal records nothing.
 
     Renotify intervals, silences and the per-alert state are handled by the core:
     a notifier only sees what is due. Never log secrets from ``settings``.

@@ -102,6 +102,7 @@ MIGRATIONS: list[tuple[int, Step]] = [
     (1, create_core_schema),
     (2, "kamrules.lifecycle.schema:migrate"),  # alert history, silences, outbox (issue 4)
     (3, "kamrules.runs:migrate"),  # runs, health_scores, alert_events.run_id (issue 16)
+    (4, "kamrules.lifecycle.schema:migrate_rejected"),  # outbox status 'rejected' (issue 11)
 ]
 
 

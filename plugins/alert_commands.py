@@ -275,14 +275,19 @@ def register(cli: click.Group) -> None:
         else:
             for e in report.errors:
                 click.echo(f"error: {e}", err=True)
-            click.echo(f"{report.sent} sent, {report.failed} failed, {report.undelivered} undelivered")
+            rejected = f" ({report.rejected} rejected)" if report.rejected else ""
+            click.echo(f"{report.sent} sent, {report.failed} failed{rejected}, {report.undelivered} undelivered")
             if report.in_flight:
                 click.echo(report.in_flight_line(), err=True)
         if report.undelivered:
-            raise DeliveryError(f"{report.undelivered} messages still queued (retried by the next `kamrules notify`)")
+            left = report.undelivered - report.rejected
+            parts = [f"{left} messages still queued (retried by the next `kamrules notify`)"] if left else []
+            if report.rejected:
+                parts.append(f"{report.rejected} refused for good by the receiver, not retried (`kamrules notify list --status rejected`)")
+            raise DeliveryError("; ".join(parts))
 
     @notify_group.command(name="list")
-    @click.option("--status", type=click.Choice(["pending", "queued", "sending", "failed", "sent", "superseded", "all"]), default="pending", show_default=True)
+    @click.option("--status", type=click.Choice(["pending", "queued", "sending", "failed", "sent", "superseded", "rejected", "all"]), default="pending", show_default=True)
     @FORMAT
     @db_option
     @pass_env
@@ -293,9 +298,14 @@ def register(cli: click.Group) -> None:
         \b
         Examples:
           kamrules notify list
+          kamrules notify list --status rejected   refused for good (5xx, HTTP 4xx): never retried
           kamrules notify list --status all --format json
         """
-        found = outbox.list_outbox(_conn(env).conn, status)
+        conn = _conn(env).conn
+        found = outbox.list_outbox(conn, status)
+        rejected = len(outbox.list_outbox(conn, "rejected")) if status == "pending" else 0
+        if rejected:  # not pending (never retried), but nobody got them: say so
+            click.echo(f"{rejected} messages were refused for good by the receiver: kamrules notify list --status rejected", err=True)
         if fmt == "json":
             return _echo_json(found)
         if not found:

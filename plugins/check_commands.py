@@ -148,6 +148,10 @@ def register_commands(cli):
             raise click.BadParameter(f"{fmt!r} is not a format (expected one of {', '.join(sorted(formats))})", param_hint="--format")
         if no_history and notify:
             raise click.UsageError("--notify needs the history; drop --no-history")
+        if notify:  # every notifier known and configured before anything runs or is recorded (exit 2)
+            from kamrules.lifecycle.notifiers import configured_notifiers
+
+            configured_notifiers(env.pm, list(notify), env.settings)
         store = _open_store(env, wait)
         update, bar = _progress(env, store, "checking")
         form = formats[fmt]

@@ -23,6 +23,16 @@ class EmailNotifier:
 
         return digest.render_digest(recipient, items, key, as_of, settings)
 
+    def check_settings(self, settings):
+        """Refuse up front (before the check records anything) a From or default_to that is not an address."""
+        from kamrules.errors import InputError
+        from kamrules.lifecycle import digest
+
+        digest.sender_address(settings.email.smtp_from)
+        to = settings.email.default_to
+        if to and digest.valid_address(to) is None:
+            raise InputError(f"default_to {to!r}: not a valid address (expected e.g. 'ka-team@example.com')")
+
     def unrouted_reason(self, item, settings):
         """Why ``route`` found no address for ``item`` (shown in the run's summary)."""
         return ("owner_email not a valid address" if (item.alert.owner_email or "").strip() else "no owner_email") + ", no default_to"

@@ -39,6 +39,8 @@ class Sink:
 
     received: list[Received] = field(default_factory=list)
     refuse: set[str] = field(default_factory=set)
+    refuse_reply: str = "550 5.1.1 mailbox unavailable"  # the answer to a refused RCPT (a 4xx: try again later)
+    data_reply: str | None = None  # refuse every message after DATA with this reply, e.g. "554 5.7.1 spam"
     lock: threading.Lock = field(default_factory=threading.Lock)
     # to simulate a client killed mid-send: DATA waits on ``gate`` (after or before accepting)
     gate: threading.Event | None = None
@@ -47,12 +49,14 @@ class Sink:
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refuse:
-            return "550 5.1.1 mailbox unavailable"
+            return self.refuse_reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         got = Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content or envelope.content))
+        if self.data_reply:
+            return self.data_reply
         if self.gate is not None and not self.gate.is_set():
             if self.accept_before_block:
                 self._keep(got)

@@ -110,11 +110,12 @@ def test_server_down_then_up_delivers_exactly_once(store, pm):
 
 def test_recipient_refused_stays_queued(store, server, pm):
     server.sink.refuse.add("lina@example.com")
+    server.sink.refuse_reply = "450 4.2.1 mailbox busy, try later"  # a 5xx is rejected for good: test_mail_hostile
     s = settings_for(server.port)
     report = record_and_notify(store, book(), notify=("email",), settings=s, pm=pm, now=NOW)
     assert (report.sent, report.failed, report.undelivered) == (1, 1, 1)
     pending = outbox.list_outbox(store.conn, "pending")
-    assert pending[0]["recipient"] == "lina@example.com" and "550" in pending[0]["last_error"]
+    assert pending[0]["recipient"] == "lina@example.com" and "450" in pending[0]["last_error"]
     server.sink.refuse.clear()
     later = send_due(store, ["email"], s, pm, now=NOW + dt.timedelta(hours=1))
     assert (later.sent, later.undelivered) == (1, 0)

@@ -126,8 +126,10 @@ def test_refused_recipients_do_not_starve_the_others(store, server, pm):
     assert sorted(to for m in server.received for to in m.rcpt_tos) == [f"ok{i}@example.com" for i in range(3)]
     assert not any("not attempted" in e for e in r.errors)
     pending = outbox.list_outbox(store.conn, "pending")
-    assert {p["recipient"] for p in pending} == {f"gone{i}@example.com" for i in range(3)}
-    assert all(p["status"] == "failed" and "550" in p["last_error"] and "refused by the receiver" in p["last_error"] for p in pending)
+    assert pending == []  # a 550 is refused for good: rejected, not retried (see test_a_5xx_refusal_is_rejected_...)
+    rejected = outbox.list_outbox(store.conn, "rejected")
+    assert {p["recipient"] for p in rejected} == {f"gone{i}@example.com" for i in range(3)}
+    assert all("550" in p["last_error"] and "refused by the receiver" in p["last_error"] for p in rejected)
 
 
 def test_a_dropped_connection_is_a_clean_failure_and_stays_queued(store, pm):
@@ -309,3 +311,266 @@ def test_a_webhook_that_never_answers_times_out(store, pm):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+# 8. refused for good: the terminal state 'rejected' (5xx on RCPT or after DATA, HTTP 4xx) ------------
+
+def test_a_5xx_refusal_is_rejected_once_exits_4_then_is_left_alone(store, pm):
+    port = free_port()
+    alerts = [alert("KAM101", "critical", "B1", owner_email="gone@example.com"), alert("KAM201", "warning", "G1", owner_email="ok@example.com")]
+    queue_failed(store, pm, alerts, KAMRULES_SMTP_PORT=str(port))  # no server yet: both wait as 'failed'
+    srv = SmtpServer(port=port)
+    srv.sink.refuse = {"gone@example.com"}
+    env = {"KAMRULES_SMTP_PORT": str(port)}
+    try:
+        first = cli(store.path, "notify", "--ignore-backoff", env=env)
+        assert first.returncode == 4, first.stderr  # the refused one was not delivered
+        assert "1 sent, 1 failed (1 rejected), 1 undelivered" in first.stdout
+        assert "1 refused for good by the receiver, not retried" in first.stderr and "still queued" not in first.stderr
+        row = outbox.list_outbox(store.conn, "rejected")
+        assert [r["recipient"] for r in row] == ["gone@example.com"] and row[0]["attempts"] == 2
+        assert "refused by the receiver, not retried: SMTPRecipientsRefused" in row[0]["last_error"] and "550" in row[0]["last_error"]
+        events = [r[0] for r in store.conn.execute("SELECT detail FROM alert_events WHERE event = 'rejected'")]
+        assert len(events) == 1 and "gone@example.com" in events[0] and "550" in events[0]
+
+        again = cli(store.path, "notify", "--ignore-backoff", env=env)  # nothing is retried, nothing is undelivered
+        assert again.returncode == 0, again.stderr
+        assert "0 sent, 0 failed, 0 undelivered" in again.stdout
+        assert outbox.list_outbox(store.conn, "rejected")[0]["attempts"] == 2
+        assert len(srv.received) == 1
+
+        listed = cli(store.path, "notify", "list")
+        assert listed.returncode == 0 and "outbox: nothing pending" in listed.stdout
+        assert "1 messages were refused for good by the receiver: kamrules notify list --status rejected" in listed.stderr
+        shown = cli(store.path, "notify", "list", "--status", "rejected")
+        assert shown.returncode == 0 and "gone@example.com" in shown.stdout and "rejected" in shown.stdout
+
+        # a later check does not queue the rejected alert again (nor exit 4 for it) ...
+        s = settings_for(port)
+        later = record_and_notify(store, Result(tuple(alerts)), settings=s, pm=pm, now=NOW + dt.timedelta(hours=1))
+        assert (later.queued, later.sent, later.rejected, later.undelivered) == (0, 0, 0, 0), later
+        # ... until its recipient changes (the account got a new owner): then it is due for them
+        moved = [dataclasses.replace(alerts[0], owner_email="new@example.com"), alerts[1]]
+        later = record_and_notify(store, Result(tuple(moved)), settings=s, pm=pm, now=NOW + dt.timedelta(hours=2))
+        assert (later.queued, later.sent, later.undelivered) == (1, 1, 0), later
+        assert srv.received[-1].rcpt_tos == ["new@example.com"]
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("reply,status", [("554 5.7.1 message refused as spam", "rejected"), ("451 4.3.0 try again later", "failed")])
+def test_a_refusal_after_data_is_rejected_when_5xx_and_retried_when_4xx(store, server, pm, reply, status):
+    server.sink.data_reply = reply
+    r = record_and_notify(store, Result((alert(),)), settings=settings_for(server.port), pm=pm, now=NOW)
+    assert (r.sent, r.failed, r.rejected, r.undelivered) == (0, 1, int(status == "rejected"), 1), r.errors
+    (row,) = outbox.list_outbox(store.conn, "all")
+    assert row["status"] == status and reply[:3] in row["last_error"]
+    server.sink.data_reply = None
+    later = send_due(store, ["email"], settings_for(server.port), pm, now=NOW + dt.timedelta(minutes=5), ignore_backoff=True)
+    assert (later.sent, later.undelivered) == ((0, 0) if status == "rejected" else (1, 0))
+
+
+def _previous_version_store(path, pm):
+    """A store as kamrules before the 'rejected' step left it: queued, failed, sent and superseded messages."""
+    from kamrules import migrations
+    from kamrules.store import Store
+
+    before = [m for m in migrations.MIGRATIONS if m[1] != "kamrules.lifecycle.schema:migrate_rejected"]
+    with Store.open(path, pm=pm, migrations=before) as old:
+        assert old.schema_version == migrations.latest_version(before)
+        c = old.conn
+        for i, status in enumerate(["queued", "failed", "sent", "superseded"], 1):
+            c.execute("INSERT INTO outbox (key, notifier, recipient, subject, payload, status, attempts, last_error, created_at, next_attempt) "
+                      "VALUES (?, 'email', ?, '主题', ?, ?, ?, ?, '2026-10-31T08:00:00Z', '2026-10-31T08:01:00Z')",
+                      (f"k{i}", f"r{i}@example.com", f"payload {i}".encode(), status, i, "550 old" if status == "failed" else None))
+            c.execute("INSERT INTO outbox_items (outbox_id, fingerprint, severity, status) VALUES (?, ?, 'critical', 'firing')", (i, f"fp{i}"))
+        with pytest.raises(Exception, match="CHECK constraint failed"):
+            c.execute("UPDATE outbox SET status = 'rejected' WHERE id = 1")
+        return [tuple(r) for r in c.execute("SELECT * FROM outbox ORDER BY id")], [tuple(r) for r in c.execute("SELECT * FROM outbox_items ORDER BY outbox_id")]
+
+
+def test_the_migration_to_rejected_keeps_every_outbox_row(tmp_path, pm):
+    import sqlite3
+
+    from kamrules import migrations
+    from kamrules.store import Store
+
+    path = tmp_path / "old.db"
+    box, items = _previous_version_store(path, pm)
+    with Store.open(path, pm=pm) as new:
+        c = new.conn
+        assert new.schema_version == migrations.latest_version()
+        assert [tuple(r) for r in c.execute("SELECT * FROM outbox ORDER BY id")] == box
+        assert [tuple(r) for r in c.execute("SELECT * FROM outbox_items ORDER BY outbox_id")] == items
+        assert {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '%old%'")} == set()
+        indexes = {r[0]: r[1] for r in c.execute("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' AND name LIKE 'outbox%'")}
+        assert indexes["outbox_status"] == "outbox" and indexes["outbox_items_fp"] == "outbox_items"
+        assert "outbox_status" in c.execute("EXPLAIN QUERY PLAN SELECT * FROM outbox WHERE status = 'queued' AND next_attempt < 'z'").fetchall()[0][-1]
+        c.execute("UPDATE outbox SET status = 'rejected' WHERE id = 2")  # the new terminal state
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+            c.execute("UPDATE outbox SET status = 'lost' WHERE id = 1")
+        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):  # outbox_items still points at the new outbox
+            c.execute("INSERT INTO outbox_items (outbox_id, fingerprint, severity, status) VALUES (99, 'x', 'info', 'firing')")
+        assert c.execute("PRAGMA foreign_key_check").fetchall() == [] and c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        due = outbox.due_messages(c, ["email"], NOW + dt.timedelta(days=1))
+        assert [r["id"] for r in due] == [1]  # queued still due; failed-then-rejected is not
+        # a new message gets a fresh id after the rebuilt table's rows
+        c.execute("INSERT INTO outbox (key, notifier, recipient, subject, payload, status, created_at, next_attempt) VALUES ('k9', 'email', 'x', 's', x'00', 'queued', 'a', 'b')")
+        assert c.execute("SELECT MAX(id) FROM outbox").fetchone()[0] == 5
+
+
+# 9. the webhook: HTTP 4xx is refused for good, except 408/425/429; 5xx is transient ---------------
+
+class _Hook(BaseHTTPRequestHandler):
+    code = 200
+    hits: list = []
+
+    def do_POST(self):  # noqa: N802
+        type(self).hits.append(self.rfile.read(int(self.headers["Content-Length"])))
+        body = b'{"error": "no such channel"}'
+        self.send_response(type(self).code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.mark.parametrize("code,permanent", [(400, True), (401, True), (404, True), (410, True), (422, True),
+                                            (408, False), (425, False), (429, False), (500, False), (503, False)])
+def test_webhook_4xx_is_rejected_and_5xx_408_425_429_retried(store, pm, code, permanent):
+    _Hook.code, _Hook.hits = code, []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        s = settings_for(1, KAMRULES_WEBHOOK_URL=f"http://127.0.0.1:{httpd.server_address[1]}/hook")
+        r = record_and_notify(store, Result((alert(),)), notify=("webhook",), settings=s, pm=pm, now=NOW)
+        assert (r.sent, r.failed, r.rejected, r.undelivered) == (0, 1, int(permanent), 1), r.errors
+        (row,) = outbox.list_outbox(store.conn, "all")
+        assert row["status"] == ("rejected" if permanent else "failed") and f"HTTP {code}" in row["last_error"]
+        if permanent:
+            assert "no such channel" in row["last_error"]  # the receiver's own words, one line
+        later = send_due(store, ["webhook"], s, pm, now=NOW + dt.timedelta(minutes=5), ignore_backoff=True)
+        assert len(_Hook.hits) == (1 if permanent else 2)  # a rejected message is never posted again
+        assert later.undelivered == (0 if permanent else 1)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+# 10. the example WeCom notifier: its own words for unrouted alerts; waits bounded by time_left() -----
+
+def test_wecom_names_why_in_its_own_words(monkeypatch):
+    from kamrules_receivables.wecom import WeComNotifier
+
+    from kamrules.lifecycle.notifiers import DueItem, unrouted_reason
+
+    n = WeComNotifier()
+    rcv = DueItem(alert("RCV101", "critical", ruleset="receivables"), "new", 1, "2026-10-31T08:00:00Z")
+    kam = DueItem(alert("KAM101"), "new", 1, "2026-10-31T08:00:00Z")
+    s = settings_for(1)
+    monkeypatch.delenv("KAMRULES_WECOM_WEBHOOK", raising=False)
+    assert unrouted_reason(n, rcv, s) == "$KAMRULES_WECOM_WEBHOOK not set: no 企业微信 group robot to post to"
+    monkeypatch.setenv("KAMRULES_WECOM_WEBHOOK", "ftp://robot")
+    assert unrouted_reason(n, rcv, s) == "$KAMRULES_WECOM_WEBHOOK is not an http(s) robot URL"
+    monkeypatch.setenv("KAMRULES_WECOM_WEBHOOK", "http://127.0.0.1:9/robot")
+    groups, left = n.route([rcv, kam], s)
+    assert left == [kam] and unrouted_reason(n, kam, s) == "not a receivables alert (the 企业微信 group takes RCV* codes only)"
+
+
+def test_wecom_send_waits_no_longer_than_the_run_has_left():
+    import contextvars
+
+    from kamrules_receivables.wecom import WeComNotifier
+
+    from kamrules.lifecycle.notifiers import _DEADLINE
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            time.sleep(4)
+
+        def log_message(self, *a):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/robot"
+    try:
+        def send():
+            _DEADLINE.set(time.monotonic() + 0.6)  # what send_within sets: 0.6 s left of the run
+            WeComNotifier().send(url, b"{}", settings_for(1))
+
+        t0 = time.monotonic()
+        with pytest.raises(OSError, match="timed out"):  # its own socket timeout, not an abandoned thread
+            contextvars.copy_context().run(send)
+        assert time.monotonic() - t0 < 2
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+# 11. a misconfigured notifier refuses the whole command before anything is recorded ---------------
+
+def _dump(path) -> list[str]:
+    import sqlite3
+
+    with sqlite3.connect(path) as c:
+        return list(c.iterdump())
+
+
+@pytest.mark.parametrize("notify,env,words", [
+    (["webhook"], {}, "--notify webhook: the webhook notifier needs a URL: set KAMRULES_WEBHOOK_URL"),
+    (["email", "webhook"], {}, "--notify webhook: the webhook notifier needs a URL"),
+    (["email", "webhook"], {"KAMRULES_WEBHOOK_URL": "file:///etc/passwd"}, "--notify webhook: webhook_url 'file:///etc/passwd': expected an http://"),
+    (["email"], {"KAMRULES_EMAIL_DEFAULT_TO": "ka team"}, "--notify email: default_to 'ka team': not a valid address"),
+    (["email"], {"KAMRULES_SMTP_FROM": "kamrules"}, "--notify email: smtp_from 'kamrules': not a valid address"),
+    (["email", "sms"], {}, "unknown notifier sms (available: email, webhook)"),
+], ids=["webhook-no-url", "email+webhook-no-url", "email+webhook-bad-url", "email-bad-default-to", "email-bad-from", "unknown"])
+def test_a_misconfigured_notifier_changes_nothing_and_exits_2(book_db, tmp_path, notify, env, words):
+    before = _dump(book_db)
+    report = tmp_path / "report.csv"
+    args = ["check", "--as-of", "2026-10-31", "--fail-on", "never", "--format", "csv", "-o", str(report)]
+    res = cli(book_db, *args, *[a for n in notify for a in ("--notify", n)], env={"KAMRULES_SMTP_PORT": str(free_port()), **env})
+    assert res.returncode == 2, res.stderr
+    assert words in res.stderr and "Traceback" not in res.stderr
+    assert _dump(book_db) == before  # no history, no run, no outbox row
+    assert not report.exists()  # refused up front: the check did not run either
+    ok = cli(book_db, *args, "--notify", "email", env={"KAMRULES_SMTP_PORT": str(free_port())})
+    assert ok.returncode == 4 and _dump(book_db) != before  # the same check with a usable notifier records
+
+
+def test_record_and_notify_refuses_before_recording(store, pm):
+    from kamrules.errors import InputError
+
+    before = _dump(store.path)
+    with pytest.raises(InputError, match=r"--notify webhook: .*needs a URL.*\(nothing was recorded or sent\)"):
+        record_and_notify(store, Result((alert(),)), notify=("email", "webhook"), settings=settings_for(free_port()), pm=pm, now=NOW)
+    assert _dump(store.path) == before
+
+
+class Broken:
+    name = "broken"
+
+    def check_settings(self, settings):
+        raise KeyError("oops")
+
+    route = Hang.route
+    render = Hang.render
+    send = Hang.send
+
+
+def test_a_notifier_whose_check_settings_crashes_is_named_and_records_nothing(store, pm):
+    from kamrules.errors import EXIT_INCOMPLETE, KamrulesError
+
+    class P:
+        @hookimpl
+        def register_notifiers(self):
+            return [Broken()]
+
+    pm.register(P(), name="broken")
+    before = _dump(store.path)
+    with pytest.raises(KamrulesError, match=r"notifier broken: check_settings failed: KeyError") as e:
+        record_and_notify(store, Result((alert(),)), notify=("broken",), settings=settings_for(1), pm=pm, now=NOW)
+    assert e.value.exit_code == EXIT_INCOMPLETE and _dump(store.path) == before

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Mapping, Protocol, Sequence, runtime_checkable
 
 from kamrules.alerts import Alert
-from kamrules.errors import InputError
+from kamrules.errors import EXIT_INCOMPLETE, InputError, KamrulesError
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,9 @@ class Notifier(Protocol):
     - optional ``unrouted_reason(item, settings)`` -> ``str``: why ``route`` left ``item``
       unrouted, in a few words (shown in the run's summary). Without it the summary says
       "NAME named no recipient".
+    - optional ``check_settings(settings)``: raise :class:`kamrules.errors.InputError` when the
+      notifier cannot work as configured (no URL, a bad sender address). Called for every
+      notifier named by ``--notify`` before the check runs: a refusal records nothing.
     """
 
     name: str
@@ -135,6 +138,31 @@ def get_notifiers(pm, failures: list | None = None) -> dict[str, Notifier]:
                 raise PluginError(f"two plugins register a notifier named {n.name!r}")
             out[n.name] = n
     return out
+
+
+class NotifierBroken(KamrulesError):
+    """A notifier plugin's ``check_settings`` raised something other than a KamrulesError (exit 3)."""
+
+    exit_code = EXIT_INCOMPLETE
+
+
+def configured_notifiers(pm, names: Sequence[str], settings) -> dict[str, Notifier]:
+    """:func:`select_notifiers`, then each one's ``check_settings``: all known and configured, or an error."""
+    notifiers = select_notifiers(pm, names)
+    problems = []
+    for name, notifier in notifiers.items():
+        check = getattr(notifier, "check_settings", None)
+        if not callable(check):
+            continue
+        try:
+            check(settings)
+        except KamrulesError as e:
+            problems.append(f"--notify {name}: {e}")
+        except Exception as e:  # a plugin's bug: named, and still nothing is recorded
+            raise NotifierBroken(f"notifier {name}: check_settings failed: {type(e).__name__}: {e}") from e
+    if problems:
+        raise InputError("; ".join(problems) + " (nothing was recorded or sent)")
+    return notifiers
 
 
 def select_notifiers(pm, names: Sequence[str]) -> dict[str, Notifier]:

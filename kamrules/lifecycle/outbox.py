@@ -45,14 +45,26 @@ def pending_fingerprints(conn, notifier: str) -> set[str]:
 
 
 def last_recipients(conn, notifier: str) -> dict[str, str]:
-    """{fingerprint: recipient of the last message delivered about it} for one notifier."""
+    """{fingerprint: recipient of the last message delivered (or rejected) about it} for one notifier."""
     found = rows(
         conn,
         "SELECT i.fingerprint, o.recipient FROM outbox_items i JOIN outbox o ON o.id = i.outbox_id "
-        "WHERE o.notifier = ? AND o.status = 'sent' ORDER BY o.id",
+        "WHERE o.notifier = ? AND o.status IN ('sent', 'rejected') ORDER BY o.id",
         (notifier,),
     )
     return {r["fingerprint"]: r["recipient"] for r in found}
+
+
+def rejected_fingerprints(conn, notifier: str) -> set[str]:
+    """Alerts whose last message (not superseded) from this notifier was refused for good (``rejected``)."""
+    found = rows(
+        conn,
+        "SELECT i.fingerprint FROM outbox_items i JOIN outbox o ON o.id = i.outbox_id WHERE o.notifier = ? AND o.status = 'rejected' "
+        "AND o.id = (SELECT MAX(o2.id) FROM outbox_items i2 JOIN outbox o2 ON o2.id = i2.outbox_id "
+        "WHERE i2.fingerprint = i.fingerprint AND o2.notifier = o.notifier AND o2.status != 'superseded')",
+        (notifier,),
+    )
+    return {r["fingerprint"] for r in found}
 
 
 def notify_states(conn, notifier: str) -> dict[str, dict]:
@@ -176,10 +188,12 @@ def scrub(text: str, settings) -> str:
 
 
 def is_permanent(exc: BaseException) -> bool:
-    """A refusal of this one message, not of the server: it must not hold back the others.
+    """A refusal of this one message for good, not of the server: it must not hold back the
+    others, and retrying it cannot succeed (the message becomes ``rejected``).
 
     SMTP: every recipient refused with 5xx (``550 mailbox unavailable``) or the message
-    refused after DATA with 5xx. Any notifier may raise an exception with ``permanent = True``.
+    refused after DATA with 5xx. Any notifier may raise an exception with ``permanent = True``
+    (the webhook does for HTTP 4xx other than 408, 425 and 429).
     """
     import smtplib
 
@@ -202,7 +216,7 @@ def is_per_message(exc: BaseException) -> bool:
 
 @dataclass
 class Delivery:
-    """What one ``deliver`` did: sent, failed (retried later; ``rejected`` of them refused permanently), left queued."""
+    """What one ``deliver`` did: sent, failed (``rejected`` of them refused for good, never retried), left queued."""
 
     sent: int = 0
     failed: int = 0
@@ -224,9 +238,11 @@ def _release(conn, row: dict) -> None:
 def deliver(conn, notifiers: Mapping[str, Notifier], settings, now: dt.datetime, ignore_backoff: bool = False, progress=None) -> Delivery:
     """Send what is due within ``settings.email.notify_deadline`` seconds.
 
-    A refusal of one message (``is_per_message``: 5xx or 4xx on RCPT, 5xx after DATA) marks it
-    ``failed`` (retried with backoff) and does not count towards GIVE_UP_AFTER: it never
-    holds back the other messages. Other
+    A refusal of one message (``is_per_message``: 5xx or 4xx on RCPT, 5xx after DATA) does not
+    count towards GIVE_UP_AFTER: it never holds back the other messages. A permanent one
+    (``is_permanent``: 5xx, HTTP 4xx) marks the message ``rejected``, a terminal state: retrying
+    a "550 mailbox unavailable" cannot succeed. A transient one marks it ``failed`` (retried
+    with backoff). Other
     failures (server down, AUTH, timeouts, a dropped connection) do: after GIVE_UP_AFTER in a
     row the notifier's remaining messages are not attempted. When the deadline passes, what
     is left goes back to the queue untried.
@@ -257,15 +273,20 @@ def deliver(conn, notifiers: Mapping[str, Notifier], settings, now: dt.datetime,
             delay = backoff(settings, row["attempts"] + 1)
             if permanent:  # this message's own failure (550 user unknown): the others go on
                 out.rejected += 1
-                msg = f"refused by the receiver: {msg}"
+                msg = f"refused by the receiver, not retried: {msg}"
             elif n >= GIVE_UP_AFTER or not is_per_message(e):
                 streak[notifier.name] = (n + 1, last if n >= GIVE_UP_AFTER else msg)
             out.errors.append(f"#{row['id']} {row['notifier']} to {row['recipient']}: {msg}")
             with transaction(conn):
                 conn.execute(
-                    "UPDATE outbox SET status = 'failed', last_error = ?, next_attempt = ?, sending_since = NULL, claimed_by = NULL WHERE id = ?",
-                    (msg[:1000], ts(now + delay), row["id"]),
+                    "UPDATE outbox SET status = ?, last_error = ?, next_attempt = ?, sending_since = NULL, claimed_by = NULL WHERE id = ?",
+                    ("rejected" if permanent else "failed", msg[:1000], ts(now + delay), row["id"]),
                 )
+                if permanent:  # `kamrules alerts show` tells why the alert never reached anyone
+                    at = ts(now)
+                    for r in rows(conn, "SELECT fingerprint FROM outbox_items WHERE outbox_id = ?", (row["id"],)):
+                        conn.execute("INSERT INTO alert_events (fingerprint, at, event, detail) VALUES (?, ?, 'rejected', ?)",
+                                     (r["fingerprint"], at, f"{row['notifier']} #{row['id']} to {row['recipient']}: {msg[:300]}"))
         else:
             out.sent += 1
             streak[notifier.name] = (0, "")

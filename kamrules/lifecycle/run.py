@@ -10,7 +10,7 @@ from typing import Sequence
 from kamrules.alerts import SEVERITY_RANK
 from kamrules.errors import KamrulesError, StoreBusy
 from kamrules.lifecycle import history, outbox, silences
-from kamrules.lifecycle.notifiers import DueItem, select_notifiers, unrouted_reason
+from kamrules.lifecycle.notifiers import DueItem, configured_notifiers, select_notifiers, unrouted_reason
 from kamrules.lifecycle.schema import connection_of, ensure_schema, parse_ts, rows, utcnow
 
 
@@ -29,6 +29,7 @@ class NotifyReport:
     errors: list[str] = field(default_factory=list)
     notifiers: tuple[str, ...] = ()
     in_flight: int = 0  # messages another running process is sending now: not undelivered
+    rejected: int = 0  # refused for good in this run (outbox status 'rejected'): undelivered, never retried
     unrouted_why: dict[str, list[str]] = field(default_factory=dict)  # reason (the notifiers' words) -> labels
     behind: str | None = None  # a back-dated check: the newest recorded check's as-of date; nothing recorded or sent
     as_of: str | None = None
@@ -40,7 +41,9 @@ class NotifyReport:
                     + (f", so nothing was queued or sent ({', '.join(self.notifiers)})" if self.notifiers else ""))
         parts = [f"{self.new} new", f"{self.resolved} resolved", f"{self.silenced} silenced"]
         if self.notifiers:
-            parts += [f"{self.queued} queued", f"{self.sent} sent", f"{self.failed} failed", f"{self.undelivered} undelivered"]
+            parts += [f"{self.queued} queued", f"{self.sent} sent", f"{self.failed} failed"]
+            parts += [f"{self.rejected} rejected"] if self.rejected else []
+            parts += [f"{self.undelivered} undelivered"]
         line = f"alerts: {', '.join(parts)}"
         if self.notifiers:
             line = f"notify ({', '.join(self.notifiers)}): " + line.split(": ", 1)[1]
@@ -101,6 +104,7 @@ def due_items(conn, notifier: str, settings, now: dt.datetime, route=None) -> li
     """
     states = outbox.notify_states(conn, notifier)
     pending = outbox.pending_fingerprints(conn, notifier)
+    rejected = outbox.rejected_fingerprints(conn, notifier)
     out, quiet = [], []
     sql = "SELECT * FROM alert_history WHERE silenced = 0" + ("" if settings.email.resolved_notices else " AND status = 'firing'")
     for h in rows(conn, sql + " ORDER BY fingerprint"):
@@ -120,6 +124,8 @@ def due_items(conn, notifier: str, settings, now: dt.datetime, route=None) -> li
             out.append(mk("changed", st["severity"]))
         elif fp in pending:
             continue  # this very state is already queued
+        elif fp in rejected:
+            quiet.append(mk("new"))  # refused for good: not again, unless its recipient changes (below)
         elif st["last_notified"] is None:
             out.append(mk("new"))
         else:
@@ -165,8 +171,9 @@ def record_and_notify(store, result, notify: Sequence[str] = ("email",), setting
         pm = default_plugin_manager()
     now = now or utcnow()
     conn = connection_of(store)
+    # every notifier is known and configured before anything is recorded: a usage error changes nothing
+    notifiers = configured_notifiers(pm, list(notify), settings) if notify else {}
     ensure_schema(conn)
-    notifiers = select_notifiers(pm, list(notify)) if notify else {}
     alerts = list(result.alerts)
     silenced = silences.silenced_by(alerts, silences.list_silences(conn, now))
     from kamrules import runs  # each recorded check is a run; its events point at it
@@ -217,7 +224,7 @@ def record_and_notify(store, result, notify: Sequence[str] = ("email",), setting
                 labels.append(label)
     if notifiers:
         done = outbox.deliver(conn, notifiers, settings, now)
-        report.sent, report.failed = done.sent, done.failed + broken
+        report.sent, report.failed, report.rejected = done.sent, done.failed + broken, done.rejected
         report.errors += done.errors
         left, report.in_flight = outbox.undelivered(conn, list(notifiers), now)
         # nothing at all could be routed (no owner_email anywhere and no default_to, a notifier
@@ -225,7 +232,7 @@ def record_and_notify(store, result, notify: Sequence[str] = ("email",), setting
         lost = {fp for fp in unrouted if fp not in routed}
         firing = rows(conn, "SELECT COUNT(*) AS n FROM alert_history WHERE status = 'firing' AND silenced = 0")[0]["n"]
         nobody = len(lost) if lost and not routed and len(lost) >= firing else 0
-        report.undelivered = left + broken + nobody
+        report.undelivered = left + broken + nobody + done.rejected
     return report
 
 
@@ -237,6 +244,7 @@ def send_due(store, notify: Sequence[str], settings, pm, now: dt.datetime | None
     notifiers = select_notifiers(pm, list(notify))
     report = NotifyReport(notifiers=tuple(notifiers))
     done = outbox.deliver(conn, notifiers, settings, now, ignore_backoff=ignore_backoff, progress=progress)
-    report.sent, report.failed, report.errors = done.sent, done.failed, done.errors
+    report.sent, report.failed, report.rejected, report.errors = done.sent, done.failed, done.rejected, done.errors
     report.undelivered, report.in_flight = outbox.undelivered(conn, list(notifiers), now)
+    report.undelivered += done.rejected  # refused in this run: not delivered (later runs leave them alone)
     return report

@@ -70,7 +70,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     recipient TEXT NOT NULL,
     subject TEXT NOT NULL,
     payload BLOB NOT NULL,             -- exactly what is sent (RFC 5322 bytes, JSON, ...)
-    status TEXT NOT NULL CHECK (status IN ('queued', 'sending', 'sent', 'failed', 'superseded')),
+    status TEXT NOT NULL CHECK (status IN ('queued', 'sending', 'sent', 'failed', 'superseded')),  -- + 'rejected': step 4
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
     created_at TEXT NOT NULL,
@@ -120,13 +120,68 @@ def migrate(store) -> None:
         conn.execute(statement)
 
 
+OUTBOX_STATUSES = ("queued", "sending", "sent", "failed", "superseded", "rejected")
+
+# Step 4's outbox: step 2's plus the terminal status 'rejected' (refused for good: 5xx, HTTP 4xx).
+OUTBOX_DDL = """
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    notifier TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    status TEXT NOT NULL CHECK (status IN (%s)),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    created_at TEXT NOT NULL,
+    next_attempt TEXT NOT NULL,
+    sending_since TEXT,
+    claimed_by TEXT,
+    sent_at TEXT
+)""" % ", ".join(f"'{s}'" for s in OUTBOX_STATUSES)
+OUTBOX_COLUMNS = "id, key, notifier, recipient, subject, payload, status, attempts, last_error, created_at, next_attempt, sending_since, claimed_by, sent_at"
+
+
+def _outbox_has_rejected(conn) -> bool:
+    sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").fetchone()
+    return sql is not None and "'rejected'" in sql[0]
+
+
+def migrate_rejected(store) -> None:
+    """Migration step 4: the outbox status CHECK accepts 'rejected'; runs inside the caller's transaction.
+
+    SQLite cannot alter a CHECK constraint: the table is rebuilt. ``outbox_items``
+    references ``outbox`` (foreign keys are on), so it is set aside first and rebuilt
+    after: renaming ``outbox`` also renames the reference in the set-aside copy, and
+    dropping the old tables child first never breaks a foreign key. Ids, keys and
+    every row are kept; the indexes are recreated under their names.
+    """
+    conn = connection_of(store)
+    if _outbox_has_rejected(conn):
+        return  # already rebuilt (a store brought up by ensure_schema)
+    conn.execute("ALTER TABLE outbox_items RENAME TO _old_outbox_items")
+    conn.execute("ALTER TABLE outbox RENAME TO _old_outbox")
+    conn.execute(OUTBOX_DDL)
+    conn.execute(f"INSERT INTO outbox ({OUTBOX_COLUMNS}) SELECT {OUTBOX_COLUMNS} FROM _old_outbox")
+    items = next(s for s in _statements() if s.startswith("CREATE TABLE IF NOT EXISTS outbox_items"))
+    conn.execute(items)
+    conn.execute("INSERT INTO outbox_items (outbox_id, fingerprint, severity, status) SELECT outbox_id, fingerprint, severity, status FROM _old_outbox_items")
+    conn.execute("DROP TABLE _old_outbox_items")  # takes its index outbox_items_fp along
+    conn.execute("DROP TABLE _old_outbox")  # and outbox_status
+    for statement in _statements():
+        if statement.startswith("CREATE INDEX IF NOT EXISTS outbox"):
+            conn.execute(statement)
+
+
 def ensure_schema(conn: sqlite3.Connection) -> None:
     """Create the lifecycle tables if missing (idempotent; for stores opened without migrations)."""
     have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if {"alert_history", "alert_events", "notify_state", "silences", "outbox", "outbox_items", "check_runs"} <= have:
+    if {"alert_history", "alert_events", "notify_state", "silences", "outbox", "outbox_items", "check_runs"} <= have and _outbox_has_rejected(conn):
         return
     with transaction(conn):
         migrate(conn)
+        migrate_rejected(conn)
 
 
 @contextmanager

@@ -36,10 +36,40 @@ def payload(items: Sequence[DueItem], key: str, as_of: str) -> dict:
             "resolved": sum(1 for x in alerts if x["status"] == "resolved"), "alerts": alerts}
 
 
+TRANSIENT_4XX = (408, 425, 429)  # Request Timeout, Too Early, Too Many Requests: worth retrying
+
+
+class WebhookError(Exception):
+    """A non-2xx answer worth retrying: 5xx, 408, 425, 429 (the message stays queued)."""
+
+
+class WebhookRefused(WebhookError):
+    """An HTTP 4xx answer other than TRANSIENT_4XX: the receiver refuses this request for good."""
+
+    permanent = True  # the outbox marks the message 'rejected' and does not retry it
+
+
+def _answer(e) -> str:
+    """``HTTP 404 Not Found`` and the start of the receiver's body (one line, short)."""
+    try:
+        body = e.read(300).decode("utf-8", "replace")
+    except Exception:  # the body is a courtesy: never let reading it hide the status
+        body = ""
+    body = " ".join("".join(c if c.isprintable() else " " for c in body).split())[:200]
+    return f"HTTP {e.code} {e.reason}" + (f": {body}" if body else "")
+
+
 class WebhookNotifier:
-    """POSTs ``application/json`` (UTF-8) with an ``Idempotency-Key`` header; any non-2xx answer is a failure."""
+    """POSTs ``application/json`` (UTF-8) with an ``Idempotency-Key`` header; any non-2xx answer is a failure.
+
+    A 4xx answer (except 408, 425, 429) is permanent: the message is ``rejected``, not retried.
+    5xx, 408, 425, 429 and network errors are transient: the message stays queued.
+    """
 
     name = "webhook"
+
+    def check_settings(self, settings):
+        check_url(settings.email.webhook_url)
 
     def route(self, items, settings):
         # no URL is a settings error (exit 2, named below), never "unrouted": the webhook takes every alert
@@ -57,6 +87,7 @@ class WebhookNotifier:
 
     def send(self, recipient, payload_bytes, settings) -> None:
         key = json.loads(payload_bytes).get("key", "")
+        import urllib.error
         import urllib.request  # on use: http.client, ssl and email cost ~25 ms of every start-up
 
         req = urllib.request.Request(
@@ -67,5 +98,10 @@ class WebhookNotifier:
 
         left = time_left()  # never wait past the run's deadline
         timeout = settings.email.webhook_timeout if left is None else max(min(settings.email.webhook_timeout, left), 0.001)
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            resp.read()
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                resp.read()
+        except urllib.error.HTTPError as e:
+            if 400 <= e.code < 500 and e.code not in TRANSIENT_4XX:
+                raise WebhookRefused(_answer(e)) from None
+            raise WebhookError(_answer(e)) from None  # 5xx, 408, 425, 429: retried with backoff

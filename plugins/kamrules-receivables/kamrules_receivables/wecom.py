@@ -8,7 +8,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Sequence
 
-from kamrules.lifecycle.notifiers import DueItem, Rendered
+from kamrules.lifecycle.notifiers import DueItem, Rendered, time_left
 
 ENV_URL = "KAMRULES_WECOM_WEBHOOK"
 SEVERITY_ZH = {"critical": "严重", "warning": "警告", "info": "提示"}
@@ -26,15 +26,28 @@ class WeComNotifier:
     name: str = "wecom"
     prefix: str = "RCV"
     url_env: str = ENV_URL
-    timeout: float = 10.0
+
+    def _url(self) -> str | None:
+        url = os.environ.get(self.url_env, "").strip()
+        if not url or any(c in url for c in "\r\n ") or not url.startswith(("http://", "https://")):
+            return None
+        return url
 
     def route(self, items: Sequence[DueItem], settings):
-        url = os.environ.get(self.url_env, "").strip()
+        url = self._url()
         mine = [it for it in items if it.alert.code.startswith(self.prefix)]
         others = [it for it in items if not it.alert.code.startswith(self.prefix)]
-        if not url or any(c in url for c in "\r\n ") or not url.startswith(("http://", "https://")):
+        if url is None:
             return {}, list(items)
         return ({url: mine} if mine else {}), others
+
+    def unrouted_reason(self, item: DueItem, settings) -> str:
+        """Why ``route`` left ``item`` out, shown in the check's summary (企业微信 = WeCom)."""
+        if not os.environ.get(self.url_env, "").strip():
+            return f"${self.url_env} not set: no 企业微信 group robot to post to"
+        if self._url() is None:
+            return f"${self.url_env} is not an http(s) robot URL"
+        return f"not a receivables alert (the 企业微信 group takes {self.prefix}* codes only)"
 
     def render(self, recipient: str, items: Sequence[DueItem], key: str, as_of: str, settings) -> Rendered:
         firing = [it for it in items if it.status == "firing"]
@@ -53,7 +66,9 @@ class WeComNotifier:
 
     def send(self, recipient: str, payload: bytes, settings) -> None:
         req = urllib.request.Request(recipient, data=payload, method="POST", headers={"Content-Type": "application/json; charset=utf-8"})
-        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+        left = time_left()  # the notify run's deadline: never wait past it (None outside a run)
+        timeout = settings.email.webhook_timeout if left is None else max(min(settings.email.webhook_timeout, left), 0.001)
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             answer = resp.read()
         try:
             errcode = json.loads(answer or b"{}").get("errcode", 0)
