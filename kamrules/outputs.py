@@ -11,11 +11,12 @@ starts and writes through :func:`atomic_output`:
   that is not a plain file (a folder, a FIFO, a device), a path whose folder
   does not exist;
 * the text goes to an unnamed temporary file in the target's folder
-  (``O_TMPFILE`` where the system has it, else a hidden ``.NAME.*.tmp`` file),
+  (``O_TMPFILE`` where the system has it, else a hidden ``.kamrules-*.tmp`` file),
   is flushed and fsync'ed, and only then linked into place with
   ``os.replace``: a full disk, an error or a crash leaves the previous file (or
   none) and no partial file. With ``O_TMPFILE`` even ``kill -9`` leaves nothing
-  behind; elsewhere only ``kill -9`` can leave a hidden ``.NAME.*.tmp`` file.
+  behind (but for the instant of the final rename); elsewhere ``kill -9`` can leave a hidden
+  ``.kamrules-*.tmp`` file.
 """
 
 from __future__ import annotations
@@ -102,16 +103,56 @@ def check_output_path(path, store_path=None, inputs: Iterable = (), what: str = 
     return path
 
 
+def _linkat_empty_path(fd: int, name: Path) -> None:
+    """linkat(fd, "", AT_FDCWD, name, AT_EMPTY_PATH): names an O_TMPFILE where /proc can't (another mount
+    namespace gives EXDEV); needs CAP_DAC_READ_SEARCH on older kernels."""
+    import ctypes
+    import errno
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.linkat(fd, b"", -100, os.fsencode(name), 0x1000) != 0:
+        err = ctypes.get_errno() or errno.EPERM
+        raise OSError(err, os.strerror(err), str(name))
+
+
+def _copy_to_named(fd: int, target: Path) -> Path:
+    """Last resort when an O_TMPFILE can't be linked: copy it to a hidden named temp file."""
+    out_fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        os.fchmod(out_fd, stat.S_IMODE(os.fstat(fd).st_mode))
+        with os.fdopen(os.dup(fd), "rb") as src, os.fdopen(out_fd, "wb") as dst:
+            src.seek(0)
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+            dst.flush()
+            os.fsync(dst.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        raise
+    return Path(name)
+
+
 def _link_tmpfile(fd: int, target: Path) -> None:
     """Give an O_TMPFILE file a name (a temporary one beside the target), then rename it into place."""
+    name = None
     for _ in range(100):
-        name = target.with_name(f".{target.name}.{os.urandom(4).hex()}.tmp")
+        candidate = target.with_name(f".{target.name}.{os.urandom(4).hex()}.tmp")
         try:
-            os.link(f"/proc/self/fd/{fd}", name, follow_symlinks=True)
+            try:
+                os.link(f"/proc/self/fd/{fd}", candidate, follow_symlinks=True)
+            except FileExistsError:
+                raise
+            except OSError:
+                _linkat_empty_path(fd, candidate)
+            name = candidate
             break
         except FileExistsError:
             continue
-    else:  # pragma: no cover - 100 random names taken
+        except OSError:
+            name = _copy_to_named(fd, target)
+            break
+    if name is None:  # pragma: no cover - 100 random names taken
         raise OSError(f"{target}: cannot name the temporary file")
     try:
         os.replace(name, target)
@@ -126,7 +167,7 @@ def _open_tmp(folder: Path) -> tuple[int, str | None]:
     flag = getattr(os, "O_TMPFILE", 0)
     if flag and os.path.isdir("/proc/self/fd"):
         try:
-            return os.open(folder, flag | os.O_WRONLY, 0o666), None
+            return os.open(folder, flag | os.O_RDWR, 0o666), None  # RDWR: a last-resort copy reads it back
         except OSError:  # the file system does not support it: fall back to a named file
             pass
     fd, name = tempfile.mkstemp(prefix=".kamrules-", suffix=".tmp", dir=folder)
