@@ -35,7 +35,7 @@ def test_command(env, paths, junit, fmt, verbose):
     the check as of its date, and compares the alerts with its `expect:` and
     `quiet:` lists. A folder means every *.yaml / *.yml file below it. The
     file format is in docs/plugins.md (Testing rules). Every case gets its own
-    temporary store (the command takes no --db).
+    temporary store: no account store is used.
 
     \b
     Examples:
