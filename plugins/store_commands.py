@@ -107,7 +107,7 @@ def register_commands(cli):
             click.echo(f"{report.rejected} row(s) refused, see {report.rejects_path}", err=True)
 
     @cli.command(name="generate")
-    @click.option("--accounts", "accounts", type=click.IntRange(min=0), required=True, help="Number of accounts to generate.")
+    @click.option("--accounts", "accounts", type=click.IntRange(0, 10_000_000), required=True, help="Number of accounts to generate (up to 10,000,000).")
     @click.option("--out", "out", type=click.Path(file_okay=False), default=None, help="Write one data file per table into this folder.")
     @click.option("--seed", type=int, default=0, show_default=True, help="Random seed: the same seed gives the same book.")
     @click.option("--as-of", "as_of", default=None, metavar="DATE", help="The book ends on this date (YYYY-MM-DD). Default: today.")
