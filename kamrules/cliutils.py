@@ -18,7 +18,9 @@ class CliError(click.ClickException):
     """A library error turned into a clean CLI message with its documented exit code."""
 
     def __init__(self, message: str, exit_code: int = EXIT_USAGE):
-        super().__init__(message)
+        from kamrules.textsafe import term
+
+        super().__init__(term(message, keep_newlines=True))  # file names and values may carry escapes
         self.exit_code = exit_code
 
 
@@ -57,9 +59,25 @@ class Env:
         """Open the store; refuses (exit 2) if it does not exist and ``create`` is false."""
         from kamrules.store import Store
 
-        if not create and not Path(self.db).exists():
+        path = Path(self.db)
+        if not create and not path.exists():
+            folder = path.parent
+            if not folder.is_dir():
+                raise CliError(f"{self.db}: no store here, and its folder {folder} does not exist "
+                               f"(create the folder first: mkdir -p {folder}; then `kamrules init --db {self.db}`; or pass --db PATH)")
             raise CliError(f"{self.db}: no store here (create one with `kamrules init --db {self.db}` or pass --db PATH)")
         return Store.open(self.db, pm=self.pm)
+
+    def output_path(self, path, inputs=(), what: str = "output file", store: bool = True):
+        """``path`` checked by :func:`kamrules.outputs.check_output_path` against this store and ``inputs``
+        (plus the settings file); raises OutputRefused (exit 2)."""
+        from kamrules.outputs import check_output_path
+
+        extra = (self.config_path,) if self.config_path else ()
+        source = getattr(self.settings, "source", None) if self._settings is not None else None
+        if source:
+            extra += (source,)
+        return check_output_path(path, self.db if store else None, tuple(inputs) + extra, what)
 
 
 pass_env = click.make_pass_decorator(Env, ensure=True)

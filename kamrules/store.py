@@ -39,8 +39,13 @@ class Store:
 
     # -- opening -----------------------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike, pm=None, migrations=None) -> "Store":
-        """Open (creating if missing) the store at ``path`` and bring its schema up to date."""
+    def open(cls, path: str | os.PathLike, pm=None, migrations=None, adopt: bool = False) -> "Store":
+        """Open (creating if missing) the store at ``path`` and bring its schema up to date.
+
+        A SQLite file that is not a kamrules store (see :func:`foreign_reason`) is refused
+        (InputError, exit 2) and left untouched, unless ``adopt`` (``kamrules init --force``):
+        then the kamrules tables are added to it.
+        """
         if pm is None:
             from kamrules.plugins import default_plugin_manager
 
@@ -54,6 +59,20 @@ class Store:
             conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         except sqlite3.Error as e:
             raise InputError(f"{path}: cannot open the store: {e}") from e
+        try:
+            reason = foreign_reason(conn)
+            if reason and not adopt:
+                raise InputError(
+                    f"{path}: not a kamrules store ({reason}); refusing to change it. Pass your store with --db PATH, "
+                    f"or run `kamrules init --force --db {path}` to add the kamrules tables to this database"
+                )
+            mark_as_store(conn)
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            raise InputError(f"{path}: not a usable kamrules store: {e}") from e
+        except BaseException:
+            conn.close()
+            raise
         conn.execute("PRAGMA foreign_keys = ON")
         store = cls(path, conn, pm)
         try:
@@ -166,9 +185,52 @@ class Store:
         return f"<Store {self.path}>"
 
 
+# ``PRAGMA application_id`` of a kamrules store ("KAMR"): set when a store is created (or
+# adopted, or an older store opened), so that other applications' databases are told apart.
+APPLICATION_ID = 0x4B414D52
+
+
+def foreign_reason(conn) -> str | None:
+    """Why the database on ``conn`` is not a kamrules store, or None when it is one (or is new and empty).
+
+    A store is marked by its application id; a store from before the id is recognised by its
+    schema version (``PRAGMA user_version`` above 0, see :mod:`kamrules.migrations`) and an
+    ``accounts`` table. A database with no tables and no version is new: fine to create in.
+    """
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    if app_id == APPLICATION_ID:
+        return None
+    if app_id:
+        return f"it belongs to another application (application id {app_id:#x})"
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite^_%' ESCAPE '^' ORDER BY name")]
+    if not names and not version:
+        return None
+    if version and "accounts" in names:
+        return None
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    if not names:
+        return f"a SQLite database with schema version {version} but none of the kamrules tables"
+    return f"a SQLite database with other tables: {shown}; no kamrules schema version"
+
+
+def mark_as_store(conn) -> None:
+    """Record the kamrules application id (best effort: a read-only or busy store stays as it is)."""
+    if conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID:
+        return
+    try:
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    except sqlite3.OperationalError:
+        pass
+
+
 def _check_sqlite_file(path: Path) -> None:
+    import stat
+
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not a store file (expected a SQLite file, e.g. kamrules.db)")
+    if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or device would block or be destroyed
+        raise InputError(f"{path}: is not a plain file (expected a SQLite file, e.g. kamrules.db)")
     size = path.stat().st_size
     if size == 0:
         return

@@ -69,10 +69,15 @@ def wrap(text: str, cols: int) -> list[str]:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], max_width: int = 80, wrap_last: bool = True,
           aligns: Sequence[str] | None = None) -> str:
-    """A plain table: columns sized to content, the last column wrapped to fit ``max_width``."""
+    """A plain table: columns sized to content, the last column wrapped to fit ``max_width``.
+
+    Control characters and bidi controls in headers and cells are shown escaped (kamrules.textsafe.term)."""
+    from kamrules.textsafe import term
+
     n = len(headers)
     aligns = list(aligns or ["<"] * n)
-    cells = [[str(c) if c is not None else "" for c in r] for r in rows]
+    headers = [term(h) for h in headers]
+    cells = [[term(c) for c in r] for r in rows]
     widths = [max([width(headers[i])] + [width(r[i]) for r in cells]) for i in range(n)]
     fixed = sum(widths[:-1]) + 2 * (n - 1)
     if wrap_last and fixed + widths[-1] > max_width:

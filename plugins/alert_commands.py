@@ -10,13 +10,20 @@ import click
 from kamrules import hookimpl
 from kamrules.cliutils import CliError, Env, db_option, handle_errors, pass_env, stderr_is_tty
 from kamrules.errors import DeliveryError
+from kamrules.textsafe import term
 
 
 from kamrules.termtable import width  # noqa: E402 (one definition of terminal columns)
 
 
+def echo(text: str = "", err: bool = False) -> None:
+    """click.echo of text holding store values: control and bidi characters shown escaped."""
+    click.echo(term(text, keep_newlines=True), err=err)
+
+
 def table(headers: list[str], data: list[list]) -> str:
-    cells = [[("" if v is None else str(v)) for v in row] for row in [headers] + data]
+    """Store values are escaped (kamrules.textsafe.term) before they are measured and padded."""
+    cells = [[term(v) for v in row] for row in [headers] + data]
     widths = [max(width(r[i]) for r in cells) for i in range(len(headers))]
     lines = ["  ".join(c + " " * (w - width(c)) for c, w in zip(r, widths)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -129,19 +136,19 @@ def register(cli: click.Group) -> None:
         events = history.events(conn, r["fingerprint"])
         if fmt == "json":
             return _echo_json({**r, "alert": alert, "events": events})
-        click.echo(f"{r['fingerprint']}  {r['status']}  {r['severity']}  {r['code']} {r['rule']} ({r['ruleset']})")
-        click.echo(f"account:  {r['account_name'] or '(portfolio)'} {('(' + r['account_id'] + ')') if r['account_id'] else ''}")
-        click.echo(f"owner:    {r['owner'] or '-'} {r['owner_email'] or ''}")
-        click.echo(f"message:  {r['message']}")
-        click.echo(f"action:   {alert.get('action', '')}")
+        echo(term(f"{r['fingerprint']}  {r['status']}  {r['severity']}  {r['code']} {r['rule']} ({r['ruleset']})"))
+        echo(term(f"account:  {r['account_name'] or '(portfolio)'} {('(' + r['account_id'] + ')') if r['account_id'] else ''}"))
+        echo(term(f"owner:    {r['owner'] or '-'} {r['owner_email'] or ''}"))
+        echo(f"message:  {term(r['message'])}")
+        echo(f"action:   {term(alert.get('action', ''))}")
         from kamrules.lifecycle.digest import fmt_number
 
         for k, v in (alert.get("evidence") or {}).items():
-            click.echo(f"  {k} = {fmt_number(v)}")
-        click.echo(f"first seen {r['first_seen']} (as of {r['first_as_of']}), last seen {r['last_seen']} (as of {r['last_as_of']}), "
+            echo(f"  {term(k)} = {term(fmt_number(v))}")
+        echo(f"first seen {r['first_seen']} (as of {r['first_as_of']}), last seen {r['last_seen']} (as of {r['last_as_of']}), "
                    f"episode {r['episode']}, last notified {r['last_notified'] or 'never'}")
         for e in events:
-            click.echo(f"  {e['at']}  {e['event']:<8} {e['detail'] or ''}")
+            echo(term(f"  {e['at']}  {e['event']:<8} {e['detail'] or ''}"))
 
     @cli.group(name="silence")
     def silence_group():
@@ -187,7 +194,7 @@ def register(cli: click.Group) -> None:
             click.echo(f"warning: {warning}; silence {s.id} added anyway (it matches once that appears)", err=True)
         if fmt == "json":
             return _echo_json(s.to_dict())
-        click.echo(f"silence {s.id} added: {s.describe()} until {s.until}")
+        echo(term(f"silence {s.id} added: {s.describe()} until {s.until}"))
 
     @silence_group.command(name="list")
     @click.option("--all", "show_all", is_flag=True, help="Include expired silences.")
@@ -259,7 +266,7 @@ def register(cli: click.Group) -> None:
             if fmt == "json":
                 return _echo_json([str(p) for p in paths])
             for p in paths:
-                click.echo(str(p))
+                echo(term(str(p)))
             return click.echo(f"{len(paths)} messages written to {dry_run} (nothing sent)", err=True)
         bar = None
         if stderr_is_tty():
@@ -274,7 +281,7 @@ def register(cli: click.Group) -> None:
             _echo_json(report.to_dict())
         else:
             for e in report.errors:
-                click.echo(f"error: {e}", err=True)
+                echo(term(f"error: {e}"), err=True)
             rejected = f" ({report.rejected} rejected)" if report.rejected else ""
             click.echo(f"{report.sent} sent, {report.failed} failed{rejected}, {report.undelivered} undelivered")
             if report.in_flight:

@@ -10,7 +10,8 @@ import click
 
 from kamrules import hookimpl
 from kamrules.cliutils import CliError, Env, as_of_option, db_option, handle_errors, parse_date, pass_env, stderr_is_tty
-from kamrules.errors import EXIT_ALERTS, EXIT_INCOMPLETE, EXIT_OK, EXIT_UNDELIVERED
+from kamrules.errors import EXIT_ALERTS, EXIT_INCOMPLETE, EXIT_OK, EXIT_UNDELIVERED, KamrulesError
+from kamrules.textsafe import term
 
 from kamrules.vocab import SEVERITIES as SEVERITY_CHOICES  # noqa: E402
 FAIL_ON_CHOICES = ("info", "warning", "critical", "never")
@@ -51,12 +52,15 @@ def _progress(env: Env, store, label: str):
 
 
 def _write(text, output: str | None, bom: bool = False) -> None:
-    """Write a format's output: one string, or an iterable of chunks written as they come."""
+    """Write a format's output: one string, or an iterable of chunks written as they come.
+
+    A file is written whole or not at all (kamrules.outputs.atomic_output): a failure or a crash
+    midway leaves the previous file, and no partial one."""
     chunks = [text] if isinstance(text, str) else text
     if output:  # a BOM lets spreadsheet programs read Chinese CSV as UTF-8
-        with open(output, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as f:
-            for chunk in chunks:
-                f.write(chunk)
+        from kamrules.outputs import write_text
+
+        write_text(output, chunks, encoding="utf-8-sig" if bom else "utf-8")
     else:  # click.echo flushes on every call: hand it about 64 KiB at a time (one write each)
         held: list[str] = []
         size = 0
@@ -123,7 +127,8 @@ def register_commands(cli):
     @click.option("--ignore", multiple=True, metavar="CODE", help="Skip rules whose code starts with CODE (repeatable).")
     @click.option("--min-severity", type=click.Choice(SEVERITY_CHOICES), default=None, help="Report only alerts at or above this. Default: info (or [check] min_severity).")
     @click.option("--format", "fmt", default="table", show_default=True, metavar="FORMAT", help=f"{BUILTIN_FORMATS}, or a plugin's format.")
-    @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report to this file instead of stdout.")
+    @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report to this file instead of stdout (replaced only when complete; never the store or an input).")
+    @click.option("--csv-raw", is_flag=True, help="With --format csv: no ' before cells starting with = + - @ (same as --format csv-raw).")
     @click.option("--fail-on", type=click.Choice(FAIL_ON_CHOICES), default=None, help="Exit 1 if an alert is at or above this. Default: warning.")
     @click.option("--rulesets", "rulesets_dirs", multiple=True, type=click.Path(), metavar="DIR", help="Your own rule-set folder (repeatable); a file with a built-in's name replaces it.")
     @click.option("--notify", multiple=True, metavar="NAME", help="Send alerts through this notifier, e.g. email (repeatable).")
@@ -136,10 +141,14 @@ def register_commands(cli):
     @db_option
     @pass_env
     @handle_errors
-    def check_command(env: Env, as_of, rulesets, select, ignore, min_severity, fmt, output, fail_on, rulesets_dirs, notify, no_history, jobs, wait, batch_size):
+    def check_command(env: Env, as_of, rulesets, select, ignore, min_severity, fmt, output, csv_raw, fail_on, rulesets_dirs, notify, no_history, jobs, wait, batch_size):
         from kamrules.check import run_check
 
         cfg = env.settings.check
+        if csv_raw:
+            if fmt not in ("csv", "csv-raw"):
+                raise click.UsageError("--csv-raw goes with --format csv")
+            fmt = "csv-raw"
         format_failures: list = []
         formats = output_formats(env.pm, format_failures)
         if fmt not in formats:
@@ -152,6 +161,8 @@ def register_commands(cli):
             from kamrules.lifecycle.notifiers import configured_notifiers
 
             configured_notifiers(env.pm, list(notify), env.settings)
+        if output:
+            env.output_path(output, _user_rulesets(env, rulesets_dirs), "--output file")
         store = _open_store(env, wait)
         update, bar = _progress(env, store, "checking")
         form = formats[fmt]
@@ -168,9 +179,11 @@ def register_commands(cli):
                 bar.__exit__(None, None, None)
         try:
             if result.rendered is not None:  # rendered part by part while the workers ran
-                _write(form.assemble(result.rendered, result.summary), output, bom=fmt == "csv")
+                _write(form.assemble(result.rendered, result.summary), output, bom=fmt.startswith("csv"))
             else:
-                _write(form.render(result.alerts, result.summary), output, bom=fmt == "csv")
+                _write(form.render(result.alerts, result.summary), output, bom=fmt.startswith("csv"))
+        except KamrulesError:
+            raise
         except OSError as e:
             raise CliError(f"{output or 'stdout'}: cannot write the report: {e}") from e
         except Exception as e:  # a plugin's format: report it, keep the exit code documented
@@ -181,12 +194,12 @@ def register_commands(cli):
 
             report = record_and_notify(store, result, notify=tuple(notify), settings=env.settings, pm=env.pm)
         s = result.summary
-        click.echo(s.line(), err=True)
+        click.echo(term(s.line()), err=True)
         for line in s.details():
-            click.echo(line, err=True)
+            click.echo(term(line), err=True)
         line = getattr(report, "summary_line", None)
         if callable(line):
-            click.echo(line(), err=True)
+            click.echo(term(line(), keep_newlines=True), err=True)
         if output:
             click.echo(f"wrote {len(result.alerts)} alerts to {output}", err=True)
         code = decide_exit(result, fail_on or cfg.fail_on, getattr(report, "undelivered", 0) or 0)
@@ -276,7 +289,7 @@ def register_commands(cli):
         else:
             click.echo(render_explanation(ex) + "\n\n" + "\n".join(render_explain_section(health)))
         for where, msg in ex.failures:
-            click.echo(f"FAILED {where}: {msg}", err=True)
+            click.echo(term(f"FAILED {where}: {msg}"), err=True)
         if ex.failures:
             sys.exit(EXIT_INCOMPLETE)
 
@@ -309,6 +322,7 @@ def print_demo(env: Env, accounts: int, demo_db: str, seed: int, as_of: str, max
     from kamrules.store import Store
 
     path = Path(demo_db)
+    refuse_demo_target(env, path)
     for p in (path, Path(str(path) + "-wal"), Path(str(path) + "-shm"), Path(str(path) + "-journal")):
         if p.exists():
             p.unlink()
@@ -335,6 +349,28 @@ def print_demo(env: Env, accounts: int, demo_db: str, seed: int, as_of: str, max
     store.close()
 
 
+def refuse_demo_target(env: Env, path: Path) -> None:
+    """The demo replaces its store: only a kamrules store that is not the one in use (--db / $KAMRULES_DB / config)."""
+    import sqlite3
+
+    from kamrules.errors import InputError
+    from kamrules.store import _check_sqlite_file, foreign_reason
+
+    env.output_path(path, what="demo store")  # the store in use, a folder, a FIFO: refused
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    _check_sqlite_file(path)  # not SQLite: refused
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        reason = foreign_reason(conn)
+    except sqlite3.DatabaseError as e:
+        reason = str(e)
+    finally:
+        conn.close()
+    if reason:
+        raise InputError(f"{path}: not a kamrules store ({reason}); the demo replaces its --db file, refusing to delete this one")
+
+
 def _fmt_threshold(v) -> str:
     if isinstance(v, dict):
         return ", ".join(f"{k} {x}" for k, x in v.items())
@@ -346,33 +382,35 @@ def render_rules(sets) -> str:
 
     out = []
     for rs in sets:
-        out.append(f"{rs.name} ({len(rs.rules)} rules){'' if rs.builtin else '  [' + rs.path + ']'}")
+        out.append(term(f"{rs.name} ({len(rs.rules)} rules){'' if rs.builtin else '  [' + rs.path + ']'}"))
         if rs.description:
-            out += ["  " + ln for ln in wrap(rs.description, 76)]
+            out += ["  " + ln for ln in wrap(term(rs.description, keep_newlines=True), 76)]
         for r in rs.rules:
             flag = "" if r.enabled else "  (disabled)"
             sev = "/".join(sorted({v.severity for v in r.variants()}, key=SEVERITY_CHOICES.index))
-            out.append(f"  {r.code}  {r.name}  [{sev}{', portfolio' if r.scope == 'portfolio' else ''}]{flag}")
+            out.append(term(f"  {r.code}  {r.name}  [{sev}{', portfolio' if r.scope == 'portfolio' else ''}]{flag}"))
             for name, v in r.thresholds.items():
                 tiers = "; ".join(f"{t}: {_fmt_threshold(o[name])}" for t, o in r.tiers.items() if name in o)
-                out.append(f"      {name}: {_fmt_threshold(v)}" + (f"  (tiers: {tiers})" if tiers else ""))
+                out.append(term(f"      {name}: {_fmt_threshold(v)}" + (f"  (tiers: {tiers})" if tiers else "")))
             if r.description:
-                out += ["      " + ln for ln in wrap(r.description, 72)]
+                out += ["      " + ln for ln in wrap(term(r.description, keep_newlines=True), 72)]
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 
 
 def render_explanation(ex) -> str:
+    """The text of `kamrules explain`: store values escaped (kamrules.textsafe.term), CJK aligned."""
     from kamrules.termtable import pad, truncate, width, wrap
 
-    out = [f"account {ex.account_id} as of {ex.as_of}", "", "facts:"]
-    w = max((width(k) for k in ex.facts), default=0)
-    for k, v in ex.facts.items():
-        out.append(f"  {pad(k, w)}  {truncate(repr(v) if isinstance(v, float) else str(v), 76 - w)}")
+    out = [f"account {term(ex.account_id)} as of {term(ex.as_of)}", "", "facts:"]
+    facts = {term(k): term(repr(v) if isinstance(v, float) else v) for k, v in ex.facts.items()}
+    w = max((width(k) for k in facts), default=0)
+    for k, v in facts.items():
+        out.append(f"  {pad(k, w)}  {truncate(v, 76 - w)}")
     out += ["", "rules:"]
     label = {"fired": "FIRED", "not_fired": "-", "skipped": "skip", "portfolio": "port", "disabled": "off"}
     for v in ex.verdicts:
-        lines = wrap(v.reason, 80 - 2 - 8 - 2 - 5 - 2)
-        out.append(f"  {v.code:<8}  {label[v.status]:<5}  {lines[0]}")
+        lines = wrap(term(v.reason, keep_newlines=True), 80 - 2 - 8 - 2 - 5 - 2)
+        out.append(f"  {term(v.code):<8}  {label[v.status]:<5}  {lines[0]}")
         out += [" " * 19 + ln for ln in lines[1:]]
     return "\n".join(out)

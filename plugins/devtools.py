@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from kamrules import hookimpl
-from kamrules.cliutils import db_option, handle_errors, pass_env, stderr_is_tty
+from kamrules.cliutils import handle_errors, pass_env, stderr_is_tty
 from kamrules.errors import InputError
 
 
@@ -26,7 +26,6 @@ def register_commands(cli):
 @click.option("--junit", "junit", type=click.Path(dir_okay=False), help="Also write the results as JUnit XML to FILE (for CI).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("-v", "--verbose", is_flag=True, help="Show the details of passing cases too.")
-@db_option
 @pass_env
 @handle_errors
 def test_command(env, paths, junit, fmt, verbose):
@@ -35,8 +34,8 @@ def test_command(env, paths, junit, fmt, verbose):
     Each case builds its book in a temporary store with the real importer, runs
     the check as of its date, and compares the alerts with its `expect:` and
     `quiet:` lists. A folder means every *.yaml / *.yml file below it. The
-    file format is in docs/plugins.md (Testing rules). --db is not used: every
-    case gets its own temporary store.
+    file format is in docs/plugins.md (Testing rules). Every case gets its own
+    temporary store: no account store is used.
 
     \b
     Examples:
@@ -56,9 +55,13 @@ def test_command(env, paths, junit, fmt, verbose):
             if done == total:
                 click.echo("\r" + " " * 24 + "\r", nl=False, err=True)
 
+    if junit:  # refused before the run: never the store, a test file, a folder or a FIFO
+        env.output_path(junit, paths, "--junit file")
     run = run_tests(paths, pm=env.pm, progress=progress)
     if junit:
-        Path(junit).write_text(render_junit(run), encoding="utf-8")
+        from kamrules.outputs import write_text
+
+        write_text(junit, render_junit(run), newline=None)
     if fmt == "json":
         click.echo(json.dumps(run.to_dict(), indent=2, ensure_ascii=False, default=str))
     else:
@@ -82,7 +85,6 @@ def plugin_group():
 @click.option("--dir", "parent", type=click.Path(file_okay=False), default=".", show_default=True, help="Create the package folder inside this folder.")
 @click.option("--prefix", default=None, metavar="CODE", help="Rule code prefix, 2-4 capital letters (default: from NAME, e.g. REC for receivables).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@db_option
 @handle_errors
 def plugin_new(name, parent, prefix, fmt):
     """Scaffold a plugin package that installs and passes its own test at once.

@@ -11,6 +11,7 @@ from typing import Iterable, Iterator, Sequence
 from kamrules import hookimpl
 from kamrules.formats import OutputFormat, items_format
 from kamrules.termtable import pad, width, wrap
+from kamrules.textsafe import CSV_FORMULA_START, csv_cell, markdown, term
 
 WIDTH = 80
 CSV_FIELDS = ("fingerprint", "severity", "code", "ruleset", "rule", "account_id", "account_name", "owner",
@@ -87,10 +88,22 @@ def _csv_line(values) -> str:
     return _CSV_BUF.getvalue()
 
 
-def csv_item(alert) -> str:
+def csv_raw_item(alert) -> str:
     d = alert.to_dict()
     d["evidence"] = json.dumps(d["evidence"], ensure_ascii=False, sort_keys=False)
     return _csv_line(["" if d.get(k) is None else d[k] for k in CSV_FIELDS])
+
+
+def csv_item(alert) -> str:
+    """One CSV row; a text cell starting with = + - @ TAB or CR gets a leading ' (spreadsheet formula guard,
+    see kamrules.textsafe.csv_cell); plain numbers are kept."""
+    d = alert.to_dict()
+    d["evidence"] = json.dumps(d["evidence"], ensure_ascii=False, sort_keys=False)
+    values = ["" if d.get(k) is None else d[k] for k in CSV_FIELDS]
+    for i, v in enumerate(values):
+        if type(v) is str and v and v[0] in CSV_FORMULA_START:
+            values[i] = csv_cell(v)
+    return _csv_line(values)
 
 
 def csv_assemble(texts: Iterable[str], summary) -> Iterator[str]:
@@ -109,8 +122,7 @@ def render_csv(alerts: Sequence, summary) -> Iterator[str]:
     return csv_assemble(map(csv_item, alerts), summary)
 
 
-def _md(text) -> str:
-    return str(text if text is not None else "").replace("|", "\\|").replace("\n", " ")
+_md = markdown  # HTML, pipes, controls and bidi controls escaped; one line
 
 
 def render_markdown(alerts: Sequence, summary) -> str:
@@ -123,11 +135,11 @@ def render_markdown(alerts: Sequence, summary) -> str:
         group = list(group)
         head = owner or "(no owner)"
         email = group[0].owner_email
-        out += [f"## {_md(head)}" + (f" <{email}>" if email else ""), ""]
+        out += [f"## {_md(head)}" + (f" &lt;{_md(email)}&gt;" if email else ""), ""]
         out += ["| account | severity | code | message | action |", "| --- | --- | --- | --- | --- |"]
         for a in group:
             acct = f"{a.account_name} ({a.account_id})" if a.account_id else "(portfolio)"
-            out.append(f"| {_md(acct)} | {a.severity} | {a.code} | {_md(a.message)} | {_md(a.action)} |")
+            out.append(f"| {_md(acct)} | {_md(a.severity)} | {_md(a.code)} | {_md(a.message)} | {_md(a.action)} |")
         out.append("")
     return "\n".join(out)
 
@@ -136,27 +148,29 @@ SEV_LABEL = {"critical": "CRIT", "warning": "WARN", "info": "info"}
 
 
 def render_table(alerts: Sequence, summary, max_width: int = WIDTH) -> str:
-    """Grouped by owner, then account; messages wrapped to fit ``max_width`` columns."""
+    """Grouped by owner, then account; messages wrapped to fit ``max_width`` columns.
+
+    Store values are shown escaped (kamrules.textsafe.term): no terminal escape or bidi control gets through."""
     if not alerts:
         return "No alerts.\n"
-    code_w = max(width(a.code) for a in alerts)
+    code_w = max(width(term(a.code)) for a in alerts)
     indent = 2 + 4 + 2 + code_w + 2  # "  " + label + "  " + code + "  "
     text_w = max(max_width - indent, 24)
     out: list[str] = []
     for owner, by_owner in groupby(alerts, key=lambda a: a.owner):
         by_owner = list(by_owner)
         email = by_owner[0].owner_email
-        title = f"{owner or '(no owner)'}" + (f" <{email}>" if email else "")
+        title = term(f"{owner or '(no owner)'}" + (f" <{email}>" if email else ""))
         n = len(by_owner)
         head = f"{title}: {n} alert{'s' if n != 1 else ''}"
         out.append(head if width(head) <= max_width else pad(head, max_width))
         out.append("=" * min(max(width(out[-1]), 20), max_width))
         for (acct, name), items in groupby(by_owner, key=lambda a: (a.account_id, a.account_name)):
-            label = f"{name} ({acct})" if acct else "(portfolio)"
+            label = term(f"{name} ({acct})") if acct else "(portfolio)"
             out.append(label if width(label) <= max_width else pad(label, max_width))
             for a in items:
-                lines = wrap(a.message, text_w) + wrap("-> " + a.action, text_w)
-                out.append(f"  {SEV_LABEL[a.severity]:<4}  {pad(a.code, code_w)}  {lines[0]}".rstrip())
+                lines = wrap(term(a.message, True), text_w) + wrap("-> " + term(a.action, True), text_w)
+                out.append(f"  {SEV_LABEL[a.severity]:<4}  {pad(term(a.code), code_w)}  {lines[0]}".rstrip())
                 out += [(" " * indent + ln).rstrip() for ln in lines[1:]]
         out.append("")
     return "\n".join(out)
@@ -168,6 +182,7 @@ def register_output_formats():
         OutputFormat("table", render_table, "grouped by owner and account, fits 80 columns", "txt"),
         items_format("json", json_item, json_assemble, "a JSON array of alert objects", "json"),
         items_format("jsonl", jsonl_item, jsonl_assemble, "one JSON alert object per line", "jsonl"),
-        items_format("csv", csv_item, csv_assemble, "one row per alert (evidence as JSON)", "csv"),
+        items_format("csv", csv_item, csv_assemble, "one row per alert (evidence as JSON); cells that a spreadsheet would read as a formula start with '", "csv"),
+        items_format("csv-raw", csv_raw_item, csv_assemble, "as csv, without the ' before cells starting with = + - @", "csv"),
         OutputFormat("markdown", render_markdown, "a Markdown report, one table per owner", "md"),
     ]

@@ -38,10 +38,11 @@ class _Bar:
 @hookimpl
 def register_commands(cli):
     @cli.command(name="init")
+    @click.option("--force", is_flag=True, help="Also make an existing SQLite file of another application a store (adds the kamrules tables to it).")
     @db_option
     @pass_env
     @handle_errors
-    def init_command(env: Env):
+    def init_command(env: Env, force):
         """Create an empty account store (or bring an existing one up to date).
 
         Safe to run again: existing data is kept, missing tables are created and
@@ -52,10 +53,11 @@ def register_commands(cli):
           kamrules init
           kamrules init --db /data/ka.db
           KAMRULES_DB=/data/ka.db kamrules init
+          kamrules init --force --db crm.db     add the kamrules tables to another SQLite file
         """
         from kamrules.store import Store
 
-        with Store.open(env.db, pm=env.pm) as store:
+        with Store.open(env.db, pm=env.pm, adopt=force) as store:
             store.init()
             click.echo(f"{env.db}: store ready (schema version {store.schema_version}, tables: {', '.join(store.tables)})")
 
@@ -89,6 +91,8 @@ def register_commands(cli):
         """
         from kamrules.store import Store
 
+        if skip_invalid is not None:
+            env.output_path(skip_invalid, paths, "--skip-invalid file")
         bar = _Bar("importing", stderr_is_tty(), min_total=1 << 20)
         try:
             with Store.open(env.db, pm=env.pm) as store:
@@ -103,7 +107,7 @@ def register_commands(cli):
             click.echo(f"{report.rejected} row(s) refused, see {report.rejects_path}", err=True)
 
     @cli.command(name="generate")
-    @click.option("--accounts", "accounts", type=click.IntRange(min=0), required=True, help="Number of accounts to generate.")
+    @click.option("--accounts", "accounts", type=click.IntRange(0, 10_000_000), required=True, help="Number of accounts to generate (up to 10,000,000).")
     @click.option("--out", "out", type=click.Path(file_okay=False), default=None, help="Write one data file per table into this folder.")
     @click.option("--seed", type=int, default=0, show_default=True, help="Random seed: the same seed gives the same book.")
     @click.option("--as-of", "as_of", default=None, metavar="DATE", help="The book ends on this date (YYYY-MM-DD). Default: today.")
@@ -135,6 +139,11 @@ def register_commands(cli):
         bar = _Bar("generating", stderr_is_tty(), min_total=500)
         try:
             if out:
+                from pathlib import Path
+
+                if Path(out).is_dir():  # the files it will replace: none may be the store or not a plain file
+                    for name in gen.ORDER:
+                        env.output_path(Path(out) / f"{name}.{fmt}", what="--out file")
                 stats = gen.generate_to_dir(out, accounts, seed=seed, as_of=as_of, fmt=fmt, progress=bar, **kwargs)
                 where = out
             else:
