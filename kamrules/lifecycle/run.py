@@ -10,7 +10,7 @@ from kamrules.alerts import SEVERITY_RANK
 from kamrules.errors import KamrulesError
 from kamrules.lifecycle import history, outbox, silences
 from kamrules.lifecycle.notifiers import DueItem, select_notifiers, unrouted_reason
-from kamrules.lifecycle.schema import connection_of, ensure_schema, parse_ts, rows, utcnow
+from kamrules.lifecycle.schema import connection_of, ensure_schema, parse_ts, rows, transaction, utcnow
 
 
 @dataclass
@@ -160,9 +160,11 @@ def record_and_notify(store, result, notify: Sequence[str] = ("email",), setting
     from kamrules import runs  # issue 16: each recorded check is a run; its events point at it
 
     runs.ensure_schema(conn)
-    first_event = runs.last_event_id(conn)
-    recorded = history.record(conn, alerts, scope_of(result), now, silenced=silenced)
-    runs.record_run(conn, result, now, first_event, runs.code_rulesets(result, pm, settings))
+    code_ruleset = runs.code_rulesets(result, pm, settings)
+    with transaction(conn):  # the history and its run commit together: a crash leaves neither
+        first_event = runs.last_event_id(conn)
+        recorded = history.record(conn, alerts, scope_of(result), now, silenced=silenced)
+        runs.record_run(conn, result, now, first_event, code_ruleset)
     report = NotifyReport(silenced=len(silenced), new=len(recorded.new), resolved=len(recorded.resolved), notifiers=tuple(notifiers))
     as_of = as_of_of(result, alerts)
     unrouted: dict[str, str] = {}
