@@ -34,6 +34,7 @@ DEFAULT_PLUGINS = (
     "kamrules_plugins.webhook_notifier",
     "kamrules_plugins.devtools",
     "kamrules_plugins.health_commands",
+    "kamrules_plugins.backtest_commands",
 )
 
 
