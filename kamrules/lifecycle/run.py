@@ -164,7 +164,7 @@ def record_and_notify(store, result, notify: Sequence[str] = ("email",), setting
     with transaction(conn):  # the history and its run commit together: a crash leaves neither
         first_event = runs.last_event_id(conn)
         recorded = history.record(conn, alerts, scope_of(result), now, silenced=silenced)
-        runs.record_run(conn, result, now, first_event, code_ruleset)
+        run_id = runs.record_run(conn, result, now, first_event, code_ruleset)
     report = NotifyReport(silenced=len(silenced), new=len(recorded.new), resolved=len(recorded.resolved), notifiers=tuple(notifiers))
     as_of = as_of_of(result, alerts)
     unrouted: dict[str, str] = {}
@@ -174,7 +174,8 @@ def record_and_notify(store, result, notify: Sequence[str] = ("email",), setting
     for name, notifier in notifiers.items():
         try:
             items = due_items(conn, name, settings, now, route=notifier.route)
-            queued, missing, went = outbox.queue(conn, notifier, items, settings, as_of, now)
+            with runs.scores_for_digests(conn, run_id):  # the digest shows each account's score and trend
+                queued, missing, went = outbox.queue(conn, notifier, items, settings, as_of, now)
         except KamrulesError:
             raise  # bad settings or templates: exit 2
         except Exception as e:  # a notifier plugin's bug: nothing of it was queued; its alerts stay due
