@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from kamrules.alerts import SEVERITIES
 from kamrules.lifecycle.schema import rows, transaction, ts
@@ -215,3 +217,82 @@ def code_rulesets(result, pm, settings) -> dict[str, str] | None:
     except KamrulesError:
         return None
     return {r.code: rs.name for rs in sets for r in rs.rules if r.enabled}
+
+
+# -- scores beside alerts: the digest and check's table (issue 16) -------------------------------------
+
+_DIGEST_RUN: ContextVar[tuple | None] = ContextVar("kamrules_digest_run", default=None)
+
+
+@contextmanager
+def scores_for_digests(conn, run_id: int | None):
+    """While rendering this run's digests, :func:`digest_health` finds its scores (the notifier hook's
+    signature stays as it is)."""
+    token = _DIGEST_RUN.set((conn, run_id) if run_id is not None else None)
+    try:
+        yield
+    finally:
+        _DIGEST_RUN.reset(token)
+
+
+def _scores(conn, run_id: int, ids: list[str]) -> dict[str, tuple[int, str]]:
+    out = {}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        out.update({a: (s, g) for a, s, g in conn.execute(
+            f"SELECT account_id, score, grade FROM health_scores WHERE run_id = ? AND account_id IN ({', '.join('?' * len(chunk))})",
+            [run_id, *chunk])})
+    return out
+
+
+def labelled(scores: dict[str, int], before: dict[str, int], scorecard=None) -> dict[str, dict]:
+    """{account: {score, grade, grade_en, grade_zh, trend, change}} (trend None: no earlier score)."""
+    from kamrules.health import default_scorecard, trend
+
+    sc = scorecard or default_scorecard()
+    out = {}
+    for acc, score in scores.items():
+        g, t = sc.grade_of(score), trend(score, before.get(acc))
+        out[acc] = {"score": score, "grade": g.grade, "grade_en": g.en, "grade_zh": g.zh,
+                    "trend": t["direction"] if t else None, "change": t["change"] if t else None}
+    return out
+
+
+def digest_health(account_ids) -> dict[str, dict]:
+    """The scores (and trend against the previous complete run) of these accounts at the run whose digests
+    are being rendered; {} outside :func:`scores_for_digests`."""
+    at = _DIGEST_RUN.get()
+    ids = sorted({a for a in account_ids if a})
+    if at is None or not ids:
+        return {}
+    conn, run_id = at
+    run = rows(conn, "SELECT as_of FROM runs WHERE id = ?", (run_id,))
+    if not run:
+        return {}
+    now = {a: s for a, (s, _) in _scores(conn, run_id, ids).items()}
+    prev = run_before(conn, run[0]["as_of"])
+    before = {a: s for a, (s, _) in _scores(conn, prev["id"], ids).items()} if prev else {}
+    return labelled(now, before)
+
+
+def trend_text(h: dict | None) -> str:
+    """``62 watch ↓-12`` (score, grade, trend against the previous run)."""
+    if not h:
+        return ""
+    arrow = {"up": "↑", "down": "↓", "steady": "→"}.get(h["trend"] or "", "")
+    change = f"{arrow}{h['change']:+d}" if h["change"] else arrow
+    return f"{h['score']} {h['grade_en']}" + (f" {change}" if change else "")
+
+
+def check_health(conn, result, pm=None, settings=None, scorecard=None) -> dict[str, dict]:
+    """The score each alerting account of ``result`` gets when the check is recorded (as record_run computes
+    it), with the trend against the newest complete run before its date: for check's table."""
+    from kamrules import health
+
+    sc = scorecard or health.default_scorecard()
+    s = getattr(result, "summary", None)
+    ran = ran_rulesets(s, code_rulesets(result, pm, settings)) if s is not None else None
+    scores = {a.account_id: a.score for a in health.score_alerts(conn, result.alerts, sc, ran)}
+    prev = run_before(conn, str(result.as_of)) if "runs" in _tables(conn) else None
+    before = {a: s for a, (s, _) in _scores(conn, prev["id"], sorted(scores)).items()} if prev else {}
+    return labelled(scores, before, sc)

@@ -89,6 +89,12 @@ def _open_store(env: Env, wait: float | None):
         raise
 
 
+def _builtin_table(form) -> bool:
+    from kamrules_plugins.formats import render_table
+
+    return form.render is render_table
+
+
 def decide_exit(result, fail_on: str, undelivered: int = 0) -> int:
     """Precedence 3 > 4 > 1 > 0 (2 is raised as an error before we get here)."""
     if not result.summary.complete:
@@ -180,6 +186,11 @@ def register_commands(cli):
         try:
             if result.rendered is not None:  # rendered part by part while the workers ran
                 _write(form.assemble(result.rendered, result.summary), output, bom=fmt.startswith("csv"))
+            elif fmt == "table" and not no_history and result.summary.complete and _builtin_table(form):
+                from kamrules.runs import check_health, trend_text  # issue 16: the score this run records, and its trend
+
+                health = {a: trend_text(h) for a, h in check_health(store.conn, result, env.pm, env.settings).items()}
+                _write(form.render(result.alerts, result.summary, health=health), output)
             else:
                 _write(form.render(result.alerts, result.summary), output, bom=fmt.startswith("csv"))
         except KamrulesError:

@@ -147,8 +147,9 @@ def render_markdown(alerts: Sequence, summary) -> str:
 SEV_LABEL = {"critical": "CRIT", "warning": "WARN", "info": "info"}
 
 
-def render_table(alerts: Sequence, summary, max_width: int = WIDTH) -> str:
-    """Grouped by owner, then account; messages wrapped to fit ``max_width`` columns.
+def render_table(alerts: Sequence, summary, max_width: int = WIDTH, health: dict | None = None) -> str:
+    """Grouped by owner, then account; messages wrapped to fit ``max_width`` columns. ``health``:
+    {account_id: text} shown after the account (its score and trend, when the check records a run).
 
     Store values are shown escaped (kamrules.textsafe.term): no terminal escape or bidi control gets through."""
     if not alerts:
@@ -167,6 +168,8 @@ def render_table(alerts: Sequence, summary, max_width: int = WIDTH) -> str:
         out.append("=" * min(max(width(out[-1]), 20), max_width))
         for (acct, name), items in groupby(by_owner, key=lambda a: (a.account_id, a.account_name)):
             label = term(f"{name} ({acct})") if acct else "(portfolio)"
+            if health and health.get(acct):
+                label += f"  · health {health[acct]}"
             out.append(label if width(label) <= max_width else pad(label, max_width))
             for a in items:
                 lines = wrap(term(a.message, True), text_w) + wrap("-> " + term(a.action, True), text_w)

@@ -232,3 +232,66 @@ def test_explain_shows_how_the_score_was_computed(db):
     assert [d["code"] for d in h["drivers"]] == [d["code"] for d in worst["drivers"]]
     text = run(["explain", worst["account_id"], "--as-of", "2026-10-31"], db).stdout
     assert f"health: {worst['score']}/100" in text and "budget" in text and worst["drivers"][0]["code"] in text.split("health:")[1]
+
+
+# -- the score and trend beside the alerts: check's table and the digest --------------------------------
+
+def _stored(db, as_of):
+    import sqlite3
+
+    c = sqlite3.connect(db)
+    try:
+        rid = c.execute("SELECT MAX(id) FROM runs WHERE as_of = ?", (as_of,)).fetchone()[0]
+        return dict(c.execute("SELECT account_id, score FROM health_scores WHERE run_id = ?", (rid,)).fetchall())
+    finally:
+        c.close()
+
+
+def test_check_table_shows_the_recorded_score_and_trend(db):
+    import re
+
+    plain = run(["check", "--as-of", "2026-09-30", "--fail-on", "never", "--no-history"], db)
+    assert "· health" not in plain.stdout  # nothing recorded: no score shown (the golden tables stay as they are)
+    first = run(["check", "--as-of", "2026-09-30", "--fail-on", "never"], db)
+    second = run(["check", "--as-of", "2026-10-31", "--fail-on", "never"], db)
+    s1, s2 = _stored(db, "2026-09-30"), _stored(db, "2026-10-31")
+    shown = {m.group(1): (int(m.group(2)), m.group(3)) for m in
+             re.finditer(r"\((A\d+)\)  · health (\d+) [a-z ]+?(?: ([↑↓→][+-]?\d*))?$", second.stdout, re.M)}
+    alerting = {m.group(1) for m in re.finditer(r"\((A\d+)\)", second.stdout)}
+    assert shown and set(shown) == alerting  # every account with alerts, none without
+    for acc, (score, arrow) in shown.items():
+        assert score == s2[acc]  # the score the run recorded
+        t = trend(s2[acc], s1[acc])
+        assert arrow == ({"up": "↑", "down": "↓", "steady": "→"}[t["direction"]] + (f"{t['change']:+d}" if t["change"] else ""))
+    assert any(a[1] != "→" for a in shown.values())  # some account really moved between the dates
+    assert "· health" in first.stdout and "→" not in first.stdout.split("· health", 1)[1].splitlines()[0]  # no earlier run: no arrow
+
+
+def test_the_digest_shows_each_accounts_score_and_trend(book_store, server):
+    from smtp_server import settings_for
+
+    from kamrules.check import run_check
+    from kamrules.lifecycle import record_and_notify
+
+    import datetime as dt
+
+    s = settings_for(server.port, KAMRULES_EMAIL_DEFAULT_TO="ka-team@example.com")
+    now = dt.datetime(2026, 11, 1, 8, 0, tzinfo=dt.timezone.utc)
+    record_and_notify(book_store, run_check(book_store, as_of="2026-09-30", jobs=1), notify=(), now=now - dt.timedelta(days=31))
+    result = run_check(book_store, as_of="2026-10-31", jobs=1)
+    r = record_and_notify(book_store, result, notify=("email",), settings=s, pm=book_store.pm, now=now)
+    assert r.sent > 0 and r.undelivered == 0
+    s1, s2 = _stored(book_store.path, "2026-09-30"), _stored(book_store.path, "2026-10-31")
+    seen = 0
+    for m in server.received:
+        text = m.message.get_body(("plain",)).get_content()
+        html = m.message.get_body(("html",)).get_content()
+        for acc in {a.account_id for a in result.alerts if a.account_id and f"({a.account_id})" in text}:
+            t = trend(s2[acc], s1[acc])
+            arrow = {"up": "↑", "down": "↓", "steady": "→"}[t["direction"]] + (f"{t['change']:+d}" if t["change"] else "")
+            grade = default_scorecard().grade_of(s2[acc]).en
+            line = next(x for x in text.splitlines() if x.startswith("== ") and f"({acc})" in x)
+            assert line.endswith(f"· health {s2[acc]} {grade} {arrow} =="), line
+            assert f"health {s2[acc]} {grade} {arrow}" in html
+            seen += 1
+    assert seen >= 5

@@ -126,3 +126,112 @@ def test_runs_library_finds_runs_by_date(tmp_path, pm):
     assert runs.run_before(s.conn, "2026-10-31", oldest="2026-09-24", target="2026-10-01")["as_of"] == "2026-10-01"
     assert runs.run_at(s.conn, "2026-10-30") is None
     s.close()
+
+
+# -- the history and its run are one transaction (issue 16, reliability) -----------------------------
+
+KILLER = r"""
+import datetime as dt, os, signal, sys
+sys.path.insert(0, sys.argv[2])
+from smtp_server import Result, alert
+from kamrules import runs
+from kamrules.lifecycle import record_and_notify
+from kamrules.plugins import make_plugin_manager
+from kamrules.store import Store
+
+def die(*a, **k):  # the history of this check is written (not yet committed): the process dies here
+    os.kill(os.getpid(), signal.SIGKILL)
+
+runs.record_run = die
+s = Store.open(sys.argv[1], pm=make_plugin_manager(load_entry_points=False))
+record_and_notify(s, Result((alert("KAM101", "warning"), alert("KAM301", "critical", account_id="A003"))), notify=(),
+                  now=dt.datetime(2026, 11, 1, 8, 0, tzinfo=dt.timezone.utc))
+print("not killed")
+"""
+
+
+def _tables_dump(db):
+    c = sqlite3.connect(str(db))
+    try:
+        names = [r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        return {n: c.execute(f'SELECT * FROM "{n}" ORDER BY 1').fetchall() for n in names}
+    finally:
+        c.close()
+
+
+def test_a_process_killed_between_history_and_run_leaves_neither(tmp_path, pm):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    db = tmp_path / "k.db"
+    s = Store.open(db, pm=pm)
+    record_and_notify(s, Result((alert("KAM101", "info"),)), notify=(), now=NOW - dt.timedelta(days=1))  # run 1
+    s.close()
+    before = _tables_dump(db)
+    here = os.path.dirname(__file__)
+    p = subprocess.run([sys.executable, "-c", KILLER, str(db), here], capture_output=True, text=True, timeout=120)
+    assert p.returncode == -signal.SIGKILL, p.stderr
+    after = _tables_dump(db)
+    assert after == before  # no history without its run: neither the events nor the history rows of the killed check
+    assert q(db, "SELECT COUNT(*) FROM runs")[0][0] == 1
+    # the next check records history and run together, every event pointing at its run
+    s = Store.open(db, pm=pm)
+    record_and_notify(s, Result((alert("KAM101", "warning"),)), notify=(), now=NOW)
+    s.close()
+    assert q(db, "SELECT COUNT(*) FROM runs")[0][0] == 2
+    assert q(db, "SELECT COUNT(*) FROM alert_events WHERE run_id IS NULL")[0][0] == 0
+
+
+def test_an_error_inside_the_recording_writes_nothing(book_store, monkeypatch):
+    from kamrules import health
+    from kamrules.check import run_check
+
+    result = run_check(book_store, as_of="2026-10-31", jobs=1)
+    assert result.alerts
+    record_and_notify(book_store, result, notify=(), now=NOW - dt.timedelta(days=7))
+    db = book_store.path
+    before = _tables_dump(db)
+
+    def broken(*a, **k):
+        raise RuntimeError("scoring broke")
+
+    monkeypatch.setattr(health, "score_alerts", broken)  # fails after the run row and the history are written
+    result2 = run_check(book_store, as_of="2026-10-31", select=["KAM1"], jobs=1)
+    try:
+        record_and_notify(book_store, result2, notify=(), now=NOW)
+    except RuntimeError as e:
+        assert "scoring broke" in str(e)
+    else:
+        raise AssertionError("the recording did not fail")
+    assert _tables_dump(db) == before
+    assert not book_store.conn.in_transaction
+
+
+def test_a_nested_transaction_is_a_savepoint_of_the_outer_one(tmp_path):
+    from kamrules.lifecycle.schema import transaction
+
+    c = sqlite3.connect(str(tmp_path / "t.db"), isolation_level=None)
+    c.execute("CREATE TABLE t (x)")
+    with transaction(c):
+        c.execute("INSERT INTO t VALUES (1)")
+        try:
+            with transaction(c):
+                c.execute("INSERT INTO t VALUES (2)")
+                raise ValueError
+        except ValueError:
+            pass  # the inner unit rolled back alone; the outer goes on
+        with transaction(c):
+            c.execute("INSERT INTO t VALUES (3)")
+        assert c.in_transaction  # the inner ones did not commit the outer
+    assert c.execute("SELECT x FROM t ORDER BY x").fetchall() == [(1,), (3,)]
+    try:
+        with transaction(c):
+            with transaction(c):
+                c.execute("INSERT INTO t VALUES (4)")
+            raise ValueError
+    except ValueError:
+        pass
+    assert c.execute("SELECT x FROM t ORDER BY x").fetchall() == [(1,), (3,)]  # committed with the outer, or not at all
+    c.close()

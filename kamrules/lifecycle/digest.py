@@ -112,6 +112,12 @@ def context(recipient: str, items: Sequence[DueItem], as_of: str, key: str) -> d
             "first_seen": it.first_seen, "fingerprint": a.fingerprint,
             "numbers": [(k, fmt_number(v)) for k, v in a.evidence.items()],
         })
+    from kamrules.runs import digest_health, trend_text  # issue 16: each account's score and trend
+
+    health = digest_health(g["account_id"] for g in groups)
+    for g in groups:
+        g["health"] = health.get(g["account_id"])
+        g["health_text"] = trend_text(g["health"])
     firing = [i for i in items if i.status == "firing"]
     counts = Counter(i.alert.severity for i in firing)
     owners = sorted({i.alert.owner for i in items if i.alert.owner})

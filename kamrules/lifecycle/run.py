@@ -11,7 +11,7 @@ from kamrules.alerts import SEVERITY_RANK
 from kamrules.errors import KamrulesError, StoreBusy
 from kamrules.lifecycle import history, outbox, silences
 from kamrules.lifecycle.notifiers import DueItem, configured_notifiers, select_notifiers, unrouted_reason
-from kamrules.lifecycle.schema import connection_of, ensure_schema, parse_ts, rows, utcnow
+from kamrules.lifecycle.schema import connection_of, ensure_schema, parse_ts, rows, transaction, utcnow
 
 
 @dataclass
@@ -178,12 +178,15 @@ def record_and_notify(store, result, notify: Sequence[str] = ("email",), setting
     silenced = silences.silenced_by(alerts, silences.list_silences(conn, now))
     from kamrules import runs  # each recorded check is a run; its events point at it
 
+    run_id = None
     try:
         runs.ensure_schema(conn)
-        first_event = runs.last_event_id(conn)
-        recorded = history.record(conn, alerts, scope_of(result), now, silenced=silenced, as_of=known_as_of(result, alerts))
-        if not recorded.behind:
-            runs.record_run(conn, result, now, first_event, runs.code_rulesets(result, pm, settings))
+        code_ruleset = runs.code_rulesets(result, pm, settings)
+        with transaction(conn):  # the history and its run commit together: a crash leaves neither
+            first_event = runs.last_event_id(conn)
+            recorded = history.record(conn, alerts, scope_of(result), now, silenced=silenced, as_of=known_as_of(result, alerts))
+            if not recorded.behind:
+                run_id = runs.record_run(conn, result, now, first_event, code_ruleset)
     except sqlite3.OperationalError as e:
         from kamrules.partition import is_busy
 
@@ -202,7 +205,8 @@ def record_and_notify(store, result, notify: Sequence[str] = ("email",), setting
     for name, notifier in notifiers.items():
         try:
             items = due_items(conn, name, settings, now, route=notifier.route)
-            queued, missing, went = outbox.queue(conn, notifier, items, settings, as_of, now)
+            with runs.scores_for_digests(conn, run_id):  # the digest shows each account's score and trend
+                queued, missing, went = outbox.queue(conn, notifier, items, settings, as_of, now)
         except KamrulesError:
             raise  # bad settings or templates: exit 2
         except Exception as e:  # a notifier plugin's bug: nothing of it was queued; its alerts stay due

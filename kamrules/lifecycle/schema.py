@@ -184,17 +184,36 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
         migrate_rejected(conn)
 
 
+_OPEN: set[int] = set()  # ids of the connections inside a transaction() now
+
+
 @contextmanager
 def transaction(conn: sqlite3.Connection):
-    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): the unit of durability."""
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): the unit of durability.
+
+    Inside another transaction() on the same connection it is a SAVEPOINT: its writes commit or
+    roll back with the outer one (a check's history and its run are one unit, issue 16)."""
+    if id(conn) in _OPEN:
+        conn.execute("SAVEPOINT kamrules_nested")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK TO kamrules_nested")
+            conn.execute("RELEASE kamrules_nested")
+            raise
+        conn.execute("RELEASE kamrules_nested")
+        return
     if conn.in_transaction:
         conn.commit()
     conn.execute("BEGIN IMMEDIATE")
+    _OPEN.add(id(conn))
     try:
         yield conn
     except BaseException:
         conn.rollback()
         raise
+    finally:
+        _OPEN.discard(id(conn))
     conn.commit()
 
 

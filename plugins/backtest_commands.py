@@ -1,0 +1,114 @@
+"""Built-in plugin: the command `kamrules backtest` (the rule sets at every date of a range, read-only)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from kamrules import hookimpl
+from kamrules.cliutils import CliError, Env, db_option, handle_errors, parse_date, pass_env
+from kamrules.errors import EXIT_INCOMPLETE
+
+BACKTEST_HELP = """Evaluate the rule sets at every date of a range, writing nothing.
+
+The alerts at each date are exactly those of `kamrules check --as-of` that
+date; the store is opened read-only, so no history, outbox or run is
+recorded. The table shows, per date, the alerts by severity and rule set,
+new and resolved against the previous date, and the accounts per health
+grade. --compare DIR checks a tuned copy of the rule files at the same
+dates and shows, per date and rule, the alerts it adds and removes.
+
+\b
+Examples:
+  kamrules backtest --from 2026-08-01 --to 2026-10-31            weekly
+  kamrules backtest --from 2026-01-31 --to 2026-10-31 --every month
+  kamrules backtest --from 2026-10-01 --to 2026-10-31 --every 3d --select KAM1
+  kamrules backtest --from 2026-08-01 --to 2026-10-31 --compare tuned/
+  kamrules backtest --from 2026-08-01 --to 2026-10-31 --format jsonl -o alerts.jsonl
+
+\b
+Exit codes: 0 ok; 2 bad usage or input (--from after --to, a bad --every,
+bad rule files); 3 a rule or plugin failed at some date (the output is
+still written, the failures are named on stderr).
+"""
+
+
+@hookimpl
+def register_commands(cli):
+    from kamrules_plugins.check_commands import SEVERITY_CHOICES
+
+    @cli.command(name="backtest", help=BACKTEST_HELP)
+    @click.option("--from", "start", required=True, metavar="DATE", help="The first date (YYYY-MM-DD).")
+    @click.option("--to", "end", default=None, metavar="DATE", help="The last date (YYYY-MM-DD). Default: today.")
+    @click.option("--every", default="week", show_default=True, metavar="week|month|Nd", help="The step between dates.")
+    @click.option("--ruleset", "rulesets", multiple=True, metavar="NAME", help="Only these rule sets (repeatable).")
+    @click.option("--select", multiple=True, metavar="CODE", help="Only rules whose code starts with CODE (repeatable).")
+    @click.option("--ignore", multiple=True, metavar="CODE", help="Skip rules whose code starts with CODE (repeatable).")
+    @click.option("--min-severity", type=click.Choice(SEVERITY_CHOICES), default=None, help="Only alerts at or above this. Default: info (or [check] min_severity).")
+    @click.option("--rulesets", "rulesets_dirs", multiple=True, type=click.Path(), metavar="DIR", help="Your own rule-set folder (repeatable), as for check.")
+    @click.option("--compare", "compare", multiple=True, type=click.Path(), metavar="DIR",
+                  help="A folder of tuned rule files, laid over the current ones (repeatable): per date and rule, the alerts it adds and removes.")
+    @click.option("--scorecard", type=click.Path(dir_okay=False), metavar="FILE", help="The scorecard for the health grades. Default: the built-in one.")
+    @click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl", "csv"]), default="table", show_default=True)
+    @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+    @click.option("--jobs", "-j", type=click.IntRange(0, 64), default=None, metavar="N", help="Worker processes per date, as for check.")
+    @db_option
+    @pass_env
+    @handle_errors
+    def backtest_command(env: Env, start, end, every, rulesets, select, ignore, min_severity, rulesets_dirs, compare,
+                         scorecard, fmt, output, jobs):
+        from itertools import chain
+
+        from kamrules.backtest import backtest, date_range, open_read_only
+        from kamrules.backtest_report import render
+        from kamrules.scorecard import load_scorecard
+        from kamrules_plugins.check_commands import _user_rulesets
+
+        start, end = parse_date(start, "--from"), parse_date(end, "--to")
+        dates = date_range(start, end, every)  # exit 2 before the store is opened
+        sc = load_scorecard(scorecard)
+        cfg = env.settings.check
+        store = open_read_only(env.db, env.pm)
+        failed: list[tuple[str, str, str]] = []
+
+        def progress(i: int, n: int, as_of: str) -> None:
+            click.echo(f"backtest: date {i}/{n} ({as_of})", err=True)
+
+        def noted(results):
+            for r in results:
+                for side, res in (("", r.result), ("tuned ", r.tuned)):
+                    for where, msg in (res.summary.failures if res is not None else ()):
+                        failed.append((r.as_of, side + where, msg))
+                click.echo(f"  {r.as_of}: {len(r.alerts)} alerts" + (f", {len(r.new)} new, {len(r.resolved)} resolved" if r.new is not None else "")
+                           + (f"; tuned: {sum(len(d.added) for d in r.diffs)} added, {sum(len(d.removed) for d in r.diffs)} removed" if r.diffs is not None else ""),
+                           err=True)
+                yield r
+
+        try:
+            results = backtest(store, dates, rulesets_dirs=_user_rulesets(env, rulesets_dirs), rulesets=rulesets,
+                               select=select or cfg.select, ignore=ignore or cfg.ignore, min_severity=min_severity or cfg.min_severity,
+                               pm=env.pm, jobs=cfg.jobs if jobs is None else jobs, compare=compare or None, scorecard=sc,
+                               progress=progress if len(dates) > 1 else None)
+            first = next(results)  # bad rule files, an empty store: exit 2 before any output is opened
+            title = (f"backtest {dates[0]} to {dates[-1]} every {every}: {len(dates)} dates, "
+                     f"{first.result.summary.accounts_checked} accounts" + (f"; tuned: {', '.join(compare)}" if compare else ""))
+            chunks = render(fmt, noted(chain([first], results)), sc, title)
+            try:
+                if output:
+                    with open(output, "w", encoding="utf-8-sig" if fmt == "csv" else "utf-8", newline="") as f:
+                        for chunk in chunks:
+                            f.write(chunk)
+                else:
+                    for chunk in chunks:
+                        click.echo(chunk, nl=False)
+            except OSError as e:
+                raise CliError(f"{output or 'stdout'}: cannot write the report: {e}") from e
+        finally:
+            store.close()
+        for as_of, where, msg in failed:
+            click.echo(f"FAILED at {as_of}: {where}: {msg}", err=True)
+        if output:
+            click.echo(f"wrote the backtest of {len(dates)} dates to {output}", err=True)
+        if failed:
+            sys.exit(EXIT_INCOMPLETE)
