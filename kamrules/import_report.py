@@ -31,13 +31,14 @@ class ImportRefused(InputError):
 @dataclass
 class TableCounts:
     inserted: int = 0
-    updated: int = 0
+    updated: int = 0  # rows already stored that the import changed
     rejected: int = 0
+    unchanged: int = 0  # rows already stored, given again with the same values
 
 
 @dataclass
 class ImportReport:
-    """What an import did: rows inserted / updated / rejected per table, files, time."""
+    """What an import did: rows inserted / updated / unchanged / rejected per table, files, time."""
 
     tables: dict[str, TableCounts] = field(default_factory=dict)
     files: list[dict] = field(default_factory=list)  # {"path", "table", "format", "encoding", "rows"}
@@ -53,12 +54,16 @@ class ImportReport:
         return sum(t.updated for t in self.tables.values())
 
     @property
+    def unchanged(self) -> int:
+        return sum(t.unchanged for t in self.tables.values())
+
+    @property
     def rejected(self) -> int:
         return sum(t.rejected for t in self.tables.values())
 
     @property
     def rows(self) -> int:
-        return self.inserted + self.updated
+        return self.inserted + self.updated + self.unchanged
 
     def to_dict(self) -> dict:
         return {
@@ -66,6 +71,7 @@ class ImportReport:
             "files": self.files,
             "inserted": self.inserted,
             "updated": self.updated,
+            "unchanged": self.unchanged,
             "rejected": self.rejected,
             "seconds": round(self.seconds, 3),
             "rejects": self.rejects_path,
@@ -73,11 +79,11 @@ class ImportReport:
 
     def __str__(self) -> str:
         width = max([len(n) for n in self.tables] + [5])
-        lines = [f"{'table':<{width}}  {'inserted':>9}  {'updated':>9}  {'rejected':>9}"]
+        lines = [f"{'table':<{width}}  {'inserted':>9}  {'updated':>9}  {'unchanged':>9}  {'rejected':>9}"]
         for name, c in self.tables.items():
-            lines.append(f"{name:<{width}}  {c.inserted:>9,}  {c.updated:>9,}  {c.rejected:>9,}")
+            lines.append(f"{name:<{width}}  {c.inserted:>9,}  {c.updated:>9,}  {c.unchanged:>9,}  {c.rejected:>9,}")
         rate = self.rows / self.seconds if self.seconds > 0 else 0
-        lines.append(f"{'total':<{width}}  {self.inserted:>9,}  {self.updated:>9,}  {self.rejected:>9,}")
+        lines.append(f"{'total':<{width}}  {self.inserted:>9,}  {self.updated:>9,}  {self.unchanged:>9,}  {self.rejected:>9,}")
         lines.append(f"{len(self.files)} file(s), {self.rows:,} rows in {self.seconds:.2f}s ({rate:,.0f} rows/s)")
         if self.rejects_path:
             lines.append(f"refused rows written to {self.rejects_path}")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import multiprocessing
 import os
 import pickle
@@ -43,6 +42,24 @@ def reference_targets(tables: dict, names) -> list[tuple[str, str]]:
     return sorted(pairs)
 
 
+def usable_cpus() -> int:
+    """CPUs this process may run on (the affinity mask where the system has one: Linux; else all)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def _grow_pipe(fd: int) -> None:
+    """A larger pipe buffer (Linux only: fcntl is missing on Windows, F_SETPIPE_SZ on macOS)."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    except (ImportError, AttributeError, OSError):
+        pass  # the default pipe size works, with less slack
+
+
 def use_workers(tables: dict, files, total_bytes: int, parallel: bool | None) -> bool:
     """Whether to import with a worker: forced by ``parallel`` or $KAMRULES_IMPORT_WORKERS, else by size.
 
@@ -54,7 +71,7 @@ def use_workers(tables: dict, files, total_bytes: int, parallel: bool | None) ->
         parallel = {"0": False, "1": True}.get(env)
     if parallel is False or not files or "fork" not in multiprocessing.get_all_start_methods():
         return False
-    if not parallel and len(os.sched_getaffinity(0)) < 2:
+    if not parallel and usable_cpus() < 2:
         return False  # one core: the worker would only add its overhead
     for target, col in reference_targets(tables, {name for _, name, _ in files}):
         if target in tables and tables[target].primary_key != (col,):
@@ -108,11 +125,12 @@ def _producer_class():
     class Producer(_Importer):
         """Runs the importer's reading and validation; every effect on the store goes to the parent as an event."""
 
-        def __init__(self, store, skip: bool, sets: dict, out):
+        def __init__(self, store, skip: bool, sets: dict, cols: dict, out):
             super().__init__(store, None, None, 0)
             self.skip = skip
             self.rejects = True if skip else None  # only tested for None: builds the rejected records
             self._sets = sets
+            self._cols = cols
             self.out = out
             self.events: list = []
             self.problems = _Events(self.events)
@@ -192,7 +210,7 @@ def _producer_class():
     return Producer
 
 
-def _work(store, files, encoding, skip, sets, out) -> None:
+def _work(store, files, encoding, skip, sets, cols, out) -> None:
     """The worker process: read and validate ``files`` in order, sending events to the parent.
 
     Each file's encoding is checked just before it is read; after a file that fails the check the
@@ -200,7 +218,7 @@ def _work(store, files, encoding, skip, sets, out) -> None:
     """
     prod = None
     try:
-        prod = _producer_class()(store, skip, sets, out)
+        prod = _producer_class()(store, skip, sets, cols, out)
         undecodable: list = []
         for path, name, fmt in files:
             try:
@@ -238,13 +256,11 @@ def _work(store, files, encoding, skip, sets, out) -> None:
 def run_with_worker(imp, files, encoding: str | None) -> None:
     """Import ``files`` with a forked worker reading and validating; ``imp`` (the parent) writes."""
     sets = {pair: imp.id_set(*pair) for pair in reference_targets(imp.tables, {name for _, name, _ in files})}
+    cols = {name: imp.known_columns(name) for name in {name for _, name, _ in files}}  # the worker never reads the store
     ctx = multiprocessing.get_context("fork")
     recv, send = ctx.Pipe(duplex=False)
-    try:
-        fcntl.fcntl(send.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
-    except OSError:
-        pass  # the default pipe size works, with less slack
-    proc = ctx.Process(target=_work, args=(imp.store, files, encoding, imp.skip, sets, send), name="kamrules-import", daemon=True)
+    _grow_pipe(send.fileno())
+    proc = ctx.Process(target=_work, args=(imp.store, files, encoding, imp.skip, sets, cols, send), name="kamrules-import", daemon=True)
     proc.start()
     send.close()
     imp._sets = {}  # the worker keeps the id sets; the parent need not update them
@@ -265,7 +281,7 @@ def _consume(imp, recv, proc) -> None:
     while True:
         try:
             events = recv.recv()
-        except EOFError:
+        except (EOFError, OSError):  # OSError: the worker died in the middle of a message
             proc.join(5)
             code = proc.exitcode
             how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"

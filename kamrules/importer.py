@@ -7,6 +7,7 @@ import gc
 import operator
 import os
 import sqlite3
+import stat
 import time
 from itertools import chain
 from pathlib import Path
@@ -24,18 +25,22 @@ from kamrules.import_workers import run_with_worker, use_workers
 from kamrules.migrations import quote
 from kamrules.readers import (
     FORMATS,
+    MAX_LINE_BREAKS,
     FileProblem,
     detect_encoding,
     open_reader,
+    runaway_quote,
     split_name,
+    unclosed_quote,
 )
-from kamrules.validate import Bad, make_plan, show
+from kamrules.validate import MAX_COLUMNS, Bad, make_plan, show
 
 BATCH = 2000
 MANY_ROWS = 64  # rows per INSERT statement: a third less time than one statement per row
 IMPORT_CACHE_KIB = 256 * 1024  # page cache during an import (the default is 2 MiB)
 MAX_PARAMS = 32766  # SQLite's limit on ? per statement (3.32+)
 DUPLICATE = "kamrules: duplicate key in this import"
+INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1  # SQLite's INTEGER
 
 
 def resolve_files(paths, tables: dict, table: str | None, problems: Problems) -> list[tuple[Path, str, str]]:
@@ -48,16 +53,20 @@ def resolve_files(paths, tables: dict, table: str | None, problems: Problems) ->
     found: list[tuple[Path, str, str]] = []
     for path in paths:
         if path.is_dir():
-            entries = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in FORMATS and not p.name.startswith("."))
+            entries = sorted(p for p in path.iterdir() if p.suffix.lower() in FORMATS and not p.name.startswith("."))
             if not entries:
                 problems.add(Problem(str(path), None, f"no data files in this folder (expected files such as accounts.csv, orders.jsonl: {', '.join(FORMATS)})"), True)
             candidates = entries
-        elif path.exists():
+        elif path.exists() or path.is_symlink():
             candidates = [path]
         else:
             problems.add(Problem(str(path), None, "no such file or folder"), True)
             continue
         for p in candidates:
+            why = unreadable(p)
+            if why:
+                problems.add(Problem(str(p), None, why), True)
+                continue
             name, fmt = split_name(p)
             if fmt is None:
                 problems.add(Problem(str(p), None, f"unknown file type {p.suffix or '(none)'!r} (expected one of: {', '.join(FORMATS)})"), True)
@@ -75,6 +84,26 @@ def resolve_files(paths, tables: dict, table: str | None, problems: Problems) ->
     return sorted(found, key=lambda f: order[f[1]])
 
 
+def unreadable(path: Path) -> str | None:
+    """Why a data-named entry cannot be imported (a folder, a dangling link, no permission ...), or None."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "a symbolic link to a file that does not exist (expected a readable data file)" if path.is_symlink() else "no such file"
+    except OSError as e:
+        return f"cannot be read: {e.strerror or e} (expected a readable data file)"
+    if stat.S_ISDIR(mode):
+        return "a folder named like a data file (expected a readable data file)"
+    if not stat.S_ISREG(mode):
+        return "not a regular file (a pipe, socket or device; expected a readable data file)"
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as e:
+        return f"cannot be read: {e.strerror or e} (expected a readable data file)"
+    return None
+
+
 class _Importer:
     def __init__(self, store, skip_invalid, progress, total_bytes):
         self.store = store
@@ -90,6 +119,7 @@ class _Importer:
         self.total_bytes = total_bytes
         self.done_bytes = 0
         self._sets: dict[tuple[str, str], set] = {}
+        self._cols: dict[str, set] = {}  # table -> its column names, lower case (with those added so far)
         self.deferred: dict[str, list[str]] = {}  # table -> CREATE INDEX statements to run after its load
 
     def defer_indexes(self, name: str) -> None:
@@ -135,19 +165,41 @@ class _Importer:
             f"CREATE TEMP TRIGGER IF NOT EXISTS {quote('kamrules_upd_' + name)} AFTER UPDATE ON {quote(name)} "
             f"BEGIN INSERT OR IGNORE INTO {t} (r) VALUES (old.rowid); END"
         )
+        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS kamrules_changed (t TEXT PRIMARY KEY, n INTEGER)")
+        self.conn.execute("INSERT OR IGNORE INTO temp.kamrules_changed VALUES (?, 0)", (name,))
+        self.change_trigger(name)
+
+    def change_trigger(self, name: str) -> None:
+        """Count the updates that change a stored row (an upsert of an identical row is 'unchanged'):
+        a trigger comparing the row before and after, over all its columns (made again after
+        extra columns are added). Only updates run it: a first import pays nothing."""
+        columns = self.store.columns(name)
+        old = ", ".join(f"old.{quote(c)}" for c in columns)
+        new = ", ".join(f"new.{quote(c)}" for c in columns)
+        literal = "'" + name.replace("'", "''") + "'"
+        trigger = quote("kamrules_chg_" + name)
+        self.conn.execute(f"DROP TRIGGER IF EXISTS temp.{trigger}")
+        self.conn.execute(
+            f"CREATE TEMP TRIGGER {trigger} AFTER UPDATE ON {quote(name)} WHEN ({old}) IS NOT ({new}) "
+            f"BEGIN UPDATE kamrules_changed SET n = n + 1 WHERE t = {literal}; END"
+        )
 
     def drop_triggers(self) -> None:
         for name in self.thresholds:
             self.conn.execute(f"DROP TRIGGER IF EXISTS temp.{quote('kamrules_dup_' + name)}")
             self.conn.execute(f"DROP TRIGGER IF EXISTS temp.{quote('kamrules_upd_' + name)}")
             self.conn.execute(f"DROP TABLE IF EXISTS temp.{quote('kamrules_touched_' + name)}")
+            self.conn.execute(f"DROP TRIGGER IF EXISTS temp.{quote('kamrules_chg_' + name)}")
+        self.conn.execute("DROP TABLE IF EXISTS temp.kamrules_changed")
 
     def finish_counts(self) -> None:
         for name, threshold in self.thresholds.items():
             inserted = self.conn.execute(f"SELECT count(*) FROM {quote(name)} WHERE rowid > ?", (threshold,)).fetchone()[0]
+            changed = self.conn.execute("SELECT n FROM temp.kamrules_changed WHERE t = ?", (name,)).fetchone()[0]
             counts = self.report.tables[name]
             counts.inserted = inserted
-            counts.updated = self.written[name] - inserted
+            counts.updated = changed
+            counts.unchanged = self.written[name] - inserted - changed
 
     # -- per file ----------------------------------------------------------
     def import_file(self, path: Path, table: str, fmt: str, encoding: str) -> None:
@@ -215,14 +267,9 @@ class _Importer:
             source, prev = csv_reader.reader, csv_reader.line
         else:
             source = rows
-        try:
-            if csv_reader is not None and identity and not extra_checks:
-                count = self._load_csv(plan, file_name, source, reader, prev, slow)
-            else:
-                count = self._load(plan, file_name, source, reader, csv_reader is not None, prev if csv_reader is not None else 0, convs, width, positions, identity, extra_checks, slow)
-        except csv.Error as e:
-            raise FileProblem(Problem(file_name, csv_reader.reader.line_num, f"malformed CSV: {e} (expected quotes to be balanced)"))
-        return count
+        if csv_reader is not None and identity and not extra_checks:
+            return self._load_csv(plan, file_name, source, reader, prev, slow)
+        return self._load(plan, file_name, source, reader, csv_reader is not None, prev if csv_reader is not None else 0, convs, width, positions, identity, extra_checks, slow)
 
     def _load_csv(self, plan, file_name, source, reader, prev, slow) -> int:
         """The common case of :meth:`_load`: CSV rows whose header maps one to one onto the insert."""
@@ -230,32 +277,37 @@ class _Importer:
         add, add_line = batch.append, lines.append
         count = 0
         convert, width = plan.convert, plan.width
-        for values in source:
-            line = prev + 1
-            prev = source.line_num
-            if len(values) == width:
-                try:
-                    convert(values)
-                except Bad:
+        try:
+            for values in source:
+                line = prev + 1
+                prev = source.line_num
+                if prev - line > MAX_LINE_BREAKS:
+                    raise runaway_quote(file_name, line, prev)
+                if len(values) == width:
+                    try:
+                        convert(values)
+                    except Bad:
+                        values = slow(plan, file_name, line, values, 0)
+                        if values is None:
+                            count += 1
+                            continue
+                elif not values:
+                    continue
+                else:
                     values = slow(plan, file_name, line, values, 0)
                     if values is None:
                         count += 1
                         continue
-            elif not values:
-                continue
-            else:
-                values = slow(plan, file_name, line, values, 0)
-                if values is None:
-                    count += 1
-                    continue
-            count += 1
-            add(values)
-            add_line(line)
-            if len(batch) >= BATCH:
-                self.flush(plan, batch, lines, file_name)
-                batch, lines = [], []
-                add, add_line = batch.append, lines.append
-                self.tick(reader)
+                count += 1
+                add(values)
+                add_line(line)
+                if len(batch) >= BATCH:
+                    self.flush(plan, batch, lines, file_name)
+                    batch, lines = [], []
+                    add, add_line = batch.append, lines.append
+                    self.tick(reader)
+        except csv.Error as e:  # in the record after the last one read: where the quote opened
+            raise unclosed_quote(file_name, prev + 1, e) from None
         if batch:
             self.flush(plan, batch, lines, file_name)
         return count
@@ -264,34 +316,39 @@ class _Importer:
         batch, lines = [], []
         count = 0
         convert = plan.convert
-        for item in source:
-            if is_csv:
-                line = prev + 1
-                prev = source.line_num
-                values = item
-                if not values:
-                    continue
-            else:
-                line, _, values = item
-            count += 1
-            if len(values) != width:
-                out = slow(plan, file_name, line, values, 0)
-            else:
-                try:
-                    convert(values)
-                    out = values if identity else [values[p] for p in positions]
-                    if extra_checks:
-                        out = slow(plan, file_name, line, values, width)
-                except Bad:
+        try:
+            for item in source:
+                if is_csv:
+                    line = prev + 1
+                    prev = source.line_num
+                    if prev - line > MAX_LINE_BREAKS:
+                        raise runaway_quote(file_name, line, prev)
+                    values = item
+                    if not values:
+                        continue
+                else:
+                    line, _, values = item
+                count += 1
+                if len(values) != width:
                     out = slow(plan, file_name, line, values, 0)
-            if out is None:
-                continue
-            batch.append(out)
-            lines.append(line)
-            if len(batch) >= BATCH:
-                self.flush(plan, batch, lines, file_name)
-                batch, lines = [], []
-                self.tick(reader)
+                else:
+                    try:
+                        convert(values)
+                        out = values if identity else [values[p] for p in positions]
+                        if extra_checks:
+                            out = slow(plan, file_name, line, values, width)
+                    except Bad:
+                        out = slow(plan, file_name, line, values, 0)
+                if out is None:
+                    continue
+                batch.append(out)
+                lines.append(line)
+                if len(batch) >= BATCH:
+                    self.flush(plan, batch, lines, file_name)
+                    batch, lines = [], []
+                    self.tick(reader)
+        except csv.Error as e:  # in the record after the last one read: where the quote opened
+            raise unclosed_quote(file_name, prev + 1, e) from None
         if batch:
             self.flush(plan, batch, lines, file_name)
         return count
@@ -311,8 +368,20 @@ class _Importer:
             renames.update(mapping)
         plan = make_plan(tdef, header, renames, per_row_required=per_row, id_set=self.id_set)
         if not plan.problems and plan.extra:
-            self.add_columns(tdef.name, plan.extra)
+            have = self.known_columns(tdef.name)
+            new = [n for n in plan.extra if n.lower() not in have]
+            if len(have) + len(new) > MAX_COLUMNS:
+                plan.problems.append((None, f"{len(new)} new columns would give table {tdef.name} {len(have) + len(new)} columns (expected at most {MAX_COLUMNS} in all)"))
+            elif new:
+                have.update(n.lower() for n in new)
+                self.add_columns(tdef.name, new)
         return plan
+
+    def known_columns(self, table: str) -> set:
+        """The table's column names in lower case (SQLite's are case-insensitive), with those this import added."""
+        if table not in self._cols:
+            self._cols[table] = {c.lower() for c in self.store.columns(table)}
+        return self._cols[table]
 
     def add_columns(self, table: str, names: list[str]) -> None:
         """Unknown columns of an input file are kept: added to the table as TEXT."""
@@ -320,6 +389,8 @@ class _Importer:
         for name in names:
             if name not in have:
                 self.conn.execute(f"ALTER TABLE {quote(table)} ADD COLUMN {quote(name)} TEXT")
+        if table in self.thresholds:
+            self.change_trigger(table)
 
     def reject(self, plan, file_name, line, values, found: list[Problem], converted: bool = False) -> None:
         record = reject_record(plan, values, converted) if self.rejects is not None else None
@@ -396,7 +467,7 @@ class _Importer:
                 k = min(per, n - done)
                 execute(plan.many_sql(k), flat[done * width : (done + k) * width])
                 done += k
-        except sqlite3.IntegrityError:
+        except (sqlite3.IntegrityError, OverflowError):  # OverflowError: an integer beyond 64 bits
             pass
         return done
 
@@ -428,12 +499,12 @@ class _Importer:
                 self.written[name] += n - start
                 self.remember(plan, rows[start:] if start else rows)
                 return
-            except sqlite3.IntegrityError as e:
+            except (sqlite3.IntegrityError, OverflowError) as e:
                 # executemany stops at the failing row: the last one taken from the iterator
                 bad = n - operator.length_hint(it) - 1
                 self.written[name] += bad - start
                 self.remember(plan, rows[start:bad])
-                if not plan.upserting and "UNIQUE constraint failed" in str(e):
+                if not plan.upserting and isinstance(e, sqlite3.IntegrityError) and "UNIQUE constraint failed" in str(e):
                     plan.upserting = True  # the key exists: from here on, update it
                     start = bad
                     continue
@@ -442,6 +513,10 @@ class _Importer:
                 start = bad + 1
 
     def diagnose(self, plan, file_name, line, out, error) -> Problem:
+        if isinstance(error, OverflowError):
+            for column, value in zip(plan.insert_columns, out):
+                if type(value) is int and not INT_MIN <= value <= INT_MAX:
+                    return Problem(file_name, line, f"{show(str(value))} is out of range (expected a whole number from {INT_MIN} to {INT_MAX})", column)
         msg = str(error)
         if DUPLICATE in msg:
             keys = plan.table.primary_key

@@ -6,14 +6,25 @@ import codecs
 import csv
 import io
 import json
+import re
+import sys
 from pathlib import Path
 from typing import Iterator
 
+from kamrules.charsets import NAMES, gbk_verdict, guess_encodings, likely_encoding
 from kamrules.errors import Problem
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 CHUNK = 1 << 20
 TEXT_CHUNK = 1 << 16
+
+# A quoted CSV value may hold line breaks (notes over a few lines); a record running over more
+# than this many is a quote opened and never closed, swallowing the rows after it.
+MAX_LINE_BREAKS = 100
+# JSON objects and arrays inside a record's value may nest this deep (kept as JSON text).
+MAX_DEPTH = 32
+# Bytes of non-ASCII lines read to judge an encoding that is not UTF-8.
+SAMPLE = 256 << 10
 
 csv.field_size_limit(1 << 24)
 
@@ -54,11 +65,19 @@ def _codec_name(encoding: str) -> str:
 
 
 def detect_encoding(path: Path, encoding: str | None = None) -> str:
-    """The codec to read ``path`` with; raises FileProblem for binary, undecodable or empty files.
+    """The codec to read ``path`` with; raises FileProblem for binary, undecodable, unreadable or empty files.
 
     UTF-8 (with or without BOM) is tried first, strictly; then GB18030 (a superset
-    of GBK, what Chinese Excel writes). A given ``encoding`` is checked the same way.
+    of GBK, what Chinese Excel writes), only if it decodes strictly and reads as Chinese
+    (see :func:`guess_encodings`). A given ``encoding`` is used as it is, strictly.
     """
+    try:
+        return _detect_encoding(path, encoding)
+    except OSError as e:  # gone or unreadable since the folder was listed
+        raise FileProblem(Problem(str(path), None, f"cannot be read: {e.strerror or e} (expected a readable data file)")) from None
+
+
+def _detect_encoding(path: Path, encoding: str | None) -> str:
     name = str(path)
     with open(path, "rb") as f:
         head = f.read(4096)
@@ -89,16 +108,39 @@ def detect_encoding(path: Path, encoding: str | None = None) -> str:
     if has_bom or not ascii_before:
         raise FileProblem(Problem(name, line, f"not valid UTF-8: {what} at byte offset {offset}, although the text before it is UTF-8 (the file mixes encodings or is damaged; expected UTF-8 throughout)"))
     bad2 = _scan(path, "gb18030")
+    scores = guess_encodings(_sample(path))
+    message = f"unknown text encoding: not UTF-8 ({what} at byte offset {offset})"
     if not bad2:
-        return "gb18030"
-    raise FileProblem(
-        Problem(
-            name,
-            line,
-            f"unknown text encoding: not UTF-8 ({what} at byte offset {offset}) and not GBK/GB18030 "
-            f"({bad2[2]} at byte offset {bad2[0]}, line {bad2[1]}) (expected UTF-8 or GBK; pass --encoding ENC)",
-        )
-    )
+        verdict = gbk_verdict(scores)
+        if verdict is None:
+            return "gb18030"
+        message += f", and read as GBK it gives {verdict}"
+    else:
+        message += f" and not GBK/GB18030 ({bad2[2]} at byte offset {bad2[0]}, line {bad2[1]})"
+    likely = likely_encoding(scores)
+    if likely:
+        message += f"; it looks like {NAMES[likely]}: {scores[likely][2]!r} ..."
+    example = likely or ("gbk" if not bad2 else "cp1252")
+    message += f" (expected UTF-8 or GBK; pass --encoding ENC with the file's real encoding, e.g. --encoding {example})"
+    raise FileProblem(Problem(name, line, message))
+
+
+def _sample(path: Path) -> bytes:
+    """Up to SAMPLE bytes of the file's lines that hold non-ASCII bytes (whole lines, never cut)."""
+    found, size, rest = [], 0, b""
+    with open(path, "rb") as f:
+        while size < SAMPLE:
+            chunk = f.read(CHUNK)
+            data = rest + chunk
+            if chunk:
+                cut = data.rfind(b"\n") + 1
+                data, rest = data[:cut], data[cut:]
+            for m in re.finditer(rb"[^\n]*[\x80-\xff][^\n]*", data):
+                found.append(m.group())
+                size += len(m.group())
+            if not chunk:
+                break
+    return b"\n".join(found)
 
 
 def _scan(path: Path, codec: str):
@@ -131,15 +173,39 @@ def _scan(path: Path, codec: str):
             newlines += chunk.count(b"\n")
 
 
+def unclosed_quote(file_name: str, line: int, error: csv.Error) -> FileProblem:
+    """The csv module's error for the record starting on ``line``, as a FileProblem."""
+    if "unexpected end of data" in str(error):
+        return FileProblem(Problem(file_name, line, 'a quoted value opened on this line is not closed before the end of the file (expected a closing quote ")'))
+    return FileProblem(Problem(file_name, line, f"malformed CSV: {error} (expected quotes to be balanced)"))
+
+
+def runaway_quote(file_name: str, line: int, last: int) -> FileProblem:
+    """A record from ``line`` to ``last``: more line breaks than a quoted value may hold."""
+    return FileProblem(
+        Problem(
+            file_name,
+            line,
+            f"a quoted value opened on this line runs over {last - line} line breaks, to line {last} "
+            f'(expected at most {MAX_LINE_BREAKS} line breaks in one record: is a closing quote " missing?)',
+        )
+    )
+
+
 class CsvReader:
-    """Rows of a CSV/TSV file: ``header`` (list) then (line, None, values) from iteration."""
+    """Rows of a CSV/TSV file: ``header`` (list) then (line, None, values) from iteration.
+
+    Strict about quotes: a quoted value must end with a quote followed by the delimiter or the end
+    of the line, and be closed before the end of the file; a record over more than
+    MAX_LINE_BREAKS line breaks is refused (the readers of the rows check ``line_num``).
+    """
 
     def __init__(self, path: Path, encoding: str, delimiter: str = ","):
         self.path = path
         self._raw = open(path, "rb", buffering=TEXT_CHUNK)
         self._text = io.TextIOWrapper(self._raw, encoding=encoding, errors="strict", newline="")
         self._text._CHUNK_SIZE = TEXT_CHUNK  # fewer, larger decode calls than the default 8 KiB (-9% read time)
-        self._reader = csv.reader(self._text, delimiter=delimiter)
+        self._reader = csv.reader(self._text, delimiter=delimiter, strict=True)
         try:
             self.header = next(self._reader)
         except StopIteration:
@@ -147,8 +213,11 @@ class CsvReader:
             raise FileProblem(Problem(str(path), None, "empty file (expected a header line with column names)"))
         except csv.Error as e:
             self.close()
-            raise FileProblem(Problem(str(path), 1, f"unreadable CSV header: {e}"))
+            raise unclosed_quote(str(path), 1, e)
         self._line = self._reader.line_num
+        if self._line - 1 > MAX_LINE_BREAKS:
+            self.close()
+            raise runaway_quote(str(path), 1, self._line)
 
     @property
     def reader(self):
@@ -170,13 +239,33 @@ class CsvReader:
             for row in reader:
                 line = prev + 1
                 prev = reader.line_num
+                if prev - line > MAX_LINE_BREAKS:
+                    raise runaway_quote(str(self.path), line, prev)
                 if row:
                     yield line, None, row
         except csv.Error as e:
-            raise FileProblem(Problem(str(self.path), prev + 1, f"malformed CSV: {e} (expected quotes to be balanced)"))
+            raise unclosed_quote(str(self.path), prev + 1, e)
 
     def close(self) -> None:
         self._text.close()
+
+
+class TooDeep(ValueError):
+    """A JSON value nested more than MAX_DEPTH levels."""
+
+
+def _depth_over(value, limit: int = MAX_DEPTH) -> bool:
+    """True if objects/arrays nest more than ``limit`` levels in ``value`` (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(v, dict):
+            stack.extend((x, depth + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, depth + 1) for x in v)
+    return False
 
 
 def _scalar(value):
@@ -191,7 +280,18 @@ def _scalar(value):
         return value
     if isinstance(value, (int, float)):
         return repr(value)
+    if _depth_over(value):
+        raise TooDeep()
     return json.dumps(value, ensure_ascii=False)
+
+
+def _json_error(e: BaseException) -> str:
+    """What is wrong, for a JSON error that is not a syntax error (a huge number, deep nesting)."""
+    if isinstance(e, RecursionError):
+        return f"invalid JSON: objects or arrays nested too deeply (expected at most {MAX_DEPTH} levels)"
+    if "digits" in str(e):
+        return f"invalid JSON: a number with too many digits (expected at most {sys.get_int_max_str_digits()} digits)"
+    return f"invalid JSON: {e}"
 
 
 class JsonReader:
@@ -214,7 +314,10 @@ class JsonReader:
     def _row(self, line, obj):
         if not isinstance(obj, dict):
             raise self._problem(line, f"expected a JSON object per record, got {type(obj).__name__}")
-        return line, tuple(obj), [_scalar(v) for v in obj.values()]
+        try:
+            return line, tuple(obj), [_scalar(v) for v in obj.values()]
+        except TooDeep:
+            raise self._problem(line, f"a value nested more than {MAX_DEPTH} levels deep (expected plain values, or objects and arrays at most {MAX_DEPTH} levels deep)") from None
 
     def __iter__(self):
         return self._iter_lines() if self.lines else self._iter_array()
@@ -227,6 +330,8 @@ class JsonReader:
                 obj = json.loads(text.rstrip("\r\n"))
             except json.JSONDecodeError as e:
                 raise self._problem(line, f"invalid JSON: {e.msg} (column {e.colno}; expected one JSON object per line)")
+            except (ValueError, RecursionError) as e:  # a number over the digits limit, deep nesting
+                raise self._problem(line, _json_error(e)) from None
             yield self._row(line, obj)
 
     def _iter_array(self):
@@ -273,6 +378,8 @@ class JsonReader:
                         more()
                         continue
                     raise self._problem(line + buf.count("\n", 0, e.pos), f"invalid JSON: {e.msg}")
+                except (ValueError, RecursionError) as e:  # a number over the digits limit, deep nesting
+                    raise self._problem(here, _json_error(e)) from None
                 if end >= len(buf) and not eof and not isinstance(obj, (dict, list)):
                     more()  # a number might continue in the next chunk
                     continue

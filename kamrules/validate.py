@@ -22,6 +22,11 @@ _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 BOOLS = {"true": 1, "false": 0, "yes": 1, "no": 0, "1": 1, "0": 0, "y": 1, "n": 0, "t": 1, "f": 0, "是": 1, "否": 0}
 # Columns whose values end up in e-mail headers or one-line reports: no line breaks allowed.
 SINGLE_LINE = {"name", "owner", "by", "contact"}
+# Names SQLite gives every table's row number: a column so named would hide it (and the importer
+# tells new rows from updated ones by it).
+RESERVED = frozenset({"rowid", "oid", "_rowid_"})
+# Columns of a header, and of a table with the extra columns an import adds (SQLite's limit is 2000).
+MAX_COLUMNS = 1000
 
 
 def show(value: str, limit: int = 40) -> str:
@@ -228,6 +233,9 @@ def make_plan(table: Table, header: list[str], renames: dict[str, str] | None = 
     ``id_set(table, column)`` returns the set of known ids a reference column is checked against.
     """
     renames = renames or {}
+    if len(header) > MAX_COLUMNS:
+        problem = (None, f"the header has {len(header)} columns (expected at most {MAX_COLUMNS})")
+        return Plan(table, [], [], [], [], [problem], width=len(header))
     by_lower = {c.name.lower(): c.name for c in table.columns}
     targets: list[str | None] = []
     seen: dict[str, int] = {}
@@ -241,6 +249,8 @@ def make_plan(table: Table, header: list[str], renames: dict[str, str] | None = 
             ignored.append(i)
             continue
         name = by_lower.get(name.lower(), name)
+        if name.lower() in RESERVED:
+            problems.append((name, f"column name {name!r} is reserved: SQLite names the row number so (expected another name for this column)"))
         if name in seen:
             problems.append((name, f"column appears twice in the header (columns {seen[name] + 1} and {i + 1}; expected each column once)"))
         seen[name] = i

@@ -9,6 +9,7 @@ import click
 
 from kamrules import hookimpl
 from kamrules.cliutils import CliError, Env, db_option, handle_errors, parse_date, pass_env, stderr_is_tty
+from kamrules.errors import EXIT_ALERTS
 
 
 class _Bar:
@@ -79,7 +80,8 @@ def register_commands(cli):
         were inserted and updated per table. Everything is validated before
         anything is kept: on any problem nothing is written, each problem is
         printed as FILE:LINE: COLUMN: what is wrong, and the exit code is 2.
-        The store is created if it does not exist yet.
+        With --skip-invalid the valid rows are kept and the exit code is 1 if
+        any row was refused. The store is created if it does not exist yet.
 
         \b
         Examples:
@@ -104,7 +106,9 @@ def register_commands(cli):
         else:
             click.echo(str(report))
         if report.rejected:
-            click.echo(f"{report.rejected} row(s) refused, see {report.rejects_path}", err=True)
+            # The valid rows are kept, but the import is not whole: a script must not take it for a clean one.
+            click.echo(f"{report.rejected} row(s) refused, see {report.rejects_path} (exit code {EXIT_ALERTS})", err=True)
+            sys.exit(EXIT_ALERTS)
 
     @cli.command(name="generate")
     @click.option("--accounts", "accounts", type=click.IntRange(0, 10_000_000), required=True, help="Number of accounts to generate (up to 10,000,000).")

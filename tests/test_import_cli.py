@@ -25,8 +25,8 @@ def test_init_then_import_then_reimport(tmp_path):
     assert "accounts" in r.output and "inserted" in r.output and "rows/s" in r.output
     r = run("import", str(DATA / "book"), "--db", db, "--format", "json")
     data = json.loads(r.stdout)
-    assert data["tables"]["accounts"] == {"inserted": 0, "updated": 3, "rejected": 0}
-    assert data["updated"] == 21 and data["inserted"] == 0
+    assert data["tables"]["accounts"] == {"inserted": 0, "updated": 0, "unchanged": 3, "rejected": 0}
+    assert data["unchanged"] == 21 and data["updated"] == 0 and data["inserted"] == 0
 
 
 def test_bad_input_exit_2_no_traceback(tmp_path):
@@ -44,7 +44,7 @@ def test_skip_invalid_and_encoding_options(tmp_path):
     rejects = tmp_path / "rejects.csv"
     (tmp_path / "accounts.csv").write_text("id,name,tier\nA1,X,key\nA2,Y,gold\n", encoding="utf-8")
     r = run("--db", db, "import", str(tmp_path / "accounts.csv"), "--skip-invalid", str(rejects))
-    assert r.exit_code == 0 and "1 row(s) refused" in r.stderr and rejects.exists()
+    assert r.exit_code == 1 and "1 row(s) refused" in r.stderr and rejects.exists()
     r = run("--db", db, "import", str(DATA / "gbk" / "accounts.csv"), "--encoding", "gbk")
     assert r.exit_code == 0
     r = run("--db", db, "import", str(DATA / "gbk" / "accounts.csv"), "--encoding", "klingon")

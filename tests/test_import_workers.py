@@ -79,6 +79,8 @@ def spoil(book: Path, folder: Path) -> Path:
         path = folder / f"{name}.csv"
         lines = path.read_text("utf-8").splitlines(keepends=True)
         for i in range(3, len(lines), 97):
+            if '"' in lines[i]:
+                continue  # a quoted value (a comma in a name): split(",") would leave its quote unclosed
             cells = lines[i].rstrip("\n").split(",")
             if name == "accounts":
                 cells[2] = "huge"  # tier: not allowed
@@ -100,7 +102,7 @@ def test_generated_book_same_store_and_report(book, tmp_path):
 
 def test_reimport_updates_the_same(book, tmp_path):
     report, _ = same(tmp_path, [book], before=[book])
-    assert report.inserted == 0 and report.updated > 10_000
+    assert report.inserted == 0 and report.updated == 0 and report.unchanged > 10_000
 
 
 def test_bad_rows_refused_the_same(book, tmp_path):
