@@ -302,14 +302,15 @@ def fast_kind(col: Column, strip: bool) -> tuple:
         return ("in?" if optional else "in", frozenset(col.choices))
     if col.kind in ("float", "int", "date", "bool"):
         return (col.kind, None)
-    if strip:
+    if strip and col.kind == "text":  # an e-mail key or reference still gets the e-mail check
         return ("id", None)
     if col.kind == "text":
         return ("line", None)
     return ("call", None)
 
 
-_WS = frozenset(" \t\r\n\x0b\x0c\xa0\u3000")
+# Every character str.strip() removes (str.isspace): the fast path keeps a value only if strip() would.
+_WS = frozenset("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 
 
 def _blank(env: dict, pos: int, conv) -> str:

@@ -18,6 +18,17 @@ def pm():
     return make_plugin_manager(load_entry_points=False)
 
 
+@pytest.fixture(params=["serial", "workers"])
+def import_mode(request, monkeypatch):
+    """Every import of the test in one process ("serial"), then with the forked worker ("workers").
+
+    Set through $KAMRULES_IMPORT_WORKERS (docs/data-contract.md), so library calls and the CLI alike
+    take that path; the import test modules use it for all their tests.
+    """
+    monkeypatch.setenv("KAMRULES_IMPORT_WORKERS", {"serial": "0", "workers": "1"}[request.param])
+    return request.param
+
+
 @pytest.fixture
 def store(tmp_path, pm):
     """An initialised, empty store in ``tmp_path / 'kamrules.db'`` (built-in plugins only)."""

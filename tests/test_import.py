@@ -12,6 +12,8 @@ import pytest
 from kamrules.errors import InputError
 from kamrules.importer import ImportRefused
 
+pytestmark = pytest.mark.usefixtures("import_mode")  # each test on the serial and the worker import
+
 DATA = Path(__file__).parent / "data"
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from kamrules.cli import cli
+
+pytestmark = pytest.mark.usefixtures("import_mode")  # each test on the serial and the worker import
 
 DATA = Path(__file__).parent / "data"
 

@@ -7,6 +7,8 @@ import pytest
 from kamrules.import_report import ImportRefused
 from kamrules.store import Store
 
+pytestmark = pytest.mark.usefixtures("import_mode")  # each test on the serial and the worker import
+
 
 def schema(store):
     return sorted(r[0] for r in store.conn.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL"))

@@ -1,4 +1,7 @@
-"""Import with the forked worker: the same store, report, problems and rejects as in one process."""
+"""Import with the forked worker: the same store, report, problems and rejects as in one process.
+
+test_import.py, test_import_cli.py and test_import_indexes.py run each of their tests on both paths (conftest.py: import_mode).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,6 @@ import multiprocessing
 import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,6 @@ from kamrules.importer import ImportRefused, _Importer, import_paths
 from kamrules.store import Store
 
 AS_OF = "2026-10-31"
-HERE = Path(__file__).parent
 
 
 @pytest.fixture(scope="module")
@@ -206,10 +206,3 @@ def test_pack_round_trip():
     assert flat == [v for row in rows for v in row]
     assert import_workers.unpack(import_workers.pack([[]] * 3)) == []
 
-
-def test_every_import_test_passes_with_the_worker():
-    """The import test modules again, the worker forced on for every import."""
-    env = dict(os.environ, **{import_workers.ENV: "1"})
-    tests = [str(HERE / f) for f in ("test_import.py", "test_import_cli.py", "test_import_indexes.py")]
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests], env=env, capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

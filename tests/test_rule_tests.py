@@ -244,13 +244,16 @@ BOOK = """
 """
 
 
-def test_the_core_rule_sets_own_behaviour_tests_pass(pm):
+def test_the_core_rule_sets_own_behaviour_cases_are_pytest_items(pytester, tables):
+    """Each case of rulesets/*/rules.test.yaml runs as its own pytest item (kamrules.testing.pytest_plugin)."""
     files = sorted((REPO / "rulesets").glob("*/rules.test.yaml"))
     assert {f.parent.name for f in files} >= {"over_subsidising", "neglected_small_clients", "missing_escalation_channels", "stalled_stages"}
-    run = run_tests(files, pm=pm)
-    assert run.ok, render_text(run)
+    done = pytester.runpytest_inprocess("--collect-only", "-q", "-p", "no:cacheprovider", *map(str, files))
+    collected = [line for line in done.outlines if "::" in line]
     for f in files:
-        assert sum(c.file == str(f) for c in run.cases) >= 3, f
+        cases = [c.name for c in load_test_file(f, tables).cases]
+        assert len(cases) >= 3, f
+        assert [line.split("::", 1)[1] for line in collected if line.startswith(f"rulesets/{f.parent.name}/")] == cases
 
 
 def test_cli_passing_run_exits_0_and_writes_junit(tmp_path):

@@ -123,6 +123,7 @@ def _venv_seeing_this_environment(where: Path) -> Path:
     return python
 
 
+@pytest.mark.slow
 def test_scaffold_pip_installs_and_passes_kamrules_test(tmp_path):
     """The real thing: pip install -e the scaffold, then its entry point loads and `kamrules test` passes."""
     made = new_plugin("install check", tmp_path, prefix="INS")
