@@ -1,16 +1,17 @@
-"""run_check(): facts -> rules engine -> alerts + Summary, for one store and as-of date."""
+"""A check as stages: plan (rules, selection, providers) -> evaluate (the parts of the book) -> merge (alerts + Summary)."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 from kamrules.alerts import SEVERITIES, SEVERITY_RANK, Alert
 from kamrules.errors import EXIT_ALERTS, EXIT_INCOMPLETE, EXIT_OK, InputError
 from kamrules.facts import FactSource, account_columns, collect_providers
-from kamrules.check_parts import _emit, _PartResult, _PartTask, _Plan, _plan, _shared_count, _Texts  # noqa: F401 (_plan: explain)
+from kamrules.check_parts import CompiledRules, PartResult, PartTask, compile_engine, emit
 from kamrules.messages import format_message  # noqa: F401 (part of this module's API)
 from kamrules.ruleset import EXTRA_FIELDS, RuleSet, check_facts, resolve
 
@@ -71,7 +72,6 @@ class CheckResult:
     alerts: list[Alert]  # sorted by Alert.sort_key
     summary: Summary
     as_of: str
-    rendered: Iterable[str] | None = None  # prerender(alert) of each alert in order, to consume once (run_check's prerender)
 
     def exit_code(self, fail_on: str = "warning") -> int:
         """3 if the run is incomplete, else 1 if an alert is at or above ``fail_on``, else 0."""
@@ -139,56 +139,110 @@ def load_rulesets(store, pm, rulesets_dirs: Iterable = (), failures: list | None
     return sets
 
 
-def run_check(
-    store,
-    as_of: str,
-    rulesets_dirs: Iterable = (),
-    rulesets: Iterable[str] = (),
-    select: Sequence[str] = (),
-    ignore: Sequence[str] = (),
-    min_severity: str = "info",
-    pm=None,
-    batch_size: int = DEFAULT_BATCH,
-    progress=None,
-    jobs: int | None = None,
-    part_size: int | None = None,
-    prerender=None,
-    plugin_timeout: float | None = None,
-    wait: float | None = None,
-) -> CheckResult:
-    """Evaluate the enabled, selected rules of the chosen rule sets on every account of ``store``.
+def user_rulesets(settings=None, given: Iterable = ()) -> tuple[str, ...]:
+    """The user's rule-set folders: the config's ``rulesets`` (relative to the config file) and then ``given``
+    (e.g. ``--rulesets``); a file in a later folder replaces one of the same name."""
+    from pathlib import Path
 
-    Raises :class:`InputError` for bad rule-set files or names; a provider, plugin hook
-    or rule message that fails is named in ``summary.failures`` and the run goes on.
-    ``progress``, if given, is called with the number of accounts done so far.
-    ``jobs`` worker processes share the accounts (None or 0: one per CPU; books under
-    5,000 accounts are checked in this process); ``part_size`` is the accounts per part
-    (see :mod:`kamrules.partition`). The alerts do not depend on either.
-    ``prerender(alert) -> str`` (an output format's ``item``), if given, is applied to the
-    alerts of each part by the process that checked it (a worker, in parallel):
-    ``result.rendered`` yields the texts in alert order, once (None if ``prerender`` raised); at most
-    about 100 million characters are held, the rest is rendered as it is read.
-    ``plugin_timeout``: seconds a provider's SQL or one ``derive`` call may run before it is stopped and
-    the provider counts as failed (None: the default, 600).
+    configured = tuple(getattr(settings, "rulesets", ()) or ())
+    source = getattr(settings, "source", None)
+    base = Path(source).parent if source else Path(".")
+    return tuple(str(p if Path(p).is_absolute() else base / p) for p in configured) + tuple(str(g) for g in given)
 
-    The whole check reads one state of the store: no other process can commit meanwhile
-    (:func:`kamrules.partition.one_snapshot`); it waits up to ``wait`` seconds (default
-    ``partition.BUSY_WAIT``) for one that is writing, then raises :class:`StoreBusy` (exit 5).
+
+@dataclass(frozen=True)
+class CheckRequest:
+    """What to check: the as-of date, which rules (rule sets, folders, select/ignore, minimum severity) and how
+    (worker processes, accounts per part, engine batch, plugin timeout, wait for a busy store).
+
+    ``jobs`` None or 0: one worker per CPU (books under 5,000 accounts are checked in this process);
+    ``part_size``: accounts per part (see :mod:`kamrules.partition`); the alerts depend on neither.
+    ``plugin_timeout``: seconds a provider's SQL or one ``derive`` call may run (None: 600).
+    ``wait``: seconds to wait for another process writing the store (None: ``partition.BUSY_WAIT``).
     """
-    from kamrules.partition import BUSY_WAIT, one_snapshot
 
-    if not _on_disk(store):
-        return _run_check(store, as_of, rulesets_dirs, rulesets, select, ignore, min_severity, pm, batch_size, progress,
-                          jobs, part_size, prerender, plugin_timeout)
-    with one_snapshot(store.path, BUSY_WAIT if wait is None else wait):
-        return _run_check(store, as_of, rulesets_dirs, rulesets, select, ignore, min_severity, pm, batch_size, progress,
-                          jobs, part_size, prerender, plugin_timeout)
+    as_of: str
+    rulesets_dirs: tuple[str, ...] = ()
+    rulesets: tuple[str, ...] = ()
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    min_severity: str = "info"
+    jobs: int | None = None
+    part_size: int | None = None
+    batch_size: int = DEFAULT_BATCH
+    plugin_timeout: float | None = None
+    wait: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("rulesets_dirs", "rulesets", "select", "ignore"):  # any iterable given: kept as a tuple
+            value = getattr(self, name)
+            object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value or ()))
+        object.__setattr__(self, "as_of", str(self.as_of))
+
+    @classmethod
+    def from_settings(cls, settings, as_of: str, *, rulesets_dirs: Iterable = (), select: Sequence[str] = (),
+                      ignore: Sequence[str] = (), min_severity: str | None = None, jobs: int | None = None,
+                      **other) -> "CheckRequest":
+        """The request ``kamrules check`` makes: the ``[check]`` settings (select, ignore, min_severity, jobs,
+        plugin_timeout) and the configured rule-set folders, unless given here."""
+        cfg = getattr(settings, "check", None)
+        get = lambda name, default: getattr(cfg, name, default) if cfg is not None else default  # noqa: E731
+        return cls(as_of=as_of, rulesets_dirs=user_rulesets(settings, rulesets_dirs),
+                   select=tuple(select) or get("select", ()), ignore=tuple(ignore) or get("ignore", ()),
+                   min_severity=min_severity or get("min_severity", "info"),
+                   jobs=get("jobs", None) if jobs is None else jobs,
+                   **{"plugin_timeout": get("plugin_timeout", None), **other})
 
 
-def _run_check(store, as_of, rulesets_dirs, rulesets, select, ignore, min_severity, pm, batch_size, progress, jobs,
-               part_size, prerender, plugin_timeout) -> CheckResult:
+@dataclass
+class Plan:
+    """Stage 1 of a check (:func:`plan`): everything decided before an account is read. Holds the
+    :class:`~kamrules.facts.FactSource` of the as-of date: close it (or use the plan as a context manager)."""
+
+    store: Any
+    request: CheckRequest
+    pm: Any
+    providers: tuple
+    sets: list[RuleSet]  # every loaded rule set (built-in, plugins', the user's)
+    chosen: list[RuleSet]  # the request's rule sets (all when it names none)
+    select: tuple[str, ...]  # normalised prefixes (upper case)
+    ignore: tuple[str, ...]
+    rules: list  # enabled and selected rules of the chosen rule sets
+    runnable: list  # ...less those skipped: what the engines evaluate
+    skipped: list[tuple[str, str]]  # (code, reason): a fact's provider has no data or failed
+    failures: list[tuple[str, str]]  # (where, message), shared by every stage
+    source: FactSource
+    compiled: CompiledRules
+    account_engine: Any  # None: no account rule runs
+    portfolio_engine: Any  # None: no portfolio rule runs
+    started: float = field(default_factory=time.perf_counter)
+
+    def close(self) -> None:
+        self.source.close()
+
+    def __enter__(self) -> "Plan":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@dataclass
+class Evaluation:
+    """Stage 2 of a check (:func:`evaluate`): the account side of every part, and the portfolio providers'
+    queries (run meanwhile)."""
+
+    parts: list  # kamrules.partition.Part
+    results: list  # PartResult, or partition.WorkerDied, per part in order
+    portfolio_queries: dict
+
+
+def plan(store, request: CheckRequest, pm=None) -> Plan:
+    """Stage 1: the providers, the rule sets (validated against the facts), the selection, the rules to run and
+    those skipped for want of data, the compiled engines. Raises :class:`InputError` for a bad request or rule-set
+    file and for a store with no accounts; a failing provider or hook is named in ``plan.failures``.
+    Used by :func:`run`, :func:`kamrules.explain.explain_account` and the backtest."""
     from kamrules.engine import EngineError
-    from kamrules.partition import PART_SIZE, Part, default_jobs, plan_parts, run_parts
 
     started = time.perf_counter()
     if pm is None:
@@ -197,127 +251,175 @@ def _run_check(store, as_of, rulesets_dirs, rulesets, select, ignore, min_severi
         from kamrules.plugins import default_plugin_manager
 
         pm = default_plugin_manager()
-    if min_severity not in SEVERITY_RANK:
-        raise InputError(f"unknown severity {min_severity!r} (expected {', '.join(SEVERITIES)})")
+    if request.min_severity not in SEVERITY_RANK:
+        raise InputError(f"unknown severity {request.min_severity!r} (expected {', '.join(SEVERITIES)})")
     if not store.table_exists("accounts"):
         raise InputError(f"{getattr(store, 'path', 'store')}: no accounts table (run `kamrules init` and `kamrules import` first)")
     failures: list[tuple[str, str]] = []
     providers = collect_providers(pm, failures)
-    sets = load_rulesets(store, pm, rulesets_dirs, failures, providers)
+    sets = load_rulesets(store, pm, request.rulesets_dirs, failures, providers)
     if not store.has_rows("accounts"):
         raise InputError(f"{getattr(store, 'path', 'store')}: no accounts in the store: nothing to check "
                          "(load your data first: `kamrules import DIR`, see docs/data-contract.md)")
-    wanted = list(rulesets)
+    wanted = list(request.rulesets)
     names = {rs.name for rs in sets}
     unknown = [n for n in wanted if n not in names]
     if unknown:
         raise InputError(f"unknown rule set {', '.join(map(repr, unknown))} (expected one of {', '.join(sorted(names))})")
     chosen = [rs for rs in sets if not wanted or rs.name in wanted]
-    select, ignore = selection(sets, select, ignore)
+    select, ignore = selection(sets, request.select, request.ignore)
     outside = [p for p in select if not any(r.code.startswith(p) for rs in chosen for r in rs.rules)]
     if outside:  # its rules are in rule sets this check leaves out
         raise InputError(f"--select {', '.join(outside)} matches no rule of {', '.join(rs.name for rs in chosen)} "
                          f"(it selects rules of {', '.join(rs.name for rs in sets if any(r.code.startswith(outside[0]) for r in rs.rules))})")
     rules = [r for rs in chosen for r in rs.rules if r.enabled and selected(r.code, select, ignore)]
-
+    timeout = {"timeout": request.plugin_timeout} if request.plugin_timeout else {}
+    source = FactSource(store, request.as_of, providers, failures, **timeout)
     skipped: list[tuple[str, str]] = []
-    alerts: list[Alert] = []
-    checked = 0
-    texts = _Texts(prerender)
-    source = FactSource(store, as_of, providers, failures, **({"timeout": plugin_timeout} if plugin_timeout else {}))
-    try:
-        status = source.fact_status()
-        runnable = []
-        for rule in rules:
-            bad = [status[f] for f in rule.facts if f in status and status[f].state != "ok"]
-            if bad:
-                st = bad[0]
-                skipped.append((rule.code, st.reason if st.state == "unavailable" else f"fact provider {st.name} failed"))
-            else:
-                runnable.append(rule)
-        try:
-            plan, acc_engine, port_engine = _plan(runnable)
-        except EngineError as e:
-            failures.append(("rules engine", str(e)))
-            plan, acc_engine, port_engine = _Plan([], [], {}), None, None
-        msg_failed: dict[str, int] = {}
-        derive_errors = Counter()
-
-        def portfolio_queries() -> dict:
-            return source.portfolio_queries() if port_engine is not None else {}
-
-        if acc_engine is not None:
-            jobs = jobs or default_jobs()
-            parts = plan_parts(store.conn, jobs, part_size or PART_SIZE) if _on_disk(store) else [Part(0, None, None)]
-            task = _PartTask(store, source, plan, acc_engine, as_of, min_severity, batch_size, port_engine is not None,
-                             prerender, _shared_count() if prerender else None)
-            results, queries = run_parts(parts, task, jobs, progress, meanwhile=portfolio_queries,
-                                         on_result=texts.add if prerender else None)
-            failed: set[str] = set()
-            for part, r in zip(parts, results):
-                if not isinstance(r, _PartResult):
-                    failures.append((f"check worker (accounts {part.lo or 'first'} to {part.hi or 'last'})", r.reason))
-                    continue
-                alerts += r.alerts
-                checked += r.checked
-                known = {where for where, _ in failures}
-                failures += [f for f in r.failures if f[0] not in known]
-                derive_errors.update(r.derive_errors)
-                for code, n in r.msg_failed.items():
-                    msg_failed[code] = msg_failed.get(code, 0) + n
-                failed |= r.failed_providers
-            if failed:  # a provider failed in some part: its rules are skipped everywhere, as in one process
-                producer = {f: p.name for p in providers for f in tuple(p.facts) + tuple(p.derived)}
-                dropped = set()
-                for r in runnable:
-                    bad = sorted({producer[f] for f in r.facts if f in producer} & failed)
-                    if bad:
-                        skipped.append((r.code, f"fact provider {bad[0]} failed"))
-                        dropped.add(r.code)
-                runnable = [r for r in runnable if r.code not in dropped]
-                alerts = [a for a in alerts if a.code not in dropped]
-            if port_engine is not None:
-                totals = [r.totals for r in results if isinstance(r, _PartResult)]
-                rows = source.portfolio(queries, totals, failed)
+    runnable = []
+    status = source.fact_status()
+    for rule in rules:
+        bad = [status[f] for f in rule.facts if f in status and status[f].state != "ok"]
+        if bad:
+            st = bad[0]
+            skipped.append((rule.code, st.reason if st.state == "unavailable" else f"fact provider {st.name} failed"))
         else:
-            checked = store.count("accounts")
-            if port_engine is not None:  # only portfolio rules: account facts still feed over="account_facts" totals
-                rows = source.prepare().portfolio()
-        if port_engine is not None:
-            try:
-                fired = port_engine.match(rows)
-            except EngineError as e:
-                failures.append(("rules engine (portfolio)", str(e)))
-                fired = [set() for _ in rows]
-            for facts, keys in zip(rows, fired):
-                _emit(plan, facts, keys, True, min_severity, as_of, alerts, msg_failed, failures)
-        derive_errors.update(source.derive_error_counts())
-        for name, n in sorted(derive_errors.items()):
-            if n > 1:
-                failures.append((f"fact provider {name} (derive)", f"failed on {n} accounts in all"))
-    finally:
+            runnable.append(rule)
+    try:
+        compiled, acc_engine, port_engine = compile_engine(runnable)
+    except EngineError as e:
+        failures.append(("rules engine", str(e)))
+        compiled, acc_engine, port_engine = CompiledRules([], [], {}), None, None
+    except BaseException:
         source.close()
+        raise
+    return Plan(store, request, pm, providers, sets, chosen, select, ignore, rules, runnable, skipped, failures, source,
+                compiled, acc_engine, port_engine, started)
+
+
+def evaluate(plan: Plan, parts=None, progress=None) -> Evaluation:
+    """Stage 2: the account rules on every part of the book (``parts``: :func:`kamrules.partition.plan_parts`
+    by default), in worker processes when there are several parts and jobs; the portfolio providers' queries run
+    here meanwhile. ``progress``, if given, is called with the number of accounts done so far."""
+    from kamrules.partition import PART_SIZE, Part, default_jobs, plan_parts, run_parts
+
+    request, store = plan.request, plan.store
+    if plan.account_engine is None:
+        return Evaluation([], [], {})
+    jobs = request.jobs or default_jobs()
+    if parts is None:
+        parts = plan_parts(store.conn, jobs, request.part_size or PART_SIZE) if on_disk(store) else [Part(0, None, None)]
+    task = PartTask(store, plan.source, plan.compiled, plan.account_engine, request.as_of, request.min_severity,
+                    request.batch_size, plan.portfolio_engine is not None)
+
+    def portfolio_queries() -> dict:
+        return plan.source.portfolio_queries() if plan.portfolio_engine is not None else {}
+
+    results, queries = run_parts(parts, task, jobs, progress, meanwhile=portfolio_queries)
+    return Evaluation(list(parts), results, queries or {})
+
+
+def merge(plan: Plan, evaluation: Evaluation) -> CheckResult:
+    """Stage 3: the parts' results as one check: their failures; a provider that failed in any part has its
+    rules skipped everywhere (as in one process); the portfolio rules on the merged account totals; the alerts
+    sorted (:meth:`Alert.sort_key`) and the :class:`Summary`."""
+    from kamrules.engine import EngineError
+
+    request, source, failures = plan.request, plan.source, plan.failures
+    skipped, runnable = list(plan.skipped), list(plan.runnable)
+    alerts: list[Alert] = []
+    msg_failed: dict[str, int] = {}
+    derive_errors: Counter = Counter()
+    failed: set[str] = set()
+    checked = 0
+    rows = None
+    for part, r in zip(evaluation.parts, evaluation.results):
+        if not isinstance(r, PartResult):
+            failures.append((f"check worker (accounts {part.lo or 'first'} to {part.hi or 'last'})", r.reason))
+            continue
+        alerts += r.alerts
+        checked += r.checked
+        known = {where for where, _ in failures}
+        failures += [f for f in r.failures if f[0] not in known]
+        derive_errors.update(r.derive_errors)
+        for code, n in r.msg_failed.items():
+            msg_failed[code] = msg_failed.get(code, 0) + n
+        failed |= r.failed_providers
+    if plan.account_engine is not None:
+        if failed:  # a provider failed in some part: its rules are skipped everywhere, as in one process
+            producer = {f: p.name for p in plan.providers for f in tuple(p.facts) + tuple(p.derived)}
+            dropped = set()
+            for r in runnable:
+                bad = sorted({producer[f] for f in r.facts if f in producer} & failed)
+                if bad:
+                    skipped.append((r.code, f"fact provider {bad[0]} failed"))
+                    dropped.add(r.code)
+            runnable = [r for r in runnable if r.code not in dropped]
+            alerts = [a for a in alerts if a.code not in dropped]
+        if plan.portfolio_engine is not None:
+            totals = [r.totals for r in evaluation.results if isinstance(r, PartResult)]
+            rows = source.portfolio(evaluation.portfolio_queries, totals, failed)
+    else:
+        checked = plan.store.count("accounts")
+        if plan.portfolio_engine is not None:  # only portfolio rules: account facts still feed over="account_facts" totals
+            rows = source.prepare().portfolio()
+    if plan.portfolio_engine is not None:
+        try:
+            fired = plan.portfolio_engine.match(rows)
+        except EngineError as e:
+            failures.append(("rules engine (portfolio)", str(e)))
+            fired = [set() for _ in rows]
+        for facts, keys in zip(rows, fired):
+            emit(plan.compiled, facts, keys, True, request.min_severity, request.as_of, alerts, msg_failed, failures)
+    derive_errors.update(source.derive_error_counts())
+    for name, n in sorted(derive_errors.items()):
+        if n > 1:
+            failures.append((f"fact provider {name} (derive)", f"failed on {n} accounts in all"))
     for code, n in msg_failed.items():
         if n > 1:
             failures.append((f"rule {code} (message)", f"failed on {n} alerts in all"))
 
     alerts.sort(key=lambda a: (a.sort_key(), a.scope_key))
-    rendered = texts.of(alerts)
     by_sev = Counter(a.severity for a in alerts)
     by_rs = Counter(a.ruleset for a in alerts)
     summary = Summary(
-        as_of=as_of, accounts_checked=checked, alerts=len(alerts),
+        as_of=request.as_of, accounts_checked=checked, alerts=len(alerts),
         by_severity={s: by_sev.get(s, 0) for s in SEVERITIES}, by_ruleset=dict(sorted(by_rs.items())),
-        rulesets=tuple(rs.name for rs in chosen), rules_run=len(rules) - len(skipped),
-        skipped=tuple(skipped), failures=tuple(failures), seconds=time.perf_counter() - started,
-        codes=tuple(r.code for r in runnable), min_severity=min_severity, select=tuple(select), ignore=tuple(ignore),
+        rulesets=tuple(rs.name for rs in plan.chosen), rules_run=len(plan.rules) - len(skipped),
+        skipped=tuple(skipped), failures=tuple(failures), seconds=time.perf_counter() - plan.started,
+        codes=tuple(r.code for r in runnable), min_severity=request.min_severity, select=tuple(plan.select),
+        ignore=tuple(plan.ignore),
     )
-    return CheckResult(alerts=alerts, summary=summary, as_of=as_of, rendered=rendered)
+    return CheckResult(alerts=alerts, summary=summary, as_of=request.as_of)
 
 
-def _on_disk(store) -> bool:
+def run(store, request: CheckRequest, pm=None, progress=None) -> CheckResult:
+    """A whole check: :func:`plan`, :func:`evaluate`, :func:`merge`, on one state of the store.
+
+    Raises :class:`InputError` for bad rule-set files or names; a provider, plugin hook or rule message that
+    fails is named in ``summary.failures`` and the run goes on. No other process can commit meanwhile
+    (:func:`kamrules.partition.one_snapshot`): the check waits up to ``request.wait`` seconds for one that is
+    writing, then raises :class:`StoreBusy` (exit 5). Rendering is the output format's, on ``result.alerts``.
+    """
+    from kamrules.partition import BUSY_WAIT, one_snapshot
+
+    with one_snapshot(store.path, BUSY_WAIT if request.wait is None else request.wait) if on_disk(store) else nullcontext():
+        with plan(store, request, pm) as p:
+            return merge(p, evaluate(p, progress=progress))
+
+
+def run_check(store, as_of: str, pm=None, progress=None, **request) -> CheckResult:
+    """``run(store, CheckRequest(as_of, **request), pm, progress)``: the keyword form of a check, kept for callers
+    of the 15-parameter function (``rulesets_dirs``, ``rulesets``, ``select``, ``ignore``, ``min_severity``,
+    ``jobs``, ``part_size``, ``batch_size``, ``plugin_timeout``, ``wait``: see :class:`CheckRequest`)."""
+    return run(store, CheckRequest(as_of, **request), pm, progress)
+
+
+def on_disk(store) -> bool:
+    """True for a store in a file (workers and snapshots need one), not ``:memory:`` or a URI."""
     path = getattr(store, "path", "") or ""
     return path not in ("", ":memory:") and not path.startswith("file:")
 
 
-__all__ = ["CheckResult", "Summary", "run_check", "selected", "selection", "load_rulesets", "format_message", "EXTRA_FIELDS"]
+__all__ = ["CheckRequest", "CheckResult", "Evaluation", "Plan", "Summary", "evaluate", "merge", "plan", "run", "run_check",
+           "selected", "selection", "load_rulesets", "user_rulesets", "format_message", "EXTRA_FIELDS"]

@@ -1,10 +1,10 @@
-"""One part of a check: its accounts' facts matched by the engine, the alerts built and their texts rendered."""
+"""One part of a check: its accounts' facts matched by the engine and the alerts built (stage 2 of kamrules.check)."""
 
 from __future__ import annotations
 
 import gc
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from kamrules.alerts import SEVERITY_RANK, Alert, fingerprint_of
 from kamrules.facts import FactSource
@@ -13,7 +13,7 @@ from kamrules.ruleset import Rule, Variant
 
 
 @dataclass
-class _Plan:
+class CompiledRules:
     """The rules of one run and their engine form."""
 
     account: list[Rule]
@@ -30,7 +30,8 @@ class _Plan:
         return best
 
 
-def _plan(rules: Sequence[Rule]) -> tuple[_Plan, Any, Any]:
+def compile_engine(rules: Sequence[Rule]) -> tuple[CompiledRules, Any, Any]:
+    """The rules' variants keyed for the engine, and the compiled account and portfolio engines (None: no rule)."""
     from kamrules.engine import EngineRule, compile_rules
 
     variants: dict[str, tuple[Rule, Variant]] = {}
@@ -40,53 +41,15 @@ def _plan(rules: Sequence[Rule]) -> tuple[_Plan, Any, Any]:
             key = f"{rule.code}|{v.tier or '*'}|{v.severity}"
             variants[key] = (rule, v)
             eng[rule.scope].append(EngineRule(key, rule.to_durable(v)))
-    plan = _Plan([r for r in rules if r.scope == "account"], [r for r in rules if r.scope == "portfolio"], variants)
+    plan = CompiledRules([r for r in rules if r.scope == "account"], [r for r in rules if r.scope == "portfolio"], variants)
     acc = compile_rules(eng["account"]) if eng["account"] else None
     port = compile_rules(eng["portfolio"]) if eng["portfolio"] else None
     return plan, acc, port
 
 
-class _Texts:
-    """Texts of alerts rendered by the workers, part by part (``add``), kept up to a budget of characters;
-    ``of(alerts)`` then yields every alert's text in order (rendering the rest as it goes)."""
-
-    BUDGET = 100_000_000  # characters (100-400 MB): beyond that the rest is rendered while written
-
-    def __init__(self, render):
-        self.render, self.by_id, self.failed = render, {}, render is None
-
-    def add(self, index: int, result) -> None:
-        """Keep the texts a part's worker rendered (``result.texts``: [] none, beyond the budget; None: its
-        render raised)."""
-        if self.failed or not isinstance(result, _PartResult):
-            return
-        if result.texts is None:  # a plugin format's item() raised: the format renders (and reports) it
-            self.failed = True
-            return
-        for a, text in zip(result.alerts, result.texts):
-            self.by_id[id(a)] = (a, text)  # the alert kept alive: its id stays its own
-
-    def of(self, alerts: list) -> Iterator[str] | None:
-        if self.failed:
-            return None
-
-        def texts() -> Iterator[str]:
-            for a in alerts:
-                got = self.by_id.pop(id(a), None)  # freed as written
-                yield got[1] if got is not None and got[0] is a else self.render(a)
-
-        return texts()
-
-
-def _shared_count():
-    """A counter the forked check workers share (multiprocessing.Value in shared memory)."""
-    import multiprocessing
-
-    return multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None).Value("q", 0)
-
-
-def _emit(plan: _Plan, facts: dict, fired: set[str], portfolio: bool, min_severity: str, as_of: str,
-          alerts: list, msg_failed: dict, failures: list) -> None:
+def emit(plan: CompiledRules, facts: dict, fired: set[str], portfolio: bool, min_severity: str, as_of: str,
+         alerts: list, msg_failed: dict, failures: list) -> None:
+    """Append to ``alerts`` the strongest fired variant of each rule at or above ``min_severity``."""
     best = plan.strongest(fired)
     for code in sorted(best):
         rule, v = best[code]
@@ -102,7 +65,7 @@ def _temp_in_memory(conn) -> None:
 
 
 @dataclass
-class _PartResult:
+class PartResult:
     alerts: list
     checked: int
     failures: list
@@ -110,25 +73,22 @@ class _PartResult:
     msg_failed: dict
     failed_providers: set
     totals: dict  # FactSource.account_totals() of the part
-    texts: list | None = None  # render(alert) of each alert, in the part's worker (None: render raised)
 
 
 @dataclass
-class _PartTask:
+class PartTask:
     """The account side of a check for one part of the book (see :mod:`kamrules.partition`)."""
 
     store: Any
     source: FactSource
-    plan: _Plan
+    plan: CompiledRules
     engine: Any
     as_of: str
     min_severity: str
     batch_size: int
     totals: bool  # compute the part's account_totals (a portfolio rule runs)
-    render: Any = None  # an output format's item(alert): texts rendered here, in parallel, not in the parent
-    rendered: Any = None  # characters rendered by all parts so far (shared): none beyond _Texts.BUDGET
 
-    def __call__(self, part, tick) -> _PartResult:
+    def __call__(self, part, tick) -> PartResult:
         # The part makes no reference cycles worth collecting (a failing derive's traceback at most):
         # the cyclic collector would only rescan the facts and alerts in flight, and, in a forked
         # worker, the inherited heap (3-5% of a check's CPU at 100k, alternating runs). Restored after.
@@ -140,7 +100,7 @@ class _PartTask:
             if collecting:
                 gc.enable()
 
-    def _check(self, part, tick) -> _PartResult:
+    def _check(self, part, tick) -> PartResult:
         from kamrules.engine import EngineError
         from kamrules.partition import connect, restrict
 
@@ -169,7 +129,7 @@ class _PartTask:
                 failures.append((f"rules engine (accounts {batch[0].get('account_id')}..{batch[-1].get('account_id')})", str(e)))
                 fired = [set() for _ in batch]
             for facts, keys in zip(batch, fired):
-                _emit(self.plan, facts, keys, False, self.min_severity, self.as_of, alerts, msg_failed, failures)
+                emit(self.plan, facts, keys, False, self.min_severity, self.as_of, alerts, msg_failed, failures)
             checked += len(batch)
             tick(len(batch))
             batch.clear()
@@ -190,17 +150,8 @@ class _PartTask:
         finally:
             if store is not self.store:
                 store.close()
-        texts: list | None = []  # none rendered: the parent renders them as it writes
-        if self.render is not None and alerts and self.rendered.value <= _Texts.BUDGET:
-            try:
-                texts = [self.render(a) for a in alerts]
-            except Exception:  # a plugin format's item(): the parent's format renders (and reports) it
-                texts = None
-            else:
-                with self.rendered.get_lock():
-                    self.rendered.value += sum(map(len, texts))
-        return _PartResult(alerts, checked, failures, source.derive_error_counts(), msg_failed, source.failed_providers(),
-                           totals, texts)
+        return PartResult(alerts, checked, failures, source.derive_error_counts(), msg_failed, source.failed_providers(),
+                           totals)
 
 
 _EVIDENCE: dict[int, tuple[Rule, tuple[str, ...]]] = {}  # id(rule) -> (rule, its evidence facts)

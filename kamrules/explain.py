@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from kamrules.check import _plan, load_rulesets
+from kamrules.check import CheckRequest, Plan, on_disk, plan
 from kamrules.errors import InputError
-from kamrules.facts import FactSource, collect_providers
 
 
 @dataclass(frozen=True)
@@ -46,57 +45,45 @@ def explain_account(store, account_id: str, as_of: str, rulesets_dirs: Iterable 
     On a book of 5,000 accounts or more only this account's facts are computed, and portfolio
     rules are reported as not evaluated (they need every account's facts).
     """
-    if pm is None:
-        pm = getattr(store, "pm", None)
-    if pm is None:
-        from kamrules.plugins import default_plugin_manager
-
-        pm = default_plugin_manager()
-    failures: list[tuple[str, str]] = []
-    providers = collect_providers(pm, failures)
-    sets = load_rulesets(store, pm, rulesets_dirs, failures, providers)
-    wanted = list(rulesets)
-    verdicts: list[RuleVerdict] = []
-    book = FactSource(store, as_of, providers, failures)  # which providers can run: judged on the whole store
-    own = _one_account_store(store, account_id)
-    try:
-        with book.bound_to(own, failures) if own is not None else book as source:
-            found = list(source.accounts(account_id=account_id))
-            if not found:
-                raise InputError(f"no account {account_id!r} in {getattr(store, 'path', 'the store')} (expected an id from the accounts table)")
-            facts = found[0]
-            verdicts = _verdicts(sets, wanted, source, book if own is None else None, facts, failures, store)
-    finally:
-        if own is not None:
-            own.close()
+    with plan(store, CheckRequest(as_of, rulesets_dirs=rulesets_dirs, rulesets=rulesets), pm) as p:
+        failures = p.failures
+        book = p.source  # which providers can run: judged on the whole store
+        own = _one_account_store(store, account_id)
+        try:
+            with book.bound_to(own, failures) if own is not None else book as source:
+                found = list(source.accounts(account_id=account_id))
+                if not found:
+                    raise InputError(f"no account {account_id!r} in {getattr(store, 'path', 'the store')} (expected an id from the accounts table)")
+                facts = found[0]
+                verdicts = _verdicts(p, source, book if own is None else None, facts)
+        finally:
+            if own is not None:
+                own.close()
     return Explanation(account_id, as_of, dict(sorted(facts.items())), tuple(verdicts), tuple(failures))
 
 
 def _one_account_store(store, account_id: str):
     """On a book the check splits (see :mod:`kamrules.partition`), a store connection that sees only this
     account's rows, so that the providers compute one account's facts, not the book's; else None."""
-    from kamrules.check import _on_disk
     from kamrules.partition import Part, connect, one_part, restrict
     from kamrules.store import Store
 
-    if not _on_disk(store) or one_part(store.count("accounts")):
+    if not on_disk(store) or one_part(store.count("accounts")):
         return None
     conn = connect(store.path)
     restrict(conn, Part(0, account_id, account_id + "\x01"))  # id >= account_id AND id < account_id + U+0001: this id
     return Store(store.path, conn, store.pm)
 
 
-def _verdicts(sets, wanted, source, book, facts, failures, store) -> list[RuleVerdict]:
+def _verdicts(p: Plan, source, book, facts) -> list[RuleVerdict]:
     """Every rule's verdict on ``facts``; portfolio rules over ``book`` (None: not evaluated, a big book)."""
     from kamrules.ruleset import evaluate
 
+    store, failures = p.store, p.failures
     verdicts: list[RuleVerdict] = []
     status = source.fact_status()
-    runnable = []
     portfolio = None
-    for rs in sets:
-        if wanted and rs.name not in wanted:
-            continue
+    for rs in p.chosen:
         for rule in rs.rules:
             base = dict(ruleset=rule.ruleset, code=rule.code, rule=rule.name)
             bad = [status[f] for f in rule.facts if f in status and status[f].state != "ok"]
@@ -122,10 +109,9 @@ def _verdicts(sets, wanted, source, book, facts, failures, store) -> list[RuleVe
                 v = evaluate(rule, facts)
                 verdicts.append(RuleVerdict(**base, status="fired" if v.fired else "not_fired", severity=v.severity,
                                             reason=v.reason(), thresholds=v.thresholds))
-                runnable.append(rule)
-    plan, engine, _ = _plan(runnable)
+    engine = p.account_engine  # the plan's: compiled from the same rules (enabled, account scope, not skipped)
     if engine is not None:
-        best = {code: v.severity for code, (_, v) in plan.strongest(engine.match([facts])[0]).items()}
+        best = {code: v.severity for code, (_, v) in p.compiled.strongest(engine.match([facts])[0]).items()}
         for v in verdicts:
             if v.status in ("fired", "not_fired") and best.get(v.code) != v.severity:
                 failures.append((f"rule {v.code}", f"engine says {best.get(v.code) or 'not fired'}, Python evaluation says {v.severity or 'not fired'}"))

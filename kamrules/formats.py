@@ -18,9 +18,7 @@ class OutputFormat:
     A format whose output is one text per alert, in alert order, between a head
     and a tail may also give ``item(alert) -> str`` and ``assemble(texts,
     summary) -> iterable of chunks`` such that ``render(alerts, summary)`` gives
-    the same as ``assemble(map(item, alerts), summary)``. ``kamrules check`` then
-    renders the alerts of each part of the book as soon as it is checked, while
-    the workers go on with the other parts (see :func:`items_format`).
+    the same as ``assemble(map(item, alerts), summary)`` (see :func:`items_format`).
     """
 
     name: str
@@ -40,3 +38,15 @@ def items_format(name: str, item: Callable[[object], str], assemble: Callable[[I
     """An :class:`OutputFormat` made of ``item`` and ``assemble`` (``render`` is derived from them)."""
     return OutputFormat(name, lambda alerts, summary: assemble(map(item, alerts), summary), description, extension,
                         item=item, assemble=assemble)
+
+
+def output_formats(pm, failures: list | None = None) -> dict[str, OutputFormat]:
+    """{name: OutputFormat} of every plugin's ``register_output_formats`` (the built-ins among them); a plugin
+    whose hook raises is left out (and named in ``failures``)."""
+    from kamrules.plugins import call_hook
+
+    out = {}
+    for _, group in call_hook(pm, "register_output_formats", [] if failures is None else failures):
+        for f in group:
+            out[f.name] = f
+    return out

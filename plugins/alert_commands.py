@@ -44,13 +44,12 @@ def _conn(env: Env):
 
 def _loaded_rules(env: Env):
     """(rule codes, rule-set names) of the built-in and configured rule sets; (None, None) if they don't load."""
-    from kamrules.check import builtin_ruleset_files
+    from kamrules.check import builtin_ruleset_files, user_rulesets
     from kamrules.errors import KamrulesError
     from kamrules.ruleset import resolve
-    from kamrules_plugins.check_commands import _user_rulesets
 
     try:
-        sets = resolve(builtin_ruleset_files(env.pm, []), _user_rulesets(env, ()))
+        sets = resolve(builtin_ruleset_files(env.pm, []), user_rulesets(env.settings))
     except KamrulesError:
         return None, None
     return [r.code for rs in sets for r in rs.rules], [rs.name for rs in sets]

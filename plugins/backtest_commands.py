@@ -63,11 +63,14 @@ def register_commands(cli):
         from kamrules.backtest import backtest, date_range, open_read_only
         from kamrules.backtest_report import render
         from kamrules.scorecard import load_scorecard
-        from kamrules_plugins.check_commands import _user_rulesets
+        from kamrules.check import user_rulesets
+        from kamrules.outputs import atomic_output
 
         start, end = parse_date(start, "--from"), parse_date(end, "--to")
         dates = date_range(start, end, every)  # exit 2 before the store is opened
         sc = load_scorecard(scorecard)
+        if output:  # never the store, a rule file or the scorecard; written whole or not at all
+            env.output_path(output, tuple(user_rulesets(env.settings, rulesets_dirs)) + tuple(compare or ()) + ((scorecard,) if scorecard else ()), "--output file")
         cfg = env.settings.check
         store = open_read_only(env.db, env.pm)
         failed: list[tuple[str, str, str]] = []
@@ -86,7 +89,7 @@ def register_commands(cli):
                 yield r
 
         try:
-            results = backtest(store, dates, rulesets_dirs=_user_rulesets(env, rulesets_dirs), rulesets=rulesets,
+            results = backtest(store, dates, rulesets_dirs=user_rulesets(env.settings, rulesets_dirs), rulesets=rulesets,
                                select=select or cfg.select, ignore=ignore or cfg.ignore, min_severity=min_severity or cfg.min_severity,
                                pm=env.pm, jobs=cfg.jobs if jobs is None else jobs, compare=compare or None, scorecard=sc,
                                progress=progress if len(dates) > 1 else None)
@@ -96,7 +99,7 @@ def register_commands(cli):
             chunks = render(fmt, noted(chain([first], results)), sc, title)
             try:
                 if output:
-                    with open(output, "w", encoding="utf-8-sig" if fmt == "csv" else "utf-8", newline="") as f:
+                    with atomic_output(output, encoding="utf-8-sig" if fmt == "csv" else "utf-8") as f:
                         for chunk in chunks:
                             f.write(chunk)
                 else:

@@ -11,29 +11,12 @@ import click
 from kamrules import hookimpl
 from kamrules.cliutils import CliError, Env, as_of_option, db_option, handle_errors, parse_date, pass_env, stderr_is_tty
 from kamrules.errors import EXIT_ALERTS, EXIT_INCOMPLETE, EXIT_OK, EXIT_UNDELIVERED, KamrulesError
+from kamrules.formats import output_formats  # noqa: F401 (imported from here by older code)
 from kamrules.textsafe import term
 
 from kamrules.vocab import SEVERITIES as SEVERITY_CHOICES  # noqa: E402
 FAIL_ON_CHOICES = ("info", "warning", "critical", "never")
 BUILTIN_FORMATS = "table|json|jsonl|csv|markdown"
-
-
-def _user_rulesets(env: Env, given) -> tuple:
-    """Rule-set folders from the config (relative to the config file) and from --rulesets."""
-    base = Path(env.settings.source).parent if env.settings.source else Path(".")
-    from_config = tuple(str(p if Path(p).is_absolute() else base / p) for p in env.settings.rulesets)
-    return from_config + tuple(given)
-
-
-def output_formats(pm, failures: list | None = None) -> dict:
-    """{name: OutputFormat}; a plugin whose hook raises is left out (and named in ``failures``)."""
-    from kamrules.plugins import call_hook
-
-    out = {}
-    for _, group in call_hook(pm, "register_output_formats", [] if failures is None else failures):
-        for f in group:
-            out[f.name] = f
-    return out
 
 
 def _progress(env: Env, store, label: str):
@@ -148,7 +131,7 @@ def register_commands(cli):
     @pass_env
     @handle_errors
     def check_command(env: Env, as_of, rulesets, select, ignore, min_severity, fmt, output, csv_raw, fail_on, rulesets_dirs, notify, no_history, jobs, wait, batch_size):
-        from kamrules.check import run_check
+        from kamrules.check import CheckRequest, run, user_rulesets
 
         cfg = env.settings.check
         if csv_raw:
@@ -168,26 +151,22 @@ def register_commands(cli):
 
             configured_notifiers(env.pm, list(notify), env.settings)
         if output:
-            env.output_path(output, _user_rulesets(env, rulesets_dirs), "--output file")
+            env.output_path(output, user_rulesets(env.settings, rulesets_dirs), "--output file")
+        request = CheckRequest.from_settings(env.settings, as_of, rulesets_dirs=rulesets_dirs, rulesets=rulesets, select=select,
+                                             ignore=ignore, min_severity=min_severity, jobs=jobs, batch_size=batch_size, wait=wait)
         store = _open_store(env, wait)
         update, bar = _progress(env, store, "checking")
-        form = formats[fmt]
         try:
-            result = run_check(
-                store, as_of=as_of, rulesets_dirs=_user_rulesets(env, rulesets_dirs), rulesets=rulesets,
-                select=select or cfg.select, ignore=ignore or cfg.ignore, min_severity=min_severity or cfg.min_severity,
-                pm=env.pm, batch_size=batch_size, progress=update, jobs=cfg.jobs if jobs is None else jobs,
-                plugin_timeout=cfg.plugin_timeout,
-                prerender=form.item if form.per_alert else None, wait=wait,
-            )
+            result = run(store, request, env.pm, progress=update)
         finally:
             if bar is not None:
                 bar.__exit__(None, None, None)
         try:
-            if result.rendered is not None:  # rendered part by part while the workers ran
-                _write(form.assemble(result.rendered, result.summary), output, bom=fmt.startswith("csv"))
-            elif fmt == "table" and not no_history and result.summary.complete and _builtin_table(form):
-                from kamrules.runs import check_health, trend_text  # issue 16: the score this run records, and its trend
+            # rendered here, after the merge: faster than in the workers (alerts and texts both pickled back)
+            # or in this process as parts arrive (measured at 10k accounts, docs/architecture.md)
+            form = formats[fmt]
+            if fmt == "table" and not no_history and result.summary.complete and _builtin_table(form):
+                from kamrules.runs import check_health, trend_text  # the score this run records, and its trend
 
                 health = {a: trend_text(h) for a, h in check_health(store.conn, result, env.pm, env.settings).items()}
                 _write(form.render(result.alerts, result.summary, health=health), output)
@@ -239,11 +218,11 @@ def register_commands(cli):
           kamrules rules --rulesets my_rules/     after tuning a copied file
           KAMRULES_LOAD_PLUGINS= kamrules rules --format markdown > docs/rules.md
         """
-        from kamrules.check import builtin_ruleset_files
+        from kamrules.check import builtin_ruleset_files, user_rulesets
         from kamrules.ruleset import resolve
 
         failures: list = []
-        sets = resolve(builtin_ruleset_files(env.pm, failures), _user_rulesets(env, rulesets_dirs))
+        sets = resolve(builtin_ruleset_files(env.pm, failures), user_rulesets(env.settings, rulesets_dirs))
         if rulesets:
             unknown = sorted(set(rulesets) - {s.name for s in sets})
             if unknown:
@@ -288,10 +267,11 @@ def register_commands(cli):
           kamrules explain A000012 --ruleset over_subsidising
           kamrules explain A000012 --format json
         """
+        from kamrules.check import user_rulesets
         from kamrules.explain import explain_account
 
         store = env.open_store()
-        ex = explain_account(store, account_id, as_of, _user_rulesets(env, rulesets_dirs), rulesets, pm=env.pm)
+        ex = explain_account(store, account_id, as_of, user_rulesets(env.settings, rulesets_dirs), rulesets, pm=env.pm)
         from kamrules.health import explain_section, render_explain_section  # issue 16: how the score was computed
 
         health = explain_section(ex)

@@ -104,12 +104,12 @@ def register_commands(cli):
     def health_command(env: Env, as_of, owner, tiers, grades, sort, fmt, output, scorecard, rulesets_dirs):
         from kamrules.health_report import health_report
         from kamrules.scorecard import load_scorecard
-        from kamrules_plugins.check_commands import _user_rulesets
+        from kamrules.check import user_rulesets
 
         sc = load_scorecard(scorecard)  # a bad file is exit 2 before the store is touched
         store = env.open_store()
         report = health_report(store, as_of, sc, owner=owner, tiers=tiers, grades=grades, sort=sort,
-                               rulesets_dirs=_user_rulesets(env, rulesets_dirs), pm=env.pm)
+                               rulesets_dirs=user_rulesets(env.settings, rulesets_dirs), pm=env.pm)
         if fmt == "json":
             text = json.dumps(report.accounts, ensure_ascii=False, indent=2) + "\n"
         elif fmt == "csv":

@@ -257,7 +257,7 @@ def test_a_rule_failing_on_some_date_is_exit_3_and_names_the_date(db, tmp_path):
 def tuned(tmp_path, old="limit: {warning: 0.10, critical: 0.20}", new="limit: {warning: 0.03, critical: 0.20}") -> Path:
     folder = tmp_path / "tuned"
     folder.mkdir()
-    text = (ROOT / "rulesets" / "over_subsidising.yaml").read_text(encoding="utf-8")
+    text = (ROOT / "rulesets" / "over_subsidising" / "rules.yaml").read_text(encoding="utf-8")
     assert text.count(old) == 1
     (folder / "over_subsidising.yaml").write_text(text.replace(old, new), encoding="utf-8")
     return folder
@@ -288,7 +288,7 @@ def test_compare_a_lowered_threshold_adds_alerts_of_that_rule_only(db, tmp_path,
 def test_compare_with_the_same_rules_shows_no_difference_and_bad_files_are_exit_2(db, tmp_path):
     same = tmp_path / "same"
     same.mkdir()
-    shutil.copy(ROOT / "rulesets" / "over_subsidising.yaml", same)
+    shutil.copy(ROOT / "rulesets" / "over_subsidising" / "rules.yaml", same / "over_subsidising.yaml")
     r = run(["backtest", "--from", "2026-10-01", "--to", "2026-10-31", "--compare", str(same)], db)
     assert r.exit_code == 0 and "no difference: the tuned rule sets fire the same alerts at every date" in r.stdout
     bad = tmp_path / "bad"

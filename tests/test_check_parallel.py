@@ -162,42 +162,20 @@ def test_over_account_facts_needs_portfolio_scope():
 
 
 @pytest.mark.parametrize("name", ["json", "jsonl", "csv"])
-def test_alerts_rendered_while_parts_run_give_the_same_output(book_store, name):
-    from kamrules_plugins.check_commands import output_formats
+def test_check_output_is_the_format_of_the_merged_alerts(book_store, name, tmp_path):
+    """The CLI renders after the merge: a check in parts writes what the format makes of the library's alerts."""
+    from click.testing import CliRunner
+
+    from kamrules.cli import cli
+    from kamrules.formats import output_formats
 
     form = output_formats(book_store.pm)[name]
-    assert form.per_alert
-    r = run_check(book_store, AS_OF, jobs=2, part_size=30, prerender=form.item)
-    assert r.rendered is not None
-    assert "".join(form.assemble(r.rendered, r.summary)) == "".join(form.render(r.alerts, r.summary))
-    assert "".join(form.assemble([], r.summary)) == "".join(form.render([], r.summary))
-
-
-def test_prerendered_texts_beyond_the_budget_are_rendered_while_written(book_store, monkeypatch):
-    from kamrules import check
-    from kamrules_plugins.formats import json_assemble, json_item, render_json
-
-    monkeypatch.setattr(check._Texts, "BUDGET", 2000)  # a part or two, then the rest as it is written
-    arrived = []
-    add = check._Texts.add
-
-    def spy(self, index, result):
-        arrived.append((len(result.alerts), len(result.texts)))
-        add(self, index, result)
-
-    monkeypatch.setattr(check._Texts, "add", spy)
-    r = run_check(book_store, AS_OF, jobs=2, part_size=30, prerender=json_item)
-    assert "".join(json_assemble(r.rendered, r.summary)) == "".join(render_json(r.alerts, r.summary))
-    # the workers rendered the texts of the first parts, then stopped (the shared count passed the budget)
-    assert any(t == a > 0 for a, t in arrived) and any(a > 0 and t == 0 for a, t in arrived)
-
-
-def test_a_failing_prerender_leaves_rendering_to_the_format(book_store):
-    def item(alert):
-        raise RuntimeError("boom")
-
-    r = run_check(book_store, AS_OF, jobs=2, part_size=30, prerender=item)
-    assert r.rendered is None and r.alerts and r.summary.complete
+    out = tmp_path / f"alerts.{name}"
+    res = CliRunner().invoke(cli, ["--db", book_store.path, "check", "--as-of", AS_OF, "--format", name, "--no-history",
+                                   "-o", str(out)], env={"KAMRULES_CONFIG": "", "KAMRULES_LOAD_PLUGINS": ""})
+    assert res.exit_code == 1, res.output
+    r = run_check(book_store, AS_OF, jobs=2, part_size=30)
+    assert r.alerts and out.read_text(encoding="utf-8-sig") == "".join(form.render(r.alerts, r.summary))
 
 
 def test_explain_on_a_big_book_computes_one_accounts_facts(book_store, monkeypatch):

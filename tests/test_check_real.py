@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from kamrules.check import _plan, load_rulesets, run_check
+from kamrules.check import load_rulesets, run_check
+from kamrules.check_parts import compile_engine
 from kamrules.facts import FactSource, collect_providers
 from kamrules.plugins import make_plugin_manager
 from kamrules.ruleset import evaluate
@@ -30,7 +31,7 @@ def test_engine_agrees_with_python_on_every_account_and_rule(book):
     failures: list = []
     providers = collect_providers(pm, failures)
     rules = [r for rs in load_rulesets(store, pm, (), failures, providers) for r in rs.rules if r.scope == "account"]
-    plan, engine, _ = _plan(rules)
+    plan, engine, _ = compile_engine(rules)
     with FactSource(store, AS_OF, providers, failures) as source:
         facts = list(source.accounts())
     assert not failures

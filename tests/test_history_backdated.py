@@ -11,7 +11,7 @@ from kamrules.cli import cli
 from kamrules.lifecycle import record_and_notify
 from kamrules.lifecycle.history import newest_as_of
 
-TABLES = ("alert_history", "alert_events", "notify_state", "outbox", "outbox_items", "silences", "check_runs")
+TABLES = ("alert_history", "alert_events", "notify_state", "outbox", "outbox_items", "silences", "runs", "health_scores")
 
 
 def dump(path) -> dict:
@@ -47,7 +47,7 @@ def test_backdated_check_records_nothing_and_resends_nothing(book_store, server,
     sent = len(server.received)
     assert sent > 0 and "0 undelivered" in today.output
     before = dump(db)
-    assert before["alert_history"] and before["check_runs"]
+    assert before["alert_history"] and before["runs"]
 
     # the book as of 2025-01-01 fires other alerts: recorded, they would resolve today's
     past = check(db, env, "2025-01-01", "--notify", "email")
@@ -70,7 +70,7 @@ def test_backdated_check_records_nothing_and_resends_nothing(book_store, server,
     same = ("alert_events", "notify_state", "outbox", "outbox_items", "silences")
     assert {t: after[t] for t in same} == {t: before[t] for t in same}
     assert states(after) == states(before)  # only last_seen moved on
-    assert [r[2] for r in after["check_runs"]] == ["2026-10-31", "2026-10-31"]  # the same date is not back-dated
+    assert [r[1] for r in after["runs"]] == ["2026-10-31", "2026-10-31"]  # the same date is not back-dated
 
 
 def test_later_check_is_recorded(book_store):
@@ -85,10 +85,12 @@ def test_later_check_is_recorded(book_store):
     assert "not recorded: as of 2026-10-31" in older.summary_line()
 
 
-def test_store_recorded_before_check_runs(book_store):
-    """A history recorded before check_runs existed still dates the newest check (alert_history.last_as_of)."""
+def test_store_recorded_before_runs(book_store):
+    """A history recorded before the runs table existed still dates the newest check (alert_history.last_as_of)."""
     record_and_notify(book_store, run_check(book_store, "2026-10-31"), notify=())
-    book_store.conn.execute("DROP TABLE check_runs")
+    for table in ("health_scores", "runs"):
+        book_store.conn.execute(f"DROP TABLE {table}")
+    assert newest_as_of(book_store.conn) == "2026-10-31"
     report = record_and_notify(book_store, run_check(book_store, "2025-06-30"), notify=())
     assert report.behind == "2026-10-31"
-    assert book_store.count("check_runs") == 0
+    assert book_store.count("runs") == 0

@@ -115,7 +115,7 @@ def test_check_output_refuses_a_rule_file(env):
     rules = env / "rules"
     rules.mkdir()
     target = rules / "over_subsidising.yaml"
-    shutil.copyfile(Path(__file__).parent.parent / "rulesets" / "over_subsidising.yaml", target)
+    shutil.copyfile(Path(__file__).parent.parent / "rulesets" / "over_subsidising" / "rules.yaml", target)
     before = target.read_bytes()
     r = invoke("--db", env / "book.db", "check", "--rulesets", rules, "--output", target, "--no-history")
     assert r.exit_code == 2 and "is an input file" in r.output, r.output

@@ -57,8 +57,12 @@ def _event(conn, fp: str, at: str, event: str, detail: str = "") -> None:
 
 
 def newest_as_of(conn) -> str | None:
-    """The latest as-of date a check was recorded at (alert_history for runs recorded before check_runs)."""
-    dates = [conn.execute(sql).fetchone()[0] for sql in ("SELECT max(as_of) FROM check_runs", "SELECT max(last_as_of) FROM alert_history")]
+    """The latest as-of date a check was recorded at: the newest run (:mod:`kamrules.runs`), or, in a store
+    whose history predates the runs table, the newest ``alert_history.last_as_of``."""
+    sqls = ["SELECT max(last_as_of) FROM alert_history"]
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'runs'").fetchone():
+        sqls.append("SELECT max(as_of) FROM runs")
+    dates = [conn.execute(sql).fetchone()[0] for sql in sqls]
     return max((d for d in dates if d), default=None)
 
 
@@ -67,7 +71,7 @@ def record(conn, alerts: Sequence[Alert], scope: Scope, now: dt.datetime, silenc
     """Record one check's alerts in one transaction; resolve what the same scope no longer fires.
 
     A check ``as_of`` a date before the newest recorded one is back-dated: it records nothing
-    (``behind`` says why); else when ``as_of`` is given, the run is logged in ``check_runs``.
+    (``behind`` says why; the caller then records no run either).
     Back-dated checks would resolve today's alerts, and the next current check fire them again.
     """
     at = ts(now)
@@ -79,7 +83,6 @@ def record(conn, alerts: Sequence[Alert], scope: Scope, now: dt.datetime, silenc
             newest = newest_as_of(conn)
             if newest is not None and str(as_of) < newest:
                 return Recorded((), (), (), 0, behind=newest)
-            conn.execute("INSERT INTO check_runs (at, as_of, scope, alerts) VALUES (?, ?, ?, ?)", (at, str(as_of), scope.key, len(alerts)))
         for a in alerts:
             fp = a.fingerprint
             if fp in seen:

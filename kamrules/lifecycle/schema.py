@@ -88,13 +88,6 @@ CREATE TABLE IF NOT EXISTS outbox_items (
     PRIMARY KEY (outbox_id, fingerprint)
 );
 CREATE INDEX IF NOT EXISTS outbox_items_fp ON outbox_items (fingerprint);
-CREATE TABLE IF NOT EXISTS check_runs (  -- one row per check recorded in the history
-    id INTEGER PRIMARY KEY,
-    at TEXT NOT NULL,                  -- UTC timestamp of the recording
-    as_of TEXT NOT NULL,               -- the date the check evaluated (a later check may not be older)
-    scope TEXT,
-    alerts INTEGER NOT NULL
-);
 """
 
 
@@ -177,7 +170,7 @@ def migrate_rejected(store) -> None:
 def ensure_schema(conn: sqlite3.Connection) -> None:
     """Create the lifecycle tables if missing (idempotent; for stores opened without migrations)."""
     have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if {"alert_history", "alert_events", "notify_state", "silences", "outbox", "outbox_items", "check_runs"} <= have and _outbox_has_rejected(conn):
+    if {"alert_history", "alert_events", "notify_state", "silences", "outbox", "outbox_items"} <= have and _outbox_has_rejected(conn):
         return
     with transaction(conn):
         migrate(conn)
