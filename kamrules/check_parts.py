@@ -31,7 +31,7 @@ class _Plan:
 
 
 def _plan(rules: Sequence[Rule]) -> tuple[_Plan, Any, Any]:
-    from kamrules.engine import EngineRule, compile_rules
+    from kamrules.engine import MatchRule, compile_matcher
 
     variants: dict[str, tuple[Rule, Variant]] = {}
     eng: dict[str, list] = {"account": [], "portfolio": []}
@@ -39,10 +39,10 @@ def _plan(rules: Sequence[Rule]) -> tuple[_Plan, Any, Any]:
         for v in rule.variants():
             key = f"{rule.code}|{v.tier or '*'}|{v.severity}"
             variants[key] = (rule, v)
-            eng[rule.scope].append(EngineRule(key, rule.to_durable(v)))
+            eng[rule.scope].append(MatchRule(key, rule, v))
     plan = _Plan([r for r in rules if r.scope == "account"], [r for r in rules if r.scope == "portfolio"], variants)
-    acc = compile_rules(eng["account"]) if eng["account"] else None
-    port = compile_rules(eng["portfolio"]) if eng["portfolio"] else None
+    acc = compile_matcher(eng["account"]) if eng["account"] else None
+    port = compile_matcher(eng["portfolio"]) if eng["portfolio"] else None
     return plan, acc, port
 
 
