@@ -43,20 +43,13 @@ import threading
 import uuid
 from decimal import Decimal
 from dataclasses import dataclass
-from typing import Any, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
 
 from kamrules.conditions import Condition, _norm
 from kamrules.errors import InputError
-from kamrules.ruleset import Rule, Variant
 
-try:  # fails on Python 3.13 with durable-rules 2.0.28 built as it is (undefined symbol: PyEval_CallObject)
-    import durable.engine as _de
-    import durable_rules_engine as _dre
-except Exception as e:  # ImportError, or any failure of its C extension: the Python matcher is used
-    _de = _dre = None
-    IMPORT_ERROR: str | None = f"{type(e).__name__}: {e}"
-else:
-    IMPORT_ERROR = None
+if TYPE_CHECKING:
+    from kamrules.ruleset import Rule, Variant
 
 MAX_RULES = 50  # per durable ruleset, catch-all included
 MAX_BATCH = 1000  # facts per assert; ids "0".."999" were checked collision-free
@@ -69,14 +62,35 @@ class EngineError(RuntimeError):
     """The rules engine failed (an action raised, or durable_rules rejected a ruleset or a fact)."""
 
 
-if _de is not None:
-    class _SyncHost(_de.Host):
+# durable_rules, imported on first use (not at the import of this module: every command imports
+# kamrules.engine's settings helpers, and the import costs 0.1 s); see import_error().
+_de: Any = None
+_dre: Any = None
+_SyncHost: Any = None
+_Ruleset: Any = None
+_IMPORTED: list[str | None] = []  # [None] imported, [why not] failed; empty: not tried yet
+
+
+def import_error() -> str | None:
+    """None if durable_rules imports in this Python, else why not (tried once per process). On
+    Python 3.13 durable-rules 2.0.28 built as it is fails: undefined symbol PyEval_CallObject."""
+    global _de, _dre, _SyncHost, _Ruleset
+    if _IMPORTED:
+        return _IMPORTED[0]
+    try:
+        import durable.engine as de
+        import durable_rules_engine as dre
+    except Exception as e:  # ImportError, or any failure of its C extension: the Python matcher is used
+        _IMPORTED.append(f"{type(e).__name__}: {e}")
+        return _IMPORTED[0]
+
+    class SyncHost(de.Host):
         """A host whose background dispatch threads never start: actions run in the caller only."""
 
         def _run(self):  # noqa: D401 - replaces durable's timer threads
             self._d_timer = self._t_timer = None
 
-    class _Ruleset(_de.Ruleset):
+    class Ruleset(de.Ruleset):
         """durable's Ruleset, created from our JSON (see :func:`_dumps`) with callables as actions."""
 
         def __init__(self, name: str, host, definition: dict):
@@ -84,9 +98,13 @@ if _de is not None:
             self._name = name
             self._host = host
             for rule_name, rule in definition.items():
-                self._actions[rule_name] = _de.Promise(rule.pop("run"))
-            self._handle = _dre.create_ruleset(name, _dumps(definition))
+                self._actions[rule_name] = de.Promise(rule.pop("run"))
+            self._handle = dre.create_ruleset(name, _dumps(definition))
             self._definition = definition
+
+    _de, _dre, _SyncHost, _Ruleset = de, dre, SyncHost, Ruleset
+    _IMPORTED.append(None)
+    return None
 
 
 _HOST: Any = None
@@ -97,8 +115,8 @@ _COMPILED: dict[str, "CompiledRules"] = {}
 
 def _host() -> Any:
     global _HOST
-    if _de is None:
-        raise EngineError(f"durable_rules can't be imported ({IMPORT_ERROR})")
+    if import_error() is not None:
+        raise EngineError(f"durable_rules can't be imported ({import_error()})")
     if _HOST is None:
         _HOST = _SyncHost()
     return _HOST
@@ -468,9 +486,9 @@ def resolve(engine: str | None = None) -> str:
         raise InputError(f"unknown engine {engine!r} (expected one of {', '.join(ENGINES)})")
     if engine == "python":
         return "python"
-    if _de is None:
+    if import_error() is not None:
         if engine == "durable":
-            raise InputError(f"engine = \"durable\" but durable_rules can't be imported ({IMPORT_ERROR}); "
+            raise InputError(f"engine = \"durable\" but durable_rules can't be imported ({import_error()}); "
                              f"on Python 3.13+ build it with: {RECIPE} (or set engine = \"python\")")
         return "python"
     return "durable"
@@ -485,7 +503,7 @@ def describe(engine: str | None = None) -> str:
         return f"none ({e})"
     if used == "durable":
         return f"durable_rules {_durable_version()} (engine = \"{setting}\")"
-    why = "" if setting == "python" else f"; durable_rules can't be imported: {IMPORT_ERROR}"
+    why = "" if setting == "python" else f"; durable_rules can't be imported: {import_error()}"
     return f"python (engine = \"{setting}\"{why})"
 
 
@@ -504,7 +522,7 @@ def _warn_fallback() -> None:
     if _WARNED:
         return
     _WARNED = True
-    print(f"kamrules: durable_rules can't be imported ({IMPORT_ERROR}); using the Python matcher (same alerts). "
+    print(f"kamrules: durable_rules can't be imported ({import_error()}); using the Python matcher (same alerts). "
           f"To use durable_rules on Python 3.13+: {RECIPE}; to silence this: engine = \"python\" under [check] "
           f"in kamrules.toml (or KAMRULES_ENGINE=python).", file=sys.stderr)
 

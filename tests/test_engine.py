@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kamrules.conditions import parse_condition
-from kamrules.engine import IMPORT_ERROR, MAX_RULES, EngineRule, MatchRule, compile_matcher, compile_rules
+from kamrules.engine import MAX_RULES, EngineRule, MatchRule, compile_matcher, compile_rules, import_error
 from kamrules.ruleset import Rule, evaluate
 
 NUMS = st.one_of(
@@ -56,7 +56,7 @@ def make_rule(texts, limits, tier_limits=None) -> Rule:
                 thresholds={"limit": limits}, tiers=tiers)
 
 
-needs_durable = pytest.mark.skipif(IMPORT_ERROR is not None, reason=f"durable_rules can't be imported: {IMPORT_ERROR}")
+needs_durable = pytest.mark.skipif(import_error() is not None, reason=f"durable_rules can't be imported: {import_error()}")
 MATCHERS = [pytest.param("durable", marks=needs_durable), "python"]
 
 
