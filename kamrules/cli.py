@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -42,7 +43,9 @@ class KamrulesGroup(click.Group):
         )
         try:
             env.pm.hook.register_commands(cli=self)
-            if env.settings.check.engine != "auto":  # "auto" is the matcher's own default (no import)
+            # "auto" is the matcher's own default: no need to import it (unless an earlier run in this
+            # process chose another)
+            if env.settings.check.engine != "auto" or "kamrules.engine" in sys.modules:
                 from kamrules.engine import configure
 
                 configure(env.settings.check.engine)
