@@ -48,7 +48,7 @@ class KamrulesGroup(click.Group):
             if env.settings.check.engine != "auto" or "kamrules.engine" in sys.modules:
                 from kamrules.engine import configure
 
-                configure(env.settings.check.engine)
+                configure(None if env.settings.check.engine == "auto" else env.settings.check.engine)
         except KamrulesError as e:
             raise CliError(e.render(), e.exit_code)
         extra.setdefault("obj", env)

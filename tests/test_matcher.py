@@ -148,6 +148,7 @@ def test_choice_setting_and_environment(monkeypatch):
     from kamrules.errors import InputError
 
     monkeypatch.delenv("KAMRULES_ENGINE", raising=False)
+    engine.configure(None)  # what the CLI does for engine = "auto": back to $KAMRULES_ENGINE, else auto
     assert engine.choice() == "auto"
     assert engine.resolve("python") == "python"
     assert engine.resolve("auto") == ("durable" if import_error() is None else "python")
