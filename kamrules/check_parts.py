@@ -31,8 +31,8 @@ class CompiledRules:
 
 
 def compile_engine(rules: Sequence[Rule]) -> tuple[CompiledRules, Any, Any]:
-    """The rules' variants keyed for the engine, and the compiled account and portfolio engines (None: no rule)."""
-    from kamrules.engine import EngineRule, compile_rules
+    """The rules' variants keyed for the matcher, and the compiled account and portfolio matchers (None: no rule)."""
+    from kamrules.engine import MatchRule, compile_matcher
 
     variants: dict[str, tuple[Rule, Variant]] = {}
     eng: dict[str, list] = {"account": [], "portfolio": []}
@@ -40,10 +40,10 @@ def compile_engine(rules: Sequence[Rule]) -> tuple[CompiledRules, Any, Any]:
         for v in rule.variants():
             key = f"{rule.code}|{v.tier or '*'}|{v.severity}"
             variants[key] = (rule, v)
-            eng[rule.scope].append(EngineRule(key, rule.to_durable(v)))
+            eng[rule.scope].append(MatchRule(key, rule, v))
     plan = CompiledRules([r for r in rules if r.scope == "account"], [r for r in rules if r.scope == "portfolio"], variants)
-    acc = compile_rules(eng["account"]) if eng["account"] else None
-    port = compile_rules(eng["portfolio"]) if eng["portfolio"] else None
+    acc = compile_matcher(eng["account"]) if eng["account"] else None
+    port = compile_matcher(eng["portfolio"]) if eng["portfolio"] else None
     return plan, acc, port
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -46,6 +47,12 @@ class KamrulesGroup(click.Group):
         self.plugin_failures: list[tuple[str, str]] = []
         try:
             register_commands(env.pm, self, self.plugin_failures)
+            # "auto" is the matcher's own default: no need to import it (unless an earlier run in this
+            # process chose another)
+            if env.settings.check.engine != "auto" or "kamrules.engine" in sys.modules:
+                from kamrules.engine import configure
+
+                configure(None if env.settings.check.engine == "auto" else env.settings.check.engine)
         except KamrulesError as e:
             raise CliError(e.render(), e.exit_code)
         for where, what in self.plugin_failures:  # the other commands still run; this one's are missing
@@ -64,8 +71,19 @@ class KamrulesGroup(click.Group):
         return super().main(*args, **kwargs)
 
 
+def _show_version(ctx, param, value):
+    """``--version``: kamrules' version and the matcher its checks use (durable_rules or Python)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from kamrules.engine import describe
+
+    click.echo(f"kamrules, version {__version__}\nmatcher: {describe()}")
+    ctx.exit()
+
+
 @click.group(cls=KamrulesGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="kamrules")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
+              help="Show the version and the matcher in use, and exit.")
 @click.option("--plugins-dir", multiple=True, type=click.Path(file_okay=False), help="Load plugins (*.py) from this folder (also $KAMRULES_PLUGINS_DIR).")
 @click.option("--config", type=click.Path(dir_okay=False), help="Settings file (default ./kamrules.toml if present, or $KAMRULES_CONFIG).")
 @db_option
@@ -99,3 +117,6 @@ def plugins_command(env: Env, fmt):
     width = max(len(r["name"]) for r in rows)
     for r in rows:
         click.echo(f"{r['name']:<{width}}  {r['version'] or '-':<8}  {', '.join(r['hooks']) or '-'}")
+    from kamrules.engine import describe
+
+    click.echo(f"matcher: {describe()}")

@@ -1,4 +1,4 @@
-"""Rule conditions ("FACT OP OPERAND"): parsing, Python evaluation, durable_rules JSON."""
+"""Rule conditions ("FACT OP OPERAND"): parsing and Python evaluation (engine.py matches them)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ _COND = re.compile(
 )
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?%?$")
 _BARE = re.compile(r"^[^\s,\[\]'\"$@][^\s,\[\]'\"]*$")
-_DURABLE_OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
 _RESERVED = {"id", "sid"}
 
 
@@ -137,31 +136,6 @@ class Condition:
             return {"<": actual < other, "<=": actual <= other, ">": actual > other, ">=": actual >= other}[self.op]
         except TypeError:
             return False
-
-    def to_durable(self, thresholds: Mapping[str, Any]) -> dict:
-        """The durable_rules expression for this condition with ``thresholds`` in force."""
-        f = self.fact
-        if self.op == "is missing":
-            return {"$nex": {f: 1}}
-        if self.op == "is present":
-            return {"$ex": {f: 1}}
-        guards = [{"$ex": {f: 1}}]
-        if self.ref_kind == "fact":
-            guards.append({"$ex": {self.ref: 1}})
-            other: Any = {"$m": self.ref}
-        elif self.ref_kind == "threshold":
-            other = _norm(thresholds[self.ref])
-        else:
-            other = self.value
-        if self.op == "==":
-            core = {f: other}
-        elif self.op in _DURABLE_OPS:
-            core = {_DURABLE_OPS[self.op]: {f: other}}
-        elif self.op == "in":
-            core = {"$or": [{f: v} for v in other]} if other else {"$nex": {f: 1}}
-        else:  # not in
-            core = {"$and": [{"$neq": {f: v}} for v in other]} if other else {"$ex": {f: 1}}
-        return {"$and": guards + [core]}
 
     def describe(self, thresholds: Mapping[str, Any]) -> str:
         """The condition with its threshold filled in, e.g. ``concession_ratio > 0.1``."""

@@ -40,6 +40,8 @@ class CheckSettings:
     ignore: tuple[str, ...] = ()
     jobs: Annotated[int, Field(ge=0, le=64)] = 0  # worker processes; 0: one per CPU (big books only)
     plugin_timeout: Annotated[float, Field(gt=0)] = 600.0  # seconds a provider's SQL or one derive call may run
+    # the matcher: durable_rules where it imports ("auto"), or explicitly "durable" / "python" (also $KAMRULES_ENGINE)
+    engine: Literal["auto", "durable", "python"] = "auto"
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -196,6 +198,8 @@ def load_settings(path: str | os.PathLike | None = None, environ: dict | None = 
         data["email"] = email
     if environ.get("KAMRULES_DB"):
         data["db"] = environ["KAMRULES_DB"]
+    if environ.get("KAMRULES_ENGINE") and isinstance(data.get("check", {}), dict):
+        data["check"] = dict(data.get("check", {}), engine=environ["KAMRULES_ENGINE"].strip())
     if not data:
         return Settings()
     from pydantic import ValidationError

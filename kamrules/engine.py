@@ -1,4 +1,11 @@
-"""The only module importing durable_rules: compiled rule sets matched against batches of facts.
+"""The matcher behind one interface: durable_rules (the only module importing it) or Python.
+
+:func:`compile_matcher` turns parsed rules (one ``(key, Rule, Variant)`` per tier and severity)
+into a :class:`Matcher`; ``matcher.match(facts)`` gives, per fact, the keys of the rules it fired.
+Two matchers, same semantics (tests/test_matcher.py compares them on random facts for every rule):
+``durable`` (durable_rules, the default where it imports) and ``python`` (kamrules/pymatcher.py).
+The choice: ``[check] engine = "auto" | "durable" | "python"`` in kamrules.toml, or KAMRULES_ENGINE
+(see :func:`configure`); ``auto`` uses durable_rules if it imports, else Python, saying so once.
 
 durable_rules traps handled here (see docs/architecture.md):
 
@@ -29,15 +36,20 @@ import hashlib
 import itertools
 import json
 import math
+import os
 import re
+import sys
 import threading
 import uuid
 from decimal import Decimal
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
 
-import durable.engine as _de
-import durable_rules_engine as _dre
+from kamrules.conditions import Condition, _norm
+from kamrules.errors import InputError
+
+if TYPE_CHECKING:
+    from kamrules.ruleset import Rule, Variant
 
 MAX_RULES = 50  # per durable ruleset, catch-all included
 MAX_BATCH = 1000  # facts per assert; ids "0".."999" were checked collision-free
@@ -50,21 +62,61 @@ class EngineError(RuntimeError):
     """The rules engine failed (an action raised, or durable_rules rejected a ruleset or a fact)."""
 
 
-class _SyncHost(_de.Host):
-    """A host whose background dispatch threads never start: actions run in the caller only."""
+# durable_rules, imported on first use (not at the import of this module: every command imports
+# kamrules.engine's settings helpers, and the import costs 0.1 s); see import_error().
+_de: Any = None
+_dre: Any = None
+_SyncHost: Any = None
+_Ruleset: Any = None
+_IMPORTED: list[str | None] = []  # [None] imported, [why not] failed; empty: not tried yet
 
-    def _run(self):  # noqa: D401 - replaces durable's timer threads
-        self._d_timer = self._t_timer = None
+
+def import_error() -> str | None:
+    """None if durable_rules imports in this Python, else why not (tried once per process). On
+    Python 3.13 durable-rules 2.0.28 built as it is fails: undefined symbol PyEval_CallObject."""
+    global _de, _dre, _SyncHost, _Ruleset
+    if _IMPORTED:
+        return _IMPORTED[0]
+    try:
+        import durable.engine as de
+        import durable_rules_engine as dre
+    except Exception as e:  # ImportError, or any failure of its C extension: the Python matcher is used
+        _IMPORTED.append(f"{type(e).__name__}: {e}")
+        return _IMPORTED[0]
+
+    class SyncHost(de.Host):
+        """A host whose background dispatch threads never start: actions run in the caller only."""
+
+        def _run(self):  # noqa: D401 - replaces durable's timer threads
+            self._d_timer = self._t_timer = None
+
+    class Ruleset(de.Ruleset):
+        """durable's Ruleset, created from our JSON (see :func:`_dumps`) with callables as actions."""
+
+        def __init__(self, name: str, host, definition: dict):
+            self._actions = {}
+            self._name = name
+            self._host = host
+            for rule_name, rule in definition.items():
+                self._actions[rule_name] = de.Promise(rule.pop("run"))
+            self._handle = dre.create_ruleset(name, _dumps(definition))
+            self._definition = definition
+
+    _de, _dre, _SyncHost, _Ruleset = de, dre, SyncHost, Ruleset
+    _IMPORTED.append(None)
+    return None
 
 
-_HOST: _SyncHost | None = None
+_HOST: Any = None
 _LOCK = threading.RLock()
 _SIDS = itertools.count(1)
 _COMPILED: dict[str, "CompiledRules"] = {}
 
 
-def _host() -> _SyncHost:
+def _host() -> Any:
     global _HOST
+    if import_error() is not None:
+        raise EngineError(f"durable_rules can't be imported ({import_error()})")
     if _HOST is None:
         _HOST = _SyncHost()
     return _HOST
@@ -114,19 +166,6 @@ def _dumps(obj: Any) -> str:
     return text
 
 
-class _Ruleset(_de.Ruleset):
-    """durable's Ruleset, created from our JSON (see :func:`_dumps`) with callables as actions."""
-
-    def __init__(self, name: str, host, definition: dict):
-        self._actions = {}
-        self._name = name
-        self._host = host
-        for rule_name, rule in definition.items():
-            self._actions[rule_name] = _de.Promise(rule.pop("run"))
-        self._handle = _dre.create_ruleset(name, _dumps(definition))
-        self._definition = definition
-
-
 @dataclass(frozen=True)
 class EngineRule:
     """One durable rule: ``key`` names it in results, ``condition`` is a durable_rules expression."""
@@ -151,7 +190,10 @@ def _fields(expr: Any, out: set[str]) -> None:
 
 
 class CompiledRules:
-    """A set of rules registered once in the process-wide host (one or more durable rulesets)."""
+    """A set of rules registered once in the process-wide host (one or more durable rulesets):
+    the durable matcher."""
+
+    name = "durable"
 
     def __init__(self, digest: str, rules: Sequence[EngineRule]):
         self.digest = digest
@@ -337,3 +379,165 @@ def compile_rules(rules: Sequence[EngineRule]) -> CompiledRules:
                 raise EngineError("rule keys must be unique")
             _COMPILED[digest] = CompiledRules(digest, rules)
         return _COMPILED[digest]
+
+
+# -- parsed rules in durable_rules' dialect ----------------------------------------------------------
+
+_DURABLE_OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
+
+
+def condition_to_durable(c: Condition, thresholds: Mapping[str, Any]) -> dict:
+    """The durable_rules expression for condition ``c`` with ``thresholds`` in force."""
+    f = c.fact
+    if c.op == "is missing":
+        return {"$nex": {f: 1}}
+    if c.op == "is present":
+        return {"$ex": {f: 1}}
+    guards: list[dict] = [{"$ex": {f: 1}}]
+    other: Any
+    if c.ref_kind == "fact":
+        guards.append({"$ex": {c.ref: 1}})
+        other = {"$m": c.ref}
+    elif c.ref_kind == "threshold":
+        other = _norm(thresholds[c.ref])
+    else:
+        other = c.value
+    if c.op == "==":
+        core: dict = {f: other}
+    elif c.op in _DURABLE_OPS:
+        core = {_DURABLE_OPS[c.op]: {f: other}}
+    elif c.op == "in":
+        core = {"$or": [{f: v} for v in other]} if other else {"$nex": {f: 1}}
+    else:  # not in
+        core = {"$and": [{"$neq": {f: v}} for v in other]} if other else {"$ex": {f: 1}}
+    return {"$and": guards + [core]}
+
+
+def tier_guard(variant: Variant) -> dict | None:
+    """durable_rules expression selecting the accounts of ``variant``'s tier (None: every account)."""
+    if variant.tier is not None:
+        return {"tier": variant.tier}
+    if variant.other_tiers:
+        return {"$or": [{"$nex": {"tier": 1}}, {"$and": [{"$neq": {"tier": t}} for t in variant.other_tiers]}]}
+    return None
+
+
+def rule_to_durable(rule: Rule, variant: Variant) -> dict:
+    """The durable_rules expression of one (tier, severity) form of ``rule``."""
+    parts = [condition_to_durable(c, variant.thresholds) for c in rule.when]
+    guard = tier_guard(variant) if rule.scope == "account" else None
+    if guard:
+        parts.insert(0, guard)
+    return {"$and": parts} if parts else {}
+
+
+# -- one interface, two matchers ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MatchRule:
+    """One (tier, severity) form of a parsed rule, named ``key`` in match results."""
+
+    key: str
+    rule: Rule
+    variant: Variant
+
+
+class Matcher(Protocol):
+    """Compiled rules: ``match(facts)`` gives, for each fact (name -> value; None, NaN and
+    infinities count as missing), the set of keys of the rules it fired."""
+
+    name: str  # "durable" or "python"
+    keys: tuple[str, ...]
+
+    def match(self, facts: Sequence[Mapping[str, Any]]) -> list[set[str]]: ...
+
+
+ENGINES = ("auto", "durable", "python")
+RECIPE = ("CPPFLAGS='-DPyEval_CallObject=PyObject_CallObject' pip install --no-cache-dir "
+          "--no-binary durable-rules durable-rules==2.0.28")
+_CHOICE: str | None = None  # set by configure(); None: KAMRULES_ENGINE, else "auto"
+_WARNED = False
+
+
+def configure(engine: str | None) -> None:
+    """Choose the matcher for this process: "auto" (durable_rules if it imports, else Python),
+    "durable" or "python"; None goes back to $KAMRULES_ENGINE (else "auto")."""
+    global _CHOICE
+    if engine is not None and engine not in ENGINES:
+        raise InputError(f"unknown engine {engine!r} (expected one of {', '.join(ENGINES)})")
+    _CHOICE = engine
+
+
+def choice() -> str:
+    """The engine setting in force: configure()'d, else $KAMRULES_ENGINE, else "auto"."""
+    if _CHOICE is not None:
+        return _CHOICE
+    env = os.environ.get("KAMRULES_ENGINE", "").strip()
+    if env and env not in ENGINES:
+        raise InputError(f"KAMRULES_ENGINE={env!r} (expected one of {', '.join(ENGINES)})")
+    return env or "auto"
+
+
+def resolve(engine: str | None = None) -> str:
+    """The matcher ``engine`` (default: :func:`choice`) selects here: "durable" or "python".
+    Raises :class:`InputError` if "durable" is asked for and durable_rules can't be imported."""
+    engine = engine or choice()
+    if engine not in ENGINES:
+        raise InputError(f"unknown engine {engine!r} (expected one of {', '.join(ENGINES)})")
+    if engine == "python":
+        return "python"
+    if import_error() is not None:
+        if engine == "durable":
+            raise InputError(f"engine = \"durable\" but durable_rules can't be imported ({import_error()}); "
+                             f"on Python 3.13+ build it with: {RECIPE} (or set engine = \"python\")")
+        return "python"
+    return "durable"
+
+
+def describe(engine: str | None = None) -> str:
+    """One line for ``kamrules --version`` / ``kamrules plugins``: the matcher in use and why."""
+    try:
+        setting = engine or choice()
+        used = resolve(setting)
+    except InputError as e:
+        return f"none ({e})"
+    if used == "durable":
+        return f"durable_rules {_durable_version()} (engine = \"{setting}\")"
+    why = "" if setting == "python" else f"; durable_rules can't be imported: {import_error()}"
+    return f"python (engine = \"{setting}\"{why})"
+
+
+def _durable_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("durable-rules")
+    except Exception:
+        return "(version unknown)"
+
+
+def _warn_fallback() -> None:
+    """Say once per process that durable_rules is missing and the Python matcher is used."""
+    global _WARNED
+    if _WARNED:
+        return
+    _WARNED = True
+    print(f"kamrules: durable_rules can't be imported ({import_error()}); using the Python matcher (same alerts). "
+          f"To use durable_rules on Python 3.13+: {RECIPE}; to silence this: engine = \"python\" under [check] "
+          f"in kamrules.toml (or KAMRULES_ENGINE=python).", file=sys.stderr)
+
+
+def compile_matcher(rules: Sequence[MatchRule], engine: str | None = None) -> Matcher:
+    """The rules compiled by the matcher ``engine`` selects (default: the process's setting)."""
+    setting = engine or choice()
+    used = resolve(setting)
+    if used == "python":
+        from kamrules.pymatcher import PythonMatcher
+
+        if setting == "auto":
+            _warn_fallback()
+        return PythonMatcher(rules)
+    keys = [r.key for r in rules]
+    if len(set(keys)) != len(keys):
+        raise EngineError("rule keys must be unique")
+    return compile_rules([EngineRule(r.key, rule_to_durable(r.rule, r.variant)) for r in rules])

@@ -42,14 +42,6 @@ class Variant:
             return tier == self.tier
         return tier not in self.other_tiers
 
-    def guard(self) -> dict | None:
-        """durable_rules expression selecting the accounts of this variant's tier."""
-        if self.tier is not None:
-            return {"tier": self.tier}
-        if self.other_tiers:
-            return {"$or": [{"$nex": {"tier": 1}}, {"$and": [{"$neq": {"tier": t}} for t in self.other_tiers]}]}
-        return None
-
 
 @dataclass(frozen=True)
 class Rule:
@@ -112,13 +104,6 @@ class Rule:
 
     def variants_for(self, tier: Any) -> tuple[Variant, ...]:
         return tuple(v for v in self.variants() if v.applies_to(tier))
-
-    def to_durable(self, variant: Variant) -> dict:
-        parts = [c.to_durable(variant.thresholds) for c in self.when]
-        guard = variant.guard() if self.scope == "account" else None
-        if guard:
-            parts.insert(0, guard)
-        return {"$and": parts} if parts else {}
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -1,4 +1,5 @@
-"""The durable_rules wrapper: agreement with Python evaluation, batching invariance, nothing lost."""
+"""The matchers: agreement with Python evaluation (both matchers); the durable_rules wrapper: batching
+invariance, nothing lost."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kamrules.conditions import parse_condition
-from kamrules.engine import MAX_RULES, EngineRule, compile_rules
+from kamrules.engine import MAX_RULES, EngineRule, MatchRule, compile_matcher, compile_rules, import_error
 from kamrules.ruleset import Rule, evaluate
 
 NUMS = st.one_of(
@@ -55,14 +56,19 @@ def make_rule(texts, limits, tier_limits=None) -> Rule:
                 thresholds={"limit": limits}, tiers=tiers)
 
 
-def engine_verdicts(rule: Rule, facts: list[dict]) -> list[str | None]:
+needs_durable = pytest.mark.skipif(import_error() is not None, reason=f"durable_rules can't be imported: {import_error()}")
+MATCHERS = [pytest.param("durable", marks=needs_durable), "python"]
+
+
+def engine_verdicts(rule: Rule, facts: list[dict], engine: str = "durable") -> list[str | None]:
     variants = {}
     rules = []
     for v in rule.variants():
         key = f"{v.tier or '*'}|{v.severity}"
         variants[key] = v
-        rules.append(EngineRule(key, rule.to_durable(v)))
-    compiled = compile_rules(rules)
+        rules.append(MatchRule(key, rule, v))
+    compiled = compile_matcher(rules, engine)
+    assert compiled.name == engine
     out = []
     rank = {"info": 0, "warning": 1, "critical": 2}
     for fired in compiled.match(facts):
@@ -71,6 +77,7 @@ def engine_verdicts(rule: Rule, facts: list[dict]) -> list[str | None]:
     return out
 
 
+@pytest.mark.parametrize("engine", MATCHERS)
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     conds=st.lists(CONDITIONS, min_size=1, max_size=3),
@@ -78,11 +85,11 @@ def engine_verdicts(rule: Rule, facts: list[dict]) -> list[str | None]:
     tier_limits=st.one_of(st.none(), st.fixed_dictionaries({"warning": NUMS, "critical": NUMS})),
     facts=st.lists(fact_sets(), min_size=1, max_size=12),
 )
-def test_engine_agrees_with_python_evaluation(conds, limits, tier_limits, facts):
+def test_engine_agrees_with_python_evaluation(engine, conds, limits, tier_limits, facts):
     if tier_limits is not None and not isinstance(limits, dict):
         tier_limits = tier_limits["warning"]
     rule = make_rule(conds, limits, tier_limits)
-    got = engine_verdicts(rule, facts)
+    got = engine_verdicts(rule, facts, engine)
     want = [evaluate(rule, f).severity for f in facts]
     assert got == want, (conds, limits, tier_limits, facts)
 
@@ -101,6 +108,7 @@ RULES = [
 ]
 
 
+@needs_durable
 def test_same_alerts_however_batched():
     compiled = compile_rules(RULES)
     facts = _book(2500)
@@ -117,6 +125,7 @@ def test_same_alerts_however_batched():
     assert results[0] == want
 
 
+@needs_durable
 def test_no_lost_actions_over_many_facts():
     compiled = compile_rules([EngineRule("every", {"$ex": {"a": 1}}), EngineRule("even", {"$gte": {"a": 0}})])
     facts = [{"a": i} for i in range(20_000)]
@@ -125,12 +134,14 @@ def test_no_lost_actions_over_many_facts():
     assert len(fired) == 20_000
 
 
+@needs_durable
 def test_unmatched_and_identical_facts_do_not_raise():
     compiled = compile_rules([EngineRule("a_high", {"$gt": {"a": 50}})])
     assert compiled.match([{"a": 1}, {"a": 1}, {}, {"a": 99}, {"a": 99}]) == [set(), set(), set(), {"a_high"}, {"a_high"}]
     assert compiled.match([]) == []
 
 
+@needs_durable
 def test_exponent_floats_and_non_finite_values():
     # durable_rules' JSON parser crashes on 1e-06 / 1e+20; the wrapper writes plain decimals
     compiled = compile_rules([EngineRule("pos", {"$gt": {"x": 1e-07}}), EngineRule("big", {"$gte": {"x": 1e20}})])
@@ -138,6 +149,7 @@ def test_exponent_floats_and_non_finite_values():
         {"pos"}, set(), {"pos", "big"}, set(), set()]
 
 
+@needs_durable
 def test_values_the_fast_encoder_leaves_to_the_careful_one():
     # booleans go as 0/1, other types as text; text that looks like an exponent float stays text
     from decimal import Decimal
@@ -148,6 +160,7 @@ def test_values_the_fast_encoder_leaves_to_the_careful_one():
     assert got == [{"one"}, {"name"}, {"dec"}, {"t"}, {"one"}]
 
 
+@needs_durable
 def test_many_rules_are_split_across_durable_rulesets():
     rules = [EngineRule(f"r{i}", {"$gte": {"a": i}}) for i in range(3 * MAX_RULES)]
     compiled = compile_rules(rules)
@@ -155,10 +168,12 @@ def test_many_rules_are_split_across_durable_rulesets():
     assert compiled.match([{"a": 10}]) == [{f"r{i}" for i in range(11)}]
 
 
+@needs_durable
 def test_registering_the_same_rules_twice_reuses_them():
     assert compile_rules(RULES) is compile_rules(list(RULES))
 
 
+@needs_durable
 def test_rule_keys_must_be_unique():
     from kamrules.engine import EngineError
 

@@ -1,0 +1,154 @@
+"""The Python matcher: parsed rules matched against facts in plain Python, as durable_rules matches them.
+
+Same semantics as the durable matcher (kamrules/engine.py), checked by tests/test_matcher.py on random
+facts for every built-in rule: a fact is read as durable_rules receives it (None, NaN and infinities are
+missing, booleans are 0/1, values other than text and numbers are text); a condition on a missing fact
+is false (``is missing`` aside); numbers compare with numbers, text with text, never across; a variant
+for one tier applies to that tier's accounts, the default variant to accounts of every other tier (or
+none). Each condition is compiled once into a closure with its threshold bound.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping, Sequence
+
+from kamrules.conditions import Condition, _norm
+
+Pred = Callable[[Mapping[str, Any]], bool]
+
+
+def _val(v: Any) -> Any:
+    """A fact value as the durable matcher sends it to durable_rules (see engine._encode)."""
+    t = type(v)
+    if t is str or t is int:
+        return v
+    if t is float:
+        return v if math.isfinite(v) else None
+    if v is None:
+        return None
+    if t is bool:
+        return int(v)
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, (int, str)):
+        return v
+    return str(v)
+
+
+def _num(v: Any) -> bool:
+    return (type(v) is int or type(v) is float) or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _eq(a: Any, b: Any) -> bool:
+    if _num(a) and _num(b):
+        return a == b
+    return type(a) is type(b) and a == b
+
+
+def _lt(a, b) -> bool:
+    return _num(a) == _num(b) and a < b
+
+
+def _le(a, b) -> bool:
+    return _num(a) == _num(b) and a <= b
+
+
+def _gt(a, b) -> bool:
+    return _num(a) == _num(b) and a > b
+
+
+def _ge(a, b) -> bool:
+    return _num(a) == _num(b) and a >= b
+
+
+_TESTS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": _eq, "!=": lambda a, b: not _eq(a, b), "<": _lt, "<=": _le, ">": _gt, ">=": _ge,
+    "in": lambda a, bs: any(_eq(a, b) for b in bs), "not in": lambda a, bs: not any(_eq(a, b) for b in bs),
+}
+
+
+def _never(f: Mapping[str, Any]) -> bool:
+    return False
+
+
+def compile_condition(c: Condition, thresholds: Mapping[str, Any]) -> Pred:
+    """``facts -> bool`` for condition ``c`` with ``thresholds`` in force."""
+    fact = c.fact
+    if c.op == "is missing":
+        return lambda f: _val(f.get(fact)) is None
+    if c.op == "is present":
+        return lambda f: _val(f.get(fact)) is not None
+    test = _TESTS[c.op]
+    if c.ref_kind == "fact":
+        ref = c.ref
+
+        def against_fact(f: Mapping[str, Any]) -> bool:
+            a = _val(f.get(fact))
+            if a is None:
+                return False
+            b = _val(f.get(ref))
+            return b is not None and test(a, b)
+
+        return against_fact
+    other = _norm(thresholds[c.ref]) if c.ref_kind == "threshold" else c.value
+    if other is None:
+        return _never
+    if c.op == "in" and all(type(v) is str for v in other):  # the common case: a word among words
+        words = frozenset(other)
+        return lambda f: type(a := _val(f.get(fact))) is str and a in words
+
+    def against_value(f: Mapping[str, Any]) -> bool:
+        a = _val(f.get(fact))
+        return a is not None and test(a, other)
+
+    return against_value
+
+
+def _tier_test(variant) -> Callable[[Any], bool] | None:
+    """Which accounts a variant applies to, by their (normalised) tier; None: every account."""
+    if variant.tier is not None:
+        tier = variant.tier
+        return lambda t: type(t) is str and t == tier
+    if variant.other_tiers:
+        others = frozenset(variant.other_tiers)
+        return lambda t: not (type(t) is str and t in others)
+    return None
+
+
+class PythonMatcher:
+    """The Python matcher (same interface as the durable one: ``name``, ``keys``, ``match``)."""
+
+    name = "python"
+
+    def __init__(self, rules: Sequence[Any]):
+        """``rules``: :class:`kamrules.engine.MatchRule` items (key, rule, variant)."""
+        keys = [r.key for r in rules]
+        if len(set(keys)) != len(keys):
+            from kamrules.engine import EngineError
+
+            raise EngineError("rule keys must be unique")
+        self.keys = tuple(keys)
+        self._rules = [
+            (r.key, _tier_test(r.variant) if r.rule.scope == "account" else None,
+             tuple(compile_condition(c, r.variant.thresholds) for c in r.rule.when))
+            for r in rules
+        ]
+
+    def match(self, facts: Sequence[Mapping[str, Any]]) -> list[set[str]]:
+        """For each fact (dict of name -> value), the keys of the rules it fired."""
+        out = []
+        rules = self._rules
+        for f in facts:
+            tier = _val(f.get("tier"))
+            fired = set()
+            for key, applies, preds in rules:
+                if applies is not None and not applies(tier):
+                    continue
+                for p in preds:
+                    if not p(f):
+                        break
+                else:
+                    fired.add(key)
+            out.append(fired)
+        return out
