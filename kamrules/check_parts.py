@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from kamrules.alerts import SEVERITY_RANK, Alert, fingerprint_of
+from kamrules.bulkload import collector_paused
 from kamrules.facts import FactSource
 from kamrules.messages import format_message
 from kamrules.ruleset import Rule, Variant
@@ -92,13 +92,8 @@ class PartTask:
         # The part makes no reference cycles worth collecting (a failing derive's traceback at most):
         # the cyclic collector would only rescan the facts and alerts in flight, and, in a forked
         # worker, the inherited heap (3-5% of a check's CPU at 100k, alternating runs). Restored after.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+        with collector_paused():
             return self._check(part, tick)
-        finally:
-            if collecting:
-                gc.enable()
 
     def _check(self, part, tick) -> PartResult:
         from kamrules.engine import EngineError

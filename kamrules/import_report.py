@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kamrules.errors import InputError, Problem
+from kamrules.textsafe import csv_cell
 
 MAX_PROBLEMS = 100
 
@@ -106,21 +106,35 @@ class Problems:
 
 
 class Rejects:
-    """The --skip-invalid file: one CSV row per refused record (file, line, table, reason, the record)."""
+    """The --skip-invalid file: one CSV row per refused record (file, line, table, reason, the record).
+
+    Written through :func:`kamrules.outputs.atomic_output`: nothing appears at ``path`` (and no
+    ``.part`` file anywhere) until :meth:`finish` keeps it, fsync'ed; a refused or killed import
+    leaves an existing file as it was. Every cell goes through :func:`kamrules.textsafe.csv_cell`:
+    the records are raw user data (CSV injection).
+    """
 
     def __init__(self, path):
+        from kamrules.outputs import atomic_output
+
         self.path = Path(path)
-        self.tmp = self.path.with_name(self.path.name + ".part")
-        self.f = open(self.tmp, "w", newline="", encoding="utf-8-sig")
+        self._output = atomic_output(self.path, encoding="utf-8-sig", newline="")
+        self.f = self._output.__enter__()
         self.w = csv.writer(self.f)
         self.w.writerow(["file", "line", "table", "reason", "record"])
 
     def write(self, file: str, line: int, table: str, reasons: list[str], record: dict) -> None:
-        self.w.writerow([file, line, table, "; ".join(reasons), json.dumps(record, ensure_ascii=False)])
+        cells = (file, line, table, "; ".join(reasons), json.dumps(record, ensure_ascii=False))
+        self.w.writerow([csv_cell(c) for c in cells])
 
     def finish(self, keep: bool) -> None:
-        self.f.close()
+        """Put the file in place (``keep``) or drop it, leaving ``path`` as it was."""
         if keep:
-            os.replace(self.tmp, self.path)
+            self._output.__exit__(None, None, None)
         else:
-            self.tmp.unlink(missing_ok=True)
+            dropped = _Dropped()
+            self._output.__exit__(_Dropped, dropped, None)
+
+
+class _Dropped(Exception):
+    """Thrown into the rejects file's atomic_output to discard it."""

@@ -9,11 +9,12 @@ import pickle
 import queue
 import threading
 import traceback
+from dataclasses import dataclass
 from itertools import chain
 
 from kamrules.errors import EXIT_INCOMPLETE, KamrulesError
-from kamrules.import_report import ImportRefused, Problems
-from kamrules.readers import FileProblem, detect_encoding
+from kamrules.import_read import Batch, FileDone, Finished, Reader, Undecodable, remember_ids
+from kamrules.readers import detect_encoding
 
 # Imports of at least this many bytes use the worker (below, forking costs more than it saves).
 MIN_BYTES = 1 << 20
@@ -100,7 +101,7 @@ def pack(rows: list) -> tuple[int, list]:
 
 
 def unpack(packed: tuple[int, list]) -> list:
-    """The batch's values row after row (what :meth:`_Importer.flush` takes as ``flat``)."""
+    """The batch's values row after row (what :meth:`Writer.flush <kamrules.import_write.Writer.flush>` takes as ``flat``)."""
     n, cols = packed
     width = len(cols)
     flat = [None] * (n * width)
@@ -109,142 +110,119 @@ def unpack(packed: tuple[int, list]) -> list:
     return flat
 
 
-class _Events:
-    """What the worker's Problems.add becomes: an event for the parent."""
+@dataclass(slots=True)
+class PlanSent:
+    """On the wire: a plan, sent once before its first batch (without its converters: code)."""
 
-    def __init__(self, events: list):
-        self.events = events
-
-    def add(self, problem, fatal: bool = False) -> None:
-        self.events.append(("problem", problem, fatal))
+    id: int
+    plan: object
 
 
-def _producer_class():
-    from kamrules.importer import _Importer
+@dataclass(slots=True)
+class BatchSent:
+    """On the wire: a :class:`~kamrules.import_read.Batch` with its plan's id and its rows packed."""
 
-    class Producer(_Importer):
-        """Runs the importer's reading and validation; every effect on the store goes to the parent as an event."""
+    plan: int
+    packed: tuple
+    lines: list
+    file: str
 
-        def __init__(self, store, skip: bool, sets: dict, cols: dict, out):
-            super().__init__(store, None, None, 0)
-            self.skip = skip
-            self.rejects = True if skip else None  # only tested for None: builds the rejected records
-            self._sets = sets
-            self._cols = cols
-            self.out = out
-            self.events: list = []
-            self.problems = _Events(self.events)
-            self.started: set[str] = set()
-            self.plan_ids: dict[int, tuple] = {}
-            # A thread writes to the pipe (without the GIL) while the worker reads on, up to AHEAD bytes
-            self.queue: queue.SimpleQueue = queue.SimpleQueue()
-            self.ahead = 0
-            self.room = threading.Condition()
-            self.failed: BaseException | None = None
-            self.sender = threading.Thread(target=self._send_all, name="kamrules-import-send", daemon=True)
-            self.sender.start()
 
-        def _send_all(self) -> None:
-            try:
-                while (data := self.queue.get()) is not None:
-                    self.out.send_bytes(data)
-                    with self.room:
-                        self.ahead -= len(data)
-                        self.room.notify()
-            except BaseException as e:  # noqa: BLE001 - the parent is gone: raised in the worker by send()
-                with self.room:
-                    self.failed = e
-                    self.room.notify()
-                while self.queue.get() is not None:
-                    pass
+@dataclass(slots=True)
+class Failed:
+    """On the wire: the worker failed (``error`` None when it could not be pickled; ``text``: its traceback)."""
 
-        def send(self) -> None:
-            if self.failed is not None:
-                raise self.failed
-            if self.events:
-                data = pickle.dumps(self.events, pickle.HIGHEST_PROTOCOL)
-                with self.room:
-                    while self.ahead > AHEAD and self.failed is None:
-                        self.room.wait()
-                    if self.failed is not None:
-                        raise self.failed
-                    self.ahead += len(data)
-                self.queue.put(data)
-                self.events.clear()
+    error: BaseException | None
+    text: str
 
-        def close(self) -> None:
-            self.queue.put(None)
-            self.sender.join()
 
-        def start_table(self, name: str) -> None:
-            if name not in self.started:
-                self.started.add(name)
-                self.events.append(("start", name))
+class Sender:
+    """The worker's end of the pipe: takes the reader's events, sends them in pickled bundles.
 
-        def add_columns(self, table: str, names: list[str]) -> None:
-            self.events.append(("columns", table, list(names)))
+    A thread writes to the pipe (without the GIL) while the worker reads on, up to AHEAD bytes.
+    The worker keeps the id sets itself (``sets``): the ids of every batch it sends count as written.
+    """
 
-        def file_done(self, entry: dict, size: int) -> None:
-            self.events.append(("file", entry, size))
-            self.send()
+    def __init__(self, out, sets: dict):
+        self.out = out
+        self.sets = sets
+        self.events: list = []
+        self.plan_ids: dict[int, tuple] = {}
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.ahead = 0
+        self.room = threading.Condition()
+        self.failed: BaseException | None = None
+        self.sender = threading.Thread(target=self._send_all, name="kamrules-import-send", daemon=True)
+        self.sender.start()
 
-        def tick(self, reader) -> None:
-            if reader is not None:
-                self.events.append(("tick", reader.position()))
-
-        def rejected(self, table, file_name, line, found, record) -> None:
-            self.events.append(("reject", table, file_name, line, found, record))
-
-        def id_set(self, table, col) -> set:
-            return self._sets.setdefault((table, col), set())
-
-        def flush(self, plan, rows, lines, file_name) -> None:
+    def emit(self, event) -> None:
+        kind = type(event)
+        if kind is Batch:
+            plan = event.plan
             known = self.plan_ids.get(id(plan))
             if known is None:
                 known = self.plan_ids[id(plan)] = (len(self.plan_ids), plan)  # keeps the plan (and its id) alive
-                self.events.append(("plan", known[0], dataclasses.replace(plan, convs=[], convert=None)))
-            self.events.append(("rows", known[0], pack(rows), lines, file_name))
-            self.remember(plan, rows)
+                self.events.append(PlanSent(known[0], dataclasses.replace(plan, convs=[], convert=None)))
+            self.events.append(BatchSent(known[0], pack(event.rows), event.lines, event.file))
+            if self.sets:
+                remember_ids(self.sets, plan, event.rows)
+            self.send()
+            return
+        self.events.append(event)
+        if kind is FileDone or kind is Finished or kind is Undecodable:
             self.send()
 
-    return Producer
+    def _send_all(self) -> None:
+        try:
+            while (data := self.queue.get()) is not None:
+                self.out.send_bytes(data)
+                with self.room:
+                    self.ahead -= len(data)
+                    self.room.notify()
+        except BaseException as e:  # noqa: BLE001 - the parent is gone: raised in the worker by send()
+            with self.room:
+                self.failed = e
+                self.room.notify()
+            while self.queue.get() is not None:
+                pass
+
+    def send(self) -> None:
+        if self.failed is not None:
+            raise self.failed
+        if self.events:
+            data = pickle.dumps(self.events, pickle.HIGHEST_PROTOCOL)
+            with self.room:
+                while self.ahead > AHEAD and self.failed is None:
+                    self.room.wait()
+                if self.failed is not None:
+                    raise self.failed
+                self.ahead += len(data)
+            self.queue.put(data)
+            self.events.clear()
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.sender.join()
 
 
-def _work(store, files, encoding, skip, sets, cols, out) -> None:
-    """The worker process: read and validate ``files`` in order, sending events to the parent.
-
-    Each file's encoding is checked just before it is read; after a file that fails the check the
-    others are only checked, and the parent refuses the import with these problems alone.
-    """
-    prod = None
+def _work(store, files, encoding, records, sets, cols, out) -> None:
+    """The worker process: run the reader over ``files``, sending its events to the parent."""
+    sender = None
     try:
-        prod = _producer_class()(store, skip, sets, cols, out)
-        undecodable: list = []
-        for path, name, fmt in files:
-            try:
-                codec = detect_encoding(path, encoding)
-            except FileProblem as e:
-                undecodable.append(e.problem)
-                continue
-            if undecodable:
-                continue
-            try:
-                prod.import_file(path, name, fmt, codec)
-            except FileProblem as e:
-                prod.problems.add(e.problem, True)
-        prod.events.append(("undecodable", undecodable) if undecodable else ("done",))
-        prod.send()
-        prod.close()
+        sender = Sender(out, sets)
+        reader = Reader(store.tables, store.pm, sender.emit, lambda t, c: sets.setdefault((t, c), set()), cols.__getitem__, records)
+        reader.run(files, lambda path: detect_encoding(path, encoding))
+        sender.close()
     except BaseException as e:  # noqa: BLE001 - everything goes to the parent, which raises it
         text = traceback.format_exc()
         try:
-            message = pickle.dumps([("error", e, text)], pickle.HIGHEST_PROTOCOL)
+            message = pickle.dumps([Failed(e, text)], pickle.HIGHEST_PROTOCOL)
         except BaseException:  # noqa: BLE001 - not picklable
-            message = pickle.dumps([("error", None, text)], pickle.HIGHEST_PROTOCOL)
+            message = pickle.dumps([Failed(None, text)], pickle.HIGHEST_PROTOCOL)
         try:
-            if prod is not None and prod.sender.is_alive():
-                prod.queue.put(message)
-                prod.close()
+            if sender is not None and sender.sender.is_alive():
+                sender.queue.put(message)
+                sender.close()
             else:
                 out.send_bytes(message)
         except BaseException:  # noqa: BLE001, S110 - the parent sees the pipe close
@@ -253,19 +231,21 @@ def _work(store, files, encoding, skip, sets, cols, out) -> None:
 
 
 # -- the parent ------------------------------------------------------------
-def run_with_worker(imp, files, encoding: str | None) -> None:
-    """Import ``files`` with a forked worker reading and validating; ``imp`` (the parent) writes."""
-    sets = {pair: imp.id_set(*pair) for pair in reference_targets(imp.tables, {name for _, name, _ in files})}
-    cols = {name: imp.known_columns(name) for name in {name for _, name, _ in files}}  # the worker never reads the store
+def run_with_worker(writer, files, encoding: str | None) -> None:
+    """Import ``files`` with a forked worker running the reader; ``writer`` (an
+    :class:`~kamrules.import_write.Writer`, in this process) applies its events."""
+    sets = {pair: writer.id_set(*pair) for pair in reference_targets(writer.tables, {name for _, name, _ in files})}
+    cols = {name: writer.known_columns(name) for name in {name for _, name, _ in files}}  # the worker never reads the store
     ctx = multiprocessing.get_context("fork")
     recv, send = ctx.Pipe(duplex=False)
     _grow_pipe(send.fileno())
-    proc = ctx.Process(target=_work, args=(imp.store, files, encoding, imp.skip, sets, cols, send), name="kamrules-import", daemon=True)
+    records = writer.rejects is not None
+    proc = ctx.Process(target=_work, args=(writer.store, files, encoding, records, sets, cols, send), name="kamrules-import", daemon=True)
     proc.start()
     send.close()
-    imp._sets = {}  # the worker keeps the id sets; the parent need not update them
+    writer._sets = {}  # the worker keeps the id sets; the parent need not update them
     try:
-        _consume(imp, recv, proc)
+        _consume(writer, recv, proc)
         proc.join(10)  # it has sent everything; killed below should it not end
     finally:
         recv.close()
@@ -274,10 +254,9 @@ def run_with_worker(imp, files, encoding: str | None) -> None:
             proc.join()
 
 
-def _consume(imp, recv, proc) -> None:
+def _consume(writer, recv, proc) -> None:
     plans: dict[int, object] = {}
-    flush, rejected, problems = imp.flush, imp.rejected, imp.problems
-    progress, total = imp.progress, imp.total_bytes
+    handle, flush = writer.handle, writer.flush
     while True:
         try:
             events = recv.recv()
@@ -287,35 +266,17 @@ def _consume(imp, recv, proc) -> None:
             how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
             raise ImportWorkerError(f"import failed: the import worker process {how}; the store was not changed") from None
         for event in events:
-            kind = event[0]
-            if kind == "rows":
-                _, pid, packed, lines, file_name = event
-                flush(plans[pid], None, lines, file_name, unpack(packed))
-            elif kind == "tick":
-                if progress is not None:
-                    progress(min(imp.done_bytes + event[1], total), total)
-            elif kind == "reject":
-                rejected(*event[1:])
-            elif kind == "problem":
-                problems.add(event[1], event[2])
-            elif kind == "plan":
-                plans[event[1]] = event[2]
-            elif kind == "start":
-                imp.start_table(event[1])
-            elif kind == "columns":
-                imp.add_columns(event[1], event[2])
-            elif kind == "file":
-                imp.file_done(event[1], event[2])
-            elif kind == "done":
-                return
-            elif kind == "undecodable":  # as when the parent checks the encodings before the import
-                refused = Problems()
-                for problem in event[1]:
-                    refused.add(problem, True)
-                raise ImportRefused(f"import refused: {refused.total} problem(s); the store was not changed", refused.kept, refused.total)
-            elif kind == "error":
-                _, error, text = event
-                if isinstance(error, BaseException):
-                    error.add_note("(raised in the import worker process)\n" + text)
-                    raise error
-                raise ImportWorkerError(f"import failed in the import worker process; the store was not changed\n{text}")
+            kind = type(event)
+            if kind is BatchSent:
+                flush(plans[event.plan], None, event.lines, event.file, unpack(event.packed))
+            elif kind is PlanSent:
+                plans[event.id] = event.plan
+            elif kind is Failed:
+                if isinstance(event.error, BaseException):
+                    event.error.add_note("(raised in the import worker process)\n" + event.text)
+                    raise event.error
+                raise ImportWorkerError(f"import failed in the import worker process; the store was not changed\n{event.text}")
+            else:
+                handle(event)  # Undecodable raises ImportRefused, as when the parent checks the encodings
+                if kind is Finished:
+                    return

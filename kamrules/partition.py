@@ -14,7 +14,6 @@ compiled rules; each opens its own connection (never the parent's).
 
 from __future__ import annotations
 
-import gc
 import math
 import os
 import sqlite3
@@ -201,15 +200,16 @@ def run_parts(parts: Sequence[Part], task: Callable, jobs: int, progress: Callab
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+    from kamrules.bulkload import collector_paused
+
     ctx = multiprocessing.get_context("fork")
     _TASK, _DONE = task, ctx.Value("q", 0)
     results: dict[int, object] = {}
     # Everything allocated so far (plugins, rules, the compiled engine) moves out of the collector's
     # reach before the fork: a worker's collections would otherwise walk the whole inherited heap and
     # write to every page of it (copy-on-write). As the gc module's documentation advises.
-    gc.freeze()
     try:
-        with ProcessPoolExecutor(min(jobs, len(parts)), mp_context=ctx) as pool:
+        with collector_paused(freeze=True), ProcessPoolExecutor(min(jobs, len(parts)), mp_context=ctx) as pool:
             futures = {pool.submit(_run, p): p for p in parts}
             other = meanwhile() if meanwhile else None
             pending = set(futures)
@@ -227,7 +227,6 @@ def run_parts(parts: Sequence[Part], task: Callable, jobs: int, progress: Callab
                     progress(_DONE.value)
     finally:
         _TASK = None
-        gc.unfreeze()
     return [results[p.index] for p in parts], other
 
 

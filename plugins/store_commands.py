@@ -94,6 +94,8 @@ def register_commands(cli):
         from kamrules.store import Store
 
         if skip_invalid is not None:
+            # import_paths makes the same check (for API users); made here too so that a refused
+            # path creates no store, and the settings file is protected as for every output file
             env.output_path(skip_invalid, paths, "--skip-invalid file")
         bar = _Bar("importing", stderr_is_tty(), min_total=1 << 20)
         try:
