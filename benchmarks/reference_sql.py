@@ -1,4 +1,4 @@
-"""Hand-written SQL for the four core rule sets: the speed limit `kamrules check` is measured against.
+"""Hand-written SQL for the built-in rule sets: the speed limit `kamrules check` is measured against.
 
 What a skilled analyst would write against the store, with the defaults of
 /work/shared/domain.md (thresholds inline, no rule engine, no plugins):
@@ -312,6 +312,59 @@ def median_gap(days: str | None) -> float | None:
         return None
     n = len(gaps)
     return float(gaps[n // 2]) if n % 2 else (gaps[n // 2 - 1] + gaps[n // 2]) / 2
+
+
+# ---- key_account_qualification (KAM7xx) and resource_mismatch (KAM8xx) ----------------------
+# Calendar months with orders: the as-of month and the 11 (23) before it.
+AGGREGATES["mon"] = """
+        SELECT account_id,
+               COUNT(DISTINCT IIF(date >= date(:as_of, 'start of month', '-11 months'), substr(date, 1, 7), NULL)) AS m12,
+               COUNT(DISTINCT IIF(date >= date(:as_of, 'start of month', '-23 months'), substr(date, 1, 7), NULL)) AS m24
+        FROM orders WHERE date <= :as_of
+        GROUP BY account_id"""
+# A count of days without some activity starts at the last one, else at created_on, but never before the
+# store's first activity record (the earliest first_on of any account).
+START = "(SELECT MIN(first_on) FROM act)"
+
+
+def _since(last: str) -> str:
+    return days(f"COALESCE({last}, MAX(COALESCE(a.created_on, {START}), {START}))")
+
+
+RULES += [
+    ("key_account_qualification", "one_off_buyer", "account", """
+        SELECT a.id AS account_id, 'warning' AS severity, m.m24
+        FROM accounts a JOIN mon m ON m.account_id = a.id
+        WHERE a.status = 'active' AND a.tier = 'key' AND m.m24 BETWEEN 1 AND 1 AND m.m12 = 0"""),
+    ("key_account_qualification", "distributed_purchasing", "account", """
+        SELECT a.id AS account_id, 'warning' AS severity
+        FROM accounts a JOIN mon m ON m.account_id = a.id
+        WHERE a.status = 'active' AND a.tier = 'key' AND a.purchasing = 'distributed'"""),
+    ("key_account_qualification", "promotion_candidate", "account", """
+        WITH buyers AS (SELECT a.id, a.tier, o.rev_12m FROM accounts a JOIN ord o ON o.account_id = a.id
+                        WHERE a.status = 'active' AND o.rev_12m > 0),
+             line AS (SELECT COUNT(*) AS n,
+                             (SELECT rev_12m FROM buyers ORDER BY rev_12m DESC
+                              LIMIT 1 OFFSET (SELECT (COUNT(*) + 9) / 10 - 1 FROM buyers)) AS line FROM buyers)
+        SELECT b.id AS account_id, 'info' AS severity, b.rev_12m, line.line, m.m12
+        FROM buyers b JOIN mon m ON m.account_id = b.id, line
+        WHERE b.tier IN ('mid', 'small') AND line.n >= 10 AND b.rev_12m >= line.line AND m.m12 >= 10"""),
+    ("resource_mismatch", "consultative_unvisited", "account", f"""
+        WITH x AS (SELECT v.account_id,
+                          MAX(IIF(v.kind IN ('visit', 'meeting', 'presentation', 'executive_meeting'), v.date, NULL)) AS met_on
+                   FROM activities v JOIN accounts a ON a.id = v.account_id
+                   WHERE v.date <= :as_of AND a.status = 'active' AND a.buyer_type = 'consultative'
+                   GROUP BY v.account_id)
+        SELECT a.id AS account_id, 'warning' AS severity, {_since("x.met_on")} AS days
+        FROM accounts a JOIN x ON x.account_id = a.id, w
+        WHERE {_since("x.met_on")} > 180
+          AND (SELECT COUNT(*) FROM activities r WHERE r.account_id = a.id AND r.date > COALESCE(x.met_on, '')
+                 AND r.date <= :as_of AND r.kind IN ('call', 'email')) >= 2"""),
+    ("resource_mismatch", "strategic_no_executive", "account", f"""
+        SELECT a.id AS account_id, 'warning' AS severity, {_since("x.exec_on")} AS days
+        FROM accounts a LEFT JOIN act x ON x.account_id = a.id, w
+        WHERE a.status = 'active' AND a.buyer_type = 'strategic' AND {_since("x.exec_on")} > 180"""),
+]
 
 
 def _params(conn: sqlite3.Connection, as_of: str) -> dict:

@@ -34,6 +34,9 @@ class Defect:
     def buyer(self, acc, buyer):
         return buyer
 
+    def purchasing(self, acc, purchasing):
+        return purchasing
+
     def contact_roles(self, acc, roles):
         return roles
 
@@ -204,6 +207,7 @@ class Account:
             buyer = rng.choice(("transactional", "transactional", "consultative"))
         buyer = d.buyer(self, buyer)
         purchasing = "centralized" if self.tier == "key" or rng.random() < 0.7 else "distributed"
+        purchasing = d.purchasing(self, purchasing)
         self.contacts_for(d)
         if self.status == "active":
             stage, since, created, rel = self.active_history(d)

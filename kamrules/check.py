@@ -123,7 +123,7 @@ def known_facts(store, providers) -> dict[str, set[str]]:
     acc = set(account_columns(store)) | {"account_id"}
     port = {"scope_key", "owner", "owner_email"}
     for p in providers:
-        (acc if p.scope == "account" else port).update(tuple(p.facts) + tuple(p.derived))
+        (port if p.scope == "portfolio" else acc).update(tuple(p.facts) + tuple(p.derived))  # book facts: every account's
     return {"account": acc, "portfolio": port}
 
 
@@ -277,6 +277,8 @@ def plan(store, request: CheckRequest, pm=None) -> Plan:
     source = FactSource(store, request.as_of, providers, failures, **timeout)
     skipped: list[tuple[str, str]] = []
     runnable = []
+    if source.book_providers:  # whole-book facts, once, here: the workers forked by evaluate() inherit them
+        source.book_facts({f for r in rules for f in r.evidence_facts()})
     status = source.fact_status()
     for rule in rules:
         bad = [status[f] for f in rule.facts if f in status and status[f].state != "ok"]

@@ -64,6 +64,15 @@ class FactProvider:
     so they do not depend on how the book was split. ``derive`` then computes
     ratios from the totals. Use it for totals of facts other providers already
     compute per account (e.g. the share of the book's margin from small accounts).
+
+    ``scope="book"``: facts of the whole book that every account sees (e.g. the
+    revenue line of the book's top decile, the date the activities table starts).
+    ``sql`` returns at most one row (no row: no values); it runs once per check,
+    in the parent process over the whole store, before the accounts are checked
+    (forked workers inherit the values: each sees only its part of the book), and
+    only when a selected rule uses its facts. ``derive`` is called once on that row.
+    Its facts are added to every account's facts before the account ``derive``
+    calls (an account provider reading them names it in ``after``).
     """
 
     name: str
@@ -79,8 +88,10 @@ class FactProvider:
     after: tuple[str, ...] = ()  # providers whose facts ``derive`` reads (ordering)
 
     def __post_init__(self) -> None:
-        if self.scope not in ("account", "portfolio"):
-            raise ValueError(f"fact provider {self.name}: scope must be 'account' or 'portfolio'")
+        if self.scope not in ("account", "portfolio", "book"):
+            raise ValueError(f"fact provider {self.name}: scope must be 'account', 'portfolio' or 'book'")
+        if self.scope == "book" and (not self.sql.strip() or self.inputs):
+            raise ValueError(f"fact provider {self.name}: scope='book' needs sql and takes no inputs")
         if self.over not in ("store", "account_facts"):
             raise ValueError(f"fact provider {self.name}: over must be 'store' or 'account_facts'")
         if self.over == "account_facts" and self.scope != "portfolio":
@@ -184,6 +195,8 @@ class FactSource:
         self._timeouts: dict[str, str] = {}  # provider -> reason; shared by bound_to copies in one process
         self.account_providers = [p for p in providers if p.scope == "account"]
         self.portfolio_providers = [p for p in providers if p.scope == "portfolio"]
+        self.book_providers = [p for p in providers if p.scope == "book"]
+        self.book: dict = {}  # book facts (book_facts()), added to every account's facts
         self.status: dict[str, ProviderStatus] = {}
         self.columns = account_columns(store)
         # the accounts table's own columns, named in the composed query (a worker's view of the
@@ -212,7 +225,7 @@ class FactSource:
 
     def bound_to(self, store, failures: list) -> "FactSource":
         """A copy computing the same facts through another store connection (a worker's, restricted to
-        a range of accounts): same provider status, its own temp tables, failures and derive counts."""
+        a range of accounts): same provider status and book facts, its own temp tables, failures and derive counts."""
         other = copy.copy(self)
         other.store, other.failures = store, failures
         other._tables, other._derive_errors = {}, {}
@@ -224,7 +237,39 @@ class FactSource:
 
     def fact_status(self) -> dict[str, ProviderStatus]:
         """{fact name: status of the provider producing it}."""
-        return {f: self.status[p.name] for p in self.account_providers + self.portfolio_providers for f in self.status[p.name].facts}
+        return {f: self.status[p.name] for p in self.account_providers + self.portfolio_providers + self.book_providers
+                for f in self.status[p.name].facts}
+
+    def book_facts(self, needed: set[str] | None = None) -> dict:
+        """Compute the facts of the ``scope="book"`` providers (those producing a fact in ``needed``, and those
+        the providers producing one name in ``after``; None: all) once, over this connection's whole store:
+        call it in the parent, before the parts. A provider whose SQL returns more than one row, or raises,
+        fails (its rules are skipped)."""
+        if needed is not None:
+            producing = [p for p in self.account_providers + self.book_providers if needed & set(tuple(p.facts) + tuple(p.derived))]
+            names = {p.name for p in producing} | {n for p in producing for n in p.after}
+        for p in self.book_providers:
+            if (needed is not None and p.name not in names) or self.status[p.name].state != "ok" or self._timed_out(p):
+                continue
+            try:
+                with self._sql_deadline(p):
+                    rows = list(self.store.query(p.sql, {"as_of": self.as_of}))
+                if len(rows) > 1:
+                    raise RuntimeError(f"its SQL returns {len(rows)} rows (a book provider returns at most one)")
+            except (Exception, PluginTimeout) as e:
+                self._fail(p, e)
+                continue
+            facts = {k: rows[0][k] for k in p.facts if rows and rows[0].get(k) is not None}
+            if p.derive:
+                with _DeriveWatch(self.timeout):
+                    self._derive(p, facts)
+            self.book.update(facts)
+        failed = {p.name for p in self.book_providers if self.status[p.name].state == "failed"}
+        for p in self.account_providers:  # its derive would silently miss the book facts
+            bad = sorted(failed & set(p.after))
+            if bad and self.status[p.name].state == "ok":
+                self._fail(p, RuntimeError(f"book fact provider {bad[0]} failed"))
+        return self.book
 
     def _fail(self, p: FactProvider, e: BaseException) -> None:
         st = self.status[p.name]
@@ -357,9 +402,12 @@ class FactSource:
         names = [renamed.get(n, n) for n in names]
         dropped = [renamed[n] for n in inputs]
         steps = [(p, p.derive, p.derived) for p in derivers]
+        book = self.book
         with _DeriveWatch(self.timeout if steps else None):
             for row in cur:
                 facts = {n: v for n, v in zip(names, row) if v is not None}
+                if book:
+                    facts.update(book)
                 view = MappingProxyType(facts)  # live: later derivers see earlier ones' facts
                 for p, derive, derived in steps:
                     try:

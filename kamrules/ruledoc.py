@@ -96,7 +96,7 @@ def rules_markdown(sets, pm) -> str:
             "`lost_reason`, `created_on`, …) are facts too.", "",
             "| provider | requires | facts | what |", "| --- | --- | --- | --- |"]
     for plugin, p in facts_by_plugin(pm):
-        where = plugin + (", portfolio" if p.scope == "portfolio" else "")
+        where = plugin + (f", {p.scope}" if p.scope != "account" else "")
         facts = ", ".join(f"`{f}`" for f in p.facts)
         if p.derived:
             facts += ("; " if facts else "") + "derived: " + ", ".join(f"`{f}`" for f in p.derived)

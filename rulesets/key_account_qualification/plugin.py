@@ -1,0 +1,77 @@
+"""Built-in plugin: the key_account_qualification rule set (who is really a key account) and its facts."""
+
+from __future__ import annotations
+
+import importlib.resources
+
+from kamrules import hookimpl
+from kamrules.facts import FactProvider
+from kamrules_plugins.core_facts import M12
+
+# Calendar months: "the last 12 months" are the as-of date's month and the 11 before it (the
+# current month counts even if it has only begun), "the last 24" the same with 23 before.
+MONTH0_12 = "date(:as_of, 'start of month', '-11 months')"
+MONTH0_24 = "date(:as_of, 'start of month', '-23 months')"
+
+# Months with orders of active accounts (the only ones judged here), from the (account_id, date)
+# index alone: no table rows are read. Accounts with no order on or before the as-of date get no
+# row, so no facts: they are never judged (an account still in a long tender has bought nothing).
+ORDER_MONTHS = FactProvider(
+    name="order_months",
+    description="Calendar months with orders in the last 12 and 24 months (the as-of month included), the first order, the month of the last (active accounts with orders).",
+    requires=("orders",),
+    facts=("months_with_orders_12m", "months_with_orders_24m", "first_order_on", "last_order_month"),
+    sql=f"""
+SELECT o.account_id                                                                    AS account_id,
+       COUNT(DISTINCT CASE WHEN o.date >= {MONTH0_12} THEN substr(o.date, 1, 7) END)  AS months_with_orders_12m,
+       COUNT(DISTINCT CASE WHEN o.date >= {MONTH0_24} THEN substr(o.date, 1, 7) END)  AS months_with_orders_24m,
+       MIN(o.date)                                                                     AS first_order_on,
+       substr(MAX(o.date), 1, 7)                                                       AS last_order_month
+FROM orders o JOIN accounts a ON a.id = o.account_id AND +a.status = 'active'
+WHERE o.date <= :as_of
+GROUP BY o.account_id
+""",
+)
+
+# The book's top decile of trailing 12-month revenue: a whole-book fact (scope="book"), computed once
+# per check over the whole store before the accounts, never from one worker's part. The book is the
+# active accounts with revenue in the 12 months (the window of the core fact revenue_12m, which each
+# account's own revenue is compared with); its top decile is its ceil(n / 10) highest earners, and
+# the line is the revenue of the last of them (ties with it are in).
+BOOK_REVENUE_DECILE = FactProvider(
+    name="book_revenue_decile",
+    scope="book",
+    description="The book's trailing 12-month revenue line of its top decile and the number of active accounts with revenue (whole book, once per check).",
+    requires=("orders",),
+    facts=("book_top_decile_revenue_12m", "book_buyers_12m"),
+    sql=f"""
+WITH buyers AS MATERIALIZED (
+    SELECT TOTAL(o.amount) AS revenue
+    FROM orders o JOIN accounts a ON a.id = o.account_id AND +a.status = 'active'
+    WHERE o.date > {M12} AND o.date <= :as_of
+    GROUP BY o.account_id
+    HAVING revenue > 0),
+n AS (SELECT COUNT(*) AS n FROM buyers)
+SELECT (SELECT revenue FROM buyers ORDER BY revenue DESC LIMIT 1 OFFSET (SELECT (n + 9) / 10 - 1 FROM n)) AS book_top_decile_revenue_12m,
+       (SELECT n FROM n)                                                                                  AS book_buyers_12m
+""",
+)
+
+PROVIDERS = (ORDER_MONTHS, BOOK_REVENUE_DECILE)
+
+
+@hookimpl
+def register_rulesets():
+    return [importlib.resources.files(__package__) / "rules.yaml"]
+
+
+@hookimpl
+def register_facts():
+    return list(PROVIDERS)
+
+
+@hookimpl
+def register_defect_recipes():
+    from kamrules_rulesets.key_account_qualification.defects import RECIPES
+
+    return list(RECIPES)

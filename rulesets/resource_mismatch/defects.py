@@ -1,0 +1,37 @@
+"""Defect recipes of resource_mismatch for `kamrules generate`: one per rule, each makes its rule fire."""
+
+from __future__ import annotations
+
+from kamrules.bookgen import Defect
+
+IN_PERSON = ("visit", "meeting", "presentation", "executive_meeting")
+TIERS = ("mid", "small")
+LONG = (400, 1800)
+
+
+class ConsultativeUnvisited(Defect):
+    """A consultative client served by phone and email only for 200-300 days."""
+
+    kind, tiers, won_days_ago, attended = "consultative_unvisited", TIERS, LONG, False
+
+    def buyer(self, acc, buyer):
+        return "consultative"
+
+    def edit_activities(self, acc, acts, stage_entered, end):
+        since = acc.as_of - acc.rng.randint(200, 300)
+        return [a for a in acts if not (a[0] > since and a[1] in IN_PERSON)]
+
+
+class StrategicNoExecutive(Defect):
+    """A strategic buyer whose executives last met ours 200-400 days ago."""
+
+    kind, tiers, won_days_ago = "strategic_no_executive", TIERS, LONG
+
+    def buyer(self, acc, buyer):
+        return "strategic"
+
+    def last_executive_meeting(self, acc):
+        return acc.as_of - acc.rng.randint(200, 400)
+
+
+RECIPES = (ConsultativeUnvisited(), StrategicNoExecutive())

@@ -1,0 +1,108 @@
+"""Built-in plugin: the resource_mismatch rule set (the wrong kind of attention for the buyer) and its facts."""
+
+from __future__ import annotations
+
+import importlib.resources
+
+from kamrules import hookimpl
+from kamrules.facts import FactProvider
+from kamrules_plugins.core_facts import days_since
+
+IN_PERSON = "('visit', 'meeting', 'presentation', 'executive_meeting')"
+REMOTE = "('call', 'email')"
+
+# Where the activity records start, over the whole book (scope="book": once per check, before the
+# accounts, never from one worker's part): an account with no matching activity is counted from its
+# created_on, but never from before the first record of the table (an export that starts after the
+# account was created says nothing about the years before it). One index seek per account.
+ACTIVITIES_START = FactProvider(
+    name="activities_start",
+    scope="book",
+    description="The first activity record of the whole store on or before the as-of date, and the days from it to the as-of date.",
+    requires=("activities",),
+    facts=("activities_start", "activity_record_days"),
+    sql=f"""
+WITH s AS (SELECT MIN((SELECT MIN(x.date) FROM activities x WHERE x.account_id = a.id AND x.date <= :as_of)) AS start
+           FROM accounts a)
+SELECT start AS activities_start, {days_since("start")} AS activity_record_days FROM s WHERE start IS NOT NULL
+""",
+)
+
+
+def _counted(f):
+    """Days without in-person contact and without executive-level contact, from the last such activity, else
+    from created_on but not before the first activity record (activity_record_days, a book fact)."""
+    span = f.get("activity_record_days")
+    if span is None:
+        return {}
+    created = f.get("created_days_ago")
+    if created is not None and created < span:
+        start_days, start = created, f"counted from created_on {f.get('created_on')}"
+    else:
+        start_days, start = span, f"counted from the first activity record, {f.get('activities_start')}"
+    out = {}
+    seen = f.get("days_since_in_person")
+    out["days_without_in_person"] = seen if seen is not None else start_days
+    out["in_person_counted_from"] = f"last on {f['last_in_person']}" if seen is not None else f"none recorded, {start}"
+    if f.get("buyer_type") == "strategic" and f.get("last_executive_meeting") is not None:
+        if f["last_executive_meeting"] != "never":
+            out["days_without_executive"] = f.get("days_since_executive_meeting")
+            out["executive_counted_from"] = f"last on {f['last_executive_meeting']}"
+        else:
+            out["days_without_executive"] = start_days
+            out["executive_counted_from"] = f"none recorded, {start}"
+    return out
+
+
+# Active consultative and strategic buyers: the last in-person contact (a visit, meeting, presentation
+# or executive meeting), the calls and emails since it, and the account's age. The executive side
+# reuses the core facts last_executive_meeting / days_since_executive_meeting (activity_summary).
+CONTACT_MIX = FactProvider(
+    name="contact_mix",
+    description="Consultative and strategic buyers: days without in-person contact and without executive-level contact (never counted from before the first activity record), calls and emails since the last in-person contact.",
+    requires=("activities",),
+    facts=("last_in_person", "days_since_in_person", "remote_since_in_person", "last_remote_contact"),
+    inputs=("created_days_ago",),
+    sql=f"""
+WITH x AS (
+    SELECT v.account_id,
+           MAX(CASE WHEN v.kind IN {IN_PERSON} THEN v.date END) AS in_person_on,
+           MAX(CASE WHEN v.kind IN {REMOTE} THEN v.date END)    AS remote_on,
+           MAX(a.created_on)                                     AS created_on
+    FROM activities v JOIN accounts a ON a.id = v.account_id AND +a.status = 'active'
+                                       AND +a.buyer_type IN ('consultative', 'strategic')
+    WHERE v.date <= :as_of
+    GROUP BY v.account_id)
+SELECT x.account_id,
+       COALESCE(x.in_person_on, 'never')                    AS last_in_person,
+       {days_since("x.in_person_on")}                       AS days_since_in_person,
+       (SELECT COUNT(*) FROM activities r
+         WHERE r.account_id = x.account_id AND r.date > COALESCE(x.in_person_on, '') AND r.date <= :as_of
+           AND r.kind IN {REMOTE})                          AS remote_since_in_person,
+       x.remote_on                                          AS last_remote_contact,
+       {days_since("x.created_on")}                         AS created_days_ago
+FROM x
+""",
+    after=("activities_start", "activity_summary"),
+    derive=_counted,
+    derived=("days_without_in_person", "in_person_counted_from", "days_without_executive", "executive_counted_from"),
+)
+
+PROVIDERS = (ACTIVITIES_START, CONTACT_MIX)
+
+
+@hookimpl
+def register_rulesets():
+    return [importlib.resources.files(__package__) / "rules.yaml"]
+
+
+@hookimpl
+def register_facts():
+    return list(PROVIDERS)
+
+
+@hookimpl
+def register_defect_recipes():
+    from kamrules_rulesets.resource_mismatch.defects import RECIPES
+
+    return list(RECIPES)
