@@ -36,7 +36,7 @@ _EN = {
     "days_title": "Days in stage: median (bar), 90th percentile (black), limit (red)", "alerts_per_run": "Alerts per run",
     "health_per_run": "Average health per run", "account": "account", "score": "score", "grade": "grade", "trend_col": "trend",
     "main_driver": "main driver", "owner": "owner", "last_contact": "last contact", "tier": "tier", "critical_alerts": "critical",
-    "total": "total", "stage": "stage", "median": "median days", "limit": "limit (key accounts)", "section_link": "section",
+    "total": "total", "stage_col": "stage", "median": "median days", "limit": "limit (key accounts)", "section_link": "section",
     "none": "none", "single_run": "Only one run is recorded ({as_of}): a trend needs at least two. Each `kamrules check` records a run.",
     "no_run": "No run is recorded yet: `kamrules check` records one; the trend starts with the second.",
     "top_note": "The {n} accounts with the lowest health scores of {total} (--top changes how many).",
@@ -63,7 +63,7 @@ _ZH = dict(_EN, **{
     "prospects": "潜在客户", "within": "未超阶段时限", "over": "超过阶段时限", "per_stage": "各阶段潜在客户数", "days_in_stage": "停留天数",
     "days_title": "阶段停留天数:中位数(柱)、90分位(黑)、时限(红)", "alerts_per_run": "每次检查的预警", "health_per_run": "每次检查的平均健康分",
     "account": "客户", "score": "健康分", "grade": "等级", "trend_col": "趋势", "main_driver": "主要原因", "owner": "负责人",
-    "last_contact": "最近联系", "tier": "类别", "critical_alerts": "严重", "total": "合计", "stage": "阶段", "median": "停留天数中位数",
+    "last_contact": "最近联系", "tier": "类别", "critical_alerts": "严重", "total": "合计", "stage_col": "阶段", "median": "停留天数中位数",
     "limit": "时限(大客户)", "section_link": "详情", "none": "无",
     "single_run": "仅记录了一次检查({as_of}):至少两次才能显示趋势。每次 `kamrules check` 都会记录一次。",
     "no_run": "尚未记录检查:`kamrules check` 会记录一次,第二次起显示趋势。",
@@ -88,7 +88,7 @@ def labels(lang: str) -> dict:
         raise InputError(f"--lang {lang!r}: expected one of {', '.join(LANGS)}")
     L = dict(_ZH if lang == "zh" else _EN)
     L["lang"] = lang
-    L["grade"] = (lambda g: g["zh"]) if lang == "zh" else (lambda g: g["en"])
+    L["grade_name"] = (lambda g: g["zh"]) if lang == "zh" else (lambda g: g["en"])
     return L
 
 

@@ -42,7 +42,7 @@ def _alt():
 def grades_chart(grades: list[dict], L: dict):
     """Accounts per grade and trailing revenue per grade, side by side (same colours)."""
     alt = _alt()
-    rows = [{"grade": L["grade"](g), "accounts": g["accounts"], "revenue": g["revenue_12m"]} for g in grades]
+    rows = [{"grade": L["grade_name"](g), "accounts": g["accounts"], "revenue": g["revenue_12m"]} for g in grades]
     order = [r["grade"] for r in rows]
     colour = alt.Color("grade:N", sort=order, scale=alt.Scale(domain=order, range=GRADE_COLOURS[:len(order)]), legend=None)
     base = alt.Chart(alt.Data(values=rows)).mark_bar().encode(y=alt.Y("grade:N", sort=order, title=None), color=colour)
@@ -92,7 +92,8 @@ def pipeline_charts(stages: list[dict], L: dict):
     kinds = [L["within"], L["over"]]
     left = alt.Chart(alt.Data(values=counts)).mark_bar().encode(
         y=alt.Y("stage:N", sort=order, title=None), x=alt.X("n:Q", title=L["prospects"], stack="zero"),
-        color=alt.Color("kind:N", scale=alt.Scale(domain=kinds, range=["#7cb342", "#b00020"]), title=None),
+        color=alt.Color("kind:N", scale=alt.Scale(domain=kinds, range=["#7cb342", "#b00020"]), title=None,
+                        legend=alt.Legend(orient="bottom")),
         order=alt.Order("rank:Q")).properties(width=300, height=24 * len(order), title=L["per_stage"])
     days = [{"stage": L["stage"][s["stage"]], "median": s["median_days"] or 0, "p90": s["p90_days"] or 0, "limit": s["limit"] or 0}
             for s in stages]
@@ -123,7 +124,7 @@ def trend_charts(points: list[dict], L: dict):
 def grade_bars_small(grades: list[dict], L: dict):
     """The digest's little picture: accounts per grade (a PNG in the email)."""
     alt = _alt()
-    rows = [{"grade": L["grade"](g), "accounts": g["accounts"]} for g in grades]
+    rows = [{"grade": L["grade_name"](g), "accounts": g["accounts"]} for g in grades]
     order = [r["grade"] for r in rows]
     return alt.Chart(alt.Data(values=rows)).mark_bar().encode(
         x=alt.X("grade:N", sort=order, title=None, axis=alt.Axis(labelAngle=0)), y=alt.Y("accounts:Q", title=L["accounts"]),

@@ -30,7 +30,7 @@ def check_owners(conn, owners: Iterable[str]) -> list[str]:
     known = sorted(r[0] for r in conn.execute("SELECT DISTINCT owner FROM accounts WHERE owner IS NOT NULL AND owner != ''"))
     for o in wanted:
         if o not in known:
-            near = difflib.get_close_matches(o, known, n=3)
+            near = difflib.get_close_matches(o, known, n=3, cutoff=0.5)  # Chinese names are two or three characters
             hint = (f"; did you mean {', '.join(map(repr, near))}?" if near
                     else f" (owners: {', '.join(known[:10])}{' ...' if len(known) > 10 else ''})")
             raise InputError(f"--owner {o!r}: no account has this owner{hint}")
