@@ -17,6 +17,7 @@ from pathlib import Path
 import jinja2
 
 from kamrules.errors import DeliveryError, InputError
+from kamrules.vocab import STAGES, TIERS
 
 BUILTIN_TEMPLATES = Path(__file__).resolve().parent / "templates" / "report"
 LANGS = ("en", "zh")
@@ -48,8 +49,8 @@ _EN = {
     "chart_owners_note": "The chart shows the {n} owners with the most alerts; the table lists every owner.",
     "print_note": "Charts aggregate the whole book; tables hold the top accounts.",
     "sev": {"critical": "critical", "warning": "warning", "info": "info"},
-    "stage": {s: s for s in ("research", "analysis", "contact", "visit", "presentation", "proposal", "negotiation", "won")},
-    "tiers": {"key": "key", "mid": "mid", "small": "small"},
+    "stage": {s: s for s in STAGES},
+    "tiers": {t: t for t in TIERS},
     "trend_words": {"up": "↑", "down": "↓", "steady": "→", None: "new"},
 }
 _ZH = dict(_EN, **{
