@@ -99,6 +99,8 @@ class EmailSettings:
     # a whole notify run (a check's sends, `kamrules notify`) stops sending after this many
     # seconds; what is left stays queued (exit 4). Bounds a slow or hanging server or plugin.
     notify_deadline: Annotated[float, Field(gt=0)] = 300.0
+    # manager roll-ups: a manager's address -> the owners they lead; each gets one digest of the team's book
+    managers: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def port(self) -> int:

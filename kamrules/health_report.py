@@ -78,12 +78,13 @@ def _run_scores(conn, run: dict | None, accounts, sc: Scorecard) -> dict[str, tu
     return _rescored(stored, accounts, sc, run.get("ran"))
 
 
-def _computed(store, as_of, accounts, sc, rulesets_dirs, pm):
-    """Scores from a check run now, recording nothing (no history, no run)."""
+def _computed(store, as_of, accounts, sc, rulesets_dirs, pm, result=None):
+    """Scores from a check run now (or ``result``, one already run at ``as_of``), recording nothing."""
     from kamrules.check import load_rulesets, run_check
     from kamrules.health import ran_from
 
-    result = run_check(store, as_of=as_of, rulesets_dirs=rulesets_dirs, pm=pm)
+    if result is None:
+        result = run_check(store, as_of=as_of, rulesets_dirs=rulesets_dirs, pm=pm)
     s = result.summary
     sets = load_rulesets(store, pm or store.pm, rulesets_dirs)
     ran = ran_from(sets, s.skipped, s.rulesets)
@@ -122,12 +123,13 @@ def _sort(accounts: list[dict], sort: str) -> None:
 
 def health_report(store, as_of: str, scorecard: Scorecard | None = None, owner: str | None = None,
                   tiers: Iterable[str] = (), grades: Iterable[str] = (), sort: str = "score",
-                  rulesets_dirs: Iterable = (), pm=None) -> HealthReport:
+                  rulesets_dirs: Iterable = (), pm=None, check_result=None) -> HealthReport:
     """Scores of the recorded run at ``as_of`` (the newest complete one), or computed now without
     recording anything when there is none; trends against the previous run and one ~30 days before.
 
     Raises InputError for an empty store, an unknown owner (with a did-you-mean), an unknown grade
-    or sort, or filters that match no account."""
+    or sort, or filters that match no account. ``check_result``: a check already run at ``as_of`` (the
+    report's), used instead of running one again when no run is recorded."""
     sc = scorecard or default_scorecard()
     if sort not in SORTS:
         raise InputError(f"unknown sort {sort!r} (expected {', '.join(SORTS)})")
@@ -151,7 +153,7 @@ def health_report(store, as_of: str, scorecard: Scorecard | None = None, owner: 
         current = _run_scores(conn, run, accounts, sc)
         skipped = run["skipped"] or []
     else:
-        current, skipped, failures = _computed(store, as_of, accounts, sc, rulesets_dirs, pm)
+        current, skipped, failures = _computed(store, as_of, accounts, sc, rulesets_dirs, pm, check_result)
     previous = runs.run_before(conn, as_of)
     day = dt.date.fromisoformat(as_of)
     month = runs.run_before(conn, as_of, oldest=(day - dt.timedelta(days=MONTH_DAYS + MONTH_WINDOW)).isoformat(),

@@ -296,3 +296,8 @@ def check_health(conn, result, pm=None, settings=None, scorecard=None) -> dict[s
     prev = run_before(conn, str(result.as_of)) if "runs" in _tables(conn) else None
     before = {a: s for a, (s, _) in _scores(conn, prev["id"], sorted(scores)).items()} if prev else {}
     return labelled(scores, before, sc)
+
+
+def digest_run() -> tuple | None:
+    """(conn, run id) of the run whose digests are being rendered (None outside :func:`scores_for_digests`)."""
+    return _DIGEST_RUN.get()

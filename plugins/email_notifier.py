@@ -29,6 +29,10 @@ class EmailNotifier:
         from kamrules.lifecycle import digest
 
         digest.sender_address(settings.email.smtp_from)
+        if settings.email.managers:
+            from kamrules.lifecycle.managers import check_managers
+
+            check_managers(settings)
         to = settings.email.default_to
         if to and digest.valid_address(to) is None:
             raise InputError(f"default_to {to!r}: not a valid address (expected e.g. 'ka-team@example.com')")

@@ -216,9 +216,23 @@ def _verify_headers(msg: EmailMessage) -> None:
 
 
 def render_digest(recipient: str, items: Sequence[DueItem], key: str, as_of: str, settings) -> Rendered:
+    from kamrules.lifecycle.digest_summary import chart_png, summary
+
     ctx = context(recipient, items, as_of, key)
+    # the opening summary (issue 17): new, resolved, still firing, the book's health and a chart of it
+    ctx["summary"] = summary(items, ctx["owners"], settings.email.resolved_notices)
+    health = ctx["summary"]["health"]
+    ctx["chart_cid"] = f"health-{key}@kamrules" if health else None
     subject, text, html = render_parts(ctx, settings.email.templates_dir)
     owners_here = {i.alert.owner for i in items if valid_address(i.alert.owner_email) == recipient}
     display = next(iter(owners_here)) if len(owners_here) == 1 else None
     msg = build_message(sender=settings.email.smtp_from, recipient=recipient, to_name=display, subject=subject, text=text, html=html, key=key)
+    if health and f"cid:{ctx['chart_cid']}" in html:  # a user's template without the picture gets no attachment
+        attach_related(msg, chart_png(health), ctx["chart_cid"])
     return Rendered(subject=subject, payload=msg.as_bytes())
+
+
+def attach_related(msg: EmailMessage, png: bytes, cid: str) -> None:
+    """Put ``png`` beside the HTML part in a multipart/related part, Content-ID <cid> (the HTML says src="cid:...")."""
+    html_part = msg.get_body(("html",))
+    html_part.add_related(png, maintype="image", subtype="png", cid=f"<{cid}>", disposition="inline", filename="health.png")

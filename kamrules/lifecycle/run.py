@@ -215,6 +215,10 @@ def record_and_notify(store, result, notify: Sequence[str] = ("email",), setting
             continue
         report.queued += queued
         routed |= went
+        if name == "email" and settings.email.managers:  # manager roll-ups (issue 17), same outbox
+            from kamrules.lifecycle.managers import queue_rollups
+
+            report.queued += queue_rollups(conn, settings, items, as_of, now, run_id)
         for it in missing:
             unrouted[it.alert.fingerprint] = _label(it)
             reason = unrouted_reason(notifier, it, settings)
