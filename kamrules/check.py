@@ -10,7 +10,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from kamrules.alerts import SEVERITIES, SEVERITY_RANK, Alert
 from kamrules.errors import EXIT_ALERTS, EXIT_INCOMPLETE, EXIT_OK, InputError
-from kamrules.facts import FactSource, account_columns, collect_providers
+from kamrules.facts import FactSource, account_columns, collect_providers, provider_params
 from kamrules.check_parts import CompiledRules, PartResult, PartTask, compile_engine, emit
 from kamrules.messages import format_message  # noqa: F401 (part of this module's API)
 from kamrules.ruleset import EXTRA_FIELDS, RuleSet, check_facts, resolve
@@ -274,7 +274,7 @@ def plan(store, request: CheckRequest, pm=None) -> Plan:
                          f"(it selects rules of {', '.join(rs.name for rs in sets if any(r.code.startswith(outside[0]) for r in rs.rules))})")
     rules = [r for rs in chosen for r in rs.rules if r.enabled and selected(r.code, select, ignore)]
     timeout = {"timeout": request.plugin_timeout} if request.plugin_timeout else {}
-    source = FactSource(store, request.as_of, providers, failures, **timeout)
+    source = FactSource(store, request.as_of, providers, failures, **timeout, params=provider_params(providers, rules))
     skipped: list[tuple[str, str]] = []
     runnable = []
     if source.book_providers:  # whole-book facts, once, here: the workers forked by evaluate() inherit them

@@ -38,7 +38,7 @@ def compile_engine(rules: Sequence[Rule]) -> tuple[CompiledRules, Any, Any]:
     eng: dict[str, list] = {"account": [], "portfolio": []}
     for rule in rules:
         for v in rule.variants():
-            key = f"{rule.code}|{v.tier or '*'}|{v.severity}"
+            key = f"{rule.code}|{v.label}|{v.severity}"
             variants[key] = (rule, v)
             eng[rule.scope].append(MatchRule(key, rule, v))
     plan = CompiledRules([r for r in rules if r.scope == "account"], [r for r in rules if r.scope == "portfolio"], variants)

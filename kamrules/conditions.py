@@ -203,3 +203,46 @@ def numberlike(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    """An ``any:`` block of a rule's ``when`` list: true when at least one of its conditions holds."""
+
+    conditions: tuple[Condition, ...]
+    line: int | None = None
+    column: int | None = None
+    op: str = "any"
+    ref: str | None = None
+    ref_kind: str | None = None
+    value: Any = None
+    threshold: str | None = None
+
+    @property
+    def text(self) -> str:
+        return "any: [" + "; ".join(c.text.strip() for c in self.conditions) + "]"
+
+    @property
+    def fact(self) -> str:
+        return self.conditions[0].fact
+
+    @property
+    def facts(self) -> tuple[str, ...]:
+        out: list[str] = []
+        for c in self.conditions:
+            out += [f for f in c.facts if f not in out]
+        return tuple(out)
+
+    def holds(self, facts: Mapping[str, Any], thresholds: Mapping[str, Any]) -> bool:
+        return any(c.holds(facts, thresholds) for c in self.conditions)
+
+    def describe(self, thresholds: Mapping[str, Any]) -> str:
+        return "any of: " + "; ".join(c.describe(thresholds) for c in self.conditions)
+
+
+def leaves(when) -> list[Condition]:
+    """The plain conditions of a ``when`` list, those inside ``any:`` blocks included."""
+    out: list[Condition] = []
+    for c in when:
+        out += list(c.conditions) if isinstance(c, AnyOf) else [c]
+    return out

@@ -388,6 +388,8 @@ _DURABLE_OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"
 
 def condition_to_durable(c: Condition, thresholds: Mapping[str, Any]) -> dict:
     """The durable_rules expression for condition ``c`` with ``thresholds`` in force."""
+    if c.op == "any":
+        return {"$or": [condition_to_durable(x, thresholds) for x in c.conditions]}
     f = c.fact
     if c.op == "is missing":
         return {"$nex": {f: 1}}
@@ -413,19 +415,41 @@ def condition_to_durable(c: Condition, thresholds: Mapping[str, Any]) -> dict:
     return {"$and": guards + [core]}
 
 
-def tier_guard(variant: Variant) -> dict | None:
-    """durable_rules expression selecting the accounts of ``variant``'s tier (None: every account)."""
-    if variant.tier is not None:
-        return {"tier": variant.tier}
-    if variant.other_tiers:
-        return {"$or": [{"$nex": {"tier": 1}}, {"$and": [{"$neq": {"tier": t}} for t in variant.other_tiers]}]}
-    return None
+def _selected(select) -> dict:
+    parts = [{f: values[0]} if len(values) == 1 else {"$or": [{f: v} for v in values]} for f, values in select]
+    return parts[0] if len(parts) == 1 else {"$and": parts}
+
+
+def _not_selected(select, present: frozenset = frozenset()) -> dict:
+    """Not (every fact of ``select`` has one of its values): some fact is missing or has none of them.
+    ``present``: facts the rule's own conditions require (no "missing" branch: durable_rules allows about
+    30 terms in one rule's expression)."""
+    parts = []
+    for f, values in select:
+        none = [{"$neq": {f: v}} for v in values]
+        none_of = none[0] if len(none) == 1 else {"$and": none}
+        parts += [none_of] if f in present else [{"$nex": {f: 1}}, none_of]
+    return parts[0] if len(parts) == 1 else {"$or": parts}
+
+
+def _required(rule: Rule) -> frozenset:
+    """Facts a rule's top-level conditions (not `is missing`, not in `any:`) require to be present."""
+    return frozenset(f for c in rule.when if c.op not in ("is missing", "any") for f in c.facts)
+
+
+def tier_guard(variant: Variant, present: frozenset = frozenset()) -> dict | None:
+    """durable_rules expression selecting the accounts of ``variant`` (its `limits:` row or tier, minus
+    those of rows taking precedence; None: every account)."""
+    parts = ([_selected(variant.select)] if variant.select else []) + [_not_selected(x, present) for x in variant.exclude]
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else {"$and": parts}
 
 
 def rule_to_durable(rule: Rule, variant: Variant) -> dict:
     """The durable_rules expression of one (tier, severity) form of ``rule``."""
     parts = [condition_to_durable(c, variant.thresholds) for c in rule.when]
-    guard = tier_guard(variant) if rule.scope == "account" else None
+    guard = tier_guard(variant, _required(rule)) if rule.scope == "account" else None
     if guard:
         parts.insert(0, guard)
     return {"$and": parts} if parts else {}

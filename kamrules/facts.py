@@ -73,6 +73,11 @@ class FactProvider:
     only when a selected rule uses its facts. ``derive`` is called once on that row.
     Its facts are added to every account's facts before the account ``derive``
     calls (an account provider reading them names it in ``after``).
+
+    ``params`` names further SQL parameters (``:visit_window_months``) with their
+    default values (whole numbers): a rule threshold of the same name, in a rule
+    the check runs, sets the value (e.g. a look-back window), see
+    :func:`provider_params`.
     """
 
     name: str
@@ -86,6 +91,7 @@ class FactProvider:
     inputs: tuple[str, ...] = ()  # SQL columns only ``derive`` sees (not facts)
     over: str = "store"  # or "account_facts": totals over the account facts (portfolio scope)
     after: tuple[str, ...] = ()  # providers whose facts ``derive`` reads (ordering)
+    params: Mapping[str, int] = dataclasses.field(default_factory=dict)  # extra SQL parameters and their defaults
 
     def __post_init__(self) -> None:
         if self.scope not in ("account", "portfolio", "book"):
@@ -98,6 +104,33 @@ class FactProvider:
             raise ValueError(f"fact provider {self.name}: over='account_facts' needs scope='portfolio'")
         if not self.sql.strip() and (self.derive is None or self.facts or self.inputs or self.scope != "account"):
             raise ValueError(f"fact provider {self.name}: without sql it needs derive, scope='account' and no facts or inputs")
+
+
+def provider_params(providers, rules) -> dict[str, int]:
+    """The providers' SQL parameters set by thresholds of ``rules`` of the same name (a window in months or
+    days). Such a threshold is one whole number (not per severity, tier or `limits:` row), and rules that
+    both set it must agree: else an InputError naming both."""
+    from kamrules.errors import InputError, Problem
+
+    names = {k for p in providers for k in p.params}
+    out: dict[str, int] = {}
+    first: dict[str, object] = {}
+    problems = []
+    for rule in rules:
+        for name in names & set(rule.thresholds):
+            v = rule.thresholds[name]
+            if type(v) is not int or v <= 0 or any(name in row.thresholds for row in rule.limits):
+                problems.append(Problem(rule.file, rule.line, f"rule {rule.code}: threshold {name} sets a look-back window of "
+                                                              f"its facts (expected one whole number > 0, the same for every tier and severity)"))
+            elif name in out and out[name] != v:
+                o = first[name]
+                problems.append(Problem(rule.file, rule.line, f"rule {rule.code}: {name} = {v} but rule {o.code} ({o.file}:{o.line}) "
+                                                              f"sets {out[name]}; both read the same facts (expected the same value)"))
+            else:
+                out[name], first[name] = v, rule
+    if problems:
+        raise InputError("rule thresholds that set fact windows disagree", problems)
+    return out
 
 
 def sum_totals(parts: Sequence[Mapping[str, list]], facts: Sequence[str]) -> dict:
@@ -189,8 +222,10 @@ class FactSource:
 
     _counter = 0
 
-    def __init__(self, store, as_of: str, providers, failures: list, timeout: float | None = DEFAULT_PLUGIN_TIMEOUT):
+    def __init__(self, store, as_of: str, providers, failures: list, timeout: float | None = DEFAULT_PLUGIN_TIMEOUT,
+                 params: Mapping[str, int] | None = None):
         self.store, self.as_of, self.failures = store, as_of, failures
+        self.params = {k: v for p in providers for k, v in p.params.items()} | dict(params or {})
         self.timeout = timeout  # seconds a provider's SQL or one derive call may run (None: no limit)
         self._timeouts: dict[str, str] = {}  # provider -> reason; shared by bound_to copies in one process
         self.account_providers = [p for p in providers if p.scope == "account"]
@@ -223,6 +258,9 @@ class FactSource:
 
             raise PluginError(f"facts {sorted(clash)} have the names of account columns (expected other names)")
 
+    def sql_params(self) -> dict:
+        return {"as_of": self.as_of, **self.params}
+
     def bound_to(self, store, failures: list) -> "FactSource":
         """A copy computing the same facts through another store connection (a worker's, restricted to
         a range of accounts): same provider status and book facts, its own temp tables, failures and derive counts."""
@@ -253,7 +291,7 @@ class FactSource:
                 continue
             try:
                 with self._sql_deadline(p):
-                    rows = list(self.store.query(p.sql, {"as_of": self.as_of}))
+                    rows = list(self.store.query(p.sql, self.sql_params()))
                 if len(rows) > 1:
                     raise RuntimeError(f"its SQL returns {len(rows)} rows (a book provider returns at most one)")
             except (Exception, PluginTimeout) as e:
@@ -319,7 +357,7 @@ class FactSource:
                 # keyed by account (no rowid): one B-tree seek per account in the composed join
                 with self._sql_deadline(p):
                     conn.execute(f"INSERT INTO {table} SELECT {cols} FROM (\n{p.sql.strip().rstrip(';')}\n) WHERE account_id IS NOT NULL",
-                                 {"as_of": self.as_of})
+                                 self.sql_params())
             except (Exception, PluginTimeout) as e:  # sqlite3.Error, or a Python function used in the SQL
                 if "UNIQUE" in str(e):
                     e = RuntimeError(f"returns more than one row for an account ({e})")
@@ -365,7 +403,7 @@ class FactSource:
                     continue
                 try:
                     with self._sql_deadline(p):
-                        cur = conn.execute(p.sql, {"as_of": self.as_of})
+                        cur = conn.execute(p.sql, self.sql_params())
                         cols = [d[0] for d in cur.description]
                         absent = [f for f in p.facts if f not in cols]
                         if absent:
@@ -465,7 +503,7 @@ class FactSource:
                 continue
             try:
                 with self._sql_deadline(p):
-                    out[p.name] = list(self.store.query(p.sql, {"as_of": self.as_of}))
+                    out[p.name] = list(self.store.query(p.sql, self.sql_params()))
             except (Exception, PluginTimeout) as e:
                 self._fail(p, e)
         return out

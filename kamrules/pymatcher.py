@@ -74,6 +74,9 @@ def _never(f: Mapping[str, Any]) -> bool:
 
 def compile_condition(c: Condition, thresholds: Mapping[str, Any]) -> Pred:
     """``facts -> bool`` for condition ``c`` with ``thresholds`` in force."""
+    if c.op == "any":
+        preds = tuple(compile_condition(x, thresholds) for x in c.conditions)
+        return lambda f: any(p(f) for p in preds)
     fact = c.fact
     if c.op == "is missing":
         return lambda f: _val(f.get(fact)) is None
@@ -105,15 +108,24 @@ def compile_condition(c: Condition, thresholds: Mapping[str, Any]) -> Pred:
     return against_value
 
 
-def _tier_test(variant) -> Callable[[Any], bool] | None:
-    """Which accounts a variant applies to, by their (normalised) tier; None: every account."""
-    if variant.tier is not None:
-        tier = variant.tier
-        return lambda t: type(t) is str and t == tier
-    if variant.other_tiers:
-        others = frozenset(variant.other_tiers)
-        return lambda t: not (type(t) is str and t in others)
-    return None
+def _tier_test(variant) -> Callable[[Mapping[str, Any]], bool] | None:
+    """Which accounts a variant applies to, by their (normalised) facts: its `limits:` row (or tier), minus
+    the rows taking precedence; None: every account."""
+    if not variant.select and not variant.exclude:
+        return None
+    select = tuple((f, frozenset(v)) for f, v in variant.select)
+    exclude = tuple(tuple((f, frozenset(v)) for f, v in x) for x in variant.exclude)
+
+    def has(f: Mapping[str, Any], sel) -> bool:
+        for name, values in sel:
+            a = _val(f.get(name))
+            if type(a) is not str or a not in values:
+                return False
+        return True
+
+    if not exclude:
+        return lambda f: has(f, select)
+    return lambda f: has(f, select) and not any(has(f, x) for x in exclude)
 
 
 class PythonMatcher:
@@ -140,10 +152,9 @@ class PythonMatcher:
         out = []
         rules = self._rules
         for f in facts:
-            tier = _val(f.get("tier"))
             fired = set()
             for key, applies, preds in rules:
-                if applies is not None and not applies(tier):
+                if applies is not None and not applies(f):
                     continue
                 for p in preds:
                     if not p(f):

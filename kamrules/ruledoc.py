@@ -36,6 +36,9 @@ def _codes(rules) -> str:
     return ", ".join(r[0] if len(r) == 1 else f"{r[0]}–{r[-1]}" for r in runs)
 
 
+SELECTOR_NAMES = {"pipeline_stage": "stage"}
+
+
 def _rule(r) -> list[str]:
     sev = "/".join(sorted({v.severity for v in r.variants()}, key=SEVERITIES.index))
     out = [f"### {r.code} {r.name}" + (" (portfolio)" if r.scope == "portfolio" else ""), ""]
@@ -47,6 +50,11 @@ def _rule(r) -> list[str]:
     for name, v in r.thresholds.items():
         tiers = "; ".join(f"{t}: {_value(o[name])}" for t, o in r.tiers.items() if name in o)
         out.append(f"- **`{name}`:** {_value(v)}" + (f" (tiers: {tiers})" if tiers else ""))
+    rows = [row for row in r.limits if not (len(row.select) == 1 and row.select[0][0] == "tier")]
+    if rows:  # the limits: table, in order of precedence
+        out.append("- **Limits** (most specific row first): " + "; ".join(
+            " ".join(f"{SELECTOR_NAMES.get(f, f)} {'/'.join(v)}" for f, v in row.select) + ": "
+            + ", ".join(f"`{k}` {_value(x)}" for k, x in row.thresholds.items()) for row in rows))
     if r.message:
         out.append(f"- **Message:** `{r.message}`")
     if r.action:

@@ -9,12 +9,12 @@ import re
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
 from kamrules.alerts import SEVERITIES, SEVERITY_RANK
-from kamrules.conditions import Condition, ConditionError, numberlike, parse_condition
+from kamrules.conditions import AnyOf, Condition, ConditionError, leaves, numberlike, parse_condition
 from kamrules.errors import InputError, Problem
 from kamrules.messages import control_problem, template_problems
 
@@ -23,24 +23,72 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 from kamrules.vocab import TIERS  # noqa: E402 (re-exported: kamrules.ruleset.TIERS)
 SCOPES = ("account", "portfolio")
 TOP_KEYS = {"ruleset": "the rule set's name", "description": "text", "source": "text", "rules": "a list of rules"}
-RULE_KEYS = ("code", "name", "description", "source", "scope", "enabled", "severity", "when", "thresholds", "tiers", "message", "action")
+RULE_KEYS = ("code", "name", "description", "source", "scope", "enabled", "severity", "when", "thresholds", "tiers", "limits",
+             "message", "action")
+# keys of a `limits:` row -> the fact they select on, in order of precedence (see docs/rulesets.md)
+SELECTORS = {"stage": "pipeline_stage", "buyer_type": "buyer_type", "segment": "segment", "tier": "tier"}
 EXTRA_FIELDS = ("as_of",)  # always available to messages
 ORDERING = ("<", "<=", ">", ">=")
 
 
+Select = tuple  # ((fact, (value, ...)), ...): every fact has one of its values
+
+
+@dataclass(frozen=True)
+class Limits:
+    """One row of a rule's `limits:` table (or one tier of `tiers:`): the accounts it selects and the
+    threshold values it puts in place of the defaults."""
+
+    select: Select
+    thresholds: Mapping[str, Any]
+    line: int | None = None
+    path: tuple = field(default=(), compare=False)  # in the YAML document (for problems)
+
+    @property
+    def label(self) -> str:
+        return ",".join(f"{f}={'/'.join(v)}" for f, v in self.select)
+
+    def rank(self) -> tuple:
+        """Precedence: more keys first; then by the highest-precedence key (stage, buyer_type, segment, tier)."""
+        order = list(SELECTORS.values())
+        return (-len(self.select), sorted(order.index(f) for f, _ in self.select))
+
+
+def selects(select: Select, facts: Mapping[str, Any]) -> bool:
+    """True if ``facts`` has, for every fact of ``select``, one of its (text) values."""
+    for f, values in select:
+        v = facts.get(f)
+        if type(v) is not str or v not in values:
+            return False
+    return True
+
+
 @dataclass(frozen=True)
 class Variant:
-    """One compiled form of a rule: for one tier (None = every tier without an override) and one severity."""
+    """One compiled form of a rule: for the accounts one `limits:` row (or tier) selects, or the default
+    (``select`` empty: every account no row selects), and one severity."""
 
     severity: str
     thresholds: Mapping[str, Any]
-    tier: str | None = None
-    other_tiers: tuple[str, ...] = ()  # for tier None: the tiers that have their own variants
+    select: Select = ()
+    exclude: tuple[Select, ...] = ()  # rows taking precedence: an account any of them selects is not this variant's
+
+    @property
+    def tier(self) -> str | None:
+        """The tier a tier-only variant is for (None otherwise)."""
+        if len(self.select) == 1 and self.select[0][0] == "tier" and len(self.select[0][1]) == 1:
+            return self.select[0][1][0]
+        return None
+
+    @property
+    def label(self) -> str:
+        return ",".join(f"{f}={'/'.join(v)}" for f, v in self.select) or "*"
+
+    def applies(self, facts: Mapping[str, Any]) -> bool:
+        return selects(self.select, facts) and not any(selects(x, facts) for x in self.exclude)
 
     def applies_to(self, tier: Any) -> bool:
-        if self.tier is not None:
-            return tier == self.tier
-        return tier not in self.other_tiers
+        return self.applies({"tier": tier})
 
 
 @dataclass(frozen=True)
@@ -58,6 +106,7 @@ class Rule:
     enabled: bool = True
     thresholds: Mapping[str, Any] = field(default_factory=dict)  # name -> value | {severity: value}
     tiers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # tier -> {name: value | {...}}
+    limits: tuple[Limits, ...] = ()  # every row (tiers: included), highest precedence first
     file: str = ""
     line: int | None = None
     message_line: int | None = None
@@ -65,11 +114,15 @@ class Rule:
 
     @property
     def facts(self) -> tuple[str, ...]:
-        """Facts the conditions refer to, in order of first use."""
+        """Facts the conditions refer to, in order of first use, then those `limits:` rows select on (tier aside)."""
         out: list[str] = []
         for c in self.when:
             for f in c.facts:
                 if f not in out:
+                    out.append(f)
+        for row in self.limits:
+            for f, _ in row.select:
+                if f != "tier" and f not in out:
                     out.append(f)
         return tuple(out)
 
@@ -85,31 +138,42 @@ class Rule:
                 out.append(f)
         return tuple(out)
 
-    def thresholds_for(self, tier: str | None) -> dict[str, Any]:
+    def thresholds_for(self, tier: str | Mapping[str, Any] | None) -> dict[str, Any]:
+        """The thresholds in force for an account: ``tier`` is its facts (or just its tier)."""
+        facts = tier if isinstance(tier, Mapping) else {"tier": tier}
         merged = dict(self.thresholds)
-        if tier is not None:
-            merged.update(self.tiers.get(tier, {}))
+        for row in self.limits:
+            if selects(row.select, facts):
+                merged.update(row.thresholds)
+                break
         return merged
 
     def variants(self) -> tuple[Variant, ...]:
-        """Every (tier, severity) form, highest severity first within a tier."""
-        tiers: list[str | None] = [None] + sorted(self.tiers)
+        """Every (row, severity) form: the default, then the rows in order of precedence; highest severity first."""
         out = []
-        for tier in tiers:
-            merged = self.thresholds_for(tier)
+        forms = [(None, _merge_excludes(tuple(r.select for r in self.limits)))]
+        forms += [(row, _excluded(row, self.limits[:i])) for i, row in enumerate(self.limits)]
+        for row, exclude in forms:
+            merged = dict(self.thresholds)
+            if row is not None:
+                merged.update(row.thresholds)
             for sev in severities_of(merged, self.severity):
                 values = {k: (v[sev] if isinstance(v, Mapping) else v) for k, v in merged.items()}
-                out.append(Variant(sev, values, tier, tuple(sorted(self.tiers)) if tier is None else ()))
+                out.append(Variant(sev, values, row.select if row is not None else (), exclude))
         return tuple(out)
 
-    def variants_for(self, tier: Any) -> tuple[Variant, ...]:
-        return tuple(v for v in self.variants() if v.applies_to(tier))
+    def variants_for(self, facts: Any) -> tuple[Variant, ...]:
+        """The variants for an account (``facts``: its facts, or just its tier), highest severity first."""
+        facts = facts if isinstance(facts, Mapping) else {"tier": facts}
+        return tuple(v for v in self.variants() if v.applies(facts))
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "code": self.code, "name": self.name, "ruleset": self.ruleset, "scope": self.scope,
             "enabled": self.enabled, "severity": self.severity, "severities": sorted({v.severity for v in self.variants()}, key=SEVERITY_RANK.get),
             "when": [c.text for c in self.when], "thresholds": _plain(self.thresholds), "tiers": _plain(self.tiers),
+            "limits": [dict(select={f: list(v) for f, v in r.select}, thresholds=_plain(r.thresholds)) for r in self.limits
+                       if not (len(r.select) == 1 and r.select[0][0] == "tier")],
             "message": self.message, "action": self.action, "description": self.description, "source": self.source,
             "file": self.file, "line": self.line,
         }
@@ -138,6 +202,47 @@ def _plain(v: Any) -> Any:
     if isinstance(v, Mapping):
         return {k: _plain(x) for k, x in v.items()}
     return v
+
+
+def _excluded(row: Limits, before: Sequence[Limits]) -> tuple[Select, ...]:
+    """The parts of the rows before ``row`` (higher precedence) that can select an account ``row`` selects:
+    for each, the keys ``row`` does not already imply."""
+    mine = dict(row.select)
+    out = []
+    for other in before:
+        extra = []
+        for f, values in other.select:
+            if f in mine:
+                if not set(mine[f]) & set(values):
+                    break  # never both
+                if set(mine[f]) <= set(values):
+                    continue  # implied by row
+            extra.append((f, values))
+        else:
+            out.append(tuple(extra))
+    return _merge_excludes(tuple(out))
+
+
+def _within(a: Select, b: Select) -> bool:
+    """True if every account ``a`` selects is one ``b`` selects."""
+    mine = dict(a)
+    return all(f in mine and set(mine[f]) <= set(v) for f, v in b)
+
+
+def _merge_excludes(excludes: tuple[Select, ...]) -> tuple[Select, ...]:
+    """Excluded selections simplified (an engine expression has a size limit): those within another
+    excluded one dropped, one-key selections on the same fact merged (tier key, tier mid -> tier key/mid)."""
+    excludes = tuple(x for i, x in enumerate(excludes)
+                     if not any(_within(x, y) and (x != y or j < i) for j, y in enumerate(excludes) if j != i))
+    single: dict[str, list] = {}
+    rest = []
+    for x in excludes:
+        if len(x) == 1:
+            f, values = x[0]
+            single.setdefault(f, []).extend(v for v in values if v not in single.get(f, []))
+        else:
+            rest.append(x)
+    return tuple(((f, tuple(v)),) for f, v in single.items()) + tuple(rest)
 
 
 def message_fields(template: str) -> tuple[str, ...]:
@@ -283,14 +388,15 @@ def _check_thresholds(doc: _Doc, path: tuple, raw: Any, where: str) -> dict[str,
     return out
 
 
-def _check_ordering(doc: _Doc, path: tuple, when: list[Condition], thresholds: Mapping, tiers: Mapping) -> None:
+def _check_ordering(doc: _Doc, path: tuple, when: list[Condition], thresholds: Mapping, tiers: Mapping, limits=()) -> None:
     """A threshold used with < <= > >= must be able to order the fact: true/false and number-like text never
     compare with a number (the rule would silently never fire). Other text (ISO dates) is allowed."""
-    for cond in when:
+    for cond in leaves(when):
         t = cond.threshold
         if t is None or cond.op not in ORDERING or t not in thresholds:
             continue
         where = [(("thresholds", t), thresholds[t])] + [(("tiers", tier, t), over[t]) for tier, over in tiers.items() if t in over]
+        where += [(row.path[len(path):] + (t,), row.thresholds[t]) for row in limits if t in row.thresholds and row.path[len(path)] == "limits"]
         for sub, v in where:
             for p, x in ([(sub + (k,), y) for k, y in v.items()] if isinstance(v, Mapping) else [(sub, v)]):
                 if isinstance(x, bool) or (isinstance(x, str) and numberlike(x)):
@@ -314,6 +420,96 @@ def _str(doc: _Doc, r: dict, key: str, path: tuple, required: bool = False, defa
         doc.problem(path + (key,), f"{key}: {bad}")
         return default
     return v.strip() if key != "message" else v
+
+
+def _parse_one(doc: _Doc, text: Any, p: tuple, r: dict, thresholds: Mapping) -> Condition | None:
+    """One condition text of a ``when`` list (or of an ``any:`` block in it)."""
+    line, col = doc.marks[p]
+    if not isinstance(text, str):
+        doc.problem(p, f"condition is {_type_name(text)} (expected text \"FACT OP OPERAND\" or any: [conditions])")
+        return None
+    base = 1 if p in doc.quoted else 0  # columns point into the text itself
+    try:
+        cond = parse_condition(text, line, col + base + len(text) - len(text.lstrip()))
+    except ConditionError as e:
+        doc.problem(p, f"{e} in condition {text!r}", offset=base + e.offset)
+        return None
+    if cond.threshold and cond.threshold not in thresholds and not (isinstance(r.get("thresholds"), dict) and cond.threshold in r["thresholds"]):
+        doc.problem(p, f"unknown threshold ${cond.threshold} (expected one of: {', '.join(thresholds) or 'none defined under thresholds:'})",
+                    offset=base + text.index("$" + cond.threshold))
+    return cond
+
+
+def _parse_any(doc: _Doc, item: dict, p: tuple, r: dict, thresholds: Mapping) -> AnyOf | None:
+    """``- any: [cond, cond]`` in a ``when`` list: true when one of the conditions holds."""
+    for key in item:
+        if key != "any":
+            doc.problem(p + (key,), f"unknown key {key!r} in a condition (expected any: [conditions])", key=True)
+            return None
+    raw = item.get("any")
+    if not isinstance(raw, list) or not raw:
+        doc.problem(p + ("any",), f"any: {_type_name(raw)} (expected a non-empty list of conditions \"FACT OP OPERAND\")")
+        return None
+    conds = [_parse_one(doc, text, p + ("any", j), r, thresholds) for j, text in enumerate(raw)]
+    if any(c is None for c in conds):
+        return None
+    line, col = doc.marks[p]
+    return AnyOf(tuple(conds), line, col)
+
+
+def _parse_limits(doc: _Doc, r: dict, path: tuple, thresholds: Mapping, tiers: Mapping) -> tuple[Limits, ...]:
+    """The rule's `tiers:` and `limits:` rows, in order of precedence; FILE:LINE:COL for unknown keys,
+    values that aren't text, thresholds not defined under thresholds:, and rows that overlap or never apply."""
+    rows = [Limits((("tier", (t,)),), over, doc.marks.get(path + ("tiers", t), (None,))[0], path + ("tiers", t)) for t, over in sorted(tiers.items())]
+    raw = r.get("limits")
+    if "limits" in r and r.get("scope", "account") == "portfolio":
+        doc.problem(path + ("limits",), "a portfolio rule cannot have per-account limits (expected no limits:)", key=True)
+        raw = []
+    elif "limits" in r and (not isinstance(raw, list) or not raw):
+        doc.problem(path + ("limits",), f"limits: {_type_name(raw)} (expected a list of rows like {{stage: visit, days: 45}})")
+        raw = []
+    for i, row in enumerate(raw or []):
+        rp = path + ("limits", i)
+        if not isinstance(row, dict):
+            doc.problem(rp, f"a limits row is {_type_name(row)} (expected a mapping like {{stage: visit, days: 45}})")
+            continue
+        select, over = [], {}
+        known = len(doc.problems)
+        for key, v in row.items():
+            if key in SELECTORS:
+                values = v if isinstance(v, list) else [v]
+                if not values or not all(isinstance(x, str) and x.strip() for x in values):
+                    doc.problem(rp + (key,), f"{key}: {_type_name(v)} (expected text or a list of text values)")
+                    continue
+                if key == "tier" and (bad := [x for x in values if x not in TIERS]):
+                    doc.problem(rp + (key,), f"unknown tier {bad[0]!r} (expected {', '.join(TIERS)})")
+                    continue
+                select.append((SELECTORS[key], tuple(dict.fromkeys(values))))
+            elif key in thresholds:
+                over.update(_check_thresholds(doc, rp, {key: v}, "limits"))
+            else:
+                doc.problem(rp + (key,), f"unknown key {key!r} in a limits row (expected a selector ({', '.join(SELECTORS)}) "
+                                         f"or a threshold ({', '.join(thresholds) or 'none defined under thresholds:'}))", key=True)
+        if len(doc.problems) > known:
+            continue
+        if not select:
+            doc.problem(rp, f"limits row selects no accounts (expected at least one of {', '.join(SELECTORS)})")
+            continue
+        if not over:
+            doc.problem(rp, "limits row sets no threshold (expected e.g. days: 45)")
+            continue
+        order = list(SELECTORS.values())
+        rows.append(Limits(tuple(sorted(select, key=lambda fv: order.index(fv[0]))), over, doc.marks.get(rp, (None,))[0], rp))
+    rows.sort(key=Limits.rank)
+    for i, row in enumerate(rows):
+        for other in rows[:i]:
+            same_keys = [f for f, _ in other.select] == [f for f, _ in row.select]
+            overlap = all(set(dict(other.select)[f]) & set(v) for f, v in row.select) if same_keys else False
+            if overlap or (not same_keys and () in _excluded(row, [other])):
+                doc.problem(row.path, f"limits row {row.label} also matches row {other.label} (line {other.line}), "
+                            f"which takes precedence (expected each account selected by one row of the same keys)")
+                break
+    return tuple(rows)
 
 
 def _parse_rule(doc: _Doc, r: Any, path: tuple, ruleset: str) -> Rule | None:
@@ -365,32 +561,28 @@ def _parse_rule(doc: _Doc, r: Any, path: tuple, ruleset: str) -> Rule | None:
     elif not isinstance(raw_when, list) or not raw_when:
         doc.problem(wp, f"when: {_type_name(raw_when)} (expected a non-empty list of conditions \"FACT OP OPERAND\")")
     else:
-        for i, text in enumerate(raw_when):
-            line, col = doc.marks[wp + (i,)]
-            if not isinstance(text, str):
-                doc.problem(wp + (i,), f"condition is {_type_name(text)} (expected text \"FACT OP OPERAND\")")
-                continue
-            base = 1 if wp + (i,) in doc.quoted else 0  # columns point into the text itself
-            try:
-                cond = parse_condition(text, line, col + base + len(text) - len(text.lstrip()))
-            except ConditionError as e:
-                doc.problem(wp + (i,), f"{e} in condition {text!r}", offset=base + e.offset)
-                continue
-            if cond.threshold and cond.threshold not in thresholds and not (isinstance(r.get("thresholds"), dict) and cond.threshold in r["thresholds"]):
-                doc.problem(wp + (i,), f"unknown threshold ${cond.threshold} (expected one of: {', '.join(thresholds) or 'none defined under thresholds:'})",
-                            offset=base + text.index("$" + cond.threshold))
-            when.append(cond)
+        for i, item in enumerate(raw_when):
+            if isinstance(item, dict):
+                cond = _parse_any(doc, item, wp + (i,), r, thresholds)
+            else:
+                cond = _parse_one(doc, item, wp + (i,), r, thresholds)
+            if cond is not None:
+                when.append(cond)
     message = _str(doc, r, "message", path, required=True)
     mline, mcol = doc.marks.get(path + ("message",), (None, None))
     if message:
         for bad in template_problems(message):
             doc.problem(path + ("message",), f"message: {bad}")
     action = _str(doc, r, "action", path, required=True)
-    _check_ordering(doc, path, when, thresholds, tiers)
+    limits = _parse_limits(doc, r, path, thresholds, tiers)
+    _check_ordering(doc, path, when, thresholds, tiers, limits)
     # per-severity values must agree on their severities, tier by tier
-    for tier in [None] + list(tiers):
+    for tier in [None] + list(tiers) + [row for row in limits if row.select[0][0] != "tier" or len(row.select) > 1]:
         merged = dict(thresholds)
-        if tier:
+        if isinstance(tier, Limits):
+            merged.update(tier.thresholds)
+            tier = None
+        elif tier:
             merged.update(tiers[tier])
         sets = {k: frozenset(v) for k, v in merged.items() if isinstance(v, dict)}
         if len(set(sets.values())) > 1:
@@ -406,7 +598,7 @@ def _parse_rule(doc: _Doc, r: Any, path: tuple, ruleset: str) -> Rule | None:
     return Rule(
         code=code, name=name, ruleset=ruleset, severity=severity, when=tuple(when), message=message, action=action,
         description=description, source=source,
-        scope=scope, enabled=enabled, thresholds=thresholds, tiers=tiers, file=doc.path, line=doc.marks[path][0],
+        scope=scope, enabled=enabled, thresholds=thresholds, tiers=tiers, limits=limits, file=doc.path, line=doc.marks[path][0],
         message_line=mline, message_column=mcol,
     )
 
@@ -465,7 +657,7 @@ def check_facts(rulesets: Iterable[RuleSet], known: Mapping[str, set[str]]) -> l
     for rs in rulesets:
         for rule in rs.rules:
             names = known.get(rule.scope, set())
-            for c in rule.when:
+            for c in leaves(rule.when):
                 for f in c.facts:
                     if f not in names:
                         problems.append(Problem(rule.file, c.line, f"rule {rule.code}: unknown fact {f!r} (expected a fact of a registered provider{_close(f, names)})", c.column))
@@ -559,6 +751,8 @@ class Verdict:
         if self.failed is None:
             return "not fired"
         c = self.failed
+        if c.op == "any":
+            return f"not fired: `{c.describe(self.thresholds)}` is false"
         if self.actual is None and c.op not in ("is missing", "is present"):
             return f"not fired: `{c.describe(self.thresholds)}` is false: {c.fact} has no value"
         shown = "missing" if self.actual is None else _show(self.actual)
@@ -578,7 +772,7 @@ def _show(v: Any) -> str:
 
 def evaluate(rule: Rule, facts: Mapping[str, Any]) -> Verdict:
     """Evaluate ``rule`` on ``facts`` in Python: the highest severity whose conditions all hold."""
-    variants = rule.variants_for(facts.get("tier")) if rule.scope == "account" else rule.variants()
+    variants = rule.variants_for(facts) if rule.scope == "account" else rule.variants()
     last = None
     for v in variants:  # highest severity first
         failed = next((c for c in rule.when if not c.holds(facts, v.thresholds)), None)

@@ -79,7 +79,7 @@ class Book:
         """Run one FactProvider's SQL directly (no derive): {account_id: {fact: value}} (portfolio: {None: row})."""
         self.save()
         out = {}
-        for row in self.store.query(provider.sql, {"as_of": as_of or self.as_of}):
+        for row in self.store.query(provider.sql, {"as_of": as_of or self.as_of, **provider.params}):
             key = row.pop("account_id", None)
             out[key] = {k: v for k, v in row.items() if v is not None}
         return out

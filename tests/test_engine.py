@@ -64,7 +64,7 @@ def engine_verdicts(rule: Rule, facts: list[dict], engine: str = "durable") -> l
     variants = {}
     rules = []
     for v in rule.variants():
-        key = f"{v.tier or '*'}|{v.severity}"
+        key = f"{v.label}|{v.severity}"
         variants[key] = v
         rules.append(MatchRule(key, rule, v))
     compiled = compile_matcher(rules, engine)

@@ -34,8 +34,14 @@ RULES = _builtin_rules()
 
 def _operands(rule) -> dict[str, list]:
     """Per fact of ``rule``: the values its conditions compare with (literals, every variant's thresholds)."""
+    from kamrules.conditions import leaves
+
     out: dict[str, list] = {f: [] for f in rule.facts}
-    for c in rule.when:
+    for row in rule.limits:  # `limits:` rows select on these facts' values
+        for f, values in row.select:
+            if f != "tier":
+                out[f] += list(values)
+    for c in leaves(rule.when):
         if c.ref_kind == "threshold":
             out[c.fact] += [v.thresholds[c.ref] for v in rule.variants()]
         elif c.ref_kind is None and c.value is not None:
@@ -61,7 +67,9 @@ def _facts_for(rule):
     conditions compare it with (numbers with numbers, text with text: between the two, durable_rules has
     its own rules, e.g. "5" == 5 and "key" > 0.2, where kamrules' Python evaluation says false)."""
     ops = _operands(rule)
-    for c in rule.when:  # `a < @b`: b is of a's kind
+    from kamrules.conditions import leaves
+
+    for c in leaves(rule.when):  # `a < @b`: b is of a's kind
         if c.ref_kind == "fact":
             ops[c.fact] += ops[c.ref]
             ops[c.ref] += ops[c.fact]
@@ -77,7 +85,7 @@ def _facts_for(rule):
 
 
 def _keys(rule):
-    return [MatchRule(f"{rule.code}|{v.tier or '*'}|{v.severity}", rule, v) for v in rule.variants()]
+    return [MatchRule(f"{rule.code}|{v.label}|{v.severity}", rule, v) for v in rule.variants()]
 
 
 @needs_durable
@@ -104,7 +112,7 @@ def test_python_matcher_on_a_missing_fact_nan_and_tiers():
     if not any(c.op == "is missing" for c in rule.when):
         assert got == [set(), set()]
     for keys in python.match([{"tier": t} | {f: 10**9 for f in rule.facts} for t in ("key", "mid", None)]):
-        assert all(k.split("|")[1] in {"*", "key", "mid"} for k in keys)
+        assert all(k.split("|")[1] in {"*", "tier=key", "tier=mid"} for k in keys)
 
 
 @pytest.fixture(scope="module")
