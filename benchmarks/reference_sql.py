@@ -99,7 +99,7 @@ NO_OWNER = "NULLIF(TRIM(a.owner), '') IS NULL"
 
 # ---------------------------------------------------------------------------
 # The rules: (ruleset, rule, scope, sql).  Each returns account_id, severity, evidence...
-# A query may return a `rule` column to report several rules at once (stage_dwell_<stage>).
+# A query may return a `rule` column to report several rules at once.
 # ---------------------------------------------------------------------------
 RULES: list[tuple[str, str, str, str]] = [
     # ---- over_subsidising (KAM1xx) ------------------------------------------
@@ -231,10 +231,11 @@ RULES: list[tuple[str, str, str, str]] = [
         HAVING {days("MIN(k.opened_on)")} > IIF(a.tier = 'key', 14, 30)"""),
     # ---- stalled_stages (KAM4xx) ----------------------------------------------
     ("stalled_stages", "stage_dwell", "account", f"""
-        SELECT a.id AS account_id, 'warning' AS severity, 'stage_dwell_' || s.stage AS rule, {days("s.since")} AS days
+        SELECT a.id AS account_id, 'warning' AS severity, {days("s.since")} AS days
         FROM accounts a JOIN cur s ON s.account_id = a.id, w
         WHERE a.status <> 'lost'
-          AND {days("s.since")} > CASE s.stage WHEN 'research' THEN 30 WHEN 'analysis' THEN 30 WHEN 'contact' THEN 30
+          AND {days("s.since")} > IIF(a.tier = 'key', 2, 1) * CASE s.stage
+                  WHEN 'research' THEN 30 WHEN 'analysis' THEN 30 WHEN 'contact' THEN 30
                   WHEN 'visit' THEN 45 WHEN 'presentation' THEN 45 WHEN 'proposal' THEN 30 WHEN 'negotiation' THEN 60 END"""),
     ("stalled_stages", "no_follow_up", "account", """
         WITH v AS (      -- visits of the last 6 months and the first follow-up on a later day
@@ -247,14 +248,15 @@ RULES: list[tuple[str, str, str, str]] = [
         SELECT a.id AS account_id, 'warning' AS severity,
                MAX(CAST(COALESCE(julianday(v.next_on), w.jd) - julianday(v.date) AS INTEGER)) AS gap
         FROM v JOIN accounts a ON a.id = v.account_id, w
-        WHERE a.status <> 'lost'
+        WHERE a.status <> 'lost' AND (a.status = 'prospect' OR a.tier = 'key')
         GROUP BY a.id HAVING gap > 7"""),
     ("stalled_stages", "incomplete_visit_record", "account", """
-        SELECT account_id, 'info' AS severity, COUNT(*) AS incomplete_visits
-        FROM activities
-        WHERE kind = 'visit' AND date > :m6 AND date <= :as_of
-          AND (contact_id IS NULL OR contact_id = '' OR COALESCE(duration_minutes, 0) <= 0 OR attitude IS NULL OR attitude = '')
-        GROUP BY account_id"""),
+        SELECT x.account_id, 'info' AS severity, COUNT(*) AS incomplete_visits
+        FROM activities x JOIN accounts a ON a.id = x.account_id
+        WHERE x.kind = 'visit' AND x.date > :m6 AND x.date <= :as_of
+          AND a.status <> 'lost' AND (a.status = 'prospect' OR a.tier = 'key')
+          AND (x.contact_id IS NULL OR x.contact_id = '' OR COALESCE(x.duration_minutes, 0) <= 0 OR x.attitude IS NULL OR x.attitude = '')
+        GROUP BY x.account_id"""),
     ("stalled_stages", "stage_regression", "account", f"""
         WITH recent AS ( -- stage changes of the last 90 days and the stage held just before each
             SELECT e.account_id, e.entered_on, {RANK.replace("stage", "e.stage")} AS r,

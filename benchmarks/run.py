@@ -129,11 +129,8 @@ def store_rows(db: Path) -> dict[str, int]:
 # comparing what fires
 # ---------------------------------------------------------------------------
 def rule_key(alert: dict) -> str:
-    """The rule name; the seven stage_dwell rules (KAM411-417) are told apart by their stage."""
-    key = alert.get("rule") or alert.get("code")
-    if key == "stage_dwell" and (alert.get("evidence") or {}).get("pipeline_stage"):
-        key = f"stage_dwell_{alert['evidence']['pipeline_stage']}"
-    return key
+    """The rule name (stage_dwell is one rule, KAM411, since issue 13)."""
+    return alert.get("rule") or alert.get("code")
 
 
 def alerts_by_rule(check_json: Path) -> tuple[dict[str, set], dict[str, int], dict]:

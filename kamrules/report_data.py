@@ -52,7 +52,7 @@ def _revenue(conn, as_of: str) -> dict[str, float]:
 
 
 def _stage_limits(pm, rulesets_dirs) -> dict[tuple[str, str | None], int]:
-    """{(stage, tier): days} from the stalled_stages rules KAM411-KAM417 (tier None: the default)."""
+    """{(stage, tier): days} from the stalled_stages rule stage_dwell (KAM411; tier None: the default)."""
     out: dict[tuple[str, str | None], int] = {(s, None): d for s, d in DEFAULT_STAGE_DAYS.items()}
     try:
         from kamrules.check import builtin_ruleset_files
@@ -65,11 +65,12 @@ def _stage_limits(pm, rulesets_dirs) -> dict[tuple[str, str | None], int]:
         for r in rs.rules:
             if r.name != "stage_dwell" or not r.enabled:
                 continue
-            stage = next((c.value for c in r.when if c.fact == "pipeline_stage" and c.op == "=="), None)
-            if stage in DEFAULT_STAGE_DAYS and "days" in r.thresholds:
-                out[(stage, None)] = int(r.thresholds["days"])
+            if "days" not in r.thresholds:
+                continue
+            for stage in DEFAULT_STAGE_DAYS:  # the limit looked up per stage (and tier) in its limits: table
+                out[(stage, None)] = int(r.thresholds_for({"pipeline_stage": stage, "tier": None})["days"])
                 for tier in ("key", "mid", "small"):
-                    out[(stage, tier)] = int(r.thresholds_for(tier).get("days", r.thresholds["days"]))
+                    out[(stage, tier)] = int(r.thresholds_for({"pipeline_stage": stage, "tier": tier})["days"])
     return out
 
 

@@ -13,16 +13,18 @@ def history(book, account, *moves):
         book.add("stage_history", account_id=account, stage=stage, entered_on=book.ago(days))
 
 
-# -- KAM411-KAM417 stage_dwell -----------------------------------------------------------
-DWELL = [("research", "KAM411", 30), ("analysis", "KAM412", 30), ("contact", "KAM413", 30), ("visit", "KAM414", 45),
-         ("presentation", "KAM415", 45), ("proposal", "KAM416", 30), ("negotiation", "KAM417", 60)]
+# -- KAM411 stage_dwell (one rule, limits per stage and tier; KAM412-KAM417 retired) ------
+DWELL = [("research", 30), ("analysis", 30), ("contact", 30), ("visit", 45), ("presentation", 45), ("proposal", 30),
+         ("negotiation", 60)]
+DWELL = [(s, t, d * (2 if t == "key" else 1)) for s, d in DWELL for t in ("mid", "key")]
 
 
-@pytest.mark.parametrize("stage, code, limit", DWELL)
-def test_stage_dwell_either_side_of_each_stage_limit(book, stage, code, limit):
-    book.account("AT", status="prospect", stage=stage, stage_since=book.ago(limit))
-    book.account("OVER", status="prospect", stage=stage, stage_since=book.ago(limit + 1))
-    book.account("LOST", status="lost", stage=stage, stage_since=book.ago(limit + 100), lost_reason="价格")
+@pytest.mark.parametrize("stage, tier, limit", DWELL)
+def test_stage_dwell_either_side_of_each_stage_limit(book, stage, tier, limit):
+    code = "KAM411"
+    book.account("AT", tier=tier, status="prospect", stage=stage, stage_since=book.ago(limit))
+    book.account("OVER", tier=tier, status="prospect", stage=stage, stage_since=book.ago(limit + 1))
+    book.account("LOST", tier=tier, status="lost", stage=stage, stage_since=book.ago(limit + 100), lost_reason="价格")
     result = book.check(select=("KAM41",))
     fired = {(a.code, a.account_id) for a in result.alerts}
     assert fired == {(code, "OVER")}
@@ -41,7 +43,7 @@ def test_stage_history_is_the_authority(book):
     book.account("B", status="prospect", stage="proposal", stage_since=book.ago(-5))
     history(book, "B", ("contact", 40), ("proposal", -5))
     result = book.check(select=("KAM41",))
-    assert {(a.code, a.account_id) for a in result.alerts} == {("KAM413", "B")}
+    assert {(a.code, a.account_id) for a in result.alerts} == {("KAM411", "B")}
 
 
 def test_stage_since_after_as_of_means_stage_unknown(book):
@@ -103,8 +105,8 @@ def test_incomplete_visit_record(book):
     assert sorted(alerts) == ["A"]
     assert alerts["A"].severity == "info"
     assert alerts["A"].message == (
-        "1 of 2 visits in the 6 months to 2026-10-31 have incomplete records "
-        "(0 without a contact, 0 without a duration, 1 without an attitude)"
+        f"the visit on {book.ago(20)} by someone unrecorded has no attitude on record "
+        "(1 of 2 visits in the 6 months to 2026-10-31 are incomplete)"
     )
 
 
@@ -227,7 +229,9 @@ def test_rule_set_file_parses_with_kam4_codes():
     names = [r.name for r in rs.rules]
     assert names[:7] == ["no_follow_up", "incomplete_visit_record", "stage_regression", "stage_skipped",
                          "cold_streak", "lost_without_reason", "relationship_stuck"]
-    assert names[7:] == ["stage_dwell"] * 7
-    assert {r.code: r.thresholds["days"] for r in rs.rules if r.name == "stage_dwell"} == {
-        code: limit for _, code, limit in DWELL}
+    assert names[7:] == ["stage_dwell"]
+    dwell = rs.rules[7]
+    assert dwell.code == "KAM411"
+    assert {(stage, tier): dwell.thresholds_for({"pipeline_stage": stage, "tier": tier})["days"]
+            for stage, tier, _ in DWELL} == {(stage, tier): limit for stage, tier, limit in DWELL}
     assert all(r.code.startswith("KAM4") and r.description and r.action and r.message for r in rs.rules)

@@ -17,7 +17,7 @@ class StageDwell(Defect):
 
 
 class NoFollowUp(Defect):
-    kind, statuses = "no_follow_up", ANY
+    kind, statuses = "no_follow_up", PROSPECT  # the rule is for prospects and key accounts
 
     def edit_activities(self, acc, acts, stage_entered, end):
         rng = acc.rng
@@ -28,7 +28,7 @@ class NoFollowUp(Defect):
 
 
 class IncompleteVisitRecord(Defect):
-    kind, statuses = "incomplete_visit_record", ANY
+    kind, statuses = "incomplete_visit_record", PROSPECT  # the rule is for prospects and key accounts
 
     def edit_activities(self, acc, acts, stage_entered, end):
         rng = acc.rng

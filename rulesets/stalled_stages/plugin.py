@@ -7,7 +7,10 @@ import importlib.resources
 
 from kamrules import hookimpl
 from kamrules.facts import FactProvider
-from kamrules_plugins.core_facts import JD, M6
+from kamrules_plugins.core_facts import JD
+
+# The visits' look-back window: the rules' threshold visit_window_months (FactProvider params)
+VISIT_WINDOW = "date(:as_of, '-' || :visit_window_months || ' months')"
 
 from kamrules.vocab import STAGES  # noqa: E402
 
@@ -70,13 +73,15 @@ FROM cur WHERE stage IS NOT NULL
 # wait * 100000 + (julian day - 2400000) orders by wait, then by visit day.
 VISITS = FactProvider(
     name="visits",
-    description="Visits of the last 6 months: the longest wait for a follow-up, and the records lacking a contact, duration or attitude.",
+    description="Visits of the look-back window (:visit_window_months, default 6): the longest wait for a follow-up, "
+                "and the records lacking a contact, duration or attitude (the latest such visit: when, by whom, what).",
     requires=("activities",),
     facts=("follow_up_gap_days", "unfollowed_visit_on", "follow_up_note",
-           "visits_6m", "incomplete_visits_6m", "incomplete_visit_fields"),
+           "visits_6m", "incomplete_visits_6m", "incomplete_visit_fields", "incomplete_visit_on", "incomplete_visit_by"),
+    params={"visit_window_months": 6},
     sql=f"""
 WITH f AS MATERIALIZED (
-    SELECT v.account_id, v.date, julianday(v.date) AS jd,
+    SELECT v.account_id, v.date, julianday(v.date) AS jd, v.by,
            julianday((SELECT n.date FROM activities n
                       WHERE n.account_id = v.account_id AND n.date > v.date AND n.date <= :as_of
                         AND n.kind IN ('visit', 'call', 'meeting', 'executive_meeting')
@@ -84,25 +89,34 @@ WITH f AS MATERIALIZED (
            NULLIF(TRIM(v.contact_id), '') IS NULL   AS no_contact,
            COALESCE(v.duration_minutes, 0) <= 0     AS no_duration,
            NULLIF(TRIM(v.attitude), '') IS NULL     AS no_attitude
-    FROM accounts a CROSS JOIN activities v ON v.account_id = a.id AND v.date <= :as_of AND v.date > {M6}
+    FROM accounts a CROSS JOIN activities v
+         ON v.account_id = a.id AND v.date <= :as_of AND v.date > {VISIT_WINDOW}
     WHERE v.kind = 'visit'),
 g AS (
     SELECT account_id,
            MAX((COALESCE(next_jd, {JD}) - jd) * 100000 + (jd - 2400000)) AS longest,
            date, next_jd, COALESCE(next_jd, {JD}) - jd AS gap,
            COUNT(*)                                       AS visits,
-           SUM(no_contact OR no_duration OR no_attitude)  AS incomplete,
-           SUM(no_contact) AS nc, SUM(no_duration) AS nd, SUM(no_attitude) AS na
-    FROM f GROUP BY account_id)
-SELECT account_id,
+           SUM(no_contact OR no_duration OR no_attitude)  AS incomplete
+    FROM f GROUP BY account_id),
+h AS (  -- the latest incomplete visit (ties on a day: any one of them)
+    SELECT account_id, MAX(jd), date, by, no_contact, no_duration, no_attitude
+    FROM f WHERE no_contact OR no_duration OR no_attitude GROUP BY account_id)
+SELECT g.account_id,
        CAST(gap AS INTEGER) AS follow_up_gap_days,
-       date                 AS unfollowed_visit_on,
+       g.date               AS unfollowed_visit_on,
        CASE WHEN next_jd IS NULL THEN 'no follow-up yet'
             ELSE 'the first follow-up came on ' || date(next_jd) END AS follow_up_note,
        visits               AS visits_6m,
        incomplete           AS incomplete_visits_6m,
-       printf('%d without a contact, %d without a duration, %d without an attitude', nc, nd, na) AS incomplete_visit_fields
-FROM g
+       h.date               AS incomplete_visit_on,
+       COALESCE(NULLIF(TRIM(h.by), ''), 'someone unrecorded') AS incomplete_visit_by,
+       CASE h.no_contact * 4 + h.no_duration * 2 + h.no_attitude
+            WHEN 7 THEN 'contact, duration or attitude' WHEN 6 THEN 'contact or duration'
+            WHEN 5 THEN 'contact or attitude' WHEN 4 THEN 'contact' WHEN 3 THEN 'duration or attitude'
+            WHEN 2 THEN 'duration' WHEN 1 THEN 'attitude'
+       END AS incomplete_visit_fields
+FROM g LEFT JOIN h ON h.account_id = g.account_id
 """,
 )
 
