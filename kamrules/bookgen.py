@@ -297,7 +297,7 @@ class Account:
         rng, as_of = self.rng, self.as_of
         stages = d.prospect_stages(self)
         current = stages[-1]
-        limit = DWELL[current] * (2 if self.tier == "key" else 1)  # KAM411: key accounts get twice the days
+        limit = DWELL[current] * (2 if self.tier == "key" else 1)  # key accounts get twice the days in a stage (seeds 002, 003)
         entered = as_of - d.days_in_stage(self, limit)
         stages, entered, current = d.prospect_path(self, stages, entered, current, limit)
         first = self.history(stages, entered)
