@@ -9,7 +9,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from kamrules.alerts import SEVERITIES, SEVERITY_RANK, Alert
 from kamrules.errors import EXIT_ALERTS, EXIT_INCOMPLETE, EXIT_OK, InputError
-from kamrules.facts import FactSource, account_columns, collect_providers
+from kamrules.facts import PORTFOLIO_ADDRESS, FactSource, account_columns, collect_providers
 from kamrules.check_parts import _emit, _PartResult, _PartTask, _Plan, _plan, _shared_count, _Texts  # noqa: F401 (_plan: explain)
 from kamrules.messages import format_message  # noqa: F401 (part of this module's API)
 from kamrules.ruleset import EXTRA_FIELDS, RuleSet, check_facts, resolve
@@ -121,7 +121,7 @@ def builtin_ruleset_files(pm, failures: list) -> list:
 
 def known_facts(store, providers) -> dict[str, set[str]]:
     acc = set(account_columns(store)) | {"account_id"}
-    port = {"scope_key", "owner", "owner_email"}
+    port = {"scope_key", *PORTFOLIO_ADDRESS}
     for p in providers:
         (acc if p.scope == "account" else port).update(tuple(p.facts) + tuple(p.derived))
     return {"account": acc, "portfolio": port}
