@@ -19,7 +19,8 @@ FLOOR = 0.10
 # its part of the accounts). One row per account at or above FLOOR in either
 # book, keyed by the account (scope_key) and carrying account_id, so that the
 # alert is on that account and reaches its owner. The revenue is one index range
-# per active account over (account_id, date), as in orders_summary.
+# per active account over (account_id, date); the book and owner totals are window
+# sums over those few thousand rows (no join back).
 REVENUE_SHARES = FactProvider(
     name="revenue_shares",
     description=f"Accounts holding at least {FLOOR:.0%} of the book's or of their owner's trailing 12-month revenue (active accounts), with both shares.",
@@ -36,22 +37,24 @@ REVENUE_SHARES = FactProvider(
         "owner_share",
     ),
     sql=f"""
-WITH r AS MATERIALIZED (
-    SELECT * FROM (
-        SELECT a.id, a.name, a.tier, a.owner, a.owner_email, NULLIF(TRIM(a.owner), '') AS owned_by,
-               (SELECT TOTAL(o.amount) FROM orders o
-                 WHERE o.account_id = a.id AND o.date > {M12} AND o.date <= :as_of) AS rev
-        FROM accounts a WHERE a.status = 'active')
-    WHERE rev > 0),
-book AS (SELECT TOTAL(rev) AS total, COUNT(*) AS n FROM r),
-own AS (SELECT owned_by, TOTAL(rev) AS total, COUNT(*) AS n FROM r WHERE owned_by IS NOT NULL GROUP BY owned_by)
-SELECT r.id AS scope_key, r.id AS account_id, r.name AS account_name, r.owner, r.owner_email,
-       r.tier AS account_tier, r.rev AS account_revenue_12m,
-       book.total AS book_revenue_12m, book.n AS book_accounts, r.rev / book.total AS book_share,
-       own.total AS owner_revenue_12m, own.n AS owner_accounts, r.rev / own.total AS owner_share
-FROM r CROSS JOIN book LEFT JOIN own ON own.owned_by = r.owned_by
-WHERE r.rev >= {FLOOR} * book.total OR r.rev >= {FLOOR} * own.total
-ORDER BY r.id
+WITH r AS (
+    SELECT a.id, a.name, a.tier, a.owner, a.owner_email, NULLIF(TRIM(a.owner), '') AS owned_by,
+           TOTAL(o.amount) AS rev
+    FROM accounts a JOIN orders o ON o.account_id = a.id AND o.date > {M12} AND o.date <= :as_of
+    WHERE +a.status = 'active'
+    GROUP BY a.id HAVING rev > 0),
+s AS (
+    SELECT r.*, SUM(rev) OVER () AS book_total, COUNT(*) OVER () AS book_n,
+           CASE WHEN owned_by IS NOT NULL THEN SUM(rev) OVER (PARTITION BY owned_by) END   AS owner_total,
+           CASE WHEN owned_by IS NOT NULL THEN COUNT(*) OVER (PARTITION BY owned_by) END   AS owner_n
+    FROM r)
+SELECT id AS scope_key, id AS account_id, name AS account_name, owner, owner_email,
+       tier AS account_tier, rev AS account_revenue_12m,
+       book_total AS book_revenue_12m, book_n AS book_accounts, rev / book_total AS book_share,
+       owner_total AS owner_revenue_12m, owner_n AS owner_accounts, rev / owner_total AS owner_share
+FROM s
+WHERE rev >= {FLOOR} * book_total OR rev >= {FLOOR} * owner_total
+ORDER BY id
 """,
 )
 
