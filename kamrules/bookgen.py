@@ -273,8 +273,8 @@ class Account:
         d.extra_complaints(self)
 
     def steady_complaints(self):
-        """A healthy record has fewer than 3 complaints in any recent half-year (churn_signals KAM503): the
-        newest of a cluster moves 200 days back, closed 5 days later. Nothing is drawn, so the random
+        """A healthy record has fewer than 3 complaints in any recent half-year (a rising trend is a defect):
+        the newest of a cluster moves 200 days back, closed 5 days later. Nothing is drawn, so the random
         stream (and every other row) stays as it was."""
         rows, as_of = self.rows["complaints"], self.as_of
         while True:
@@ -373,8 +373,8 @@ class Account:
                 self.visit(as_of - rng.randint(20, 80), acts, end)
         d.extra_activities(self, acts)
         if active and tier == "key" and d.surveyed and not any(a[1] == "survey" and a[0] > as_of - 365 for a in acts):
-            # a healthy key account is surveyed within the year (churn_signals KAM502): on a day just
-            # inside it (a near miss), fixed by the record, not drawn, so the random stream stays as it was
+            # a healthy key account is surveyed within the year (seed 001, satisfaction surveys): on a day
+            # just inside it (a near miss), fixed by the record, not drawn, so the random stream stays as it was
             day = as_of - 300 - len(acts) % 60
             if day >= start:
                 acts.append([day, "survey", "operational", self.decision_maker, 60, None, float(100 * self.cost_scale), None])
