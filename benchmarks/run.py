@@ -3,7 +3,7 @@
 For each size: `kamrules generate` a book (CSV), time `kamrules import` into a fresh
 store against benchmarks/raw_load.py (csv + executemany, no validation), then time
 `kamrules check --format json` (all rule sets) against benchmarks/reference_sql.py
-(the four core rule sets as hand-written SQL) on the imported store.  Every step is
+(the built-in rule sets as hand-written SQL) on the imported store.  Every step is
 a subprocess; its peak RSS comes from os.wait4.  Per rule, the accounts the hand SQL
 flags are compared with the accounts `kamrules check` alerts on.
 

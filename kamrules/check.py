@@ -10,7 +10,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from kamrules.alerts import SEVERITIES, SEVERITY_RANK, Alert
 from kamrules.errors import EXIT_ALERTS, EXIT_INCOMPLETE, EXIT_OK, InputError
-from kamrules.facts import FactSource, account_columns, collect_providers
+from kamrules.facts import PORTFOLIO_ADDRESS, FactSource, account_columns, collect_providers
 from kamrules.check_parts import CompiledRules, PartResult, PartTask, compile_engine, emit
 from kamrules.messages import format_message  # noqa: F401 (part of this module's API)
 from kamrules.ruleset import EXTRA_FIELDS, RuleSet, check_facts, resolve
@@ -121,7 +121,7 @@ def builtin_ruleset_files(pm, failures: list) -> list:
 
 def known_facts(store, providers) -> dict[str, set[str]]:
     acc = set(account_columns(store)) | {"account_id"}
-    port = {"scope_key", "owner", "owner_email"}
+    port = {"scope_key", *PORTFOLIO_ADDRESS}
     for p in providers:
         (port if p.scope == "portfolio" else acc).update(tuple(p.facts) + tuple(p.derived))  # book facts: every account's
     return {"account": acc, "portfolio": port}

@@ -172,8 +172,8 @@ def _alert(rule: Rule, v: Variant, facts: Mapping[str, Any], as_of: str, portfol
     alert = Alert(
         ruleset=rule.ruleset, code=rule.code, rule=rule.name, severity=v.severity, message=message,
         action=rule.action, as_of=as_of,
-        account_id=None if portfolio else facts.get("account_id"),
-        account_name=None if portfolio else facts.get("name"),
+        account_id=facts.get("account_id"),  # a portfolio row may name its account (PORTFOLIO_ADDRESS)
+        account_name=facts.get("account_name") if portfolio else facts.get("name"),
         owner=facts.get("owner"), owner_email=facts.get("owner_email"),
         evidence=evidence, scope_key=str(facts.get("scope_key", "")) if portfolio else "",
     )

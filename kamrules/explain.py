@@ -96,7 +96,8 @@ def _verdicts(p: Plan, source, book, facts) -> list[RuleVerdict]:
             elif rule.scope == "portfolio" and not bad:
                 if portfolio is None:
                     portfolio = book.portfolio()
-                parts = [(row.get("scope_key") or "the book", evaluate(rule, row)) for row in portfolio]
+                mine = [row for row in portfolio if row.get("account_id") in (None, facts.get("account_id"))]  # not other accounts' rows
+                parts = [(row.get("scope_key") or "the book", evaluate(rule, row)) for row in mine]
                 fired = [(k, v) for k, v in parts if v.fired]
                 shown = fired[0] if fired else (parts[0] if parts else None)
                 reason = f"portfolio rule, on {shown[0]}: {shown[1].reason()}" if shown else "portfolio rule: no portfolio facts"

@@ -100,6 +100,11 @@ class FactProvider:
             raise ValueError(f"fact provider {self.name}: without sql it needs derive, scope='account' and no facts or inputs")
 
 
+# Columns of a portfolio row that address its alert: to an owner, or to one account (a row with
+# account_id gives an alert on that account: e.g. the account holding too much of the book).
+PORTFOLIO_ADDRESS = ("owner", "owner_email", "account_id", "account_name")
+
+
 def sum_totals(parts: Sequence[Mapping[str, list]], facts: Sequence[str]) -> dict:
     """{fact: sum of its values over all parts}: exact (``math.fsum``) when any value is a float, so
     the sum does not depend on how the book was split; 0 when there are no values."""
@@ -499,7 +504,7 @@ class FactSource:
             for row in got:
                 key = str(row.get("scope_key") or "")
                 facts = merged.setdefault(key, {"scope_key": key} if key else {})
-                for k in tuple(p.facts) + ("owner", "owner_email"):
+                for k in tuple(p.facts) + PORTFOLIO_ADDRESS:
                     if row.get(k) is not None:
                         facts[k] = row[k]
                 if p.derive:

@@ -93,7 +93,7 @@ def iter_book(accounts: int, seed: int = 0, as_of=None, defects: float = DEFAULT
         tier, status = pick_profile(rng, forced)
         defect = forced
         if defect is None and defects > 0:
-            eligible = [r for r in recipes if tier in r.tiers and status in r.statuses]
+            eligible = [r for r in recipes if tier in r.tiers and status in r.statuses and not r.once]
             if eligible and rng.random() < defects * len(eligible):
                 defect = rng.choice(eligible)
         owner = starved_owner if defect is not None and defect.reserved_owner else owners[rng.randrange(len(owners))]

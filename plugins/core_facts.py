@@ -147,7 +147,27 @@ FROM accounts a LEFT JOIN x ON x.account_id = a.id
 """,
 )
 
-PROVIDERS = (ORDERS_SUMMARY, CONCESSIONS_SUMMARY, ACTIVITY_SUMMARY)
+# The date an active account was won: its latest `won` entry in stage_history on
+# or before the as-of date (one index seek per account), else its created_on
+# (an account known without a stage history). Used by rules that must not judge
+# a relationship younger than the windows they compare (churn_signals,
+# concentration_risk); WON_ON is the same expression for providers' own SQL.
+WON_ON = ("COALESCE((SELECT MAX(h.entered_on) FROM stage_history h WHERE h.account_id = a.id AND h.stage = 'won'"
+          " AND h.entered_on <= :as_of), a.created_on)")
+
+WON_DATE = FactProvider(
+    name="won_date",
+    description="When an active account was won (stage_history's latest `won` entry, else created_on), and how many days ago.",
+    requires=(),
+    facts=("won_on", "days_since_won"),
+    sql=f"""
+SELECT account_id, won_on, {days_since("won_on")} AS days_since_won
+FROM (SELECT a.id AS account_id, {WON_ON} AS won_on FROM accounts a WHERE +a.status = 'active')
+WHERE won_on IS NOT NULL
+""",
+)
+
+PROVIDERS = (ORDERS_SUMMARY, CONCESSIONS_SUMMARY, ACTIVITY_SUMMARY, WON_DATE)
 
 
 @hookimpl
