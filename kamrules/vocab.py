@@ -16,6 +16,7 @@ ACTIVITY_LEVELS = ("executive", "management", "operational")
 ATTITUDES = ("warm", "neutral", "cold")
 CONCESSION_KINDS = ("rebate", "discount", "marketing_support", "free_service", "extended_credit", "other")
 COMPLAINT_SEVERITIES = ("low", "medium", "high")
+ALERT_STATUSES = ("firing", "resolved", "silenced")  # an alert in the history (kamrules.lifecycle)
 
 
 # Labels for people, next to each value: kind -> value -> {language: label} (kamrules.i18n.label).
@@ -60,5 +61,5 @@ ENUMS = {
     "severity": SEVERITIES, "tier": TIERS, "status": STATUSES, "stage": STAGES, "relationship_stage": RELATIONSHIP_STAGES,
     "buyer_type": BUYER_TYPES, "purchasing": PURCHASING, "contact_role": CONTACT_ROLES, "channel_kind": CHANNEL_KINDS,
     "activity_kind": ACTIVITY_KINDS, "activity_level": ACTIVITY_LEVELS, "attitude": ATTITUDES,
-    "concession_kind": CONCESSION_KINDS, "complaint_severity": COMPLAINT_SEVERITIES,
+    "concession_kind": CONCESSION_KINDS, "complaint_severity": COMPLAINT_SEVERITIES, "alert_status": ALERT_STATUSES,
 }
