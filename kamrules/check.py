@@ -10,6 +10,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from kamrules.alerts import SEVERITIES, SEVERITY_RANK, Alert
 from kamrules.errors import EXIT_ALERTS, EXIT_INCOMPLETE, EXIT_OK, InputError
+from kamrules.i18n import _
 from kamrules.facts import PORTFOLIO_ADDRESS, FactSource, account_columns, collect_providers
 from kamrules.check_parts import CompiledRules, PartResult, PartTask, compile_engine, emit
 from kamrules.messages import format_message  # noqa: F401 (part of this module's API)
@@ -40,21 +41,28 @@ class Summary:
         return not self.failures
 
     def line(self) -> str:
-        sev = ", ".join(f"{self.by_severity.get(s, 0)} {s}" for s in reversed(SEVERITIES))
-        rs = ", ".join(f"{k} {v}" for k, v in sorted(self.by_ruleset.items())) or "none"
-        out = (f"{self.accounts_checked} accounts checked as of {self.as_of}: {self.alerts} alerts ({sev}); "
-               f"by rule set: {rs}; {self.rules_run} rules run, {len(self.skipped)} skipped")
+        """The run summary in the output language (kamrules.i18n): counts, rule sets, skipped, failed, time."""
+        from kamrules.i18n import _, count
+
+        sev = ", ".join(count(self.by_severity.get(s, 0), s) for s in reversed(SEVERITIES))
+        rs = ", ".join(f"{k} {v}" for k, v in sorted(self.by_ruleset.items())) or _("none")
+        out = _("{accounts} accounts checked as of {as_of}: {alerts} alerts ({sev}); "
+                "by rule set: {rs}; {rules} rules run, {skipped} skipped").format(
+            accounts=self.accounts_checked, as_of=self.as_of, alerts=self.alerts, sev=sev, rs=rs,
+            rules=self.rules_run, skipped=len(self.skipped))
         if self.failures:
-            out += f"; {len(self.failures)} FAILED (run incomplete)"
+            out += _("; {n} FAILED (run incomplete)").format(n=len(self.failures))
         return out + f"; {self.seconds:.1f}s"
 
     def details(self) -> list[str]:
         """Lines naming each skipped rule and each failure."""
+        from kamrules.i18n import _
+
         reasons: dict[str, list[str]] = {}
         for code, reason in self.skipped:
             reasons.setdefault(reason, []).append(code)
-        out = [f"skipped {', '.join(codes)}: {reason}" for reason, codes in reasons.items()]
-        out += [f"FAILED {where}: {msg}" for where, msg in self.failures]
+        out = [_("skipped {codes}: {reason}").format(codes=", ".join(codes), reason=reason) for reason, codes in reasons.items()]
+        out += [_("FAILED {where}: {msg}").format(where=where, msg=msg) for where, msg in self.failures]
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -254,18 +262,18 @@ def plan(store, request: CheckRequest, pm=None) -> Plan:
     if request.min_severity not in SEVERITY_RANK:
         raise InputError(f"unknown severity {request.min_severity!r} (expected {', '.join(SEVERITIES)})")
     if not store.table_exists("accounts"):
-        raise InputError(f"{getattr(store, 'path', 'store')}: no accounts table (run `kamrules init` and `kamrules import` first)")
+        raise InputError(_("{store}: no accounts table (run `kamrules init` and `kamrules import` first)").format(store=getattr(store, "path", "store")))
     failures: list[tuple[str, str]] = []
     providers = collect_providers(pm, failures)
     sets = load_rulesets(store, pm, request.rulesets_dirs, failures, providers)
     if not store.has_rows("accounts"):
-        raise InputError(f"{getattr(store, 'path', 'store')}: no accounts in the store: nothing to check "
-                         "(load your data first: `kamrules import DIR`, see docs/data-contract.md)")
+        raise InputError(_("{store}: no accounts in the store: nothing to check "
+                           "(load your data first: `kamrules import DIR`, see docs/data-contract.md)").format(store=getattr(store, "path", "store")))
     wanted = list(request.rulesets)
     names = {rs.name for rs in sets}
     unknown = [n for n in wanted if n not in names]
     if unknown:
-        raise InputError(f"unknown rule set {', '.join(map(repr, unknown))} (expected one of {', '.join(sorted(names))})")
+        raise InputError(_("unknown rule set {names} (expected one of {choices})").format(names=", ".join(map(repr, unknown)), choices=", ".join(sorted(names))))
     chosen = [rs for rs in sets if not wanted or rs.name in wanted]
     select, ignore = selection(sets, request.select, request.ignore)
     outside = [p for p in select if not any(r.code.startswith(p) for rs in chosen for r in rs.rules)]

@@ -8,7 +8,7 @@ import sys
 import click
 
 from kamrules import __version__
-from kamrules.cliutils import CliError, Env, db_option, handle_errors, pass_env
+from kamrules.cliutils import CliError, Env, db_option, handle_errors, lang_option, pass_env
 from kamrules.errors import EXIT_INCOMPLETE, KamrulesError
 
 EPILOG = """\b
@@ -68,7 +68,12 @@ class KamrulesGroup(click.Group):
 
     def main(self, *args, **kwargs):
         kwargs.setdefault("windows_expand_args", False)
-        return super().main(*args, **kwargs)
+        try:
+            return super().main(*args, **kwargs)
+        finally:  # --lang holds for this invocation only (the library's default stays en)
+            from kamrules.i18n import set_lang
+
+            set_lang(None)
 
 
 def _show_version(ctx, param, value):
@@ -87,6 +92,7 @@ def _show_version(ctx, param, value):
 @click.option("--plugins-dir", multiple=True, type=click.Path(file_okay=False), help="Load plugins (*.py) from this folder (also $KAMRULES_PLUGINS_DIR).")
 @click.option("--config", type=click.Path(dir_okay=False), help="Settings file (default ./kamrules.toml if present, or $KAMRULES_CONFIG).")
 @db_option
+@lang_option
 def cli(plugins_dir, config):
     """Watch the health of your key accounts.
 

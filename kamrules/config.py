@@ -101,6 +101,9 @@ class EmailSettings:
     notify_deadline: Annotated[float, Field(gt=0)] = 300.0
     # manager roll-ups: a manager's address -> the owners they lead; each gets one digest of the team's book
     managers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # the mails' language (else the run's: --lang > $KAMRULES_LANG > lang); per recipient address above that
+    lang: Literal["en", "zh"] | None = None
+    lang_by_recipient: dict[str, Literal["en", "zh"]] = field(default_factory=dict)
 
     @property
     def port(self) -> int:
@@ -116,6 +119,7 @@ class Settings:
     db: str = "kamrules.db"
     rulesets: tuple[str, ...] = ()  # the user's own rule-set folders, override built-ins by name
     plugins_dirs: tuple[str, ...] = ()
+    lang: Literal["en", "zh"] = "en"  # the output language (kamrules.i18n); --lang and $KAMRULES_LANG go first
     check: CheckSettings = field(default_factory=CheckSettings)
     email: EmailSettings = field(default_factory=EmailSettings)
     source: str | None = None  # the config file these came from, if any
@@ -185,7 +189,9 @@ def load_settings(path: str | os.PathLike | None = None, environ: dict | None = 
             text = p.read_text(encoding="utf-8-sig")
             data = tomllib.loads(text)
         except FileNotFoundError:
-            raise InputError(f"{p}: config file not found")
+            from kamrules.i18n import _
+
+            raise InputError(_("{path}: config file not found").format(path=p))
         except UnicodeDecodeError as e:
             raise InputError(f"{p}: not UTF-8 text (byte {e.start})")
         except tomllib.TOMLDecodeError as e:

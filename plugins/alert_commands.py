@@ -8,7 +8,7 @@ import json
 import click
 
 from kamrules import hookimpl
-from kamrules.cliutils import CliError, Env, db_option, handle_errors, pass_env, stderr_is_tty
+from kamrules.cliutils import CliError, Env, db_option, handle_errors, lang_option, pass_env, stderr_is_tty
 from kamrules.errors import DeliveryError
 from kamrules.textsafe import term
 
@@ -67,6 +67,7 @@ def register(cli: click.Group) -> None:
     @click.option("--owner", default=None, help="Without a subcommand: as `alerts list --owner`.")
     @FORMAT
     @db_option
+    @lang_option
     @click.pass_context
     def alerts_group(ctx, status, owner, fmt):
         """Alert history: what fired, since when, whether it resolved, when it was last sent.
@@ -86,6 +87,7 @@ def register(cli: click.Group) -> None:
     @click.option("--owner", default=None, help="Only this owner's alerts.")
     @FORMAT
     @db_option
+    @lang_option
     @pass_env
     @handle_errors
     def alerts_list(env: Env, status="firing", owner=None, fmt="table"):
@@ -114,6 +116,7 @@ def register(cli: click.Group) -> None:
     @click.argument("fingerprint")
     @FORMAT
     @db_option
+    @lang_option
     @pass_env
     @handle_errors
     def alerts_show(env: Env, fingerprint, fmt):
@@ -171,6 +174,7 @@ def register(cli: click.Group) -> None:
     @click.option("--author", default=None, help="Who silenced it. Default: the login name.")
     @FORMAT
     @db_option
+    @lang_option
     @pass_env
     @handle_errors
     def silence_add(env: Env, rules, rulesets, accounts, owners, until, comment, author, fmt):
@@ -199,6 +203,7 @@ def register(cli: click.Group) -> None:
     @click.option("--all", "show_all", is_flag=True, help="Include expired silences.")
     @FORMAT
     @db_option
+    @lang_option
     @pass_env
     @handle_errors
     def silence_list(env: Env, show_all, fmt):
@@ -221,6 +226,7 @@ def register(cli: click.Group) -> None:
     @silence_group.command(name="expire")
     @click.argument("silence_id", type=int)
     @db_option
+    @lang_option
     @pass_env
     @handle_errors
     def silence_expire(env: Env, silence_id):
@@ -239,6 +245,7 @@ def register(cli: click.Group) -> None:
     @click.option("--ignore-backoff", is_flag=True, help="Retry failed messages now, not at their next attempt time.")
     @FORMAT
     @db_option
+    @lang_option
     @pass_env
     @click.pass_context
     @handle_errors
@@ -296,6 +303,7 @@ def register(cli: click.Group) -> None:
     @click.option("--status", type=click.Choice(["pending", "queued", "sending", "failed", "sent", "superseded", "rejected", "all"]), default="pending", show_default=True)
     @FORMAT
     @db_option
+    @lang_option
     @pass_env
     @handle_errors
     def notify_list(env: Env, status, fmt):
@@ -322,6 +330,7 @@ def register(cli: click.Group) -> None:
 
     @notify_group.command(name="test")
     @click.option("--to", "to", required=True, metavar="ADDR", help="Send the test message here.")
+    @lang_option
     @pass_env
     @handle_errors
     def notify_test(env: Env, to):

@@ -7,7 +7,7 @@ import sys
 import click
 
 from kamrules import hookimpl
-from kamrules.cliutils import CliError, Env, db_option, handle_errors, parse_date, pass_env
+from kamrules.cliutils import CliError, Env, db_option, handle_errors, lang_option, parse_date, pass_env
 from kamrules.errors import EXIT_INCOMPLETE
 
 BACKTEST_HELP = """Evaluate the rule sets at every date of a range, writing nothing.
@@ -54,6 +54,7 @@ def register_commands(cli):
     @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
     @click.option("--jobs", "-j", type=click.IntRange(0, 64), default=None, metavar="N", help="Worker processes per date, as for check.")
     @db_option
+    @lang_option
     @pass_env
     @handle_errors
     def backtest_command(env: Env, start, end, every, rulesets, select, ignore, min_severity, rulesets_dirs, compare,

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from kamrules import hookimpl
-from kamrules.cliutils import CliError, Env, as_of_option, db_option, handle_errors, parse_date, pass_env, stderr_is_tty
+from kamrules.cliutils import CliError, Env, as_of_option, db_option, handle_errors, lang_option, parse_date, pass_env, stderr_is_tty
 from kamrules.errors import EXIT_ALERTS, EXIT_INCOMPLETE, EXIT_OK, EXIT_UNDELIVERED, KamrulesError
 from kamrules.formats import output_formats  # noqa: F401 (imported from here by older code)
 from kamrules.textsafe import term
@@ -128,6 +128,7 @@ def register_commands(cli):
                   help="How long to wait for another process writing the store (an import) before giving up with exit 5. Default: 10.")
     @click.option("--batch-size", type=click.IntRange(1, 1000), default=500, hidden=True)
     @db_option
+    @lang_option
     @pass_env
     @handle_errors
     def check_command(env: Env, as_of, rulesets, select, ignore, min_severity, fmt, output, csv_raw, fail_on, rulesets_dirs, notify, no_history, jobs, wait, batch_size):
@@ -204,6 +205,7 @@ def register_commands(cli):
     @click.option("--select", multiple=True, metavar="CODE", help="Only rules whose code starts with CODE (repeatable).")
     @click.option("--ignore", multiple=True, metavar="CODE", help="Leave out rules whose code starts with CODE (repeatable).")
     @db_option
+    @lang_option
     @pass_env
     @handle_errors
     def rules_command(env: Env, fmt, rulesets, rulesets_dirs, select, ignore):
@@ -256,6 +258,7 @@ def register_commands(cli):
     @click.option("--ruleset", "rulesets", multiple=True, metavar="NAME", help="Only these rule sets (repeatable).")
     @click.option("--rulesets", "rulesets_dirs", multiple=True, type=click.Path(), metavar="DIR", help="Your own rule-set folder (repeatable).")
     @db_option
+    @lang_option
     @pass_env
     @handle_errors
     def explain_command(env: Env, account_id, as_of, fmt, rulesets, rulesets_dirs):
@@ -290,6 +293,7 @@ def register_commands(cli):
     @click.option("--seed", type=int, default=1, show_default=True, help="Random seed: the same seed gives the same book.")
     @click.option("--as-of", "as_of", default="2026-10-31", show_default=True, metavar="DATE", help="The date the book is generated up to and checked as of.")
     @click.option("--owners", "max_owners", type=int, default=3, show_default=True, help="Show the alerts of this many owners (0 = all).")
+    @lang_option
     @pass_env
     @handle_errors
     def demo_command(env: Env, accounts, demo_db, seed, as_of, max_owners):

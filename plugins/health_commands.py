@@ -10,7 +10,7 @@ import sys
 import click
 
 from kamrules import hookimpl
-from kamrules.cliutils import CliError, Env, as_of_option, db_option, handle_errors, pass_env
+from kamrules.cliutils import CliError, Env, as_of_option, db_option, handle_errors, lang_option, pass_env
 from kamrules.errors import EXIT_INCOMPLETE
 
 HEALTH_HELP = """Each account's health score (0-100), grade, trend and main driver, worst first.
@@ -99,6 +99,7 @@ def register_commands(cli):
     @click.option("--rulesets", "rulesets_dirs", multiple=True, type=click.Path(), metavar="DIR",
                   help="Your own rule-set folder, for scores computed on the fly (repeatable).")
     @db_option
+    @lang_option
     @pass_env
     @handle_errors
     def health_command(env: Env, as_of, owner, tiers, grades, sort, fmt, output, scorecard, rulesets_dirs):
