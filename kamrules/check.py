@@ -34,6 +34,10 @@ class Summary:
     min_severity: str = "info"
     select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
+    newest: Mapping[str, str | None] = field(default_factory=dict)  # {dated table the rules read: newest record on or before as_of}
+    stale_after_days: int = 0  # 0: no freshness warning
+    stale: tuple[tuple[str, str, int], ...] = ()  # (table, newest record date, days before as_of) past the limit
+    stale_rules: tuple[str, ...] = ()  # codes of rules run on a stale table: their windows reach past its newest record
 
     @property
     def complete(self) -> bool:
@@ -55,6 +59,19 @@ class Summary:
             reasons.setdefault(reason, []).append(code)
         out = [f"skipped {', '.join(codes)}: {reason}" for reason, codes in reasons.items()]
         out += [f"FAILED {where}: {msg}" for where, msg in self.failures]
+        return self.warnings() + out
+
+    def warnings(self) -> list[str]:
+        """The stale-data warning (empty when every table the rules read is fresh): shown on stderr, in
+        Markdown and in digests' headers."""
+        if not self.stale:
+            return []
+        tables = ", ".join(f"{t} {d} ({n} days before)" for t, d, n in self.stale)
+        out = [f"WARNING stale data: newest records as of {self.as_of}: {tables}; more than {self.stale_after_days} days old, "
+               f"so alerts that count days since a record may be false (import fresher data, or set "
+               f"[check] stale_after_days in kamrules.toml: 0 silences this warning)"]
+        if self.stale_rules:
+            out.append(f"WARNING rules whose windows reach past the newest records: {', '.join(self.stale_rules)}")
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,6 +81,8 @@ class Summary:
             "rules_run": self.rules_run, "skipped": [list(s) for s in self.skipped],
             "failures": [list(f) for f in self.failures], "seconds": round(self.seconds, 3), "complete": self.complete,
             "codes": list(self.codes), "min_severity": self.min_severity, "select": list(self.select), "ignore": list(self.ignore),
+            "newest": dict(self.newest), "stale_after_days": self.stale_after_days,
+            "stale": [{"table": t, "newest": d, "days": n} for t, d, n in self.stale], "stale_rules": list(self.stale_rules),
         }
 
 
@@ -159,6 +178,8 @@ class CheckRequest:
     ``part_size``: accounts per part (see :mod:`kamrules.partition`); the alerts depend on neither.
     ``plugin_timeout``: seconds a provider's SQL or one ``derive`` call may run (None: 600).
     ``wait``: seconds to wait for another process writing the store (None: ``partition.BUSY_WAIT``).
+    ``stale_after_days``: warn when a table the rules read has no record in this many days before the as-of
+    date (0: never; setting ``[check] stale_after_days``).
     """
 
     as_of: str
@@ -172,6 +193,7 @@ class CheckRequest:
     batch_size: int = DEFAULT_BATCH
     plugin_timeout: float | None = None
     wait: float | None = None
+    stale_after_days: int = 14
 
     def __post_init__(self) -> None:
         for name in ("rulesets_dirs", "rulesets", "select", "ignore"):  # any iterable given: kept as a tuple
@@ -191,7 +213,7 @@ class CheckRequest:
                    select=tuple(select) or get("select", ()), ignore=tuple(ignore) or get("ignore", ()),
                    min_severity=min_severity or get("min_severity", "info"),
                    jobs=get("jobs", None) if jobs is None else jobs,
-                   **{"plugin_timeout": get("plugin_timeout", None), **other})
+                   **{"plugin_timeout": get("plugin_timeout", None), "stale_after_days": get("stale_after_days", 14), **other})
 
 
 @dataclass
@@ -280,9 +302,12 @@ def plan(store, request: CheckRequest, pm=None) -> Plan:
     status = source.fact_status()
     for rule in rules:
         bad = [status[f] for f in rule.facts if f in status and status[f].state != "ok"]
+        gap = next((source.column_gaps[f] for f in rule.facts if f in source.column_gaps), None)
         if bad:
             st = bad[0]
             skipped.append((rule.code, st.reason if st.state == "unavailable" else f"fact provider {st.name} failed"))
+        elif gap:
+            skipped.append((rule.code, gap))
         else:
             runnable.append(rule)
     try:
@@ -380,6 +405,7 @@ def merge(plan: Plan, evaluation: Evaluation) -> CheckResult:
             failures.append((f"rule {code} (message)", f"failed on {n} alerts in all"))
 
     alerts.sort(key=lambda a: (a.sort_key(), a.scope_key))
+    newest, stale, stale_rules = freshness(plan, runnable)
     by_sev = Counter(a.severity for a in alerts)
     by_rs = Counter(a.ruleset for a in alerts)
     summary = Summary(
@@ -388,9 +414,42 @@ def merge(plan: Plan, evaluation: Evaluation) -> CheckResult:
         rulesets=tuple(rs.name for rs in plan.chosen), rules_run=len(plan.rules) - len(skipped),
         skipped=tuple(skipped), failures=tuple(failures), seconds=time.perf_counter() - plan.started,
         codes=tuple(r.code for r in runnable), min_severity=request.min_severity, select=tuple(plan.select),
-        ignore=tuple(plan.ignore),
+        ignore=tuple(plan.ignore), newest=newest, stale_after_days=request.stale_after_days or 0, stale=stale,
+        stale_rules=stale_rules,
     )
     return CheckResult(alerts=alerts, summary=summary, as_of=request.as_of)
+
+
+def freshness(plan: Plan, runnable) -> tuple[dict, tuple, tuple]:
+    """``(newest, stale, stale_rules)`` of a check: the newest record on or before the as-of date of each dated
+    table the run rules read (through their facts' providers' ``requires``), those more than
+    ``request.stale_after_days`` days before it, and the rules reading them."""
+    import datetime as dt
+
+    from kamrules.runs import newest_dates
+
+    by_name = {p.name: p for p in plan.providers}
+    tables: dict[str, set] = {}
+    for p in plan.providers:  # in order: those of ``after`` come first; a derive reads their facts, so their tables
+        tables[p.name] = set(p.requires).union(*(tables.get(n, set()) for n in p.after))
+    producer = {f: p.name for p in by_name.values() for f in tuple(p.facts) + tuple(p.derived)}
+    reads = {r.code: {t for f in r.facts if f in producer for t in tables[producer[f]]} for r in runnable}
+    used = set().union(*reads.values()) if reads else set()
+    newest = newest_dates(plan.store.conn, plan.request.as_of, used) if used else {}
+    limit = plan.request.stale_after_days or 0
+    stale = []
+    if limit > 0:
+        as_of = dt.date.fromisoformat(plan.request.as_of[:10])
+        for table, day in sorted(newest.items()):
+            try:
+                n = (as_of - dt.date.fromisoformat(str(day)[:10])).days if day else 0
+            except ValueError:  # a date the import let through as text: no claim about it
+                continue
+            if n > limit:
+                stale.append((table, str(day)[:10], n))
+    old = {t for t, _, _ in stale}
+    stale_rules = tuple(code for code, read in reads.items() if read & old)
+    return dict(sorted(newest.items())), tuple(stale), stale_rules
 
 
 def run(store, request: CheckRequest, pm=None, progress=None) -> CheckResult:

@@ -40,6 +40,8 @@ class CheckSettings:
     ignore: tuple[str, ...] = ()
     jobs: Annotated[int, Field(ge=0, le=64)] = 0  # worker processes; 0: one per CPU (big books only)
     plugin_timeout: Annotated[float, Field(gt=0)] = 600.0  # seconds a provider's SQL or one derive call may run
+    # warn when a table's newest record is more than this many days before the as-of date; 0: never warn
+    stale_after_days: Annotated[int, Field(ge=0, le=36500)] = 14
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")

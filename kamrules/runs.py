@@ -82,14 +82,15 @@ def last_event_id(conn) -> int:
     return conn.execute("SELECT COALESCE(MAX(id), 0) FROM alert_events").fetchone()[0]
 
 
-def newest_dates(conn, as_of: str) -> dict[str, str | None]:
-    """Per dated table, the newest record on or before ``as_of``: one index seek per account."""
+def newest_dates(conn, as_of: str, tables=None) -> dict[str, str | None]:
+    """Per dated table (of ``tables``, default all), the newest record on or before ``as_of``: one index
+    seek per account. Recorded with each run, and the freshness of a check (kamrules.check.Summary)."""
     have = _tables(conn)
     out = {}
     if "accounts" not in have:
         return out
     for table, col in DATED:
-        if table not in have:
+        if table not in have or (tables is not None and table not in tables):
             continue
         sql = (f'SELECT MAX(m) FROM (SELECT (SELECT MAX(t."{col}") FROM "{table}" t WHERE t.account_id = a.id '
                f'AND t."{col}" <= ?) AS m FROM accounts a)')
