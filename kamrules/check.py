@@ -448,7 +448,7 @@ def freshness(plan: Plan, runnable) -> tuple[dict, tuple, tuple]:
             if n > limit:
                 stale.append((table, str(day)[:10], n))
     old = {t for t, _, _ in stale}
-    stale_rules = tuple(code for code, read in reads.items() if read & old)
+    stale_rules = tuple(sorted(code for code, read in reads.items() if read & old))
     return dict(sorted(newest.items())), tuple(stale), stale_rules
 
 
