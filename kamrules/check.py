@@ -257,6 +257,7 @@ class Evaluation:
     parts: list  # kamrules.partition.Part
     results: list  # PartResult, or partition.WorkerDied, per part in order
     portfolio_queries: dict
+    newest: dict | None = None  # {table: newest record date} of the tables the rules read (None: not yet known)
 
 
 def plan(store, request: CheckRequest, pm=None) -> Plan:
@@ -337,11 +338,12 @@ def evaluate(plan: Plan, parts=None, progress=None) -> Evaluation:
     task = PartTask(store, plan.source, plan.compiled, plan.account_engine, request.as_of, request.min_severity,
                     request.batch_size, plan.portfolio_engine is not None)
 
-    def portfolio_queries() -> dict:
-        return plan.source.portfolio_queries() if plan.portfolio_engine is not None else {}
+    def meanwhile() -> tuple:  # in this process while the workers check the accounts
+        queries = plan.source.portfolio_queries() if plan.portfolio_engine is not None else {}
+        return queries, newest_of(plan, plan.runnable)
 
-    results, queries = run_parts(parts, task, jobs, progress, meanwhile=portfolio_queries)
-    return Evaluation(list(parts), results, queries or {})
+    results, (queries, newest) = run_parts(parts, task, jobs, progress, meanwhile=meanwhile)
+    return Evaluation(list(parts), results, queries or {}, newest)
 
 
 def merge(plan: Plan, evaluation: Evaluation) -> CheckResult:
@@ -405,7 +407,7 @@ def merge(plan: Plan, evaluation: Evaluation) -> CheckResult:
             failures.append((f"rule {code} (message)", f"failed on {n} alerts in all"))
 
     alerts.sort(key=lambda a: (a.sort_key(), a.scope_key))
-    newest, stale, stale_rules = freshness(plan, runnable)
+    newest, stale, stale_rules = freshness(plan, runnable, evaluation.newest)
     by_sev = Counter(a.severity for a in alerts)
     by_rs = Counter(a.ruleset for a in alerts)
     summary = Summary(
@@ -420,22 +422,39 @@ def merge(plan: Plan, evaluation: Evaluation) -> CheckResult:
     return CheckResult(alerts=alerts, summary=summary, as_of=request.as_of)
 
 
-def freshness(plan: Plan, runnable) -> tuple[dict, tuple, tuple]:
-    """``(newest, stale, stale_rules)`` of a check: the newest record on or before the as-of date of each dated
-    table the run rules read (through their facts' providers' ``requires``), those more than
-    ``request.stale_after_days`` days before it, and the rules reading them."""
-    import datetime as dt
-
-    from kamrules.runs import newest_dates
-
+def _reads(plan: Plan, runnable) -> dict[str, set]:
+    """{rule code: the tables its facts come from} (a provider's ``requires`` and those of its ``after``)."""
     by_name = {p.name: p for p in plan.providers}
     tables: dict[str, set] = {}
     for p in plan.providers:  # in order: those of ``after`` come first; a derive reads their facts, so their tables
         tables[p.name] = set(p.requires).union(*(tables.get(n, set()) for n in p.after))
     producer = {f: p.name for p in by_name.values() for f in tuple(p.facts) + tuple(p.derived)}
-    reads = {r.code: {t for f in r.facts if f in producer for t in tables[producer[f]]} for r in runnable}
+    return {r.code: {t for f in r.facts if f in producer for t in tables[producer[f]]} for r in runnable}
+
+
+def newest_of(plan: Plan, runnable) -> dict:
+    """{dated table the rules read: its newest record on or before the as-of date} (kamrules.runs.newest_dates)."""
+    from kamrules.runs import newest_dates
+
+    import sqlite3
+
+    used = set().union(*_reads(plan, runnable).values()) if runnable else set()
+    try:
+        return newest_dates(plan.store.conn, plan.request.as_of, used) if used else {}
+    except sqlite3.Error:  # a store whose tables lack the contract's date columns: no claim about freshness
+        return {}
+
+
+def freshness(plan: Plan, runnable, newest: dict | None = None) -> tuple[dict, tuple, tuple]:
+    """``(newest, stale, stale_rules)`` of a check: the newest record on or before the as-of date of each dated
+    table the run rules read (through their facts' providers' ``requires``), those more than
+    ``request.stale_after_days`` days before it, and the rules reading them. ``newest``: as computed during
+    :func:`evaluate` (while the workers ran), for these ``runnable`` rules or more."""
+    import datetime as dt
+
+    reads = _reads(plan, runnable)
     used = set().union(*reads.values()) if reads else set()
-    newest = newest_dates(plan.store.conn, plan.request.as_of, used) if used else {}
+    newest = {t: d for t, d in (newest_of(plan, runnable) if newest is None else newest).items() if t in used}
     limit = plan.request.stale_after_days or 0
     stale = []
     if limit > 0:

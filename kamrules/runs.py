@@ -98,6 +98,14 @@ def newest_dates(conn, as_of: str, tables=None) -> dict[str, str | None]:
     return out
 
 
+def _newest(conn, as_of: str, known) -> dict[str, str | None]:
+    """Every dated table's newest record (:func:`newest_dates`), reusing those the check already found
+    (``summary.newest``: the tables its rules read), so that a recorded check reads each table once."""
+    known = dict(known)
+    rest = newest_dates(conn, as_of, {t for t, _ in DATED} - set(known))
+    return {t: known[t] if t in known else rest[t] for t, _ in DATED if t in known or t in rest}
+
+
 def ran_rulesets(summary, code_ruleset: dict[str, str] | None) -> list[str]:
     """The chosen rule sets with at least one rule run; without a code->rule set map, those with a run
     code unless every chosen rule set plainly ran (nothing skipped, nothing selected away)."""
@@ -132,7 +140,7 @@ def record_run(conn, result, now: dt.datetime, first_event: int, code_ruleset: d
         **{sev: int(by_sev.get(sev, 0)) for sev in SEVERITIES},
         skipped=json.dumps([list(x) for x in get("skipped")], ensure_ascii=False),
         failures=json.dumps(failures, ensure_ascii=False),
-        newest=json.dumps(newest_dates(conn, as_of)), complete=int(not failures), scorecard=sc.digest,
+        newest=json.dumps(_newest(conn, as_of, get("newest", {}) or {})), complete=int(not failures), scorecard=sc.digest,
     )
     with transaction(conn):
         cur = conn.execute(f"INSERT INTO runs ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})", tuple(values.values()))
