@@ -112,7 +112,7 @@ def test_messages_that_were_untrue_or_garbled(pm):
     assert "technical" in single and "only the KA manager connects the two sides" not in single
     told = render_template(rules["no_complaint_channel"].message,
                            {"complaint_channel_state": "a complaint channel the client has not been told of"}, {}, AS_OF)
-    assert told.startswith("the client knows of no complaint channel as of 2026-10-31: there is a complaint channel")
+    assert told.startswith("this key account has a complaint channel the client has not been told of as of 2026-10-31: ")
     skipped = render_template(rules["stage_skipped"].message, {"pipeline_stage": "proposal", "skipped_stages": "analysis and visit"},
                               {}, AS_OF)
     assert "stage(s)" not in skipped and "without going through analysis and visit before the proposal" in skipped
