@@ -35,6 +35,10 @@ class Summary:
     min_severity: str = "info"
     select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
+    newest: Mapping[str, str | None] = field(default_factory=dict)  # {dated table the rules read: newest record on or before as_of}
+    stale_after_days: int = 0  # 0: no freshness warning
+    stale: tuple[tuple[str, str, int], ...] = ()  # (table, newest record date, days before as_of) past the limit
+    stale_rules: tuple[str, ...] = ()  # codes of rules run on a stale table: their windows reach past its newest record
 
     @property
     def complete(self) -> bool:
@@ -63,6 +67,19 @@ class Summary:
             reasons.setdefault(reason, []).append(code)
         out = [_("skipped {codes}: {reason}").format(codes=", ".join(codes), reason=reason) for reason, codes in reasons.items()]
         out += [_("FAILED {where}: {msg}").format(where=where, msg=msg) for where, msg in self.failures]
+        return self.warnings() + out
+
+    def warnings(self) -> list[str]:
+        """The stale-data warning (empty when every table the rules read is fresh): shown on stderr, in
+        Markdown and in digests' headers."""
+        if not self.stale:
+            return []
+        tables = ", ".join(f"{t} {d} ({n} days before)" for t, d, n in self.stale)
+        out = [f"WARNING stale data: newest records as of {self.as_of}: {tables}; more than {self.stale_after_days} days old, "
+               f"so alerts that count days since a record may be false (import fresher data, or set "
+               f"[check] stale_after_days in kamrules.toml: 0 silences this warning)"]
+        if self.stale_rules:
+            out.append(f"WARNING rules whose windows reach past the newest records: {', '.join(self.stale_rules)}")
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -72,6 +89,8 @@ class Summary:
             "rules_run": self.rules_run, "skipped": [list(s) for s in self.skipped],
             "failures": [list(f) for f in self.failures], "seconds": round(self.seconds, 3), "complete": self.complete,
             "codes": list(self.codes), "min_severity": self.min_severity, "select": list(self.select), "ignore": list(self.ignore),
+            "newest": dict(self.newest), "stale_after_days": self.stale_after_days,
+            "stale": [{"table": t, "newest": d, "days": n} for t, d, n in self.stale], "stale_rules": list(self.stale_rules),
         }
 
 
@@ -167,6 +186,8 @@ class CheckRequest:
     ``part_size``: accounts per part (see :mod:`kamrules.partition`); the alerts depend on neither.
     ``plugin_timeout``: seconds a provider's SQL or one ``derive`` call may run (None: 600).
     ``wait``: seconds to wait for another process writing the store (None: ``partition.BUSY_WAIT``).
+    ``stale_after_days``: warn when a table the rules read has no record in this many days before the as-of
+    date (0: never; setting ``[check] stale_after_days``).
     """
 
     as_of: str
@@ -180,6 +201,7 @@ class CheckRequest:
     batch_size: int = DEFAULT_BATCH
     plugin_timeout: float | None = None
     wait: float | None = None
+    stale_after_days: int = 14
 
     def __post_init__(self) -> None:
         for name in ("rulesets_dirs", "rulesets", "select", "ignore"):  # any iterable given: kept as a tuple
@@ -199,7 +221,7 @@ class CheckRequest:
                    select=tuple(select) or get("select", ()), ignore=tuple(ignore) or get("ignore", ()),
                    min_severity=min_severity or get("min_severity", "info"),
                    jobs=get("jobs", None) if jobs is None else jobs,
-                   **{"plugin_timeout": get("plugin_timeout", None), **other})
+                   **{"plugin_timeout": get("plugin_timeout", None), "stale_after_days": get("stale_after_days", 14), **other})
 
 
 @dataclass
@@ -243,6 +265,7 @@ class Evaluation:
     parts: list  # kamrules.partition.Part
     results: list  # PartResult, or partition.WorkerDied, per part in order
     portfolio_queries: dict
+    newest: dict | None = None  # {table: newest record date} of the tables the rules read (None: not yet known)
 
 
 def plan(store, request: CheckRequest, pm=None) -> Plan:
@@ -290,9 +313,12 @@ def plan(store, request: CheckRequest, pm=None) -> Plan:
     status = source.fact_status()
     for rule in rules:
         bad = [status[f] for f in rule.facts if f in status and status[f].state != "ok"]
+        gap = next((source.column_gaps[f] for f in rule.facts if f in source.column_gaps), None)
         if bad:
             st = bad[0]
             skipped.append((rule.code, st.reason if st.state == "unavailable" else f"fact provider {st.name} failed"))
+        elif gap:
+            skipped.append((rule.code, gap))
         else:
             runnable.append(rule)
     try:
@@ -322,11 +348,12 @@ def evaluate(plan: Plan, parts=None, progress=None) -> Evaluation:
     task = PartTask(store, plan.source, plan.compiled, plan.account_engine, request.as_of, request.min_severity,
                     request.batch_size, plan.portfolio_engine is not None)
 
-    def portfolio_queries() -> dict:
-        return plan.source.portfolio_queries() if plan.portfolio_engine is not None else {}
+    def meanwhile() -> tuple:  # in this process while the workers check the accounts
+        queries = plan.source.portfolio_queries() if plan.portfolio_engine is not None else {}
+        return queries, newest_of(plan, plan.runnable)
 
-    results, queries = run_parts(parts, task, jobs, progress, meanwhile=portfolio_queries)
-    return Evaluation(list(parts), results, queries or {})
+    results, (queries, newest) = run_parts(parts, task, jobs, progress, meanwhile=meanwhile)
+    return Evaluation(list(parts), results, queries or {}, newest)
 
 
 def merge(plan: Plan, evaluation: Evaluation) -> CheckResult:
@@ -390,6 +417,7 @@ def merge(plan: Plan, evaluation: Evaluation) -> CheckResult:
             failures.append((f"rule {code} (message)", f"failed on {n} alerts in all"))
 
     alerts.sort(key=lambda a: (a.sort_key(), a.scope_key))
+    newest, stale, stale_rules = freshness(plan, runnable, evaluation.newest)
     by_sev = Counter(a.severity for a in alerts)
     by_rs = Counter(a.ruleset for a in alerts)
     summary = Summary(
@@ -398,9 +426,59 @@ def merge(plan: Plan, evaluation: Evaluation) -> CheckResult:
         rulesets=tuple(rs.name for rs in plan.chosen), rules_run=len(plan.rules) - len(skipped),
         skipped=tuple(skipped), failures=tuple(failures), seconds=time.perf_counter() - plan.started,
         codes=tuple(r.code for r in runnable), min_severity=request.min_severity, select=tuple(plan.select),
-        ignore=tuple(plan.ignore),
+        ignore=tuple(plan.ignore), newest=newest, stale_after_days=request.stale_after_days or 0, stale=stale,
+        stale_rules=stale_rules,
     )
     return CheckResult(alerts=alerts, summary=summary, as_of=request.as_of)
+
+
+def _reads(plan: Plan, runnable) -> dict[str, set]:
+    """{rule code: the tables its facts come from} (a provider's ``requires`` and those of its ``after``)."""
+    by_name = {p.name: p for p in plan.providers}
+    tables: dict[str, set] = {}
+    for p in plan.providers:  # in order: those of ``after`` come first; a derive reads their facts, so their tables
+        tables[p.name] = set(p.requires).union(*(tables.get(n, set()) for n in p.after))
+    producer = {f: p.name for p in by_name.values() for f in tuple(p.facts) + tuple(p.derived)}
+    return {r.code: {t for f in r.facts if f in producer for t in tables[producer[f]]} for r in runnable}
+
+
+def newest_of(plan: Plan, runnable) -> dict:
+    """{dated table the rules read: its newest record on or before the as-of date} (kamrules.runs.newest_dates)."""
+    from kamrules.runs import newest_dates
+
+    import sqlite3
+
+    used = set().union(*_reads(plan, runnable).values()) if runnable else set()
+    try:
+        return newest_dates(plan.store.conn, plan.request.as_of, used) if used else {}
+    except sqlite3.Error:  # a store whose tables lack the contract's date columns: no claim about freshness
+        return {}
+
+
+def freshness(plan: Plan, runnable, newest: dict | None = None) -> tuple[dict, tuple, tuple]:
+    """``(newest, stale, stale_rules)`` of a check: the newest record on or before the as-of date of each dated
+    table the run rules read (through their facts' providers' ``requires``), those more than
+    ``request.stale_after_days`` days before it, and the rules reading them. ``newest``: as computed during
+    :func:`evaluate` (while the workers ran), for these ``runnable`` rules or more."""
+    import datetime as dt
+
+    reads = _reads(plan, runnable)
+    used = set().union(*reads.values()) if reads else set()
+    newest = {t: d for t, d in (newest_of(plan, runnable) if newest is None else newest).items() if t in used}
+    limit = plan.request.stale_after_days or 0
+    stale = []
+    if limit > 0:
+        as_of = dt.date.fromisoformat(plan.request.as_of[:10])
+        for table, day in sorted(newest.items()):
+            try:
+                n = (as_of - dt.date.fromisoformat(str(day)[:10])).days if day else 0
+            except ValueError:  # a date the import let through as text: no claim about it
+                continue
+            if n > limit:
+                stale.append((table, str(day)[:10], n))
+    old = {t for t, _, _ in stale}
+    stale_rules = tuple(sorted(code for code, read in reads.items() if read & old))
+    return dict(sorted(newest.items())), tuple(stale), stale_rules
 
 
 def run(store, request: CheckRequest, pm=None, progress=None) -> CheckResult:

@@ -171,11 +171,12 @@ def _alert(rule: Rule, v: Variant, facts: Mapping[str, Any], as_of: str, portfol
     evidence.update(v.thresholds)
     alert = Alert(
         ruleset=rule.ruleset, code=rule.code, rule=rule.name, severity=v.severity, message=message,
-        action=rule.action, as_of=as_of,
+        action=rule.action_for(facts, v.thresholds) if rule.actions else rule.action, as_of=as_of,
         account_id=facts.get("account_id"),  # a portfolio row may name its account (PORTFOLIO_ADDRESS)
         account_name=facts.get("account_name") if portfolio else facts.get("name"),
         owner=facts.get("owner"), owner_email=facts.get("owner_email"),
         evidence=evidence, scope_key=str(facts.get("scope_key", "")) if portfolio else "",
+        revenue_12m=None if portfolio else facts.get("revenue_12m"),
     )
     # computed here, in the worker, not in the parent's output; stored where the cached_property keeps it
     # (its first access takes a lock on Python 3.11)

@@ -42,6 +42,8 @@ class CheckSettings:
     plugin_timeout: Annotated[float, Field(gt=0)] = 600.0  # seconds a provider's SQL or one derive call may run
     # the matcher: durable_rules where it imports ("auto"), or explicitly "durable" / "python" (also $KAMRULES_ENGINE)
     engine: Literal["auto", "durable", "python"] = "auto"
+    # warn when a table's newest record is more than this many days before the as-of date; 0: never warn
+    stale_after_days: Annotated[int, Field(ge=0, le=36500)] = 14
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")

@@ -87,6 +87,7 @@ def _verdicts(p: Plan, source, book, facts) -> list[RuleVerdict]:
         for rule in rs.rules:
             base = dict(ruleset=rule.ruleset, code=rule.code, rule=rule.name)
             bad = [status[f] for f in rule.facts if f in status and status[f].state != "ok"]
+            gap = next((source.column_gaps[f] for f in rule.facts if f in source.column_gaps), None)
             if not rule.enabled:
                 verdicts.append(RuleVerdict(**base, status="disabled", reason="enabled: false in its rule-set file"))
             elif rule.scope == "portfolio" and not bad and book is None:
@@ -106,6 +107,8 @@ def _verdicts(p: Plan, source, book, facts) -> list[RuleVerdict]:
                 st = bad[0]
                 why = st.reason if st.state == "unavailable" else f"fact provider {st.name} failed: {st.reason}"
                 verdicts.append(RuleVerdict(**base, status="skipped", reason=f"skipped: {why}"))
+            elif gap:
+                verdicts.append(RuleVerdict(**base, status="skipped", reason=f"skipped: {gap}"))
             else:
                 v = evaluate(rule, facts)
                 verdicts.append(RuleVerdict(**base, status="fired" if v.fired else "not_fired", severity=v.severity,

@@ -42,6 +42,11 @@ class FactProvider:
     portfolio row; a read-only mapping, not a copy) and returns extra facts
     computed in Python.
 
+    ``requires_columns`` maps ``"table.column"`` to the facts that need that column to hold a value in
+    some row: when the column is missing or NULL in every row, rules using those facts are skipped (the
+    summary says which column), e.g. ``{"activities.cost": ("service_cost_12m",)}``: a book exported
+    without activity costs has a service cost of 0 everywhere, which is no evidence of low cost.
+
     ``inputs`` names further columns of ``sql`` (account scope) that ``derive``
     reads but that are not facts: they are in the dict ``derive`` gets and are
     removed after every provider's ``derive`` has run (e.g. a list of dates that
@@ -86,6 +91,7 @@ class FactProvider:
     inputs: tuple[str, ...] = ()  # SQL columns only ``derive`` sees (not facts)
     over: str = "store"  # or "account_facts": totals over the account facts (portfolio scope)
     after: tuple[str, ...] = ()  # providers whose facts ``derive`` reads (ordering)
+    requires_columns: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if self.scope not in ("account", "portfolio", "book"):
@@ -174,6 +180,28 @@ def ordered(providers: Sequence[FactProvider]) -> tuple[FactProvider, ...]:
     return tuple(out)
 
 
+def column_gaps(store, providers) -> dict[str, str]:
+    """{fact: why it has no data} for the facts of ``requires_columns`` whose column is absent or NULL in every
+    row (one probe per column: an index-free scan only when the column really is empty)."""
+    out: dict[str, str] = {}
+    seen: dict[str, str | None] = {}
+    for p in providers:
+        for spec, facts in dict(p.requires_columns).items():
+            if spec not in seen:
+                table, _, col = spec.partition(".")
+                if not store.table_exists(table) or not store.has_rows(table):
+                    seen[spec] = None  # the table's own absence is reported by ``requires``
+                elif col not in store.columns(table):
+                    seen[spec] = f"no column {spec}"
+                else:
+                    found = store.conn.execute(f"SELECT EXISTS (SELECT 1 FROM {_q(table)} WHERE {_q(col)} IS NOT NULL)").fetchone()[0]
+                    seen[spec] = None if found else f"no values in column {spec} (NULL in every row)"
+            if seen[spec]:
+                for f in facts:
+                    out.setdefault(f, seen[spec])
+    return out
+
+
 def account_columns(store) -> list[str]:
     """Fact names of the account's own columns (``id`` is ``account_id``)."""
     return [ACCOUNT_FACT_RENAMES.get(c, c) for c in store.columns("accounts")]
@@ -216,6 +244,7 @@ class FactSource:
                     st.state, st.reason = "unavailable", (f"no rows in table {t}" if store.table_exists(t) else f"no table {t}")
                     break
             self.status[p.name] = st
+        self.column_gaps = column_gaps(store, providers)
         produced = {f for p in providers for f in tuple(p.facts) + tuple(p.derived)}
         clash = set(self.columns) & produced
         bad_inputs = sorted((set(self.columns) | produced) & {f for p in providers for f in p.inputs})

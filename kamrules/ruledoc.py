@@ -49,8 +49,10 @@ def _rule(r) -> list[str]:
         out.append(f"- **`{name}`:** {_value(v)}" + (f" (tiers: {tiers})" if tiers else ""))
     if r.message:
         out.append(f"- **Message:** `{r.message}`")
+    for cond, text in r.actions:
+        out.append(f"- **Action when `{cond.text}`:** {text}")
     if r.action:
-        out.append(f"- **Action:** {r.action}")
+        out.append(f"- **Action{' otherwise' if r.actions else ''}:** {r.action}")
     if r.source:
         out.append(f"- **Source:** {r.source}")
     return out + [""]

@@ -16,7 +16,7 @@ import yaml
 from kamrules.alerts import SEVERITIES, SEVERITY_RANK
 from kamrules.conditions import Condition, ConditionError, numberlike, parse_condition
 from kamrules.errors import InputError, Problem
-from kamrules.messages import control_problem, template_problems
+from kamrules.messages import control_problem, human, template_problems
 
 CODE_RE = re.compile(r"^[A-Z]{2,5}[0-9]{3}$")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -62,6 +62,15 @@ class Rule:
     line: int | None = None
     message_line: int | None = None
     message_column: int | None = None
+    # the actions chosen by a condition, in order (``action`` is the default): ((condition, text), ...)
+    actions: tuple[tuple[Condition, str], ...] = ()
+
+    def action_for(self, facts: Mapping[str, Any], thresholds: Mapping[str, Any]) -> str:
+        """The first action whose condition holds on ``facts``, else the default ``action``."""
+        for cond, text in self.actions:
+            if cond.holds(facts, thresholds):
+                return text
+        return self.action
 
     @property
     def facts(self) -> tuple[str, ...]:
@@ -110,7 +119,8 @@ class Rule:
             "code": self.code, "name": self.name, "ruleset": self.ruleset, "scope": self.scope,
             "enabled": self.enabled, "severity": self.severity, "severities": sorted({v.severity for v in self.variants()}, key=SEVERITY_RANK.get),
             "when": [c.text for c in self.when], "thresholds": _plain(self.thresholds), "tiers": _plain(self.tiers),
-            "message": self.message, "action": self.action, "description": self.description, "source": self.source,
+            "message": self.message, "action": self.action,
+            "actions": [{"when": c.text, "text": t} for c, t in self.actions], "description": self.description, "source": self.source,
             "file": self.file, "line": self.line,
         }
 
@@ -144,7 +154,7 @@ def message_fields(template: str) -> tuple[str, ...]:
     out = []
     for _, name, _, _ in string.Formatter().parse(template):
         if name:
-            base = re.split(r"[.\[]", name, maxsplit=1)[0]
+            base = re.split(r"[.\[|]", name, maxsplit=1)[0]
             if base not in out:
                 out.append(base)
     return tuple(out)
@@ -385,7 +395,7 @@ def _parse_rule(doc: _Doc, r: Any, path: tuple, ruleset: str) -> Rule | None:
     if message:
         for bad in template_problems(message):
             doc.problem(path + ("message",), f"message: {bad}")
-    action = _str(doc, r, "action", path, required=True)
+    action, actions = _parse_action(doc, r, path, thresholds)
     _check_ordering(doc, path, when, thresholds, tiers)
     # per-severity values must agree on their severities, tier by tier
     for tier in [None] + list(tiers):
@@ -407,8 +417,55 @@ def _parse_rule(doc: _Doc, r: Any, path: tuple, ruleset: str) -> Rule | None:
         code=code, name=name, ruleset=ruleset, severity=severity, when=tuple(when), message=message, action=action,
         description=description, source=source,
         scope=scope, enabled=enabled, thresholds=thresholds, tiers=tiers, file=doc.path, line=doc.marks[path][0],
-        message_line=mline, message_column=mcol,
+        message_line=mline, message_column=mcol, actions=actions,
     )
+
+
+def _parse_action(doc: _Doc, r: dict, path: tuple, thresholds: Mapping) -> tuple[str, tuple]:
+    """``action:`` as one text, or a list of ``{when: CONDITION, text: ...}`` ending with ``{text: ...}`` (the
+    default): the first whose condition holds on the alert's facts is the alert's action."""
+    raw = r.get("action")
+    if not isinstance(raw, list):
+        return _str(doc, r, "action", path, required=True), ()
+    ap = path + ("action",)
+    expected = "(expected a list of {when: CONDITION, text: ...} ending with one {text: ...}, the default)"
+    if not raw:
+        doc.problem(ap, f"action: an empty list {expected}")
+        return "", ()
+    default, actions = "", []
+    for i, item in enumerate(raw):
+        ip = ap + (i,)
+        if not isinstance(item, dict):
+            doc.problem(ip, f"action {i + 1}: {_type_name(item)} {expected}")
+            continue
+        for key in item:
+            if key not in ("when", "text"):
+                doc.problem(ip + (key,), f"unknown key {key!r} in an action (expected when and text)", key=True)
+        text = _str(doc, item, "text", ip, required=True)
+        last = i == len(raw) - 1
+        if "when" not in item:
+            if not last:
+                doc.problem(ip, f"action {i + 1} has no when: but is not the last {expected}")
+            default = text
+            continue
+        if last:
+            doc.problem(ip, f"the last action has a when: {expected}")
+        cond_text = item["when"]
+        line, col = doc.marks.get(ip + ("when",), (None, None))
+        if not isinstance(cond_text, str):
+            doc.problem(ip + ("when",), f"when: {_type_name(cond_text)} (expected one condition \"FACT OP OPERAND\")")
+            continue
+        base = 1 if ip + ("when",) in doc.quoted else 0
+        try:
+            cond = parse_condition(cond_text, line, (col or 0) + base)
+        except ConditionError as e:
+            doc.problem(ip + ("when",), f"{e} in condition {cond_text!r}", offset=base + e.offset)
+            continue
+        if cond.threshold and cond.threshold not in thresholds:
+            doc.problem(ip + ("when",), f"unknown threshold ${cond.threshold} (expected one of: {', '.join(thresholds) or 'none defined under thresholds:'})")
+            continue
+        actions.append((cond, text))
+    return default, tuple(actions)
 
 
 def parse_ruleset(path: str | Path, text: str | None = None, builtin: bool = False) -> RuleSet:
@@ -465,7 +522,7 @@ def check_facts(rulesets: Iterable[RuleSet], known: Mapping[str, set[str]]) -> l
     for rs in rulesets:
         for rule in rs.rules:
             names = known.get(rule.scope, set())
-            for c in rule.when:
+            for c in rule.when + tuple(c for c, _ in rule.actions):
                 for f in c.facts:
                     if f not in names:
                         problems.append(Problem(rule.file, c.line, f"rule {rule.code}: unknown fact {f!r} (expected a fact of a registered provider{_close(f, names)})", c.column))
@@ -561,11 +618,11 @@ class Verdict:
         c = self.failed
         if self.actual is None and c.op not in ("is missing", "is present"):
             return f"not fired: `{c.describe(self.thresholds)}` is false: {c.fact} has no value"
-        shown = "missing" if self.actual is None else _show(self.actual)
+        shown = "has no value" if self.actual is None else "= " + _show(self.actual)
         extra = ""
         if c.ref_kind == "fact":
-            extra = f", {c.ref} = {'missing' if self.other is None else _show(self.other)}"
-        return f"not fired: `{c.describe(self.thresholds)}` is false ({c.fact} = {shown}{extra})"
+            extra = f", {c.ref} {'has no value' if self.other is None else '= ' + _show(self.other)}"
+        return f"not fired: `{c.describe(self.thresholds)}` is false ({c.fact} {shown}{extra})"
 
     other: Any = None
     conditions: tuple[Condition, ...] = ()
@@ -573,7 +630,10 @@ class Verdict:
 
 
 def _show(v: Any) -> str:
-    return f"{v:.6g}" if isinstance(v, float) else repr(v)
+    """A fact's value in a verdict: numbers for people (kamrules.messages.human), text quoted."""
+    if v is None:
+        return "no value"
+    return repr(v) if isinstance(v, str) else human(v)
 
 
 def evaluate(rule: Rule, facts: Mapping[str, Any]) -> Verdict:

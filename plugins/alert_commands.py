@@ -140,13 +140,13 @@ def register(cli: click.Group) -> None:
             return _echo_json({**r, "alert": alert, "events": events})
         echo(term(f"{r['fingerprint']}  {r['status']}  {r['severity']}  {r['code']} {r['rule']} ({r['ruleset']})"))
         echo(term(f"account:  {r['account_name'] or '(portfolio)'} {('(' + r['account_id'] + ')') if r['account_id'] else ''}"))
-        echo(term(f"owner:    {r['owner'] or '-'} {r['owner_email'] or ''}"))
+        echo(term(f"owner:    {r['owner'] or '(no owner)'} {r['owner_email'] or ''}".rstrip()))
         echo(f"message:  {term(r['message'])}")
         echo(f"action:   {term(alert.get('action', ''))}")
-        from kamrules.lifecycle.digest import fmt_number
+        from kamrules.messages import human
 
-        for k, v in (alert.get("evidence") or {}).items():
-            echo(f"  {term(k)} = {term(fmt_number(v))}")
+        for k, v in (alert.get("evidence") or {}).items():  # rounded for people (full values: --format json)
+            echo(f"  {term(k)}: {term(v if isinstance(v, str) else '(no value)' if v is None else human(v))}")
         echo(f"first seen {r['first_seen']} (as of {r['first_as_of']}), last seen {r['last_seen']} (as of {r['last_as_of']}), "
                    f"episode {r['episode']}, last notified {r['last_notified'] or 'never'}")
         for e in events:

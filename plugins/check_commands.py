@@ -398,7 +398,10 @@ def render_explanation(ex) -> str:
     from kamrules.termtable import pad, truncate, width, wrap
 
     out = [f"account {term(ex.account_id)} as of {term(ex.as_of)}", "", "facts:"]
-    facts = {term(k): term(repr(v) if isinstance(v, float) else v) for k, v in ex.facts.items()}
+    from kamrules.messages import human
+
+    # numbers rounded for people (full values: --format json); a missing fact says so
+    facts = {term(k): term(v if isinstance(v, str) else "(no value)" if v is None else human(v)) for k, v in ex.facts.items()}
     w = max((width(k) for k in facts), default=0)
     for k, v in facts.items():
         out.append(f"  {pad(k, w)}  {truncate(v, 76 - w)}")

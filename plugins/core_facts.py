@@ -99,6 +99,8 @@ ACTIVITY_SUMMARY = FactProvider(
     name="activity_summary",
     description="Contact recency and volume, visits, executive meetings and service cost (activities.cost, 12 months).",
     requires=("activities",),
+    # a book exported without activity costs: its service cost is unknown, not zero (cost_to_serve is skipped)
+    requires_columns={"activities.cost": ("service_cost_12m",)},
     facts=(
         "days_since_activity",
         "last_activity",

@@ -9,6 +9,7 @@ from itertools import groupby
 from typing import Iterable, Iterator, Sequence
 
 from kamrules import hookimpl
+from kamrules.alerts import urgent_order
 from kamrules.formats import OutputFormat, items_format
 from kamrules.i18n import _, get_lang, label, ngettext
 from kamrules.termtable import pad, width, wrap
@@ -127,12 +128,15 @@ _md = markdown  # HTML, pipes, controls and bidi controls escaped; one line
 
 
 def render_markdown(alerts: Sequence, summary) -> str:
+    """One table per owner, most urgent first (kamrules.alerts.urgent_order)."""
     out = []
     if summary is not None:
         out += [_("# kamrules check as of {as_of}").format(as_of=summary.as_of), "", _md(summary.line()), ""]
+        warnings = summary.warnings() if hasattr(summary, "warnings") else []  # stale data (docs/cli.md)
+        out += [f"**{_md(line)}**" for line in warnings] + ([""] if warnings else [])
     if not alerts:
         return "\n".join(out + [_("No alerts."), ""])
-    for owner, group in groupby(alerts, key=lambda a: a.owner):
+    for owner, group in groupby(urgent_order(alerts), key=lambda a: a.owner):
         group = list(group)
         head = owner or _("(no owner)")
         email = group[0].owner_email
@@ -149,7 +153,8 @@ SEV_LABEL = {"critical": "CRIT", "warning": "WARN", "info": "info"}
 
 
 def render_table(alerts: Sequence, summary, max_width: int = WIDTH, health: dict | None = None) -> str:
-    """Grouped by owner, then account; messages wrapped to fit ``max_width`` columns. ``health``:
+    """Grouped by owner, then account, most urgent first (kamrules.alerts.urgent_order); messages wrapped
+    to fit ``max_width`` columns. ``health``:
     {account_id: text} shown after the account (its score and trend, when the check records a run).
 
     Store values are shown escaped (kamrules.textsafe.term): no terminal escape or bidi control gets through."""
@@ -160,7 +165,7 @@ def render_table(alerts: Sequence, summary, max_width: int = WIDTH, health: dict
     indent = 2 + 4 + 2 + code_w + 2  # "  " + label + "  " + code + "  "
     text_w = max(max_width - indent, 24)
     out: list[str] = []
-    for owner, by_owner in groupby(alerts, key=lambda a: a.owner):
+    for owner, by_owner in groupby(urgent_order(alerts), key=lambda a: a.owner):
         by_owner = list(by_owner)
         email = by_owner[0].owner_email
         title = term(f"{owner or _('(no owner)')}" + (f" <{email}>" if email else ""))

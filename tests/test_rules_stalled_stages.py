@@ -103,7 +103,7 @@ def test_incomplete_visit_record(book):
     assert sorted(alerts) == ["A"]
     assert alerts["A"].severity == "info"
     assert alerts["A"].message == (
-        "1 of 2 visits in the 6 months to 2026-10-31 have incomplete records "
+        "incomplete records on 1 of 2 visits in the 6 months to 2026-10-31 "
         "(0 without a contact, 0 without a duration, 1 without an attitude)"
     )
 
@@ -144,10 +144,10 @@ def test_stage_skipped(book):
     alerts = book.alerts("KAM404")
     assert sorted(alerts) == ["HALF", "LATE", "SKIP"]
     assert alerts["SKIP"].message == (
-        "reached proposal without the analysis and visit stage(s) before the proposal (as of 2026-10-31): "
+        "reached the proposal stage without going through analysis and visit before the proposal (as of 2026-10-31): "
         "price before needs"
     )
-    assert "without the visit stage(s)" in alerts["HALF"].message
+    assert "without going through visit before" in alerts["HALF"].message
 
 
 # -- KAM405 cold_streak ------------------------------------------------------------------
@@ -174,7 +174,7 @@ def test_cold_streak_counts_only_the_current_stage(book):
     alerts = book.alerts("KAM405")
     assert sorted(alerts) == ["A"]
     assert alerts["A"].message == (
-        f"the last 3 recorded attitudes since {book.ago(45)} are all cold, still in stage visit (as of 2026-10-31); limit 3"
+        f"the last 3 recorded attitudes since {book.ago(45)}: all cold, still in stage visit (as of 2026-10-31); limit 3"
     )
 
 

@@ -17,8 +17,11 @@ from typing import Sequence
 
 import jinja2
 
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 from kamrules import i18n
-from kamrules.alerts import SEVERITY_RANK
+from kamrules.alerts import urgent_order
 from kamrules.i18n import _, amount, get_lang
 from kamrules.lifecycle.notifiers import DueItem, Rendered
 
@@ -92,11 +95,12 @@ def route(items: Sequence[DueItem], settings) -> tuple[dict[str, list[DueItem]],
 
 
 def fmt_number(v):
+    """A number of the evidence as people read it (kamrules.messages.human); other values as they are."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return v
-    if isinstance(v, int) or float(v).is_integer():
-        return f"{int(v):,}"
-    return f"{v:,.2f}" if abs(v) >= 1 else f"{v:.3g}"
+    from kamrules.messages import human
+
+    return human(v)
 
 
 def number(v):
@@ -108,7 +112,9 @@ def number(v):
 
 def context(recipient: str, items: Sequence[DueItem], as_of: str, key: str) -> dict:
     """What the templates see (documented in docs/email.md)."""
-    ordered = sorted(items, key=lambda i: (i.alert.account_name or "\uffff", i.alert.account_id or "", i.status == "resolved", -SEVERITY_RANK[i.alert.severity], i.alert.code))
+    # most urgent first (kamrules.alerts.urgent_order): accounts by their most severe firing alert, then
+    # revenue, then name; within an account most severe first, resolved last
+    ordered = urgent_order(items, alert_of=lambda i: i.alert, rank_of=lambda i: -1 if i.status == "resolved" else i.alert.rank)
     groups: list[dict] = []
     for it in ordered:
         a = it.alert
@@ -136,7 +142,22 @@ def context(recipient: str, items: Sequence[DueItem], as_of: str, key: str) -> d
         "counts": {s: counts.get(s, 0) for s in ("critical", "warning", "info")},
         "resolved": sum(1 for i in items if i.status == "resolved"), "total": len(items),
         "lang": get_lang(), "html_lang": {"en": "zh", "zh": "zh-CN"}.get(get_lang(), get_lang()),  # en: as before
+        "warnings": list(_WARNINGS.get()),
     }
+
+
+_WARNINGS: ContextVar[tuple[str, ...]] = ContextVar("kamrules_digest_warnings", default=())
+
+
+@contextmanager
+def digest_warnings(lines):
+    """While rendering a check's digests, their header carries these lines (the stale-data warning of
+    kamrules.check.Summary.warnings); the notifier hook's signature stays as it is."""
+    token = _WARNINGS.set(tuple(lines or ()))
+    try:
+        yield
+    finally:
+        _WARNINGS.reset(token)
 
 
 @functools.lru_cache(maxsize=16)

@@ -10,6 +10,7 @@ from typing import Sequence
 from kamrules.alerts import SEVERITY_RANK
 from kamrules.errors import KamrulesError, StoreBusy
 from kamrules.lifecycle import history, outbox, silences
+from kamrules.lifecycle.digest import digest_warnings
 from kamrules.lifecycle.notifiers import DueItem, configured_notifiers, select_notifiers, unrouted_reason
 from kamrules.lifecycle.schema import connection_of, ensure_schema, parse_ts, rows, transaction, utcnow
 
@@ -205,7 +206,8 @@ def record_and_notify(store, result, notify: Sequence[str] = ("email",), setting
     for name, notifier in notifiers.items():
         try:
             items = due_items(conn, name, settings, now, route=notifier.route)
-            with runs.scores_for_digests(conn, run_id):  # the digest shows each account's score and trend
+            stale = getattr(getattr(result, "summary", None), "warnings", lambda: [])()  # stale data: in the digests' header
+            with runs.scores_for_digests(conn, run_id), digest_warnings(stale):  # and each account's score and trend
                 queued, missing, went = outbox.queue(conn, notifier, items, settings, as_of, now)
         except KamrulesError:
             raise  # bad settings or templates: exit 2
