@@ -14,9 +14,10 @@ import datetime as dt
 import re
 import sqlite3
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from kamrules.alerts import SEVERITIES, Alert
 from kamrules.errors import InputError

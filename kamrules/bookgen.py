@@ -281,7 +281,7 @@ class Account:
         for _ in stages[:-1]:
             dates.append(dates[-1] - rng.randint(7, 25))
         dates.reverse()
-        for stage, day in zip(stages, dates):
+        for stage, day in zip(stages, dates, strict=True):
             self.rows["stage_history"].append((self.id, stage, iso(day)))
         return dates[0]
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from kamrules.alerts import SEVERITIES, SEVERITY_RANK, Alert
+from kamrules.check_parts import CompiledRules, PartResult, PartTask, compile_engine, emit
 from kamrules.errors import EXIT_ALERTS, EXIT_INCOMPLETE, EXIT_OK, InputError
 from kamrules.facts import FactSource, account_columns, collect_providers
-from kamrules.check_parts import CompiledRules, PartResult, PartTask, compile_engine, emit
 from kamrules.messages import format_message  # noqa: F401 (part of this module's API)
 from kamrules.ruleset import EXTRA_FIELDS, RuleSet, check_facts, resolve
 
@@ -182,7 +183,7 @@ class CheckRequest:
     @classmethod
     def from_settings(cls, settings, as_of: str, *, rulesets_dirs: Iterable = (), select: Sequence[str] = (),
                       ignore: Sequence[str] = (), min_severity: str | None = None, jobs: int | None = None,
-                      **other) -> "CheckRequest":
+                      **other) -> CheckRequest:
         """The request ``kamrules check`` makes: the ``[check]`` settings (select, ignore, min_severity, jobs,
         plugin_timeout) and the configured rule-set folders, unless given here."""
         cfg = getattr(settings, "check", None)
@@ -220,7 +221,7 @@ class Plan:
     def close(self) -> None:
         self.source.close()
 
-    def __enter__(self) -> "Plan":
+    def __enter__(self) -> Plan:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -335,7 +336,7 @@ def merge(plan: Plan, evaluation: Evaluation) -> CheckResult:
     failed: set[str] = set()
     checked = 0
     rows = None
-    for part, r in zip(evaluation.parts, evaluation.results):
+    for part, r in zip(evaluation.parts, evaluation.results, strict=True):
         if not isinstance(r, PartResult):
             failures.append((f"check worker (accounts {part.lo or 'first'} to {part.hi or 'last'})", r.reason))
             continue
@@ -371,7 +372,7 @@ def merge(plan: Plan, evaluation: Evaluation) -> CheckResult:
         except EngineError as e:
             failures.append(("rules engine (portfolio)", str(e)))
             fired = [set() for _ in rows]
-        for facts, keys in zip(rows, fired):
+        for facts, keys in zip(rows, fired, strict=True):
             emit(plan.compiled, facts, keys, True, request.min_severity, request.as_of, alerts, msg_failed, failures)
     derive_errors.update(source.derive_error_counts())
     for name, n in sorted(derive_errors.items()):

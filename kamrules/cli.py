@@ -54,7 +54,7 @@ class KamrulesGroup(click.Group):
 
                 configure(None if env.settings.check.engine == "auto" else env.settings.check.engine)
         except KamrulesError as e:
-            raise CliError(e.render(), e.exit_code)
+            raise CliError(e.render(), e.exit_code) from e
         for where, what in self.plugin_failures:  # the other commands still run; this one's are missing
             click.echo(f"Warning: {where} failed: {what} (its commands are not available)", err=True)
         extra.setdefault("obj", env)

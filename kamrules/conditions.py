@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 OPERATORS = ("==", "!=", "<", "<=", ">", ">=", "in", "not in", "is missing", "is present")
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"

@@ -183,11 +183,11 @@ def load_settings(path: str | os.PathLike | None = None, environ: dict | None = 
             text = p.read_text(encoding="utf-8-sig")
             data = tomllib.loads(text)
         except FileNotFoundError:
-            raise InputError(f"{p}: config file not found")
+            raise InputError(f"{p}: config file not found") from None
         except UnicodeDecodeError as e:
-            raise InputError(f"{p}: not UTF-8 text (byte {e.start})")
+            raise InputError(f"{p}: not UTF-8 text (byte {e.start})") from e
         except tomllib.TOMLDecodeError as e:
-            raise InputError(f"{p}: invalid TOML: {e}")
+            raise InputError(f"{p}: invalid TOML: {e}") from e
         data = dict(data)
         data["source"] = str(p)
     email = dict(data.get("email", {}))
@@ -215,4 +215,4 @@ def load_settings(path: str | os.PathLike | None = None, environ: dict | None = 
             if err["type"] == "unexpected_keyword_argument":  # a key no dataclass of the settings has
                 msg = f"unknown setting (expected one of {', '.join(_names_at(err['loc'][:-1]))})"
             problems.append(Problem(str(path or "environment"), _line_of(text, leaf) if text else None, f"{key}: {msg}"))
-        raise InputError(f"{path or 'environment'}: invalid settings", problems)
+        raise InputError(f"{path or 'environment'}: invalid settings", problems) from e

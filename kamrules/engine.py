@@ -41,9 +41,10 @@ import re
 import sys
 import threading
 import uuid
-from decimal import Decimal
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kamrules.conditions import Condition, _norm
 from kamrules.errors import InputError
@@ -110,7 +111,7 @@ def import_error() -> str | None:
 _HOST: Any = None
 _LOCK = threading.RLock()
 _SIDS = itertools.count(1)
-_COMPILED: dict[str, "CompiledRules"] = {}
+_COMPILED: dict[str, CompiledRules] = {}
 
 
 def _host() -> Any:

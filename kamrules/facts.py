@@ -9,10 +9,10 @@ import signal
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Callable, Iterator, Mapping, Sequence
 
 DEFAULT_PLUGIN_TIMEOUT = 600.0  # seconds; setting [check] plugin_timeout
 
@@ -223,7 +223,7 @@ class FactSource:
 
             raise PluginError(f"facts {sorted(clash)} have the names of account columns (expected other names)")
 
-    def bound_to(self, store, failures: list) -> "FactSource":
+    def bound_to(self, store, failures: list) -> FactSource:
         """A copy computing the same facts through another store connection (a worker's, restricted to
         a range of accounts): same provider status and book facts, its own temp tables, failures and derive counts."""
         other = copy.copy(self)
@@ -305,7 +305,7 @@ class FactSource:
         finally:
             conn.set_progress_handler(None, 0)
 
-    def prepare(self) -> "FactSource":
+    def prepare(self) -> FactSource:
         conn = self.store.conn
         for p in self.account_providers:
             if self.status[p.name].state != "ok" or not p.sql or self._timed_out(p):  # derive-only: nothing to run
@@ -405,7 +405,7 @@ class FactSource:
         book = self.book
         with _DeriveWatch(self.timeout if steps else None):
             for row in cur:
-                facts = {n: v for n, v in zip(names, row) if v is not None}
+                facts = {n: v for n, v in zip(names, row, strict=True) if v is not None}
                 if book:
                     facts.update(book)
                 view = MappingProxyType(facts)  # live: later derivers see earlier ones' facts
@@ -513,7 +513,7 @@ class FactSource:
                 pass
         self._tables.clear()
 
-    def __enter__(self) -> "FactSource":
+    def __enter__(self) -> FactSource:
         return self.prepare()
 
     def __exit__(self, *exc) -> None:
@@ -534,7 +534,7 @@ class _DeriveWatch:
         self.seconds = seconds
         self.active = False
 
-    def __enter__(self) -> "_DeriveWatch":
+    def __enter__(self) -> _DeriveWatch:
         if not self.seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
             return self
         self.seen, self.count = None, 0

@@ -134,7 +134,7 @@ class _DirSink:
                 self.writers[name].writerows(items)
             else:
                 cols = COLUMNS[name]
-                self.files[name].writelines(json.dumps(dict(zip(cols, row)), ensure_ascii=False) + "\n" for row in items)
+                self.files[name].writelines(json.dumps(dict(zip(cols, row, strict=True)), ensure_ascii=False) + "\n" for row in items)
 
     def close(self) -> None:
         for f in self.files.values():

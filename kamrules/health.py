@@ -14,9 +14,10 @@ causes below it) and a worse severity never raises it (the sorted sum is the max
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from kamrules.scorecard import Model, Scorecard, load_scorecard
 
@@ -88,7 +89,7 @@ def compute(hits: Sequence[Hit], model: Model, ran: Iterable[str] | None = None)
         s = sum(terms)
         cost = budgets[rs] * min(1.0, s)
         lost[rs] = cost
-        for t, (_, h) in zip(terms, items):
+        for t, (_, h) in zip(terms, items, strict=True):
             drivers.append(Driver(h.code, h.ruleset, h.rule, h.severity, round(cost * t / s, 1) if s > 0 else 0.0))
     drivers.sort(key=lambda d: (-d.points, d.code))
     return 100.0 - sum(lost.values()), tuple(drivers), budgets, lost

@@ -11,7 +11,8 @@ none). Each condition is compiled once into a closure with its threshold bound.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from kamrules.conditions import Condition, _norm
 

@@ -7,9 +7,10 @@ import json
 import math
 import re
 import string
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -21,6 +22,7 @@ from kamrules.messages import control_problem, template_problems
 CODE_RE = re.compile(r"^[A-Z]{2,5}[0-9]{3}$")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 from kamrules.vocab import TIERS  # noqa: E402 (re-exported: kamrules.ruleset.TIERS)
+
 SCOPES = ("account", "portfolio")
 TOP_KEYS = {"ruleset": "the rule set's name", "description": "text", "source": "text", "rules": "a list of rules"}
 RULE_KEYS = ("code", "name", "description", "source", "scope", "enabled", "severity", "when", "thresholds", "tiers", "message", "action")
@@ -184,9 +186,9 @@ class _Doc:
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
-            raise InputError(f"{path}: invalid YAML", [Problem(path, line, f"invalid YAML: {getattr(e, 'problem', e)}", col)])
+            raise InputError(f"{path}: invalid YAML", [Problem(path, line, f"invalid YAML: {getattr(e, 'problem', e)}", col)]) from e
         except RecursionError:  # thousands of nested [ or {: no rule file is like that
-            raise InputError(f"{path}: invalid rule-set file", [Problem(path, 1, "nested too deeply (expected a mapping with ruleset:, rules:)", 1)])
+            raise InputError(f"{path}: invalid rule-set file", [Problem(path, 1, "nested too deeply (expected a mapping with ruleset:, rules:)", 1)]) from None
 
     def _refuse_aliases(self, text: str) -> None:
         """Anchors (&a) and aliases (*a) are refused before anything is built: a few hundred bytes of
@@ -418,9 +420,9 @@ def parse_ruleset(path: str | Path, text: str | None = None, builtin: bool = Fal
         try:
             text = Path(path).read_text(encoding="utf-8-sig") if isinstance(path, (str, Path)) else path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise InputError(f"{spath}: rule-set file not found")
+            raise InputError(f"{spath}: rule-set file not found") from None
         except UnicodeDecodeError as e:
-            raise InputError(f"{spath}: not UTF-8 text (byte {e.start})")
+            raise InputError(f"{spath}: not UTF-8 text (byte {e.start})") from e
     doc = _Doc(spath, text)
     data = doc.data
     if not isinstance(data, dict):

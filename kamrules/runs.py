@@ -58,7 +58,8 @@ def _tables(conn) -> set[str]:
 
 def migrate(store) -> None:
     """Migration step 3 (kamrules.migrations): runs, health_scores, alert_events.run_id; inside the caller's transaction."""
-    from kamrules.lifecycle.schema import connection_of, migrate as lifecycle_migrate
+    from kamrules.lifecycle.schema import connection_of
+    from kamrules.lifecycle.schema import migrate as lifecycle_migrate
 
     conn = connection_of(store)
     lifecycle_migrate(conn)  # idempotent: a store opened without step 2 still gets alert_events

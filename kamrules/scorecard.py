@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from kamrules.alerts import SEVERITIES
 from kamrules.errors import InputError
@@ -97,11 +98,11 @@ def load_scorecard(path: str | Path | None = None) -> Scorecard:
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise InputError(f"{path}: scorecard file not found")
+        raise InputError(f"{path}: scorecard file not found") from None
     except IsADirectoryError:
-        raise InputError(f"{path}: is a folder (expected a scorecard YAML file)")
+        raise InputError(f"{path}: is a folder (expected a scorecard YAML file)") from None
     except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not UTF-8 text (byte {e.start})")
+        raise InputError(f"{path}: not UTF-8 text (byte {e.start})") from e
     return parse_scorecard(str(path), text)
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from kamrules.contract import Table
 from kamrules.errors import InputError, PluginError
@@ -39,7 +40,7 @@ class Store:
 
     # -- opening -----------------------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike, pm=None, migrations=None, adopt: bool = False) -> "Store":
+    def open(cls, path: str | os.PathLike, pm=None, migrations=None, adopt: bool = False) -> Store:
         """Open (creating if missing) the store at ``path`` and bring its schema up to date.
 
         A SQLite file that is not a kamrules store (see :func:`foreign_reason`) is refused
@@ -156,7 +157,7 @@ class Store:
         cursor = self.conn.execute(sql, params if params is not None else ())
         names = [d[0] for d in cursor.description or ()]
         for row in cursor:
-            yield dict(zip(names, row))
+            yield dict(zip(names, row, strict=True))
 
     def columns(self, table: str) -> list[str]:
         """Column names of ``table`` as stored (contract columns plus any kept extra columns)."""
@@ -175,7 +176,7 @@ class Store:
             self.conn.close()
             self.conn = None
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc) -> None:
