@@ -62,6 +62,6 @@ class Alert:
         del d["scope_key"]
         return d
 
-    def sort_key(self):
+    def sort_key(self) -> tuple[str, str, str, int, str]:
         return (self.owner or "", self.account_name or "", self.account_id or "", -self.rank, self.code)
 
