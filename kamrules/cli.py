@@ -40,7 +40,7 @@ class KamrulesGroup(click.Group):
     def make_context(self, info_name, args, parent=None, **extra):
         env = Env(
             plugins_dirs=tuple(_scan_option(args, "--plugins-dir")),
-            config_path=(_scan_option(args, "--config") or [None])[-1],
+            config_path=next(reversed(_scan_option(args, "--config")), None),  # the last one given
         )
         from kamrules.plugins import register_commands
 

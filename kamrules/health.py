@@ -14,7 +14,7 @@ causes below it) and a worse severity never raises it (the sorted sum is the max
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -67,7 +67,7 @@ class AccountScore:
 def _hit(a) -> Hit:
     if isinstance(a, Hit):
         return a
-    get = a.get if isinstance(a, Mapping) else (lambda k: getattr(a, k))
+    get: Callable[[str], Any] = a.get if isinstance(a, Mapping) else (lambda k: getattr(a, k))
     return Hit(get("ruleset"), get("code"), get("rule"), get("severity"))
 
 
@@ -144,7 +144,7 @@ def score_alerts(conn, alerts: Iterable, scorecard: Scorecard, ran: Iterable[str
         if a.account_id:
             by_account.setdefault(a.account_id, []).append(_hit(a))
     ids = sorted(by_account)
-    tiers: dict[str, tuple] = {}
+    tiers: dict[str, tuple[Any, Any]] = {}  # account id -> (tier, segment)
     for i in range(0, len(ids), 500):
         chunk = ids[i:i + 500]
         for acc, tier, segment in conn.execute(

@@ -6,6 +6,7 @@ import csv
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from kamrules.errors import Problem
 from kamrules.readers import MAX_LINE_BREAKS, FileProblem, open_reader, runaway_quote, unclosed_quote
@@ -201,7 +202,8 @@ class Reader:
 
     def _load_csv(self, plan, file_name, source, reader, prev, slow) -> int:
         """The common case of :meth:`_load`: CSV rows whose header maps one to one onto the insert."""
-        batch, lines = [], []
+        batch: list[list[Any]] = []
+        lines: list[int] = []
         add, add_line = batch.append, lines.append
         count = 0
         convert, width = plan.convert, plan.width

@@ -192,7 +192,7 @@ def atomic_output(path, encoding: str = "utf-8", newline: str | None = "", binar
             os.umask(umask)
             mode = 0o666 & ~umask
         os.fchmod(fd, mode)
-        f = os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": encoding, "newline": newline}))
+        f = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding=encoding, newline=newline)
     except BaseException:
         os.close(fd)
         if name:

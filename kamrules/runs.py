@@ -86,7 +86,7 @@ def last_event_id(conn) -> int:
 def newest_dates(conn, as_of: str) -> dict[str, str | None]:
     """Per dated table, the newest record on or before ``as_of``: one index seek per account."""
     have = _tables(conn)
-    out = {}
+    out: dict[str, str | None] = {}
     if "accounts" not in have:
         return out
     for table, col in DATED:

@@ -12,7 +12,8 @@ from typing import Any
 
 from kamrules.alerts import SEVERITIES
 from kamrules.errors import InputError
-from kamrules.ruleset import CODE_RE, NAME_RE, TIERS, _Doc, _is_num, _type_name
+from kamrules.ruleset import CODE_RE, NAME_RE, _Doc, _is_num, _type_name
+from kamrules.vocab import TIERS
 
 TOP_KEYS = ("scorecard", "description", "weights", "default_weight", "penalties", "extra_alerts", "rules", "grades", "profiles")
 GRADE_KEYS = ("grade", "en", "zh", "min")

@@ -6,10 +6,13 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kamrules.contract import Table
 from kamrules.errors import InputError, PluginError
+
+if TYPE_CHECKING:
+    import sqlite_utils
 from kamrules.migrations import create_table, migrate, quote
 
 
@@ -35,7 +38,7 @@ class Store:
         self.path = str(path)
         self.conn = conn
         self.pm = pm
-        self._db = None
+        self._db: sqlite_utils.Database | None = None
         self._tables: dict[str, Table] | None = None
 
     # -- opening -----------------------------------------------------------
