@@ -18,6 +18,7 @@ import sqlite3
 import sys
 import time
 from collections import Counter
+from itertools import pairwise
 
 # Window bounds, computed once by SQLite from :as_of (records after :as_of are ignored).
 WINDOWS = """
@@ -371,7 +372,7 @@ def median_gap(days: str | None) -> float | None:
     if not days:
         return None
     ds = sorted(dt.date.fromisoformat(d).toordinal() for d in days.split(","))
-    gaps = sorted(b - a for a, b in zip(ds, ds[1:]))
+    gaps = sorted(b - a for a, b in pairwise(ds))
     if not gaps:
         return None
     n = len(gaps)
@@ -433,7 +434,7 @@ RULES += [
 
 def _params(conn: sqlite3.Connection, as_of: str) -> dict:
     cur = conn.execute(WINDOWS, {"as_of": as_of})
-    return dict(zip((d[0] for d in cur.description), cur.fetchone()))
+    return dict(zip((d[0] for d in cur.description), cur.fetchone(), strict=True))
 
 
 def run(db: str, as_of: str) -> dict:

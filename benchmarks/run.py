@@ -335,7 +335,7 @@ def slope(points: list[tuple[int, float]]) -> float | None:
     ys = [p[1] for p in points]
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
     den = sum((x - mx) ** 2 for x in xs)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den if den else None
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den if den else None
 
 
 def fmt(v, spec=".2f", unit=""):
@@ -477,7 +477,7 @@ def main(argv=None) -> int:
 
     for pkg in ("kamrules", "plugins"):
         compileall.compile_dir(str(ROOT / pkg), quiet=1)
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     commit = git_commit()
     results = [bench_size(n, args, steps, check_extra) for n in sizes]
 

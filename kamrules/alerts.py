@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Callable, Iterable, Mapping
@@ -65,7 +66,7 @@ class Alert:
         del d["revenue_12m"]
         return d
 
-    def sort_key(self):
+    def sort_key(self) -> tuple[str, str, str, int, str]:
         """The stable order of machine formats (json, jsonl, csv): owner, account name, account id, most severe
         first, code (see docs/cli.md)."""
         return (self.owner or "", self.account_name or "", self.account_id or "", -self.rank, self.code)

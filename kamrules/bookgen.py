@@ -148,7 +148,8 @@ def person(rng: random.Random) -> tuple[str, str]:
 
 
 def make_owners(n: int, rng: random.Random) -> list[tuple[str, str]]:
-    owners, seen = [], set()
+    owners: list[tuple[str, str]] = []
+    seen: set[str] = set()
     while len(owners) < n:
         name, py = person(rng)
         k = 1
@@ -297,7 +298,7 @@ class Account:
         for _ in stages[:-1]:
             dates.append(dates[-1] - rng.randint(7, 25))
         dates.reverse()
-        for stage, day in zip(stages, dates):
+        for stage, day in zip(stages, dates, strict=True):
             self.rows["stage_history"].append((self.id, stage, iso(day)))
         return dates[0]
 
@@ -407,8 +408,8 @@ class Account:
     def trade(self, d):
         rng, as_of, tier = self.rng, self.as_of, self.tier
         gap = {"key": 7, "mid": 14, "small": 30}[tier]
-        yearly = {"key": (8e6, 6e7), "mid": (8e5, 4e6), "small": (8e4, 4e5)}[tier]
-        yearly = rng.uniform(*yearly)
+        low, high = {"key": (8e6, 6e7), "mid": (8e5, 4e6), "small": (8e4, 4e5)}[tier]
+        yearly = rng.uniform(low, high)
         yearly = d.yearly_revenue(self, yearly)
         growth = d.growth(self, rng.uniform(0.06, 0.18))
         margin_rate = d.margin_rate(self)

@@ -73,7 +73,8 @@ def guess_encodings(sample: bytes) -> dict:
             continue
         good = len(_IN_WORD.findall(text)) if common is None else sum(n for c, n in counts.items() if common(c))
         private = sum(n for c, n in counts.items() if "\ue000" <= c <= "\uf8ff")
-        first = _NON_ASCII.search(text).start()
+        found = _NON_ASCII.search(text)  # there is one: the sample was chosen for its non-ASCII text
+        first = found.start() if found else 0
         scores[codec] = (good / total, private, text[first : first + 12].split("\n")[0])
     return scores
 

@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from kamrules.alerts import SEVERITIES, SEVERITY_RANK, Alert
-from kamrules.errors import EXIT_ALERTS, EXIT_INCOMPLETE, EXIT_OK, InputError
-from kamrules.i18n import _
-from kamrules.facts import PORTFOLIO_ADDRESS, FactSource, account_columns, collect_providers
 from kamrules.check_parts import CompiledRules, PartResult, PartTask, compile_engine, emit
+from kamrules.errors import EXIT_ALERTS, EXIT_INCOMPLETE, EXIT_OK, InputError
+from kamrules.facts import PORTFOLIO_ADDRESS, FactSource, account_columns, collect_providers
+from kamrules.i18n import _
 from kamrules.messages import format_message  # noqa: F401 (part of this module's API)
-from kamrules.ruleset import EXTRA_FIELDS, RuleSet, check_facts, resolve
+from kamrules.ruleset import EXTRA_FIELDS, Rule, RuleSet, check_facts, resolve
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pluggy
+
+    from kamrules.config import Settings
+    from kamrules.facts import FactProvider, Facts, Failures
+    from kamrules.partition import Part, WorkerDied
+    from kamrules.store import Store
 
 DEFAULT_BATCH = 500
 
@@ -140,13 +151,13 @@ def selected(code: str, select: Sequence[str] = (), ignore: Sequence[str] = ()) 
     return sel >= 0 and sel > ign
 
 
-def builtin_ruleset_files(pm, failures: list) -> list:
+def builtin_ruleset_files(pm: pluggy.PluginManager, failures: Failures) -> list[str | Path]:
     from kamrules.plugins import call_hook
 
     return [f for _, got in call_hook(pm, "register_rulesets", failures) for f in got]
 
 
-def known_facts(store, providers) -> dict[str, set[str]]:
+def known_facts(store: Store, providers: Iterable[FactProvider]) -> dict[str, set[str]]:
     acc = set(account_columns(store)) | {"account_id"}
     port = {"scope_key", *PORTFOLIO_ADDRESS}
     for p in providers:
@@ -154,7 +165,8 @@ def known_facts(store, providers) -> dict[str, set[str]]:
     return {"account": acc, "portfolio": port}
 
 
-def load_rulesets(store, pm, rulesets_dirs: Iterable = (), failures: list | None = None, providers=None) -> list[RuleSet]:
+def load_rulesets(store: Store, pm: pluggy.PluginManager, rulesets_dirs: Iterable[str | Path] = (),
+                  failures: Failures | None = None, providers: Sequence[FactProvider] | None = None) -> list[RuleSet]:
     """Built-in + user rule sets, validated against the facts the registered providers produce."""
     failures = [] if failures is None else failures
     if providers is None:
@@ -166,7 +178,7 @@ def load_rulesets(store, pm, rulesets_dirs: Iterable = (), failures: list | None
     return sets
 
 
-def user_rulesets(settings=None, given: Iterable = ()) -> tuple[str, ...]:
+def user_rulesets(settings: Settings | None = None, given: Iterable[str | Path] = ()) -> tuple[str, ...]:
     """The user's rule-set folders: the config's ``rulesets`` (relative to the config file) and then ``given``
     (e.g. ``--rulesets``); a file in a later folder replaces one of the same name."""
     from pathlib import Path
@@ -210,13 +222,16 @@ class CheckRequest:
         object.__setattr__(self, "as_of", str(self.as_of))
 
     @classmethod
-    def from_settings(cls, settings, as_of: str, *, rulesets_dirs: Iterable = (), select: Sequence[str] = (),
+    def from_settings(cls, settings: Settings | None, as_of: str, *, rulesets_dirs: Iterable[str | Path] = (), select: Sequence[str] = (),
                       ignore: Sequence[str] = (), min_severity: str | None = None, jobs: int | None = None,
-                      **other) -> "CheckRequest":
+                      **other: Any) -> CheckRequest:
         """The request ``kamrules check`` makes: the ``[check]`` settings (select, ignore, min_severity, jobs,
         plugin_timeout) and the configured rule-set folders, unless given here."""
         cfg = getattr(settings, "check", None)
-        get = lambda name, default: getattr(cfg, name, default) if cfg is not None else default  # noqa: E731
+
+        def get(name: str, default: Any) -> Any:
+            return getattr(cfg, name, default) if cfg is not None else default
+
         return cls(as_of=as_of, rulesets_dirs=user_rulesets(settings, rulesets_dirs),
                    select=tuple(select) or get("select", ()), ignore=tuple(ignore) or get("ignore", ()),
                    min_severity=min_severity or get("min_severity", "info"),
@@ -229,16 +244,16 @@ class Plan:
     """Stage 1 of a check (:func:`plan`): everything decided before an account is read. Holds the
     :class:`~kamrules.facts.FactSource` of the as-of date: close it (or use the plan as a context manager)."""
 
-    store: Any
+    store: Store
     request: CheckRequest
-    pm: Any
-    providers: tuple
+    pm: pluggy.PluginManager
+    providers: tuple[FactProvider, ...]
     sets: list[RuleSet]  # every loaded rule set (built-in, plugins', the user's)
     chosen: list[RuleSet]  # the request's rule sets (all when it names none)
     select: tuple[str, ...]  # normalised prefixes (upper case)
     ignore: tuple[str, ...]
-    rules: list  # enabled and selected rules of the chosen rule sets
-    runnable: list  # ...less those skipped: what the engines evaluate
+    rules: list[Rule]  # enabled and selected rules of the chosen rule sets
+    runnable: list[Rule]  # ...less those skipped: what the engines evaluate
     skipped: list[tuple[str, str]]  # (code, reason): a fact's provider has no data or failed
     failures: list[tuple[str, str]]  # (where, message), shared by every stage
     source: FactSource
@@ -250,10 +265,10 @@ class Plan:
     def close(self) -> None:
         self.source.close()
 
-    def __enter__(self) -> "Plan":
+    def __enter__(self) -> Plan:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -262,13 +277,13 @@ class Evaluation:
     """Stage 2 of a check (:func:`evaluate`): the account side of every part, and the portfolio providers'
     queries (run meanwhile)."""
 
-    parts: list  # kamrules.partition.Part
-    results: list  # PartResult, or partition.WorkerDied, per part in order
-    portfolio_queries: dict
-    newest: dict | None = None  # {table: newest record date} of the tables the rules read (None: not yet known)
+    parts: list[Part]
+    results: list[PartResult | WorkerDied]  # per part, in order
+    portfolio_queries: dict[str, list[Facts]]
+    newest: dict[str, str] | None = None  # {table: newest record date} of the tables the rules read (None: not yet known)
 
 
-def plan(store, request: CheckRequest, pm=None) -> Plan:
+def plan(store: Store, request: CheckRequest, pm: pluggy.PluginManager | None = None) -> Plan:
     """Stage 1: the providers, the rule sets (validated against the facts), the selection, the rules to run and
     those skipped for want of data, the compiled engines. Raises :class:`InputError` for a bad request or rule-set
     file and for a store with no accounts; a failing provider or hook is named in ``plan.failures``.
@@ -333,7 +348,7 @@ def plan(store, request: CheckRequest, pm=None) -> Plan:
                 compiled, acc_engine, port_engine, started)
 
 
-def evaluate(plan: Plan, parts=None, progress=None) -> Evaluation:
+def evaluate(plan: Plan, parts: Sequence[Part] | None = None, progress: Callable[[int], None] | None = None) -> Evaluation:
     """Stage 2: the account rules on every part of the book (``parts``: :func:`kamrules.partition.plan_parts`
     by default), in worker processes when there are several parts and jobs; the portfolio providers' queries run
     here meanwhile. ``progress``, if given, is called with the number of accounts done so far."""
@@ -348,11 +363,12 @@ def evaluate(plan: Plan, parts=None, progress=None) -> Evaluation:
     task = PartTask(store, plan.source, plan.compiled, plan.account_engine, request.as_of, request.min_severity,
                     request.batch_size, plan.portfolio_engine is not None)
 
-    def meanwhile() -> tuple:  # in this process while the workers check the accounts
+    def meanwhile() -> tuple[dict[str, list[Facts]], dict[str, str]]:  # in this process while the workers check
         queries = plan.source.portfolio_queries() if plan.portfolio_engine is not None else {}
         return queries, newest_of(plan, plan.runnable)
 
-    results, (queries, newest) = run_parts(parts, task, jobs, progress, meanwhile=meanwhile)
+    results, got = run_parts(parts, task, jobs, progress, meanwhile=meanwhile)
+    queries, newest = cast("tuple[dict[str, list[Facts]], dict[str, str]]", got)
     return Evaluation(list(parts), results, queries or {}, newest)
 
 
@@ -366,11 +382,11 @@ def merge(plan: Plan, evaluation: Evaluation) -> CheckResult:
     skipped, runnable = list(plan.skipped), list(plan.runnable)
     alerts: list[Alert] = []
     msg_failed: dict[str, int] = {}
-    derive_errors: Counter = Counter()
+    derive_errors: Counter[str] = Counter()
     failed: set[str] = set()
     checked = 0
-    rows = None
-    for part, r in zip(evaluation.parts, evaluation.results):
+    rows: list[Facts] | None = None
+    for part, r in zip(evaluation.parts, evaluation.results, strict=True):
         if not isinstance(r, PartResult):
             failures.append((f"check worker (accounts {part.lo or 'first'} to {part.hi or 'last'})", r.reason))
             continue
@@ -386,11 +402,11 @@ def merge(plan: Plan, evaluation: Evaluation) -> CheckResult:
         if failed:  # a provider failed in some part: its rules are skipped everywhere, as in one process
             producer = {f: p.name for p in plan.providers for f in tuple(p.facts) + tuple(p.derived)}
             dropped = set()
-            for r in runnable:
-                bad = sorted({producer[f] for f in r.facts if f in producer} & failed)
+            for rule in runnable:
+                bad = sorted({producer[f] for f in rule.facts if f in producer} & failed)
                 if bad:
-                    skipped.append((r.code, f"fact provider {bad[0]} failed"))
-                    dropped.add(r.code)
+                    skipped.append((rule.code, f"fact provider {bad[0]} failed"))
+                    dropped.add(rule.code)
             runnable = [r for r in runnable if r.code not in dropped]
             alerts = [a for a in alerts if a.code not in dropped]
         if plan.portfolio_engine is not None:
@@ -400,13 +416,13 @@ def merge(plan: Plan, evaluation: Evaluation) -> CheckResult:
         checked = plan.store.count("accounts")
         if plan.portfolio_engine is not None:  # only portfolio rules: account facts still feed over="account_facts" totals
             rows = source.prepare().portfolio()
-    if plan.portfolio_engine is not None:
+    if plan.portfolio_engine is not None and rows is not None:
         try:
             fired = plan.portfolio_engine.match(rows)
         except EngineError as e:
             failures.append(("rules engine (portfolio)", str(e)))
             fired = [set() for _ in rows]
-        for facts, keys in zip(rows, fired):
+        for facts, keys in zip(rows, fired, strict=True):
             emit(plan.compiled, facts, keys, True, request.min_severity, request.as_of, alerts, msg_failed, failures)
     derive_errors.update(source.derive_error_counts())
     for name, n in sorted(derive_errors.items()):
@@ -481,7 +497,8 @@ def freshness(plan: Plan, runnable, newest: dict | None = None) -> tuple[dict, t
     return dict(sorted(newest.items())), tuple(stale), stale_rules
 
 
-def run(store, request: CheckRequest, pm=None, progress=None) -> CheckResult:
+def run(store: Store, request: CheckRequest, pm: pluggy.PluginManager | None = None,
+        progress: Callable[[int], None] | None = None) -> CheckResult:
     """A whole check: :func:`plan`, :func:`evaluate`, :func:`merge`, on one state of the store.
 
     Raises :class:`InputError` for bad rule-set files or names; a provider, plugin hook or rule message that
@@ -496,14 +513,15 @@ def run(store, request: CheckRequest, pm=None, progress=None) -> CheckResult:
             return merge(p, evaluate(p, progress=progress))
 
 
-def run_check(store, as_of: str, pm=None, progress=None, **request) -> CheckResult:
+def run_check(store: Store, as_of: str, pm: pluggy.PluginManager | None = None,
+              progress: Callable[[int], None] | None = None, **request: Any) -> CheckResult:
     """``run(store, CheckRequest(as_of, **request), pm, progress)``: the keyword form of a check, kept for callers
     of the 15-parameter function (``rulesets_dirs``, ``rulesets``, ``select``, ``ignore``, ``min_severity``,
     ``jobs``, ``part_size``, ``batch_size``, ``plugin_timeout``, ``wait``: see :class:`CheckRequest`)."""
     return run(store, CheckRequest(as_of, **request), pm, progress)
 
 
-def on_disk(store) -> bool:
+def on_disk(store: Store) -> bool:
     """True for a store in a file (workers and snapshots need one), not ``:memory:`` or a URI."""
     path = getattr(store, "path", "") or ""
     return path not in ("", ":memory:") and not path.startswith("file:")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from kamrules.alerts import SEVERITY_RANK, Alert, fingerprint_of
 from kamrules.bulkload import collector_paused
@@ -123,7 +124,7 @@ class PartTask:
             except EngineError as e:
                 failures.append((f"rules engine (accounts {batch[0].get('account_id')}..{batch[-1].get('account_id')})", str(e)))
                 fired = [set() for _ in batch]
-            for facts, keys in zip(batch, fired):
+            for facts, keys in zip(batch, fired, strict=True):
                 emit(self.plan, facts, keys, False, self.min_severity, self.as_of, alerts, msg_failed, failures)
             checked += len(batch)
             tick(len(batch))

@@ -40,7 +40,7 @@ class KamrulesGroup(click.Group):
     def make_context(self, info_name, args, parent=None, **extra):
         env = Env(
             plugins_dirs=tuple(_scan_option(args, "--plugins-dir")),
-            config_path=(_scan_option(args, "--config") or [None])[-1],
+            config_path=next(reversed(_scan_option(args, "--config")), None),  # the last one given
         )
         from kamrules.plugins import register_commands
 
@@ -54,7 +54,7 @@ class KamrulesGroup(click.Group):
 
                 configure(None if env.settings.check.engine == "auto" else env.settings.check.engine)
         except KamrulesError as e:
-            raise CliError(e.render(), e.exit_code)
+            raise CliError(e.render(), e.exit_code) from e
         for where, what in self.plugin_failures:  # the other commands still run; this one's are missing
             click.echo(f"Warning: {where} failed: {what} (its commands are not available)", err=True)
         extra.setdefault("obj", env)

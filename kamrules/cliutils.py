@@ -142,7 +142,7 @@ def parse_date(value: str | None, what: str = "date") -> str:
     try:
         return dt.date.fromisoformat(value).isoformat()
     except ValueError:
-        raise click.BadParameter(_("{value!r} is not a date (expected YYYY-MM-DD)").format(value=value), param_hint=what)
+        raise click.BadParameter(_("{value!r} is not a date (expected YYYY-MM-DD)").format(value=value), param_hint=what) from None
 
 
 def as_of_option(f):

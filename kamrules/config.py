@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -173,16 +174,16 @@ def _names_at(loc: tuple) -> list[str]:
     return [f.name for f in dataclasses.fields(cls) if f.name != "source"] if cls else []
 
 
-def load_settings(path: str | os.PathLike | None = None, environ: dict | None = None) -> Settings:
+def load_settings(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Read ``path`` (or ./kamrules.toml if it exists), then apply environment overrides.
 
     Raises :class:`InputError` naming the file, line and what was expected.
     """
-    environ = os.environ if environ is None else environ
+    env: Mapping[str, str] = os.environ if environ is None else environ
     data: dict = {}
     text = ""
-    if path is None and environ.get("KAMRULES_CONFIG"):
-        path = environ["KAMRULES_CONFIG"]
+    if path is None and env.get("KAMRULES_CONFIG"):
+        path = env["KAMRULES_CONFIG"]
     if path is None and Path(CONFIG_NAME).is_file():
         path = CONFIG_NAME
     if path is not None:
@@ -193,23 +194,23 @@ def load_settings(path: str | os.PathLike | None = None, environ: dict | None = 
         except FileNotFoundError:
             from kamrules.i18n import _
 
-            raise InputError(_("{path}: config file not found").format(path=p))
+            raise InputError(_("{path}: config file not found").format(path=p)) from None
         except UnicodeDecodeError as e:
-            raise InputError(f"{p}: not UTF-8 text (byte {e.start})")
+            raise InputError(f"{p}: not UTF-8 text (byte {e.start})") from e
         except tomllib.TOMLDecodeError as e:
-            raise InputError(f"{p}: invalid TOML: {e}")
+            raise InputError(f"{p}: invalid TOML: {e}") from e
         data = dict(data)
         data["source"] = str(p)
     email = dict(data.get("email", {}))
     for var, key in ENV_EMAIL.items():
-        if environ.get(var):
-            email[key] = environ[var]
+        if env.get(var):
+            email[key] = env[var]
     if email:
         data["email"] = email
-    if environ.get("KAMRULES_DB"):
-        data["db"] = environ["KAMRULES_DB"]
-    if environ.get("KAMRULES_ENGINE") and isinstance(data.get("check", {}), dict):
-        data["check"] = dict(data.get("check", {}), engine=environ["KAMRULES_ENGINE"].strip())
+    if env.get("KAMRULES_DB"):
+        data["db"] = env["KAMRULES_DB"]
+    if env.get("KAMRULES_ENGINE") and isinstance(data.get("check", {}), dict):
+        data["check"] = dict(data.get("check", {}), engine=env["KAMRULES_ENGINE"].strip())
     if not data:
         return Settings()
     from pydantic import ValidationError
@@ -225,4 +226,4 @@ def load_settings(path: str | os.PathLike | None = None, environ: dict | None = 
             if err["type"] == "unexpected_keyword_argument":  # a key no dataclass of the settings has
                 msg = f"unknown setting (expected one of {', '.join(_names_at(err['loc'][:-1]))})"
             problems.append(Problem(str(path or "environment"), _line_of(text, leaf) if text else None, f"{key}: {msg}"))
-        raise InputError(f"{path or 'environment'}: invalid settings", problems)
+        raise InputError(f"{path or 'environment'}: invalid settings", problems) from e

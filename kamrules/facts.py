@@ -9,10 +9,20 @@ import signal
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Callable, Iterator, Mapping, Sequence
+from types import FrameType, MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from kamrules.store import Store
+
+Facts = dict[str, Any]  # one fact set: fact name -> value
+Failures = list[tuple[str, str]]  # (where, message) of each provider or plugin that failed
+Totals = dict[str, dict[str, list[Any]]]  # provider -> {fact: its non-NULL values} (account_totals)
 
 DEFAULT_PLUGIN_TIMEOUT = 600.0  # seconds; setting [check] plugin_timeout
 
@@ -85,7 +95,7 @@ class FactProvider:
     sql: str = ""  # empty: a provider that only derives (needs ``derive``)
     requires: tuple[str, ...] = ()
     scope: str = "account"
-    derive: Callable[[Mapping], Mapping] | None = None
+    derive: Callable[[Mapping[str, Any]], Mapping[str, Any] | None] | None = None
     derived: tuple[str, ...] = ()  # names of the facts ``derive`` returns
     description: str = ""
     inputs: tuple[str, ...] = ()  # SQL columns only ``derive`` sees (not facts)
@@ -111,10 +121,10 @@ class FactProvider:
 PORTFOLIO_ADDRESS = ("owner", "owner_email", "account_id", "account_name")
 
 
-def sum_totals(parts: Sequence[Mapping[str, list]], facts: Sequence[str]) -> dict:
+def sum_totals(parts: Sequence[Mapping[str, list[Any]]], facts: Sequence[str]) -> Facts:
     """{fact: sum of its values over all parts}: exact (``math.fsum``) when any value is a float, so
     the sum does not depend on how the book was split; 0 when there are no values."""
-    out = {}
+    out: Facts = {}
     for f in facts:
         values = [v for part in parts for v in part.get(f, ())]
         if all(type(v) is int for v in values):
@@ -133,7 +143,7 @@ _INPUT = "kaminput_"  # prefix of provider ``inputs`` columns in the composed qu
 from kamrules.migrations import quote as _q  # noqa: E402
 
 
-def collect_providers(pm, failures: list | None = None) -> tuple[FactProvider, ...]:
+def collect_providers(pm: pluggy.PluginManager, failures: Failures | None = None) -> tuple[FactProvider, ...]:
     """Every plugin's providers (hook ``register_facts``), each plugin called on its own.
 
     A plugin whose hook raises is recorded in ``failures`` as ``(where, message)``
@@ -202,7 +212,7 @@ def column_gaps(store, providers) -> dict[str, str]:
     return out
 
 
-def account_columns(store) -> list[str]:
+def account_columns(store: Store) -> list[str]:
     """Fact names of the account's own columns (``id`` is ``account_id``)."""
     return [ACCOUNT_FACT_RENAMES.get(c, c) for c in store.columns("accounts")]
 
@@ -222,14 +232,14 @@ class FactSource:
 
     _counter = 0
 
-    def __init__(self, store, as_of: str, providers, failures: list, timeout: float | None = DEFAULT_PLUGIN_TIMEOUT):
+    def __init__(self, store: Store, as_of: str, providers: Sequence[FactProvider], failures: Failures, timeout: float | None = DEFAULT_PLUGIN_TIMEOUT):
         self.store, self.as_of, self.failures = store, as_of, failures
         self.timeout = timeout  # seconds a provider's SQL or one derive call may run (None: no limit)
         self._timeouts: dict[str, str] = {}  # provider -> reason; shared by bound_to copies in one process
         self.account_providers = [p for p in providers if p.scope == "account"]
         self.portfolio_providers = [p for p in providers if p.scope == "portfolio"]
         self.book_providers = [p for p in providers if p.scope == "book"]
-        self.book: dict = {}  # book facts (book_facts()), added to every account's facts
+        self.book: Facts = {}  # book facts (book_facts()), added to every account's facts
         self.status: dict[str, ProviderStatus] = {}
         self.columns = account_columns(store)
         # the accounts table's own columns, named in the composed query (a worker's view of the
@@ -257,7 +267,7 @@ class FactSource:
 
             raise PluginError(f"facts {sorted(clash)} have the names of account columns (expected other names)")
 
-    def bound_to(self, store, failures: list) -> "FactSource":
+    def bound_to(self, store: Store, failures: Failures) -> FactSource:
         """A copy computing the same facts through another store connection (a worker's, restricted to
         a range of accounts): same provider status and book facts, its own temp tables, failures and derive counts."""
         other = copy.copy(self)
@@ -274,7 +284,7 @@ class FactSource:
         return {f: self.status[p.name] for p in self.account_providers + self.portfolio_providers + self.book_providers
                 for f in self.status[p.name].facts}
 
-    def book_facts(self, needed: set[str] | None = None) -> dict:
+    def book_facts(self, needed: set[str] | None = None) -> Facts:
         """Compute the facts of the ``scope="book"`` providers (those producing a fact in ``needed``, and those
         the providers producing one name in ``after``; None: all) once, over this connection's whole store:
         call it in the parent, before the parts. A provider whose SQL returns more than one row, or raises,
@@ -321,7 +331,7 @@ class FactSource:
         return True
 
     @contextmanager
-    def _sql_deadline(self, p: FactProvider):
+    def _sql_deadline(self, p: FactProvider) -> Iterator[None]:
         """Interrupt ``p``'s SQL after ``timeout`` seconds (SQLite's progress handler, every 100,000 steps:
         no measurable cost); the interruption is raised as :class:`PluginTimeout`."""
         if not self.timeout:
@@ -339,7 +349,7 @@ class FactSource:
         finally:
             conn.set_progress_handler(None, 0)
 
-    def prepare(self) -> "FactSource":
+    def prepare(self) -> FactSource:
         conn = self.store.conn
         for p in self.account_providers:
             if self.status[p.name].state != "ok" or not p.sql or self._timed_out(p):  # derive-only: nothing to run
@@ -375,7 +385,7 @@ class FactSource:
             joins.append(f"LEFT JOIN {t} k{i} ON k{i}.account_id = a.id")
         return f"SELECT {', '.join(select)} FROM accounts a {' '.join(joins)}"
 
-    def account_totals(self) -> dict[str, dict[str, list]]:
+    def account_totals(self) -> Totals:
         """For each ``over="account_facts"`` provider: {fact: its non-NULL values} over the accounts
         of this connection (after :meth:`prepare`). Combine parts with :func:`sum_totals`."""
         todo = [p for p in self.portfolio_providers if p.over == "account_facts" and self.status[p.name].state == "ok"]
@@ -392,7 +402,7 @@ class FactSource:
         nulls = "".join(f", NULL AS {_q(f)}" for f in missing)
         conn.execute("DROP VIEW IF EXISTS temp.account_facts")
         conn.execute(f"CREATE TEMP VIEW account_facts AS SELECT * {nulls} FROM ({self._composed(inputs=False)})")
-        out: dict[str, dict[str, list]] = {}
+        out: Totals = {}
         try:
             for p in todo:
                 if self._timed_out(p):
@@ -405,7 +415,7 @@ class FactSource:
                         if absent:
                             raise RuntimeError(f"its SQL returns no column {', '.join(absent)}")
                         idx = [(f, cols.index(f)) for f in p.facts]
-                        values: dict[str, list] = {f: [] for f in p.facts}
+                        values: dict[str, list[Any]] = {f: [] for f in p.facts}
                         for row in cur:
                             for f, i in idx:
                                 if row[i] is not None:
@@ -417,11 +427,11 @@ class FactSource:
             conn.execute("DROP VIEW IF EXISTS temp.account_facts")
         return out
 
-    def accounts(self, account_id: str | None = None, limit: int | None = None) -> Iterator[dict]:
+    def accounts(self, account_id: str | None = None, limit: int | None = None) -> Iterator[Facts]:
         """Fact dicts (NULLs left out, ``derive`` applied), ordered by account id."""
         live = self._live()
         sql = self._composed()
-        params: dict = {}
+        params: dict[str, Any] = {}
         if account_id is not None:
             sql += " WHERE a.id = :account_id"
             params["account_id"] = account_id
@@ -435,11 +445,11 @@ class FactSource:
         renamed = {_INPUT + f: f for p in live for f in p.inputs}
         names = [renamed.get(n, n) for n in names]
         dropped = [renamed[n] for n in inputs]
-        steps = [(p, p.derive, p.derived) for p in derivers]
+        steps = [(p, p.derive, p.derived) for p in derivers if p.derive is not None]
         book = self.book
         with _DeriveWatch(self.timeout if steps else None):
             for row in cur:
-                facts = {n: v for n, v in zip(names, row) if v is not None}
+                facts = {n: v for n, v in zip(names, row, strict=True) if v is not None}
                 if book:
                     facts.update(book)
                 view = MappingProxyType(facts)  # live: later derivers see earlier ones' facts
@@ -464,14 +474,14 @@ class FactSource:
                     facts.pop(n, None)
                 yield facts
 
-    def _derive_failed(self, p: FactProvider, facts: Mapping, e: BaseException) -> None:
+    def _derive_failed(self, p: FactProvider, facts: Mapping[str, Any], e: BaseException) -> None:
         n = self._derive_errors.get(p.name, 0)
         self._derive_errors[p.name] = n + 1
         if n == 0:
             self.failures.append((f"fact provider {p.name} (derive)", f"{type(e).__name__}: {e} (account {facts.get('account_id', '-')})"))
 
-    def _derive(self, p: FactProvider, facts: dict) -> None:
-        if self.status[p.name].state != "ok":  # it ran out of time on an earlier row
+    def _derive(self, p: FactProvider, facts: Facts) -> None:
+        if self.status[p.name].state != "ok" or p.derive is None:  # it ran out of time on an earlier row
             return
         try:
             extra = p.derive(MappingProxyType(facts)) or {}
@@ -491,9 +501,9 @@ class FactSource:
     def derive_error_counts(self) -> dict[str, int]:
         return dict(self._derive_errors)
 
-    def portfolio_queries(self) -> dict[str, list[dict]]:
+    def portfolio_queries(self) -> dict[str, list[Facts]]:
         """Rows of every ``over="store"`` portfolio provider's SQL (whole book; failures recorded)."""
-        out: dict[str, list[dict]] = {}
+        out: dict[str, list[Facts]] = {}
         for p in self.portfolio_providers:
             if p.over != "store" or self.status[p.name].state != "ok" or self._timed_out(p):
                 continue
@@ -504,8 +514,8 @@ class FactSource:
                 self._fail(p, e)
         return out
 
-    def portfolio(self, rows: Mapping[str, list[dict]] | None = None, totals: Sequence[Mapping] | None = None,
-                  failed: set[str] = frozenset()) -> list[dict]:
+    def portfolio(self, rows: Mapping[str, list[Facts]] | None = None, totals: Sequence[Totals] | None = None,
+                  failed: Set[str] = frozenset()) -> list[Facts]:
         """Portfolio fact sets, merged across providers by ``scope_key`` (default "").
 
         ``rows``: from :meth:`portfolio_queries` (run now if None); ``totals``: the
@@ -513,12 +523,13 @@ class FactSource:
         ``failed``: providers that failed elsewhere (a worker), left out."""
         rows = self.portfolio_queries() if rows is None else rows
         totals = [self.account_totals()] if totals is None else totals
-        merged: dict[str, dict] = {}
+        merged: dict[str, Facts] = {}
         with _DeriveWatch(self.timeout if any(p.derive for p in self.portfolio_providers) else None):
             self._merge_portfolio(rows, totals, failed, merged)
         return [merged[k] for k in sorted(merged)]
 
-    def _merge_portfolio(self, rows, totals, failed, merged: dict) -> None:
+    def _merge_portfolio(self, rows: Mapping[str, list[Facts]], totals: Sequence[Totals], failed: Set[str],
+                         merged: dict[str, Facts]) -> None:
         for p in self.portfolio_providers:
             if self.status[p.name].state != "ok" or p.name in failed:
                 continue
@@ -547,10 +558,10 @@ class FactSource:
                 pass
         self._tables.clear()
 
-    def __enter__(self) -> "FactSource":
+    def __enter__(self) -> FactSource:
         return self.prepare()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -567,8 +578,10 @@ class _DeriveWatch:
     def __init__(self, seconds: float | None):
         self.seconds = seconds
         self.active = False
+        self.seen: FrameType | None = None  # the derive call seen at the last tick
+        self.count = 0
 
-    def __enter__(self) -> "_DeriveWatch":
+    def __enter__(self) -> _DeriveWatch:
         if not self.seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
             return self
         self.seen, self.count = None, 0
@@ -578,7 +591,7 @@ class _DeriveWatch:
         self.active = True
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if not self.active:
             return
         self.active, self.seen = False, None
@@ -587,7 +600,7 @@ class _DeriveWatch:
         if self.old_timer[0]:  # someone else's alarm (e.g. a test timeout): give it back
             signal.setitimer(signal.ITIMER_REAL, *self.old_timer)
 
-    def _tick(self, signum, frame) -> None:
+    def _tick(self, signum: int, frame: FrameType | None) -> None:
         child = None
         while frame is not None and frame.f_code not in _WATCHED:
             child, frame = frame, frame.f_back

@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 from kamrules.bookgen import Account, Defect, make_owners, pick_profile
 from kamrules.contract import CORE_TABLES, load_order
@@ -134,7 +135,7 @@ class _DirSink:
                 self.writers[name].writerows(items)
             else:
                 cols = COLUMNS[name]
-                self.files[name].writelines(json.dumps(dict(zip(cols, row)), ensure_ascii=False) + "\n" for row in items)
+                self.files[name].writelines(json.dumps(dict(zip(cols, row, strict=True)), ensure_ascii=False) + "\n" for row in items)
 
     def close(self) -> None:
         for f in self.files.values():
@@ -151,7 +152,7 @@ class _StoreSink:
         from kamrules.migrations import quote
 
         self.sql = {n: f"INSERT INTO {quote(n)} ({', '.join(quote(c) for c in COLUMNS[n])}) VALUES ({', '.join('?' * len(COLUMNS[n]))})" for n in ORDER}
-        self.pending = {n: [] for n in ORDER}
+        self.pending: dict[str, list[tuple[Any, ...]]] = {n: [] for n in ORDER}
         self.accounts = 0
 
     def write(self, rows) -> None:

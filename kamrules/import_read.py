@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 from kamrules.errors import Problem
 from kamrules.readers import MAX_LINE_BREAKS, FileProblem, open_reader, runaway_quote, unclosed_quote
@@ -201,7 +202,8 @@ class Reader:
 
     def _load_csv(self, plan, file_name, source, reader, prev, slow) -> int:
         """The common case of :meth:`_load`: CSV rows whose header maps one to one onto the insert."""
-        batch, lines = [], []
+        batch: list[list[Any]] = []
+        lines: list[int] = []
         add, add_line = batch.append, lines.append
         count = 0
         convert, width = plan.convert, plan.width
@@ -343,10 +345,10 @@ def reject_record(plan, values, converted: bool) -> dict:
     """A refused row as {column: value} for the --skip-invalid file."""
     if converted:
         header = plan.insert_columns
-        values = [None if v == "" and c in plan.converted else v for c, v in zip(header, values)]  # '' = NULL
+        values = [None if v == "" and c in plan.converted else v for c, v in zip(header, values, strict=False)]  # '' = NULL
     else:
         header = [c if c is not None else f"column{i + 1}" for i, c in enumerate(plan.columns)]
-    record = dict(zip(header, values))
+    record = dict(zip(header, values, strict=False))
     if len(values) > len(header):
         record["(extra values)"] = values[len(header):]
     return record

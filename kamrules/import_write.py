@@ -274,7 +274,7 @@ class Writer:
 
     def diagnose(self, plan, file_name, line, out, error) -> Problem:
         if isinstance(error, OverflowError):
-            for column, value in zip(plan.insert_columns, out):
+            for column, value in zip(plan.insert_columns, out, strict=True):
                 if type(value) is int and not INT_MIN <= value <= INT_MAX:
                     return Problem(file_name, line, f"{show(str(value))} is out of range (expected a whole number from {INT_MIN} to {INT_MAX})", column)
         msg = str(error)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 import string
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kamrules.ruleset import Rule

@@ -25,8 +25,8 @@ import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from kamrules.errors import InputError
 
@@ -192,7 +192,7 @@ def atomic_output(path, encoding: str = "utf-8", newline: str | None = "", binar
             os.umask(umask)
             mode = 0o666 & ~umask
         os.fchmod(fd, mode)
-        f = os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": encoding, "newline": newline}))
+        f = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding=encoding, newline=newline)
     except BaseException:
         os.close(fd)
         if name:

@@ -7,9 +7,10 @@ import importlib.metadata
 import importlib.util
 import os
 import sys
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pluggy
 
@@ -157,10 +158,12 @@ def _load_dir(pm: pluggy.PluginManager, folder: Path) -> None:
     for path in sorted(folder.glob("*.py")):
         name = f"kamrules_dir_plugin_{path.stem}"
         spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:  # a *.py path always has a spec with a loader
+            raise PluginError(f"{path}: can't be loaded as a Python module")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # before running it: @dataclass and pickling look the module up
         try:
-            spec.loader.exec_module(module)  # type: ignore[union-attr]
+            spec.loader.exec_module(module)
         except Exception as e:
             del sys.modules[name]
             raise PluginError(f"{path}: plugin failed to load: {type(e).__name__}: {e}") from e

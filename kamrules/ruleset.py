@@ -7,9 +7,10 @@ import json
 import math
 import re
 import string
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -21,6 +22,7 @@ from kamrules.messages import control_problem, human, template_problems
 CODE_RE = re.compile(r"^[A-Z]{2,5}[0-9]{3}$")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 from kamrules.vocab import TIERS  # noqa: E402 (re-exported: kamrules.ruleset.TIERS)
+
 SCOPES = ("account", "portfolio")
 TOP_KEYS = {"ruleset": "the rule set's name", "description": "text", "source": "text", "rules": "a list of rules"}
 RULE_KEYS = ("code", "name", "description", "source", "scope", "enabled", "severity", "when", "thresholds", "tiers", "message", "action")
@@ -39,7 +41,8 @@ class Variant:
 
     def applies_to(self, tier: Any) -> bool:
         if self.tier is not None:
-            return tier == self.tier
+            same: bool = tier == self.tier
+            return same
         return tier not in self.other_tiers
 
 
@@ -117,7 +120,7 @@ class Rule:
     def to_dict(self) -> dict[str, Any]:
         return {
             "code": self.code, "name": self.name, "ruleset": self.ruleset, "scope": self.scope,
-            "enabled": self.enabled, "severity": self.severity, "severities": sorted({v.severity for v in self.variants()}, key=SEVERITY_RANK.get),
+            "enabled": self.enabled, "severity": self.severity, "severities": sorted({v.severity for v in self.variants()}, key=SEVERITY_RANK.__getitem__),
             "when": [c.text for c in self.when], "thresholds": _plain(self.thresholds), "tiers": _plain(self.tiers),
             "message": self.message, "action": self.action,
             "actions": [{"when": c.text, "text": t} for c, t in self.actions], "description": self.description, "source": self.source,
@@ -166,7 +169,7 @@ def severities_of(thresholds: Mapping[str, Any], default: str) -> tuple[str, ...
     for v in thresholds.values():
         if isinstance(v, Mapping):
             sevs |= set(v)
-    return tuple(sorted(sevs, key=SEVERITY_RANK.get, reverse=True)) or (default,)
+    return tuple(sorted(sevs, key=SEVERITY_RANK.__getitem__, reverse=True)) or (default,)
 
 
 # -- YAML with positions -------------------------------------------------------------------------
@@ -176,15 +179,18 @@ def severities_of(thresholds: Mapping[str, Any], default: str) -> tuple[str, ...
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+NodePath = tuple[str | int, ...]  # where a node sits in a YAML document: keys and list indexes
+
+
 class _Doc:
     """Plain data of a YAML file plus the position of every node by path."""
 
     def __init__(self, path: str, text: str):
         self.path = path
-        self.marks: dict[tuple, tuple[int, int]] = {}
-        self.key_marks: dict[tuple, tuple[int, int]] = {}
+        self.marks: dict[NodePath, tuple[int, int]] = {}
+        self.key_marks: dict[NodePath, tuple[int, int]] = {}
         self.problems: list[Problem] = []
-        self.quoted: set[tuple] = set()
+        self.quoted: set[NodePath] = set()
         self._ctor = yaml.SafeLoader("")
         try:
             if "&" in text or "*" in text:  # only then can there be anchors or aliases: scan for them
@@ -194,9 +200,9 @@ class _Doc:
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
-            raise InputError(f"{path}: invalid YAML", [Problem(path, line, f"invalid YAML: {getattr(e, 'problem', e)}", col)])
+            raise InputError(f"{path}: invalid YAML", [Problem(path, line, f"invalid YAML: {getattr(e, 'problem', e)}", col)]) from e
         except RecursionError:  # thousands of nested [ or {: no rule file is like that
-            raise InputError(f"{path}: invalid rule-set file", [Problem(path, 1, "nested too deeply (expected a mapping with ruleset:, rules:)", 1)])
+            raise InputError(f"{path}: invalid rule-set file", [Problem(path, 1, "nested too deeply (expected a mapping with ruleset:, rules:)", 1)]) from None
 
     def _refuse_aliases(self, text: str) -> None:
         """Anchors (&a) and aliases (*a) are refused before anything is built: a few hundred bytes of
@@ -213,10 +219,10 @@ class _Doc:
         if problems:
             raise InputError(f"{self.path}: invalid rule-set file ({len(problems)} problem{'s' if len(problems) > 1 else ''})", problems)
 
-    def _build(self, node, path: tuple):
+    def _build(self, node: yaml.Node, path: NodePath) -> Any:
         self.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
         if isinstance(node, yaml.MappingNode):
-            out = {}
+            out: dict[str, Any] = {}
             for knode, vnode in node.value:
                 key = self._ctor.construct_object(knode)
                 if not isinstance(key, str):
@@ -233,14 +239,14 @@ class _Doc:
             self.quoted.add(path)
         return self._ctor.construct_object(node)
 
-    def problem(self, path: tuple, message: str, at=None, key: bool = False, offset: int = 0) -> None:
+    def problem(self, path: NodePath, message: str, at: yaml.Node | None = None, key: bool = False, offset: int = 0) -> None:
         if at is not None:
             line, col = at.start_mark.line + 1, at.start_mark.column + 1
         else:
             line, col = (self.key_marks.get(path) if key else None) or self.marks.get(path) or self._nearest(path)
         self.problems.append(Problem(self.path, line, message, col + offset if col else col))
 
-    def _nearest(self, path: tuple) -> tuple[int | None, int | None]:
+    def _nearest(self, path: NodePath) -> tuple[int | None, int | None]:
         while path:
             path = path[:-1]
             if path in self.marks:
@@ -257,7 +263,7 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _check_value(doc: _Doc, path: tuple, v: Any, what: str) -> bool:
+def _check_value(doc: _Doc, path: NodePath, v: Any, what: str) -> bool:
     if isinstance(v, float) and not math.isfinite(v):  # .nan/.inf: every comparison with it is false
         doc.problem(path, f"{what}: {v} is not a threshold value (expected a finite number)")
         return False
@@ -267,7 +273,7 @@ def _check_value(doc: _Doc, path: tuple, v: Any, what: str) -> bool:
     return False
 
 
-def _check_thresholds(doc: _Doc, path: tuple, raw: Any, where: str) -> dict[str, Any]:
+def _check_thresholds(doc: _Doc, path: NodePath, raw: Any, where: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         doc.problem(path, f"{where}: {_type_name(raw)} (expected a mapping of threshold names to values)")
         return {}
@@ -293,7 +299,7 @@ def _check_thresholds(doc: _Doc, path: tuple, raw: Any, where: str) -> dict[str,
     return out
 
 
-def _check_ordering(doc: _Doc, path: tuple, when: list[Condition], thresholds: Mapping, tiers: Mapping) -> None:
+def _check_ordering(doc: _Doc, path: NodePath, when: list[Condition], thresholds: Mapping[str, Any], tiers: Mapping[str, Any]) -> None:
     """A threshold used with < <= > >= must be able to order the fact: true/false and number-like text never
     compare with a number (the rule would silently never fire). Other text (ISO dates) is allowed."""
     for cond in when:
@@ -309,7 +315,7 @@ def _check_ordering(doc: _Doc, path: tuple, when: list[Condition], thresholds: M
                                           f"(expected a number{', unquoted' if isinstance(x, str) else ''})")
 
 
-def _str(doc: _Doc, r: dict, key: str, path: tuple, required: bool = False, default: str = "") -> str:
+def _str(doc: _Doc, r: dict[str, Any], key: str, path: NodePath, required: bool = False, default: str = "") -> str:
     if key not in r:
         if required:
             doc.problem(path, f"missing key {key!r} (expected {key}: text)")
@@ -326,7 +332,7 @@ def _str(doc: _Doc, r: dict, key: str, path: tuple, required: bool = False, defa
     return v.strip() if key != "message" else v
 
 
-def _parse_rule(doc: _Doc, r: Any, path: tuple, ruleset: str) -> Rule | None:
+def _parse_rule(doc: _Doc, r: Any, path: NodePath, ruleset: str) -> Rule | None:
     if not isinstance(r, dict):
         doc.problem(path, f"a rule must be a mapping, not {_type_name(r)} (expected code:, name:, when:, message:, action:)")
         return None
@@ -350,7 +356,7 @@ def _parse_rule(doc: _Doc, r: Any, path: tuple, ruleset: str) -> Rule | None:
     if severity not in SEVERITIES:
         doc.problem(path + ("severity",), f"unknown severity {severity!r} (expected {', '.join(SEVERITIES)})")
     thresholds = _check_thresholds(doc, path + ("thresholds",), r["thresholds"], "thresholds") if "thresholds" in r else {}
-    tiers: dict[str, dict] = {}
+    tiers: dict[str, dict[str, Any]] = {}
     if "tiers" in r:
         if scope == "portfolio":
             doc.problem(path + ("tiers",), "a portfolio rule cannot have per-tier thresholds (expected no tiers:)", key=True)
@@ -475,9 +481,9 @@ def parse_ruleset(path: str | Path, text: str | None = None, builtin: bool = Fal
         try:
             text = Path(path).read_text(encoding="utf-8-sig") if isinstance(path, (str, Path)) else path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise InputError(f"{spath}: rule-set file not found")
+            raise InputError(f"{spath}: rule-set file not found") from None
         except UnicodeDecodeError as e:
-            raise InputError(f"{spath}: not UTF-8 text (byte {e.start})")
+            raise InputError(f"{spath}: not UTF-8 text (byte {e.start})") from e
     doc = _Doc(spath, text)
     data = doc.data
     if not isinstance(data, dict):
@@ -495,7 +501,7 @@ def parse_ruleset(path: str | Path, text: str | None = None, builtin: bool = Fal
     elif not isinstance(data["rules"], list):
         doc.problem(("rules",), f"rules: {_type_name(data['rules'])} (expected a list of rules)")
     else:
-        seen: dict[str, int] = {}
+        seen: dict[tuple[str, str], int | None] = {}
         for i, r in enumerate(data["rules"]):
             rule = _parse_rule(doc, r, ("rules", i), name)
             if rule is None:
@@ -557,7 +563,7 @@ def user_files(dirs: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def resolve(builtin_files: Iterable, dirs: Iterable[str | Path] = ()) -> list[RuleSet]:
+def resolve(builtin_files: Iterable[str | Path], dirs: Iterable[str | Path] = ()) -> list[RuleSet]:
     """Parse built-in files and the user's folders; a user rule set replaces a built-in of the same name.
 
     Raises one :class:`InputError` with every problem of every file.
@@ -566,7 +572,7 @@ def resolve(builtin_files: Iterable, dirs: Iterable[str | Path] = ()) -> list[Ru
     by_name: dict[str, RuleSet] = {}
     origin: dict[str, str] = {}
 
-    def load(path, builtin: bool) -> None:
+    def load(path: str | Path, builtin: bool) -> None:
         try:
             rs = parse_ruleset(path, builtin=builtin)
         except InputError as e:
@@ -649,4 +655,5 @@ def evaluate(rule: Rule, facts: Mapping[str, Any]) -> Verdict:
     if last is None:
         return Verdict(rule.code, False)
     v, c = last
-    return Verdict(rule.code, False, None, v.thresholds, c, facts.get(c.fact), facts.get(c.ref) if c.ref_kind == "fact" else None)
+    ref = facts.get(c.ref) if c.ref_kind == "fact" and c.ref is not None else None
+    return Verdict(rule.code, False, None, v.thresholds, c, facts.get(c.fact), ref)

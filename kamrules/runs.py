@@ -58,7 +58,8 @@ def _tables(conn) -> set[str]:
 
 def migrate(store) -> None:
     """Migration step 3 (kamrules.migrations): runs, health_scores, alert_events.run_id; inside the caller's transaction."""
-    from kamrules.lifecycle.schema import connection_of, migrate as lifecycle_migrate
+    from kamrules.lifecycle.schema import connection_of
+    from kamrules.lifecycle.schema import migrate as lifecycle_migrate
 
     conn = connection_of(store)
     lifecycle_migrate(conn)  # idempotent: a store opened without step 2 still gets alert_events
@@ -86,7 +87,7 @@ def newest_dates(conn, as_of: str, tables=None) -> dict[str, str | None]:
     """Per dated table (of ``tables``, default all), the newest record on or before ``as_of``: one index
     seek per account. Recorded with each run, and the freshness of a check (kamrules.check.Summary)."""
     have = _tables(conn)
-    out = {}
+    out: dict[str, str | None] = {}
     if "accounts" not in have:
         return out
     for table, col in DATED:

@@ -10,10 +10,8 @@ import click
 from kamrules import hookimpl
 from kamrules.cliutils import CliError, Env, db_option, handle_errors, lang_option, pass_env, stderr_is_tty
 from kamrules.errors import DeliveryError
-from kamrules.textsafe import term
-
-
 from kamrules.termtable import width  # noqa: E402 (one definition of terminal columns)
+from kamrules.textsafe import term
 
 
 def echo(text: str = "", err: bool = False) -> None:
@@ -25,7 +23,7 @@ def table(headers: list[str], data: list[list]) -> str:
     """Store values are escaped (kamrules.textsafe.term) before they are measured and padded."""
     cells = [[term(v) for v in row] for row in [headers] + data]
     widths = [max(width(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c + " " * (w - width(c)) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines = ["  ".join(c + " " * (w - width(c)) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 

@@ -63,9 +63,9 @@ def register_commands(cli):
 
         from kamrules.backtest import backtest, date_range, open_read_only
         from kamrules.backtest_report import render
-        from kamrules.scorecard import load_scorecard
         from kamrules.check import user_rulesets
         from kamrules.outputs import atomic_output
+        from kamrules.scorecard import load_scorecard
 
         start, end = parse_date(start, "--from"), parse_date(end, "--to")
         dates = date_range(start, end, every)  # exit 2 before the store is opened

@@ -13,8 +13,8 @@ from kamrules.cliutils import CliError, Env, as_of_option, db_option, handle_err
 from kamrules.errors import EXIT_ALERTS, EXIT_INCOMPLETE, EXIT_OK, EXIT_UNDELIVERED, KamrulesError
 from kamrules.formats import output_formats  # noqa: F401 (imported from here by older code)
 from kamrules.textsafe import term
-
 from kamrules.vocab import SEVERITIES as SEVERITY_CHOICES  # noqa: E402
+
 FAIL_ON_CHOICES = ("info", "warning", "critical", "never")
 BUILTIN_FORMATS = "table|json|jsonl|csv|markdown"
 

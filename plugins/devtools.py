@@ -14,7 +14,6 @@ from kamrules.cliutils import handle_errors, pass_env, stderr_is_tty
 from kamrules.errors import InputError
 
 
-
 @hookimpl
 def register_commands(cli):
     cli.add_command(test_command)

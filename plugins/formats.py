@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import groupby
-from typing import Iterable, Iterator, Sequence
 
 from kamrules import hookimpl
 from kamrules.alerts import urgent_order

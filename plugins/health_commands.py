@@ -103,9 +103,9 @@ def register_commands(cli):
     @pass_env
     @handle_errors
     def health_command(env: Env, as_of, owner, tiers, grades, sort, fmt, output, scorecard, rulesets_dirs):
+        from kamrules.check import user_rulesets
         from kamrules.health_report import health_report
         from kamrules.scorecard import load_scorecard
-        from kamrules.check import user_rulesets
 
         sc = load_scorecard(scorecard)  # a bad file is exit 2 before the store is touched
         store = env.open_store()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
+from test_check import PLUGIN, make_plugin, make_store
 
 from kamrules.check import run_check
 from kamrules.partition import Part, connect, plan_parts, restrict
 from kamrules.plugins import make_plugin_manager
-from test_check import PLUGIN, make_plugin, make_store
 
 AS_OF = "2026-10-31"
 
@@ -20,7 +22,7 @@ def test_parts_cover_every_account_once(book_store):
     parts = plan_parts(book_store.conn, jobs=2, part_size=30)
     assert len(parts) >= 4 and len(parts) % 2 == 0
     assert parts[0].lo is None and parts[-1].hi is None
-    assert all(a.hi == b.lo for a, b in zip(parts, parts[1:]))
+    assert all(a.hi == b.lo for a, b in pairwise(parts))
     seen = []
     for part in parts:
         conn = connect(book_store.path)

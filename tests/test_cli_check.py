@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_check import PLUGIN, RULES, make_plugin, make_store
 
 from kamrules.cli import cli
 from kamrules.plugins import make_plugin_manager
-from test_check import PLUGIN, RULES, make_plugin, make_store
 
 GOLDEN = Path(__file__).parent / "golden"
 AS_OF = "2026-10-31"

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from rulebook import skipped_codes, act
+from rulebook import act, skipped_codes
 
 
 # -- KAM201 no_recent_contact: per-tier limits --------------------------------------------

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from rulebook import Book, skipped_codes, act
+from rulebook import Book, act, skipped_codes
 
 
 def history(book, account, *moves):

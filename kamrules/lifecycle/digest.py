@@ -10,10 +10,10 @@ import functools
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Sequence
 from email.headerregistry import Address
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Sequence
 
 import jinja2
 
@@ -188,9 +188,9 @@ def render_parts(ctx: dict, templates_dir: str | None) -> tuple[str, str, str]:
         text = text_env.get_template("digest.txt.j2").render(ctx)
         html = environment(templates_dir, html=True).get_template("digest.html.j2").render(ctx)
     except jinja2.TemplateSyntaxError as e:
-        raise InputError(f"{e.filename}:{e.lineno}: template error: {e.message}")
+        raise InputError(f"{e.filename}:{e.lineno}: template error: {e.message}") from e
     except jinja2.TemplateError as e:
-        raise InputError(f"email template error: {type(e).__name__}: {e}")
+        raise InputError(f"email template error: {type(e).__name__}: {e}") from e
     return one_line(subject), text, html
 
 
@@ -214,7 +214,7 @@ def sender_address(sender: str) -> Address:
     try:
         return Address(display_name=display_name(name), addr_spec=addr)
     except (ValueError, IndexError, email.errors.HeaderParseError) as e:
-        raise InputError(f"smtp_from {sender!r}: not a valid address ({e})")
+        raise InputError(f"smtp_from {sender!r}: not a valid address ({e})") from e
 
 
 def build_message(*, sender: str, recipient: str, to_name: str | None, subject: str, text: str, html: str | None, key: str, now: dt.datetime | None = None) -> EmailMessage:
@@ -224,7 +224,7 @@ def build_message(*, sender: str, recipient: str, to_name: str | None, subject: 
     msg["From"] = sender_address(sender)
     name = display_name(to_name)
     msg["To"] = Address(display_name=name, addr_spec=recipient) if name else Address(addr_spec=recipient)
-    msg["Date"] = email.utils.format_datetime(now or dt.datetime.now(dt.timezone.utc))
+    msg["Date"] = email.utils.format_datetime(now or dt.datetime.now(dt.UTC))
     msg["Message-ID"] = message_id(key, sender)
     msg["X-Kamrules-Key"] = key
     msg["Auto-Submitted"] = "auto-generated"

@@ -17,9 +17,9 @@ import json
 import os
 import socket
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from kamrules.lifecycle.notifiers import DueItem, Notifier
 from kamrules.lifecycle.schema import parse_ts, rows, transaction, ts
@@ -311,7 +311,7 @@ def undelivered(conn, names: Sequence[str], now: dt.datetime | None = None) -> t
     """
     if not names:
         return 0, 0
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     marks = ",".join("?" * len(names))
     found = rows(conn, f"SELECT status, claimed_by, sending_since FROM outbox WHERE notifier IN ({marks}) AND status IN ('queued', 'failed', 'sending')", tuple(names))
     busy = sum(1 for r in found if r["status"] == "sending" and r["claimed_by"] != _me() and not _claim_is_dead(r["claimed_by"], r["sending_since"], now))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from kamrules.alerts import SEVERITY_RANK
 from kamrules.errors import KamrulesError, StoreBusy
@@ -112,7 +112,7 @@ def due_items(conn, notifier: str, settings, now: dt.datetime, route=None) -> li
         fp = h["fingerprint"]
         st = states.get(fp)
         alert = history.alert_from_json(h["alert_json"])
-        mk = lambda reason, prev=None: DueItem(alert, reason, h["episode"], h["first_seen"], prev)  # noqa: E731
+        mk = lambda reason, prev=None, a=alert, h=h: DueItem(a, reason, h["episode"], h["first_seen"], prev)  # noqa: E731
         # a state different from the one last queued is due even while that message is pending
         # (the new message supersedes an unsent one it fully covers)
         if h["status"] == "resolved":

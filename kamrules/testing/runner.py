@@ -6,8 +6,8 @@ import csv
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from kamrules.errors import InputError, KamrulesError, Problem
 from kamrules.testing.model import ABSENT, Case, CaseResult, TestRun

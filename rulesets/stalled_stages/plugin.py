@@ -7,9 +7,8 @@ import importlib.resources
 
 from kamrules import hookimpl
 from kamrules.facts import FactProvider
-from kamrules_plugins.core_facts import JD, M6
-
 from kamrules.vocab import STAGES  # noqa: E402
+from kamrules_plugins.core_facts import JD, M6
 
 
 def stage_rank(expr: str) -> str:
