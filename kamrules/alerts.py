@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from kamrules.vocab import SEVERITIES
 
@@ -104,5 +104,5 @@ def urgent_order(items: Iterable, revenue: Mapping[str, float] | None = None, al
         a = get(it)
         return (acct[0], -top[acct], -money.get(acct, 0.0), a.account_name or "", acct[1], -r, a.code, a.scope_key)
 
-    return [it for _, it in sorted(zip(keys, items), key=key)]
+    return [it for _, it in sorted(zip(keys, items, strict=True), key=key)]
 

@@ -280,7 +280,7 @@ class Evaluation:
     parts: list[Part]
     results: list[PartResult | WorkerDied]  # per part, in order
     portfolio_queries: dict[str, list[Facts]]
-    newest: dict[str, str] | None = None  # {table: newest record date} of the tables the rules read (None: not yet known)
+    newest: dict[str, str | None] | None = None  # {table: newest record date} of the tables the rules read (None: not yet known)
 
 
 def plan(store: Store, request: CheckRequest, pm: pluggy.PluginManager | None = None) -> Plan:
@@ -363,12 +363,12 @@ def evaluate(plan: Plan, parts: Sequence[Part] | None = None, progress: Callable
     task = PartTask(store, plan.source, plan.compiled, plan.account_engine, request.as_of, request.min_severity,
                     request.batch_size, plan.portfolio_engine is not None)
 
-    def meanwhile() -> tuple[dict[str, list[Facts]], dict[str, str]]:  # in this process while the workers check
+    def meanwhile() -> tuple[dict[str, list[Facts]], dict[str, str | None]]:  # in this process while the workers check
         queries = plan.source.portfolio_queries() if plan.portfolio_engine is not None else {}
         return queries, newest_of(plan, plan.runnable)
 
     results, got = run_parts(parts, task, jobs, progress, meanwhile=meanwhile)
-    queries, newest = cast("tuple[dict[str, list[Facts]], dict[str, str]]", got)
+    queries, newest = cast("tuple[dict[str, list[Facts]], dict[str, str | None]]", got)
     return Evaluation(list(parts), results, queries or {}, newest)
 
 
@@ -448,21 +448,21 @@ def merge(plan: Plan, evaluation: Evaluation) -> CheckResult:
     return CheckResult(alerts=alerts, summary=summary, as_of=request.as_of)
 
 
-def _reads(plan: Plan, runnable) -> dict[str, set]:
+def _reads(plan: Plan, runnable: Sequence[Rule]) -> dict[str, set[str]]:
     """{rule code: the tables its facts come from} (a provider's ``requires`` and those of its ``after``)."""
     by_name = {p.name: p for p in plan.providers}
-    tables: dict[str, set] = {}
+    tables: dict[str, set[str]] = {}
     for p in plan.providers:  # in order: those of ``after`` come first; a derive reads their facts, so their tables
         tables[p.name] = set(p.requires).union(*(tables.get(n, set()) for n in p.after))
     producer = {f: p.name for p in by_name.values() for f in tuple(p.facts) + tuple(p.derived)}
     return {r.code: {t for f in r.facts if f in producer for t in tables[producer[f]]} for r in runnable}
 
 
-def newest_of(plan: Plan, runnable) -> dict:
+def newest_of(plan: Plan, runnable: Sequence[Rule]) -> dict[str, str | None]:
     """{dated table the rules read: its newest record on or before the as-of date} (kamrules.runs.newest_dates)."""
-    from kamrules.runs import newest_dates
-
     import sqlite3
+
+    from kamrules.runs import newest_dates
 
     used = set().union(*_reads(plan, runnable).values()) if runnable else set()
     try:
@@ -471,7 +471,8 @@ def newest_of(plan: Plan, runnable) -> dict:
         return {}
 
 
-def freshness(plan: Plan, runnable, newest: dict | None = None) -> tuple[dict, tuple, tuple]:
+def freshness(plan: Plan, runnable: Sequence[Rule], newest: dict[str, str | None] | None = None
+              ) -> tuple[dict[str, str | None], tuple[tuple[str, str, int], ...], tuple[str, ...]]:
     """``(newest, stale, stale_rules)`` of a check: the newest record on or before the as-of date of each dated
     table the run rules read (through their facts' providers' ``requires``), those more than
     ``request.stale_after_days`` days before it, and the rules reading them. ``newest``: as computed during

@@ -190,7 +190,7 @@ def ordered(providers: Sequence[FactProvider]) -> tuple[FactProvider, ...]:
     return tuple(out)
 
 
-def column_gaps(store, providers) -> dict[str, str]:
+def column_gaps(store: Store, providers: Sequence[FactProvider]) -> dict[str, str]:
     """{fact: why it has no data} for the facts of ``requires_columns`` whose column is absent or NULL in every
     row (one probe per column: an index-free scan only when the column really is empty)."""
     out: dict[str, str] = {}
@@ -206,9 +206,10 @@ def column_gaps(store, providers) -> dict[str, str]:
                 else:
                     found = store.conn.execute(f"SELECT EXISTS (SELECT 1 FROM {_q(table)} WHERE {_q(col)} IS NOT NULL)").fetchone()[0]
                     seen[spec] = None if found else f"no values in column {spec} (NULL in every row)"
-            if seen[spec]:
+            why = seen[spec]
+            if why:
                 for f in facts:
-                    out.setdefault(f, seen[spec])
+                    out.setdefault(f, why)
     return out
 
 

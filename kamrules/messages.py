@@ -170,7 +170,8 @@ def _compiled(template: str) -> tuple[str, tuple]:
         if "|" not in template:
             got = (template, ())
         else:
-            text, plurals = [], []
+            text: list[str] = []
+            plurals: list[tuple[str, str, str, tuple[str, ...]]] = []
             for literal, name, spec, conv in string.Formatter().parse(template):
                 text.append(literal.replace("{", "{{").replace("}", "}}"))
                 if name is None:

@@ -427,7 +427,7 @@ def _parse_rule(doc: _Doc, r: Any, path: NodePath, ruleset: str) -> Rule | None:
     )
 
 
-def _parse_action(doc: _Doc, r: dict, path: tuple, thresholds: Mapping) -> tuple[str, tuple]:
+def _parse_action(doc: _Doc, r: dict[str, Any], path: tuple[Any, ...], thresholds: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
     """``action:`` as one text, or a list of ``{when: CONDITION, text: ...}`` ending with ``{text: ...}`` (the
     default): the first whose condition holds on the alert's facts is the alert's action."""
     raw = r.get("action")
@@ -624,11 +624,11 @@ class Verdict:
         c = self.failed
         if self.actual is None and c.op not in ("is missing", "is present"):
             return f"not fired: `{c.describe(self.thresholds)}` is false: {c.fact} has no value"
-        shown = "has no value" if self.actual is None else "= " + _show(self.actual)
+        value = "has no value" if self.actual is None else "= " + _show(self.actual)
         extra = ""
         if c.ref_kind == "fact":
             extra = f", {c.ref} {'has no value' if self.other is None else '= ' + _show(self.other)}"
-        return f"not fired: `{c.describe(self.thresholds)}` is false ({c.fact} {shown}{extra})"
+        return f"not fired: `{c.describe(self.thresholds)}` is false ({c.fact} {value}{extra})"
 
     other: Any = None
     conditions: tuple[Condition, ...] = ()

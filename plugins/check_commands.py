@@ -9,7 +9,17 @@ from pathlib import Path
 import click
 
 from kamrules import hookimpl
-from kamrules.cliutils import CliError, Env, as_of_option, db_option, handle_errors, lang_option, parse_date, pass_env, stderr_is_tty
+from kamrules.cliutils import (
+    CliError,
+    Env,
+    as_of_option,
+    db_option,
+    handle_errors,
+    lang_option,
+    parse_date,
+    pass_env,
+    stderr_is_tty,
+)
 from kamrules.errors import EXIT_ALERTS, EXIT_INCOMPLETE, EXIT_OK, EXIT_UNDELIVERED, KamrulesError
 from kamrules.formats import output_formats  # noqa: F401 (imported from here by older code)
 from kamrules.textsafe import term

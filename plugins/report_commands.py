@@ -51,10 +51,10 @@ def register_commands(cli):
     def report_command(env: Env, as_of, owners, lang, top, output, mail_to, templates_dir, scorecard, rulesets_dirs):
         import sys
 
+        from kamrules.check import user_rulesets
         from kamrules.errors import EXIT_INCOMPLETE
         from kamrules.report import build_report, mail_report, write_report
         from kamrules.scorecard import load_scorecard
-        from kamrules.check import user_rulesets
 
         if output is None and not mail_to:
             output = f"kamrules-report-{as_of}.html"

@@ -68,7 +68,7 @@ def test_table_and_markdown_most_urgent_first_machine_formats_stable(book_store,
     md = "".join(formats["markdown"].render(r.alerts, r.summary))
     positions = [table.index(f"({a.account_id})") for a in ordered if a.account_id]
     firsts = {}
-    for a, p in zip([a for a in ordered if a.account_id], positions):
+    for a, p in zip([a for a in ordered if a.account_id], positions, strict=False):
         firsts.setdefault(a.account_id, p)
     assert list(firsts.values()) == sorted(firsts.values())
     md_pos = {}

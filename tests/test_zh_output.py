@@ -7,11 +7,11 @@ import re
 
 import pytest
 from smtp_server import Result, alert, settings_for
-
-from kamrules.lifecycle import record_and_notify
 from test_cli_check import check, env, golden  # noqa: F401 (env is a fixture)
 
-NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.timezone.utc)
+from kamrules.lifecycle import record_and_notify
+
+NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.UTC)
 
 
 def test_golden_table_zh(env):

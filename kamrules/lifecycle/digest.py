@@ -11,14 +11,13 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from email.headerregistry import Address
 from email.message import EmailMessage
 from pathlib import Path
 
 import jinja2
-
-from contextlib import contextmanager
-from contextvars import ContextVar
 
 from kamrules import i18n
 from kamrules.alerts import urgent_order

@@ -206,7 +206,7 @@ def record_and_notify(store, result, notify: Sequence[str] = ("email",), setting
     for name, notifier in notifiers.items():
         try:
             items = due_items(conn, name, settings, now, route=notifier.route)
-            stale = getattr(getattr(result, "summary", None), "warnings", lambda: [])()  # stale data: in the digests' header
+            stale: list[str] = getattr(getattr(result, "summary", None), "warnings", lambda: [])()  # stale data: in the digests' header
             with runs.scores_for_digests(conn, run_id), digest_warnings(stale):  # and each account's score and trend
                 queued, missing, went = outbox.queue(conn, notifier, items, settings, as_of, now)
         except KamrulesError:
