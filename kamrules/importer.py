@@ -25,11 +25,10 @@ from kamrules.import_workers import run_with_worker, use_workers
 from kamrules.migrations import quote
 from kamrules.readers import (
     FORMATS,
-    MAX_LINE_BREAKS,
     FileProblem,
+    check_span,
     detect_encoding,
     open_reader,
-    runaway_quote,
     split_name,
     unclosed_quote,
 )
@@ -281,8 +280,8 @@ class _Importer:
             for values in source:
                 line = prev + 1
                 prev = source.line_num
-                if prev - line > MAX_LINE_BREAKS:
-                    raise runaway_quote(file_name, line, prev)
+                if prev != line:  # a record over line breaks: a quote that swallowed rows?
+                    check_span(file_name, line, prev, values, source.dialect.delimiter)
                 if len(values) == width:
                     try:
                         convert(values)
@@ -321,9 +320,9 @@ class _Importer:
                 if is_csv:
                     line = prev + 1
                     prev = source.line_num
-                    if prev - line > MAX_LINE_BREAKS:
-                        raise runaway_quote(file_name, line, prev)
                     values = item
+                    if prev != line:
+                        check_span(file_name, line, prev, values, source.dialect.delimiter)
                     if not values:
                         continue
                 else:

@@ -192,6 +192,30 @@ def runaway_quote(file_name: str, line: int, last: int) -> FileProblem:
     )
 
 
+def check_span(file_name: str, line: int, last: int, values: list, delimiter: str) -> None:
+    """A record from ``line`` to ``last`` (called only when it spans line breaks): refused when it runs over
+    more than MAX_LINE_BREAKS line breaks, or when its values hold two or more lines that look like whole
+    records of the file (as many delimiters as the record has columns, less one, and most of the lines it
+    holds): a quote opened and closed again rows later by a stray quote, swallowing the rows between."""
+    if last - line > MAX_LINE_BREAKS:
+        raise runaway_quote(file_name, line, last)
+    width = len(values)
+    if width < 3:  # too few columns to tell a record from a note with a comma in it
+        return
+    held = looks = 0
+    for v in values:
+        if "\n" in v or "\r" in v:
+            for part in v.splitlines()[1:]:
+                held += 1
+                if part.count(delimiter) >= width - 1:
+                    looks += 1
+    if looks >= 2 and looks * 2 >= held:
+        raise FileProblem(Problem(
+            file_name, line,
+            f"a quoted value opened on this line runs to line {last} and holds {looks} lines that look like records "
+            f'of this file (expected a closing quote " before them: is one missing?)'))
+
+
 class CsvReader:
     """Rows of a CSV/TSV file: ``header`` (list) then (line, None, values) from iteration.
 
@@ -239,8 +263,8 @@ class CsvReader:
             for row in reader:
                 line = prev + 1
                 prev = reader.line_num
-                if prev - line > MAX_LINE_BREAKS:
-                    raise runaway_quote(str(self.path), line, prev)
+                if prev != line:
+                    check_span(str(self.path), line, prev, row, reader.dialect.delimiter)
                 if row:
                     yield line, None, row
         except csv.Error as e:
