@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,9 +108,13 @@ class Rejects:
     """The --skip-invalid file: one CSV row per refused record (file, line, table, reason, the record)."""
 
     def __init__(self, path):
+        from kamrules.outputs import PendingOutput
+
         self.path = Path(path)
-        self.tmp = self.path.with_name(self.path.name + ".part")
-        self.f = open(self.tmp, "w", newline="", encoding="utf-8-sig")
+        # an unnamed temporary file renamed into place at the end (a "<name>.part" file could be a
+        # symlink to the store); a lone surrogate from a JSON escape is written as \udXXX
+        self.out = PendingOutput(self.path, encoding="utf-8-sig", errors="backslashreplace")
+        self.f = self.out.file
         self.w = csv.writer(self.f)
         self.w.writerow(["file", "line", "table", "reason", "record"])
 
@@ -119,8 +122,7 @@ class Rejects:
         self.w.writerow([file, line, table, "; ".join(reasons), json.dumps(record, ensure_ascii=False)])
 
     def finish(self, keep: bool) -> None:
-        self.f.close()
         if keep:
-            os.replace(self.tmp, self.path)
+            self.out.commit()
         else:
-            self.tmp.unlink(missing_ok=True)
+            self.out.discard()
