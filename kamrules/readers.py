@@ -292,6 +292,28 @@ def _depth_over(value, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
+class BadJson(ValueError):
+    """A JSON text Python's parser accepts but JSON does not mean: NaN/Infinity, a key given twice."""
+
+
+def _pairs(pairs: list) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):  # the last value would silently win
+        seen = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise BadJson(f"key {dup!r} appears twice in one object (expected each key once)")
+    return obj
+
+
+def _constant(name: str):
+    raise BadJson(f"{name} is not a JSON number (expected a finite number, or null)")
+
+
+# Python's json reads NaN, Infinity and duplicate keys (the last one wins) without a word: not here.
+DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_constant)
+_INFINITIES = (float("inf"), float("-inf"))
+
+
 def _scalar(value):
     """JSON value -> the text the converters expect (objects/lists kept as JSON text)."""
     if value is None:
@@ -303,6 +325,8 @@ def _scalar(value):
     if isinstance(value, str):
         return value
     if isinstance(value, (int, float)):
+        if value in _INFINITIES:  # 1e400: beyond a float, read as infinity
+            raise BadJson("a number too large (it reads as infinity; expected at most about 1.8e308)")
         return repr(value)
     if _depth_over(value):
         raise TooDeep()
@@ -311,6 +335,8 @@ def _scalar(value):
 
 def _json_error(e: BaseException) -> str:
     """What is wrong, for a JSON error that is not a syntax error (a huge number, deep nesting)."""
+    if isinstance(e, BadJson):
+        return f"invalid JSON: {e}"
     if isinstance(e, RecursionError):
         return f"invalid JSON: objects or arrays nested too deeply (expected at most {MAX_DEPTH} levels)"
     if "digits" in str(e):
@@ -340,6 +366,8 @@ class JsonReader:
             raise self._problem(line, f"expected a JSON object per record, got {type(obj).__name__}")
         try:
             return line, tuple(obj), [_scalar(v) for v in obj.values()]
+        except BadJson as e:
+            raise self._problem(line, f"invalid JSON: {e}") from None
         except TooDeep:
             raise self._problem(line, f"a value nested more than {MAX_DEPTH} levels deep (expected plain values, or objects and arrays at most {MAX_DEPTH} levels deep)") from None
 
@@ -351,7 +379,7 @@ class JsonReader:
             if not text.strip():
                 continue
             try:
-                obj = json.loads(text.rstrip("\r\n"))
+                obj = DECODER.decode(text.rstrip("\r\n"))
             except json.JSONDecodeError as e:
                 raise self._problem(line, f"invalid JSON: {e.msg} (column {e.colno}; expected one JSON object per line)")
             except (ValueError, RecursionError) as e:  # a number over the digits limit, deep nesting
@@ -359,7 +387,7 @@ class JsonReader:
             yield self._row(line, obj)
 
     def _iter_array(self):
-        decoder = json.JSONDecoder()
+        decoder = DECODER
         buf = ""
         pos = 0
         line = 1
