@@ -48,7 +48,7 @@ def defect_recipes(pm=None) -> tuple[Defect, ...]:
     """
     from kamrules.check import builtin_ruleset_files
     from kamrules.errors import PluginError
-    from kamrules.plugins import default_plugin_manager
+    from kamrules.plugins import call_hook, default_plugin_manager
     from kamrules.ruleset import resolve
 
     pm = default_plugin_manager() if pm is None else pm
@@ -58,13 +58,12 @@ def defect_recipes(pm=None) -> tuple[Defect, ...]:
         for rule in rs.rules:
             codes[rule.name] = min(codes.get(rule.name, rule.code), rule.code)
     groups, seen = [], set()
-    for impl in reversed(pm.hook.register_defect_recipes.get_hookimpls()):
-        got = list(impl.function() or [])
+    for plugin, got in call_hook(pm, "register_defect_recipes"):  # a plugin that raises: PluginFailed (exit 3)
         for r in got:
             if not isinstance(r, Defect) or r.kind not in codes or r.kind in seen:
                 what = "expected kamrules.bookgen.Defect objects" if not isinstance(r, Defect) else (
                     f"a second recipe {r.kind!r}" if r.kind in seen else f"no loaded rule is named {r.kind!r}")
-                raise PluginError(f"plugin {impl.plugin_name}: register_defect_recipes returned {r!r} ({what})")
+                raise PluginError(f"plugin {plugin}: register_defect_recipes returned {r!r} ({what})")
             seen.add(r.kind)
         if got:
             groups.append((min(codes[r.kind] for r in got), got))

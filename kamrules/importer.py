@@ -362,8 +362,8 @@ class _Importer:
 
         renames = {}
         for plugin, mapping in call_hook(self.store.pm, "rename_columns", table=tdef.name, columns=list(header), path=str(path)):
-            if not isinstance(mapping, dict):
-                raise PluginFailed(f"plugin {plugin}: rename_columns returned {mapping!r} for {path} (expected a dict or None)")
+            if not isinstance(mapping, dict) or not all(type(k) is str and type(v) is str for k, v in mapping.items()):
+                raise PluginFailed(f"plugin {plugin}: rename_columns returned {mapping!r} for {path} (expected a dict of column names or None)")
             renames.update(mapping)
         plan = make_plan(tdef, header, renames, per_row_required=per_row, id_set=self.id_set)
         if not plan.problems and plan.extra:
