@@ -275,7 +275,7 @@ def _check_hook_names(pm: pluggy.PluginManager) -> None:
                 continue
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"kamrules hooks: {', '.join(known)}"
-            lines.append(f"plugin {impl.plugin_name}: {name!r} is not a kamrules hook ({hint})")
+            lines.append(f"plugin {impl.plugin_name}: unknown hook {name!r}, never called ({hint})")
     if lines:
         raise PluginError("; ".join(lines))
 
