@@ -104,14 +104,18 @@ class _DirSink:
     """One file per table (CSV UTF-8 or JSON Lines), header = the contract's columns."""
 
     def __init__(self, path, fmt: str):
+        from kamrules.outputs import PendingOutput
+
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.fmt = fmt
         self.files = {}
         self.writers = {}
+        self.outputs = []  # each file renamed into place only when the whole book is written
         for name in ORDER:
-            f = open(self.path / f"{name}.{fmt}", "w", newline="", encoding="utf-8")
-            self.files[name] = f
+            out = PendingOutput(self.path / f"{name}.{fmt}", encoding="utf-8")
+            self.outputs.append(out)
+            f = self.files[name] = out.file
             if fmt == "csv":
                 w = csv.writer(f)
                 w.writerow(COLUMNS[name])
@@ -135,9 +139,10 @@ class _DirSink:
                 cols = COLUMNS[name]
                 self.files[name].writelines(json.dumps(dict(zip(cols, row)), ensure_ascii=False) + "\n" for row in items)
 
-    def close(self) -> None:
-        for f in self.files.values():
-            f.close()
+    def close(self, ok: bool = True) -> None:
+        """Put every file in place (``ok``), or drop them all: an error or Ctrl-C leaves the folder as it was."""
+        for out in self.outputs:
+            out.commit() if ok else out.discard()
 
 
 class _StoreSink:
@@ -187,9 +192,12 @@ def generate_to_dir(path, accounts: int, seed: int = 0, as_of=None, fmt: str = "
         raise ValueError(f"unknown format {fmt!r} (expected csv or jsonl)")
     sink = _DirSink(path, fmt)
     try:
-        return _run(sink, accounts, seed, as_of, defects, progress, pm)
-    finally:
-        sink.close()
+        stats = _run(sink, accounts, seed, as_of, defects, progress, pm)
+    except BaseException:
+        sink.close(ok=False)
+        raise
+    sink.close()
+    return stats
 
 
 def generate_to_store(store, accounts: int, seed: int = 0, as_of=None, progress=None, defects: float = DEFAULT_DEFECTS, pm=None) -> dict[str, int]:
