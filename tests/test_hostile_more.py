@@ -306,3 +306,26 @@ def test_plugins_list_shows_escapes_in_plugin_names(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "\x1b" not in r.stdout and "\x07" not in r.stdout
     assert "p\\x1b]0;pwn\\x07/x.py" in r.stdout
+
+
+def test_junit_never_overwrites_a_rule_file_a_case_reads(tmp_path):
+    """Before: `test T --junit my/rules.yaml` replaced the rule file of the case's `rulesets: [my]` (exit 0):
+    only the test files themselves were inputs."""
+    import kamrules
+
+    my = tmp_path / "my"
+    my.mkdir()
+    source = Path(kamrules.__file__).parent.parent / "rulesets" / "missing_escalation_channels" / "rules.yaml"
+    text = source.read_text(encoding="utf-8").replace("ruleset: missing_escalation_channels", "ruleset: tuned_mec")
+    (my / "rules.yaml").write_text(text.replace("KAM3", "TUN3"), encoding="utf-8")
+    (tmp_path / "t.test.yaml").write_text(
+        "as_of: 2026-10-31\nrulesets: [my]\nselect: [TUN]\nbook:\n  accounts:\n"
+        "    - {id: K1, name: a, tier: key, status: active, created_on: 2020-01-01}\n"
+        "cases:\n  - name: c\n    quiet: [K9]\n", encoding="utf-8")
+    before = digest(my / "rules.yaml")
+    r = run("test", tmp_path / "t.test.yaml", "--junit", my / "rules.yaml")
+    assert r.returncode == 2 and "is an input file" in r.stderr, r.stderr
+    assert digest(my / "rules.yaml") == before
+    r = run("test", tmp_path / "t.test.yaml", "--junit", tmp_path / "j.xml")
+    assert r.returncode == 0, r.stderr
+    assert "<testsuite" in (tmp_path / "j.xml").read_text()
