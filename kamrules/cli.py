@@ -120,9 +120,12 @@ def plugins_command(env: Env, fmt):
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
-    width = max(len(r["name"]) for r in rows)
-    for r in rows:
-        click.echo(f"{r['name']:<{width}}  {r['version'] or '-':<8}  {', '.join(r['hooks']) or '-'}")
+    from kamrules.textsafe import term
+
+    names = [term(r["name"]) for r in rows]  # a plugin file's name may carry escape sequences
+    width = max(len(n) for n in names)
+    for name, r in zip(names, rows, strict=True):
+        click.echo(f"{name:<{width}}  {term(r['version']) or '-':<8}  {', '.join(r['hooks']) or '-'}")
     from kamrules.engine import describe
 
     click.echo(f"matcher: {describe()}")

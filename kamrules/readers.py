@@ -192,6 +192,30 @@ def runaway_quote(file_name: str, line: int, last: int) -> FileProblem:
     )
 
 
+def check_span(file_name: str, line: int, last: int, values: list, delimiter: str) -> None:
+    """A record from ``line`` to ``last`` (called only when it spans line breaks): refused when it runs over
+    more than MAX_LINE_BREAKS line breaks, or when its values hold two or more lines that look like whole
+    records of the file (as many delimiters as the record has columns, less one, and most of the lines it
+    holds): a quote opened and closed again rows later by a stray quote, swallowing the rows between."""
+    if last - line > MAX_LINE_BREAKS:
+        raise runaway_quote(file_name, line, last)
+    width = len(values)
+    if width < 3:  # too few columns to tell a record from a note with a comma in it
+        return
+    held = looks = 0
+    for v in values:
+        if "\n" in v or "\r" in v:
+            for part in v.splitlines()[1:]:
+                held += 1
+                if part.count(delimiter) >= width - 1:
+                    looks += 1
+    if looks >= 2 and looks * 2 >= held:
+        raise FileProblem(Problem(
+            file_name, line,
+            f"a quoted value opened on this line runs to line {last} and holds {looks} lines that look like records "
+            f'of this file (expected a closing quote " before them: is one missing?)'))
+
+
 class CsvReader:
     """Rows of a CSV/TSV file: ``header`` (list) then (line, None, values) from iteration.
 
@@ -239,8 +263,8 @@ class CsvReader:
             for row in reader:
                 line = prev + 1
                 prev = reader.line_num
-                if prev - line > MAX_LINE_BREAKS:
-                    raise runaway_quote(str(self.path), line, prev)
+                if prev != line:
+                    check_span(str(self.path), line, prev, row, reader.dialect.delimiter)
                 if row:
                     yield line, None, row
         except csv.Error as e:
@@ -268,6 +292,28 @@ def _depth_over(value, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
+class BadJson(ValueError):
+    """A JSON text Python's parser accepts but JSON does not mean: NaN/Infinity, a key given twice."""
+
+
+def _pairs(pairs: list) -> dict:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):  # the last value would silently win
+        seen = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise BadJson(f"key {dup!r} appears twice in one object (expected each key once)")
+    return obj
+
+
+def _constant(name: str):
+    raise BadJson(f"{name} is not a JSON number (expected a finite number, or null)")
+
+
+# Python's json reads NaN, Infinity and duplicate keys (the last one wins) without a word: not here.
+DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_constant)
+_INFINITIES = (float("inf"), float("-inf"))
+
+
 def _scalar(value):
     """JSON value -> the text the converters expect (objects/lists kept as JSON text)."""
     if value is None:
@@ -279,6 +325,8 @@ def _scalar(value):
     if isinstance(value, str):
         return value
     if isinstance(value, (int, float)):
+        if value in _INFINITIES:  # 1e400: beyond a float, read as infinity
+            raise BadJson("a number too large (it reads as infinity; expected at most about 1.8e308)")
         return repr(value)
     if _depth_over(value):
         raise TooDeep()
@@ -287,6 +335,8 @@ def _scalar(value):
 
 def _json_error(e: BaseException) -> str:
     """What is wrong, for a JSON error that is not a syntax error (a huge number, deep nesting)."""
+    if isinstance(e, BadJson):
+        return f"invalid JSON: {e}"
     if isinstance(e, RecursionError):
         return f"invalid JSON: objects or arrays nested too deeply (expected at most {MAX_DEPTH} levels)"
     if "digits" in str(e):
@@ -316,6 +366,8 @@ class JsonReader:
             raise self._problem(line, f"expected a JSON object per record, got {type(obj).__name__}")
         try:
             return line, tuple(obj), [_scalar(v) for v in obj.values()]
+        except BadJson as e:
+            raise self._problem(line, f"invalid JSON: {e}") from None
         except TooDeep:
             raise self._problem(line, f"a value nested more than {MAX_DEPTH} levels deep (expected plain values, or objects and arrays at most {MAX_DEPTH} levels deep)") from None
 
@@ -327,7 +379,7 @@ class JsonReader:
             if not text.strip():
                 continue
             try:
-                obj = json.loads(text.rstrip("\r\n"))
+                obj = DECODER.decode(text.rstrip("\r\n"))
             except json.JSONDecodeError as e:
                 raise self._problem(line, f"invalid JSON: {e.msg} (column {e.colno}; expected one JSON object per line)") from e
             except (ValueError, RecursionError) as e:  # a number over the digits limit, deep nesting
@@ -335,7 +387,7 @@ class JsonReader:
             yield self._row(line, obj)
 
     def _iter_array(self):
-        decoder = json.JSONDecoder()
+        decoder = DECODER
         buf = ""
         pos = 0
         line = 1
