@@ -299,8 +299,8 @@ class BadJson(ValueError):
 def _pairs(pairs: list) -> dict:
     obj = dict(pairs)
     if len(obj) != len(pairs):  # the last value would silently win
-        seen = set()
-        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k) is not None)  # add() is None: keep looking
         raise BadJson(f"key {dup!r} appears twice in one object (expected each key once)")
     return obj
 
