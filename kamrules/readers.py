@@ -300,7 +300,10 @@ def _pairs(pairs: list) -> dict:
     obj = dict(pairs)
     if len(obj) != len(pairs):  # the last value would silently win
         seen: set[str] = set()
-        dup = next(k for k, _ in pairs if k in seen or seen.add(k) is not None)  # add() is None: keep looking
+        for dup, _ in pairs:
+            if dup in seen:
+                break
+            seen.add(dup)
         raise BadJson(f"key {dup!r} appears twice in one object (expected each key once)")
     return obj
 
