@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.resources
-
-from kamrules import hookimpl
 from kamrules.facts import FactProvider
+from kamrules.rulesetpkg import package_hooks
 from kamrules_plugins.core_facts import M12
 
 # Calendar months: "the last 12 months" are the as-of date's month and the 11 before it (the
@@ -60,18 +58,4 @@ SELECT (SELECT revenue FROM buyers ORDER BY revenue DESC LIMIT 1 OFFSET (SELECT 
 PROVIDERS = (ORDER_MONTHS, BOOK_REVENUE_DECILE)
 
 
-@hookimpl
-def register_rulesets():
-    return [importlib.resources.files(__package__) / "rules.yaml"]
-
-
-@hookimpl
-def register_facts():
-    return list(PROVIDERS)
-
-
-@hookimpl
-def register_defect_recipes():
-    from kamrules_rulesets.key_account_qualification.defects import RECIPES
-
-    return list(RECIPES)
+register_rulesets, register_facts, register_defect_recipes = package_hooks(__package__, PROVIDERS)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.resources
-
-from kamrules import hookimpl
 from kamrules.facts import FactProvider
+from kamrules.rulesetpkg import package_hooks
 from kamrules_plugins.core_facts import days_since
 
 IN_PERSON = "('visit', 'meeting', 'presentation', 'executive_meeting')"
@@ -91,18 +89,4 @@ FROM x
 PROVIDERS = (ACTIVITIES_START, CONTACT_MIX)
 
 
-@hookimpl
-def register_rulesets():
-    return [importlib.resources.files(__package__) / "rules.yaml"]
-
-
-@hookimpl
-def register_facts():
-    return list(PROVIDERS)
-
-
-@hookimpl
-def register_defect_recipes():
-    from kamrules_rulesets.resource_mismatch.defects import RECIPES
-
-    return list(RECIPES)
+register_rulesets, register_facts, register_defect_recipes = package_hooks(__package__, PROVIDERS)
