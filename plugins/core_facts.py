@@ -152,6 +152,7 @@ FROM accounts a LEFT JOIN x ON x.account_id = a.id
 # (an account known without a stage history). Used by rules that must not judge
 # a relationship younger than the windows they compare (churn_signals,
 # concentration_risk); WON_ON is the same expression for providers' own SQL.
+# MATERIALIZED: inlined, SQLite runs the seek once per use of won_on (three).
 WON_ON = ("COALESCE((SELECT MAX(h.entered_on) FROM stage_history h WHERE h.account_id = a.id AND h.stage = 'won'"
           " AND h.entered_on <= :as_of), a.created_on)")
 
@@ -161,8 +162,9 @@ WON_DATE = FactProvider(
     requires=(),
     facts=("won_on", "days_since_won"),
     sql=f"""
+WITH w AS MATERIALIZED (SELECT a.id AS account_id, {WON_ON} AS won_on FROM accounts a WHERE +a.status = 'active')
 SELECT account_id, won_on, {days_since("won_on")} AS days_since_won
-FROM (SELECT a.id AS account_id, {WON_ON} AS won_on FROM accounts a WHERE +a.status = 'active')
+FROM w
 WHERE won_on IS NOT NULL
 """,
 )

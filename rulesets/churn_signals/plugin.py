@@ -37,13 +37,14 @@ FROM r
 # The last satisfaction survey of an active key account (an index range over its
 # activities, filtered on kind). With none ever, the days count from the date
 # the account was won (core fact won_on's expression): never surveyed since.
+# MATERIALIZED: inlined, both seeks ran once per use of their result (three).
 SURVEYS = FactProvider(
     name="surveys",
     description="The last `survey` activity of an active key account and the days since (since it was won, when never surveyed).",
     requires=("activities",),
     facts=("last_survey", "days_since_survey"),
     sql=f"""
-WITH s AS (
+WITH s AS MATERIALIZED (
     SELECT a.id AS account_id, {WON_ON} AS won_on,
            (SELECT MAX(x.date) FROM activities x
              WHERE x.account_id = a.id AND x.kind = 'survey' AND x.date <= :as_of) AS survey_on
