@@ -6,42 +6,20 @@ from kamrules.facts import FactProvider
 from kamrules.rulesetpkg import package_hooks
 from kamrules_plugins.core_facts import M6, M12, WON_ON, days_since
 
-M18 = "date(:as_of, '-18 months')"
-
-# Revenue of the last 6 months against the SAME 6 months a year earlier (not the
-# 6 months just before: a seasonal dealer's January is compared with last
-# January). Active key and mid accounts only (the accounts the rule judges),
-# one index range per account over (account_id, date) for 18 months. An account
-# with no order a year earlier has no decline (nothing to fall from).
-REVENUE_YEAR_ON_YEAR = FactProvider(
-    name="revenue_year_on_year",
-    description="Revenue of the last 6 months, of the same 6 months a year earlier, and the fall between them (active key/mid accounts).",
-    requires=("orders",),
-    facts=("revenue_6m", "revenue_6m_year_ago", "revenue_6m_decline"),
-    sql=f"""
-WITH r AS (
-    SELECT a.id AS account_id,
-           TOTAL(CASE WHEN o.date > {M6} THEN o.amount END)                       AS now6,
-           TOTAL(CASE WHEN o.date > {M18} AND o.date <= {M12} THEN o.amount END)  AS ago6
-    FROM accounts a JOIN orders o ON o.account_id = a.id AND o.date > {M18} AND o.date <= :as_of
-    WHERE +a.status = 'active' AND +a.tier IN ('key', 'mid')
-    GROUP BY a.id)
-SELECT account_id, now6 AS revenue_6m, ago6 AS revenue_6m_year_ago,
-       CASE WHEN ago6 > 0 THEN 1.0 - now6 / ago6 END AS revenue_6m_decline
-FROM r
-""",
-)
+# revenue_6m, revenue_6m_year_ago and revenue_6m_decline (KAM501) are core facts of
+# orders_summary (plugins/core_facts.py), computed in its one pass over the orders.
 
 # The last satisfaction survey of an active key account (an index range over its
 # activities, filtered on kind). With none ever, the days count from the date
 # the account was won (core fact won_on's expression): never surveyed since.
+# MATERIALIZED: inlined, both seeks ran once per use of their result (three).
 SURVEYS = FactProvider(
     name="surveys",
     description="The last `survey` activity of an active key account and the days since (since it was won, when never surveyed).",
     requires=("activities",),
     facts=("last_survey", "days_since_survey"),
     sql=f"""
-WITH s AS (
+WITH s AS MATERIALIZED (
     SELECT a.id AS account_id, {WON_ON} AS won_on,
            (SELECT MAX(x.date) FROM activities x
              WHERE x.account_id = a.id AND x.kind = 'survey' AND x.date <= :as_of) AS survey_on
@@ -76,7 +54,7 @@ FROM k
 """,
 )
 
-PROVIDERS = (REVENUE_YEAR_ON_YEAR, SURVEYS, COMPLAINT_TREND)
+PROVIDERS = (SURVEYS, COMPLAINT_TREND)
 
 
 register_rulesets, register_facts, register_defect_recipes = package_hooks(__package__, PROVIDERS)

@@ -62,6 +62,8 @@ ORDER BY id
 # earlier span must lie within the relationship (won on or before its first
 # day; won date as the core fact won_on): otherwise the courting before the win
 # would be compared with the routine after it, and the ratio is left out.
+# m, s and n are MATERIALIZED: inlined, SQLite repeats each seek once per use of its result. The won
+# date is looked up in s, only for the accounts with a signed commitment (not every active account).
 SIGNING_ACTIVITY = FactProvider(
     name="signing_activity",
     description="The latest signed commitment that has started, its age, and the activities in the days since its start against as many days before it.",
@@ -69,18 +71,18 @@ SIGNING_ACTIVITY = FactProvider(
     facts=("signed_commitment", "signed_commitment_start", "days_since_signing", "activities_since_signing",
            "activities_before_signing", "signing_activity_ratio"),
     sql=f"""
-WITH m AS (
-    SELECT a.id AS account_id, {WON_ON} AS won_on,
+WITH m AS MATERIALIZED (
+    SELECT a.id AS account_id,
            (SELECT c.rowid FROM commitments c
              WHERE c.account_id = a.id AND c.signed = 1 AND c.start <= :as_of
              ORDER BY c.start DESC, c.id DESC LIMIT 1) AS cref
     FROM accounts a WHERE +a.status = 'active'),
-s AS (
-    SELECT m.account_id, m.won_on, c.id, c.start,
+s AS MATERIALIZED (
+    SELECT m.account_id, {WON_ON} AS won_on, c.id, c.start,
            CAST({JD} - julianday(c.start) AS INTEGER) AS age,
            date(c.start, '-' || (CAST({JD} - julianday(c.start) AS INTEGER) + 1) || ' days') AS before_from
-    FROM m JOIN commitments c ON c.rowid = m.cref),
-n AS (
+    FROM m JOIN commitments c ON c.rowid = m.cref JOIN accounts a ON a.id = m.account_id),
+n AS MATERIALIZED (
     SELECT s.*,
            (SELECT COUNT(*) FROM activities x
              WHERE x.account_id = s.account_id AND x.date >= s.start AND x.date <= :as_of) AS since,
