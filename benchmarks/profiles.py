@@ -95,7 +95,7 @@ def cprofile(cmd_args: list[str], out: Path, stdout: Path | None, cwd: Path) -> 
     st = pstats.Stats(str(out))
     cats: dict[str, float] = defaultdict(float)
     rows = []
-    for (file, line, func), (cc, nc, tt, ct, callers) in st.stats.items():
+    for (file, line, func), (_cc, nc, tt, ct, _callers) in st.stats.items():
         cats[_cprofile_category(file, func)] += tt
         rows.append((tt, ct, nc, func if file == "~" else f"{func} ({Path(file).name}:{line})"))
     rows.sort(reverse=True)

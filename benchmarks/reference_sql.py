@@ -18,12 +18,14 @@ import sqlite3
 import sys
 import time
 from collections import Counter
+from itertools import pairwise
 
 # Window bounds, computed once by SQLite from :as_of (records after :as_of are ignored).
 WINDOWS = """
 SELECT :as_of AS as_of,
        date(:as_of, '-6 months')  AS m6,
        date(:as_of, '-12 months') AS m12,
+       date(:as_of, '-18 months') AS m18,
        date(:as_of, '-24 months') AS m24,
        date(:as_of, '-90 days')   AS d90,
        julianday(:as_of)          AS jd
@@ -46,7 +48,9 @@ AGGREGATES: dict[str, str] = {
                TOTAL(CASE WHEN date <= :m12 THEN amount END) AS rev_prev12m,
                SUM(CASE WHEN date > :m12 THEN margin END)    AS margin_12m,   -- NULL: orders without margins
                TOTAL(CASE WHEN date > :m12 THEN margin END)  AS margin_total_12m,
-               SUM(date > :m12)                              AS n_12m
+               SUM(date > :m12)                              AS n_12m,
+               TOTAL(CASE WHEN date > :m6 THEN amount END)   AS rev_6m,
+               TOTAL(CASE WHEN date > :m18 AND date <= :m12 THEN amount END) AS rev_6m_ya  -- the same 6 months a year earlier
         FROM orders WHERE date <= :as_of AND date > :m24
         GROUP BY account_id""",
     # concessions; "committed" = tied to a signed commitment of the same account with a target > 0
@@ -71,7 +75,8 @@ AGGREGATES: dict[str, str] = {
                MAX(CASE WHEN kind = 'visit' THEN date END)         AS visit_on,
                MAX(CASE WHEN kind = 'executive_meeting' OR level = 'executive' THEN date END) AS exec_on,
                TOTAL(CASE WHEN date > :m12 THEN cost END)          AS cost_12m,
-               MAX(CASE WHEN attitude <> 'cold' THEN date END)     AS warm_on   -- last attitude that was not cold
+               MAX(CASE WHEN attitude <> 'cold' THEN date END)     AS warm_on,  -- last attitude that was not cold
+               MAX(CASE WHEN kind = 'survey' THEN date END)        AS survey_on
         FROM activities WHERE date <= :as_of
         GROUP BY account_id""",
     # the pipeline stage on the as-of date: stage_history is the authority for accounts it has rows for
@@ -87,6 +92,12 @@ AGGREGATES: dict[str, str] = {
                CASE WHEN x.has_history THEN h.stage WHEN x.stage_since > :as_of THEN NULL ELSE x.stage END            AS stage,
                CASE WHEN x.has_history THEN h.entered_on WHEN x.stage_since > :as_of THEN NULL ELSE x.stage_since END AS since
         FROM x LEFT JOIN stage_history h ON h.rowid = x.latest""",
+    # when an active account was won: its latest `won` entry on or before the as-of date, else created_on
+    "won": """
+        SELECT a.id AS account_id,
+               COALESCE((SELECT MAX(h.entered_on) FROM stage_history h
+                          WHERE h.account_id = a.id AND h.stage = 'won' AND h.entered_on <= :as_of), a.created_on) AS won_on
+        FROM accounts a WHERE a.status = 'active'""",
 }
 
 
@@ -298,6 +309,60 @@ RULES: list[tuple[str, str, str, str]] = [
         FROM accounts a JOIN cur s ON s.account_id = a.id, w
         WHERE a.status = 'active' AND a.tier = 'key' AND s.stage = 'won' AND a.relationship_stage = 'establish'
           AND {days("s.since")} > 365"""),
+    # ---- churn_signals (KAM5xx): active key and mid accounts ------------------
+    ("churn_signals", "revenue_decline", "account", f"""
+        SELECT a.id AS account_id, IIF(1.0 - o.rev_6m / o.rev_6m_ya > 0.50, 'critical', 'warning') AS severity,
+               o.rev_6m, o.rev_6m_ya
+        FROM accounts a JOIN ord o ON o.account_id = a.id JOIN won ON won.account_id = a.id, w
+        WHERE a.status = 'active' AND a.tier IN ('key', 'mid') AND {days("won.won_on")} >= 548
+          AND o.rev_6m_ya >= IIF(a.tier = 'key', 1000000, 200000) AND 1.0 - o.rev_6m / o.rev_6m_ya > 0.30"""),
+    ("churn_signals", "satisfaction_overdue", "account", f"""
+        SELECT a.id AS account_id, 'warning' AS severity, {days("COALESCE(x.survey_on, won.won_on)")} AS days
+        FROM accounts a JOIN won ON won.account_id = a.id LEFT JOIN act x ON x.account_id = a.id, w
+        WHERE a.status = 'active' AND a.tier = 'key' AND {days("won.won_on")} >= 365
+          AND {days("COALESCE(x.survey_on, won.won_on)")} > 365"""),
+    ("churn_signals", "complaints_rising", "account", f"""
+        WITH k AS (
+            SELECT account_id, SUM(opened_on > :m6) AS n_6m, SUM(opened_on <= :m6) AS n_prev6m
+            FROM complaints WHERE opened_on > :m12 AND opened_on <= :as_of
+            GROUP BY account_id)
+        SELECT a.id AS account_id, 'warning' AS severity, k.n_6m, k.n_prev6m
+        FROM k JOIN accounts a ON a.id = k.account_id JOIN won ON won.account_id = a.id, w
+        WHERE a.status = 'active' AND a.tier IN ('key', 'mid') AND {days("won.won_on")} >= 365
+          AND k.n_6m >= 3 AND CAST(k.n_prev6m AS REAL) / k.n_6m <= 0.5"""),
+    # ---- concentration_risk (KAM6xx) --------------------------------------------
+    # KAM601 (the whole book: 30% / 50%) and KAM602 (the owner's book: 50% / 70%), both on the account
+    ("concentration_risk", "revenue_concentration", "account", """
+        WITH r AS MATERIALIZED (
+            SELECT a.id, NULLIF(TRIM(a.owner), '') AS owner, o.rev_12m AS rev
+            FROM accounts a JOIN ord o ON o.account_id = a.id
+            WHERE a.status = 'active' AND o.rev_12m > 0),
+        book AS (SELECT TOTAL(rev) AS total, COUNT(*) AS n FROM r),
+        own AS (SELECT owner, TOTAL(rev) AS total, COUNT(*) AS n FROM r WHERE owner IS NOT NULL GROUP BY owner)
+        SELECT r.id AS account_id, IIF(r.rev / book.total > 0.50, 'critical', 'warning') AS severity, r.rev / book.total AS share
+        FROM r, book WHERE book.n >= 5 AND r.rev / book.total > 0.30
+        UNION ALL
+        SELECT r.id, IIF(r.rev / own.total > 0.70, 'critical', 'warning'), r.rev / own.total
+        FROM r JOIN own ON own.owner = r.owner WHERE own.n >= 5 AND r.rev / own.total > 0.50"""),
+    ("concentration_risk", "relaxed_after_signing", "account", """
+        WITH m AS (      -- the latest signed commitment that has started
+            SELECT a.id AS account_id,
+                   (SELECT c.rowid FROM commitments c WHERE c.account_id = a.id AND c.signed = 1 AND c.start <= :as_of
+                     ORDER BY c.start DESC, c.id DESC LIMIT 1) AS cref
+            FROM accounts a WHERE a.status = 'active'),
+        s AS (
+            SELECT m.account_id, c.start, CAST(w.jd - julianday(c.start) AS INTEGER) AS age
+            FROM m JOIN commitments c ON c.rowid = m.cref, w),
+        n AS (           -- activities since the start and in as many days before it
+            SELECT s.account_id, s.age, date(s.start, '-' || (s.age + 1) || ' days') AS before_from,
+                   (SELECT COUNT(*) FROM activities x WHERE x.account_id = s.account_id
+                      AND x.date >= s.start AND x.date <= :as_of) AS since,
+                   (SELECT COUNT(*) FROM activities x WHERE x.account_id = s.account_id
+                      AND x.date >= date(s.start, '-' || (s.age + 1) || ' days') AND x.date < s.start) AS prior
+            FROM s WHERE s.age BETWEEN 60 AND 365)
+        SELECT n.account_id, 'warning' AS severity, n.since, n.prior
+        FROM n JOIN won ON won.account_id = n.account_id
+        WHERE n.prior >= 4 AND won.won_on <= n.before_from AND CAST(n.since AS REAL) / n.prior < 0.5"""),
 ]
 
 
@@ -309,7 +374,7 @@ def median_gap(days: str | None) -> float | None:
     if not days:
         return None
     ds = sorted(dt.date.fromisoformat(d).toordinal() for d in days.split(","))
-    gaps = sorted(b - a for a, b in zip(ds, ds[1:]))
+    gaps = sorted(b - a for a, b in pairwise(ds))
     if not gaps:
         return None
     n = len(gaps)
@@ -371,7 +436,7 @@ RULES += [
 
 def _params(conn: sqlite3.Connection, as_of: str) -> dict:
     cur = conn.execute(WINDOWS, {"as_of": as_of})
-    return dict(zip((d[0] for d in cur.description), cur.fetchone()))
+    return dict(zip((d[0] for d in cur.description), cur.fetchone(), strict=True))
 
 
 def run(db: str, as_of: str) -> dict:

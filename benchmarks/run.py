@@ -3,7 +3,7 @@
 For each size: `kamrules generate` a book (CSV), time `kamrules import` into a fresh
 store against benchmarks/raw_load.py (csv + executemany, no validation), then time
 `kamrules check --format json` (all rule sets) against benchmarks/reference_sql.py
-(the four core rule sets as hand-written SQL) on the imported store.  Every step is
+(the built-in rule sets as hand-written SQL) on the imported store.  Every step is
 a subprocess; its peak RSS comes from os.wait4.  Per rule, the accounts the hand SQL
 flags are compared with the accounts `kamrules check` alerts on.
 
@@ -332,7 +332,7 @@ def slope(points: list[tuple[int, float]]) -> float | None:
     ys = [p[1] for p in points]
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
     den = sum((x - mx) ** 2 for x in xs)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / den if den else None
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / den if den else None
 
 
 def fmt(v, spec=".2f", unit=""):
@@ -474,7 +474,7 @@ def main(argv=None) -> int:
 
     for pkg in ("kamrules", "plugins"):
         compileall.compile_dir(str(ROOT / pkg), quiet=1)
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     commit = git_commit()
     results = [bench_size(n, args, steps, check_extra) for n in sizes]
 

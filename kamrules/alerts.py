@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Mapping
+from typing import Any
 
 from kamrules.vocab import SEVERITIES
 
@@ -37,6 +38,9 @@ class Alert:
     owner_email: str | None = None
     evidence: Mapping[str, Any] = field(default_factory=dict)
     scope_key: str = ""  # distinguishes several portfolio alerts of one rule (e.g. per owner)
+    # the account's trailing 12-month revenue (fact revenue_12m) when the check had it: orders alerts for
+    # people (urgent_order); not part of the alert's dict (machine formats, history)
+    revenue_12m: float | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITY_RANK:
@@ -59,8 +63,46 @@ class Alert:
         d["evidence"] = dict(self.evidence)
         d["fingerprint"] = fp
         del d["scope_key"]
+        del d["revenue_12m"]
         return d
 
-    def sort_key(self):
+    def sort_key(self) -> tuple[str, str, str, int, str]:
+        """The stable order of machine formats (json, jsonl, csv): owner, account name, account id, most severe
+        first, code (see docs/cli.md)."""
         return (self.owner or "", self.account_name or "", self.account_id or "", -self.rank, self.code)
+
+
+def urgent_order(items: Iterable, revenue: Mapping[str, float] | None = None, alert_of: Callable | None = None,
+                 rank_of: Callable | None = None) -> list:
+    """``items`` (alerts, or anything ``alert_of`` maps to its alert) in the order people read them: per owner
+    (by name; no owner first), the accounts by their most severe alert, then by trailing 12-month revenue
+    (largest first: ``revenue[account_id]``, else the alert's ``revenue_12m``, else 0), then by name and id;
+    the portfolio alerts of an owner rank as one account with no revenue; within an account, most severe
+    first, then by code. ``rank_of`` overrides an item's severity rank (e.g. a resolved item ranks lowest)."""
+    items = list(items)
+    get = alert_of or (lambda x: x)
+    rank = rank_of or (lambda x: get(x).rank)
+    top: dict[tuple, int] = {}
+    money: dict[tuple, float] = {}
+    keys = []
+    for it in items:
+        a = get(it)
+        acct = (a.owner or "", a.account_id or "")
+        r = rank(it)
+        keys.append((acct, r))
+        if top.get(acct, -99) < r:
+            top[acct] = r
+        if a.account_id is not None:
+            v = revenue.get(a.account_id) if revenue else None
+            if v is None:
+                v = a.revenue_12m
+            if v is not None and (acct not in money or money[acct] < v):
+                money[acct] = float(v)
+
+    def key(pair):
+        (acct, r), it = pair
+        a = get(it)
+        return (acct[0], -top[acct], -money.get(acct, 0.0), a.account_name or "", acct[1], -r, a.code, a.scope_key)
+
+    return [it for _, it in sorted(zip(keys, items, strict=True), key=key)]
 

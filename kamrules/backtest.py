@@ -14,9 +14,10 @@ import datetime as dt
 import re
 import sqlite3
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 from kamrules.alerts import SEVERITIES, Alert
 from kamrules.errors import InputError
@@ -179,7 +180,7 @@ def diff(current: Sequence[Alert], tuned: Sequence[Alert]) -> list[RuleDiff]:
     return [out[c] for c in sorted(out)]
 
 
-def _grades(alerts: Sequence[Alert], accounts: dict[str, tuple], sets, summary, scorecard) -> dict[str, int]:
+def _grades(alerts: Sequence[Alert], accounts: dict[str, tuple[Any, Any]], sets, summary, scorecard) -> dict[str, int]:
     """Accounts per grade (kamrules.health): an account without alerts scores 100."""
     from kamrules.health import ran_from, score_account
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from kamrules.alerts import SEVERITIES
 from kamrules.backtest import DateResult

@@ -30,6 +30,8 @@ class Defect:
     attended: bool = True  # a small or mid account gets a visit within the quarter
     ends_cold: bool = False  # the last recorded attitude may be cold
     commitment_target: float = 0.85  # the current commitment's target, times last year's revenue
+    surveyed: bool = True  # an active key account has a satisfaction survey within the year
+    once: bool = False  # a defect of the whole book: only its first account carries it, none is drawn
 
     def buyer(self, acc, buyer):
         return buyer
@@ -146,7 +148,8 @@ def person(rng: random.Random) -> tuple[str, str]:
 
 
 def make_owners(n: int, rng: random.Random) -> list[tuple[str, str]]:
-    owners, seen = [], set()
+    owners: list[tuple[str, str]] = []
+    seen: set[str] = set()
     while len(owners) < n:
         name, py = person(rng)
         k = 1
@@ -271,7 +274,21 @@ class Account:
             closed = opened + rng.randint(1, 10)
             sev = rng.choice(("low", "medium", "medium", "high"))
             self.rows["complaints"].append((self.next_id("Q"), self.id, iso(opened), iso(closed) if closed <= as_of else None, sev, sev == "high"))
+        self.steady_complaints()
         d.extra_complaints(self)
+
+    def steady_complaints(self):
+        """A healthy record has fewer than 3 complaints in any recent half-year (a rising trend is a defect):
+        the newest of a cluster moves 200 days back, closed 5 days later. Nothing is drawn, so the random
+        stream (and every other row) stays as it was."""
+        rows, as_of = self.rows["complaints"], self.as_of
+        while True:
+            recent = [i for i, r in enumerate(rows) if dt.date.fromisoformat(r[2]).toordinal() > as_of - 190]
+            if len(recent) < 3:
+                return
+            i = max(recent, key=lambda i: rows[i][2])
+            opened = dt.date.fromisoformat(rows[i][2]).toordinal() - 200
+            rows[i] = rows[i][:2] + (iso(opened), iso(opened + 5)) + rows[i][4:]
 
     # -- stages --------------------------------------------------------------
     def history(self, stages, last_entered: int) -> int:
@@ -281,7 +298,7 @@ class Account:
         for _ in stages[:-1]:
             dates.append(dates[-1] - rng.randint(7, 25))
         dates.reverse()
-        for stage, day in zip(stages, dates):
+        for stage, day in zip(stages, dates, strict=True):
             self.rows["stage_history"].append((self.id, stage, iso(day)))
         return dates[0]
 
@@ -360,6 +377,12 @@ class Account:
             if not any(a[1] == "visit" and a[0] > as_of - 85 for a in acts):  # attended: a visit within the quarter
                 self.visit(as_of - rng.randint(20, 80), acts, end)
         d.extra_activities(self, acts)
+        if active and tier == "key" and d.surveyed and not any(a[1] == "survey" and a[0] > as_of - 365 for a in acts):
+            # a healthy key account is surveyed within the year (seed 001, satisfaction surveys): on a day
+            # just inside it (a near miss), fixed by the record, not drawn, so the random stream stays as it was
+            day = as_of - 300 - len(acts) % 60
+            if day >= start:
+                acts.append([day, "survey", "operational", self.decision_maker, 60, None, float(100 * self.cost_scale), None])
         if active and tier in ("key", "mid"):  # executive meetings with the decision maker
             every = 90 if tier == "key" else 150
             last = d.last_executive_meeting(self)
@@ -385,8 +408,8 @@ class Account:
     def trade(self, d):
         rng, as_of, tier = self.rng, self.as_of, self.tier
         gap = {"key": 7, "mid": 14, "small": 30}[tier]
-        yearly = {"key": (8e6, 6e7), "mid": (8e5, 4e6), "small": (8e4, 4e5)}[tier]
-        yearly = rng.uniform(*yearly)
+        low, high = {"key": (8e6, 6e7), "mid": (8e5, 4e6), "small": (8e4, 4e5)}[tier]
+        yearly = rng.uniform(low, high)
         yearly = d.yearly_revenue(self, yearly)
         growth = d.growth(self, rng.uniform(0.06, 0.18))
         margin_rate = d.margin_rate(self)

@@ -18,6 +18,8 @@ NAMES = {
     "shift_jis": "Shift-JIS (Japanese)",
     "euc_kr": "EUC-KR (Korean)",
     "cp1252": "Windows-1252 (Western European)",
+    "cp1251": "Windows-1251 (Cyrillic)",
+    "koi8_r": "KOI8-R (Cyrillic)",
 }
 _LATIN = frozenset("ÀÁÂÃÄÅÆÇÈÉÊËÌÍÎÏÐÑÒÓÔÕÖØÙÚÛÜÝÞßàáâãäåæçèéêëìíîïðñòóôõöøùúûüýþÿŒœŠšŽžŸ€‘’“”–—…«»°\xa0")
 
@@ -51,7 +53,12 @@ def _common_korean(c: str) -> bool:  # Hangul syllables
     return "\uac00" <= c <= "\ud7a3"
 
 
-_COMMON = {"gb18030": _common_gbk, "big5": _common_big5, "shift_jis": _common_sjis, "euc_kr": _common_korean, "cp1252": None}
+def _common_cyrillic(c: str) -> bool:  # lower-case Cyrillic letters: most of any Russian or Ukrainian text
+    return "\u0430" <= c <= "\u045f"  # (cp1251 and KOI8-R swap the cases: read in the wrong one, text is mostly capitals)
+
+
+_COMMON = {"gb18030": _common_gbk, "big5": _common_big5, "shift_jis": _common_sjis, "euc_kr": _common_korean, "cp1252": None,
+           "cp1251": _common_cyrillic, "koi8_r": _common_cyrillic}
 _NON_ASCII = re.compile("[^\x00-\x7f]")
 # Accented letters of Western European text sit in words, next to ASCII letters ("Müller"):
 # runs of them ("ÍõˆÒ") are what Chinese text read as cp1252 looks like.
@@ -73,7 +80,8 @@ def guess_encodings(sample: bytes) -> dict:
             continue
         good = len(_IN_WORD.findall(text)) if common is None else sum(n for c, n in counts.items() if common(c))
         private = sum(n for c, n in counts.items() if "\ue000" <= c <= "\uf8ff")
-        first = _NON_ASCII.search(text).start()
+        found = _NON_ASCII.search(text)  # there is one: the sample was chosen for its non-ASCII text
+        first = found.start() if found else 0
         scores[codec] = (good / total, private, text[first : first + 12].split("\n")[0])
     return scores
 

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from kamrules.alerts import SEVERITIES, SEVERITY_RANK, Alert
-from kamrules.errors import EXIT_ALERTS, EXIT_INCOMPLETE, EXIT_OK, InputError
-from kamrules.facts import FactSource, account_columns, collect_providers, provider_params
 from kamrules.check_parts import CompiledRules, PartResult, PartTask, compile_engine, emit
+from kamrules.errors import EXIT_ALERTS, EXIT_INCOMPLETE, EXIT_OK, InputError
+from kamrules.facts import PORTFOLIO_ADDRESS, FactSource, account_columns, collect_providers, provider_params
+from kamrules.i18n import _
 from kamrules.messages import format_message  # noqa: F401 (part of this module's API)
-from kamrules.ruleset import EXTRA_FIELDS, RuleSet, check_facts, resolve
+from kamrules.ruleset import EXTRA_FIELDS, Rule, RuleSet, check_facts, resolve
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pluggy
+
+    from kamrules.config import Settings
+    from kamrules.facts import FactProvider, Facts, Failures
+    from kamrules.partition import Part, WorkerDied
+    from kamrules.store import Store
 
 DEFAULT_BATCH = 500
 
@@ -34,27 +46,51 @@ class Summary:
     min_severity: str = "info"
     select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
+    newest: Mapping[str, str | None] = field(default_factory=dict)  # {dated table the rules read: newest record on or before as_of}
+    stale_after_days: int = 0  # 0: no freshness warning
+    stale: tuple[tuple[str, str, int], ...] = ()  # (table, newest record date, days before as_of) past the limit
+    stale_rules: tuple[str, ...] = ()  # codes of rules run on a stale table: their windows reach past its newest record
 
     @property
     def complete(self) -> bool:
         return not self.failures
 
     def line(self) -> str:
-        sev = ", ".join(f"{self.by_severity.get(s, 0)} {s}" for s in reversed(SEVERITIES))
-        rs = ", ".join(f"{k} {v}" for k, v in sorted(self.by_ruleset.items())) or "none"
-        out = (f"{self.accounts_checked} accounts checked as of {self.as_of}: {self.alerts} alerts ({sev}); "
-               f"by rule set: {rs}; {self.rules_run} rules run, {len(self.skipped)} skipped")
+        """The run summary in the output language (kamrules.i18n): counts, rule sets, skipped, failed, time."""
+        from kamrules.i18n import _, count
+
+        sev = ", ".join(count(self.by_severity.get(s, 0), s) for s in reversed(SEVERITIES))
+        rs = ", ".join(f"{k} {v}" for k, v in sorted(self.by_ruleset.items())) or _("none")
+        out = _("{accounts} accounts checked as of {as_of}: {alerts} alerts ({sev}); "
+                "by rule set: {rs}; {rules} rules run, {skipped} skipped").format(
+            accounts=self.accounts_checked, as_of=self.as_of, alerts=self.alerts, sev=sev, rs=rs,
+            rules=self.rules_run, skipped=len(self.skipped))
         if self.failures:
-            out += f"; {len(self.failures)} FAILED (run incomplete)"
+            out += _("; {n} FAILED (run incomplete)").format(n=len(self.failures))
         return out + f"; {self.seconds:.1f}s"
 
     def details(self) -> list[str]:
         """Lines naming each skipped rule and each failure."""
+        from kamrules.i18n import _
+
         reasons: dict[str, list[str]] = {}
         for code, reason in self.skipped:
             reasons.setdefault(reason, []).append(code)
-        out = [f"skipped {', '.join(codes)}: {reason}" for reason, codes in reasons.items()]
-        out += [f"FAILED {where}: {msg}" for where, msg in self.failures]
+        out = [_("skipped {codes}: {reason}").format(codes=", ".join(codes), reason=reason) for reason, codes in reasons.items()]
+        out += [_("FAILED {where}: {msg}").format(where=where, msg=msg) for where, msg in self.failures]
+        return self.warnings() + out
+
+    def warnings(self) -> list[str]:
+        """The stale-data warning (empty when every table the rules read is fresh): shown on stderr, in
+        Markdown and in digests' headers."""
+        if not self.stale:
+            return []
+        tables = ", ".join(f"{t} {d} ({n} days before)" for t, d, n in self.stale)
+        out = [f"WARNING stale data: newest records as of {self.as_of}: {tables}; more than {self.stale_after_days} days old, "
+               f"so alerts that count days since a record may be false (import fresher data, or set "
+               f"[check] stale_after_days in kamrules.toml: 0 silences this warning)"]
+        if self.stale_rules:
+            out.append(f"WARNING rules whose windows reach past the newest records: {', '.join(self.stale_rules)}")
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,6 +100,8 @@ class Summary:
             "rules_run": self.rules_run, "skipped": [list(s) for s in self.skipped],
             "failures": [list(f) for f in self.failures], "seconds": round(self.seconds, 3), "complete": self.complete,
             "codes": list(self.codes), "min_severity": self.min_severity, "select": list(self.select), "ignore": list(self.ignore),
+            "newest": dict(self.newest), "stale_after_days": self.stale_after_days,
+            "stale": [{"table": t, "newest": d, "days": n} for t, d, n in self.stale], "stale_rules": list(self.stale_rules),
         }
 
 
@@ -113,21 +151,22 @@ def selected(code: str, select: Sequence[str] = (), ignore: Sequence[str] = ()) 
     return sel >= 0 and sel > ign
 
 
-def builtin_ruleset_files(pm, failures: list) -> list:
+def builtin_ruleset_files(pm: pluggy.PluginManager, failures: Failures) -> list[str | Path]:
     from kamrules.plugins import call_hook
 
     return [f for _, got in call_hook(pm, "register_rulesets", failures) for f in got]
 
 
-def known_facts(store, providers) -> dict[str, set[str]]:
+def known_facts(store: Store, providers: Iterable[FactProvider]) -> dict[str, set[str]]:
     acc = set(account_columns(store)) | {"account_id"}
-    port = {"scope_key", "owner", "owner_email"}
+    port = {"scope_key", *PORTFOLIO_ADDRESS}
     for p in providers:
         (port if p.scope == "portfolio" else acc).update(tuple(p.facts) + tuple(p.derived))  # book facts: every account's
     return {"account": acc, "portfolio": port}
 
 
-def load_rulesets(store, pm, rulesets_dirs: Iterable = (), failures: list | None = None, providers=None) -> list[RuleSet]:
+def load_rulesets(store: Store, pm: pluggy.PluginManager, rulesets_dirs: Iterable[str | Path] = (),
+                  failures: Failures | None = None, providers: Sequence[FactProvider] | None = None) -> list[RuleSet]:
     """Built-in + user rule sets, validated against the facts the registered providers produce."""
     failures = [] if failures is None else failures
     if providers is None:
@@ -139,7 +178,7 @@ def load_rulesets(store, pm, rulesets_dirs: Iterable = (), failures: list | None
     return sets
 
 
-def user_rulesets(settings=None, given: Iterable = ()) -> tuple[str, ...]:
+def user_rulesets(settings: Settings | None = None, given: Iterable[str | Path] = ()) -> tuple[str, ...]:
     """The user's rule-set folders: the config's ``rulesets`` (relative to the config file) and then ``given``
     (e.g. ``--rulesets``); a file in a later folder replaces one of the same name."""
     from pathlib import Path
@@ -159,6 +198,8 @@ class CheckRequest:
     ``part_size``: accounts per part (see :mod:`kamrules.partition`); the alerts depend on neither.
     ``plugin_timeout``: seconds a provider's SQL or one ``derive`` call may run (None: 600).
     ``wait``: seconds to wait for another process writing the store (None: ``partition.BUSY_WAIT``).
+    ``stale_after_days``: warn when a table the rules read has no record in this many days before the as-of
+    date (0: never; setting ``[check] stale_after_days``).
     """
 
     as_of: str
@@ -172,6 +213,7 @@ class CheckRequest:
     batch_size: int = DEFAULT_BATCH
     plugin_timeout: float | None = None
     wait: float | None = None
+    stale_after_days: int = 14
 
     def __post_init__(self) -> None:
         for name in ("rulesets_dirs", "rulesets", "select", "ignore"):  # any iterable given: kept as a tuple
@@ -180,18 +222,21 @@ class CheckRequest:
         object.__setattr__(self, "as_of", str(self.as_of))
 
     @classmethod
-    def from_settings(cls, settings, as_of: str, *, rulesets_dirs: Iterable = (), select: Sequence[str] = (),
+    def from_settings(cls, settings: Settings | None, as_of: str, *, rulesets_dirs: Iterable[str | Path] = (), select: Sequence[str] = (),
                       ignore: Sequence[str] = (), min_severity: str | None = None, jobs: int | None = None,
-                      **other) -> "CheckRequest":
+                      **other: Any) -> CheckRequest:
         """The request ``kamrules check`` makes: the ``[check]`` settings (select, ignore, min_severity, jobs,
         plugin_timeout) and the configured rule-set folders, unless given here."""
         cfg = getattr(settings, "check", None)
-        get = lambda name, default: getattr(cfg, name, default) if cfg is not None else default  # noqa: E731
+
+        def get(name: str, default: Any) -> Any:
+            return getattr(cfg, name, default) if cfg is not None else default
+
         return cls(as_of=as_of, rulesets_dirs=user_rulesets(settings, rulesets_dirs),
                    select=tuple(select) or get("select", ()), ignore=tuple(ignore) or get("ignore", ()),
                    min_severity=min_severity or get("min_severity", "info"),
                    jobs=get("jobs", None) if jobs is None else jobs,
-                   **{"plugin_timeout": get("plugin_timeout", None), **other})
+                   **{"plugin_timeout": get("plugin_timeout", None), "stale_after_days": get("stale_after_days", 14), **other})
 
 
 @dataclass
@@ -199,16 +244,16 @@ class Plan:
     """Stage 1 of a check (:func:`plan`): everything decided before an account is read. Holds the
     :class:`~kamrules.facts.FactSource` of the as-of date: close it (or use the plan as a context manager)."""
 
-    store: Any
+    store: Store
     request: CheckRequest
-    pm: Any
-    providers: tuple
+    pm: pluggy.PluginManager
+    providers: tuple[FactProvider, ...]
     sets: list[RuleSet]  # every loaded rule set (built-in, plugins', the user's)
     chosen: list[RuleSet]  # the request's rule sets (all when it names none)
     select: tuple[str, ...]  # normalised prefixes (upper case)
     ignore: tuple[str, ...]
-    rules: list  # enabled and selected rules of the chosen rule sets
-    runnable: list  # ...less those skipped: what the engines evaluate
+    rules: list[Rule]  # enabled and selected rules of the chosen rule sets
+    runnable: list[Rule]  # ...less those skipped: what the engines evaluate
     skipped: list[tuple[str, str]]  # (code, reason): a fact's provider has no data or failed
     failures: list[tuple[str, str]]  # (where, message), shared by every stage
     source: FactSource
@@ -220,10 +265,10 @@ class Plan:
     def close(self) -> None:
         self.source.close()
 
-    def __enter__(self) -> "Plan":
+    def __enter__(self) -> Plan:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -232,12 +277,13 @@ class Evaluation:
     """Stage 2 of a check (:func:`evaluate`): the account side of every part, and the portfolio providers'
     queries (run meanwhile)."""
 
-    parts: list  # kamrules.partition.Part
-    results: list  # PartResult, or partition.WorkerDied, per part in order
-    portfolio_queries: dict
+    parts: list[Part]
+    results: list[PartResult | WorkerDied]  # per part, in order
+    portfolio_queries: dict[str, list[Facts]]
+    newest: dict[str, str | None] | None = None  # {table: newest record date} of the tables the rules read (None: not yet known)
 
 
-def plan(store, request: CheckRequest, pm=None) -> Plan:
+def plan(store: Store, request: CheckRequest, pm: pluggy.PluginManager | None = None) -> Plan:
     """Stage 1: the providers, the rule sets (validated against the facts), the selection, the rules to run and
     those skipped for want of data, the compiled engines. Raises :class:`InputError` for a bad request or rule-set
     file and for a store with no accounts; a failing provider or hook is named in ``plan.failures``.
@@ -254,18 +300,18 @@ def plan(store, request: CheckRequest, pm=None) -> Plan:
     if request.min_severity not in SEVERITY_RANK:
         raise InputError(f"unknown severity {request.min_severity!r} (expected {', '.join(SEVERITIES)})")
     if not store.table_exists("accounts"):
-        raise InputError(f"{getattr(store, 'path', 'store')}: no accounts table (run `kamrules init` and `kamrules import` first)")
+        raise InputError(_("{store}: no accounts table (run `kamrules init` and `kamrules import` first)").format(store=getattr(store, "path", "store")))
     failures: list[tuple[str, str]] = []
     providers = collect_providers(pm, failures)
     sets = load_rulesets(store, pm, request.rulesets_dirs, failures, providers)
     if not store.has_rows("accounts"):
-        raise InputError(f"{getattr(store, 'path', 'store')}: no accounts in the store: nothing to check "
-                         "(load your data first: `kamrules import DIR`, see docs/data-contract.md)")
+        raise InputError(_("{store}: no accounts in the store: nothing to check "
+                           "(load your data first: `kamrules import DIR`, see docs/data-contract.md)").format(store=getattr(store, "path", "store")))
     wanted = list(request.rulesets)
     names = {rs.name for rs in sets}
     unknown = [n for n in wanted if n not in names]
     if unknown:
-        raise InputError(f"unknown rule set {', '.join(map(repr, unknown))} (expected one of {', '.join(sorted(names))})")
+        raise InputError(_("unknown rule set {names} (expected one of {choices})").format(names=", ".join(map(repr, unknown)), choices=", ".join(sorted(names))))
     chosen = [rs for rs in sets if not wanted or rs.name in wanted]
     select, ignore = selection(sets, request.select, request.ignore)
     outside = [p for p in select if not any(r.code.startswith(p) for rs in chosen for r in rs.rules)]
@@ -282,9 +328,12 @@ def plan(store, request: CheckRequest, pm=None) -> Plan:
     status = source.fact_status()
     for rule in rules:
         bad = [status[f] for f in rule.facts if f in status and status[f].state != "ok"]
+        gap = next((source.column_gaps[f] for f in rule.facts if f in source.column_gaps), None)
         if bad:
             st = bad[0]
             skipped.append((rule.code, st.reason if st.state == "unavailable" else f"fact provider {st.name} failed"))
+        elif gap:
+            skipped.append((rule.code, gap))
         else:
             runnable.append(rule)
     try:
@@ -299,7 +348,7 @@ def plan(store, request: CheckRequest, pm=None) -> Plan:
                 compiled, acc_engine, port_engine, started)
 
 
-def evaluate(plan: Plan, parts=None, progress=None) -> Evaluation:
+def evaluate(plan: Plan, parts: Sequence[Part] | None = None, progress: Callable[[int], None] | None = None) -> Evaluation:
     """Stage 2: the account rules on every part of the book (``parts``: :func:`kamrules.partition.plan_parts`
     by default), in worker processes when there are several parts and jobs; the portfolio providers' queries run
     here meanwhile. ``progress``, if given, is called with the number of accounts done so far."""
@@ -314,11 +363,13 @@ def evaluate(plan: Plan, parts=None, progress=None) -> Evaluation:
     task = PartTask(store, plan.source, plan.compiled, plan.account_engine, request.as_of, request.min_severity,
                     request.batch_size, plan.portfolio_engine is not None)
 
-    def portfolio_queries() -> dict:
-        return plan.source.portfolio_queries() if plan.portfolio_engine is not None else {}
+    def meanwhile() -> tuple[dict[str, list[Facts]], dict[str, str | None]]:  # in this process while the workers check
+        queries = plan.source.portfolio_queries() if plan.portfolio_engine is not None else {}
+        return queries, newest_of(plan, plan.runnable)
 
-    results, queries = run_parts(parts, task, jobs, progress, meanwhile=portfolio_queries)
-    return Evaluation(list(parts), results, queries or {})
+    results, got = run_parts(parts, task, jobs, progress, meanwhile=meanwhile)
+    queries, newest = cast("tuple[dict[str, list[Facts]], dict[str, str | None]]", got)
+    return Evaluation(list(parts), results, queries or {}, newest)
 
 
 def merge(plan: Plan, evaluation: Evaluation) -> CheckResult:
@@ -331,11 +382,11 @@ def merge(plan: Plan, evaluation: Evaluation) -> CheckResult:
     skipped, runnable = list(plan.skipped), list(plan.runnable)
     alerts: list[Alert] = []
     msg_failed: dict[str, int] = {}
-    derive_errors: Counter = Counter()
+    derive_errors: Counter[str] = Counter()
     failed: set[str] = set()
     checked = 0
-    rows = None
-    for part, r in zip(evaluation.parts, evaluation.results):
+    rows: list[Facts] | None = None
+    for part, r in zip(evaluation.parts, evaluation.results, strict=True):
         if not isinstance(r, PartResult):
             failures.append((f"check worker (accounts {part.lo or 'first'} to {part.hi or 'last'})", r.reason))
             continue
@@ -351,11 +402,11 @@ def merge(plan: Plan, evaluation: Evaluation) -> CheckResult:
         if failed:  # a provider failed in some part: its rules are skipped everywhere, as in one process
             producer = {f: p.name for p in plan.providers for f in tuple(p.facts) + tuple(p.derived)}
             dropped = set()
-            for r in runnable:
-                bad = sorted({producer[f] for f in r.facts if f in producer} & failed)
+            for rule in runnable:
+                bad = sorted({producer[f] for f in rule.facts if f in producer} & failed)
                 if bad:
-                    skipped.append((r.code, f"fact provider {bad[0]} failed"))
-                    dropped.add(r.code)
+                    skipped.append((rule.code, f"fact provider {bad[0]} failed"))
+                    dropped.add(rule.code)
             runnable = [r for r in runnable if r.code not in dropped]
             alerts = [a for a in alerts if a.code not in dropped]
         if plan.portfolio_engine is not None:
@@ -365,13 +416,13 @@ def merge(plan: Plan, evaluation: Evaluation) -> CheckResult:
         checked = plan.store.count("accounts")
         if plan.portfolio_engine is not None:  # only portfolio rules: account facts still feed over="account_facts" totals
             rows = source.prepare().portfolio()
-    if plan.portfolio_engine is not None:
+    if plan.portfolio_engine is not None and rows is not None:
         try:
             fired = plan.portfolio_engine.match(rows)
         except EngineError as e:
             failures.append(("rules engine (portfolio)", str(e)))
             fired = [set() for _ in rows]
-        for facts, keys in zip(rows, fired):
+        for facts, keys in zip(rows, fired, strict=True):
             emit(plan.compiled, facts, keys, True, request.min_severity, request.as_of, alerts, msg_failed, failures)
     derive_errors.update(source.derive_error_counts())
     for name, n in sorted(derive_errors.items()):
@@ -382,6 +433,7 @@ def merge(plan: Plan, evaluation: Evaluation) -> CheckResult:
             failures.append((f"rule {code} (message)", f"failed on {n} alerts in all"))
 
     alerts.sort(key=lambda a: (a.sort_key(), a.scope_key))
+    newest, stale, stale_rules = freshness(plan, runnable, evaluation.newest)
     by_sev = Counter(a.severity for a in alerts)
     by_rs = Counter(a.ruleset for a in alerts)
     summary = Summary(
@@ -390,12 +442,64 @@ def merge(plan: Plan, evaluation: Evaluation) -> CheckResult:
         rulesets=tuple(rs.name for rs in plan.chosen), rules_run=len(plan.rules) - len(skipped),
         skipped=tuple(skipped), failures=tuple(failures), seconds=time.perf_counter() - plan.started,
         codes=tuple(r.code for r in runnable), min_severity=request.min_severity, select=tuple(plan.select),
-        ignore=tuple(plan.ignore),
+        ignore=tuple(plan.ignore), newest=newest, stale_after_days=request.stale_after_days or 0, stale=stale,
+        stale_rules=stale_rules,
     )
     return CheckResult(alerts=alerts, summary=summary, as_of=request.as_of)
 
 
-def run(store, request: CheckRequest, pm=None, progress=None) -> CheckResult:
+def _reads(plan: Plan, runnable: Sequence[Rule]) -> dict[str, set[str]]:
+    """{rule code: the tables its facts come from} (a provider's ``requires`` and those of its ``after``)."""
+    by_name = {p.name: p for p in plan.providers}
+    tables: dict[str, set[str]] = {}
+    for p in plan.providers:  # in order: those of ``after`` come first; a derive reads their facts, so their tables
+        tables[p.name] = set(p.requires).union(*(tables.get(n, set()) for n in p.after))
+    producer = {f: p.name for p in by_name.values() for f in tuple(p.facts) + tuple(p.derived)}
+    return {r.code: {t for f in r.facts if f in producer for t in tables[producer[f]]} for r in runnable}
+
+
+def newest_of(plan: Plan, runnable: Sequence[Rule]) -> dict[str, str | None]:
+    """{dated table the rules read: its newest record on or before the as-of date} (kamrules.runs.newest_dates)."""
+    import sqlite3
+
+    from kamrules.runs import newest_dates
+
+    used = set().union(*_reads(plan, runnable).values()) if runnable else set()
+    try:
+        return newest_dates(plan.store.conn, plan.request.as_of, used) if used else {}
+    except sqlite3.Error:  # a store whose tables lack the contract's date columns: no claim about freshness
+        return {}
+
+
+def freshness(plan: Plan, runnable: Sequence[Rule], newest: dict[str, str | None] | None = None
+              ) -> tuple[dict[str, str | None], tuple[tuple[str, str, int], ...], tuple[str, ...]]:
+    """``(newest, stale, stale_rules)`` of a check: the newest record on or before the as-of date of each dated
+    table the run rules read (through their facts' providers' ``requires``), those more than
+    ``request.stale_after_days`` days before it, and the rules reading them. ``newest``: as computed during
+    :func:`evaluate` (while the workers ran), for these ``runnable`` rules or more."""
+    import datetime as dt
+
+    reads = _reads(plan, runnable)
+    used = set().union(*reads.values()) if reads else set()
+    newest = {t: d for t, d in (newest_of(plan, runnable) if newest is None else newest).items() if t in used}
+    limit = plan.request.stale_after_days or 0
+    stale = []
+    if limit > 0:
+        as_of = dt.date.fromisoformat(plan.request.as_of[:10])
+        for table, day in sorted(newest.items()):
+            try:
+                n = (as_of - dt.date.fromisoformat(str(day)[:10])).days if day else 0
+            except ValueError:  # a date the import let through as text: no claim about it
+                continue
+            if n > limit:
+                stale.append((table, str(day)[:10], n))
+    old = {t for t, _, _ in stale}
+    stale_rules = tuple(sorted(code for code, read in reads.items() if read & old))
+    return dict(sorted(newest.items())), tuple(stale), stale_rules
+
+
+def run(store: Store, request: CheckRequest, pm: pluggy.PluginManager | None = None,
+        progress: Callable[[int], None] | None = None) -> CheckResult:
     """A whole check: :func:`plan`, :func:`evaluate`, :func:`merge`, on one state of the store.
 
     Raises :class:`InputError` for bad rule-set files or names; a provider, plugin hook or rule message that
@@ -410,14 +514,15 @@ def run(store, request: CheckRequest, pm=None, progress=None) -> CheckResult:
             return merge(p, evaluate(p, progress=progress))
 
 
-def run_check(store, as_of: str, pm=None, progress=None, **request) -> CheckResult:
+def run_check(store: Store, as_of: str, pm: pluggy.PluginManager | None = None,
+              progress: Callable[[int], None] | None = None, **request: Any) -> CheckResult:
     """``run(store, CheckRequest(as_of, **request), pm, progress)``: the keyword form of a check, kept for callers
     of the 15-parameter function (``rulesets_dirs``, ``rulesets``, ``select``, ``ignore``, ``min_severity``,
     ``jobs``, ``part_size``, ``batch_size``, ``plugin_timeout``, ``wait``: see :class:`CheckRequest`)."""
     return run(store, CheckRequest(as_of, **request), pm, progress)
 
 
-def on_disk(store) -> bool:
+def on_disk(store: Store) -> bool:
     """True for a store in a file (workers and snapshots need one), not ``:memory:`` or a URI."""
     path = getattr(store, "path", "") or ""
     return path not in ("", ":memory:") and not path.startswith("file:")

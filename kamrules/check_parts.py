@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from kamrules.alerts import SEVERITY_RANK, Alert, fingerprint_of
 from kamrules.bulkload import collector_paused
@@ -123,7 +124,7 @@ class PartTask:
             except EngineError as e:
                 failures.append((f"rules engine (accounts {batch[0].get('account_id')}..{batch[-1].get('account_id')})", str(e)))
                 fired = [set() for _ in batch]
-            for facts, keys in zip(batch, fired):
+            for facts, keys in zip(batch, fired, strict=True):
                 emit(self.plan, facts, keys, False, self.min_severity, self.as_of, alerts, msg_failed, failures)
             checked += len(batch)
             tick(len(batch))
@@ -171,11 +172,12 @@ def _alert(rule: Rule, v: Variant, facts: Mapping[str, Any], as_of: str, portfol
     evidence.update(v.thresholds)
     alert = Alert(
         ruleset=rule.ruleset, code=rule.code, rule=rule.name, severity=v.severity, message=message,
-        action=rule.action, as_of=as_of,
-        account_id=None if portfolio else facts.get("account_id"),
-        account_name=None if portfolio else facts.get("name"),
+        action=rule.action_for(facts, v.thresholds) if rule.actions else rule.action, as_of=as_of,
+        account_id=facts.get("account_id"),  # a portfolio row may name its account (PORTFOLIO_ADDRESS)
+        account_name=facts.get("account_name") if portfolio else facts.get("name"),
         owner=facts.get("owner"), owner_email=facts.get("owner_email"),
         evidence=evidence, scope_key=str(facts.get("scope_key", "")) if portfolio else "",
+        revenue_12m=None if portfolio else facts.get("revenue_12m"),
     )
     # computed here, in the worker, not in the parent's output; stored where the cached_property keeps it
     # (its first access takes a lock on Python 3.11)

@@ -8,7 +8,7 @@ import sys
 import click
 
 from kamrules import __version__
-from kamrules.cliutils import CliError, Env, db_option, handle_errors, pass_env
+from kamrules.cliutils import CliError, Env, db_option, handle_errors, lang_option, pass_env
 from kamrules.errors import EXIT_INCOMPLETE, KamrulesError
 
 EPILOG = """\b
@@ -40,7 +40,7 @@ class KamrulesGroup(click.Group):
     def make_context(self, info_name, args, parent=None, **extra):
         env = Env(
             plugins_dirs=tuple(_scan_option(args, "--plugins-dir")),
-            config_path=(_scan_option(args, "--config") or [None])[-1],
+            config_path=next(reversed(_scan_option(args, "--config")), None),  # the last one given
         )
         from kamrules.plugins import register_commands
 
@@ -54,7 +54,7 @@ class KamrulesGroup(click.Group):
 
                 configure(None if env.settings.check.engine == "auto" else env.settings.check.engine)
         except KamrulesError as e:
-            raise CliError(e.render(), e.exit_code)
+            raise CliError(e.render(), e.exit_code) from e
         for where, what in self.plugin_failures:  # the other commands still run; this one's are missing
             click.echo(f"Warning: {where} failed: {what} (its commands are not available)", err=True)
         extra.setdefault("obj", env)
@@ -68,7 +68,12 @@ class KamrulesGroup(click.Group):
 
     def main(self, *args, **kwargs):
         kwargs.setdefault("windows_expand_args", False)
-        return super().main(*args, **kwargs)
+        try:
+            return super().main(*args, **kwargs)
+        finally:  # --lang holds for this invocation only (the library's default stays en)
+            from kamrules.i18n import set_lang
+
+            set_lang(None)
 
 
 def _show_version(ctx, param, value):
@@ -87,6 +92,7 @@ def _show_version(ctx, param, value):
 @click.option("--plugins-dir", multiple=True, type=click.Path(file_okay=False), help="Load plugins (*.py) from this folder (also $KAMRULES_PLUGINS_DIR).")
 @click.option("--config", type=click.Path(dir_okay=False), help="Settings file (default ./kamrules.toml if present, or $KAMRULES_CONFIG).")
 @db_option
+@lang_option
 def cli(plugins_dir, config):
     """Watch the health of your key accounts.
 
@@ -114,9 +120,12 @@ def plugins_command(env: Env, fmt):
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
-    width = max(len(r["name"]) for r in rows)
-    for r in rows:
-        click.echo(f"{r['name']:<{width}}  {r['version'] or '-':<8}  {', '.join(r['hooks']) or '-'}")
+    from kamrules.textsafe import term
+
+    names = [term(r["name"]) for r in rows]  # a plugin file's name may carry escape sequences
+    width = max(len(n) for n in names)
+    for name, r in zip(names, rows, strict=True):
+        click.echo(f"{name:<{width}}  {term(r['version']) or '-':<8}  {', '.join(r['hooks']) or '-'}")
     from kamrules.engine import describe
 
     click.echo(f"matcher: {describe()}")

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from kamrules.errors import EXIT_USAGE, KamrulesError
+from kamrules.i18n import _
 
 
 class CliError(click.ClickException):
@@ -31,6 +32,7 @@ class Env:
     db_path: str | None = None
     config_path: str | None = None
     plugins_dirs: tuple[str, ...] = ()
+    lang_option: str | None = None  # --lang, before $KAMRULES_LANG and the settings' lang (kamrules.i18n)
     _settings: object = field(default=None, repr=False)
     _pm: object = field(default=None, repr=False)
 
@@ -55,6 +57,14 @@ class Env:
     def db(self) -> str:
         return self.db_path or os.environ.get("KAMRULES_DB") or self.settings.db
 
+    def apply_lang(self) -> str:
+        """Set the output language: --lang > $KAMRULES_LANG > kamrules.toml lang > en."""
+        from kamrules.i18n import resolve_lang, set_lang
+
+        if self.lang_option or os.environ.get("KAMRULES_LANG"):
+            return set_lang(resolve_lang(self.lang_option))
+        return set_lang(resolve_lang(None, settings=self.settings))
+
     def open_store(self, create: bool = False):
         """Open the store; refuses (exit 2) if it does not exist and ``create`` is false."""
         from kamrules.store import Store
@@ -63,9 +73,10 @@ class Env:
         if not create and not path.exists():
             folder = path.parent
             if not folder.is_dir():
-                raise CliError(f"{self.db}: no store here, and its folder {folder} does not exist "
-                               f"(create the folder first: mkdir -p {folder}; then `kamrules init --db {self.db}`; or pass --db PATH)")
-            raise CliError(f"{self.db}: no store here (create one with `kamrules init --db {self.db}` or pass --db PATH)")
+                raise CliError(_("{db}: no store here, and its folder {folder} does not exist "
+                                 "(create the folder first: mkdir -p {folder}; then `kamrules init --db {db}`; or pass --db PATH)")
+                               .format(db=self.db, folder=folder))
+            raise CliError(_("{db}: no store here (create one with `kamrules init --db {db}` or pass --db PATH)").format(db=self.db))
         return Store.open(self.db, pm=self.pm)
 
     def output_path(self, path, inputs=(), what: str = "output file", store: bool = True):
@@ -103,6 +114,27 @@ def db_option(f):
     )(f)
 
 
+def _set_lang(ctx, param, value):
+    from kamrules.i18n import set_lang
+
+    if value is not None:  # set now too, so that errors found while parsing the options are in this language
+        ctx.ensure_object(Env).lang_option = set_lang(value.lower())
+    return value
+
+
+def lang_option(f):
+    """``--lang zh|en`` on commands that write for people (also $KAMRULES_LANG, ``lang`` in kamrules.toml)."""
+    return click.option(
+        "--lang",
+        type=click.Choice(["en", "zh"], case_sensitive=False),
+        default=None,
+        expose_value=False,
+        callback=_set_lang,
+        is_eager=True,
+        help="Language of the output: en or zh. Default: $KAMRULES_LANG, else lang in kamrules.toml, else en.",
+    )(f)
+
+
 def parse_date(value: str | None, what: str = "date") -> str:
     """ISO date text for a user-given date (default: today)."""
     if value is None or value == "today":
@@ -110,7 +142,7 @@ def parse_date(value: str | None, what: str = "date") -> str:
     try:
         return dt.date.fromisoformat(value).isoformat()
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (expected YYYY-MM-DD)", param_hint=what)
+        raise click.BadParameter(_("{value!r} is not a date (expected YYYY-MM-DD)").format(value=value), param_hint=what) from None
 
 
 def as_of_option(f):
@@ -130,6 +162,10 @@ def handle_errors(f):
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
         try:
+            ctx = click.get_current_context(silent=True)
+            env = ctx.find_object(Env) if ctx is not None else None
+            if env is not None:  # the output language, before the command writes anything
+                env.apply_lang()
             return f(*args, **kwargs)
         except KamrulesError as e:
             raise CliError(e.render(), e.exit_code) from e

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 OPERATORS = ("==", "!=", "<", "<=", ">", ">=", "in", "not in", "is missing", "is present")
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -96,18 +97,19 @@ class Condition:
 
     @property
     def facts(self) -> tuple[str, ...]:
-        return (self.fact, self.ref) if self.ref_kind == "fact" else (self.fact,)
+        return (self.fact, self.ref) if self.ref_kind == "fact" and self.ref is not None else (self.fact,)
 
     @property
     def threshold(self) -> str | None:
         return self.ref if self.ref_kind == "threshold" else None
 
     def operand(self, facts: Mapping[str, Any], thresholds: Mapping[str, Any]) -> Any:
+        ref = self.ref  # set exactly when ref_kind is
+        if ref is None:
+            return self.value
         if self.ref_kind == "threshold":
-            return _norm(thresholds[self.ref])
-        if self.ref_kind == "fact":
-            return _norm(facts.get(self.ref))
-        return self.value
+            return _norm(thresholds[ref])
+        return _norm(facts.get(ref))
 
     def holds(self, facts: Mapping[str, Any], thresholds: Mapping[str, Any]) -> bool:
         """Python evaluation; a missing fact (or @fact) makes every comparison false."""
@@ -133,14 +135,15 @@ class Condition:
         if _is_num(actual) != _is_num(other):
             return False
         try:
-            return {"<": actual < other, "<=": actual <= other, ">": actual > other, ">=": actual >= other}[self.op]
+            held: bool = {"<": actual < other, "<=": actual <= other, ">": actual > other, ">=": actual >= other}[self.op]
+            return held
         except TypeError:
             return False
 
     def describe(self, thresholds: Mapping[str, Any]) -> str:
         """The condition with its threshold filled in, e.g. ``concession_ratio > 0.1``."""
         if self.ref_kind == "threshold":
-            return f"{self.fact} {self.op} {thresholds.get(self.ref)!r}"
+            return f"{self.fact} {self.op} {thresholds.get(self.ref or '')!r}"
         return self.text.strip()
 
 
@@ -149,9 +152,8 @@ def _is_num(v: Any) -> bool:
 
 
 def _eq(a: Any, b: Any) -> bool:
-    if _is_num(a) and _is_num(b):
-        return a == b
-    return type(a) is type(b) and a == b
+    same: bool = a == b if _is_num(a) and _is_num(b) else type(a) is type(b) and a == b
+    return same
 
 
 def parse_condition(text: str, line: int | None = None, column: int | None = None) -> Condition:
@@ -170,7 +172,7 @@ def parse_condition(text: str, line: int | None = None, column: int | None = Non
     if fact in _RESERVED:
         raise ConditionError(f"{fact!r} is reserved (use account_id)", m.start("fact"))
     roff = m.start("rest")
-    kw = dict(text=text, fact=fact, op=op, line=line, column=column)
+    kw: dict[str, Any] = dict(text=text, fact=fact, op=op, line=line, column=column)
     if op in ("is missing", "is present"):
         if rest:
             raise ConditionError(f"unexpected {rest!r} after {op!r} (expected nothing)", roff)

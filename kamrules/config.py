@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -42,6 +43,8 @@ class CheckSettings:
     plugin_timeout: Annotated[float, Field(gt=0)] = 600.0  # seconds a provider's SQL or one derive call may run
     # the matcher: durable_rules where it imports ("auto"), or explicitly "durable" / "python" (also $KAMRULES_ENGINE)
     engine: Literal["auto", "durable", "python"] = "auto"
+    # warn when a table's newest record is more than this many days before the as-of date; 0: never warn
+    stale_after_days: Annotated[int, Field(ge=0, le=36500)] = 14
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -101,6 +104,9 @@ class EmailSettings:
     notify_deadline: Annotated[float, Field(gt=0)] = 300.0
     # manager roll-ups: a manager's address -> the owners they lead; each gets one digest of the team's book
     managers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # the mails' language (else the run's: --lang > $KAMRULES_LANG > lang); per recipient address above that
+    lang: Literal["en", "zh"] | None = None
+    lang_by_recipient: dict[str, Literal["en", "zh"]] = field(default_factory=dict)
 
     @property
     def port(self) -> int:
@@ -116,6 +122,7 @@ class Settings:
     db: str = "kamrules.db"
     rulesets: tuple[str, ...] = ()  # the user's own rule-set folders, override built-ins by name
     plugins_dirs: tuple[str, ...] = ()
+    lang: Literal["en", "zh"] = "en"  # the output language (kamrules.i18n); --lang and $KAMRULES_LANG go first
     check: CheckSettings = field(default_factory=CheckSettings)
     email: EmailSettings = field(default_factory=EmailSettings)
     source: str | None = None  # the config file these came from, if any
@@ -167,16 +174,16 @@ def _names_at(loc: tuple) -> list[str]:
     return [f.name for f in dataclasses.fields(cls) if f.name != "source"] if cls else []
 
 
-def load_settings(path: str | os.PathLike | None = None, environ: dict | None = None) -> Settings:
+def load_settings(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Read ``path`` (or ./kamrules.toml if it exists), then apply environment overrides.
 
     Raises :class:`InputError` naming the file, line and what was expected.
     """
-    environ = os.environ if environ is None else environ
+    env: Mapping[str, str] = os.environ if environ is None else environ
     data: dict = {}
     text = ""
-    if path is None and environ.get("KAMRULES_CONFIG"):
-        path = environ["KAMRULES_CONFIG"]
+    if path is None and env.get("KAMRULES_CONFIG"):
+        path = env["KAMRULES_CONFIG"]
     if path is None and Path(CONFIG_NAME).is_file():
         path = CONFIG_NAME
     if path is not None:
@@ -185,23 +192,25 @@ def load_settings(path: str | os.PathLike | None = None, environ: dict | None = 
             text = p.read_text(encoding="utf-8-sig")
             data = tomllib.loads(text)
         except FileNotFoundError:
-            raise InputError(f"{p}: config file not found")
+            from kamrules.i18n import _
+
+            raise InputError(_("{path}: config file not found").format(path=p)) from None
         except UnicodeDecodeError as e:
-            raise InputError(f"{p}: not UTF-8 text (byte {e.start})")
+            raise InputError(f"{p}: not UTF-8 text (byte {e.start})") from e
         except tomllib.TOMLDecodeError as e:
-            raise InputError(f"{p}: invalid TOML: {e}")
+            raise InputError(f"{p}: invalid TOML: {e}") from e
         data = dict(data)
         data["source"] = str(p)
     email = dict(data.get("email", {}))
     for var, key in ENV_EMAIL.items():
-        if environ.get(var):
-            email[key] = environ[var]
+        if env.get(var):
+            email[key] = env[var]
     if email:
         data["email"] = email
-    if environ.get("KAMRULES_DB"):
-        data["db"] = environ["KAMRULES_DB"]
-    if environ.get("KAMRULES_ENGINE") and isinstance(data.get("check", {}), dict):
-        data["check"] = dict(data.get("check", {}), engine=environ["KAMRULES_ENGINE"].strip())
+    if env.get("KAMRULES_DB"):
+        data["db"] = env["KAMRULES_DB"]
+    if env.get("KAMRULES_ENGINE") and isinstance(data.get("check", {}), dict):
+        data["check"] = dict(data.get("check", {}), engine=env["KAMRULES_ENGINE"].strip())
     if not data:
         return Settings()
     from pydantic import ValidationError
@@ -217,4 +226,4 @@ def load_settings(path: str | os.PathLike | None = None, environ: dict | None = 
             if err["type"] == "unexpected_keyword_argument":  # a key no dataclass of the settings has
                 msg = f"unknown setting (expected one of {', '.join(_names_at(err['loc'][:-1]))})"
             problems.append(Problem(str(path or "environment"), _line_of(text, leaf) if text else None, f"{key}: {msg}"))
-        raise InputError(f"{path or 'environment'}: invalid settings", problems)
+        raise InputError(f"{path or 'environment'}: invalid settings", problems) from e

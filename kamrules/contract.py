@@ -7,7 +7,7 @@ plugin declares an extra table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from kamrules import vocab as V
 

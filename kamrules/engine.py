@@ -41,9 +41,10 @@ import re
 import sys
 import threading
 import uuid
-from decimal import Decimal
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kamrules.conditions import Condition, _norm
 from kamrules.errors import InputError
@@ -84,17 +85,17 @@ def import_error() -> str | None:
         _IMPORTED.append(f"{type(e).__name__}: {e}")
         return _IMPORTED[0]
 
-    class SyncHost(de.Host):
+    class SyncHost(de.Host):  # type: ignore[misc]  # durable_rules has no types: de.Host is Any
         """A host whose background dispatch threads never start: actions run in the caller only."""
 
-        def _run(self):  # noqa: D401 - replaces durable's timer threads
+        def _run(self) -> None:  # noqa: D401 - replaces durable's timer threads
             self._d_timer = self._t_timer = None
 
-    class Ruleset(de.Ruleset):
+    class Ruleset(de.Ruleset):  # type: ignore[misc]  # durable_rules has no types: de.Ruleset is Any
         """durable's Ruleset, created from our JSON (see :func:`_dumps`) with callables as actions."""
 
-        def __init__(self, name: str, host, definition: dict):
-            self._actions = {}
+        def __init__(self, name: str, host: Any, definition: dict[str, Any]) -> None:
+            self._actions: dict[str, Any] = {}
             self._name = name
             self._host = host
             for rule_name, rule in definition.items():
@@ -110,7 +111,7 @@ def import_error() -> str | None:
 _HOST: Any = None
 _LOCK = threading.RLock()
 _SIDS = itertools.count(1)
-_COMPILED: dict[str, "CompiledRules"] = {}
+_COMPILED: dict[str, CompiledRules] = {}
 
 
 def _host() -> Any:
@@ -122,7 +123,7 @@ def _host() -> Any:
     return _HOST
 
 
-def _noop(c):
+def _noop(c: Any) -> None:
     """Actions are never called: results are read from the engine's action queue (see _run_actions)."""
     return None
 
@@ -308,7 +309,7 @@ def _encode(facts: Sequence[Mapping[str, Any]], fields: Sequence[str], sid: str)
     return _encode_careful(msgs)
 
 
-def _encode_careful(msgs: list[dict]) -> str:
+def _encode_careful(msgs: list[dict[str, Any]]) -> str:
     """Like json.dumps, with values made safe for durable_rules: booleans as 0/1, other types as
     text, non-finite floats left out, exponent floats written as plain decimals."""
     odd: list[str] = []
@@ -338,7 +339,7 @@ _ACTION_HEAD = re.compile(r'\{"([^"\\]+)": ?\{"m": ?\{')
 _ACTION_TAIL = re.compile(r'.*[{,] ?"id": "(\d+)", "sid": "([^"\\]*)", "' + _MARK + r'": 1\}\}\}\Z', re.S)
 
 
-def _run_actions(handle, result, state_handle, got: list) -> None:
+def _run_actions(handle: Any, result: Any, state_handle: Any, got: list[tuple[str, int, str]]) -> None:
     """Drain the actions the engine has queued, recording ``(fact index, rule key)`` per fired rule.
 
     ``result`` is what start_action(_for_state) returned: ``(state json, message json[, state handle])``
@@ -354,7 +355,7 @@ def _run_actions(handle, result, state_handle, got: list) -> None:
             # index and sid off its two ends (json.loads of the whole fact cost ~3% of a check)
             h = head(message)
             t = tail(message, len(message) - 160) if h else None
-            if t is not None:
+            if h is not None and t is not None:
                 if h.group(1) != _CATCH_ALL:
                     got.append((t.group(2), int(t.group(1)), h.group(1)))
             else:
@@ -386,7 +387,7 @@ def compile_rules(rules: Sequence[EngineRule]) -> CompiledRules:
 _DURABLE_OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
 
 
-def condition_to_durable(c: Condition, thresholds: Mapping[str, Any]) -> dict:
+def condition_to_durable(c: Condition, thresholds: Mapping[str, Any]) -> dict[str, Any]:
     """The durable_rules expression for condition ``c`` with ``thresholds`` in force."""
     if c.op == "any":
         return {"$or": [condition_to_durable(x, thresholds) for x in c.conditions]}
@@ -395,17 +396,17 @@ def condition_to_durable(c: Condition, thresholds: Mapping[str, Any]) -> dict:
         return {"$nex": {f: 1}}
     if c.op == "is present":
         return {"$ex": {f: 1}}
-    guards: list[dict] = [{"$ex": {f: 1}}]
+    guards: list[dict[str, Any]] = [{"$ex": {f: 1}}]
     other: Any
     if c.ref_kind == "fact":
         guards.append({"$ex": {c.ref: 1}})
         other = {"$m": c.ref}
-    elif c.ref_kind == "threshold":
+    elif c.ref_kind == "threshold" and c.ref is not None:
         other = _norm(thresholds[c.ref])
     else:
         other = c.value
     if c.op == "==":
-        core: dict = {f: other}
+        core: dict[str, Any] = {f: other}
     elif c.op in _DURABLE_OPS:
         core = {_DURABLE_OPS[c.op]: {f: other}}
     elif c.op == "in":
@@ -446,7 +447,7 @@ def tier_guard(variant: Variant, present: frozenset = frozenset()) -> dict | Non
     return parts[0] if len(parts) == 1 else {"$and": parts}
 
 
-def rule_to_durable(rule: Rule, variant: Variant) -> dict:
+def rule_to_durable(rule: Rule, variant: Variant) -> dict[str, Any]:
     """The durable_rules expression of one (tier, severity) form of ``rule``."""
     parts = [condition_to_durable(c, variant.thresholds) for c in rule.when]
     guard = tier_guard(variant, _required(rule)) if rule.scope == "account" else None

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from kamrules.check import CheckRequest, Plan, on_disk, plan
 from kamrules.errors import InputError
@@ -87,6 +88,7 @@ def _verdicts(p: Plan, source, book, facts) -> list[RuleVerdict]:
         for rule in rs.rules:
             base = dict(ruleset=rule.ruleset, code=rule.code, rule=rule.name)
             bad = [status[f] for f in rule.facts if f in status and status[f].state != "ok"]
+            gap = next((source.column_gaps[f] for f in rule.facts if f in source.column_gaps), None)
             if not rule.enabled:
                 verdicts.append(RuleVerdict(**base, status="disabled", reason="enabled: false in its rule-set file"))
             elif rule.scope == "portfolio" and not bad and book is None:
@@ -96,7 +98,8 @@ def _verdicts(p: Plan, source, book, facts) -> list[RuleVerdict]:
             elif rule.scope == "portfolio" and not bad:
                 if portfolio is None:
                     portfolio = book.portfolio()
-                parts = [(row.get("scope_key") or "the book", evaluate(rule, row)) for row in portfolio]
+                mine = [row for row in portfolio if row.get("account_id") in (None, facts.get("account_id"))]  # not other accounts' rows
+                parts = [(row.get("scope_key") or "the book", evaluate(rule, row)) for row in mine]
                 fired = [(k, v) for k, v in parts if v.fired]
                 shown = fired[0] if fired else (parts[0] if parts else None)
                 reason = f"portfolio rule, on {shown[0]}: {shown[1].reason()}" if shown else "portfolio rule: no portfolio facts"
@@ -105,6 +108,8 @@ def _verdicts(p: Plan, source, book, facts) -> list[RuleVerdict]:
                 st = bad[0]
                 why = st.reason if st.state == "unavailable" else f"fact provider {st.name} failed: {st.reason}"
                 verdicts.append(RuleVerdict(**base, status="skipped", reason=f"skipped: {why}"))
+            elif gap:
+                verdicts.append(RuleVerdict(**base, status="skipped", reason=f"skipped: {gap}"))
             else:
                 v = evaluate(rule, facts)
                 verdicts.append(RuleVerdict(**base, status="fired" if v.fired else "not_fired", severity=v.severity,

@@ -9,10 +9,20 @@ import signal
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping, Sequence, Set
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Callable, Iterator, Mapping, Sequence
+from types import FrameType, MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from kamrules.store import Store
+
+Facts = dict[str, Any]  # one fact set: fact name -> value
+Failures = list[tuple[str, str]]  # (where, message) of each provider or plugin that failed
+Totals = dict[str, dict[str, list[Any]]]  # provider -> {fact: its non-NULL values} (account_totals)
 
 DEFAULT_PLUGIN_TIMEOUT = 600.0  # seconds; setting [check] plugin_timeout
 
@@ -41,6 +51,11 @@ class FactProvider:
     ``derive``, if given, is called with the merged facts of one account (or
     portfolio row; a read-only mapping, not a copy) and returns extra facts
     computed in Python.
+
+    ``requires_columns`` maps ``"table.column"`` to the facts that need that column to hold a value in
+    some row: when the column is missing or NULL in every row, rules using those facts are skipped (the
+    summary says which column), e.g. ``{"activities.cost": ("service_cost_12m",)}``: a book exported
+    without activity costs has a service cost of 0 everywhere, which is no evidence of low cost.
 
     ``inputs`` names further columns of ``sql`` (account scope) that ``derive``
     reads but that are not facts: they are in the dict ``derive`` gets and are
@@ -85,13 +100,14 @@ class FactProvider:
     sql: str = ""  # empty: a provider that only derives (needs ``derive``)
     requires: tuple[str, ...] = ()
     scope: str = "account"
-    derive: Callable[[Mapping], Mapping] | None = None
+    derive: Callable[[Mapping[str, Any]], Mapping[str, Any] | None] | None = None
     derived: tuple[str, ...] = ()  # names of the facts ``derive`` returns
     description: str = ""
     inputs: tuple[str, ...] = ()  # SQL columns only ``derive`` sees (not facts)
     over: str = "store"  # or "account_facts": totals over the account facts (portfolio scope)
     after: tuple[str, ...] = ()  # providers whose facts ``derive`` reads (ordering)
-    params: Mapping[str, int] = dataclasses.field(default_factory=dict)  # extra SQL parameters and their defaults
+    requires_columns: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict, hash=False)
+    params: Mapping[str, int] = dataclasses.field(default_factory=dict, hash=False)  # extra SQL parameters and their defaults
 
     def __post_init__(self) -> None:
         if self.scope not in ("account", "portfolio", "book"):
@@ -133,10 +149,15 @@ def provider_params(providers, rules) -> dict[str, int]:
     return out
 
 
-def sum_totals(parts: Sequence[Mapping[str, list]], facts: Sequence[str]) -> dict:
+# Columns of a portfolio row that address its alert: to an owner, or to one account (a row with
+# account_id gives an alert on that account: e.g. the account holding too much of the book).
+PORTFOLIO_ADDRESS = ("owner", "owner_email", "account_id", "account_name")
+
+
+def sum_totals(parts: Sequence[Mapping[str, list[Any]]], facts: Sequence[str]) -> Facts:
     """{fact: sum of its values over all parts}: exact (``math.fsum``) when any value is a float, so
     the sum does not depend on how the book was split; 0 when there are no values."""
-    out = {}
+    out: Facts = {}
     for f in facts:
         values = [v for part in parts for v in part.get(f, ())]
         if all(type(v) is int for v in values):
@@ -155,7 +176,7 @@ _INPUT = "kaminput_"  # prefix of provider ``inputs`` columns in the composed qu
 from kamrules.migrations import quote as _q  # noqa: E402
 
 
-def collect_providers(pm, failures: list | None = None) -> tuple[FactProvider, ...]:
+def collect_providers(pm: pluggy.PluginManager, failures: Failures | None = None) -> tuple[FactProvider, ...]:
     """Every plugin's providers (hook ``register_facts``), each plugin called on its own.
 
     A plugin whose hook raises is recorded in ``failures`` as ``(where, message)``
@@ -202,7 +223,30 @@ def ordered(providers: Sequence[FactProvider]) -> tuple[FactProvider, ...]:
     return tuple(out)
 
 
-def account_columns(store) -> list[str]:
+def column_gaps(store: Store, providers: Sequence[FactProvider]) -> dict[str, str]:
+    """{fact: why it has no data} for the facts of ``requires_columns`` whose column is absent or NULL in every
+    row (one probe per column: an index-free scan only when the column really is empty)."""
+    out: dict[str, str] = {}
+    seen: dict[str, str | None] = {}
+    for p in providers:
+        for spec, facts in dict(p.requires_columns).items():
+            if spec not in seen:
+                table, _, col = spec.partition(".")
+                if not store.table_exists(table) or not store.has_rows(table):
+                    seen[spec] = None  # the table's own absence is reported by ``requires``
+                elif col not in store.columns(table):
+                    seen[spec] = f"no column {spec}"
+                else:
+                    found = store.conn.execute(f"SELECT EXISTS (SELECT 1 FROM {_q(table)} WHERE {_q(col)} IS NOT NULL)").fetchone()[0]
+                    seen[spec] = None if found else f"no values in column {spec} (NULL in every row)"
+            why = seen[spec]
+            if why:
+                for f in facts:
+                    out.setdefault(f, why)
+    return out
+
+
+def account_columns(store: Store) -> list[str]:
     """Fact names of the account's own columns (``id`` is ``account_id``)."""
     return [ACCOUNT_FACT_RENAMES.get(c, c) for c in store.columns("accounts")]
 
@@ -222,8 +266,15 @@ class FactSource:
 
     _counter = 0
 
-    def __init__(self, store, as_of: str, providers, failures: list, timeout: float | None = DEFAULT_PLUGIN_TIMEOUT,
-                 params: Mapping[str, int] | None = None):
+    def __init__(
+        self,
+        store: Store,
+        as_of: str,
+        providers: Sequence[FactProvider],
+        failures: Failures,
+        timeout: float | None = DEFAULT_PLUGIN_TIMEOUT,
+        params: Mapping[str, int] | None = None,
+    ):
         self.store, self.as_of, self.failures = store, as_of, failures
         self.params = {k: v for p in providers for k, v in p.params.items()} | dict(params or {})
         self.timeout = timeout  # seconds a provider's SQL or one derive call may run (None: no limit)
@@ -231,7 +282,7 @@ class FactSource:
         self.account_providers = [p for p in providers if p.scope == "account"]
         self.portfolio_providers = [p for p in providers if p.scope == "portfolio"]
         self.book_providers = [p for p in providers if p.scope == "book"]
-        self.book: dict = {}  # book facts (book_facts()), added to every account's facts
+        self.book: Facts = {}  # book facts (book_facts()), added to every account's facts
         self.status: dict[str, ProviderStatus] = {}
         self.columns = account_columns(store)
         # the accounts table's own columns, named in the composed query (a worker's view of the
@@ -246,6 +297,7 @@ class FactSource:
                     st.state, st.reason = "unavailable", (f"no rows in table {t}" if store.table_exists(t) else f"no table {t}")
                     break
             self.status[p.name] = st
+        self.column_gaps = column_gaps(store, providers)
         produced = {f for p in providers for f in tuple(p.facts) + tuple(p.derived)}
         clash = set(self.columns) & produced
         bad_inputs = sorted((set(self.columns) | produced) & {f for p in providers for f in p.inputs})
@@ -258,10 +310,10 @@ class FactSource:
 
             raise PluginError(f"facts {sorted(clash)} have the names of account columns (expected other names)")
 
-    def sql_params(self) -> dict:
+    def sql_params(self) -> dict[str, Any]:
         return {"as_of": self.as_of, **self.params}
 
-    def bound_to(self, store, failures: list) -> "FactSource":
+    def bound_to(self, store: Store, failures: Failures) -> FactSource:
         """A copy computing the same facts through another store connection (a worker's, restricted to
         a range of accounts): same provider status and book facts, its own temp tables, failures and derive counts."""
         other = copy.copy(self)
@@ -278,7 +330,7 @@ class FactSource:
         return {f: self.status[p.name] for p in self.account_providers + self.portfolio_providers + self.book_providers
                 for f in self.status[p.name].facts}
 
-    def book_facts(self, needed: set[str] | None = None) -> dict:
+    def book_facts(self, needed: set[str] | None = None) -> Facts:
         """Compute the facts of the ``scope="book"`` providers (those producing a fact in ``needed``, and those
         the providers producing one name in ``after``; None: all) once, over this connection's whole store:
         call it in the parent, before the parts. A provider whose SQL returns more than one row, or raises,
@@ -325,7 +377,7 @@ class FactSource:
         return True
 
     @contextmanager
-    def _sql_deadline(self, p: FactProvider):
+    def _sql_deadline(self, p: FactProvider) -> Iterator[None]:
         """Interrupt ``p``'s SQL after ``timeout`` seconds (SQLite's progress handler, every 100,000 steps:
         no measurable cost); the interruption is raised as :class:`PluginTimeout`."""
         if not self.timeout:
@@ -343,7 +395,7 @@ class FactSource:
         finally:
             conn.set_progress_handler(None, 0)
 
-    def prepare(self) -> "FactSource":
+    def prepare(self) -> FactSource:
         conn = self.store.conn
         for p in self.account_providers:
             if self.status[p.name].state != "ok" or not p.sql or self._timed_out(p):  # derive-only: nothing to run
@@ -379,7 +431,7 @@ class FactSource:
             joins.append(f"LEFT JOIN {t} k{i} ON k{i}.account_id = a.id")
         return f"SELECT {', '.join(select)} FROM accounts a {' '.join(joins)}"
 
-    def account_totals(self) -> dict[str, dict[str, list]]:
+    def account_totals(self) -> Totals:
         """For each ``over="account_facts"`` provider: {fact: its non-NULL values} over the accounts
         of this connection (after :meth:`prepare`). Combine parts with :func:`sum_totals`."""
         todo = [p for p in self.portfolio_providers if p.over == "account_facts" and self.status[p.name].state == "ok"]
@@ -396,7 +448,7 @@ class FactSource:
         nulls = "".join(f", NULL AS {_q(f)}" for f in missing)
         conn.execute("DROP VIEW IF EXISTS temp.account_facts")
         conn.execute(f"CREATE TEMP VIEW account_facts AS SELECT * {nulls} FROM ({self._composed(inputs=False)})")
-        out: dict[str, dict[str, list]] = {}
+        out: Totals = {}
         try:
             for p in todo:
                 if self._timed_out(p):
@@ -409,7 +461,7 @@ class FactSource:
                         if absent:
                             raise RuntimeError(f"its SQL returns no column {', '.join(absent)}")
                         idx = [(f, cols.index(f)) for f in p.facts]
-                        values: dict[str, list] = {f: [] for f in p.facts}
+                        values: dict[str, list[Any]] = {f: [] for f in p.facts}
                         for row in cur:
                             for f, i in idx:
                                 if row[i] is not None:
@@ -421,11 +473,11 @@ class FactSource:
             conn.execute("DROP VIEW IF EXISTS temp.account_facts")
         return out
 
-    def accounts(self, account_id: str | None = None, limit: int | None = None) -> Iterator[dict]:
+    def accounts(self, account_id: str | None = None, limit: int | None = None) -> Iterator[Facts]:
         """Fact dicts (NULLs left out, ``derive`` applied), ordered by account id."""
         live = self._live()
         sql = self._composed()
-        params: dict = {}
+        params: dict[str, Any] = {}
         if account_id is not None:
             sql += " WHERE a.id = :account_id"
             params["account_id"] = account_id
@@ -439,11 +491,11 @@ class FactSource:
         renamed = {_INPUT + f: f for p in live for f in p.inputs}
         names = [renamed.get(n, n) for n in names]
         dropped = [renamed[n] for n in inputs]
-        steps = [(p, p.derive, p.derived) for p in derivers]
+        steps = [(p, p.derive, p.derived) for p in derivers if p.derive is not None]
         book = self.book
         with _DeriveWatch(self.timeout if steps else None):
             for row in cur:
-                facts = {n: v for n, v in zip(names, row) if v is not None}
+                facts = {n: v for n, v in zip(names, row, strict=True) if v is not None}
                 if book:
                     facts.update(book)
                 view = MappingProxyType(facts)  # live: later derivers see earlier ones' facts
@@ -468,14 +520,14 @@ class FactSource:
                     facts.pop(n, None)
                 yield facts
 
-    def _derive_failed(self, p: FactProvider, facts: Mapping, e: BaseException) -> None:
+    def _derive_failed(self, p: FactProvider, facts: Mapping[str, Any], e: BaseException) -> None:
         n = self._derive_errors.get(p.name, 0)
         self._derive_errors[p.name] = n + 1
         if n == 0:
             self.failures.append((f"fact provider {p.name} (derive)", f"{type(e).__name__}: {e} (account {facts.get('account_id', '-')})"))
 
-    def _derive(self, p: FactProvider, facts: dict) -> None:
-        if self.status[p.name].state != "ok":  # it ran out of time on an earlier row
+    def _derive(self, p: FactProvider, facts: Facts) -> None:
+        if self.status[p.name].state != "ok" or p.derive is None:  # it ran out of time on an earlier row
             return
         try:
             extra = p.derive(MappingProxyType(facts)) or {}
@@ -495,9 +547,9 @@ class FactSource:
     def derive_error_counts(self) -> dict[str, int]:
         return dict(self._derive_errors)
 
-    def portfolio_queries(self) -> dict[str, list[dict]]:
+    def portfolio_queries(self) -> dict[str, list[Facts]]:
         """Rows of every ``over="store"`` portfolio provider's SQL (whole book; failures recorded)."""
-        out: dict[str, list[dict]] = {}
+        out: dict[str, list[Facts]] = {}
         for p in self.portfolio_providers:
             if p.over != "store" or self.status[p.name].state != "ok" or self._timed_out(p):
                 continue
@@ -508,8 +560,8 @@ class FactSource:
                 self._fail(p, e)
         return out
 
-    def portfolio(self, rows: Mapping[str, list[dict]] | None = None, totals: Sequence[Mapping] | None = None,
-                  failed: set[str] = frozenset()) -> list[dict]:
+    def portfolio(self, rows: Mapping[str, list[Facts]] | None = None, totals: Sequence[Totals] | None = None,
+                  failed: Set[str] = frozenset()) -> list[Facts]:
         """Portfolio fact sets, merged across providers by ``scope_key`` (default "").
 
         ``rows``: from :meth:`portfolio_queries` (run now if None); ``totals``: the
@@ -517,12 +569,13 @@ class FactSource:
         ``failed``: providers that failed elsewhere (a worker), left out."""
         rows = self.portfolio_queries() if rows is None else rows
         totals = [self.account_totals()] if totals is None else totals
-        merged: dict[str, dict] = {}
+        merged: dict[str, Facts] = {}
         with _DeriveWatch(self.timeout if any(p.derive for p in self.portfolio_providers) else None):
             self._merge_portfolio(rows, totals, failed, merged)
         return [merged[k] for k in sorted(merged)]
 
-    def _merge_portfolio(self, rows, totals, failed, merged: dict) -> None:
+    def _merge_portfolio(self, rows: Mapping[str, list[Facts]], totals: Sequence[Totals], failed: Set[str],
+                         merged: dict[str, Facts]) -> None:
         for p in self.portfolio_providers:
             if self.status[p.name].state != "ok" or p.name in failed:
                 continue
@@ -537,7 +590,7 @@ class FactSource:
             for row in got:
                 key = str(row.get("scope_key") or "")
                 facts = merged.setdefault(key, {"scope_key": key} if key else {})
-                for k in tuple(p.facts) + ("owner", "owner_email"):
+                for k in tuple(p.facts) + PORTFOLIO_ADDRESS:
                     if row.get(k) is not None:
                         facts[k] = row[k]
                 if p.derive:
@@ -551,10 +604,10 @@ class FactSource:
                 pass
         self._tables.clear()
 
-    def __enter__(self) -> "FactSource":
+    def __enter__(self) -> FactSource:
         return self.prepare()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
@@ -571,8 +624,10 @@ class _DeriveWatch:
     def __init__(self, seconds: float | None):
         self.seconds = seconds
         self.active = False
+        self.seen: FrameType | None = None  # the derive call seen at the last tick
+        self.count = 0
 
-    def __enter__(self) -> "_DeriveWatch":
+    def __enter__(self) -> _DeriveWatch:
         if not self.seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
             return self
         self.seen, self.count = None, 0
@@ -582,7 +637,7 @@ class _DeriveWatch:
         self.active = True
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if not self.active:
             return
         self.active, self.seen = False, None
@@ -591,7 +646,7 @@ class _DeriveWatch:
         if self.old_timer[0]:  # someone else's alarm (e.g. a test timeout): give it back
             signal.setitimer(signal.ITIMER_REAL, *self.old_timer)
 
-    def _tick(self, signum, frame) -> None:
+    def _tick(self, signum: int, frame: FrameType | None) -> None:
         child = None
         while frame is not None and frame.f_code not in _WATCHED:
             child, frame = frame, frame.f_back

@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 from kamrules.bookgen import Account, Defect, make_owners, pick_profile
 from kamrules.contract import CORE_TABLES, load_order
@@ -48,7 +49,7 @@ def defect_recipes(pm=None) -> tuple[Defect, ...]:
     """
     from kamrules.check import builtin_ruleset_files
     from kamrules.errors import PluginError
-    from kamrules.plugins import default_plugin_manager
+    from kamrules.plugins import call_hook, default_plugin_manager
     from kamrules.ruleset import resolve
 
     pm = default_plugin_manager() if pm is None else pm
@@ -58,13 +59,12 @@ def defect_recipes(pm=None) -> tuple[Defect, ...]:
         for rule in rs.rules:
             codes[rule.name] = min(codes.get(rule.name, rule.code), rule.code)
     groups, seen = [], set()
-    for impl in reversed(pm.hook.register_defect_recipes.get_hookimpls()):
-        got = list(impl.function() or [])
+    for plugin, got in call_hook(pm, "register_defect_recipes"):  # a plugin that raises: PluginFailed (exit 3)
         for r in got:
             if not isinstance(r, Defect) or r.kind not in codes or r.kind in seen:
                 what = "expected kamrules.bookgen.Defect objects" if not isinstance(r, Defect) else (
                     f"a second recipe {r.kind!r}" if r.kind in seen else f"no loaded rule is named {r.kind!r}")
-                raise PluginError(f"plugin {impl.plugin_name}: register_defect_recipes returned {r!r} ({what})")
+                raise PluginError(f"plugin {plugin}: register_defect_recipes returned {r!r} ({what})")
             seen.add(r.kind)
         if got:
             groups.append((min(codes[r.kind] for r in got), got))
@@ -93,7 +93,7 @@ def iter_book(accounts: int, seed: int = 0, as_of=None, defects: float = DEFAULT
         tier, status = pick_profile(rng, forced)
         defect = forced
         if defect is None and defects > 0:
-            eligible = [r for r in recipes if tier in r.tiers and status in r.statuses]
+            eligible = [r for r in recipes if tier in r.tiers and status in r.statuses and not r.once]
             if eligible and rng.random() < defects * len(eligible):
                 defect = rng.choice(eligible)
         owner = starved_owner if defect is not None and defect.reserved_owner else owners[rng.randrange(len(owners))]
@@ -105,14 +105,18 @@ class _DirSink:
     """One file per table (CSV UTF-8 or JSON Lines), header = the contract's columns."""
 
     def __init__(self, path, fmt: str):
+        from kamrules.outputs import PendingOutput
+
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.fmt = fmt
         self.files = {}
         self.writers = {}
+        self.outputs = []  # each file renamed into place only when the whole book is written
         for name in ORDER:
-            f = open(self.path / f"{name}.{fmt}", "w", newline="", encoding="utf-8")
-            self.files[name] = f
+            out = PendingOutput(self.path / f"{name}.{fmt}", encoding="utf-8")
+            self.outputs.append(out)
+            f = self.files[name] = out.file
             if fmt == "csv":
                 w = csv.writer(f)
                 w.writerow(COLUMNS[name])
@@ -134,11 +138,12 @@ class _DirSink:
                 self.writers[name].writerows(items)
             else:
                 cols = COLUMNS[name]
-                self.files[name].writelines(json.dumps(dict(zip(cols, row)), ensure_ascii=False) + "\n" for row in items)
+                self.files[name].writelines(json.dumps(dict(zip(cols, row, strict=True)), ensure_ascii=False) + "\n" for row in items)
 
-    def close(self) -> None:
-        for f in self.files.values():
-            f.close()
+    def close(self, ok: bool = True) -> None:
+        """Put every file in place (``ok``), or drop them all: an error or Ctrl-C leaves the folder as it was."""
+        for out in self.outputs:
+            out.commit() if ok else out.discard()
 
 
 class _StoreSink:
@@ -151,7 +156,7 @@ class _StoreSink:
         from kamrules.migrations import quote
 
         self.sql = {n: f"INSERT INTO {quote(n)} ({', '.join(quote(c) for c in COLUMNS[n])}) VALUES ({', '.join('?' * len(COLUMNS[n]))})" for n in ORDER}
-        self.pending = {n: [] for n in ORDER}
+        self.pending: dict[str, list[tuple[Any, ...]]] = {n: [] for n in ORDER}
         self.accounts = 0
 
     def write(self, rows) -> None:
@@ -188,9 +193,12 @@ def generate_to_dir(path, accounts: int, seed: int = 0, as_of=None, fmt: str = "
         raise ValueError(f"unknown format {fmt!r} (expected csv or jsonl)")
     sink = _DirSink(path, fmt)
     try:
-        return _run(sink, accounts, seed, as_of, defects, progress, pm)
-    finally:
-        sink.close()
+        stats = _run(sink, accounts, seed, as_of, defects, progress, pm)
+    except BaseException:
+        sink.close(ok=False)
+        raise
+    sink.close()
+    return stats
 
 
 def generate_to_store(store, accounts: int, seed: int = 0, as_of=None, progress=None, defects: float = DEFAULT_DEFECTS, pm=None) -> dict[str, int]:

@@ -14,9 +14,10 @@ causes below it) and a worse severity never raises it (the sorted sum is the max
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from kamrules.scorecard import Model, Scorecard, load_scorecard
 
@@ -66,7 +67,7 @@ class AccountScore:
 def _hit(a) -> Hit:
     if isinstance(a, Hit):
         return a
-    get = a.get if isinstance(a, Mapping) else (lambda k: getattr(a, k))
+    get: Callable[[str], Any] = a.get if isinstance(a, Mapping) else (lambda k: getattr(a, k))
     return Hit(get("ruleset"), get("code"), get("rule"), get("severity"))
 
 
@@ -88,7 +89,7 @@ def compute(hits: Sequence[Hit], model: Model, ran: Iterable[str] | None = None)
         s = sum(terms)
         cost = budgets[rs] * min(1.0, s)
         lost[rs] = cost
-        for t, (_, h) in zip(terms, items):
+        for t, (_, h) in zip(terms, items, strict=True):
             drivers.append(Driver(h.code, h.ruleset, h.rule, h.severity, round(cost * t / s, 1) if s > 0 else 0.0))
     drivers.sort(key=lambda d: (-d.points, d.code))
     return 100.0 - sum(lost.values()), tuple(drivers), budgets, lost
@@ -143,7 +144,7 @@ def score_alerts(conn, alerts: Iterable, scorecard: Scorecard, ran: Iterable[str
         if a.account_id:
             by_account.setdefault(a.account_id, []).append(_hit(a))
     ids = sorted(by_account)
-    tiers: dict[str, tuple] = {}
+    tiers: dict[str, tuple[Any, Any]] = {}  # account id -> (tier, segment)
     for i in range(0, len(ids), 500):
         chunk = ids[i:i + 500]
         for acc, tier, segment in conn.execute(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from kamrules import runs
 from kamrules.errors import InputError
@@ -148,7 +149,8 @@ def health_report(store, as_of: str, scorecard: Scorecard | None = None, owner: 
             hint = f"; did you mean {', '.join(map(repr, near))}?" if near else f" (owners: {', '.join(owners[:10])}{' ...' if len(owners) > 10 else ''})"
             raise InputError(f"no account has owner {owner!r}{hint}")
     run = runs.run_at(conn, as_of)
-    skipped, failures = [], []
+    skipped: list[Any] = []
+    failures: list[Any] = []
     if run is not None:
         current = _run_scores(conn, run, accounts, sc)
         skipped = run["skipped"] or []

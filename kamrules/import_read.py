@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 from kamrules.errors import Problem
-from kamrules.readers import MAX_LINE_BREAKS, FileProblem, open_reader, runaway_quote, unclosed_quote
+from kamrules.readers import FileProblem, check_span, open_reader, unclosed_quote
 from kamrules.validate import MAX_COLUMNS, Bad, make_plan, show
 
 BATCH = 2000
@@ -201,7 +202,8 @@ class Reader:
 
     def _load_csv(self, plan, file_name, source, reader, prev, slow) -> int:
         """The common case of :meth:`_load`: CSV rows whose header maps one to one onto the insert."""
-        batch, lines = [], []
+        batch: list[list[Any]] = []
+        lines: list[int] = []
         add, add_line = batch.append, lines.append
         count = 0
         convert, width = plan.convert, plan.width
@@ -209,8 +211,8 @@ class Reader:
             for values in source:
                 line = prev + 1
                 prev = source.line_num
-                if prev - line > MAX_LINE_BREAKS:
-                    raise runaway_quote(file_name, line, prev)
+                if prev != line:  # a record over line breaks: a quote that swallowed rows?
+                    check_span(file_name, line, prev, values, source.dialect.delimiter)
                 if len(values) == width:
                     try:
                         convert(values)
@@ -249,9 +251,9 @@ class Reader:
                 if is_csv:
                     line = prev + 1
                     prev = source.line_num
-                    if prev - line > MAX_LINE_BREAKS:
-                        raise runaway_quote(file_name, line, prev)
                     values = item
+                    if prev != line:
+                        check_span(file_name, line, prev, values, source.dialect.delimiter)
                     if not values:
                         continue
                 else:
@@ -286,8 +288,8 @@ class Reader:
 
         renames = {}
         for plugin, mapping in call_hook(self.pm, "rename_columns", table=tdef.name, columns=list(header), path=str(path)):
-            if not isinstance(mapping, dict):
-                raise PluginFailed(f"plugin {plugin}: rename_columns returned {mapping!r} for {path} (expected a dict or None)")
+            if not isinstance(mapping, dict) or not all(type(k) is str and type(v) is str for k, v in mapping.items()):
+                raise PluginFailed(f"plugin {plugin}: rename_columns returned {mapping!r} for {path} (expected a dict of column names or None)")
             renames.update(mapping)
         plan = make_plan(tdef, header, renames, per_row_required=per_row, id_set=self.id_set)
         if not plan.problems and plan.extra:
@@ -343,10 +345,10 @@ def reject_record(plan, values, converted: bool) -> dict:
     """A refused row as {column: value} for the --skip-invalid file."""
     if converted:
         header = plan.insert_columns
-        values = [None if v == "" and c in plan.converted else v for c, v in zip(header, values)]  # '' = NULL
+        values = [None if v == "" and c in plan.converted else v for c, v in zip(header, values, strict=False)]  # '' = NULL
     else:
         header = [c if c is not None else f"column{i + 1}" for i, c in enumerate(plan.columns)]
-    record = dict(zip(header, values))
+    record = dict(zip(header, values, strict=False))
     if len(values) > len(header):
         record["(extra values)"] = values[len(header):]
     return record

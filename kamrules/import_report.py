@@ -115,11 +115,13 @@ class Rejects:
     """
 
     def __init__(self, path):
-        from kamrules.outputs import atomic_output
+        from kamrules.outputs import PendingOutput
 
         self.path = Path(path)
-        self._output = atomic_output(self.path, encoding="utf-8-sig", newline="")
-        self.f = self._output.__enter__()
+        # an unnamed temporary file renamed into place at the end (a "<name>.part" file could be a
+        # symlink to the store); a lone surrogate from a JSON escape is written as \udXXX
+        self.out = PendingOutput(self.path, encoding="utf-8-sig", errors="backslashreplace")
+        self.f = self.out.file
         self.w = csv.writer(self.f)
         self.w.writerow(["file", "line", "table", "reason", "record"])
 
@@ -130,11 +132,6 @@ class Rejects:
     def finish(self, keep: bool) -> None:
         """Put the file in place (``keep``) or drop it, leaving ``path`` as it was."""
         if keep:
-            self._output.__exit__(None, None, None)
+            self.out.commit()
         else:
-            dropped = _Dropped()
-            self._output.__exit__(_Dropped, dropped, None)
-
-
-class _Dropped(Exception):
-    """Thrown into the rejects file's atomic_output to discard it."""
+            self.out.discard()

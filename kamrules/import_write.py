@@ -227,7 +227,7 @@ class Writer:
                 k = min(per, n - done)
                 execute(plan.many_sql(k), flat[done * width : (done + k) * width])
                 done += k
-        except (sqlite3.IntegrityError, OverflowError):  # OverflowError: an integer beyond 64 bits
+        except (sqlite3.IntegrityError, OverflowError, UnicodeEncodeError):  # an integer beyond 64 bits; a lone surrogate
             pass
         return done
 
@@ -259,7 +259,7 @@ class Writer:
                 self.written[name] += n - start
                 self.remember(plan, rows[start:] if start else rows)
                 return
-            except (sqlite3.IntegrityError, OverflowError) as e:
+            except (sqlite3.IntegrityError, OverflowError, UnicodeEncodeError) as e:
                 # executemany stops at the failing row: the last one taken from the iterator
                 bad = n - operator.length_hint(it) - 1
                 self.written[name] += bad - start
@@ -274,9 +274,14 @@ class Writer:
 
     def diagnose(self, plan, file_name, line, out, error) -> Problem:
         if isinstance(error, OverflowError):
-            for column, value in zip(plan.insert_columns, out):
+            for column, value in zip(plan.insert_columns, out, strict=True):
                 if type(value) is int and not INT_MIN <= value <= INT_MAX:
                     return Problem(file_name, line, f"{show(str(value))} is out of range (expected a whole number from {INT_MIN} to {INT_MAX})", column)
+        if isinstance(error, UnicodeEncodeError):  # JSON's "\ud800" escapes give text SQLite cannot store
+            for column, value in zip(plan.insert_columns, out, strict=True):
+                if type(value) is str and any("\ud800" <= c <= "\udfff" for c in value):
+                    return Problem(file_name, line, f"{show(value.encode('utf-8', 'backslashreplace').decode())} holds a lone "
+                                   "surrogate (expected Unicode text: \\uD800-\\uDFFF escapes only in pairs)", column)
         msg = str(error)
         if DUPLICATE in msg:
             keys = plan.table.primary_key

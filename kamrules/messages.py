@@ -1,10 +1,11 @@
-"""Alert messages: a rule's template filled from the facts and thresholds; a missing fact prints as "n/a"."""
+"""Alert messages: a rule's template filled from the facts and thresholds; numbers for people; plurals."""
 
 from __future__ import annotations
 
 import re
 import string
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kamrules.ruleset import Rule
@@ -53,6 +54,12 @@ def template_problems(template: str) -> list[str]:
     for _, name, spec, conv in parsed:
         if name is None:
             continue
+        name, spec, forms = split_plural(name, spec or "")
+        if forms is not None:
+            if conv is not None:
+                out.append(f"field {{{name}|...}}: a plural field takes no conversion (expected {{n|day|days}})")
+            if not forms[0] or len(forms) > 2 or any(not f.strip() or f != f.strip() for f in forms):
+                out.append(f"field {{{name}|{'|'.join(forms)}}}: expected one or two word forms, e.g. {{{name}|day}} or {{{name}|activity|activities}}")
         if not name or name.isdigit():
             out.append("a positional {} field (expected {fact_name})")
         elif not name.isidentifier():
@@ -111,6 +118,90 @@ class _Fields(dict):
         return _NA_VALUE
 
 
+def split_plural(name: str, spec: str) -> tuple[str, str, tuple[str, ...] | None]:
+    """``(name, spec, forms)`` of a field: ``{n|activity|activities}`` or ``{n:,.0f|day}`` is a plural field
+    (forms ``("activity", "activities")`` / ``("day",)``); any other field has forms None."""
+    if "|" in name:
+        name, _, rest = name.partition("|")
+        return name, spec, tuple(rest.split("|"))
+    if "|" in spec:
+        spec, _, rest = spec.partition("|")
+        return name, spec, tuple(rest.split("|"))
+    return name, spec, None
+
+
+def human(v: Any) -> str:
+    """A number as people read it: ``10,414,839`` (not 10414839.430000002), ``31.5``, ``0.0442``; other
+    values as text, None as "none", True/False as "yes"/"no". Used by messages, explain, alerts show, digests."""
+    if v is None:
+        return "none"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        if v != v or v in (float("inf"), float("-inf")):
+            return str(v)
+        a = abs(v)
+        if v.is_integer() or a >= 100:
+            return f"{v:,.0f}"
+        if a >= 1:
+            return f"{v:,.2f}".rstrip("0").rstrip(".")
+        return f"{v:.3g}"
+    return str(v)
+
+
+def plural_word(value: Any, forms: tuple[str, ...], number: str) -> str:
+    """The form of ``forms`` that goes with ``number`` (the value as printed): singular for "1" (or "-1"),
+    else the plural (the second form, or the first + "s")."""
+    if number.lstrip("-+") == "1":
+        return forms[0]
+    return forms[1] if len(forms) > 1 else forms[0] + "s"
+
+
+_PLURALS: dict[str, tuple[str, tuple]] = {}
+
+
+def _compiled(template: str) -> tuple[str, tuple]:
+    """``template`` with every plural field replaced by a plain field (``{kamplural_0}``) and the list of
+    ``(key, name, spec, forms)`` to fill them: so that formatting stays ``str.format_map``."""
+    got = _PLURALS.get(template)
+    if got is None:
+        if "|" not in template:
+            got = (template, ())
+        else:
+            text: list[str] = []
+            plurals: list[tuple[str, str, str, tuple[str, ...]]] = []
+            for literal, name, spec, conv in string.Formatter().parse(template):
+                text.append(literal.replace("{", "{{").replace("}", "}}"))
+                if name is None:
+                    continue
+                base, spec2, forms = split_plural(name, spec or "")
+                if forms is None:
+                    text.append("{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}")
+                else:
+                    key = f"kamplural_{len(plurals)}"
+                    plurals.append((key, base, spec2, forms))
+                    text.append("{" + key + "}")
+            got = ("".join(text), tuple(plurals))
+        _PLURALS[template] = got
+    return got
+
+
+def _plural_values(plurals: tuple, values: Mapping[str, Any]) -> dict[str, str]:
+    out = {}
+    for key, name, spec, forms in plurals:
+        v = values.get(name, _MISSING)
+        if v is _MISSING or v is None:
+            number = "n/a"
+        elif spec:
+            number = format(v, spec)
+        else:
+            number = human(v)
+        out[key] = f"{number} {plural_word(v, forms, number)}"
+    return out
+
+
 _SIMPLE: dict[str, bool] = {}
 
 
@@ -129,9 +220,21 @@ def _simple(template: str) -> bool:
 
 
 def format_message(rule: Rule, facts: Mapping[str, Any], thresholds: Mapping[str, Any], as_of: str) -> str:
-    if _simple(rule.message):
+    """The rule's message for these facts; ``{n|activity|activities}`` prints "1 activity" or "3 activities"
+    (``{n|day}``: "1 day", "3 days"; ``{n:.0f|day}`` formats the number first), see docs/rulesets.md."""
+    return render_template(rule.message, facts, thresholds, as_of)
+
+
+def render_template(template: str, facts: Mapping[str, Any], thresholds: Mapping[str, Any], as_of: str) -> str:
+    template, plurals = _compiled(template)
+    if _simple(template):
         fields = _Fields(facts)
         fields.update(thresholds)
         fields["as_of"] = as_of
-        return rule.message.format_map(fields)
-    return _FMT.vformat(rule.message, (), {**facts, **thresholds, "as_of": as_of})
+        if plurals:
+            fields.update(_plural_values(plurals, fields))
+        return template.format_map(fields)
+    values = {**facts, **thresholds, "as_of": as_of}
+    if plurals:
+        values.update(_plural_values(plurals, values))
+    return _FMT.vformat(template, (), values)

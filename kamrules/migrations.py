@@ -18,7 +18,7 @@ renumber a released step; append a new one.
 from __future__ import annotations
 
 import importlib
-from typing import Callable, Union
+from collections.abc import Callable
 
 from kamrules.contract import Table
 
@@ -95,7 +95,7 @@ def create_core_schema(store) -> None:
         create_table(store.conn, store.tables[name], store.tables)
 
 
-Step = Union[Callable, str]
+Step = Callable | str
 
 # (version, step). Append only; see the module docstring.
 MIGRATIONS: list[tuple[int, Step]] = [

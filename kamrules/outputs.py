@@ -25,8 +25,8 @@ import contextlib
 import os
 import stat
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from kamrules.errors import InputError
 
@@ -175,7 +175,7 @@ def _open_tmp(folder: Path) -> tuple[int, str | None]:
 
 
 @contextlib.contextmanager
-def atomic_output(path, encoding: str = "utf-8", newline: str | None = "", binary: bool = False):
+def atomic_output(path, encoding: str = "utf-8", newline: str | None = "", binary: bool = False, errors: str = "strict"):
     """Open a temporary file for writing; on a clean exit it replaces ``path`` (fsync'ed), on an error
     (full disk, exception, KeyboardInterrupt) it is dropped and ``path`` is left as it was.
 
@@ -192,7 +192,7 @@ def atomic_output(path, encoding: str = "utf-8", newline: str | None = "", binar
             os.umask(umask)
             mode = 0o666 & ~umask
         os.fchmod(fd, mode)
-        f = os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": encoding, "newline": newline}))
+        f = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding=encoding, newline=newline, errors=errors)
     except BaseException:
         os.close(fd)
         if name:
@@ -214,6 +214,26 @@ def atomic_output(path, encoding: str = "utf-8", newline: str | None = "", binar
             with contextlib.suppress(OSError):
                 os.unlink(name)
     _fsync_folder(folder)
+
+
+class _Discard(Exception):
+    pass
+
+
+class PendingOutput:
+    """:func:`atomic_output` for a file written across many calls (e.g. the --skip-invalid file):
+    ``.file`` to write to, then ``.commit()`` (it replaces the target) or ``.discard()`` (nothing written)."""
+
+    def __init__(self, path, **kwargs):
+        self._cm = atomic_output(path, **kwargs)
+        self.file = self._cm.__enter__()
+
+    def commit(self) -> None:
+        self._cm.__exit__(None, None, None)
+
+    def discard(self) -> None:
+        with contextlib.suppress(_Discard):
+            self._cm.__exit__(_Discard, _Discard(), None)
 
 
 def _fsync_folder(folder: Path) -> None:

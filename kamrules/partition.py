@@ -17,9 +17,10 @@ from __future__ import annotations
 import math
 import os
 import sqlite3
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
+from itertools import pairwise
 
 PART_SIZE = 25_000  # accounts per part on big books (progress steps, bounded temp tables)
 MIN_PART = 2_500  # below 2 x this many accounts, a check runs in one process
@@ -75,7 +76,7 @@ def plan_parts(conn: sqlite3.Connection, jobs: int, part_size: int = PART_SIZE) 
         if row is not None and row[0] != bounds[-1]:
             bounds.append(row[0])
     bounds.append(None)
-    return [Part(i, lo, hi) for i, (lo, hi) in enumerate(zip(bounds, bounds[1:]))]
+    return [Part(i, lo, hi) for i, (lo, hi) in enumerate(pairwise(bounds))]
 
 
 def _forkable() -> bool:
@@ -106,7 +107,6 @@ def restrict(conn: sqlite3.Connection, part: Part) -> None:
 
 
 from kamrules.migrations import quote as _quote  # noqa: E402
-
 
 BUSY_WAIT = 10.0  # seconds a check waits for another process's write to end before it gives up (exit 5)
 

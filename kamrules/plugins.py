@@ -7,9 +7,10 @@ import importlib.metadata
 import importlib.util
 import os
 import sys
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pluggy
 
@@ -54,10 +55,66 @@ class PluginFailed(PluginError):
 _FAILED = object()
 
 
+def _is_notifier(x) -> bool:
+    return isinstance(getattr(x, "name", None), str) and all(callable(getattr(x, m, None)) for m in ("route", "render", "send"))
+
+
+def _is_ruleset_file(x) -> bool:
+    return isinstance(x, (str, os.PathLike)) or callable(getattr(x, "read_text", None))
+
+
+def _instance_of(module: str, cls: str):
+    return lambda x: isinstance(x, getattr(importlib.import_module(module), cls))
+
+
+# What each hook must return (the docs of kamrules.hookspecs): (is_item, what an item is). A result of
+# another shape is that plugin's failure, named like a hook that raised, never a traceback further on.
+RESULTS = {
+    "register_tables": (_instance_of("kamrules.contract", "Table"), "kamrules.contract.Table"),
+    "register_facts": (_instance_of("kamrules.facts", "FactProvider"), "kamrules.facts.FactProvider"),
+    "register_rulesets": (_is_ruleset_file, "a path (str or pathlib.Path)"),
+    "register_defect_recipes": (_instance_of("kamrules.bookgen", "Defect"), "kamrules.bookgen.Defect"),
+    "register_output_formats": (_instance_of("kamrules.formats", "OutputFormat"), "kamrules.formats.OutputFormat"),
+    "register_notifiers": (_is_notifier, "a notifier (name, route, render, send)"),
+}
+
+
+def check_result(hook: str, result) -> tuple[Any, str | None]:
+    """``(result, None)`` if ``result`` has the shape ``hook`` must return (a list is made of any other
+    iterable), else ``(None, what is wrong)``."""
+    if hook not in RESULTS:  # (rename_columns: checked by the importer, which names the file)
+        return result, None
+    is_item, what = RESULTS[hook]
+    if isinstance(result, (str, bytes, dict)) or not hasattr(result, "__iter__"):
+        return None, f"returned {_show(result)} (expected a list of {what})"
+    result = list(result)
+    for i, item in enumerate(result):
+        if not is_item(item):
+            return None, f"returned a list whose item {i + 1} is {_show(item)} (expected {what})"
+    return result, None
+
+
+def _show(x) -> str:
+    text = repr(x)
+    return f"{type(x).__name__} {text[:60] + '...' if len(text) > 60 else text}"
+
+
 def _call(impl, hook: str, failures: list | None, kwargs: dict) -> Any:
     """One plugin's implementation of ``hook``; ``_FAILED`` if it failed (recorded in ``failures``)."""
     try:
-        return impl.function(**{a: kwargs[a] for a in impl.argnames})
+        result = impl.function(**{a: kwargs[a] for a in impl.argnames})
+        if result is None:
+            return None
+        result, wrong = check_result(hook, result)
+        if wrong is None:
+            return result
+        where, what = f"plugin {impl.plugin_name}: {hook}", wrong
+        if failures is None:
+            raise PluginFailed(f"{where} failed: {what}")
+        failures.append((where, what))
+        return _FAILED
+    except PluginFailed:
+        raise
     except KeyboardInterrupt:
         raise
     except KamrulesError as e:
@@ -128,7 +185,9 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
             continue
         try:
             plugin = ep.load()
-        except Exception as e:  # a broken third-party plugin must not show a traceback
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:  # noqa: B036 - a broken plugin (even one calling sys.exit) shows no traceback
             raise PluginError(f"plugin {ep.name!r} (entry point {ep.value}) failed to load: {e}") from e
         pm.register(plugin, name=ep.name)
         if ep.dist:
@@ -157,11 +216,15 @@ def _load_dir(pm: pluggy.PluginManager, folder: Path) -> None:
     for path in sorted(folder.glob("*.py")):
         name = f"kamrules_dir_plugin_{path.stem}"
         spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:  # a *.py path always has a spec with a loader
+            raise PluginError(f"{path}: can't be loaded as a Python module")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # before running it: @dataclass and pickling look the module up
         try:
-            spec.loader.exec_module(module)  # type: ignore[union-attr]
-        except Exception as e:
+            spec.loader.exec_module(module)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:  # noqa: B036 - sys.exit() at import is a failure to load, not a quiet exit 0
             del sys.modules[name]
             raise PluginError(f"{path}: plugin failed to load: {type(e).__name__}: {e}") from e
         pm.register(module, name=str(path))
@@ -193,10 +256,31 @@ def make_plugin_manager(
             _load_dir(pm, folder)
         for obj in extra:
             pm.register(obj)
+        _check_hook_names(pm)
         pm.check_pending()
     except pluggy.PluginValidationError as e:
         raise PluginError(f"plugin error: {e}") from e
     return pm
+
+
+def _check_hook_names(pm: pluggy.PluginManager) -> None:
+    """A hookimpl whose name is no kamrules hook (a typo: ``register_fact``) would never be called: a
+    PluginError naming the plugin, the function and the closest hook."""
+    import difflib
+
+    known = sorted(name for name, caller in vars(pm.hook).items() if getattr(caller, "spec", None) is not None)
+    lines = []
+    for name, caller in sorted(vars(pm.hook).items()):
+        if not hasattr(caller, "get_hookimpls") or getattr(caller, "spec", None) is not None:
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.optionalhook:
+                continue
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"kamrules hooks: {', '.join(known)}"
+            lines.append(f"plugin {impl.plugin_name}: unknown hook {name!r}, never called ({hint})")
+    if lines:
+        raise PluginError("; ".join(lines))
 
 
 @lru_cache(maxsize=1)

@@ -11,9 +11,14 @@ none). Each condition is compiled once into a closure with its threshold bound.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from kamrules.conditions import Condition, _norm
+
+if TYPE_CHECKING:
+    from kamrules.engine import MatchRule
+    from kamrules.ruleset import Variant
 
 Pred = Callable[[Mapping[str, Any]], bool]
 
@@ -41,25 +46,28 @@ def _num(v: Any) -> bool:
 
 
 def _eq(a: Any, b: Any) -> bool:
-    if _num(a) and _num(b):
-        return a == b
-    return type(a) is type(b) and a == b
+    same: bool = a == b if _num(a) and _num(b) else type(a) is type(b) and a == b
+    return same
 
 
-def _lt(a, b) -> bool:
-    return _num(a) == _num(b) and a < b
+def _lt(a: Any, b: Any) -> bool:
+    held: bool = _num(a) == _num(b) and a < b
+    return held
 
 
-def _le(a, b) -> bool:
-    return _num(a) == _num(b) and a <= b
+def _le(a: Any, b: Any) -> bool:
+    held: bool = _num(a) == _num(b) and a <= b
+    return held
 
 
-def _gt(a, b) -> bool:
-    return _num(a) == _num(b) and a > b
+def _gt(a: Any, b: Any) -> bool:
+    held: bool = _num(a) == _num(b) and a > b
+    return held
 
 
-def _ge(a, b) -> bool:
-    return _num(a) == _num(b) and a >= b
+def _ge(a: Any, b: Any) -> bool:
+    held: bool = _num(a) == _num(b) and a >= b
+    return held
 
 
 _TESTS: dict[str, Callable[[Any, Any], bool]] = {
@@ -83,7 +91,7 @@ def compile_condition(c: Condition, thresholds: Mapping[str, Any]) -> Pred:
     if c.op == "is present":
         return lambda f: _val(f.get(fact)) is not None
     test = _TESTS[c.op]
-    if c.ref_kind == "fact":
+    if c.ref_kind == "fact" and c.ref is not None:
         ref = c.ref
 
         def against_fact(f: Mapping[str, Any]) -> bool:
@@ -94,7 +102,7 @@ def compile_condition(c: Condition, thresholds: Mapping[str, Any]) -> Pred:
             return b is not None and test(a, b)
 
         return against_fact
-    other = _norm(thresholds[c.ref]) if c.ref_kind == "threshold" else c.value
+    other = _norm(thresholds[c.ref]) if c.ref_kind == "threshold" and c.ref is not None else c.value
     if other is None:
         return _never
     if c.op == "in" and all(type(v) is str for v in other):  # the common case: a word among words
@@ -133,7 +141,7 @@ class PythonMatcher:
 
     name = "python"
 
-    def __init__(self, rules: Sequence[Any]):
+    def __init__(self, rules: Sequence[MatchRule]):
         """``rules``: :class:`kamrules.engine.MatchRule` items (key, rule, variant)."""
         keys = [r.key for r in rules]
         if len(set(keys)) != len(keys):

@@ -152,9 +152,9 @@ def render(data: dict, lang: str = "en", templates_dir: str | None = None) -> st
     try:
         return environment(templates_dir).get_template("report.html.j2").render(ctx)
     except jinja2.TemplateSyntaxError as e:
-        raise InputError(f"{e.filename}:{e.lineno}: template error: {e.message}")
+        raise InputError(f"{e.filename}:{e.lineno}: template error: {e.message}") from None
     except jinja2.TemplateError as e:
-        raise InputError(f"report template error: {type(e).__name__}: {e}")
+        raise InputError(f"report template error: {type(e).__name__}: {e}") from None
 
 
 def build_report(store, as_of: str, owners=(), lang: str = "en", top: int = 20, templates_dir: str | None = None,
@@ -200,7 +200,7 @@ def mail_report(store, report: Report, to: list[str], settings, pm, now: dt.date
     text = (f"{L['title']} {L['as_of']} {d['as_of']}\n{b['accounts']} {L['accounts']}; {L['revenue_12m']} "
             f"{amount(b['revenue_12m'], report.lang)}; {L['alerts']}: "
             + ", ".join(f"{b['alerts'][s]} {L['sev'][s]}" for s in ("critical", "warning", "info"))
-            + f"\n\nThe report is attached (one HTML file: open it in a browser, no network needed).\n")
+            + "\n\nThe report is attached (one HTML file: open it in a browser, no network needed).\n")
     digest_of = hashlib.sha256(report.html.encode("utf-8")).hexdigest()[:16]
     keys = []
     with transaction(conn):

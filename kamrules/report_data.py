@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 from collections import Counter, defaultdict
-from typing import Iterable
+from collections.abc import Iterable
 
 from kamrules.alerts import SEVERITY_RANK
 from kamrules.errors import InputError
@@ -99,7 +99,7 @@ def _pipeline(conn, as_of: str, limits) -> list[dict]:
     out = []
     for stage in PIPELINE:
         xs = sorted(d for d, _ in per[stage])
-        q = lambda p: xs[min(len(xs) - 1, int(p * (len(xs) - 1) + 0.5))] if xs else None  # noqa: E731
+        q = lambda p, xs=xs: xs[min(len(xs) - 1, int(p * (len(xs) - 1) + 0.5))] if xs else None  # noqa: E731
         out.append({"stage": stage, "prospects": len(xs), "over": sum(o for _, o in per[stage]),
                     "median_days": q(0.5), "p90_days": q(0.9), "max_days": xs[-1] if xs else None,
                     "limit": limits.get((stage, None)), "limit_key": limits.get((stage, "key"))})
@@ -196,7 +196,7 @@ def report_data(store, as_of: str, owners: Iterable[str] = (), top: int = 20, sc
     freshness = newest_dates(conn, as_of)
     stale = {t: (dt.date.fromisoformat(as_of) - dt.date.fromisoformat(d[:10])).days for t, d in freshness.items() if d}
     return {
-        "as_of": as_of, "generated": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "top": top,
+        "as_of": as_of, "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "top": top,
         "scorecard": health.scorecard, "scores_from_run": health.run["id"] if health.run else None,
         "book": {"accounts": len(accounts), "revenue_12m": round(sum(revenue.values()), 2),
                  "alerts": {s: counts.get(s, 0) for s in SEVERITIES}, "total_alerts": len(alerts),

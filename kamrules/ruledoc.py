@@ -57,8 +57,10 @@ def _rule(r) -> list[str]:
             + ", ".join(f"`{k}` {_value(x)}" for k, x in row.thresholds.items()) for row in rows))
     if r.message:
         out.append(f"- **Message:** `{r.message}`")
+    for cond, text in r.actions:
+        out.append(f"- **Action when `{cond.text}`:** {text}")
     if r.action:
-        out.append(f"- **Action:** {r.action}")
+        out.append(f"- **Action{' otherwise' if r.actions else ''}:** {r.action}")
     if r.source:
         out.append(f"- **Source:** {r.source}")
     return out + [""]

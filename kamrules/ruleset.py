@@ -7,20 +7,22 @@ import json
 import math
 import re
 import string
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import yaml
 
 from kamrules.alerts import SEVERITIES, SEVERITY_RANK
 from kamrules.conditions import AnyOf, Condition, ConditionError, leaves, numberlike, parse_condition
 from kamrules.errors import InputError, Problem
-from kamrules.messages import control_problem, template_problems
+from kamrules.messages import control_problem, human, template_problems
 
 CODE_RE = re.compile(r"^[A-Z]{2,5}[0-9]{3}$")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 from kamrules.vocab import TIERS  # noqa: E402 (re-exported: kamrules.ruleset.TIERS)
+
 SCOPES = ("account", "portfolio")
 TOP_KEYS = {"ruleset": "the rule set's name", "description": "text", "source": "text", "rules": "a list of rules"}
 RULE_KEYS = ("code", "name", "description", "source", "scope", "enabled", "severity", "when", "thresholds", "tiers", "limits",
@@ -111,6 +113,15 @@ class Rule:
     line: int | None = None
     message_line: int | None = None
     message_column: int | None = None
+    # the actions chosen by a condition, in order (``action`` is the default): ((condition, text), ...)
+    actions: tuple[tuple[Condition, str], ...] = ()
+
+    def action_for(self, facts: Mapping[str, Any], thresholds: Mapping[str, Any]) -> str:
+        """The first action whose condition holds on ``facts``, else the default ``action``."""
+        for cond, text in self.actions:
+            if cond.holds(facts, thresholds):
+                return text
+        return self.action
 
     @property
     def facts(self) -> tuple[str, ...]:
@@ -170,11 +181,12 @@ class Rule:
     def to_dict(self) -> dict[str, Any]:
         return {
             "code": self.code, "name": self.name, "ruleset": self.ruleset, "scope": self.scope,
-            "enabled": self.enabled, "severity": self.severity, "severities": sorted({v.severity for v in self.variants()}, key=SEVERITY_RANK.get),
+            "enabled": self.enabled, "severity": self.severity, "severities": sorted({v.severity for v in self.variants()}, key=SEVERITY_RANK.__getitem__),
             "when": [c.text for c in self.when], "thresholds": _plain(self.thresholds), "tiers": _plain(self.tiers),
             "limits": [dict(select={f: list(v) for f, v in r.select}, thresholds=_plain(r.thresholds)) for r in self.limits
                        if not (len(r.select) == 1 and r.select[0][0] == "tier")],
-            "message": self.message, "action": self.action, "description": self.description, "source": self.source,
+            "message": self.message, "action": self.action,
+            "actions": [{"when": c.text, "text": t} for c, t in self.actions], "description": self.description, "source": self.source,
             "file": self.file, "line": self.line,
         }
 
@@ -249,7 +261,7 @@ def message_fields(template: str) -> tuple[str, ...]:
     out = []
     for _, name, _, _ in string.Formatter().parse(template):
         if name:
-            base = re.split(r"[.\[]", name, maxsplit=1)[0]
+            base = re.split(r"[.\[|]", name, maxsplit=1)[0]
             if base not in out:
                 out.append(base)
     return tuple(out)
@@ -261,7 +273,7 @@ def severities_of(thresholds: Mapping[str, Any], default: str) -> tuple[str, ...
     for v in thresholds.values():
         if isinstance(v, Mapping):
             sevs |= set(v)
-    return tuple(sorted(sevs, key=SEVERITY_RANK.get, reverse=True)) or (default,)
+    return tuple(sorted(sevs, key=SEVERITY_RANK.__getitem__, reverse=True)) or (default,)
 
 
 # -- YAML with positions -------------------------------------------------------------------------
@@ -271,15 +283,18 @@ def severities_of(thresholds: Mapping[str, Any], default: str) -> tuple[str, ...
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+NodePath = tuple[str | int, ...]  # where a node sits in a YAML document: keys and list indexes
+
+
 class _Doc:
     """Plain data of a YAML file plus the position of every node by path."""
 
     def __init__(self, path: str, text: str):
         self.path = path
-        self.marks: dict[tuple, tuple[int, int]] = {}
-        self.key_marks: dict[tuple, tuple[int, int]] = {}
+        self.marks: dict[NodePath, tuple[int, int]] = {}
+        self.key_marks: dict[NodePath, tuple[int, int]] = {}
         self.problems: list[Problem] = []
-        self.quoted: set[tuple] = set()
+        self.quoted: set[NodePath] = set()
         self._ctor = yaml.SafeLoader("")
         try:
             if "&" in text or "*" in text:  # only then can there be anchors or aliases: scan for them
@@ -289,9 +304,9 @@ class _Doc:
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
-            raise InputError(f"{path}: invalid YAML", [Problem(path, line, f"invalid YAML: {getattr(e, 'problem', e)}", col)])
+            raise InputError(f"{path}: invalid YAML", [Problem(path, line, f"invalid YAML: {getattr(e, 'problem', e)}", col)]) from e
         except RecursionError:  # thousands of nested [ or {: no rule file is like that
-            raise InputError(f"{path}: invalid rule-set file", [Problem(path, 1, "nested too deeply (expected a mapping with ruleset:, rules:)", 1)])
+            raise InputError(f"{path}: invalid rule-set file", [Problem(path, 1, "nested too deeply (expected a mapping with ruleset:, rules:)", 1)]) from None
 
     def _refuse_aliases(self, text: str) -> None:
         """Anchors (&a) and aliases (*a) are refused before anything is built: a few hundred bytes of
@@ -308,10 +323,10 @@ class _Doc:
         if problems:
             raise InputError(f"{self.path}: invalid rule-set file ({len(problems)} problem{'s' if len(problems) > 1 else ''})", problems)
 
-    def _build(self, node, path: tuple):
+    def _build(self, node: yaml.Node, path: NodePath) -> Any:
         self.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
         if isinstance(node, yaml.MappingNode):
-            out = {}
+            out: dict[str, Any] = {}
             for knode, vnode in node.value:
                 key = self._ctor.construct_object(knode)
                 if not isinstance(key, str):
@@ -328,14 +343,14 @@ class _Doc:
             self.quoted.add(path)
         return self._ctor.construct_object(node)
 
-    def problem(self, path: tuple, message: str, at=None, key: bool = False, offset: int = 0) -> None:
+    def problem(self, path: NodePath, message: str, at: yaml.Node | None = None, key: bool = False, offset: int = 0) -> None:
         if at is not None:
             line, col = at.start_mark.line + 1, at.start_mark.column + 1
         else:
             line, col = (self.key_marks.get(path) if key else None) or self.marks.get(path) or self._nearest(path)
         self.problems.append(Problem(self.path, line, message, col + offset if col else col))
 
-    def _nearest(self, path: tuple) -> tuple[int | None, int | None]:
+    def _nearest(self, path: NodePath) -> tuple[int | None, int | None]:
         while path:
             path = path[:-1]
             if path in self.marks:
@@ -352,7 +367,7 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _check_value(doc: _Doc, path: tuple, v: Any, what: str) -> bool:
+def _check_value(doc: _Doc, path: NodePath, v: Any, what: str) -> bool:
     if isinstance(v, float) and not math.isfinite(v):  # .nan/.inf: every comparison with it is false
         doc.problem(path, f"{what}: {v} is not a threshold value (expected a finite number)")
         return False
@@ -362,7 +377,7 @@ def _check_value(doc: _Doc, path: tuple, v: Any, what: str) -> bool:
     return False
 
 
-def _check_thresholds(doc: _Doc, path: tuple, raw: Any, where: str) -> dict[str, Any]:
+def _check_thresholds(doc: _Doc, path: NodePath, raw: Any, where: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         doc.problem(path, f"{where}: {_type_name(raw)} (expected a mapping of threshold names to values)")
         return {}
@@ -388,7 +403,9 @@ def _check_thresholds(doc: _Doc, path: tuple, raw: Any, where: str) -> dict[str,
     return out
 
 
-def _check_ordering(doc: _Doc, path: tuple, when: list[Condition], thresholds: Mapping, tiers: Mapping, limits=()) -> None:
+def _check_ordering(
+    doc: _Doc, path: NodePath, when: list[Condition], thresholds: Mapping[str, Any], tiers: Mapping[str, Any], limits: Sequence[Limits] = ()
+) -> None:
     """A threshold used with < <= > >= must be able to order the fact: true/false and number-like text never
     compare with a number (the rule would silently never fire). Other text (ISO dates) is allowed."""
     for cond in leaves(when):
@@ -405,7 +422,7 @@ def _check_ordering(doc: _Doc, path: tuple, when: list[Condition], thresholds: M
                                           f"(expected a number{', unquoted' if isinstance(x, str) else ''})")
 
 
-def _str(doc: _Doc, r: dict, key: str, path: tuple, required: bool = False, default: str = "") -> str:
+def _str(doc: _Doc, r: dict[str, Any], key: str, path: NodePath, required: bool = False, default: str = "") -> str:
     if key not in r:
         if required:
             doc.problem(path, f"missing key {key!r} (expected {key}: text)")
@@ -512,7 +529,7 @@ def _parse_limits(doc: _Doc, r: dict, path: tuple, thresholds: Mapping, tiers: M
     return tuple(rows)
 
 
-def _parse_rule(doc: _Doc, r: Any, path: tuple, ruleset: str) -> Rule | None:
+def _parse_rule(doc: _Doc, r: Any, path: NodePath, ruleset: str) -> Rule | None:
     if not isinstance(r, dict):
         doc.problem(path, f"a rule must be a mapping, not {_type_name(r)} (expected code:, name:, when:, message:, action:)")
         return None
@@ -536,7 +553,7 @@ def _parse_rule(doc: _Doc, r: Any, path: tuple, ruleset: str) -> Rule | None:
     if severity not in SEVERITIES:
         doc.problem(path + ("severity",), f"unknown severity {severity!r} (expected {', '.join(SEVERITIES)})")
     thresholds = _check_thresholds(doc, path + ("thresholds",), r["thresholds"], "thresholds") if "thresholds" in r else {}
-    tiers: dict[str, dict] = {}
+    tiers: dict[str, dict[str, Any]] = {}
     if "tiers" in r:
         if scope == "portfolio":
             doc.problem(path + ("tiers",), "a portfolio rule cannot have per-tier thresholds (expected no tiers:)", key=True)
@@ -573,7 +590,7 @@ def _parse_rule(doc: _Doc, r: Any, path: tuple, ruleset: str) -> Rule | None:
     if message:
         for bad in template_problems(message):
             doc.problem(path + ("message",), f"message: {bad}")
-    action = _str(doc, r, "action", path, required=True)
+    action, actions = _parse_action(doc, r, path, thresholds)
     limits = _parse_limits(doc, r, path, thresholds, tiers)
     _check_ordering(doc, path, when, thresholds, tiers, limits)
     # per-severity values must agree on their severities, tier by tier
@@ -599,8 +616,55 @@ def _parse_rule(doc: _Doc, r: Any, path: tuple, ruleset: str) -> Rule | None:
         code=code, name=name, ruleset=ruleset, severity=severity, when=tuple(when), message=message, action=action,
         description=description, source=source,
         scope=scope, enabled=enabled, thresholds=thresholds, tiers=tiers, limits=limits, file=doc.path, line=doc.marks[path][0],
-        message_line=mline, message_column=mcol,
+        message_line=mline, message_column=mcol, actions=actions,
     )
+
+
+def _parse_action(doc: _Doc, r: dict[str, Any], path: tuple[Any, ...], thresholds: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    """``action:`` as one text, or a list of ``{when: CONDITION, text: ...}`` ending with ``{text: ...}`` (the
+    default): the first whose condition holds on the alert's facts is the alert's action."""
+    raw = r.get("action")
+    if not isinstance(raw, list):
+        return _str(doc, r, "action", path, required=True), ()
+    ap = path + ("action",)
+    expected = "(expected a list of {when: CONDITION, text: ...} ending with one {text: ...}, the default)"
+    if not raw:
+        doc.problem(ap, f"action: an empty list {expected}")
+        return "", ()
+    default, actions = "", []
+    for i, item in enumerate(raw):
+        ip = ap + (i,)
+        if not isinstance(item, dict):
+            doc.problem(ip, f"action {i + 1}: {_type_name(item)} {expected}")
+            continue
+        for key in item:
+            if key not in ("when", "text"):
+                doc.problem(ip + (key,), f"unknown key {key!r} in an action (expected when and text)", key=True)
+        text = _str(doc, item, "text", ip, required=True)
+        last = i == len(raw) - 1
+        if "when" not in item:
+            if not last:
+                doc.problem(ip, f"action {i + 1} has no when: but is not the last {expected}")
+            default = text
+            continue
+        if last:
+            doc.problem(ip, f"the last action has a when: {expected}")
+        cond_text = item["when"]
+        line, col = doc.marks.get(ip + ("when",), (None, None))
+        if not isinstance(cond_text, str):
+            doc.problem(ip + ("when",), f"when: {_type_name(cond_text)} (expected one condition \"FACT OP OPERAND\")")
+            continue
+        base = 1 if ip + ("when",) in doc.quoted else 0
+        try:
+            cond = parse_condition(cond_text, line, (col or 0) + base)
+        except ConditionError as e:
+            doc.problem(ip + ("when",), f"{e} in condition {cond_text!r}", offset=base + e.offset)
+            continue
+        if cond.threshold and cond.threshold not in thresholds:
+            doc.problem(ip + ("when",), f"unknown threshold ${cond.threshold} (expected one of: {', '.join(thresholds) or 'none defined under thresholds:'})")
+            continue
+        actions.append((cond, text))
+    return default, tuple(actions)
 
 
 def parse_ruleset(path: str | Path, text: str | None = None, builtin: bool = False) -> RuleSet:
@@ -610,9 +674,9 @@ def parse_ruleset(path: str | Path, text: str | None = None, builtin: bool = Fal
         try:
             text = Path(path).read_text(encoding="utf-8-sig") if isinstance(path, (str, Path)) else path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise InputError(f"{spath}: rule-set file not found")
+            raise InputError(f"{spath}: rule-set file not found") from None
         except UnicodeDecodeError as e:
-            raise InputError(f"{spath}: not UTF-8 text (byte {e.start})")
+            raise InputError(f"{spath}: not UTF-8 text (byte {e.start})") from e
     doc = _Doc(spath, text)
     data = doc.data
     if not isinstance(data, dict):
@@ -630,7 +694,7 @@ def parse_ruleset(path: str | Path, text: str | None = None, builtin: bool = Fal
     elif not isinstance(data["rules"], list):
         doc.problem(("rules",), f"rules: {_type_name(data['rules'])} (expected a list of rules)")
     else:
-        seen: dict[str, int] = {}
+        seen: dict[tuple[str, str], int | None] = {}
         for i, r in enumerate(data["rules"]):
             rule = _parse_rule(doc, r, ("rules", i), name)
             if rule is None:
@@ -657,7 +721,7 @@ def check_facts(rulesets: Iterable[RuleSet], known: Mapping[str, set[str]]) -> l
     for rs in rulesets:
         for rule in rs.rules:
             names = known.get(rule.scope, set())
-            for c in leaves(rule.when):
+            for c in leaves(rule.when) + [c for c, _ in rule.actions]:
                 for f in c.facts:
                     if f not in names:
                         problems.append(Problem(rule.file, c.line, f"rule {rule.code}: unknown fact {f!r} (expected a fact of a registered provider{_close(f, names)})", c.column))
@@ -692,7 +756,7 @@ def user_files(dirs: Iterable[str | Path]) -> list[Path]:
     return out
 
 
-def resolve(builtin_files: Iterable, dirs: Iterable[str | Path] = ()) -> list[RuleSet]:
+def resolve(builtin_files: Iterable[str | Path], dirs: Iterable[str | Path] = ()) -> list[RuleSet]:
     """Parse built-in files and the user's folders; a user rule set replaces a built-in of the same name.
 
     Raises one :class:`InputError` with every problem of every file.
@@ -701,7 +765,7 @@ def resolve(builtin_files: Iterable, dirs: Iterable[str | Path] = ()) -> list[Ru
     by_name: dict[str, RuleSet] = {}
     origin: dict[str, str] = {}
 
-    def load(path, builtin: bool) -> None:
+    def load(path: str | Path, builtin: bool) -> None:
         try:
             rs = parse_ruleset(path, builtin=builtin)
         except InputError as e:
@@ -755,11 +819,11 @@ class Verdict:
             return f"not fired: `{c.describe(self.thresholds)}` is false"
         if self.actual is None and c.op not in ("is missing", "is present"):
             return f"not fired: `{c.describe(self.thresholds)}` is false: {c.fact} has no value"
-        shown = "missing" if self.actual is None else _show(self.actual)
+        value = "has no value" if self.actual is None else "= " + _show(self.actual)
         extra = ""
         if c.ref_kind == "fact":
-            extra = f", {c.ref} = {'missing' if self.other is None else _show(self.other)}"
-        return f"not fired: `{c.describe(self.thresholds)}` is false ({c.fact} = {shown}{extra})"
+            extra = f", {c.ref} {'has no value' if self.other is None else '= ' + _show(self.other)}"
+        return f"not fired: `{c.describe(self.thresholds)}` is false ({c.fact} {value}{extra})"
 
     other: Any = None
     conditions: tuple[Condition, ...] = ()
@@ -767,7 +831,10 @@ class Verdict:
 
 
 def _show(v: Any) -> str:
-    return f"{v:.6g}" if isinstance(v, float) else repr(v)
+    """A fact's value in a verdict: numbers for people (kamrules.messages.human), text quoted."""
+    if v is None:
+        return "no value"
+    return repr(v) if isinstance(v, str) else human(v)
 
 
 def evaluate(rule: Rule, facts: Mapping[str, Any]) -> Verdict:
@@ -783,4 +850,5 @@ def evaluate(rule: Rule, facts: Mapping[str, Any]) -> Verdict:
     if last is None:
         return Verdict(rule.code, False)
     v, c = last
-    return Verdict(rule.code, False, None, v.thresholds, c, facts.get(c.fact), facts.get(c.ref) if c.ref_kind == "fact" else None)
+    ref = facts.get(c.ref) if c.ref_kind == "fact" and c.ref is not None else None
+    return Verdict(rule.code, False, None, v.thresholds, c, facts.get(c.fact), ref)

@@ -58,7 +58,8 @@ def _tables(conn) -> set[str]:
 
 def migrate(store) -> None:
     """Migration step 3 (kamrules.migrations): runs, health_scores, alert_events.run_id; inside the caller's transaction."""
-    from kamrules.lifecycle.schema import connection_of, migrate as lifecycle_migrate
+    from kamrules.lifecycle.schema import connection_of
+    from kamrules.lifecycle.schema import migrate as lifecycle_migrate
 
     conn = connection_of(store)
     lifecycle_migrate(conn)  # idempotent: a store opened without step 2 still gets alert_events
@@ -82,19 +83,28 @@ def last_event_id(conn) -> int:
     return conn.execute("SELECT COALESCE(MAX(id), 0) FROM alert_events").fetchone()[0]
 
 
-def newest_dates(conn, as_of: str) -> dict[str, str | None]:
-    """Per dated table, the newest record on or before ``as_of``: one index seek per account."""
+def newest_dates(conn, as_of: str, tables=None) -> dict[str, str | None]:
+    """Per dated table (of ``tables``, default all), the newest record on or before ``as_of``: one index
+    seek per account. Recorded with each run, and the freshness of a check (kamrules.check.Summary)."""
     have = _tables(conn)
-    out = {}
+    out: dict[str, str | None] = {}
     if "accounts" not in have:
         return out
     for table, col in DATED:
-        if table not in have:
+        if table not in have or (tables is not None and table not in tables):
             continue
         sql = (f'SELECT MAX(m) FROM (SELECT (SELECT MAX(t."{col}") FROM "{table}" t WHERE t.account_id = a.id '
                f'AND t."{col}" <= ?) AS m FROM accounts a)')
         out[table] = conn.execute(sql, (as_of,)).fetchone()[0]
     return out
+
+
+def _newest(conn, as_of: str, known) -> dict[str, str | None]:
+    """Every dated table's newest record (:func:`newest_dates`), reusing those the check already found
+    (``summary.newest``: the tables its rules read), so that a recorded check reads each table once."""
+    known = dict(known)
+    rest = newest_dates(conn, as_of, {t for t, _ in DATED} - set(known))
+    return {t: known[t] if t in known else rest[t] for t, _ in DATED if t in known or t in rest}
 
 
 def ran_rulesets(summary, code_ruleset: dict[str, str] | None) -> list[str]:
@@ -131,7 +141,7 @@ def record_run(conn, result, now: dt.datetime, first_event: int, code_ruleset: d
         **{sev: int(by_sev.get(sev, 0)) for sev in SEVERITIES},
         skipped=json.dumps([list(x) for x in get("skipped")], ensure_ascii=False),
         failures=json.dumps(failures, ensure_ascii=False),
-        newest=json.dumps(newest_dates(conn, as_of)), complete=int(not failures), scorecard=sc.digest,
+        newest=json.dumps(_newest(conn, as_of, get("newest", {}) or {})), complete=int(not failures), scorecard=sc.digest,
     )
     with transaction(conn):
         cur = conn.execute(f"INSERT INTO runs ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})", tuple(values.values()))

@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from kamrules.alerts import SEVERITIES
 from kamrules.errors import InputError
-from kamrules.ruleset import CODE_RE, NAME_RE, TIERS, _Doc, _is_num, _type_name
+from kamrules.ruleset import CODE_RE, NAME_RE, _Doc, _is_num, _type_name
+from kamrules.vocab import TIERS
 
 TOP_KEYS = ("scorecard", "description", "weights", "default_weight", "penalties", "extra_alerts", "rules", "grades", "profiles")
 GRADE_KEYS = ("grade", "en", "zh", "min")
@@ -97,11 +99,11 @@ def load_scorecard(path: str | Path | None = None) -> Scorecard:
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise InputError(f"{path}: scorecard file not found")
+        raise InputError(f"{path}: scorecard file not found") from None
     except IsADirectoryError:
-        raise InputError(f"{path}: is a folder (expected a scorecard YAML file)")
+        raise InputError(f"{path}: is a folder (expected a scorecard YAML file)") from None
     except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not UTF-8 text (byte {e.start})")
+        raise InputError(f"{path}: not UTF-8 text (byte {e.start})") from e
     return parse_scorecard(str(path), text)
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from kamrules.contract import Table
 from kamrules.errors import InputError, PluginError
+
+if TYPE_CHECKING:
+    import sqlite_utils
 from kamrules.migrations import create_table, migrate, quote
 
 
@@ -34,12 +38,12 @@ class Store:
         self.path = str(path)
         self.conn = conn
         self.pm = pm
-        self._db = None
+        self._db: sqlite_utils.Database | None = None
         self._tables: dict[str, Table] | None = None
 
     # -- opening -----------------------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike, pm=None, migrations=None, adopt: bool = False) -> "Store":
+    def open(cls, path: str | os.PathLike, pm=None, migrations=None, adopt: bool = False) -> Store:
         """Open (creating if missing) the store at ``path`` and bring its schema up to date.
 
         A SQLite file that is not a kamrules store (see :func:`foreign_reason`) is refused
@@ -156,7 +160,7 @@ class Store:
         cursor = self.conn.execute(sql, params if params is not None else ())
         names = [d[0] for d in cursor.description or ()]
         for row in cursor:
-            yield dict(zip(names, row))
+            yield dict(zip(names, row, strict=True))
 
     def columns(self, table: str) -> list[str]:
         """Column names of ``table`` as stored (contract columns plus any kept extra columns)."""
@@ -175,7 +179,7 @@ class Store:
             self.conn.close()
             self.conn = None
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc) -> None:

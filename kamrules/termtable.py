@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def char_width(ch: str) -> int:
@@ -38,8 +38,31 @@ def pad(text: str, cols: int, align: str = "<") -> str:
     return " " * gap + text if align == ">" else text + " " * gap
 
 
+# Kinsoku (禁则): full-width marks that may not start a line, and openers that may not end one.
+# Only CJK punctuation: English text breaks as before.
+NO_START = frozenset("，。、；：？！）」』》】〉〕］｝〗〙”’…‥·・ー～％")
+NO_END = frozenset("（「『《【〈〔［｛〖〘“‘")
+
+
+def _take(word: str, room: int) -> str:
+    """The longest start of ``word`` that fits ``room`` columns, shortened so that the rest does not start
+    with a NO_START mark and the piece does not end with a NO_END one (the mark moves to the next line)."""
+    piece, used = "", 0
+    for ch in word:
+        if used + char_width(ch) > room:
+            break
+        piece += ch
+        used += char_width(ch)
+    greedy = piece
+    while piece and len(piece) < len(word) and (word[len(piece)] in NO_START or piece[-1] in NO_END):
+        piece = piece[:-1]
+    return piece or greedy  # a line of nothing but marks: break anyway
+
+
 def wrap(text: str, cols: int) -> list[str]:
-    """Wrap on spaces by display width; words wider than ``cols`` (or CJK runs) are broken."""
+    """Wrap on spaces by display width; words wider than ``cols`` are broken, and text with CJK characters
+    (which breaks between any two characters) fills the line first. No line starts with a full-width
+    closing mark such as ，。、）」 (kinsoku)."""
     cols = max(cols, 4)
     lines: list[str] = []
     for para in text.split("\n"):
@@ -50,16 +73,16 @@ def wrap(text: str, cols: int) -> list[str]:
             if cur_w + sep + ww <= cols:
                 cur, cur_w = cur + (" " if sep else "") + word, cur_w + sep + ww
                 continue
+            if cur and ww > len(word) and cols - cur_w - sep >= 2:  # wide characters: fill this line's rest
+                piece = _take(word, cols - cur_w - sep)
+                if piece and word[len(piece)] not in NO_START:
+                    cur += (" " if sep else "") + piece
+                    word = word[len(piece):]
             if cur:
                 lines.append(cur)
                 cur, cur_w = "", 0
             while width(word) > cols:
-                piece, used = "", 0
-                for ch in word:
-                    if used + char_width(ch) > cols:
-                        break
-                    piece += ch
-                    used += char_width(ch)
+                piece = _take(word, cols)
                 lines.append(piece)
                 word = word[len(piece):]
             cur, cur_w = word, width(word)

@@ -65,7 +65,7 @@ def make_converter(col: Column, strip: bool = False, required: bool = False):
                     return blank()
                 if s.lower() in lookup:
                     return lookup[s.lower()]
-                raise Bad(f"{show(v)} is not allowed (expected one of: {expected})")
+                raise Bad(f"{show(v)} is not allowed (expected one of: {expected})") from None
 
         return conv
     if kind == "int":
@@ -83,7 +83,7 @@ def make_converter(col: Column, strip: bool = False, required: bool = False):
                     f = math.nan
                 if f.is_integer():
                     return int(f)
-                raise Bad(f"{show(v)} is not a whole number (expected an integer such as 45)")
+                raise Bad(f"{show(v)} is not a whole number (expected an integer such as 45)") from None
 
         return conv
     if kind == "float":
@@ -97,7 +97,7 @@ def make_converter(col: Column, strip: bool = False, required: bool = False):
                     return blank()
                 if _THOUSANDS.match(s):
                     return float(s.replace(",", ""))
-                raise Bad(f"{show(v)} is not a number (expected a decimal number such as 1234.5)")
+                raise Bad(f"{show(v)} is not a number (expected a decimal number such as 1234.5)") from None
             if math.isfinite(f):
                 return f
             raise Bad(f"{show(v)} is not a finite number (expected a decimal number such as 1234.5)")
@@ -114,7 +114,7 @@ def make_converter(col: Column, strip: bool = False, required: bool = False):
                     return blank()
                 if s in BOOLS:
                     return BOOLS[s]
-                raise Bad(f"{show(v)} is not a boolean (expected true/false, yes/no, 1/0 or 是/否)")
+                raise Bad(f"{show(v)} is not a boolean (expected true/false, yes/no, 1/0 or 是/否)") from None
 
         return conv
     if kind == "date":
@@ -328,7 +328,7 @@ def compile_row(convs, fast):
     column's converter is called only for blanks, odd forms and errors (it raises :class:`Bad`)."""
     env = {"fromiso": dt.date.fromisoformat, "BOOLS": BOOLS, "WS": _WS, "Bad": Bad}
     body = []
-    for (pos, conv), (kind, data) in zip(convs, fast):
+    for (pos, conv), (kind, data) in zip(convs, fast, strict=True):
         c = f"c{pos}"
         env[c] = conv
         v = f"values[{pos}]"

@@ -8,12 +8,10 @@ import json
 import click
 
 from kamrules import hookimpl
-from kamrules.cliutils import CliError, Env, db_option, handle_errors, pass_env, stderr_is_tty
+from kamrules.cliutils import CliError, Env, db_option, handle_errors, lang_option, pass_env, stderr_is_tty
 from kamrules.errors import DeliveryError
-from kamrules.textsafe import term
-
-
 from kamrules.termtable import width  # noqa: E402 (one definition of terminal columns)
+from kamrules.textsafe import term
 
 
 def echo(text: str = "", err: bool = False) -> None:
@@ -25,7 +23,7 @@ def table(headers: list[str], data: list[list]) -> str:
     """Store values are escaped (kamrules.textsafe.term) before they are measured and padded."""
     cells = [[term(v) for v in row] for row in [headers] + data]
     widths = [max(width(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c + " " * (w - width(c)) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines = ["  ".join(c + " " * (w - width(c)) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -67,6 +65,7 @@ def register(cli: click.Group) -> None:
     @click.option("--owner", default=None, help="Without a subcommand: as `alerts list --owner`.")
     @FORMAT
     @db_option
+    @lang_option
     @click.pass_context
     def alerts_group(ctx, status, owner, fmt):
         """Alert history: what fired, since when, whether it resolved, when it was last sent.
@@ -86,6 +85,7 @@ def register(cli: click.Group) -> None:
     @click.option("--owner", default=None, help="Only this owner's alerts.")
     @FORMAT
     @db_option
+    @lang_option
     @pass_env
     @handle_errors
     def alerts_list(env: Env, status="firing", owner=None, fmt="table"):
@@ -114,6 +114,7 @@ def register(cli: click.Group) -> None:
     @click.argument("fingerprint")
     @FORMAT
     @db_option
+    @lang_option
     @pass_env
     @handle_errors
     def alerts_show(env: Env, fingerprint, fmt):
@@ -137,13 +138,13 @@ def register(cli: click.Group) -> None:
             return _echo_json({**r, "alert": alert, "events": events})
         echo(term(f"{r['fingerprint']}  {r['status']}  {r['severity']}  {r['code']} {r['rule']} ({r['ruleset']})"))
         echo(term(f"account:  {r['account_name'] or '(portfolio)'} {('(' + r['account_id'] + ')') if r['account_id'] else ''}"))
-        echo(term(f"owner:    {r['owner'] or '-'} {r['owner_email'] or ''}"))
+        echo(term(f"owner:    {r['owner'] or '(no owner)'} {r['owner_email'] or ''}".rstrip()))
         echo(f"message:  {term(r['message'])}")
         echo(f"action:   {term(alert.get('action', ''))}")
-        from kamrules.lifecycle.digest import fmt_number
+        from kamrules.messages import human
 
-        for k, v in (alert.get("evidence") or {}).items():
-            echo(f"  {term(k)} = {term(fmt_number(v))}")
+        for k, v in (alert.get("evidence") or {}).items():  # rounded for people (full values: --format json)
+            echo(f"  {term(k)}: {term(v if isinstance(v, str) else '(no value)' if v is None else human(v))}")
         echo(f"first seen {r['first_seen']} (as of {r['first_as_of']}), last seen {r['last_seen']} (as of {r['last_as_of']}), "
                    f"episode {r['episode']}, last notified {r['last_notified'] or 'never'}")
         for e in events:
@@ -171,6 +172,7 @@ def register(cli: click.Group) -> None:
     @click.option("--author", default=None, help="Who silenced it. Default: the login name.")
     @FORMAT
     @db_option
+    @lang_option
     @pass_env
     @handle_errors
     def silence_add(env: Env, rules, rulesets, accounts, owners, until, comment, author, fmt):
@@ -199,6 +201,7 @@ def register(cli: click.Group) -> None:
     @click.option("--all", "show_all", is_flag=True, help="Include expired silences.")
     @FORMAT
     @db_option
+    @lang_option
     @pass_env
     @handle_errors
     def silence_list(env: Env, show_all, fmt):
@@ -221,6 +224,7 @@ def register(cli: click.Group) -> None:
     @silence_group.command(name="expire")
     @click.argument("silence_id", type=int)
     @db_option
+    @lang_option
     @pass_env
     @handle_errors
     def silence_expire(env: Env, silence_id):
@@ -239,6 +243,7 @@ def register(cli: click.Group) -> None:
     @click.option("--ignore-backoff", is_flag=True, help="Retry failed messages now, not at their next attempt time.")
     @FORMAT
     @db_option
+    @lang_option
     @pass_env
     @click.pass_context
     @handle_errors
@@ -296,6 +301,7 @@ def register(cli: click.Group) -> None:
     @click.option("--status", type=click.Choice(["pending", "queued", "sending", "failed", "sent", "superseded", "rejected", "all"]), default="pending", show_default=True)
     @FORMAT
     @db_option
+    @lang_option
     @pass_env
     @handle_errors
     def notify_list(env: Env, status, fmt):
@@ -322,6 +328,7 @@ def register(cli: click.Group) -> None:
 
     @notify_group.command(name="test")
     @click.option("--to", "to", required=True, metavar="ADDR", help="Send the test message here.")
+    @lang_option
     @pass_env
     @handle_errors
     def notify_test(env: Env, to):

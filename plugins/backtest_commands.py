@@ -7,7 +7,7 @@ import sys
 import click
 
 from kamrules import hookimpl
-from kamrules.cliutils import CliError, Env, db_option, handle_errors, parse_date, pass_env
+from kamrules.cliutils import CliError, Env, db_option, handle_errors, lang_option, parse_date, pass_env
 from kamrules.errors import EXIT_INCOMPLETE
 
 BACKTEST_HELP = """Evaluate the rule sets at every date of a range, writing nothing.
@@ -54,6 +54,7 @@ def register_commands(cli):
     @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
     @click.option("--jobs", "-j", type=click.IntRange(0, 64), default=None, metavar="N", help="Worker processes per date, as for check.")
     @db_option
+    @lang_option
     @pass_env
     @handle_errors
     def backtest_command(env: Env, start, end, every, rulesets, select, ignore, min_severity, rulesets_dirs, compare,
@@ -62,9 +63,9 @@ def register_commands(cli):
 
         from kamrules.backtest import backtest, date_range, open_read_only
         from kamrules.backtest_report import render
-        from kamrules.scorecard import load_scorecard
         from kamrules.check import user_rulesets
         from kamrules.outputs import atomic_output
+        from kamrules.scorecard import load_scorecard
 
         start, end = parse_date(start, "--from"), parse_date(end, "--to")
         dates = date_range(start, end, every)  # exit 2 before the store is opened

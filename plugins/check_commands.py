@@ -9,12 +9,22 @@ from pathlib import Path
 import click
 
 from kamrules import hookimpl
-from kamrules.cliutils import CliError, Env, as_of_option, db_option, handle_errors, parse_date, pass_env, stderr_is_tty
+from kamrules.cliutils import (
+    CliError,
+    Env,
+    as_of_option,
+    db_option,
+    handle_errors,
+    lang_option,
+    parse_date,
+    pass_env,
+    stderr_is_tty,
+)
 from kamrules.errors import EXIT_ALERTS, EXIT_INCOMPLETE, EXIT_OK, EXIT_UNDELIVERED, KamrulesError
 from kamrules.formats import output_formats  # noqa: F401 (imported from here by older code)
 from kamrules.textsafe import term
-
 from kamrules.vocab import SEVERITIES as SEVERITY_CHOICES  # noqa: E402
+
 FAIL_ON_CHOICES = ("info", "warning", "critical", "never")
 BUILTIN_FORMATS = "table|json|jsonl|csv|markdown"
 
@@ -128,6 +138,7 @@ def register_commands(cli):
                   help="How long to wait for another process writing the store (an import) before giving up with exit 5. Default: 10.")
     @click.option("--batch-size", type=click.IntRange(1, 1000), default=500, hidden=True)
     @db_option
+    @lang_option
     @pass_env
     @handle_errors
     def check_command(env: Env, as_of, rulesets, select, ignore, min_severity, fmt, output, csv_raw, fail_on, rulesets_dirs, notify, no_history, jobs, wait, batch_size):
@@ -204,6 +215,7 @@ def register_commands(cli):
     @click.option("--select", multiple=True, metavar="CODE", help="Only rules whose code starts with CODE (repeatable).")
     @click.option("--ignore", multiple=True, metavar="CODE", help="Leave out rules whose code starts with CODE (repeatable).")
     @db_option
+    @lang_option
     @pass_env
     @handle_errors
     def rules_command(env: Env, fmt, rulesets, rulesets_dirs, select, ignore):
@@ -256,6 +268,7 @@ def register_commands(cli):
     @click.option("--ruleset", "rulesets", multiple=True, metavar="NAME", help="Only these rule sets (repeatable).")
     @click.option("--rulesets", "rulesets_dirs", multiple=True, type=click.Path(), metavar="DIR", help="Your own rule-set folder (repeatable).")
     @db_option
+    @lang_option
     @pass_env
     @handle_errors
     def explain_command(env: Env, account_id, as_of, fmt, rulesets, rulesets_dirs):
@@ -290,6 +303,7 @@ def register_commands(cli):
     @click.option("--seed", type=int, default=1, show_default=True, help="Random seed: the same seed gives the same book.")
     @click.option("--as-of", "as_of", default="2026-10-31", show_default=True, metavar="DATE", help="The date the book is generated up to and checked as of.")
     @click.option("--owners", "max_owners", type=int, default=3, show_default=True, help="Show the alerts of this many owners (0 = all).")
+    @lang_option
     @pass_env
     @handle_errors
     def demo_command(env: Env, accounts, demo_db, seed, as_of, max_owners):
@@ -394,7 +408,10 @@ def render_explanation(ex) -> str:
     from kamrules.termtable import pad, truncate, width, wrap
 
     out = [f"account {term(ex.account_id)} as of {term(ex.as_of)}", "", "facts:"]
-    facts = {term(k): term(repr(v) if isinstance(v, float) else v) for k, v in ex.facts.items()}
+    from kamrules.messages import human
+
+    # numbers rounded for people (full values: --format json); a missing fact says so
+    facts = {term(k): term(v if isinstance(v, str) else "(no value)" if v is None else human(v)) for k, v in ex.facts.items()}
     w = max((width(k) for k in facts), default=0)
     for k, v in facts.items():
         out.append(f"  {pad(k, w)}  {truncate(v, 76 - w)}")

@@ -14,7 +14,6 @@ from kamrules.cliutils import handle_errors, pass_env, stderr_is_tty
 from kamrules.errors import InputError
 
 
-
 @hookimpl
 def register_commands(cli):
     cli.add_command(test_command)
@@ -61,6 +60,7 @@ def test_command(env, paths, junit, fmt, verbose):
     if junit:
         from kamrules.outputs import write_text
 
+        env.output_path(junit, tuple(paths) + tuple(dict.fromkeys(run.inputs)), "--junit file")  # and no rule file a case read
         write_text(junit, render_junit(run), newline=None)
     if fmt == "json":
         click.echo(json.dumps(run.to_dict(), indent=2, ensure_ascii=False, default=str))

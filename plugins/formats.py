@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import groupby
-from typing import Iterable, Iterator, Sequence
 
 from kamrules import hookimpl
+from kamrules.alerts import urgent_order
 from kamrules.formats import OutputFormat, items_format
+from kamrules.i18n import _, get_lang, label, ngettext
 from kamrules.termtable import pad, width, wrap
 from kamrules.textsafe import CSV_FORMULA_START, csv_cell, markdown, term
 
@@ -126,20 +128,23 @@ _md = markdown  # HTML, pipes, controls and bidi controls escaped; one line
 
 
 def render_markdown(alerts: Sequence, summary) -> str:
+    """One table per owner, most urgent first (kamrules.alerts.urgent_order)."""
     out = []
     if summary is not None:
-        out += [f"# kamrules check as of {summary.as_of}", "", _md(summary.line()), ""]
+        out += [_("# kamrules check as of {as_of}").format(as_of=summary.as_of), "", _md(summary.line()), ""]
+        warnings = summary.warnings() if hasattr(summary, "warnings") else []  # stale data (docs/cli.md)
+        out += [f"**{_md(line)}**" for line in warnings] + ([""] if warnings else [])
     if not alerts:
-        return "\n".join(out + ["No alerts.", ""])
-    for owner, group in groupby(alerts, key=lambda a: a.owner):
+        return "\n".join(out + [_("No alerts."), ""])
+    for owner, group in groupby(urgent_order(alerts), key=lambda a: a.owner):
         group = list(group)
-        head = owner or "(no owner)"
+        head = owner or _("(no owner)")
         email = group[0].owner_email
         out += [f"## {_md(head)}" + (f" &lt;{_md(email)}&gt;" if email else ""), ""]
-        out += ["| account | severity | code | message | action |", "| --- | --- | --- | --- | --- |"]
+        out += [_("| account | severity | code | message | action |"), "| --- | --- | --- | --- | --- |"]
         for a in group:
-            acct = f"{a.account_name} ({a.account_id})" if a.account_id else "(portfolio)"
-            out.append(f"| {_md(acct)} | {_md(a.severity)} | {_md(a.code)} | {_md(a.message)} | {_md(a.action)} |")
+            acct = f"{a.account_name} ({a.account_id})" if a.account_id else _("(portfolio)")
+            out.append(f"| {_md(acct)} | {_md(label('severity', a.severity))} | {_md(a.code)} | {_md(a.message)} | {_md(a.action)} |")
         out.append("")
     return "\n".join(out)
 
@@ -148,32 +153,34 @@ SEV_LABEL = {"critical": "CRIT", "warning": "WARN", "info": "info"}
 
 
 def render_table(alerts: Sequence, summary, max_width: int = WIDTH, health: dict | None = None) -> str:
-    """Grouped by owner, then account; messages wrapped to fit ``max_width`` columns. ``health``:
+    """Grouped by owner, then account, most urgent first (kamrules.alerts.urgent_order); messages wrapped
+    to fit ``max_width`` columns. ``health``:
     {account_id: text} shown after the account (its score and trend, when the check records a run).
 
     Store values are shown escaped (kamrules.textsafe.term): no terminal escape or bidi control gets through."""
     if not alerts:
-        return "No alerts.\n"
+        return _("No alerts.") + "\n"
+    sev_label = SEV_LABEL if get_lang() == "en" else {s: label("severity", s) for s in SEV_LABEL}  # zh: 严重 警告 提示
     code_w = max(width(term(a.code)) for a in alerts)
     indent = 2 + 4 + 2 + code_w + 2  # "  " + label + "  " + code + "  "
     text_w = max(max_width - indent, 24)
     out: list[str] = []
-    for owner, by_owner in groupby(alerts, key=lambda a: a.owner):
+    for owner, by_owner in groupby(urgent_order(alerts), key=lambda a: a.owner):
         by_owner = list(by_owner)
         email = by_owner[0].owner_email
-        title = term(f"{owner or '(no owner)'}" + (f" <{email}>" if email else ""))
+        title = term(f"{owner or _('(no owner)')}" + (f" <{email}>" if email else ""))
         n = len(by_owner)
-        head = f"{title}: {n} alert{'s' if n != 1 else ''}"
+        head = ngettext("{title}: {n} alert", "{title}: {n} alerts", n).format(title=title, n=n)
         out.append(head if width(head) <= max_width else pad(head, max_width))
         out.append("=" * min(max(width(out[-1]), 20), max_width))
         for (acct, name), items in groupby(by_owner, key=lambda a: (a.account_id, a.account_name)):
-            label = term(f"{name} ({acct})") if acct else "(portfolio)"
+            head = term(f"{name} ({acct})") if acct else _("(portfolio)")
             if health and health.get(acct):
-                label += f"  · health {health[acct]}"
-            out.append(label if width(label) <= max_width else pad(label, max_width))
+                head += _("  · health {score}").format(score=health[acct])
+            out.append(head if width(head) <= max_width else pad(head, max_width))
             for a in items:
                 lines = wrap(term(a.message, True), text_w) + wrap("-> " + term(a.action, True), text_w)
-                out.append(f"  {SEV_LABEL[a.severity]:<4}  {pad(term(a.code), code_w)}  {lines[0]}".rstrip())
+                out.append(f"  {pad(sev_label[a.severity], 4)}  {pad(term(a.code), code_w)}  {lines[0]}".rstrip())
                 out += [(" " * indent + ln).rstrip() for ln in lines[1:]]
         out.append("")
     return "\n".join(out)

@@ -10,7 +10,7 @@ import sys
 import click
 
 from kamrules import hookimpl
-from kamrules.cliutils import CliError, Env, as_of_option, db_option, handle_errors, pass_env
+from kamrules.cliutils import CliError, Env, as_of_option, db_option, handle_errors, lang_option, pass_env
 from kamrules.errors import EXIT_INCOMPLETE
 
 HEALTH_HELP = """Each account's health score (0-100), grade, trend and main driver, worst first.
@@ -51,14 +51,19 @@ def _change(direction, change) -> str:
     return f"{arrow}{change:+d}" if change else arrow
 
 
-def render_csv(report) -> str:
+def render_csv(report, raw: bool = False) -> str:
+    """The report as CSV; cells starting with = + - @ TAB CR get a leading ' (kamrules.textsafe.csv_cell)
+    so a spreadsheet reads names from the store as text, unless ``raw``."""
+    from kamrules.textsafe import csv_cell
+
+    cell = (lambda v: v) if raw else csv_cell
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_FIELDS)
     for a in report.accounts:
         row = dict(a, main_driver=_driver(a["main_driver"]),
                    drivers="; ".join(_driver(d) for d in a["drivers"]))
-        w.writerow(["" if row.get(k) is None else row[k] for k in CSV_FIELDS])
+        w.writerow(["" if row.get(k) is None else cell(row[k]) for k in CSV_FIELDS])
     return buf.getvalue()
 
 
@@ -94,18 +99,26 @@ def register_commands(cli):
     @click.option("--sort", type=click.Choice(["score", "change", "revenue"]), default="score", show_default=True,
                   help="score: worst first; change: biggest drop first; revenue: biggest first.")
     @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
-    @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
+    @click.option("--output", "-o", type=click.Path(dir_okay=False),
+                  help="Write to this file instead of stdout (replaced only when complete; never the store or an input).")
+    @click.option("--csv-raw", is_flag=True, help="With --format csv: no ' before cells starting with = + - @.")
     @click.option("--scorecard", type=click.Path(dir_okay=False), metavar="FILE", help="A scorecard YAML file. Default: the built-in one.")
     @click.option("--rulesets", "rulesets_dirs", multiple=True, type=click.Path(), metavar="DIR",
                   help="Your own rule-set folder, for scores computed on the fly (repeatable).")
     @db_option
+    @lang_option
     @pass_env
     @handle_errors
-    def health_command(env: Env, as_of, owner, tiers, grades, sort, fmt, output, scorecard, rulesets_dirs):
+    def health_command(env: Env, as_of, owner, tiers, grades, sort, fmt, output, csv_raw, scorecard, rulesets_dirs):
+        from kamrules.check import user_rulesets
         from kamrules.health_report import health_report
         from kamrules.scorecard import load_scorecard
-        from kamrules.check import user_rulesets
 
+        if csv_raw and fmt != "csv":
+            raise click.UsageError("--csv-raw goes with --format csv")
+        if output:  # refused before anything runs: never the store, the scorecard, a rule file, a folder or a FIFO
+            env.output_path(output, tuple(user_rulesets(env.settings, rulesets_dirs)) + ((scorecard,) if scorecard else ()),
+                            "--output file")
         sc = load_scorecard(scorecard)  # a bad file is exit 2 before the store is touched
         store = env.open_store()
         report = health_report(store, as_of, sc, owner=owner, tiers=tiers, grades=grades, sort=sort,
@@ -113,13 +126,14 @@ def register_commands(cli):
         if fmt == "json":
             text = json.dumps(report.accounts, ensure_ascii=False, indent=2) + "\n"
         elif fmt == "csv":
-            text = render_csv(report)
+            text = render_csv(report, raw=csv_raw)
         else:
             text = render_table(report)
         try:
-            if output:
-                with open(output, "w", encoding="utf-8-sig" if fmt == "csv" else "utf-8", newline="") as f:
-                    f.write(text)
+            if output:  # whole or not at all: a full disk or a crash leaves the previous file
+                from kamrules.outputs import write_text
+
+                write_text(output, text, encoding="utf-8-sig" if fmt == "csv" else "utf-8")
             else:
                 click.echo(text, nl=False)
         except OSError as e:

@@ -51,10 +51,10 @@ def register_commands(cli):
     def report_command(env: Env, as_of, owners, lang, top, output, mail_to, templates_dir, scorecard, rulesets_dirs):
         import sys
 
+        from kamrules.check import user_rulesets
         from kamrules.errors import EXIT_INCOMPLETE
         from kamrules.report import build_report, mail_report, write_report
         from kamrules.scorecard import load_scorecard
-        from kamrules_plugins.check_commands import _user_rulesets
 
         if output is None and not mail_to:
             output = f"kamrules-report-{as_of}.html"
@@ -67,7 +67,7 @@ def register_commands(cli):
         store = env.open_store()
         t0 = time.monotonic()
         report = build_report(store, as_of, owners=owners, lang=lang, top=top, templates_dir=templates_dir, scorecard=sc,
-                              rulesets_dirs=_user_rulesets(env, rulesets_dirs), pm=env.pm)
+                              rulesets_dirs=user_rulesets(env.settings, rulesets_dirs), pm=env.pm)
         b = report.data["book"]
         if path is not None:
             write_report(report, path)

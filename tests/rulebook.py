@@ -54,7 +54,7 @@ class Book:
         self.rows[table].append(cols)
         return cols
 
-    def save(self) -> "Book":
+    def save(self) -> Book:
         """Insert every row (referenced tables first); idempotent per row list."""
         for name in load_order(self.store.tables):
             rows = self.rows.pop(name, None)

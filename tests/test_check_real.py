@@ -37,7 +37,7 @@ def test_engine_agrees_with_python_on_every_account_and_rule(book):
     assert not failures
     fired = engine.match(facts)
     disagreements = []
-    for f, keys in zip(facts, fired):
+    for f, keys in zip(facts, fired, strict=True):
         best = {code: v.severity for code, (_, v) in plan.strongest(keys).items()}
         for rule in rules:
             want = evaluate(rule, f).severity

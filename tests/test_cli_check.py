@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_check import PLUGIN, RULES, make_plugin, make_store
 
 from kamrules.cli import cli
 from kamrules.plugins import make_plugin_manager
-from test_check import PLUGIN, RULES, make_plugin, make_store
 
 GOLDEN = Path(__file__).parent / "golden"
 AS_OF = "2026-10-31"
@@ -176,8 +176,8 @@ def test_rules_command(env):
 def test_explain(env):
     r = run(env, "explain", "A2", "--as-of", AS_OF, "--ruleset", "examples")
     assert r.exit_code == 0, r.output
-    assert re.search(r"^  revenue +5000.0$", r.stdout, re.M)
-    assert "TST101    FIRED  fired: warning (`revenue > 1000`: revenue = 5000)" in r.stdout
+    assert re.search(r"^  revenue +5,000$", r.stdout, re.M)  # rounded for people (issue 13)
+    assert "TST101    FIRED  fired: warning (`revenue > 1000`: revenue = 5,000)" in r.stdout
     assert "TST102    -      not fired: `owner is missing` is false (owner = '王磊')" in r.stdout
     assert "TST201    skip   skipped: no rows in table complaints" in r.stdout
     assert "TST301    port   portfolio rule, on the book: fired: info" in r.stdout

@@ -31,7 +31,7 @@ def test_unknown_key_is_located(tmp_path):
     with pytest.raises(InputError) as e:
         load_settings(cfg, environ={})
     text = e.value.render()
-    assert f"{cfg}:4: check.fail_onn: unknown setting (expected one of fail_on, min_severity, select, ignore, jobs, plugin_timeout, engine)" in text
+    assert f"{cfg}:4: check.fail_onn: unknown setting (expected one of fail_on, min_severity, select, ignore, jobs, plugin_timeout, engine, stale_after_days)" in text
 
 
 def test_defaults_do_not_import_pydantic(tmp_path):

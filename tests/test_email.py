@@ -7,7 +7,7 @@ from smtp_server import Result, SmtpServer, alert, free_port, settings_for
 from kamrules.lifecycle import outbox, record_and_notify, send_due
 from kamrules.plugins import make_plugin_manager
 
-NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.UTC)
 
 
 def book():

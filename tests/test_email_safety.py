@@ -9,7 +9,7 @@ from kamrules.config import load_settings
 from kamrules.errors import InputError
 from kamrules.lifecycle import digest, record_and_notify
 
-NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.UTC)
 
 
 def headers_of(raw: bytes) -> str:

@@ -11,7 +11,7 @@ from kamrules.errors import DeliveryError
 from kamrules.lifecycle import outbox, record_and_notify, send_due
 from kamrules.lifecycle.testmail import send_test
 
-NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.UTC)
 PASSWORD = "pä55-秘密-word"
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 

@@ -5,8 +5,11 @@ import io
 import json
 import types
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from kamrules.check import run_check
-from kamrules_plugins.formats import render_csv, render_json, render_jsonl
+from kamrules_plugins.formats import pretty, render_csv, render_json, render_jsonl
 
 
 def _alerts(book_store):
@@ -28,15 +31,11 @@ def test_json_stream_equals_one_shot_dump(book_store):
 def test_jsonl_and_csv_stream_every_alert(book_store):
     result = _alerts(book_store)
     lines = "".join(render_jsonl(result.alerts, result.summary)).splitlines()
-    assert [json.loads(l)["fingerprint"] for l in lines] == [a.fingerprint for a in result.alerts]
+    assert [json.loads(line)["fingerprint"] for line in lines] == [a.fingerprint for a in result.alerts]
     rows = list(csv.DictReader(io.StringIO("".join(render_csv(result.alerts, result.summary)))))
     assert [r["fingerprint"] for r in rows] == [a.fingerprint for a in result.alerts]
     assert any(any("\u4e00" <= ch <= "\u9fff" for ch in r["account_name"]) for r in rows)
 
-
-from hypothesis import given, settings, strategies as st  # noqa: E402
-
-from kamrules_plugins.formats import pretty  # noqa: E402
 
 _scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text())
 _values = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(), inner, max_size=3)), max_leaves=8)

@@ -4,7 +4,6 @@ import sqlite3
 
 import pytest
 from click.testing import CliRunner
-from smtp_server import settings_for
 
 from kamrules.check import run_check
 from kamrules.cli import cli

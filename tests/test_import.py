@@ -70,8 +70,8 @@ def test_round_trip_equals_input(store, tmp_path):
         table = store.tables[name]
         got = list(store.query(f"SELECT * FROM \"{name}\" ORDER BY rowid"))
         assert len(got) == len(rows) - 1
-        for src, row in zip(rows[1:], got):
-            for col, text in zip(cols, src):
+        for src, row in zip(rows[1:], got, strict=True):
+            for col, text in zip(cols, src, strict=True):
                 value = row[col]
                 kind = table.column(col).kind
                 if text == "":
@@ -185,7 +185,7 @@ def test_bom_stripped(store):
 
 def test_wrong_encoding_refused_with_place(store, tmp_path):
     # UTF-8 Chinese read as ... a file mixing UTF-8 and GBK lines is never stored as mojibake
-    data = "id,name,tier\nA1,华为,key\n".encode("utf-8") + "A2,恒通,mid\n".encode("gbk")
+    data = "id,name,tier\nA1,华为,key\n".encode() + "A2,恒通,mid\n".encode("gbk")
     (tmp_path / "accounts.csv").write_bytes(data)
     [problem] = refused(store, [tmp_path / "accounts.csv"])
     assert problem.startswith(f"{tmp_path}/accounts.csv:3: not valid UTF-8: byte 0xBA (invalid start byte) at byte offset 30")

@@ -9,7 +9,7 @@ from kamrules.lifecycle import history, outbox, record_and_notify, silences
 from kamrules.lifecycle.history import Scope
 from kamrules.lifecycle.schema import ensure_schema
 
-NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.UTC)
 H = dt.timedelta(hours=1)
 
 
@@ -92,8 +92,8 @@ def test_silence_matching():
     now = NOW
     sil = silences.Silence(1, ("KAM1",), (), (), ("王磊",), "2026-11-01T00:00:00Z", "c", None, "x")
     assert sil.matches(alert("KAM101")) and not sil.matches(alert("KAM201")) and not sil.matches(alert("KAM101", owner="李娜"))
-    assert sil.active(now) and not sil.active(dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc))
-    assert silences.parse_until("2026-10-31", now) == dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+    assert sil.active(now) and not sil.active(dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
+    assert silences.parse_until("2026-10-31", now) == dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 
 
 def test_record_only_counts_silenced(store, pm):

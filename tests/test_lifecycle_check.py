@@ -11,7 +11,7 @@ from smtp_server import free_port, settings_for
 from kamrules.cli import cli
 from kamrules.lifecycle import history, record_and_notify
 
-NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.UTC)
 H = dt.timedelta(hours=1)
 
 

@@ -18,7 +18,7 @@ from kamrules.cli import cli
 from kamrules.lifecycle import outbox, record_and_notify
 from kamrules.store import Store
 
-NOW = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def env_for(port, **extra):
@@ -127,7 +127,7 @@ def test_notify_dry_run_writes_eml_and_sends_nothing(db, pm, tmp_path):
     assert len(files) == 2
     msgs = [email.message_from_bytes(f.read_bytes(), policy=email.policy.default) for f in files]
     assert sorted(m["Subject"] for m in msgs) == sorted([
-        f"[kamrules] 王磊: 1 critical, 1 warning — as of 2026-10-31", f"[kamrules] 李娜: 1 info — as of 2026-10-31"])
+        "[kamrules] 王磊: 1 critical, 1 warning — as of 2026-10-31", "[kamrules] 李娜: 1 info — as of 2026-10-31"])
     assert [r["status"] for r in json.loads(run(["--db", db, "notify", "list", "--format", "json"]).output)] == ["failed", "failed"]
 
 

@@ -10,7 +10,7 @@ from kamrules.lifecycle.notifiers import Rendered
 from kamrules.plugins import make_plugin_manager
 from kamrules.store import Store
 
-NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.UTC)
 
 
 class FileNotifier:

@@ -18,7 +18,7 @@ from kamrules import hookimpl
 from kamrules.lifecycle import outbox, record_and_notify, send_due
 from kamrules.lifecycle.notifiers import Rendered
 
-NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.UTC)
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 EXPECTED = {"subject", "from", "to", "date", "message-id", "x-kamrules-key", "auto-submitted", "mime-version", "content-type"}
 
@@ -463,9 +463,8 @@ def test_webhook_4xx_is_rejected_and_5xx_408_425_429_retried(store, pm, code, pe
 # 10. the example WeCom notifier: its own words for unrouted alerts; waits bounded by time_left() -----
 
 def test_wecom_names_why_in_its_own_words(monkeypatch):
-    from kamrules_receivables.wecom import WeComNotifier
-
     from kamrules.lifecycle.notifiers import DueItem, unrouted_reason
+    from kamrules_receivables.wecom import WeComNotifier
 
     n = WeComNotifier()
     rcv = DueItem(alert("RCV101", "critical", ruleset="receivables"), "new", 1, "2026-10-31T08:00:00Z")
@@ -483,9 +482,8 @@ def test_wecom_names_why_in_its_own_words(monkeypatch):
 def test_wecom_send_waits_no_longer_than_the_run_has_left():
     import contextvars
 
-    from kamrules_receivables.wecom import WeComNotifier
-
     from kamrules.lifecycle.notifiers import _DEADLINE
+    from kamrules_receivables.wecom import WeComNotifier
 
     class Slow(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802

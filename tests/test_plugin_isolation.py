@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
+from test_plugin_hooks import HELLO_FORMAT, fake_distribution
 
 from kamrules.check import run_check
 from kamrules.errors import PluginError
 from kamrules.plugins import make_plugin_manager
 from kamrules.store import Store
-from test_plugin_hooks import HELLO_FORMAT, fake_distribution
 
 AS_OF = "2026-10-31"
 

@@ -36,15 +36,15 @@ def test_owner_digest_opens_with_summary_and_inline_chart(book_store, server):
     text = msg.get_body(("plain",)).get_content()  # complete without the picture
     n = book_store.conn.execute("SELECT COUNT(*) FROM accounts WHERE owner = ?", (owner,)).fetchone()[0]
     assert re.search(r"\d+ new since your last digest, 0 resolved; \d+ still firing", text)
-    assert f"Your book's health: average" in text and f"over {n} accounts" in text
+    assert "Your book's health: average" in text and f"over {n} accounts" in text
     assert "still firing" in html and "Your book's health" in html
 
 
 def test_manager_rollup_one_digest_of_the_team(book_store, server, tmp_path):
     owners = [o for o, _ in _owners_with_mail(book_store)][:2]
     toml = tmp_path / "kamrules.toml"
-    toml.write_text('[email]\nsmtp_host = "127.0.0.1"\nsmtp_port = %d\nsmtp_tls = "none"\nsmtp_from = "kamrules@example.com"\n'
-                    '[email.managers]\n"lead@example.com" = ["%s", "%s"]\n' % (server.port, owners[0], owners[1]), encoding="utf-8")
+    toml.write_text(f'[email]\nsmtp_host = "127.0.0.1"\nsmtp_port = {server.port}\nsmtp_tls = "none"\nsmtp_from = "kamrules@example.com"\n'
+                    f'[email.managers]\n"lead@example.com" = ["{owners[0]}", "{owners[1]}"]\n', encoding="utf-8")
     from kamrules.config import load_settings
 
     s = load_settings(toml, environ={})

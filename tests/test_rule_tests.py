@@ -16,7 +16,7 @@ from kamrules.alerts import Alert
 from kamrules.errors import InputError
 from kamrules.plugins import make_plugin_manager
 from kamrules.store import collect_tables
-from kamrules.testing import ABSENT, evaluate, load_test_file, render_junit, render_text, run_tests, values_match
+from kamrules.testing import ABSENT, evaluate, load_test_file, render_text, run_tests, values_match
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -291,7 +291,7 @@ def test_cli_failing_run_exits_1_with_a_readable_diff(tmp_path):
     proc = kamrules("test", f, "--junit", junit, env={"KAMRULES_LOAD_PLUGINS": ""})
     assert proc.returncode == 1, proc.stderr
     out = proc.stdout
-    assert f"  FAIL  wrong severity and a loud account" in out and f"({f}:15)" in out
+    assert "  FAIL  wrong severity and a loud account" in out and f"({f}:15)" in out
     assert "missing (expected but did not fire):\n          KAM101 on A1 warning, message contains \"25.0%\"  (line 16)" in out
     assert "closest: KAM101 on A1 critical: concessions 250,000 = 25.0% of revenue 1,000,000" in out
     assert "differs: severity critical != warning" in out

@@ -67,7 +67,7 @@ def kamrules(*args, cwd):
 LOL = '"lol"'
 LAUGHS = "".join(
     f"{c}: &{c} [{', '.join([('*' + p) if p else LOL] * 9)}]\n"
-    for p, c in zip([""] + list("abcdefgh"), "abcdefghi")
+    for p, c in zip([""] + list("abcdefgh"), "abcdefghi", strict=True)
 ) + "ruleset: lol\nrules: []\n"
 
 

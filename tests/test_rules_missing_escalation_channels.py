@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from rulebook import skipped_codes
 
 
@@ -51,8 +50,10 @@ def test_no_complaint_channel(book):
     book.add("channels", account_id="NONE", kind="technical")
     alerts = book.alerts("KAM303")
     assert sorted(alerts) == ["NONE", "UNTOLD"]
-    assert alerts["UNTOLD"].message == "a complaint channel the client has not been told of as of 2026-10-31"
-    assert alerts["NONE"].message == "no complaint channel as of 2026-10-31"
+    assert alerts["UNTOLD"].message == ("this key account has a complaint channel the client has not been told of as of 2026-10-31: "
+                                       "the client has no known way to complain outside the KA manager")
+    assert alerts["NONE"].message == ("this key account has no complaint channel as of 2026-10-31: "
+                                     "the client has no known way to complain outside the KA manager")
 
 
 # -- KAM304 no_executive_meeting ---------------------------------------------------------
@@ -96,7 +97,7 @@ def test_no_decision_maker_on_file_or_inactive(book):
     book.add("activities", account_id="NONE", date=book.ago(5), kind="visit", contact_id="T")
     alerts = book.alerts("KAM305")
     assert sorted(alerts) == ["GONE", "NONE"]
-    assert alerts["NONE"].message.startswith("0 active decision-maker contacts on file; none met for 1825 days")
+    assert alerts["NONE"].message.startswith("0 active decision-maker contacts on file, none met for 1,825 days")
 
 
 # -- KAM306 complaint_unresolved: key 14 days, others 30 ---------------------------------
@@ -111,7 +112,7 @@ def test_complaint_unresolved_per_tier(book, tier, days, fires):
     if fires:
         limit = 14 if tier == "key" else 30
         assert alerts["A"].message == (
-            f"1 open complaint(s) not escalated, the oldest opened {book.ago(days)} ({days} days to 2026-10-31); "
+            f"1 open complaint not escalated, the oldest opened on {book.ago(days)} ({days} days to 2026-10-31); "
             f"limit {limit} days for a {tier} account"
         )
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from rulebook import skipped_codes, act
+from rulebook import act, skipped_codes
 
 
 # -- KAM201 no_recent_contact: per-tier limits --------------------------------------------
@@ -67,7 +66,7 @@ def test_contact_decay(book, before, now, fires):
     alerts = book.alerts("KAM202")
     assert ("A" in alerts) is fires
     if fires and before == 4:
-        assert alerts["A"].message.startswith("1 activities in the 6 months to 2026-10-31 against 4 in the 6 before (25%)")
+        assert alerts["A"].message.startswith("1 activity in the 6 months to 2026-10-31 against 4 in the 6 before (25%)")
 
 
 # -- KAM203 silent_churn -----------------------------------------------------------------

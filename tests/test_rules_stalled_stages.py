@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from rulebook import Book, skipped_codes, act
+from rulebook import Book, act, skipped_codes
 
 
 def history(book, account, *moves):
@@ -146,10 +145,10 @@ def test_stage_skipped(book):
     alerts = book.alerts("KAM404")
     assert sorted(alerts) == ["HALF", "LATE", "SKIP"]
     assert alerts["SKIP"].message == (
-        "reached proposal without the analysis and visit stage(s) before the proposal (as of 2026-10-31): "
+        "reached the proposal stage without going through analysis and visit before the proposal (as of 2026-10-31): "
         "price before needs"
     )
-    assert "without the visit stage(s)" in alerts["HALF"].message
+    assert "without going through visit before" in alerts["HALF"].message
 
 
 # -- KAM405 cold_streak ------------------------------------------------------------------
@@ -176,7 +175,7 @@ def test_cold_streak_counts_only_the_current_stage(book):
     alerts = book.alerts("KAM405")
     assert sorted(alerts) == ["A"]
     assert alerts["A"].message == (
-        f"the last 3 recorded attitudes since {book.ago(45)} are all cold, still in stage visit (as of 2026-10-31); limit 3"
+        f"the last 3 recorded attitudes since {book.ago(45)}: all cold, still in stage visit (as of 2026-10-31); limit 3"
     )
 
 

@@ -15,7 +15,7 @@ from kamrules.lifecycle.history import Scope
 from kamrules.migrations import MIGRATIONS, latest_version
 from kamrules.store import Store
 
-NOW = dt.datetime(2026, 11, 1, 8, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 1, 8, 0, tzinfo=dt.UTC)
 
 
 def run(args, db):

@@ -6,10 +6,10 @@ import configparser
 import importlib
 import json
 import os
+import site
 import subprocess
 import sys
 import sysconfig
-import site
 from pathlib import Path
 
 import pytest

@@ -11,7 +11,7 @@ from smtp_server import Result, SmtpServer, alert, settings_for
 from kamrules.errors import InputError
 from kamrules.lifecycle import outbox, record_and_notify, send_due
 
-NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.UTC)
 
 
 class Hook:

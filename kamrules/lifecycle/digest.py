@@ -10,14 +10,18 @@ import functools
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from email.headerregistry import Address
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Sequence
 
 import jinja2
 
-from kamrules.alerts import SEVERITY_RANK
+from kamrules import i18n
+from kamrules.alerts import urgent_order
+from kamrules.i18n import _, amount, get_lang
 from kamrules.lifecycle.notifiers import DueItem, Rendered
 
 BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "email"
@@ -90,27 +94,37 @@ def route(items: Sequence[DueItem], settings) -> tuple[dict[str, list[DueItem]],
 
 
 def fmt_number(v):
+    """A number of the evidence as people read it (kamrules.messages.human); other values as they are."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return v
-    if isinstance(v, int) or float(v).is_integer():
-        return f"{int(v):,}"
-    return f"{v:,.2f}" if abs(v) >= 1 else f"{v:.3g}"
+    from kamrules.messages import human
+
+    return human(v)
+
+
+def number(v):
+    """An evidence number in the digest: as fmt_number; in zh, amounts of 10,000 and more in 万 / 亿 (kamrules.i18n.amount)."""
+    if get_lang() != "en" and not isinstance(v, bool) and isinstance(v, (int, float)) and abs(v) >= 10_000:
+        return amount(v)
+    return fmt_number(v)
 
 
 def context(recipient: str, items: Sequence[DueItem], as_of: str, key: str) -> dict:
     """What the templates see (documented in docs/email.md)."""
-    ordered = sorted(items, key=lambda i: (i.alert.account_name or "\uffff", i.alert.account_id or "", i.status == "resolved", -SEVERITY_RANK[i.alert.severity], i.alert.code))
+    # most urgent first (kamrules.alerts.urgent_order): accounts by their most severe firing alert, then
+    # revenue, then name; within an account most severe first, resolved last
+    ordered = urgent_order(items, alert_of=lambda i: i.alert, rank_of=lambda i: -1 if i.status == "resolved" else i.alert.rank)
     groups: list[dict] = []
     for it in ordered:
         a = it.alert
-        label = f"{a.account_name} ({a.account_id})" if a.account_id else "Portfolio" + (f": {a.scope_key}" if a.scope_key else "")
+        label = f"{a.account_name} ({a.account_id})" if a.account_id else _("Portfolio") + (f": {a.scope_key}" if a.scope_key else "")
         if not groups or groups[-1]["label"] != label:
             groups.append({"label": label, "account_id": a.account_id, "account_name": a.account_name, "owner": a.owner, "items": []})
         groups[-1]["items"].append({
             "severity": a.severity, "code": a.code, "rule": a.rule, "ruleset": a.ruleset, "message": a.message,
             "action": a.action, "reason": it.reason, "previous_severity": it.previous_severity, "status": it.status,
             "first_seen": it.first_seen, "fingerprint": a.fingerprint,
-            "numbers": [(k, fmt_number(v)) for k, v in a.evidence.items()],
+            "numbers": [(k, number(v)) for k, v in a.evidence.items()],
         })
     from kamrules.runs import digest_health, trend_text  # issue 16: each account's score and trend
 
@@ -121,25 +135,46 @@ def context(recipient: str, items: Sequence[DueItem], as_of: str, key: str) -> d
     firing = [i for i in items if i.status == "firing"]
     counts = Counter(i.alert.severity for i in firing)
     owners = sorted({i.alert.owner for i in items if i.alert.owner})
-    who = owners[0] if len(owners) == 1 else (", ".join(owners) if 1 < len(owners) <= 3 else (f"{len(owners)} owners" if owners else recipient))
+    who = owners[0] if len(owners) == 1 else (", ".join(owners) if 1 < len(owners) <= 3 else (_("{n} owners").format(n=len(owners)) if owners else recipient))
     return {
         "recipient": recipient, "who": who, "owners": owners, "as_of": as_of, "key": key, "groups": groups,
         "counts": {s: counts.get(s, 0) for s in ("critical", "warning", "info")},
         "resolved": sum(1 for i in items if i.status == "resolved"), "total": len(items),
+        "lang": get_lang(), "html_lang": {"en": "zh", "zh": "zh-CN"}.get(get_lang(), get_lang()),  # en: as before
+        "warnings": list(_WARNINGS.get()),
     }
+
+
+_WARNINGS: ContextVar[tuple[str, ...]] = ContextVar("kamrules_digest_warnings", default=())
+
+
+@contextmanager
+def digest_warnings(lines):
+    """While rendering a check's digests, their header carries these lines (the stale-data warning of
+    kamrules.check.Summary.warnings); the notifier hook's signature stays as it is."""
+    token = _WARNINGS.set(tuple(lines or ()))
+    try:
+        yield
+    finally:
+        _WARNINGS.reset(token)
 
 
 @functools.lru_cache(maxsize=16)
 def environment(templates_dir: str | None, html: bool) -> jinja2.Environment:
     search = ([templates_dir] if templates_dir else []) + [str(BUILTIN_TEMPLATES)]
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(search, encoding="utf-8"),
         autoescape=html,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    # _() in the templates: the current language's catalogue (kamrules.i18n), looked up at render time
+    env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)
+    env.globals.update(label=i18n.label, count=i18n.count, amount=i18n.amount, date=i18n.date)
+    return env
 
 
 def render_parts(ctx: dict, templates_dir: str | None) -> tuple[str, str, str]:
@@ -152,9 +187,9 @@ def render_parts(ctx: dict, templates_dir: str | None) -> tuple[str, str, str]:
         text = text_env.get_template("digest.txt.j2").render(ctx)
         html = environment(templates_dir, html=True).get_template("digest.html.j2").render(ctx)
     except jinja2.TemplateSyntaxError as e:
-        raise InputError(f"{e.filename}:{e.lineno}: template error: {e.message}")
+        raise InputError(f"{e.filename}:{e.lineno}: template error: {e.message}") from e
     except jinja2.TemplateError as e:
-        raise InputError(f"email template error: {type(e).__name__}: {e}")
+        raise InputError(f"email template error: {type(e).__name__}: {e}") from e
     return one_line(subject), text, html
 
 
@@ -178,7 +213,7 @@ def sender_address(sender: str) -> Address:
     try:
         return Address(display_name=display_name(name), addr_spec=addr)
     except (ValueError, IndexError, email.errors.HeaderParseError) as e:
-        raise InputError(f"smtp_from {sender!r}: not a valid address ({e})")
+        raise InputError(f"smtp_from {sender!r}: not a valid address ({e})") from e
 
 
 def build_message(*, sender: str, recipient: str, to_name: str | None, subject: str, text: str, html: str | None, key: str, now: dt.datetime | None = None) -> EmailMessage:
@@ -188,7 +223,7 @@ def build_message(*, sender: str, recipient: str, to_name: str | None, subject: 
     msg["From"] = sender_address(sender)
     name = display_name(to_name)
     msg["To"] = Address(display_name=name, addr_spec=recipient) if name else Address(addr_spec=recipient)
-    msg["Date"] = email.utils.format_datetime(now or dt.datetime.now(dt.timezone.utc))
+    msg["Date"] = email.utils.format_datetime(now or dt.datetime.now(dt.UTC))
     msg["Message-ID"] = message_id(key, sender)
     msg["X-Kamrules-Key"] = key
     msg["Auto-Submitted"] = "auto-generated"
@@ -215,15 +250,23 @@ def _verify_headers(msg: EmailMessage) -> None:
         raise ValueError(f"refusing to build a message with unexpected header lines: {names}")
 
 
+def mail_lang(recipient: str, settings) -> str | None:
+    """The language of mail to ``recipient``: [email.lang_by_recipient], then [email] lang, else the run's (None)."""
+    email_settings = settings.email
+    by = getattr(email_settings, "lang_by_recipient", None) or {}
+    return by.get(recipient) or by.get(recipient.lower()) or getattr(email_settings, "lang", None)
+
+
 def render_digest(recipient: str, items: Sequence[DueItem], key: str, as_of: str, settings) -> Rendered:
     from kamrules.lifecycle.digest_summary import chart_png, summary
 
-    ctx = context(recipient, items, as_of, key)
-    # the opening summary (issue 17): new, resolved, still firing, the book's health and a chart of it
-    ctx["summary"] = summary(items, ctx["owners"], settings.email.resolved_notices)
-    health = ctx["summary"]["health"]
-    ctx["chart_cid"] = f"health-{key}@kamrules" if health else None
-    subject, text, html = render_parts(ctx, settings.email.templates_dir)
+    with i18n.using(mail_lang(recipient, settings)):
+        ctx = context(recipient, items, as_of, key)
+        # the opening summary: new, resolved, still firing, the book's health and a chart of it
+        ctx["summary"] = summary(items, ctx["owners"], settings.email.resolved_notices)
+        health = ctx["summary"]["health"]
+        ctx["chart_cid"] = f"health-{key}@kamrules" if health else None
+        subject, text, html = render_parts(ctx, settings.email.templates_dir)
     owners_here = {i.alert.owner for i in items if valid_address(i.alert.owner_email) == recipient}
     display = next(iter(owners_here)) if len(owners_here) == 1 else None
     msg = build_message(sender=settings.email.smtp_from, recipient=recipient, to_name=display, subject=subject, text=text, html=html, key=key)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def book_health(conn, run_id: int, owners: Sequence[str]) -> dict | None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Iterable, Sequence
 
 from kamrules.alerts import Alert
 from kamrules.lifecycle.schema import rows, transaction, ts
@@ -26,7 +26,7 @@ class Scope:
     codes: frozenset[str] | None = None
 
     @classmethod
-    def of(cls, **parts) -> "Scope":
+    def of(cls, **parts) -> Scope:
         raw = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=list)
         return cls(key=hashlib.sha256(raw.encode("utf-8")).hexdigest()[:16])
 

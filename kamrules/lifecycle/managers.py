@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Sequence
+from collections.abc import Sequence
 
 from kamrules.lifecycle.notifiers import DueItem
 from kamrules.lifecycle.schema import transaction, ts

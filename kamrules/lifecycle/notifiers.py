@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from kamrules.alerts import Alert
 from kamrules.errors import EXIT_INCOMPLETE, InputError, KamrulesError

@@ -17,9 +17,9 @@ import json
 import os
 import socket
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from kamrules.lifecycle.notifiers import DueItem, Notifier
 from kamrules.lifecycle.schema import parse_ts, rows, transaction, ts
@@ -311,7 +311,7 @@ def undelivered(conn, names: Sequence[str], now: dt.datetime | None = None) -> t
     """
     if not names:
         return 0, 0
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     marks = ",".join("?" * len(names))
     found = rows(conn, f"SELECT status, claimed_by, sending_since FROM outbox WHERE notifier IN ({marks}) AND status IN ('queued', 'failed', 'sending')", tuple(names))
     busy = sum(1 for r in found if r["status"] == "sending" and r["claimed_by"] != _me() and not _claim_is_dead(r["claimed_by"], r["sending_since"], now))
@@ -328,9 +328,15 @@ def list_outbox(conn, status: str | None = None) -> list[dict]:
 
 
 def dry_run(conn, names: Sequence[str], folder: str | os.PathLike, now: dt.datetime) -> list[Path]:
-    """Write every pending message (regardless of backoff) to ``folder`` instead of sending; changes nothing."""
+    """Write every pending message (regardless of backoff) to ``folder`` instead of sending; changes nothing.
+
+    Each file goes through kamrules.outputs (OutputRefused, exit 2, for a name in ``folder`` that is the
+    store, e.g. a symlink to it, or not a plain file; written whole or not at all)."""
+    from kamrules.outputs import atomic_output, check_output_path
+
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
+    store_path = next((r[2] for r in conn.execute("PRAGMA database_list") if r[1] == "main"), None) or None
     paths = []
     for row in due_messages(conn, names, now, ignore_backoff=True):
         ext = "eml" if row["notifier"] == "email" else "txt"
@@ -339,6 +345,8 @@ def dry_run(conn, names: Sequence[str], folder: str | os.PathLike, now: dt.datet
             ext = "json"
         safe = "".join(c if c.isalnum() or c in "@.-_" else "_" for c in row["recipient"])[:80]
         p = out / f"{row['id']:05d}-{row['notifier']}-{safe}.{ext}"
-        p.write_bytes(payload)
+        check_output_path(p, store_path, what="--dry-run file")
+        with atomic_output(p, binary=True) as f:
+            f.write(payload)
         paths.append(p)
     return paths

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from kamrules.alerts import SEVERITY_RANK
 from kamrules.errors import KamrulesError, StoreBusy
 from kamrules.lifecycle import history, outbox, silences
+from kamrules.lifecycle.digest import digest_warnings
 from kamrules.lifecycle.notifiers import DueItem, configured_notifiers, select_notifiers, unrouted_reason
 from kamrules.lifecycle.schema import connection_of, ensure_schema, parse_ts, rows, transaction, utcnow
 
@@ -111,7 +112,7 @@ def due_items(conn, notifier: str, settings, now: dt.datetime, route=None) -> li
         fp = h["fingerprint"]
         st = states.get(fp)
         alert = history.alert_from_json(h["alert_json"])
-        mk = lambda reason, prev=None: DueItem(alert, reason, h["episode"], h["first_seen"], prev)  # noqa: E731
+        mk = lambda reason, prev=None, a=alert, h=h: DueItem(a, reason, h["episode"], h["first_seen"], prev)  # noqa: E731
         # a state different from the one last queued is due even while that message is pending
         # (the new message supersedes an unsent one it fully covers)
         if h["status"] == "resolved":
@@ -205,7 +206,8 @@ def record_and_notify(store, result, notify: Sequence[str] = ("email",), setting
     for name, notifier in notifiers.items():
         try:
             items = due_items(conn, name, settings, now, route=notifier.route)
-            with runs.scores_for_digests(conn, run_id):  # the digest shows each account's score and trend
+            stale: list[str] = getattr(getattr(result, "summary", None), "warnings", lambda: [])()  # stale data: in the digests' header
+            with runs.scores_for_digests(conn, run_id), digest_warnings(stale):  # and each account's score and trend
                 queued, missing, went = outbox.queue(conn, notifier, items, settings, as_of, now)
         except KamrulesError:
             raise  # bad settings or templates: exit 2

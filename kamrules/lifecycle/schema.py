@@ -124,7 +124,7 @@ CREATE TABLE outbox (
     recipient TEXT NOT NULL,
     subject TEXT NOT NULL,
     payload BLOB NOT NULL,
-    status TEXT NOT NULL CHECK (status IN (%s)),
+    status TEXT NOT NULL CHECK (status IN ({})),
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
     created_at TEXT NOT NULL,
@@ -132,7 +132,7 @@ CREATE TABLE outbox (
     sending_since TEXT,
     claimed_by TEXT,
     sent_at TEXT
-)""" % ", ".join(f"'{s}'" for s in OUTBOX_STATUSES)
+)""".format(", ".join(f"'{s}'" for s in OUTBOX_STATUSES))
 OUTBOX_COLUMNS = "id, key, notifier, recipient, subject, payload, status, attempts, last_error, created_at, next_attempt, sending_since, claimed_by, sent_at"
 
 
@@ -218,15 +218,15 @@ def rows(conn: sqlite3.Connection, sql: str, params=()) -> list[dict]:
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def ts(when: dt.datetime) -> str:
     """A sortable UTC timestamp text, e.g. 2026-10-31T08:00:00Z."""
     if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        when = when.replace(tzinfo=dt.UTC)
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_ts(text: str) -> dt.datetime:
-    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)

@@ -56,11 +56,11 @@ def parse_until(text: str, now: dt.datetime) -> dt.datetime:
     text = text.strip()
     try:
         if len(text) == 10:
-            return dt.datetime.combine(dt.date.fromisoformat(text) + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
+            return dt.datetime.combine(dt.date.fromisoformat(text) + dt.timedelta(days=1), dt.time(), dt.UTC)
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise InputError(f"--until {text!r}: not a date (expected YYYY-MM-DD or YYYY-MM-DDTHH:MM)")
-    return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        raise InputError(f"--until {text!r}: not a date (expected YYYY-MM-DD or YYYY-MM-DDTHH:MM)") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def add(conn, *, rules=(), rulesets=(), accounts=(), owners=(), until: str, comment: str, author: str | None, now: dt.datetime) -> Silence:

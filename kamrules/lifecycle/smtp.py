@@ -7,7 +7,7 @@ import email.utils
 import re
 import smtplib
 import ssl
-from typing import Sequence
+from collections.abc import Sequence
 
 from kamrules.lifecycle.notifiers import time_left
 

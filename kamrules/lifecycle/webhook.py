@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from typing import Sequence
+from collections.abc import Sequence
 
 from kamrules import __version__
 from kamrules.errors import InputError

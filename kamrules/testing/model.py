@@ -146,6 +146,7 @@ class TestRun:
     cases: list[CaseResult] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    inputs: list[str] = field(default_factory=list)  # the cases' rule-set and book folders (read, never written)
 
     def count(self, status: str) -> int:
         return sum(1 for c in self.cases if c.status == status)

@@ -6,8 +6,8 @@ import csv
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from kamrules.errors import InputError, KamrulesError, Problem
 from kamrules.testing.model import ABSENT, Case, CaseResult, TestRun
@@ -163,6 +163,10 @@ def run_tests(paths: Iterable, pm=None, progress=None) -> TestRun:
     if problems:
         raise InputError(f"invalid test file(s): {len(problems)} problem(s)", problems)
     run = TestRun(files=[f.path for f in files])
+    for f in files:
+        for case in f.cases:
+            book = case.book[0] if isinstance(case.book, tuple) else case.book
+            run.inputs += [*map(str, case.rulesets), *([str(book)] if isinstance(book, Path) else [])]
     total = sum(len(f.cases) for f in files)
     for f in files:
         for case in f.cases:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import yaml
 
@@ -52,7 +52,7 @@ def _construct_map(loader, node):
         try:
             hash(key)
         except TypeError:
-            raise yaml.constructor.ConstructorError(None, None, "a key must be a plain value", knode.start_mark)
+            raise yaml.constructor.ConstructorError(None, None, "a key must be a plain value", knode.start_mark) from None
         if key in out:
             raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", knode.start_mark)
         out[key] = loader.construct_object(vnode, deep=True)
@@ -273,14 +273,14 @@ def load_test_file(path, tables: dict | None = None) -> TestFile:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise InputError(f"{path}: no such test file")
+        raise InputError(f"{path}: no such test file") from None
     except (UnicodeDecodeError, IsADirectoryError) as e:
-        raise InputError(f"{path}: not a UTF-8 text file ({e.__class__.__name__})")
+        raise InputError(f"{path}: not a UTF-8 text file ({e.__class__.__name__})") from e
     try:
         data = yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        raise InputError(f"{path}: invalid test file", [Problem(str(path), mark.line + 1 if mark else None, f"{e.problem or e.context} (expected valid YAML)")])
+        raise InputError(f"{path}: invalid test file", [Problem(str(path), mark.line + 1 if mark else None, f"{e.problem or e.context} (expected valid YAML)")]) from e
     p = _Parser(path, tables)
     if not isinstance(data, LMap):
         raise InputError(f"{path}: invalid test file", [Problem(str(path), 1, "expected a mapping with a `cases:` list (see docs/plugins.md#testing-rules-kamrules-test)")])
@@ -339,7 +339,7 @@ def check_codes(tf: TestFile, codes: Iterable[str], for_case=None) -> list[Probl
         for e in case.expect:
             if e.code not in known:
                 near = difflib.get_close_matches(e.code, known, n=5)
-                near.sort(key=lambda k: (-sum(a == b for a, b in zip(k, e.code)), k))  # typos keep positions
+                near.sort(key=lambda k: (-sum(a == b for a, b in zip(k, e.code, strict=False)), k))  # typos keep positions
                 hint = f"; did you mean {near[0]}?" if near else ""
                 problems.append(Problem(tf.path, e.line, f"expect: no loaded rule has the code {e.code!r}{hint} (rule sets: the registered ones plus this case's rulesets:)"))
         for q in case.quiet:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.resources
-
-from kamrules import hookimpl
 from kamrules.facts import FactProvider
+from kamrules.rulesetpkg import package_hooks
 from kamrules_plugins.core_facts import M12
 
 # Calendar months: "the last 12 months" are the as-of date's month and the 11 before it (the
@@ -16,20 +14,28 @@ MONTH0_24 = "date(:as_of, 'start of month', '-23 months')"
 # Months with orders of active accounts (the only ones judged here), from the (account_id, date)
 # index alone: no table rows are read. Accounts with no order on or before the as-of date get no
 # row, so no facts: they are never judged (an account still in a long tender has bought nothing).
+# The accounts come first (x, MATERIALIZED): two index seeks each for the first and last order, then
+# one index range per window; a scan of every order joined to its account, with both DISTINCT
+# counts in one GROUP BY, cost twice as much (0.30 s against 0.15 s CPU at 10k).
 ORDER_MONTHS = FactProvider(
     name="order_months",
     description="Calendar months with orders in the last 12 and 24 months (the as-of month included), the first order, the month of the last (active accounts with orders).",
     requires=("orders",),
     facts=("months_with_orders_12m", "months_with_orders_24m", "first_order_on", "last_order_month"),
     sql=f"""
-SELECT o.account_id                                                                    AS account_id,
-       COUNT(DISTINCT CASE WHEN o.date >= {MONTH0_12} THEN substr(o.date, 1, 7) END)  AS months_with_orders_12m,
-       COUNT(DISTINCT CASE WHEN o.date >= {MONTH0_24} THEN substr(o.date, 1, 7) END)  AS months_with_orders_24m,
-       MIN(o.date)                                                                     AS first_order_on,
-       substr(MAX(o.date), 1, 7)                                                       AS last_order_month
-FROM orders o JOIN accounts a ON a.id = o.account_id AND +a.status = 'active'
-WHERE o.date <= :as_of
-GROUP BY o.account_id
+WITH x AS MATERIALIZED (
+    SELECT a.id AS account_id,
+           (SELECT MIN(o.date) FROM orders o WHERE o.account_id = a.id AND o.date <= :as_of) AS first_on,
+           (SELECT MAX(o.date) FROM orders o WHERE o.account_id = a.id AND o.date <= :as_of) AS last_on
+    FROM accounts a WHERE +a.status = 'active')
+SELECT x.account_id,
+       (SELECT COUNT(DISTINCT substr(o.date, 1, 7)) FROM orders o
+         WHERE o.account_id = x.account_id AND o.date >= {MONTH0_12} AND o.date <= :as_of) AS months_with_orders_12m,
+       (SELECT COUNT(DISTINCT substr(o.date, 1, 7)) FROM orders o
+         WHERE o.account_id = x.account_id AND o.date >= {MONTH0_24} AND o.date <= :as_of) AS months_with_orders_24m,
+       x.first_on                                                                        AS first_order_on,
+       substr(x.last_on, 1, 7)                                                           AS last_order_month
+FROM x WHERE x.first_on IS NOT NULL
 """,
 )
 
@@ -37,7 +43,9 @@ GROUP BY o.account_id
 # per check over the whole store before the accounts, never from one worker's part. The book is the
 # active accounts with revenue in the 12 months (the window of the core fact revenue_12m, which each
 # account's own revenue is compared with); its top decile is its ceil(n / 10) highest earners, and
-# the line is the revenue of the last of them (ties with it are in).
+# the line is the revenue of the last of them (ties with it are in). It runs in the parent before the
+# workers start (its time is not shared): one index range per active account over (account_id, date),
+# not a scan of every order joined to its account (0.065 s against 0.17 s CPU at 10k).
 BOOK_REVENUE_DECILE = FactProvider(
     name="book_revenue_decile",
     scope="book",
@@ -47,9 +55,9 @@ BOOK_REVENUE_DECILE = FactProvider(
     sql=f"""
 WITH buyers AS MATERIALIZED (
     SELECT TOTAL(o.amount) AS revenue
-    FROM orders o JOIN accounts a ON a.id = o.account_id AND +a.status = 'active'
-    WHERE o.date > {M12} AND o.date <= :as_of
-    GROUP BY o.account_id
+    FROM accounts a JOIN orders o ON o.account_id = a.id AND o.date > {M12} AND o.date <= :as_of
+    WHERE +a.status = 'active'
+    GROUP BY a.id
     HAVING revenue > 0),
 n AS (SELECT COUNT(*) AS n FROM buyers)
 SELECT (SELECT revenue FROM buyers ORDER BY revenue DESC LIMIT 1 OFFSET (SELECT (n + 9) / 10 - 1 FROM n)) AS book_top_decile_revenue_12m,
@@ -60,18 +68,4 @@ SELECT (SELECT revenue FROM buyers ORDER BY revenue DESC LIMIT 1 OFFSET (SELECT 
 PROVIDERS = (ORDER_MONTHS, BOOK_REVENUE_DECILE)
 
 
-@hookimpl
-def register_rulesets():
-    return [importlib.resources.files(__package__) / "rules.yaml"]
-
-
-@hookimpl
-def register_facts():
-    return list(PROVIDERS)
-
-
-@hookimpl
-def register_defect_recipes():
-    from kamrules_rulesets.key_account_qualification.defects import RECIPES
-
-    return list(RECIPES)
+register_rulesets, register_facts, register_defect_recipes = package_hooks(__package__, PROVIDERS)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.resources
-
-from kamrules import hookimpl
 from kamrules.facts import FactProvider
+from kamrules.rulesetpkg import package_hooks
 from kamrules_plugins.core_facts import JD, days_since
 
 # Channels count from their `since` date (a channel set up after the as-of date
@@ -96,18 +94,4 @@ GROUP BY account_id
 PROVIDERS = (CHANNEL_COVERAGE, DECISION_MAKERS, OPEN_COMPLAINTS)
 
 
-@hookimpl
-def register_rulesets():
-    return [importlib.resources.files(__package__) / "rules.yaml"]
-
-
-@hookimpl
-def register_facts():
-    return list(PROVIDERS)
-
-
-@hookimpl
-def register_defect_recipes():
-    from kamrules_rulesets.missing_escalation_channels.defects import RECIPES
-
-    return list(RECIPES)
+register_rulesets, register_facts, register_defect_recipes = package_hooks(__package__, PROVIDERS)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import datetime
-import importlib.resources
 from itertools import pairwise
 
-from kamrules import hookimpl
 from kamrules.facts import FactProvider
+from kamrules.rulesetpkg import package_hooks
 from kamrules_plugins.core_facts import JD
 
 # Gaps between consecutive order days of active mid and small accounts (the
@@ -105,18 +104,4 @@ def _shares(f):
 PROVIDERS = (ORDER_RHYTHM, SUPPORT_SHARE)
 
 
-@hookimpl
-def register_rulesets():
-    return [importlib.resources.files(__package__) / "rules.yaml"]
-
-
-@hookimpl
-def register_facts():
-    return list(PROVIDERS)
-
-
-@hookimpl
-def register_defect_recipes():
-    from kamrules_rulesets.neglected_small_clients.defects import RECIPES
-
-    return list(RECIPES)
+register_rulesets, register_facts, register_defect_recipes = package_hooks(__package__, PROVIDERS)

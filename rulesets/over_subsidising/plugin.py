@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.resources
-
-from kamrules import hookimpl
 from kamrules.facts import FactProvider
+from kamrules.rulesetpkg import package_hooks
 from kamrules_plugins.core_facts import JD
 
 # Ratios across tables are derived in Python from the facts the core providers
@@ -103,18 +101,4 @@ FROM ranked WHERE rn = 1
 PROVIDERS = (SUBSIDY_RATIOS, NET_MARGIN, COMMITMENT_PROGRESS)
 
 
-@hookimpl
-def register_rulesets():
-    return [importlib.resources.files(__package__) / "rules.yaml"]
-
-
-@hookimpl
-def register_facts():
-    return list(PROVIDERS)
-
-
-@hookimpl
-def register_defect_recipes():
-    from kamrules_rulesets.over_subsidising.defects import RECIPES
-
-    return list(RECIPES)
+register_rulesets, register_facts, register_defect_recipes = package_hooks(__package__, PROVIDERS)

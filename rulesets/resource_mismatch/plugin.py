@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.resources
-
-from kamrules import hookimpl
 from kamrules.facts import FactProvider
+from kamrules.rulesetpkg import package_hooks
 from kamrules_plugins.core_facts import days_since
 
 IN_PERSON = "('visit', 'meeting', 'presentation', 'executive_meeting')"
@@ -14,7 +12,8 @@ REMOTE = "('call', 'email')"
 # Where the activity records start, over the whole book (scope="book": once per check, before the
 # accounts, never from one worker's part): an account with no matching activity is counted from its
 # created_on, but never from before the first record of the table (an export that starts after the
-# account was created says nothing about the years before it). One index seek per account.
+# account was created says nothing about the years before it). One index seek per account
+# (MATERIALIZED: inlined, the seek ran twice).
 ACTIVITIES_START = FactProvider(
     name="activities_start",
     scope="book",
@@ -22,7 +21,7 @@ ACTIVITIES_START = FactProvider(
     requires=("activities",),
     facts=("activities_start", "activity_record_days"),
     sql=f"""
-WITH s AS (SELECT MIN((SELECT MIN(x.date) FROM activities x WHERE x.account_id = a.id AND x.date <= :as_of)) AS start
+WITH s AS MATERIALIZED (SELECT MIN((SELECT MIN(x.date) FROM activities x WHERE x.account_id = a.id AND x.date <= :as_of)) AS start
            FROM accounts a)
 SELECT start AS activities_start, {days_since("start")} AS activity_record_days FROM s WHERE start IS NOT NULL
 """,
@@ -57,6 +56,9 @@ def _counted(f):
 # Active consultative and strategic buyers: the last in-person contact (a visit, meeting, presentation
 # or executive meeting), the calls and emails since it, and the account's age. The executive side
 # reuses the core facts last_executive_meeting / days_since_executive_meeting (activity_summary).
+# The accounts come first (x, MATERIALIZED), each with two backward index seeks over (account_id, date)
+# that stop at its latest in-person and latest remote contact: a scan of every activity joined to its
+# account cost 6x as much (0.36 s against 0.06 s CPU at 10k).
 CONTACT_MIX = FactProvider(
     name="contact_mix",
     description="Consultative and strategic buyers: days without in-person contact and without executive-level contact (never counted from before the first activity record), calls and emails since the last in-person contact.",
@@ -64,15 +66,15 @@ CONTACT_MIX = FactProvider(
     facts=("last_in_person", "days_since_in_person", "remote_since_in_person", "last_remote_contact"),
     inputs=("created_days_ago",),
     sql=f"""
-WITH x AS (
-    SELECT v.account_id,
-           MAX(CASE WHEN v.kind IN {IN_PERSON} THEN v.date END) AS in_person_on,
-           MAX(CASE WHEN v.kind IN {REMOTE} THEN v.date END)    AS remote_on,
-           MAX(a.created_on)                                     AS created_on
-    FROM activities v JOIN accounts a ON a.id = v.account_id AND +a.status = 'active'
-                                       AND +a.buyer_type IN ('consultative', 'strategic')
-    WHERE v.date <= :as_of
-    GROUP BY v.account_id)
+WITH x AS MATERIALIZED (
+    SELECT a.id AS account_id, a.created_on,
+           (SELECT v.date FROM activities v WHERE v.account_id = a.id AND v.date <= :as_of AND v.kind IN {IN_PERSON}
+             ORDER BY v.date DESC LIMIT 1)                  AS in_person_on,
+           (SELECT v.date FROM activities v WHERE v.account_id = a.id AND v.date <= :as_of AND v.kind IN {REMOTE}
+             ORDER BY v.date DESC LIMIT 1)                  AS remote_on
+    FROM accounts a
+    WHERE +a.status = 'active' AND +a.buyer_type IN ('consultative', 'strategic')
+      AND EXISTS (SELECT 1 FROM activities v WHERE v.account_id = a.id AND v.date <= :as_of))
 SELECT x.account_id,
        COALESCE(x.in_person_on, 'never')                    AS last_in_person,
        {days_since("x.in_person_on")}                       AS days_since_in_person,
@@ -91,18 +93,4 @@ FROM x
 PROVIDERS = (ACTIVITIES_START, CONTACT_MIX)
 
 
-@hookimpl
-def register_rulesets():
-    return [importlib.resources.files(__package__) / "rules.yaml"]
-
-
-@hookimpl
-def register_facts():
-    return list(PROVIDERS)
-
-
-@hookimpl
-def register_defect_recipes():
-    from kamrules_rulesets.resource_mismatch.defects import RECIPES
-
-    return list(RECIPES)
+register_rulesets, register_facts, register_defect_recipes = package_hooks(__package__, PROVIDERS)

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import datetime
-import importlib.resources
 
-from kamrules import hookimpl
 from kamrules.facts import FactProvider
+from kamrules.rulesetpkg import package_hooks
+from kamrules.vocab import STAGES  # noqa: E402
 from kamrules_plugins.core_facts import JD
 
 # The visits' look-back window: the rules' threshold visit_window_months (FactProvider params)
 VISIT_WINDOW = "date(:as_of, '-' || :visit_window_months || ' months')"
-
-from kamrules.vocab import STAGES  # noqa: E402
 
 
 def stage_rank(expr: str) -> str:
@@ -230,18 +228,4 @@ GROUP BY s.account_id
 PROVIDERS = (PIPELINE_STAGE, VISITS, STAGE_MOVES, COLD_STREAK)
 
 
-@hookimpl
-def register_rulesets():
-    return [importlib.resources.files(__package__) / "rules.yaml"]
-
-
-@hookimpl
-def register_facts():
-    return list(PROVIDERS)
-
-
-@hookimpl
-def register_defect_recipes():
-    from kamrules_rulesets.stalled_stages.defects import RECIPES
-
-    return list(RECIPES)
+register_rulesets, register_facts, register_defect_recipes = package_hooks(__package__, PROVIDERS)

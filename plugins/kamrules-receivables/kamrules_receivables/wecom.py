@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from kamrules.lifecycle.notifiers import DueItem, Rendered, time_left
 
