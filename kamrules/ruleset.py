@@ -25,8 +25,21 @@ from kamrules.vocab import TIERS  # noqa: E402 (re-exported: kamrules.ruleset.TI
 
 SCOPES = ("account", "portfolio")
 TOP_KEYS = {"ruleset": "the rule set's name", "description": "text", "source": "text", "rules": "a list of rules"}
-RULE_KEYS = ("code", "name", "description", "source", "scope", "enabled", "severity", "when", "thresholds", "tiers", "limits",
-             "message", "action")
+RULE_KEYS = (
+    "code",
+    "name",
+    "description",
+    "source",
+    "scope",
+    "enabled",
+    "severity",
+    "when",
+    "thresholds",
+    "tiers",
+    "limits",
+    "message",
+    "action",
+)
 # keys of a `limits:` row -> the fact they select on, in order of precedence (see docs/rulesets.md)
 SELECTORS = {"stage": "pipeline_stage", "buyer_type": "buyer_type", "segment": "segment", "tier": "tier"}
 EXTRA_FIELDS = ("as_of",)  # always available to messages
@@ -180,14 +193,28 @@ class Rule:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "code": self.code, "name": self.name, "ruleset": self.ruleset, "scope": self.scope,
-            "enabled": self.enabled, "severity": self.severity, "severities": sorted({v.severity for v in self.variants()}, key=SEVERITY_RANK.__getitem__),
-            "when": [c.text for c in self.when], "thresholds": _plain(self.thresholds), "tiers": _plain(self.tiers),
-            "limits": [dict(select={f: list(v) for f, v in r.select}, thresholds=_plain(r.thresholds)) for r in self.limits
-                       if not (len(r.select) == 1 and r.select[0][0] == "tier")],
-            "message": self.message, "action": self.action,
-            "actions": [{"when": c.text, "text": t} for c, t in self.actions], "description": self.description, "source": self.source,
-            "file": self.file, "line": self.line,
+            "code": self.code,
+            "name": self.name,
+            "ruleset": self.ruleset,
+            "scope": self.scope,
+            "enabled": self.enabled,
+            "severity": self.severity,
+            "severities": sorted({v.severity for v in self.variants()}, key=SEVERITY_RANK.__getitem__),
+            "when": [c.text for c in self.when],
+            "thresholds": _plain(self.thresholds),
+            "tiers": _plain(self.tiers),
+            "limits": [
+                dict(select={f: list(v) for f, v in r.select}, thresholds=_plain(r.thresholds))
+                for r in self.limits
+                if not (len(r.select) == 1 and r.select[0][0] == "tier")
+            ],
+            "message": self.message,
+            "action": self.action,
+            "actions": [{"when": c.text, "text": t} for c, t in self.actions],
+            "description": self.description,
+            "source": self.source,
+            "file": self.file,
+            "line": self.line,
         }
 
 
@@ -206,8 +233,14 @@ class RuleSet:
         return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ruleset": self.name, "description": self.description, "source": self.source, "path": self.path,
-                "builtin": self.builtin, "rules": [r.to_dict() for r in self.rules]}
+        return {
+            "ruleset": self.name,
+            "description": self.description,
+            "source": self.source,
+            "path": self.path,
+            "builtin": self.builtin,
+            "rules": [r.to_dict() for r in self.rules],
+        }
 
 
 def _plain(v: Any) -> Any:
@@ -244,8 +277,11 @@ def _within(a: Select, b: Select) -> bool:
 def _merge_excludes(excludes: tuple[Select, ...]) -> tuple[Select, ...]:
     """Excluded selections simplified (an engine expression has a size limit): those within another
     excluded one dropped, one-key selections on the same fact merged (tier key, tier mid -> tier key/mid)."""
-    excludes = tuple(x for i, x in enumerate(excludes)
-                     if not any(_within(x, y) and (x != y or j < i) for j, y in enumerate(excludes) if j != i))
+    excludes = tuple(
+        x
+        for i, x in enumerate(excludes)
+        if not any(_within(x, y) and (x != y or j < i) for j, y in enumerate(excludes) if j != i)
+    )
     single: dict[str, list] = {}
     rest = []
     for x in excludes:
@@ -304,9 +340,14 @@ class _Doc:
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
-            raise InputError(f"{path}: invalid YAML", [Problem(path, line, f"invalid YAML: {getattr(e, 'problem', e)}", col)]) from e
+            raise InputError(
+                f"{path}: invalid YAML", [Problem(path, line, f"invalid YAML: {getattr(e, 'problem', e)}", col)]
+            ) from e
         except RecursionError:  # thousands of nested [ or {: no rule file is like that
-            raise InputError(f"{path}: invalid rule-set file", [Problem(path, 1, "nested too deeply (expected a mapping with ruleset:, rules:)", 1)]) from None
+            raise InputError(
+                f"{path}: invalid rule-set file",
+                [Problem(path, 1, "nested too deeply (expected a mapping with ruleset:, rules:)", 1)],
+            ) from None
 
     def _refuse_aliases(self, text: str) -> None:
         """Anchors (&a) and aliases (*a) are refused before anything is built: a few hundred bytes of
@@ -315,13 +356,21 @@ class _Doc:
         for token in yaml.scan(text, Loader=_LOADER):
             if isinstance(token, (yaml.AnchorToken, yaml.AliasToken)):
                 kind = "anchor &" if isinstance(token, yaml.AnchorToken) else "alias *"
-                problems.append(Problem(self.path, token.start_mark.line + 1,
-                                        f"YAML {kind}{token.value} is not allowed in a rule file (expected every value written out)",
-                                        token.start_mark.column + 1))
+                problems.append(
+                    Problem(
+                        self.path,
+                        token.start_mark.line + 1,
+                        f"YAML {kind}{token.value} is not allowed in a rule file (expected every value written out)",
+                        token.start_mark.column + 1,
+                    )
+                )
                 if len(problems) >= 20:
                     break
         if problems:
-            raise InputError(f"{self.path}: invalid rule-set file ({len(problems)} problem{'s' if len(problems) > 1 else ''})", problems)
+            raise InputError(
+                f"{self.path}: invalid rule-set file ({len(problems)} problem{'s' if len(problems) > 1 else ''})",
+                problems,
+            )
 
     def _build(self, node: yaml.Node, path: NodePath) -> Any:
         self.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
@@ -343,7 +392,9 @@ class _Doc:
             self.quoted.add(path)
         return self._ctor.construct_object(node)
 
-    def problem(self, path: NodePath, message: str, at: yaml.Node | None = None, key: bool = False, offset: int = 0) -> None:
+    def problem(
+        self, path: NodePath, message: str, at: yaml.Node | None = None, key: bool = False, offset: int = 0
+    ) -> None:
         if at is not None:
             line, col = at.start_mark.line + 1, at.start_mark.column + 1
         else:
@@ -359,8 +410,15 @@ class _Doc:
 
 
 def _type_name(v: Any) -> str:
-    return {bool: "true/false", int: "a number", float: "a number", str: "text", list: "a list", dict: "a mapping",
-            type(None): "nothing"}.get(type(v), type(v).__name__)
+    return {
+        bool: "true/false",
+        int: "a number",
+        float: "a number",
+        str: "text",
+        list: "a list",
+        dict: "a mapping",
+        type(None): "nothing",
+    }.get(type(v), type(v).__name__)
 
 
 def _is_num(v: Any) -> bool:
@@ -404,7 +462,12 @@ def _check_thresholds(doc: _Doc, path: NodePath, raw: Any, where: str) -> dict[s
 
 
 def _check_ordering(
-    doc: _Doc, path: NodePath, when: list[Condition], thresholds: Mapping[str, Any], tiers: Mapping[str, Any], limits: Sequence[Limits] = ()
+    doc: _Doc,
+    path: NodePath,
+    when: list[Condition],
+    thresholds: Mapping[str, Any],
+    tiers: Mapping[str, Any],
+    limits: Sequence[Limits] = (),
 ) -> None:
     """A threshold used with < <= > >= must be able to order the fact: true/false and number-like text never
     compare with a number (the rule would silently never fire). Other text (ISO dates) is allowed."""
@@ -412,14 +475,23 @@ def _check_ordering(
         t = cond.threshold
         if t is None or cond.op not in ORDERING or t not in thresholds:
             continue
-        where = [(("thresholds", t), thresholds[t])] + [(("tiers", tier, t), over[t]) for tier, over in tiers.items() if t in over]
-        where += [(row.path[len(path):] + (t,), row.thresholds[t]) for row in limits if t in row.thresholds and row.path[len(path)] == "limits"]
+        where = [(("thresholds", t), thresholds[t])] + [
+            (("tiers", tier, t), over[t]) for tier, over in tiers.items() if t in over
+        ]
+        where += [
+            (row.path[len(path) :] + (t,), row.thresholds[t])
+            for row in limits
+            if t in row.thresholds and row.path[len(path)] == "limits"
+        ]
         for sub, v in where:
-            for p, x in ([(sub + (k,), y) for k, y in v.items()] if isinstance(v, Mapping) else [(sub, v)]):
+            for p, x in [(sub + (k,), y) for k, y in v.items()] if isinstance(v, Mapping) else [(sub, v)]:
                 if isinstance(x, bool) or (isinstance(x, str) and numberlike(x)):
                     shown = "true/false" if isinstance(x, bool) else f"text {x!r}"
-                    doc.problem(path + p, f"threshold {t}: {shown} is compared with `{cond.op}` in {cond.text.strip()!r} "
-                                          f"(expected a number{', unquoted' if isinstance(x, str) else ''})")
+                    doc.problem(
+                        path + p,
+                        f"threshold {t}: {shown} is compared with `{cond.op}` in {cond.text.strip()!r} "
+                        f"(expected a number{', unquoted' if isinstance(x, str) else ''})",
+                    )
 
 
 def _str(doc: _Doc, r: dict[str, Any], key: str, path: NodePath, required: bool = False, default: str = "") -> str:
@@ -443,7 +515,7 @@ def _parse_one(doc: _Doc, text: Any, p: tuple, r: dict, thresholds: Mapping) -> 
     """One condition text of a ``when`` list (or of an ``any:`` block in it)."""
     line, col = doc.marks[p]
     if not isinstance(text, str):
-        doc.problem(p, f"condition is {_type_name(text)} (expected text \"FACT OP OPERAND\" or any: [conditions])")
+        doc.problem(p, f'condition is {_type_name(text)} (expected text "FACT OP OPERAND" or any: [conditions])')
         return None
     base = 1 if p in doc.quoted else 0  # columns point into the text itself
     try:
@@ -451,9 +523,16 @@ def _parse_one(doc: _Doc, text: Any, p: tuple, r: dict, thresholds: Mapping) -> 
     except ConditionError as e:
         doc.problem(p, f"{e} in condition {text!r}", offset=base + e.offset)
         return None
-    if cond.threshold and cond.threshold not in thresholds and not (isinstance(r.get("thresholds"), dict) and cond.threshold in r["thresholds"]):
-        doc.problem(p, f"unknown threshold ${cond.threshold} (expected one of: {', '.join(thresholds) or 'none defined under thresholds:'})",
-                    offset=base + text.index("$" + cond.threshold))
+    if (
+        cond.threshold
+        and cond.threshold not in thresholds
+        and not (isinstance(r.get("thresholds"), dict) and cond.threshold in r["thresholds"])
+    ):
+        doc.problem(
+            p,
+            f"unknown threshold ${cond.threshold} (expected one of: {', '.join(thresholds) or 'none defined under thresholds:'})",
+            offset=base + text.index("$" + cond.threshold),
+        )
     return cond
 
 
@@ -465,7 +544,7 @@ def _parse_any(doc: _Doc, item: dict, p: tuple, r: dict, thresholds: Mapping) ->
             return None
     raw = item.get("any")
     if not isinstance(raw, list) or not raw:
-        doc.problem(p + ("any",), f"any: {_type_name(raw)} (expected a non-empty list of conditions \"FACT OP OPERAND\")")
+        doc.problem(p + ("any",), f'any: {_type_name(raw)} (expected a non-empty list of conditions "FACT OP OPERAND")')
         return None
     conds = [_parse_one(doc, text, p + ("any", j), r, thresholds) for j, text in enumerate(raw)]
     if any(c is None for c in conds):
@@ -477,13 +556,20 @@ def _parse_any(doc: _Doc, item: dict, p: tuple, r: dict, thresholds: Mapping) ->
 def _parse_limits(doc: _Doc, r: dict, path: tuple, thresholds: Mapping, tiers: Mapping) -> tuple[Limits, ...]:
     """The rule's `tiers:` and `limits:` rows, in order of precedence; FILE:LINE:COL for unknown keys,
     values that aren't text, thresholds not defined under thresholds:, and rows that overlap or never apply."""
-    rows = [Limits((("tier", (t,)),), over, doc.marks.get(path + ("tiers", t), (None,))[0], path + ("tiers", t)) for t, over in sorted(tiers.items())]
+    rows = [
+        Limits((("tier", (t,)),), over, doc.marks.get(path + ("tiers", t), (None,))[0], path + ("tiers", t))
+        for t, over in sorted(tiers.items())
+    ]
     raw = r.get("limits")
     if "limits" in r and r.get("scope", "account") == "portfolio":
-        doc.problem(path + ("limits",), "a portfolio rule cannot have per-account limits (expected no limits:)", key=True)
+        doc.problem(
+            path + ("limits",), "a portfolio rule cannot have per-account limits (expected no limits:)", key=True
+        )
         raw = []
     elif "limits" in r and (not isinstance(raw, list) or not raw):
-        doc.problem(path + ("limits",), f"limits: {_type_name(raw)} (expected a list of rows like {{stage: visit, days: 45}})")
+        doc.problem(
+            path + ("limits",), f"limits: {_type_name(raw)} (expected a list of rows like {{stage: visit, days: 45}})"
+        )
         raw = []
     for i, row in enumerate(raw or []):
         rp = path + ("limits", i)
@@ -505,8 +591,12 @@ def _parse_limits(doc: _Doc, r: dict, path: tuple, thresholds: Mapping, tiers: M
             elif key in thresholds:
                 over.update(_check_thresholds(doc, rp, {key: v}, "limits"))
             else:
-                doc.problem(rp + (key,), f"unknown key {key!r} in a limits row (expected a selector ({', '.join(SELECTORS)}) "
-                                         f"or a threshold ({', '.join(thresholds) or 'none defined under thresholds:'}))", key=True)
+                doc.problem(
+                    rp + (key,),
+                    f"unknown key {key!r} in a limits row (expected a selector ({', '.join(SELECTORS)}) "
+                    f"or a threshold ({', '.join(thresholds) or 'none defined under thresholds:'}))",
+                    key=True,
+                )
         if len(doc.problems) > known:
             continue
         if not select:
@@ -516,27 +606,36 @@ def _parse_limits(doc: _Doc, r: dict, path: tuple, thresholds: Mapping, tiers: M
             doc.problem(rp, "limits row sets no threshold (expected e.g. days: 45)")
             continue
         order = list(SELECTORS.values())
-        rows.append(Limits(tuple(sorted(select, key=lambda fv: order.index(fv[0]))), over, doc.marks.get(rp, (None,))[0], rp))
+        rows.append(
+            Limits(tuple(sorted(select, key=lambda fv: order.index(fv[0]))), over, doc.marks.get(rp, (None,))[0], rp)
+        )
     rows.sort(key=Limits.rank)
     for i, row in enumerate(rows):
         for other in rows[:i]:
             same_keys = [f for f, _ in other.select] == [f for f, _ in row.select]
             overlap = all(set(dict(other.select)[f]) & set(v) for f, v in row.select) if same_keys else False
             if overlap or (not same_keys and () in _excluded(row, [other])):
-                doc.problem(row.path, f"limits row {row.label} also matches row {other.label} (line {other.line}), "
-                            f"which takes precedence (expected each account selected by one row of the same keys)")
+                doc.problem(
+                    row.path,
+                    f"limits row {row.label} also matches row {other.label} (line {other.line}), "
+                    f"which takes precedence (expected each account selected by one row of the same keys)",
+                )
                 break
     return tuple(rows)
 
 
 def _parse_rule(doc: _Doc, r: Any, path: NodePath, ruleset: str) -> Rule | None:
     if not isinstance(r, dict):
-        doc.problem(path, f"a rule must be a mapping, not {_type_name(r)} (expected code:, name:, when:, message:, action:)")
+        doc.problem(
+            path, f"a rule must be a mapping, not {_type_name(r)} (expected code:, name:, when:, message:, action:)"
+        )
         return None
     before = len(doc.problems)
     for key in r:
         if key not in RULE_KEYS:
-            doc.problem(path + (key,), f"unknown key {key!r} in a rule (expected one of {', '.join(RULE_KEYS)})", key=True)
+            doc.problem(
+                path + (key,), f"unknown key {key!r} in a rule (expected one of {', '.join(RULE_KEYS)})", key=True
+            )
     code = _str(doc, r, "code", path, required=True)
     if code and not CODE_RE.match(code):
         doc.problem(path + ("code",), f"code {code!r} (expected 2-5 capital letters and 3 digits, e.g. KAM101)")
@@ -552,11 +651,15 @@ def _parse_rule(doc: _Doc, r: Any, path: NodePath, ruleset: str) -> Rule | None:
     severity = r.get("severity", "warning")
     if severity not in SEVERITIES:
         doc.problem(path + ("severity",), f"unknown severity {severity!r} (expected {', '.join(SEVERITIES)})")
-    thresholds = _check_thresholds(doc, path + ("thresholds",), r["thresholds"], "thresholds") if "thresholds" in r else {}
+    thresholds = (
+        _check_thresholds(doc, path + ("thresholds",), r["thresholds"], "thresholds") if "thresholds" in r else {}
+    )
     tiers: dict[str, dict[str, Any]] = {}
     if "tiers" in r:
         if scope == "portfolio":
-            doc.problem(path + ("tiers",), "a portfolio rule cannot have per-tier thresholds (expected no tiers:)", key=True)
+            doc.problem(
+                path + ("tiers",), "a portfolio rule cannot have per-tier thresholds (expected no tiers:)", key=True
+            )
         elif not isinstance(r["tiers"], dict):
             doc.problem(path + ("tiers",), f"tiers: {_type_name(r['tiers'])} (expected a mapping tier -> thresholds)")
         else:
@@ -568,7 +671,11 @@ def _parse_rule(doc: _Doc, r: Any, path: NodePath, ruleset: str) -> Rule | None:
                 checked = _check_thresholds(doc, tp, over, f"tier {tier}")
                 for t in checked:
                     if t not in thresholds:
-                        doc.problem(tp + (t,), f"tier {tier} overrides unknown threshold {t!r} (expected one of: {', '.join(thresholds) or 'none defined'})", key=True)
+                        doc.problem(
+                            tp + (t,),
+                            f"tier {tier} overrides unknown threshold {t!r} (expected one of: {', '.join(thresholds) or 'none defined'})",
+                            key=True,
+                        )
                 tiers[tier] = checked
     when: list[Condition] = []
     wp = path + ("when",)
@@ -576,7 +683,7 @@ def _parse_rule(doc: _Doc, r: Any, path: NodePath, ruleset: str) -> Rule | None:
     if "when" not in r:
         doc.problem(path, "missing key 'when' (expected a list of conditions \"FACT OP OPERAND\")")
     elif not isinstance(raw_when, list) or not raw_when:
-        doc.problem(wp, f"when: {_type_name(raw_when)} (expected a non-empty list of conditions \"FACT OP OPERAND\")")
+        doc.problem(wp, f'when: {_type_name(raw_when)} (expected a non-empty list of conditions "FACT OP OPERAND")')
     else:
         for i, item in enumerate(raw_when):
             if isinstance(item, dict):
@@ -607,20 +714,40 @@ def _parse_rule(doc: _Doc, r: Any, path: NodePath, ruleset: str) -> Rule | None:
             for k, s in sets.items():
                 if s != sets[first]:
                     where = path + (("tiers", tier, k) if tier and k in tiers[tier] else ("thresholds", k))
-                    doc.problem(where, f"threshold {k!r} has severities {sorted(s)} but {first!r} has {sorted(sets[first])} (expected the same severities)")
+                    doc.problem(
+                        where,
+                        f"threshold {k!r} has severities {sorted(s)} but {first!r} has {sorted(sets[first])} (expected the same severities)",
+                    )
                     break
     description, source = " ".join(_str(doc, r, "description", path).split()), _str(doc, r, "source", path)
     if len(doc.problems) > before:
         return None
     return Rule(
-        code=code, name=name, ruleset=ruleset, severity=severity, when=tuple(when), message=message, action=action,
-        description=description, source=source,
-        scope=scope, enabled=enabled, thresholds=thresholds, tiers=tiers, limits=limits, file=doc.path, line=doc.marks[path][0],
-        message_line=mline, message_column=mcol, actions=actions,
+        code=code,
+        name=name,
+        ruleset=ruleset,
+        severity=severity,
+        when=tuple(when),
+        message=message,
+        action=action,
+        description=description,
+        source=source,
+        scope=scope,
+        enabled=enabled,
+        thresholds=thresholds,
+        tiers=tiers,
+        limits=limits,
+        file=doc.path,
+        line=doc.marks[path][0],
+        message_line=mline,
+        message_column=mcol,
+        actions=actions,
     )
 
 
-def _parse_action(doc: _Doc, r: dict[str, Any], path: tuple[Any, ...], thresholds: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
+def _parse_action(
+    doc: _Doc, r: dict[str, Any], path: tuple[Any, ...], thresholds: Mapping[str, Any]
+) -> tuple[str, tuple[Any, ...]]:
     """``action:`` as one text, or a list of ``{when: CONDITION, text: ...}`` ending with ``{text: ...}`` (the
     default): the first whose condition holds on the alert's facts is the alert's action."""
     raw = r.get("action")
@@ -652,7 +779,7 @@ def _parse_action(doc: _Doc, r: dict[str, Any], path: tuple[Any, ...], threshold
         cond_text = item["when"]
         line, col = doc.marks.get(ip + ("when",), (None, None))
         if not isinstance(cond_text, str):
-            doc.problem(ip + ("when",), f"when: {_type_name(cond_text)} (expected one condition \"FACT OP OPERAND\")")
+            doc.problem(ip + ("when",), f'when: {_type_name(cond_text)} (expected one condition "FACT OP OPERAND")')
             continue
         base = 1 if ip + ("when",) in doc.quoted else 0
         try:
@@ -661,7 +788,10 @@ def _parse_action(doc: _Doc, r: dict[str, Any], path: tuple[Any, ...], threshold
             doc.problem(ip + ("when",), f"{e} in condition {cond_text!r}", offset=base + e.offset)
             continue
         if cond.threshold and cond.threshold not in thresholds:
-            doc.problem(ip + ("when",), f"unknown threshold ${cond.threshold} (expected one of: {', '.join(thresholds) or 'none defined under thresholds:'})")
+            doc.problem(
+                ip + ("when",),
+                f"unknown threshold ${cond.threshold} (expected one of: {', '.join(thresholds) or 'none defined under thresholds:'})",
+            )
             continue
         actions.append((cond, text))
     return default, tuple(actions)
@@ -672,7 +802,11 @@ def parse_ruleset(path: str | Path, text: str | None = None, builtin: bool = Fal
     spath = str(path)
     if text is None:
         try:
-            text = Path(path).read_text(encoding="utf-8-sig") if isinstance(path, (str, Path)) else path.read_text(encoding="utf-8")
+            text = (
+                Path(path).read_text(encoding="utf-8-sig")
+                if isinstance(path, (str, Path))
+                else path.read_text(encoding="utf-8")
+            )
         except FileNotFoundError:
             raise InputError(f"{spath}: rule-set file not found") from None
         except UnicodeDecodeError as e:
@@ -706,11 +840,15 @@ def parse_ruleset(path: str | Path, text: str | None = None, builtin: bool = Fal
             rules.append(rule)
     description, source = " ".join(_str(doc, data, "description", ()).split()), _str(doc, data, "source", ())
     if doc.problems:
-        raise InputError(f"{spath}: invalid rule-set file ({len(doc.problems)} problem{'s' if len(doc.problems) > 1 else ''})", doc.problems)
+        raise InputError(
+            f"{spath}: invalid rule-set file ({len(doc.problems)} problem{'s' if len(doc.problems) > 1 else ''})",
+            doc.problems,
+        )
     return RuleSet(name=name, rules=tuple(rules), description=description, source=source, path=spath, builtin=builtin)
 
 
 # -- facts known at load time -----------------------------------------------------------------------
+
 
 def check_facts(rulesets: Iterable[RuleSet], known: Mapping[str, set[str]]) -> list[Problem]:
     """Problems for conditions and messages naming facts no provider (or account column) produces.
@@ -724,13 +862,33 @@ def check_facts(rulesets: Iterable[RuleSet], known: Mapping[str, set[str]]) -> l
             for c in leaves(rule.when) + [c for c, _ in rule.actions]:
                 for f in c.facts:
                     if f not in names:
-                        problems.append(Problem(rule.file, c.line, f"rule {rule.code}: unknown fact {f!r} (expected a fact of a registered provider{_close(f, names)})", c.column))
+                        problems.append(
+                            Problem(
+                                rule.file,
+                                c.line,
+                                f"rule {rule.code}: unknown fact {f!r} (expected a fact of a registered provider{_close(f, names)})",
+                                c.column,
+                            )
+                        )
             for f in rule.message_fields:
                 if f not in names and f not in rule.thresholds and f not in EXTRA_FIELDS:
-                    problems.append(Problem(rule.file, rule.message_line, f"rule {rule.code}: message uses unknown field {{{f}}} (expected a fact, a threshold or as_of{_close(f, names | set(rule.thresholds))})", rule.message_column))
+                    problems.append(
+                        Problem(
+                            rule.file,
+                            rule.message_line,
+                            f"rule {rule.code}: message uses unknown field {{{f}}} (expected a fact, a threshold or as_of{_close(f, names | set(rule.thresholds))})",
+                            rule.message_column,
+                        )
+                    )
             for t in rule.thresholds:
                 if t in names:
-                    problems.append(Problem(rule.file, rule.line, f"rule {rule.code}: threshold {t!r} has the name of a fact (expected a different name)"))
+                    problems.append(
+                        Problem(
+                            rule.file,
+                            rule.line,
+                            f"rule {rule.code}: threshold {t!r} has the name of a fact (expected a different name)",
+                        )
+                    )
     return problems
 
 
@@ -742,6 +900,7 @@ def _close(name: str, names: Iterable[str]) -> str:
 
 
 # -- resolution: built-ins + user folders ------------------------------------------------------------
+
 
 def user_files(dirs: Iterable[str | Path]) -> list[Path]:
     out = []
@@ -772,7 +931,13 @@ def resolve(builtin_files: Iterable[str | Path], dirs: Iterable[str | Path] = ()
             problems.extend(e.problems or [Problem(str(path), None, str(e))])
             return
         if rs.name in by_name and (builtin or not by_name[rs.name].builtin):
-            problems.append(Problem(rs.path, 1, f"rule set {rs.name!r} is also defined in {origin[rs.name]} (expected one file per rule set name)"))
+            problems.append(
+                Problem(
+                    rs.path,
+                    1,
+                    f"rule set {rs.name!r} is also defined in {origin[rs.name]} (expected one file per rule set name)",
+                )
+            )
             return
         by_name[rs.name] = rs
         origin[rs.name] = rs.path
@@ -786,7 +951,13 @@ def resolve(builtin_files: Iterable[str | Path], dirs: Iterable[str | Path] = ()
         for rule in rs.rules:
             if rule.code in codes:
                 first = codes[rule.code]
-                problems.append(Problem(rule.file, rule.line, f"rule code {rule.code} is also used in {first.file}:{first.line} (expected codes unique across rule sets)"))
+                problems.append(
+                    Problem(
+                        rule.file,
+                        rule.line,
+                        f"rule code {rule.code} is also used in {first.file}:{first.line} (expected codes unique across rule sets)",
+                    )
+                )
             else:
                 codes[rule.code] = rule
     if problems:
@@ -795,6 +966,7 @@ def resolve(builtin_files: Iterable[str | Path], dirs: Iterable[str | Path] = ()
 
 
 # -- Python evaluation (kamrules explain; the engine must agree) ------------------------------------
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -809,8 +981,11 @@ class Verdict:
 
     def reason(self) -> str:
         if self.fired:
-            shown = [f"`{c.describe(self.thresholds)}`: {c.fact} = {_show(self.facts_seen.get(c.fact))}"
-                     for c in self.conditions if c.ref_kind]
+            shown = [
+                f"`{c.describe(self.thresholds)}`: {c.fact} = {_show(self.facts_seen.get(c.fact))}"
+                for c in self.conditions
+                if c.ref_kind
+            ]
             return f"fired: {self.severity}" + (f" ({'; '.join(shown)})" if shown else "")
         if self.failed is None:
             return "not fired"
@@ -844,8 +1019,14 @@ def evaluate(rule: Rule, facts: Mapping[str, Any]) -> Verdict:
     for v in variants:  # highest severity first
         failed = next((c for c in rule.when if not c.holds(facts, v.thresholds)), None)
         if failed is None:
-            return Verdict(rule.code, True, v.severity, v.thresholds, conditions=rule.when,
-                           facts_seen={f: facts.get(f) for f in rule.facts})
+            return Verdict(
+                rule.code,
+                True,
+                v.severity,
+                v.thresholds,
+                conditions=rule.when,
+                facts_seen={f: facts.get(f) for f in rule.facts},
+            )
         last = (v, failed)
     if last is None:
         return Verdict(rule.code, False)

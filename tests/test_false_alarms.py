@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from rulebook import act
 
-
 # -- long key-account decisions (seeds 002, 003): stage limits per tier, key twice the others -----------
+
 
 def test_key_tender_80_days_into_negotiation_is_quiet_a_mid_one_fires(book):
     book.account("BANK", tier="key", status="prospect", stage="negotiation", stage_since=book.ago(80))
@@ -18,6 +18,7 @@ def test_key_tender_80_days_into_negotiation_is_quiet_a_mid_one_fires(book):
 
 
 # -- follow-up scope (seed 002): development visits, i.e. prospects and key accounts --------------------
+
 
 def test_routine_visit_to_an_established_mid_client_needs_no_one_week_follow_up(book):
     book.account("MID", tier="mid", status="active")
@@ -38,6 +39,8 @@ def test_incomplete_visit_record_names_the_visit(book):
     act(book, "KEY", 20, kind="visit", by="王磊")  # the latest incomplete one
     act(book, "KEY", 30, kind="visit", contact_id="C1", by="李娜")
     alert = book.alerts("KAM402")["KEY"]
-    assert alert.message == (f"the visit on {book.ago(20)} by 王磊 has no contact, duration or attitude on record "
-                             "(2 of 3 visits in the 6 months to 2026-10-31 are incomplete)")
+    assert alert.message == (
+        f"the visit on {book.ago(20)} by 王磊 has no contact, duration or attitude on record "
+        "(2 of 3 visits in the 6 months to 2026-10-31 are incomplete)"
+    )
     assert "0 without" not in alert.message

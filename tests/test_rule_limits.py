@@ -11,7 +11,9 @@ from kamrules.engine import MatchRule, compile_matcher, import_error
 from kamrules.errors import InputError
 from kamrules.ruleset import evaluate, parse_ruleset
 
-needs_durable = pytest.mark.skipif(import_error() is not None, reason=f"durable_rules can't be imported: {import_error()}")
+needs_durable = pytest.mark.skipif(
+    import_error() is not None, reason=f"durable_rules can't be imported: {import_error()}"
+)
 
 RULES = """\
 ruleset: demo
@@ -42,18 +44,24 @@ def _rule(tmp_path, text=RULES):
     return parse_ruleset(p).rules[0]
 
 
-@pytest.mark.parametrize("facts, warning", [
-    ({"tier": "mid"}, 30),
-    ({"tier": "key"}, 60),
-    ({"tier": "mid", "pipeline_stage": "negotiation"}, 60),
-    ({"tier": "key", "pipeline_stage": "negotiation"}, 120),  # two keys beat one
-    ({"tier": "key", "buyer_type": "strategic"}, 45),  # buyer_type ranks above tier
-    ({"tier": "mid", "pipeline_stage": "negotiation", "buyer_type": "strategic"}, 60),  # stage ranks above buyer_type
-    ({"tier": "mid", "segment": "保险"}, 40),
-    ({"tier": "key", "segment": "保险"}, 60),  # the segment row is for mid and small only
-    ({"tier": "mid", "segment": "保险", "pipeline_stage": "negotiation"}, 40),  # two keys beat one
-    ({"tier": None, "pipeline_stage": 3}, 30),  # not text: no row selects it
-])
+@pytest.mark.parametrize(
+    "facts, warning",
+    [
+        ({"tier": "mid"}, 30),
+        ({"tier": "key"}, 60),
+        ({"tier": "mid", "pipeline_stage": "negotiation"}, 60),
+        ({"tier": "key", "pipeline_stage": "negotiation"}, 120),  # two keys beat one
+        ({"tier": "key", "buyer_type": "strategic"}, 45),  # buyer_type ranks above tier
+        (
+            {"tier": "mid", "pipeline_stage": "negotiation", "buyer_type": "strategic"},
+            60,
+        ),  # stage ranks above buyer_type
+        ({"tier": "mid", "segment": "保险"}, 40),
+        ({"tier": "key", "segment": "保险"}, 60),  # the segment row is for mid and small only
+        ({"tier": "mid", "segment": "保险", "pipeline_stage": "negotiation"}, 40),  # two keys beat one
+        ({"tier": None, "pipeline_stage": 3}, 30),  # not text: no row selects it
+    ],
+)
 def test_limits_precedence(tmp_path, facts, warning):
     rule = _rule(tmp_path)
     assert rule.thresholds_for(facts)["days"]["warning"] == warning
@@ -79,8 +87,9 @@ def test_both_matchers_agree_on_any_and_limits(tmp_path):
     rule = _rule(tmp_path)
     keys = [MatchRule(f"{rule.code}|{v.label}|{v.severity}", rule, v) for v in rule.variants()]
     durable, python = compile_matcher(keys, "durable"), compile_matcher(keys, "python")
-    text = st.sampled_from(["key", "mid", "small", "", "negotiation", "visit", "strategic", "保险", "银行",
-                            "prospect", "lost", "active"])
+    text = st.sampled_from(
+        ["key", "mid", "small", "", "negotiation", "visit", "strategic", "保险", "银行", "prospect", "lost", "active"]
+    )
     # numbers with numbers, text with text (between the two durable_rules has its own rules: see test_matcher.py)
     number = st.one_of(st.none(), st.integers(-5, 300), st.sampled_from([0, 1, 1001, 59.5, 120, 240]))
     fields = {f: st.one_of(st.none(), text) for f in ("tier", "pipeline_stage", "buyer_type", "segment", "status")}
@@ -99,15 +108,18 @@ def test_both_matchers_agree_on_any_and_limits(tmp_path):
     agree()
 
 
-@pytest.mark.parametrize("row, message, col", [
-    ("{region: north, days: 5}", "unknown key 'region' in a limits row", 10),
-    ("{stage: visit, dayz: 5}", "unknown key 'dayz' in a limits row", 24),
-    ("{tier: huge, days: 5}", "unknown tier 'huge'", 16),
-    ("{stage: 5, days: 5}", "stage: a number (expected text", 17),
-    ("{stage: visit}", "limits row sets no threshold", 9),
-    ("{days: 5}", "limits row selects no accounts", 9),
-    ("{stage: negotiation, days: 7}", "also matches row pipeline_stage=negotiation", 9),
-])
+@pytest.mark.parametrize(
+    "row, message, col",
+    [
+        ("{region: north, days: 5}", "unknown key 'region' in a limits row", 10),
+        ("{stage: visit, dayz: 5}", "unknown key 'dayz' in a limits row", 24),
+        ("{tier: huge, days: 5}", "unknown tier 'huge'", 16),
+        ("{stage: 5, days: 5}", "stage: a number (expected text", 17),
+        ("{stage: visit}", "limits row sets no threshold", 9),
+        ("{days: 5}", "limits row selects no accounts", 9),
+        ("{stage: negotiation, days: 7}", "also matches row pipeline_stage=negotiation", 9),
+    ],
+)
 def test_limits_errors_name_file_line_col(tmp_path, row, message, col):
     text = RULES.replace("      - {buyer_type: strategic, days: {warning: 45, critical: 100}}\n", f"      - {row}\n")
     text = text.replace("days: {warning: 30, critical: 90}", "days: 30").replace("{warning: 60, critical: 180}", "60")
@@ -124,7 +136,7 @@ def test_any_block_errors(tmp_path):
     with pytest.raises(InputError) as e:
         _rule(tmp_path, text)
     assert "demo.yaml:7:" in e.value.render()
-    text = RULES.replace('- any: ["status == prospect", "tier == key", "days > 1000"]', '- {any: [], or: [x]}')
+    text = RULES.replace('- any: ["status == prospect", "tier == key", "days > 1000"]', "- {any: [], or: [x]}")
     with pytest.raises(InputError) as e:
         _rule(tmp_path, text)
     assert "unknown key 'or' in a condition" in e.value.render()
@@ -132,14 +144,19 @@ def test_any_block_errors(tmp_path):
 
 # -- look-back windows set by thresholds ---------------------------------------------------------------
 
+
 def _visit_rules(tmp_path, window_401, window_402):
     from importlib.resources import files
 
     text = (files("kamrules_rulesets.stalled_stages") / "rules.yaml").read_text(encoding="utf-8")
-    text = text.replace("visit_window_months: 6  # the visits looked at (shared with incomplete_visit_record)",
-                        f"visit_window_months: {window_401}")
-    text = text.replace("visit_window_months: 6  # the visits looked at (shared with no_follow_up)",
-                        f"visit_window_months: {window_402}")
+    text = text.replace(
+        "visit_window_months: 6  # the visits looked at (shared with incomplete_visit_record)",
+        f"visit_window_months: {window_401}",
+    )
+    text = text.replace(
+        "visit_window_months: 6  # the visits looked at (shared with no_follow_up)",
+        f"visit_window_months: {window_402}",
+    )
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "stalled_stages.yaml").write_text(text, encoding="utf-8")
     return tmp_path / "rules"

@@ -13,8 +13,15 @@ def history(book, account, *moves):
 
 
 # -- KAM411 stage_dwell (one rule, limits per stage and tier; KAM412-KAM417 retired) ------
-DWELL = [("research", 30), ("analysis", 30), ("contact", 30), ("visit", 45), ("presentation", 45), ("proposal", 30),
-         ("negotiation", 60)]
+DWELL = [
+    ("research", 30),
+    ("analysis", 30),
+    ("contact", 30),
+    ("visit", 45),
+    ("presentation", 45),
+    ("proposal", 30),
+    ("negotiation", 60),
+]
 DWELL = [(s, t, d * (2 if t == "key" else 1)) for s, d in DWELL for t in ("mid", "key")]
 
 
@@ -154,8 +161,13 @@ def test_stage_skipped(book):
 # -- KAM405 cold_streak ------------------------------------------------------------------
 @pytest.mark.parametrize(
     "attitudes, fires",
-    [(["cold", "cold", "cold"], True), (["cold", "cold"], False), (["cold", "cold", "cold", "warm"], False),
-     (["warm", "cold", "cold", "cold"], True), (["cold", "neutral", "cold", "cold"], False)],
+    [
+        (["cold", "cold", "cold"], True),
+        (["cold", "cold"], False),
+        (["cold", "cold", "cold", "warm"], False),
+        (["warm", "cold", "cold", "cold"], True),
+        (["cold", "neutral", "cold", "cold"], False),
+    ],
 )
 def test_cold_streak(book, attitudes, fires):
     book.account("A", status="prospect", stage="contact", stage_since=book.ago(100))
@@ -200,8 +212,12 @@ def test_lost_without_reason(book):
 # -- KAM407 relationship_stuck -----------------------------------------------------------
 @pytest.mark.parametrize(
     "tier, rel, won_days, fires",
-    [("key", "establish", 365, False), ("key", "establish", 366, True), ("key", "stabilize", 900, False),
-     ("mid", "establish", 900, False)],
+    [
+        ("key", "establish", 365, False),
+        ("key", "establish", 366, True),
+        ("key", "stabilize", 900, False),
+        ("mid", "establish", 900, False),
+    ],
 )
 def test_relationship_stuck(book, tier, rel, won_days, fires):
     book.account("A", tier=tier, relationship_stage=rel, stage="won", stage_since=book.ago(won_days))
@@ -226,11 +242,19 @@ def test_rule_set_file_parses_with_kam4_codes():
 
     rs = parse_ruleset(importlib.resources.files("kamrules_rulesets.stalled_stages") / "rules.yaml", builtin=True)
     names = [r.name for r in rs.rules]
-    assert names[:7] == ["no_follow_up", "incomplete_visit_record", "stage_regression", "stage_skipped",
-                         "cold_streak", "lost_without_reason", "relationship_stuck"]
+    assert names[:7] == [
+        "no_follow_up",
+        "incomplete_visit_record",
+        "stage_regression",
+        "stage_skipped",
+        "cold_streak",
+        "lost_without_reason",
+        "relationship_stuck",
+    ]
     assert names[7:] == ["stage_dwell"]
     dwell = rs.rules[7]
     assert dwell.code == "KAM411"
-    assert {(stage, tier): dwell.thresholds_for({"pipeline_stage": stage, "tier": tier})["days"]
-            for stage, tier, _ in DWELL} == {(stage, tier): limit for stage, tier, limit in DWELL}
+    assert {
+        (stage, tier): dwell.thresholds_for({"pipeline_stage": stage, "tier": tier})["days"] for stage, tier, _ in DWELL
+    } == {(stage, tier): limit for stage, tier, limit in DWELL}
     assert all(r.code.startswith("KAM4") and r.description and r.action and r.message for r in rs.rules)
