@@ -19,7 +19,11 @@ def category(frames: list[str]) -> str:
     for fr in reversed(frames):
         m = FRAME.match(fr)
         func, where = (m.group("func"), m.group("where")) if m else (fr, "")
-        if "libsqlite3" in where or func.startswith(("pysqlite_", "_pysqlite", "stmt_step", "sqlite3")) or "sqlite_utils" in where:
+        if (
+            "libsqlite3" in where
+            or func.startswith(("pysqlite_", "_pysqlite", "stmt_step", "sqlite3"))
+            or "sqlite_utils" in where
+        ):
             return "SQL (sqlite3 / sqlite-utils)"
         if any(k in where for k in DURABLE_C) or "durable" in where:
             return "durable_rules"
@@ -32,7 +36,9 @@ def category(frames: list[str]) -> str:
         where = m.group("where") if m else ""
         if "importlib" in where or "<frozen" in where:
             return "startup (imports)"
-        if re.match(r"^[\w/.-]*\.py:\d+$", where) and ("kamrules" in where or "plugins" in where or where.split(":")[0] in KAMRULES_FILES):
+        if re.match(r"^[\w/.-]*\.py:\d+$", where) and (
+            "kamrules" in where or "plugins" in where or where.split(":")[0] in KAMRULES_FILES
+        ):
             return "python: " + where.split(":")[0]
     return "other (interpreter, libc, GC)"
 
@@ -74,15 +80,24 @@ def summarize_raw(raw: Path, top: int = 20) -> dict:
         seen = set()
         for fr in frames:
             m = FRAME.match(fr)
-            if m and re.search(r"(kamrules|plugins)/[\w/]+\.py:\d+$", m.group("where")) or (m and m.group("where").split(":")[0] in KAMRULES_FILES):
+            if (
+                m
+                and re.search(r"(kamrules|plugins)/[\w/]+\.py:\d+$", m.group("where"))
+                or (m and m.group("where").split(":")[0] in KAMRULES_FILES)
+            ):
                 key = f"{m.group('func')} ({m.group('where').rsplit(':', 1)[0]})"
                 if key not in seen:
                     inclusive[key] += n
                     seen.add(key)
         leaf[frames[-1] if frames else "?"] += n
     share = lambda c: {k: round(v / total, 3) for k, v in c.most_common(top)} if total else {}  # noqa: E731
-    return {"tool": "py-spy --native", "samples": total, "categories": share(cats),
-            "inclusive_kamrules_functions": share(inclusive), "leaf_frames": share(leaf)}
+    return {
+        "tool": "py-spy --native",
+        "samples": total,
+        "categories": share(cats),
+        "inclusive_kamrules_functions": share(inclusive),
+        "leaf_frames": share(leaf),
+    }
 
 
 def cprofile(cmd_args: list[str], out: Path, stdout: Path | None, cwd: Path) -> dict:
@@ -90,8 +105,13 @@ def cprofile(cmd_args: list[str], out: Path, stdout: Path | None, cwd: Path) -> 
     import pstats
 
     with open(stdout or "/dev/null", "wb") as f:
-        subprocess.run([sys.executable, "-m", "cProfile", "-o", str(out), "-m", "kamrules"] + cmd_args,
-                       stdout=f, stderr=subprocess.DEVNULL, cwd=cwd, check=False)
+        subprocess.run(
+            [sys.executable, "-m", "cProfile", "-o", str(out), "-m", "kamrules"] + cmd_args,
+            stdout=f,
+            stderr=subprocess.DEVNULL,
+            cwd=cwd,
+            check=False,
+        )
     st = pstats.Stats(str(out))
     cats: dict[str, float] = defaultdict(float)
     rows = []
@@ -100,16 +120,25 @@ def cprofile(cmd_args: list[str], out: Path, stdout: Path | None, cwd: Path) -> 
         rows.append((tt, ct, nc, func if file == "~" else f"{func} ({Path(file).name}:{line})"))
     rows.sort(reverse=True)
     total = st.total_tt or 1
-    return {"tool": "cProfile", "total_s": round(st.total_tt, 3),
-            "categories": {k: round(v / total, 3) for k, v in sorted(cats.items(), key=lambda kv: -kv[1])},
-            "top_tottime": [{"tottime": round(r[0], 3), "cumtime": round(r[1], 3), "calls": r[2], "where": r[3]} for r in rows[:20]],
-            "top_cumtime": [{"tottime": round(r[0], 3), "cumtime": round(r[1], 3), "calls": r[2], "where": r[3]}
-                            for r in sorted(rows, key=lambda r: -r[1])[:20]]}
+    return {
+        "tool": "cProfile",
+        "total_s": round(st.total_tt, 3),
+        "categories": {k: round(v / total, 3) for k, v in sorted(cats.items(), key=lambda kv: -kv[1])},
+        "top_tottime": [
+            {"tottime": round(r[0], 3), "cumtime": round(r[1], 3), "calls": r[2], "where": r[3]} for r in rows[:20]
+        ],
+        "top_cumtime": [
+            {"tottime": round(r[0], 3), "cumtime": round(r[1], 3), "calls": r[2], "where": r[3]}
+            for r in sorted(rows, key=lambda r: -r[1])[:20]
+        ],
+    }
 
 
 def _cprofile_category(file: str, func: str) -> str:
     f = file.replace("\\", "/")
-    if file == "~":  # built-ins: "<method 'execute' of 'sqlite3.Connection' objects>", "<built-in method rules.assert_fact>"
+    if (
+        file == "~"
+    ):  # built-ins: "<method 'execute' of 'sqlite3.Connection' objects>", "<built-in method rules.assert_fact>"
         if "sqlite3" in func:
             return "SQL (sqlite3 / sqlite-utils)"
         if "rules." in func:

@@ -32,8 +32,10 @@ SELECT :as_of AS as_of,
 """
 
 # Position (1..8) of a pipeline stage.
-RANK = ("(CASE stage WHEN 'research' THEN 1 WHEN 'analysis' THEN 2 WHEN 'contact' THEN 3 WHEN 'visit' THEN 4 "
-        "WHEN 'presentation' THEN 5 WHEN 'proposal' THEN 6 WHEN 'negotiation' THEN 7 WHEN 'won' THEN 8 END)")
+RANK = (
+    "(CASE stage WHEN 'research' THEN 1 WHEN 'analysis' THEN 2 WHEN 'contact' THEN 3 WHEN 'visit' THEN 4 "
+    "WHEN 'presentation' THEN 5 WHEN 'proposal' THEN 6 WHEN 'negotiation' THEN 7 WHEN 'won' THEN 8 END)"
+)
 
 # ---------------------------------------------------------------------------
 # Shared per-account aggregates: one pass over each table (TEMP tables).
@@ -114,19 +116,33 @@ NO_OWNER = "NULLIF(TRIM(a.owner), '') IS NULL"
 # ---------------------------------------------------------------------------
 RULES: list[tuple[str, str, str, str]] = [
     # ---- over_subsidising (KAM1xx) ------------------------------------------
-    ("over_subsidising", "concession_ratio", "account", """
+    (
+        "over_subsidising",
+        "concession_ratio",
+        "account",
+        """
         SELECT a.id AS account_id,
                IIF(c.conc_12m / o.rev_12m > 0.20, 'critical', 'warning') AS severity,
                c.conc_12m, o.rev_12m
         FROM accounts a JOIN ord o ON o.account_id = a.id JOIN con c ON c.account_id = a.id
-        WHERE a.status = 'active' AND o.rev_12m > 0 AND c.conc_12m > 0 AND c.conc_12m / o.rev_12m > 0.10"""),
-    ("over_subsidising", "uncommitted_concessions", "account", """
+        WHERE a.status = 'active' AND o.rev_12m > 0 AND c.conc_12m > 0 AND c.conc_12m / o.rev_12m > 0.10""",
+    ),
+    (
+        "over_subsidising",
+        "uncommitted_concessions",
+        "account",
+        """
         SELECT a.id AS account_id,
                IIF(c.uncommitted_12m / o.rev_12m > 0.05, 'critical', 'warning') AS severity,
                c.uncommitted_12m, o.rev_12m
         FROM accounts a JOIN ord o ON o.account_id = a.id JOIN con c ON c.account_id = a.id
-        WHERE a.status = 'active' AND o.rev_12m > 0 AND c.uncommitted_12m > 0"""),
-    ("over_subsidising", "commitment_shortfall", "account", """
+        WHERE a.status = 'active' AND o.rev_12m > 0 AND c.uncommitted_12m > 0""",
+    ),
+    (
+        "over_subsidising",
+        "commitment_shortfall",
+        "account",
+        """
         WITH live AS (   -- signed commitments in force, at least 30 days old
             SELECT m.id, m.account_id, m.start,
                    m.target_amount * (w.jd - julianday(m.start) + 1)
@@ -141,38 +157,68 @@ RULES: list[tuple[str, str, str, str]] = [
         SELECT b.account_id, 'warning' AS severity, MAX(b.behind) AS behind, c.conc_90d
         FROM behind b JOIN accounts a ON a.id = b.account_id JOIN con c ON c.account_id = b.account_id
         WHERE a.status = 'active' AND b.behind > 0.20 AND c.conc_90d > 0
-        GROUP BY b.account_id"""),
-    ("over_subsidising", "concessions_outpacing_revenue", "account", """
+        GROUP BY b.account_id""",
+    ),
+    (
+        "over_subsidising",
+        "concessions_outpacing_revenue",
+        "account",
+        """
         SELECT a.id AS account_id, 'warning' AS severity, c.conc_prev12m, c.conc_12m, o.rev_prev12m, o.rev_12m
         FROM accounts a JOIN con c ON c.account_id = a.id JOIN ord o ON o.account_id = a.id
         WHERE a.status = 'active'
           AND c.conc_prev12m > 0 AND (c.conc_12m - c.conc_prev12m) / c.conc_prev12m > 0.25
-          AND o.rev_prev12m > 0 AND (o.rev_12m - o.rev_prev12m) / o.rev_prev12m <= 0"""),
-    ("over_subsidising", "cost_to_serve", "account", """
+          AND o.rev_prev12m > 0 AND (o.rev_12m - o.rev_prev12m) / o.rev_prev12m <= 0""",
+    ),
+    (
+        "over_subsidising",
+        "cost_to_serve",
+        "account",
+        """
         SELECT a.id AS account_id, 'warning' AS severity, x.cost_12m, o.margin_12m
         FROM accounts a JOIN ord o ON o.account_id = a.id JOIN act x ON x.account_id = a.id
         WHERE a.status = 'active' AND a.buyer_type = 'transactional'
-          AND o.n_12m > 0 AND o.margin_12m > 0 AND x.cost_12m / o.margin_12m > 0.50"""),
-    ("over_subsidising", "negative_net_margin", "account", """
+          AND o.n_12m > 0 AND o.margin_12m > 0 AND x.cost_12m / o.margin_12m > 0.50""",
+    ),
+    (
+        "over_subsidising",
+        "negative_net_margin",
+        "account",
+        """
         WITH n AS (      -- margin is 0 without orders in the window, unknown (NULL) when no order has one
             SELECT a.id AS account_id, IIF(COALESCE(o.n_12m, 0) = 0, 0.0, o.margin_12m)
                        - COALESCE(c.conc_12m, 0) - COALESCE(x.cost_12m, 0) AS net_margin_12m
             FROM accounts a LEFT JOIN ord o ON o.account_id = a.id
                  LEFT JOIN con c ON c.account_id = a.id LEFT JOIN act x ON x.account_id = a.id
             WHERE a.status = 'active')
-        SELECT account_id, 'warning' AS severity, net_margin_12m FROM n WHERE net_margin_12m < 0"""),
+        SELECT account_id, 'warning' AS severity, net_margin_12m FROM n WHERE net_margin_12m < 0""",
+    ),
     # ---- neglected_small_clients (KAM2xx) -------------------------------------
-    ("neglected_small_clients", "no_recent_contact", "account", f"""
+    (
+        "neglected_small_clients",
+        "no_recent_contact",
+        "account",
+        f"""
         SELECT a.id AS account_id, 'warning' AS severity, {days("COALESCE(x.last_on, a.created_on)")} AS days
         FROM accounts a LEFT JOIN act x ON x.account_id = a.id, w
         WHERE a.status = 'active' AND a.tier IN ('mid', 'small')
-          AND {days("COALESCE(x.last_on, a.created_on)")} > IIF(a.tier = 'mid', 60, 120)"""),
-    ("neglected_small_clients", "contact_decay", "account", """
+          AND {days("COALESCE(x.last_on, a.created_on)")} > IIF(a.tier = 'mid', 60, 120)""",
+    ),
+    (
+        "neglected_small_clients",
+        "contact_decay",
+        "account",
+        """
         SELECT a.id AS account_id, 'warning' AS severity, x.n_6m, x.n_prev6m
         FROM accounts a JOIN act x ON x.account_id = a.id
         WHERE a.status = 'active' AND a.tier IN ('mid', 'small')
-          AND x.n_prev6m >= 2 AND CAST(x.n_6m AS REAL) / x.n_prev6m < 0.50"""),
-    ("neglected_small_clients", "silent_churn", "account", """
+          AND x.n_prev6m >= 2 AND CAST(x.n_6m AS REAL) / x.n_prev6m < 0.50""",
+    ),
+    (
+        "neglected_small_clients",
+        "silent_churn",
+        "account",
+        """
         WITH d AS (      -- order days of active small/mid accounts; the median gap from a small SQL function
             SELECT o.account_id, COUNT(DISTINCT o.date) AS order_days, MAX(o.date) AS last_on,
                    median_gap(group_concat(DISTINCT o.date)) AS median_gap
@@ -181,16 +227,26 @@ RULES: list[tuple[str, str, str, str]] = [
             GROUP BY o.account_id)
         SELECT d.account_id, 'warning' AS severity, d.order_days, d.median_gap, w.jd - julianday(d.last_on) AS silent_days
         FROM d, w
-        WHERE d.order_days >= 3 AND (w.jd - julianday(d.last_on)) / d.median_gap > 2"""),
-    ("neglected_small_clients", "rising_star_unattended", "account", f"""
+        WHERE d.order_days >= 3 AND (w.jd - julianday(d.last_on)) / d.median_gap > 2""",
+    ),
+    (
+        "neglected_small_clients",
+        "rising_star_unattended",
+        "account",
+        f"""
         SELECT a.id AS account_id, 'warning' AS severity, o.rev_prev12m, o.rev_12m,
                {days(f"IIF({NO_OWNER}, COALESCE(a.created_on, x.first_on), COALESCE(x.visit_on, a.created_on, x.first_on))")}
                    AS days_unattended
         FROM accounts a JOIN ord o ON o.account_id = a.id LEFT JOIN act x ON x.account_id = a.id, w
         WHERE a.status = 'active' AND a.tier IN ('mid', 'small')
           AND o.rev_prev12m > 0 AND (o.rev_12m - o.rev_prev12m) / o.rev_prev12m > 0.50
-          AND {days(f"IIF({NO_OWNER}, COALESCE(a.created_on, x.first_on), COALESCE(x.visit_on, a.created_on, x.first_on))")} > 90"""),
-    ("neglected_small_clients", "support_share", "portfolio", """
+          AND {days(f"IIF({NO_OWNER}, COALESCE(a.created_on, x.first_on), COALESCE(x.visit_on, a.created_on, x.first_on))")} > 90""",
+    ),
+    (
+        "neglected_small_clients",
+        "support_share",
+        "portfolio",
+        """
         WITH per AS (
             SELECT a.tier IN ('mid', 'small') AS smallmid, COALESCE(o.margin_total_12m, 0) AS margin,
                    COALESCE(c.conc_12m, 0) + COALESCE(x.cost_12m, 0) AS support
@@ -200,29 +256,54 @@ RULES: list[tuple[str, str, str, str]] = [
         tot AS (SELECT TOTAL(IIF(smallmid, margin, 0)) AS sm_margin, TOTAL(margin) AS margin,
                        TOTAL(IIF(smallmid, support, 0)) AS sm_support, TOTAL(support) AS support FROM per)
         SELECT NULL AS account_id, 'warning' AS severity, sm_margin / margin AS margin_share, sm_support / support AS support_share
-        FROM tot WHERE margin > 0 AND support > 0 AND sm_margin / margin > 0.30 AND sm_support / support < 0.10"""),
+        FROM tot WHERE margin > 0 AND support > 0 AND sm_margin / margin > 0.30 AND sm_support / support < 0.10""",
+    ),
     # ---- missing_escalation_channels (KAM3xx): active key accounts -----------
-    ("missing_escalation_channels", "no_ka_manager", "account", f"""
+    (
+        "missing_escalation_channels",
+        "no_ka_manager",
+        "account",
+        f"""
         SELECT a.id AS account_id, 'critical' AS severity FROM accounts a
-        WHERE a.status = 'active' AND a.tier = 'key' AND {NO_OWNER}"""),
-    ("missing_escalation_channels", "single_threaded", "account", """
+        WHERE a.status = 'active' AND a.tier = 'key' AND {NO_OWNER}""",
+    ),
+    (
+        "missing_escalation_channels",
+        "single_threaded",
+        "account",
+        """
         SELECT a.id AS account_id, 'warning' AS severity FROM accounts a
         WHERE a.status = 'active' AND a.tier = 'key'
           AND (SELECT COUNT(DISTINCT kind) FROM channels ch
                WHERE ch.account_id = a.id AND ch.kind IN ('technical', 'management')
-                 AND (ch.since IS NULL OR ch.since <= :as_of)) < 2"""),
-    ("missing_escalation_channels", "no_complaint_channel", "account", """
+                 AND (ch.since IS NULL OR ch.since <= :as_of)) < 2""",
+    ),
+    (
+        "missing_escalation_channels",
+        "no_complaint_channel",
+        "account",
+        """
         SELECT a.id AS account_id, 'warning' AS severity FROM accounts a
         WHERE a.status = 'active' AND a.tier = 'key'
           AND NOT EXISTS (SELECT 1 FROM channels ch
                           WHERE ch.account_id = a.id AND ch.kind = 'complaint' AND ch.client_informed = 1
-                            AND (ch.since IS NULL OR ch.since <= :as_of))"""),
-    ("missing_escalation_channels", "no_executive_meeting", "account", f"""
+                            AND (ch.since IS NULL OR ch.since <= :as_of))""",
+    ),
+    (
+        "missing_escalation_channels",
+        "no_executive_meeting",
+        "account",
+        f"""
         SELECT a.id AS account_id, 'warning' AS severity, {days("COALESCE(x.exec_on, a.created_on, x.first_on)")} AS days
         FROM accounts a LEFT JOIN act x ON x.account_id = a.id, w
         WHERE a.status = 'active' AND a.tier = 'key'
-          AND {days("COALESCE(x.exec_on, a.created_on, x.first_on)")} > 180"""),
-    ("missing_escalation_channels", "no_decision_maker", "account", f"""
+          AND {days("COALESCE(x.exec_on, a.created_on, x.first_on)")} > 180""",
+    ),
+    (
+        "missing_escalation_channels",
+        "no_decision_maker",
+        "account",
+        f"""
         WITH met AS (    -- the last activity with an active decision maker of an active key account
             SELECT p.account_id, MAX(x.date) AS last_on
             FROM accounts a JOIN contacts p ON p.account_id = a.id
@@ -232,22 +313,37 @@ RULES: list[tuple[str, str, str, str]] = [
         SELECT a.id AS account_id, 'warning' AS severity, {days("COALESCE(met.last_on, a.created_on, x.first_on)")} AS days
         FROM accounts a LEFT JOIN met ON met.account_id = a.id LEFT JOIN act x ON x.account_id = a.id, w
         WHERE a.status = 'active' AND a.tier = 'key'
-          AND {days("COALESCE(met.last_on, a.created_on, x.first_on)")} > 180"""),
-    ("missing_escalation_channels", "complaint_unresolved", "account", f"""
+          AND {days("COALESCE(met.last_on, a.created_on, x.first_on)")} > 180""",
+    ),
+    (
+        "missing_escalation_channels",
+        "complaint_unresolved",
+        "account",
+        f"""
         SELECT a.id AS account_id, 'warning' AS severity, {days("MIN(k.opened_on)")} AS oldest_days
         FROM complaints k JOIN accounts a ON a.id = k.account_id, w
         WHERE a.status <> 'lost' AND k.opened_on <= :as_of AND (k.closed_on IS NULL OR k.closed_on > :as_of)
           AND COALESCE(k.escalated, 0) = 0
         GROUP BY a.id
-        HAVING {days("MIN(k.opened_on)")} > IIF(a.tier = 'key', 14, 30)"""),
+        HAVING {days("MIN(k.opened_on)")} > IIF(a.tier = 'key', 14, 30)""",
+    ),
     # ---- stalled_stages (KAM4xx) ----------------------------------------------
-    ("stalled_stages", "stage_dwell", "account", f"""
+    (
+        "stalled_stages",
+        "stage_dwell",
+        "account",
+        f"""
         SELECT a.id AS account_id, 'warning' AS severity, 'stage_dwell_' || s.stage AS rule, {days("s.since")} AS days
         FROM accounts a JOIN cur s ON s.account_id = a.id, w
         WHERE a.status <> 'lost'
           AND {days("s.since")} > CASE s.stage WHEN 'research' THEN 30 WHEN 'analysis' THEN 30 WHEN 'contact' THEN 30
-                  WHEN 'visit' THEN 45 WHEN 'presentation' THEN 45 WHEN 'proposal' THEN 30 WHEN 'negotiation' THEN 60 END"""),
-    ("stalled_stages", "no_follow_up", "account", """
+                  WHEN 'visit' THEN 45 WHEN 'presentation' THEN 45 WHEN 'proposal' THEN 30 WHEN 'negotiation' THEN 60 END""",
+    ),
+    (
+        "stalled_stages",
+        "no_follow_up",
+        "account",
+        """
         WITH v AS (      -- visits of the last 6 months and the first follow-up on a later day
             SELECT v.account_id, v.date,
                    (SELECT f.date FROM activities f
@@ -259,14 +355,24 @@ RULES: list[tuple[str, str, str, str]] = [
                MAX(CAST(COALESCE(julianday(v.next_on), w.jd) - julianday(v.date) AS INTEGER)) AS gap
         FROM v JOIN accounts a ON a.id = v.account_id, w
         WHERE a.status <> 'lost'
-        GROUP BY a.id HAVING gap > 7"""),
-    ("stalled_stages", "incomplete_visit_record", "account", """
+        GROUP BY a.id HAVING gap > 7""",
+    ),
+    (
+        "stalled_stages",
+        "incomplete_visit_record",
+        "account",
+        """
         SELECT account_id, 'info' AS severity, COUNT(*) AS incomplete_visits
         FROM activities
         WHERE kind = 'visit' AND date > :m6 AND date <= :as_of
           AND (contact_id IS NULL OR contact_id = '' OR COALESCE(duration_minutes, 0) <= 0 OR attitude IS NULL OR attitude = '')
-        GROUP BY account_id"""),
-    ("stalled_stages", "stage_regression", "account", f"""
+        GROUP BY account_id""",
+    ),
+    (
+        "stalled_stages",
+        "stage_regression",
+        "account",
+        f"""
         WITH recent AS ( -- stage changes of the last 90 days and the stage held just before each
             SELECT e.account_id, e.entered_on, {RANK.replace("stage", "e.stage")} AS r,
                    (SELECT {RANK.replace("stage", "p.stage")} FROM stage_history p
@@ -279,8 +385,13 @@ RULES: list[tuple[str, str, str, str]] = [
         SELECT h.account_id, 'warning' AS severity, MAX(h.entered_on) AS regressed_on
         FROM recent h JOIN accounts a ON a.id = h.account_id
         WHERE a.status <> 'lost' AND h.r < h.prev_r
-        GROUP BY h.account_id"""),
-    ("stalled_stages", "stage_skipped", "account", f"""
+        GROUP BY h.account_id""",
+    ),
+    (
+        "stalled_stages",
+        "stage_skipped",
+        "account",
+        f"""
         WITH path AS (   -- first time at proposal or later, at analysis, at visit
             SELECT account_id, MIN(IIF({RANK} >= 6, entered_on, NULL)) AS proposal_on,
                    MIN(IIF(stage = 'analysis', entered_on, NULL)) AS analysis_on,
@@ -289,8 +400,13 @@ RULES: list[tuple[str, str, str, str]] = [
         SELECT a.id AS account_id, 'warning' AS severity, p.analysis_on, p.visit_on, p.proposal_on
         FROM path p JOIN accounts a ON a.id = p.account_id JOIN cur s ON s.account_id = a.id
         WHERE a.status <> 'lost' AND s.stage IN ('proposal', 'negotiation') AND p.proposal_on IS NOT NULL
-          AND NOT (COALESCE(p.analysis_on <= p.proposal_on, 0) AND COALESCE(p.visit_on <= p.proposal_on, 0))"""),
-    ("stalled_stages", "cold_streak", "account", """
+          AND NOT (COALESCE(p.analysis_on <= p.proposal_on, 0) AND COALESCE(p.visit_on <= p.proposal_on, 0))""",
+    ),
+    (
+        "stalled_stages",
+        "cold_streak",
+        "account",
+        """
         WITH streak AS ( -- cold attitudes after the last other one, within the current stage
             SELECT a.id AS account_id,
                    (SELECT COUNT(*) FROM activities x
@@ -298,28 +414,53 @@ RULES: list[tuple[str, str, str, str]] = [
                        AND x.date > COALESCE(t.warm_on, '') AND x.date >= COALESCE(s.since, '')) AS cold_streak
             FROM accounts a JOIN cur s ON s.account_id = a.id LEFT JOIN act t ON t.account_id = a.id
             WHERE a.status <> 'lost' AND s.stage <> 'won')
-        SELECT account_id, 'warning' AS severity, cold_streak FROM streak WHERE cold_streak >= 3"""),
-    ("stalled_stages", "lost_without_reason", "account", """
+        SELECT account_id, 'warning' AS severity, cold_streak FROM streak WHERE cold_streak >= 3""",
+    ),
+    (
+        "stalled_stages",
+        "lost_without_reason",
+        "account",
+        """
         SELECT id AS account_id, 'info' AS severity FROM accounts
-        WHERE status = 'lost' AND NULLIF(TRIM(lost_reason), '') IS NULL"""),
-    ("stalled_stages", "relationship_stuck", "account", f"""
+        WHERE status = 'lost' AND NULLIF(TRIM(lost_reason), '') IS NULL""",
+    ),
+    (
+        "stalled_stages",
+        "relationship_stuck",
+        "account",
+        f"""
         SELECT a.id AS account_id, 'warning' AS severity, s.since AS won_on
         FROM accounts a JOIN cur s ON s.account_id = a.id, w
         WHERE a.status = 'active' AND a.tier = 'key' AND s.stage = 'won' AND a.relationship_stage = 'establish'
-          AND {days("s.since")} > 365"""),
+          AND {days("s.since")} > 365""",
+    ),
     # ---- churn_signals (KAM5xx): active key and mid accounts ------------------
-    ("churn_signals", "revenue_decline", "account", f"""
+    (
+        "churn_signals",
+        "revenue_decline",
+        "account",
+        f"""
         SELECT a.id AS account_id, IIF(1.0 - o.rev_6m / o.rev_6m_ya > 0.50, 'critical', 'warning') AS severity,
                o.rev_6m, o.rev_6m_ya
         FROM accounts a JOIN ord o ON o.account_id = a.id JOIN won ON won.account_id = a.id, w
         WHERE a.status = 'active' AND a.tier IN ('key', 'mid') AND {days("won.won_on")} >= 548
-          AND o.rev_6m_ya >= IIF(a.tier = 'key', 1000000, 200000) AND 1.0 - o.rev_6m / o.rev_6m_ya > 0.30"""),
-    ("churn_signals", "satisfaction_overdue", "account", f"""
+          AND o.rev_6m_ya >= IIF(a.tier = 'key', 1000000, 200000) AND 1.0 - o.rev_6m / o.rev_6m_ya > 0.30""",
+    ),
+    (
+        "churn_signals",
+        "satisfaction_overdue",
+        "account",
+        f"""
         SELECT a.id AS account_id, 'warning' AS severity, {days("COALESCE(x.survey_on, won.won_on)")} AS days
         FROM accounts a JOIN won ON won.account_id = a.id LEFT JOIN act x ON x.account_id = a.id, w
         WHERE a.status = 'active' AND a.tier = 'key' AND {days("won.won_on")} >= 365
-          AND {days("COALESCE(x.survey_on, won.won_on)")} > 365"""),
-    ("churn_signals", "complaints_rising", "account", f"""
+          AND {days("COALESCE(x.survey_on, won.won_on)")} > 365""",
+    ),
+    (
+        "churn_signals",
+        "complaints_rising",
+        "account",
+        f"""
         WITH k AS (
             SELECT account_id, SUM(opened_on > :m6) AS n_6m, SUM(opened_on <= :m6) AS n_prev6m
             FROM complaints WHERE opened_on > :m12 AND opened_on <= :as_of
@@ -327,10 +468,15 @@ RULES: list[tuple[str, str, str, str]] = [
         SELECT a.id AS account_id, 'warning' AS severity, k.n_6m, k.n_prev6m
         FROM k JOIN accounts a ON a.id = k.account_id JOIN won ON won.account_id = a.id, w
         WHERE a.status = 'active' AND a.tier IN ('key', 'mid') AND {days("won.won_on")} >= 365
-          AND k.n_6m >= 3 AND CAST(k.n_prev6m AS REAL) / k.n_6m <= 0.5"""),
+          AND k.n_6m >= 3 AND CAST(k.n_prev6m AS REAL) / k.n_6m <= 0.5""",
+    ),
     # ---- concentration_risk (KAM6xx) --------------------------------------------
     # KAM601 (the whole book: 30% / 50%) and KAM602 (the owner's book: 50% / 70%), both on the account
-    ("concentration_risk", "revenue_concentration", "account", """
+    (
+        "concentration_risk",
+        "revenue_concentration",
+        "account",
+        """
         WITH r AS MATERIALIZED (
             SELECT a.id, NULLIF(TRIM(a.owner), '') AS owner, o.rev_12m AS rev
             FROM accounts a JOIN ord o ON o.account_id = a.id
@@ -341,8 +487,13 @@ RULES: list[tuple[str, str, str, str]] = [
         FROM r, book WHERE book.n >= 5 AND r.rev / book.total > 0.30
         UNION ALL
         SELECT r.id, IIF(r.rev / own.total > 0.70, 'critical', 'warning'), r.rev / own.total
-        FROM r JOIN own ON own.owner = r.owner WHERE own.n >= 5 AND r.rev / own.total > 0.50"""),
-    ("concentration_risk", "relaxed_after_signing", "account", """
+        FROM r JOIN own ON own.owner = r.owner WHERE own.n >= 5 AND r.rev / own.total > 0.50""",
+    ),
+    (
+        "concentration_risk",
+        "relaxed_after_signing",
+        "account",
+        """
         WITH m AS (      -- the latest signed commitment that has started
             SELECT a.id AS account_id,
                    (SELECT c.rowid FROM commitments c WHERE c.account_id = a.id AND c.signed = 1 AND c.start <= :as_of
@@ -360,7 +511,8 @@ RULES: list[tuple[str, str, str, str]] = [
             FROM s WHERE s.age BETWEEN 60 AND 365)
         SELECT n.account_id, 'warning' AS severity, n.since, n.prior
         FROM n JOIN won ON won.account_id = n.account_id
-        WHERE n.prior >= 4 AND won.won_on <= n.before_from AND CAST(n.since AS REAL) / n.prior < 0.5"""),
+        WHERE n.prior >= 4 AND won.won_on <= n.before_from AND CAST(n.since AS REAL) / n.prior < 0.5""",
+    ),
 ]
 
 
@@ -397,15 +549,29 @@ def _since(last: str) -> str:
 
 
 RULES += [
-    ("key_account_qualification", "one_off_buyer", "account", """
+    (
+        "key_account_qualification",
+        "one_off_buyer",
+        "account",
+        """
         SELECT a.id AS account_id, 'warning' AS severity, m.m24
         FROM accounts a JOIN mon m ON m.account_id = a.id
-        WHERE a.status = 'active' AND a.tier = 'key' AND m.m24 BETWEEN 1 AND 1 AND m.m12 = 0"""),
-    ("key_account_qualification", "distributed_purchasing", "account", """
+        WHERE a.status = 'active' AND a.tier = 'key' AND m.m24 BETWEEN 1 AND 1 AND m.m12 = 0""",
+    ),
+    (
+        "key_account_qualification",
+        "distributed_purchasing",
+        "account",
+        """
         SELECT a.id AS account_id, 'warning' AS severity
         FROM accounts a JOIN mon m ON m.account_id = a.id
-        WHERE a.status = 'active' AND a.tier = 'key' AND a.purchasing = 'distributed'"""),
-    ("key_account_qualification", "promotion_candidate", "account", """
+        WHERE a.status = 'active' AND a.tier = 'key' AND a.purchasing = 'distributed'""",
+    ),
+    (
+        "key_account_qualification",
+        "promotion_candidate",
+        "account",
+        """
         WITH buyers AS (SELECT a.id, a.tier, o.rev_12m FROM accounts a JOIN ord o ON o.account_id = a.id
                         WHERE a.status = 'active' AND o.rev_12m > 0),
              line AS (SELECT COUNT(*) AS n,
@@ -413,8 +579,13 @@ RULES += [
                               LIMIT 1 OFFSET (SELECT (COUNT(*) + 9) / 10 - 1 FROM buyers)) AS line FROM buyers)
         SELECT b.id AS account_id, 'info' AS severity, b.rev_12m, line.line, m.m12
         FROM buyers b JOIN mon m ON m.account_id = b.id, line
-        WHERE b.tier IN ('mid', 'small') AND line.n >= 10 AND b.rev_12m >= line.line AND m.m12 >= 10"""),
-    ("resource_mismatch", "consultative_unvisited", "account", f"""
+        WHERE b.tier IN ('mid', 'small') AND line.n >= 10 AND b.rev_12m >= line.line AND m.m12 >= 10""",
+    ),
+    (
+        "resource_mismatch",
+        "consultative_unvisited",
+        "account",
+        f"""
         WITH x AS (SELECT v.account_id,
                           MAX(IIF(v.kind IN ('visit', 'meeting', 'presentation', 'executive_meeting'), v.date, NULL)) AS met_on
                    FROM activities v JOIN accounts a ON a.id = v.account_id
@@ -424,11 +595,17 @@ RULES += [
         FROM accounts a JOIN x ON x.account_id = a.id, w
         WHERE {_since("x.met_on")} > 180
           AND (SELECT COUNT(*) FROM activities r WHERE r.account_id = a.id AND r.date > COALESCE(x.met_on, '')
-                 AND r.date <= :as_of AND r.kind IN ('call', 'email')) >= 2"""),
-    ("resource_mismatch", "strategic_no_executive", "account", f"""
+                 AND r.date <= :as_of AND r.kind IN ('call', 'email')) >= 2""",
+    ),
+    (
+        "resource_mismatch",
+        "strategic_no_executive",
+        "account",
+        f"""
         SELECT a.id AS account_id, 'warning' AS severity, {_since("x.exec_on")} AS days
         FROM accounts a LEFT JOIN act x ON x.account_id = a.id, w
-        WHERE a.status = 'active' AND a.buyer_type = 'strategic' AND {_since("x.exec_on")} > 180"""),
+        WHERE a.status = 'active' AND a.buyer_type = 'strategic' AND {_since("x.exec_on")} > 180""",
+    ),
 ]
 
 

@@ -73,8 +73,15 @@ def measure(cmd: list[str], stdout=None, ok_codes=(0,)) -> dict:
     if p.returncode not in ok_codes:
         raise SystemExit(f"FAILED ({p.returncode}): {' '.join(cmd)}\n{stderr[-3000:]}")
     peak = ru.ru_maxrss * 1024
-    return {"seconds": seconds, "cpu_seconds": ru.ru_utime + ru.ru_stime, "peak_rss": peak,
-            "peak_rss_tree": max(tree_peak, peak), "exit": p.returncode, "stderr": stderr[-1000:], "cmd": " ".join(cmd)}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": ru.ru_utime + ru.ru_stime,
+        "peak_rss": peak,
+        "peak_rss_tree": max(tree_peak, peak),
+        "exit": p.returncode,
+        "stderr": stderr[-1000:],
+        "cmd": " ".join(cmd),
+    }
 
 
 def tree_rss(pid: int) -> int:
@@ -120,7 +127,9 @@ def store_rows(db: Path) -> dict[str, int]:
 
     conn = sqlite3.connect(db)
     have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    counts = {t.name: conn.execute(f'SELECT COUNT(*) FROM "{t.name}"').fetchone()[0] for t in CORE_TABLES if t.name in have}
+    counts = {
+        t.name: conn.execute(f'SELECT COUNT(*) FROM "{t.name}"').fetchone()[0] for t in CORE_TABLES if t.name in have
+    }
     conn.close()
     return counts
 
@@ -164,13 +173,21 @@ def compare(ref: dict, check_json: Path) -> list[dict]:
         theirs = accounts.get(rule, set())
         n_ref = r["rows"] if r["scope"] == "portfolio" else len(mine)
         n_chk = counts.get(rule, 0) if r["scope"] == "portfolio" else len(theirs)
-        rows.append({
-            "ruleset": r["ruleset"], "rule": rule, "hand_sql": n_ref, "check": n_chk,
-            "both": len(mine & theirs), "only_sql": sorted(mine - theirs)[:5], "only_check": sorted(theirs - mine)[:5],
-            "severity_sql": r["severity"], "severity_check": severities.get(rule, {}),
-            "severity_match": r["severity"] == severities.get(rule, {}),
-            "match": n_ref == n_chk and (r["scope"] == "portfolio" or mine == theirs),
-        })
+        rows.append(
+            {
+                "ruleset": r["ruleset"],
+                "rule": rule,
+                "hand_sql": n_ref,
+                "check": n_chk,
+                "both": len(mine & theirs),
+                "only_sql": sorted(mine - theirs)[:5],
+                "only_check": sorted(theirs - mine)[:5],
+                "severity_sql": r["severity"],
+                "severity_check": severities.get(rule, {}),
+                "severity_match": r["severity"] == severities.get(rule, {}),
+                "match": n_ref == n_chk and (r["scope"] == "portfolio" or mine == theirs),
+            }
+        )
     return rows
 
 
@@ -186,10 +203,16 @@ def profile_size(wd: Path, csv_dir: Path, db: Path, args, check_extra: list[str]
         p.unlink(missing_ok=True)
     if has_command("init"):
         measure(KAMRULES + ["--db", str(pdb), "init"])
-    jobs = {"import": (["--db", str(pdb), "import", str(csv_dir)], None),
-            # one process: the profiler sees every sample (the parallel check's parent mostly waits)
-            "check": (["--db", str(db), "check", "--as-of", args.as_of, "--format", "json"] + check_extra
-                      + (["--jobs", "1"] if "--jobs" in kamrules_help("check") else []), wd / "check-profiled.json")}
+    jobs = {
+        "import": (["--db", str(pdb), "import", str(csv_dir)], None),
+        # one process: the profiler sees every sample (the parallel check's parent mostly waits)
+        "check": (
+            ["--db", str(db), "check", "--as-of", args.as_of, "--format", "json"]
+            + check_extra
+            + (["--jobs", "1"] if "--jobs" in kamrules_help("check") else []),
+            wd / "check-profiled.json",
+        ),
+    }
     out = {}
     for step, (cmd, stdout) in jobs.items():
         log(f"profile {step} ...")
@@ -213,7 +236,10 @@ def bench_size(n: int, args, steps: set[str], check_extra: list[str]) -> dict:
     if "generate" in steps and not (args.skip_generate and (csv_dir / "accounts.csv").exists()):
         shutil.rmtree(csv_dir, ignore_errors=True)
         log("generate ...")
-        g = measure(KAMRULES + ["generate", "--accounts", str(n), "--out", str(csv_dir), "--seed", str(args.seed), "--as-of", args.as_of])
+        g = measure(
+            KAMRULES
+            + ["generate", "--accounts", str(n), "--out", str(csv_dir), "--seed", str(args.seed), "--as-of", args.as_of]
+        )
         res["generate"] = g
         log(f"generate {g['seconds']:.1f}s")
     res["csv_bytes"] = sum(p.stat().st_size for p in csv_dir.glob("*") if p.is_file())
@@ -252,7 +278,9 @@ def bench_size(n: int, args, steps: set[str], check_extra: list[str]) -> dict:
         res["store_rows"] = store_rows(db)
         res.setdefault("rows", sum(res["store_rows"].values()))
         res["import"]["rows_per_s"] = res["rows"] / best["seconds"]
-        log(f"import {best['seconds']:.2f}s  {res['import']['rows_per_s']:,.0f} rows/s  rss {_rss(best) / 2**20:.0f} MiB")
+        log(
+            f"import {best['seconds']:.2f}s  {res['import']['rows_per_s']:,.0f} rows/s  rss {_rss(best) / 2**20:.0f} MiB"
+        )
 
     if "rows" not in res and db.exists():
         res["store_rows"] = store_rows(db)
@@ -265,14 +293,28 @@ def bench_size(n: int, args, steps: set[str], check_extra: list[str]) -> dict:
     for i in range(rounds):
         if "check" in steps:
             log("check ..." if i == 0 else f"check (round {i + 1}) ...")
-            m = measure(KAMRULES + ["--db", str(db), "check", "--as-of", args.as_of, "--format", "json"] + check_extra,
-                        stdout=wd / "check.json", ok_codes=(0, 1))
+            m = measure(
+                KAMRULES + ["--db", str(db), "check", "--as-of", args.as_of, "--format", "json"] + check_extra,
+                stdout=wd / "check.json",
+                ok_codes=(0, 1),
+            )
             log(f"check {m['seconds']:.2f}s cpu {m['cpu_seconds']:.2f}s rss {_rss(m) / 2**20:.0f} MiB")
             best_chk = m if best_chk is None or m["seconds"] < best_chk["seconds"] else best_chk
         if "sql" in steps:
             out = wd / "hand_sql.json"
             log("hand SQL ..." if i == 0 else f"hand SQL (round {i + 1}) ...")
-            m = measure([sys.executable, str(HERE / "reference_sql.py"), "--db", str(db), "--as-of", args.as_of, "--json", str(out)])
+            m = measure(
+                [
+                    sys.executable,
+                    str(HERE / "reference_sql.py"),
+                    "--db",
+                    str(db),
+                    "--as-of",
+                    args.as_of,
+                    "--json",
+                    str(out),
+                ]
+            )
             log(f"hand SQL {m['seconds']:.2f}s")
             if best_sql is None or m["seconds"] < best_sql["seconds"]:
                 best_sql, ref = m, json.loads(out.read_text(encoding="utf-8"))
@@ -281,8 +323,10 @@ def bench_size(n: int, args, steps: set[str], check_extra: list[str]) -> dict:
         best_chk["alerts"] = sum(counts.values())
         best_chk["summary"] = summary
         res["check"] = best_chk
-        log(f"check best {best_chk['seconds']:.2f}s cpu {best_chk['cpu_seconds']:.2f}s alerts={best_chk['alerts']:,} "
-            f"rss {_rss(best_chk) / 2**20:.0f} MiB")
+        log(
+            f"check best {best_chk['seconds']:.2f}s cpu {best_chk['cpu_seconds']:.2f}s alerts={best_chk['alerts']:,} "
+            f"rss {_rss(best_chk) / 2**20:.0f} MiB"
+        )
     if best_sql is not None:
         best_sql["inner_seconds"] = ref["seconds"]
         best_sql["timings"] = {k: round(v, 4) for k, v in ref["timings"].items()}
@@ -315,15 +359,26 @@ def machine() -> dict:
         dr = version("durable_rules")
     except Exception:
         dr = "?"
-    return {"host": platform.node(), "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem / GIB, 1),
-            "python": platform.python_version(), "sqlite": sqlite3.sqlite_version, "durable_rules": dr,
-            "platform": platform.platform()}
+    return {
+        "host": platform.node(),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem / GIB, 1),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "durable_rules": dr,
+        "platform": platform.platform(),
+    }
 
 
 def git_commit() -> str:
     r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "kamrules", "plugins", "rulesets"],
-                           capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "kamrules", "plugins", "rulesets"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    ).stdout.strip()
     return (r.stdout.strip() or "unknown") + ("+dirty" if dirty else "")
 
 
@@ -343,23 +398,47 @@ def fmt(v, spec=".2f", unit=""):
 
 
 def table(sizes: list[dict]) -> str:
-    head = ("accounts", "rows", "import s", "raw load s", "ratio", "import rows/s", "check s", "hand SQL s", "ratio",
-            "check CPU s", "hand SQL CPU s", "RSS import", "RSS check (all processes)", "alerts")
+    head = (
+        "accounts",
+        "rows",
+        "import s",
+        "raw load s",
+        "ratio",
+        "import rows/s",
+        "check s",
+        "hand SQL s",
+        "ratio",
+        "check CPU s",
+        "hand SQL CPU s",
+        "RSS import",
+        "RSS check (all processes)",
+        "alerts",
+    )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in sizes:
         imp, raw, chk, sql = (r.get(k) or {} for k in ("import", "raw_load", "check", "hand_sql"))
-        lines.append("| " + " | ".join([
-            f"{r['accounts']:,}", fmt(r.get("rows"), ","),
-            fmt(imp.get("seconds")), fmt(raw.get("seconds")),
-            fmt(imp["seconds"] / raw["seconds"] if imp and raw else None, ".1f", "x"),
-            fmt(imp.get("rows_per_s"), ",.0f"),
-            fmt(chk.get("seconds")), fmt(sql.get("seconds")),
-            fmt(chk["seconds"] / sql["seconds"] if chk and sql else None, ".2f", "x"),
-            fmt(chk.get("cpu_seconds")), fmt(sql.get("cpu_seconds")),
-            fmt(_rss(imp) / 2**20 if imp else None, ".0f", " MiB"),
-            fmt(_rss(chk) / 2**20 if chk else None, ".0f", " MiB"),
-            fmt(chk.get("alerts"), ","),
-        ]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    f"{r['accounts']:,}",
+                    fmt(r.get("rows"), ","),
+                    fmt(imp.get("seconds")),
+                    fmt(raw.get("seconds")),
+                    fmt(imp["seconds"] / raw["seconds"] if imp and raw else None, ".1f", "x"),
+                    fmt(imp.get("rows_per_s"), ",.0f"),
+                    fmt(chk.get("seconds")),
+                    fmt(sql.get("seconds")),
+                    fmt(chk["seconds"] / sql["seconds"] if chk and sql else None, ".2f", "x"),
+                    fmt(chk.get("cpu_seconds")),
+                    fmt(sql.get("cpu_seconds")),
+                    fmt(_rss(imp) / 2**20 if imp else None, ".0f", " MiB"),
+                    fmt(_rss(chk) / 2**20 if chk else None, ".0f", " MiB"),
+                    fmt(chk.get("alerts"), ","),
+                ]
+            )
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -368,10 +447,16 @@ def _rss(m: dict) -> int:
 
 
 def fires_table(r: dict) -> str:
-    lines = [f"Accounts flagged per rule at {r['accounts']:,} accounts (hand SQL vs kamrules check):", "",
-             "| rule set | rule | hand SQL | check | both | same accounts | same severities |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Accounts flagged per rule at {r['accounts']:,} accounts (hand SQL vs kamrules check):",
+        "",
+        "| rule set | rule | hand SQL | check | both | same accounts | same severities |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for f in r.get("fires", []):
-        lines.append(f"| {f['ruleset']} | {f['rule']} | {f['hand_sql']:,} | {f['check']:,} | {f['both']:,} | {'yes' if f['match'] else '**no**'} | {'yes' if f.get('severity_match') else '**no**'} |")
+        lines.append(
+            f"| {f['ruleset']} | {f['rule']} | {f['hand_sql']:,} | {f['check']:,} | {f['both']:,} | {'yes' if f['match'] else '**no**'} | {'yes' if f.get('severity_match') else '**no**'} |"
+        )
     return "\n".join(lines)
 
 
@@ -381,16 +466,22 @@ def targets(sizes: list[dict], slopes: dict) -> list[str]:
         n = r["accounts"]
         if r.get("check") and r.get("hand_sql"):
             ratio = r["check"]["seconds"] / r["hand_sql"]["seconds"]
-            out.append(f"{'PASS' if ratio <= TARGET_CHECK_RATIO else 'FAIL'} check <= 1.0x hand SQL at {n:,}: {ratio:.2f}x")
+            out.append(
+                f"{'PASS' if ratio <= TARGET_CHECK_RATIO else 'FAIL'} check <= 1.0x hand SQL at {n:,}: {ratio:.2f}x"
+            )
         if r.get("import"):
             rate = r["import"]["rows_per_s"]
-            out.append(f"{'PASS' if rate >= TARGET_IMPORT_RATE else 'FAIL'} import >= 150k rows/s at {n:,}: {rate:,.0f} rows/s")
+            out.append(
+                f"{'PASS' if rate >= TARGET_IMPORT_RATE else 'FAIL'} import >= 150k rows/s at {n:,}: {rate:,.0f} rows/s"
+            )
         for step in ("import", "check"):
             if r.get(step):
                 rss = _rss(r[step])
                 tag = "PASS" if rss <= TARGET_RSS else "FAIL"
                 scope = "" if n >= 1_000_000 else " (target is for 1M)"
-                out.append(f"{tag} peak RSS {step} <= 2 GiB at {n:,} ({r.get('rows', 0):,} rows){scope}: {rss / 2**20:,.0f} MiB")
+                out.append(
+                    f"{tag} peak RSS {step} <= 2 GiB at {n:,} ({r.get('rows', 0):,} rows){scope}: {rss / 2**20:,.0f} MiB"
+                )
     for k, v in slopes.items():
         if v is not None:
             out.append(f"slope {k}: {v:.3f} s per 100k accounts")
@@ -431,8 +522,10 @@ def combine(paths: list[str], workdir: str, save: bool = True) -> int:
         wd = Path(workdir) / str(r["accounts"])
         if (wd / "hand_sql.json").exists() and (wd / "check.json").exists():
             r["fires"] = compare(json.loads((wd / "hand_sql.json").read_text()), wd / "check.json")
-    commits = "; ".join(f"{r['accounts']:,}: " + ", ".join(f"{k[7:]} {v}" for k, v in r.items() if k.startswith("commit_"))
-                        for r in results)
+    commits = "; ".join(
+        f"{r['accounts']:,}: " + ", ".join(f"{k[7:]} {v}" for k, v in r.items() if k.startswith("commit_"))
+        for r in results
+    )
     text, slopes = render(results, f"Combined {dt.date.today()} (commits {commits})", "sizes from " + ", ".join(paths))
     print(text)
     if not save:
@@ -440,14 +533,22 @@ def combine(paths: list[str], workdir: str, save: bool = True) -> int:
     with open(RESULTS / "summary.md", "a", encoding="utf-8") as f:
         f.write(text + "\n\n")
     out = RESULTS / f"{dt.date.today()}-combined.json"
-    out.write_text(json.dumps({"sources": paths, "sizes": results, "slopes_s_per_100k": slopes, "machine": machine()},
-                              indent=1, ensure_ascii=False, default=str))
+    out.write_text(
+        json.dumps(
+            {"sources": paths, "sizes": results, "slopes_s_per_100k": slopes, "machine": machine()},
+            indent=1,
+            ensure_ascii=False,
+            default=str,
+        )
+    )
     print(f"\nwrote {out.relative_to(ROOT)} and benchmarks/results/summary.md", file=sys.stderr)
     return 0
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("Results:")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("Results:")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sizes", default="10000,100000,1000000", help="accounts per book, comma-separated")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--as-of", default="2026-10-31")
@@ -455,7 +556,11 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-generate", action="store_true", help="reuse a book already generated in the workdir")
     ap.add_argument("--steps", default=",".join(STEPS), help=f"subset of {','.join(STEPS)}")
     ap.add_argument("--repeat", type=int, default=1, help="repeat check / hand SQL / import, keep the fastest")
-    ap.add_argument("--profile", action="store_true", help="also profile `kamrules import` and `kamrules check` (py-spy if installed)")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile `kamrules import` and `kamrules check` (py-spy if installed)",
+    )
     ap.add_argument("--cprofile", action="store_true", help="profile with cProfile even if py-spy is installed")
     ap.add_argument("--no-save", action="store_true", help="don't write benchmarks/results/")
     ap.add_argument("--combine", metavar="JSON,...", help="only rebuild one report from saved results/*.json files")
@@ -481,8 +586,11 @@ def main(argv=None) -> int:
     commit = git_commit()
     results = [bench_size(n, args, steps, check_extra) for n in sizes]
 
-    text, slopes = render(results, f"{started:%Y-%m-%d %H:%M} UTC, commit {commit}",
-                          f"seed {args.seed}, as of {args.as_of}; check {' '.join(check_extra) or '(all rule sets)'}")
+    text, slopes = render(
+        results,
+        f"{started:%Y-%m-%d %H:%M} UTC, commit {commit}",
+        f"seed {args.seed}, as of {args.as_of}; check {' '.join(check_extra) or '(all rule sets)'}",
+    )
     print(text)
 
     if not args.no_save:
@@ -491,9 +599,15 @@ def main(argv=None) -> int:
         old = json.loads(path.read_text()) if path.exists() else {}
         by_size = {r["accounts"]: r for r in old.get("sizes", [])}
         by_size.update({r["accounts"]: r for r in results})
-        doc = {"date": started.isoformat(timespec="seconds"), "commit": commit, "machine": machine(),
-               "args": {k: v for k, v in vars(args).items()}, "check_options": check_extra,
-               "sizes": [by_size[k] for k in sorted(by_size)], "slopes_s_per_100k": slopes}
+        doc = {
+            "date": started.isoformat(timespec="seconds"),
+            "commit": commit,
+            "machine": machine(),
+            "args": {k: v for k, v in vars(args).items()},
+            "check_options": check_extra,
+            "sizes": [by_size[k] for k in sorted(by_size)],
+            "slopes_s_per_100k": slopes,
+        }
         path.write_text(json.dumps(doc, indent=1, ensure_ascii=False, default=str))
         with open(RESULTS / "summary.md", "a", encoding="utf-8") as f:
             f.write(text + "\n\n")

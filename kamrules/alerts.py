@@ -14,7 +14,9 @@ from kamrules.vocab import SEVERITIES
 SEVERITY_RANK = {name: i for i, name in enumerate(SEVERITIES)}
 
 
-_ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # = json.dumps(..., ensure_ascii=False), without a new encoder per call
+_ENCODE = json.JSONEncoder(
+    ensure_ascii=False
+).encode  # = json.dumps(..., ensure_ascii=False), without a new encoder per call
 
 
 def fingerprint_of(ruleset: str, code: str, account_id: str | None, scope_key: str = "") -> str:
@@ -72,8 +74,12 @@ class Alert:
         return (self.owner or "", self.account_name or "", self.account_id or "", -self.rank, self.code)
 
 
-def urgent_order(items: Iterable, revenue: Mapping[str, float] | None = None, alert_of: Callable | None = None,
-                 rank_of: Callable | None = None) -> list:
+def urgent_order(
+    items: Iterable,
+    revenue: Mapping[str, float] | None = None,
+    alert_of: Callable | None = None,
+    rank_of: Callable | None = None,
+) -> list:
     """``items`` (alerts, or anything ``alert_of`` maps to its alert) in the order people read them: per owner
     (by name; no owner first), the accounts by their most severe alert, then by trailing 12-month revenue
     (largest first: ``revenue[account_id]``, else the alert's ``revenue_12m``, else 0), then by name and id;
@@ -105,4 +111,3 @@ def urgent_order(items: Iterable, revenue: Mapping[str, float] | None = None, al
         return (acct[0], -top[acct], -money.get(acct, 0.0), a.account_name or "", acct[1], -r, a.code, a.scope_key)
 
     return [it for _, it in sorted(zip(keys, items, strict=True), key=key)]
-

@@ -60,7 +60,9 @@ def date_range(start: str, end: str, every: str) -> list[str]:
     while day <= b:
         out.append(day.isoformat())
         if len(out) > MAX_DATES:
-            raise InputError(f"{start} to {end} every {every} is more than {MAX_DATES} dates (expected a longer --every or a shorter range)")
+            raise InputError(
+                f"{start} to {end} every {every} is more than {MAX_DATES} dates (expected a longer --every or a shorter range)"
+            )
         i += 1
         day = a + dt.timedelta(days=n * i) if unit == "days" else _add_months(a, i, anchor)
     if not out:  # not reachable with from <= to (the start is a date), kept for the library's callers
@@ -90,8 +92,10 @@ def open_read_only(path, pm=None):
         raise InputError(f"{p}: cannot open the store read-only: {e}") from e
     if version < latest_version():
         conn.close()
-        raise InputError(f"{p}: the store is at schema version {version}, this kamrules needs {latest_version()} "
-                         f"(a backtest writes nothing: run `kamrules init --db {p}` once to migrate it)")
+        raise InputError(
+            f"{p}: the store is at schema version {version}, this kamrules needs {latest_version()} "
+            f"(a backtest writes nothing: run `kamrules init --db {p}` once to migrate it)"
+        )
     # the store's path, not the URI: a check's workers open their own (read) connections by path and
     # only ever create TEMP views and tables
     return Store(str(p), conn, pm)
@@ -109,11 +113,17 @@ class RuleDiff:
     changed: list[tuple[Alert, Alert]] = field(default_factory=list)  # (current, tuned): same alert, other severity
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "ruleset": self.ruleset, "rule": self.rule, "added": len(self.added),
-                "removed": len(self.removed), "changed": len(self.changed),
-                "added_fingerprints": [a.fingerprint for a in self.added],
-                "removed_fingerprints": [a.fingerprint for a in self.removed],
-                "changed_fingerprints": [a.fingerprint for a, _ in self.changed]}
+        return {
+            "code": self.code,
+            "ruleset": self.ruleset,
+            "rule": self.rule,
+            "added": len(self.added),
+            "removed": len(self.removed),
+            "changed": len(self.changed),
+            "added_fingerprints": [a.fingerprint for a in self.added],
+            "removed_fingerprints": [a.fingerprint for a in self.removed],
+            "changed_fingerprints": [a.fingerprint for a, _ in self.changed],
+        }
 
 
 @dataclass
@@ -146,13 +156,16 @@ class DateResult:
         return out
 
     def to_dict(self, alerts: bool = True) -> dict[str, Any]:
-        d = {"as_of": self.as_of, "summary": self.result.summary.to_dict(),
-             "by_ruleset": self.by_ruleset(),
-             "new": None if self.new is None else len(self.new),
-             "resolved": None if self.resolved is None else len(self.resolved),
-             "new_by_ruleset": None if self.new is None else dict(Counter(a.ruleset for a in self.new)),
-             "resolved_by_ruleset": None if self.resolved is None else dict(Counter(a.ruleset for a in self.resolved)),
-             "health": self.grades}
+        d = {
+            "as_of": self.as_of,
+            "summary": self.result.summary.to_dict(),
+            "by_ruleset": self.by_ruleset(),
+            "new": None if self.new is None else len(self.new),
+            "resolved": None if self.resolved is None else len(self.resolved),
+            "new_by_ruleset": None if self.new is None else dict(Counter(a.ruleset for a in self.new)),
+            "resolved_by_ruleset": None if self.resolved is None else dict(Counter(a.ruleset for a in self.resolved)),
+            "health": self.grades,
+        }
         if self.diffs is not None:
             d["compare"] = {"summary": self.tuned.summary.to_dict(), "rules": [x.to_dict() for x in self.diffs]}
         if alerts:
@@ -197,10 +210,20 @@ def _grades(alerts: Sequence[Alert], accounts: dict[str, tuple[Any, Any]], sets,
     return counts
 
 
-def backtest(store, dates: Sequence[str], rulesets_dirs: Iterable = (), rulesets: Iterable[str] = (),
-             select: Sequence[str] = (), ignore: Sequence[str] = (), min_severity: str = "info", pm=None,
-             jobs: int | None = None, compare: Iterable | None = None, scorecard=None,
-             progress: Callable[[int, int, str], None] | None = None) -> Iterator[DateResult]:
+def backtest(
+    store,
+    dates: Sequence[str],
+    rulesets_dirs: Iterable = (),
+    rulesets: Iterable[str] = (),
+    select: Sequence[str] = (),
+    ignore: Sequence[str] = (),
+    min_severity: str = "info",
+    pm=None,
+    jobs: int | None = None,
+    compare: Iterable | None = None,
+    scorecard=None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> Iterator[DateResult]:
     """Yield a :class:`DateResult` per date of ``dates`` (in that order), each from ``run_check`` with the
     same options as ``kamrules check``. ``compare``: rule-set folders (or files) of a tuned copy, laid
     over ``rulesets_dirs`` (a file with a rule set's name replaces it), checked at the same dates.
@@ -231,12 +254,16 @@ def backtest(store, dates: Sequence[str], rulesets_dirs: Iterable = (), rulesets
         raise InputError("--compare needs a folder of tuned rule files")
     # bad rule files (either side) are exit 2 before any date is evaluated
     if not store.table_exists("accounts") or not store.has_rows("accounts"):
-        raise InputError(f"{getattr(store, 'path', 'store')}: no accounts (run `kamrules init` and `kamrules import` first)")
+        raise InputError(
+            f"{getattr(store, 'path', 'store')}: no accounts (run `kamrules init` and `kamrules import` first)"
+        )
     sets = load_rulesets(store, pm, rulesets_dirs)
     if tuned_dirs is not None:
         load_rulesets(store, pm, tuned_dirs)
     accounts = {r[0]: (r[1], r[2]) for r in store.conn.execute("SELECT id, tier, segment FROM accounts")}
-    opts = dict(rulesets=rulesets, select=tuple(select), ignore=tuple(ignore), min_severity=min_severity, pm=pm, jobs=jobs)
+    opts = dict(
+        rulesets=rulesets, select=tuple(select), ignore=tuple(ignore), min_severity=min_severity, pm=pm, jobs=jobs
+    )
     previous: dict[str, Alert] | None = None
     for i, as_of in enumerate(dates, 1):
         if progress:
@@ -251,8 +278,17 @@ def backtest(store, dates: Sequence[str], rulesets_dirs: Iterable = (), rulesets
         if tuned_dirs is not None:
             tuned = run_check(store, as_of=as_of, rulesets_dirs=tuned_dirs, **opts)
             diffs = diff(result.alerts, tuned.alerts)
-        yield DateResult(i, len(dates), as_of, result, new, resolved, _grades(result.alerts, accounts, sets, result.summary, sc),
-                         tuned, diffs)
+        yield DateResult(
+            i,
+            len(dates),
+            as_of,
+            result,
+            new,
+            resolved,
+            _grades(result.alerts, accounts, sets, result.summary, sc),
+            tuned,
+            diffs,
+        )
         previous = now
 
 

@@ -11,8 +11,21 @@ from kamrules.alerts import SEVERITIES
 from kamrules.backtest import DateResult
 
 FORMATS = ("table", "json", "jsonl", "csv")
-CSV_FIELDS = ("as_of", "kind", "ruleset", "code", "alerts", "critical", "warning", "info", "new", "resolved",
-              "added", "removed", "changed")
+CSV_FIELDS = (
+    "as_of",
+    "kind",
+    "ruleset",
+    "code",
+    "alerts",
+    "critical",
+    "warning",
+    "info",
+    "new",
+    "resolved",
+    "added",
+    "removed",
+    "changed",
+)
 
 
 def _n(v) -> str:
@@ -43,8 +56,11 @@ def _jsonl(results: Iterable[DateResult]) -> Iterator[str]:
     for r in results:
         yield "".join(map(_line, r.alerts))
         for d in r.diffs or ():
-            yield "".join([_line(a, compare="added") for a in d.added] + [_line(a, compare="removed") for a in d.removed]
-                          + [_line(t, compare="changed", severity_before=c.severity) for c, t in d.changed])
+            yield "".join(
+                [_line(a, compare="added") for a in d.added]
+                + [_line(a, compare="removed") for a in d.removed]
+                + [_line(t, compare="changed", severity_before=c.severity) for c, t in d.changed]
+            )
 
 
 def _json(results: Iterable[DateResult]) -> Iterator[str]:
@@ -62,16 +78,61 @@ def _csv(results: Iterable[DateResult], scorecard) -> Iterator[str]:
     w.writerow(CSV_FIELDS + tuple(grades))
     for r in results:
         sev = {s: sum(a.severity == s for a in r.alerts) for s in SEVERITIES}
-        w.writerow([r.as_of, "date", "", "", len(r.alerts), sev["critical"], sev["warning"], sev["info"],
-                    _len(r.new), _len(r.resolved), *_compare_totals(r)] + [r.grades.get(g, 0) for g in grades])
+        w.writerow(
+            [
+                r.as_of,
+                "date",
+                "",
+                "",
+                len(r.alerts),
+                sev["critical"],
+                sev["warning"],
+                sev["info"],
+                _len(r.new),
+                _len(r.resolved),
+                *_compare_totals(r),
+            ]
+            + [r.grades.get(g, 0) for g in grades]
+        )
         new, resolved = _by_rs(r.new), _by_rs(r.resolved)
         for rs, counts in r.by_ruleset().items():
-            w.writerow([r.as_of, "ruleset", rs, "", sum(counts.values()), counts["critical"], counts["warning"], counts["info"],
-                        "" if r.new is None else new.get(rs, 0), "" if r.resolved is None else resolved.get(rs, 0), "", "", ""]
-                       + [""] * len(grades))
+            w.writerow(
+                [
+                    r.as_of,
+                    "ruleset",
+                    rs,
+                    "",
+                    sum(counts.values()),
+                    counts["critical"],
+                    counts["warning"],
+                    counts["info"],
+                    "" if r.new is None else new.get(rs, 0),
+                    "" if r.resolved is None else resolved.get(rs, 0),
+                    "",
+                    "",
+                    "",
+                ]
+                + [""] * len(grades)
+            )
         for d in r.diffs or ():
-            w.writerow([r.as_of, "compare", d.ruleset, d.code, "", "", "", "", "", "", len(d.added), len(d.removed),
-                        len(d.changed)] + [""] * len(grades))
+            w.writerow(
+                [
+                    r.as_of,
+                    "compare",
+                    d.ruleset,
+                    d.code,
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    len(d.added),
+                    len(d.removed),
+                    len(d.changed),
+                ]
+                + [""] * len(grades)
+            )
         yield buf.getvalue()
         buf.seek(0)
         buf.truncate()
@@ -91,7 +152,11 @@ def _by_rs(alerts) -> dict[str, int]:
 def _compare_totals(r: DateResult) -> list:
     if r.diffs is None:
         return ["", "", ""]
-    return [sum(len(d.added) for d in r.diffs), sum(len(d.removed) for d in r.diffs), sum(len(d.changed) for d in r.diffs)]
+    return [
+        sum(len(d.added) for d in r.diffs),
+        sum(len(d.removed) for d in r.diffs),
+        sum(len(d.changed) for d in r.diffs),
+    ]
 
 
 def render_table(results: list[DateResult], scorecard, title: str = "") -> str:
@@ -104,9 +169,18 @@ def render_table(results: list[DateResult], scorecard, title: str = "") -> str:
     rows = []
     for r in results:
         sev = {s: sum(a.severity == s for a in r.alerts) for s in SEVERITIES}
-        rows.append([r.as_of, str(len(r.alerts)), str(sev["critical"]), str(sev["warning"]), str(sev["info"]),
-                     _n(None if r.new is None else len(r.new)), _n(None if r.resolved is None else len(r.resolved))]
-                    + [str(r.grades.get(g.grade, 0)) for g in grades])
+        rows.append(
+            [
+                r.as_of,
+                str(len(r.alerts)),
+                str(sev["critical"]),
+                str(sev["warning"]),
+                str(sev["info"]),
+                _n(None if r.new is None else len(r.new)),
+                _n(None if r.resolved is None else len(r.resolved)),
+            ]
+            + [str(r.grades.get(g.grade, 0)) for g in grades]
+        )
     heads = ["date", "alerts", "critical", "warning", "info", "new", "resolved"] + [g.en for g in grades]
     out.append("alerts and health (accounts per grade) at each date")
     out.append(table(heads, rows, max_width=200, wrap_last=False, aligns=["<"] + [">"] * (len(heads) - 1)))
@@ -114,18 +188,45 @@ def render_table(results: list[DateResult], scorecard, title: str = "") -> str:
     for r in results:
         new, resolved = _by_rs(r.new), _by_rs(r.resolved)
         for rs, c in r.by_ruleset().items():
-            rows.append([r.as_of, rs, str(sum(c.values())), str(c["critical"]), str(c["warning"]), str(c["info"]),
-                         "-" if r.new is None else str(new.get(rs, 0)), "-" if r.resolved is None else str(resolved.get(rs, 0))])
+            rows.append(
+                [
+                    r.as_of,
+                    rs,
+                    str(sum(c.values())),
+                    str(c["critical"]),
+                    str(c["warning"]),
+                    str(c["info"]),
+                    "-" if r.new is None else str(new.get(rs, 0)),
+                    "-" if r.resolved is None else str(resolved.get(rs, 0)),
+                ]
+            )
     out += ["", "by rule set"]
-    out.append(table(["date", "rule set", "alerts", "critical", "warning", "info", "new", "resolved"], rows, max_width=200,
-                     wrap_last=False, aligns=["<", "<", ">", ">", ">", ">", ">", ">"]))
+    out.append(
+        table(
+            ["date", "rule set", "alerts", "critical", "warning", "info", "new", "resolved"],
+            rows,
+            max_width=200,
+            wrap_last=False,
+            aligns=["<", "<", ">", ">", ">", ">", ">", ">"],
+        )
+    )
     if any(r.diffs is not None for r in results):
         out += ["", "tuned rule sets (--compare) against the current ones: alerts added, removed, changed severity"]
-        rows = [[r.as_of, d.code, d.ruleset, f"+{len(d.added)}", f"-{len(d.removed)}", f"~{len(d.changed)}"]
-                for r in results for d in r.diffs or ()]
+        rows = [
+            [r.as_of, d.code, d.ruleset, f"+{len(d.added)}", f"-{len(d.removed)}", f"~{len(d.changed)}"]
+            for r in results
+            for d in r.diffs or ()
+        ]
         if rows:
-            out.append(table(["date", "rule", "rule set", "added", "removed", "changed"], rows, max_width=200, wrap_last=False,
-                             aligns=["<", "<", "<", ">", ">", ">"]))
+            out.append(
+                table(
+                    ["date", "rule", "rule set", "added", "removed", "changed"],
+                    rows,
+                    max_width=200,
+                    wrap_last=False,
+                    aligns=["<", "<", "<", ">", ">", ">"],
+                )
+            )
             totals: dict[str, list[int]] = {}
             for r in results:
                 for d in r.diffs or ():

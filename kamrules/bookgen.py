@@ -7,8 +7,15 @@ import random
 
 from kamrules.vocab import STAGES, TIERS
 
-DWELL = {"research": 30, "analysis": 30, "contact": 30, "visit": 45, "presentation": 45, "proposal": 30, "negotiation": 60}
-
+DWELL = {
+    "research": 30,
+    "analysis": 30,
+    "contact": 30,
+    "visit": 45,
+    "presentation": 45,
+    "proposal": 30,
+    "negotiation": 60,
+}
 
 
 class Defect:
@@ -118,18 +125,84 @@ class Defect:
 
 HEALTHY = Defect()
 
-SURNAMES = (("王", "wang"), ("李", "li"), ("张", "zhang"), ("刘", "liu"), ("陈", "chen"), ("杨", "yang"), ("赵", "zhao"), ("黄", "huang"), ("周", "zhou"), ("吴", "wu"), ("徐", "xu"), ("孙", "sun"), ("胡", "hu"), ("朱", "zhu"), ("高", "gao"), ("林", "lin"), ("何", "he"), ("郭", "guo"), ("马", "ma"), ("罗", "luo"))
-GIVEN = (("伟", "wei"), ("芳", "fang"), ("娜", "na"), ("敏", "min"), ("静", "jing"), ("丽", "li"), ("强", "qiang"), ("磊", "lei"), ("军", "jun"), ("洋", "yang"), ("勇", "yong"), ("艳", "yan"), ("杰", "jie"), ("涛", "tao"), ("明", "ming"), ("超", "chao"), ("秀英", "xiuying"), ("建华", "jianhua"), ("志强", "zhiqiang"), ("晓东", "xiaodong"))
+SURNAMES = (
+    ("王", "wang"),
+    ("李", "li"),
+    ("张", "zhang"),
+    ("刘", "liu"),
+    ("陈", "chen"),
+    ("杨", "yang"),
+    ("赵", "zhao"),
+    ("黄", "huang"),
+    ("周", "zhou"),
+    ("吴", "wu"),
+    ("徐", "xu"),
+    ("孙", "sun"),
+    ("胡", "hu"),
+    ("朱", "zhu"),
+    ("高", "gao"),
+    ("林", "lin"),
+    ("何", "he"),
+    ("郭", "guo"),
+    ("马", "ma"),
+    ("罗", "luo"),
+)
+GIVEN = (
+    ("伟", "wei"),
+    ("芳", "fang"),
+    ("娜", "na"),
+    ("敏", "min"),
+    ("静", "jing"),
+    ("丽", "li"),
+    ("强", "qiang"),
+    ("磊", "lei"),
+    ("军", "jun"),
+    ("洋", "yang"),
+    ("勇", "yong"),
+    ("艳", "yan"),
+    ("杰", "jie"),
+    ("涛", "tao"),
+    ("明", "ming"),
+    ("超", "chao"),
+    ("秀英", "xiuying"),
+    ("建华", "jianhua"),
+    ("志强", "zhiqiang"),
+    ("晓东", "xiaodong"),
+)
 CITIES = ("上海", "深圳", "北京", "杭州", "成都", "武汉", "苏州", "南京", "广州", "天津", "重庆", "西安")
 BRAND = "华鑫泰恒达盛源宏远通瑞丰嘉星佳锦海润德兴"
 INDUSTRY = ("科技", "电子", "物流", "贸易", "机械", "食品", "医药", "新能源", "包装", "化工", "汽车零部件", "建材")
-LATIN = ("Acme", "Globex", "Initech", "Northwind", "Contoso", "Fabrikam", "Tailspin", "Lotus", "Pacific", "Evergreen", "Harbor", "Summit", "Orion", "Apex")
+LATIN = (
+    "Acme",
+    "Globex",
+    "Initech",
+    "Northwind",
+    "Contoso",
+    "Fabrikam",
+    "Tailspin",
+    "Lotus",
+    "Pacific",
+    "Evergreen",
+    "Harbor",
+    "Summit",
+    "Orion",
+    "Apex",
+)
 LATIN_IND = ("Trading", "Industries", "Logistics", "Electronics", "Foods", "Packaging", "Components", "Retail")
 LATIN_SUFFIX = ("Ltd", "Co., Ltd", "GmbH", "Inc.", "Pte Ltd", "Holdings")
 SEGMENTS = ("manufacturing", "retail", "energy", "finance", "logistics", "it", "healthcare")
 REGIONS = ("华东", "华南", "华北", "西南", "华中", "海外")
 LOST_REASONS = ("价格不具竞争力", "客户选择了竞争对手", "项目预算取消", "决策人变动", "技术方案不匹配")
-NOTES = ("讨论年度采购计划", "客户反馈:\"价格偏高\", 需跟进", "介绍新产品线", "确认交付时间表", "拜访采购部, 气氛良好", "处理售后问题", "Quarterly business review", "跟进报价, 客户需要内部审批")
+NOTES = (
+    "讨论年度采购计划",
+    '客户反馈:"价格偏高", 需跟进',
+    "介绍新产品线",
+    "确认交付时间表",
+    "拜访采购部, 气氛良好",
+    "处理售后问题",
+    "Quarterly business review",
+    "跟进报价, 客户需要内部审批",
+)
 
 _ISO: dict[int, str] = {}
 
@@ -185,11 +258,26 @@ def pick_profile(rng: random.Random, defect: Defect | None) -> tuple[str, str]:
 class Account:
     """Builds one account's rows as tuples in contract column order: ``rows[table] -> list``."""
 
-    def __init__(self, acc_id: str, rng: random.Random, as_of: int, tier: str, status: str, defect: Defect | None, owner):
+    def __init__(
+        self, acc_id: str, rng: random.Random, as_of: int, tier: str, status: str, defect: Defect | None, owner
+    ):
         self.id, self.rng, self.as_of, self.tier, self.status = acc_id, rng, as_of, tier, status
         self.defect = defect or HEALTHY
         self.owner = owner
-        self.rows: dict[str, list] = {t: [] for t in ("accounts", "stage_history", "contacts", "channels", "commitments", "activities", "orders", "concessions", "complaints")}
+        self.rows: dict[str, list] = {
+            t: []
+            for t in (
+                "accounts",
+                "stage_history",
+                "contacts",
+                "channels",
+                "commitments",
+                "activities",
+                "orders",
+                "concessions",
+                "complaints",
+            )
+        }
         self.seq: dict[str, int] = {}
         self.name, self.domain = company(rng)
         # key accounts get the expensive service (teams, events); small and mid much less
@@ -227,8 +315,23 @@ class Account:
             owner, email = None, None
         self.rows["accounts"].insert(
             0,
-            (self.id, self.name, self.tier, owner, email, buyer, purchasing, rng.choice(SEGMENTS), rng.choice(REGIONS),
-             self.status, stage, iso(since), rel, lost_reason, iso(created)),
+            (
+                self.id,
+                self.name,
+                self.tier,
+                owner,
+                email,
+                buyer,
+                purchasing,
+                rng.choice(SEGMENTS),
+                rng.choice(REGIONS),
+                self.status,
+                stage,
+                iso(since),
+                rel,
+                lost_reason,
+                iso(created),
+            ),
         )
         self.channels_for(d)
         if self.status == "active":
@@ -254,13 +357,23 @@ class Account:
     def channels_for(self, d):
         rng, rows = self.rng, self.rows["channels"]
         since = iso(self.as_of - rng.randint(200, 900))
-        kinds = {"key": ["ka_manager", "technical", "management", "complaint", "executive"], "mid": ["ka_manager", "complaint"], "small": ["ka_manager"]}[self.tier]
+        kinds = {
+            "key": ["ka_manager", "technical", "management", "complaint", "executive"],
+            "mid": ["ka_manager", "complaint"],
+            "small": ["ka_manager"],
+        }[self.tier]
         if self.status != "active":
             kinds = ["ka_manager"]
         kinds = d.channel_kinds(self, kinds)
         for kind in kinds:
             informed = d.channel_informed(self, kind)
-            contact = self.owner[0] if kind == "ka_manager" else self.contacts[0][0] if kind == "executive" else f"{kind}@{self.domain}"
+            contact = (
+                self.owner[0]
+                if kind == "ka_manager"
+                else self.contacts[0][0]
+                if kind == "executive"
+                else f"{kind}@{self.domain}"
+            )
             rows.append((self.id, kind, contact, informed, since))
 
     def complaints_for(self, d):
@@ -273,7 +386,9 @@ class Account:
             opened = as_of - rng.randint(0, 720)
             closed = opened + rng.randint(1, 10)
             sev = rng.choice(("low", "medium", "medium", "high"))
-            self.rows["complaints"].append((self.next_id("Q"), self.id, iso(opened), iso(closed) if closed <= as_of else None, sev, sev == "high"))
+            self.rows["complaints"].append(
+                (self.next_id("Q"), self.id, iso(opened), iso(closed) if closed <= as_of else None, sev, sev == "high")
+            )
         self.steady_complaints()
         d.extra_complaints(self)
 
@@ -335,10 +450,32 @@ class Account:
         rng = self.rng
         contact = rng.choice(self.contacts)[0]
         att = attitude or rng.choices(("warm", "neutral", "cold"), (5, 4, 1))[0]
-        acts.append([day, "visit", rng.choice(("management", "operational")), contact, rng.randint(30, 120), att, float(rng.randint(200, 800) * self.cost_scale), self._note()])
+        acts.append(
+            [
+                day,
+                "visit",
+                rng.choice(("management", "operational")),
+                contact,
+                rng.randint(30, 120),
+                att,
+                float(rng.randint(200, 800) * self.cost_scale),
+                self._note(),
+            ]
+        )
         follow = day + rng.randint(1, 5)
         if follow <= min(end, self.as_of):
-            acts.append([follow, "call", "operational", contact, rng.randint(5, 30), None, float(rng.randint(0, 30)), "拜访后电话跟进"])
+            acts.append(
+                [
+                    follow,
+                    "call",
+                    "operational",
+                    contact,
+                    rng.randint(5, 30),
+                    None,
+                    float(rng.randint(0, 30)),
+                    "拜访后电话跟进",
+                ]
+            )
 
     def _note(self):
         rng = self.rng
@@ -368,10 +505,33 @@ class Account:
                     kind = rng.choice(("event", "survey")) if active else rng.choice(("presentation", "proposal"))
                 contact = rng.choice(self.contacts)[0] if rng.random() < 0.8 else None
                 level = "management" if kind in ("meeting", "event", "presentation", "proposal") else "operational"
-                att = rng.choices(("warm", "neutral", "cold"), (5, 4, 1))[0] if kind in ("meeting", "presentation", "proposal") else None
-                cost = {"call": 10, "email": 0, "meeting": 600, "event": 2000, "survey": 100, "presentation": 800, "proposal": 300}[kind]
+                att = (
+                    rng.choices(("warm", "neutral", "cold"), (5, 4, 1))[0]
+                    if kind in ("meeting", "presentation", "proposal")
+                    else None
+                )
+                cost = {
+                    "call": 10,
+                    "email": 0,
+                    "meeting": 600,
+                    "event": 2000,
+                    "survey": 100,
+                    "presentation": 800,
+                    "proposal": 300,
+                }[kind]
                 duration = rng.randint(5, 30) if kind == "call" else None if kind == "email" else rng.randint(45, 180)
-                acts.append([day, kind, level, contact, duration, att, float(cost * self.cost_scale) if kind != "email" else None, self._note()])
+                acts.append(
+                    [
+                        day,
+                        kind,
+                        level,
+                        contact,
+                        duration,
+                        att,
+                        float(cost * self.cost_scale) if kind != "email" else None,
+                        self._note(),
+                    ]
+                )
             day += max(1, int(g * rng.uniform(0.7, 1.3)))
         if active and tier != "key" and d.attended:
             if not any(a[1] == "visit" and a[0] > as_of - 85 for a in acts):  # attended: a visit within the quarter
@@ -382,13 +542,26 @@ class Account:
             # just inside it (a near miss), fixed by the record, not drawn, so the random stream stays as it was
             day = as_of - 300 - len(acts) % 60
             if day >= start:
-                acts.append([day, "survey", "operational", self.decision_maker, 60, None, float(100 * self.cost_scale), None])
+                acts.append(
+                    [day, "survey", "operational", self.decision_maker, 60, None, float(100 * self.cost_scale), None]
+                )
         if active and tier in ("key", "mid"):  # executive meetings with the decision maker
             every = 90 if tier == "key" else 150
             last = d.last_executive_meeting(self)
             day = max(start, as_of - 730) + rng.randint(0, 40)
             while day <= last:
-                acts.append([day, "executive_meeting", "executive", self.decision_maker, rng.randint(60, 180), rng.choice(("warm", "neutral")), float(rng.randint(1000, 5000) * self.cost_scale), None])
+                acts.append(
+                    [
+                        day,
+                        "executive_meeting",
+                        "executive",
+                        self.decision_maker,
+                        rng.randint(60, 180),
+                        rng.choice(("warm", "neutral")),
+                        float(rng.randint(1000, 5000) * self.cost_scale),
+                        None,
+                    ]
+                )
                 day += every + rng.randint(-15, 10)
         acts = d.edit_activities(self, acts, stage_entered, end)
         acts.sort(key=lambda a: (a[0], a[1]))
@@ -422,7 +595,9 @@ class Account:
             factor = d.order_factor(self, day, growth)
             amount = round(per_order * factor * rng.uniform(0.8, 1.2), 2)
             orders.append((day, amount))
-            self.rows["orders"].append((self.next_id("O"), self.id, iso(day), amount, round(amount * margin_rate * rng.uniform(0.9, 1.1), 2)))
+            self.rows["orders"].append(
+                (self.next_id("O"), self.id, iso(day), amount, round(amount * margin_rate * rng.uniform(0.9, 1.1), 2))
+            )
             day += max(1, int(gap * rng.uniform(0.7, 1.3)))
         self.activities(self.won - 30, as_of, d=d)
         if d.after_orders(self, orders, margin_rate):
@@ -457,7 +632,9 @@ class Account:
             else:
                 target = sum(a for o, a in orders if s <= o <= s + 364) * 0.85
             year = dt.date.fromordinal(s).year
-            self.rows["commitments"].append((cid, self.id, iso(s), iso(s + 364), round(max(target, 1000.0), 2), True, f"合同{year}-{cid[-3:]}.pdf"))
+            self.rows["commitments"].append(
+                (cid, self.id, iso(s), iso(s + 364), round(max(target, 1000.0), 2), True, f"合同{year}-{cid[-3:]}.pdf")
+            )
 
         def commitment(day):
             for s, cid in reversed(ids):
@@ -483,5 +660,7 @@ class Account:
             r = d.quarter_rate(self, end, rate)
             if revenue > 0:
                 kind = rng.choices(("rebate", "discount", "marketing_support"), (6, 2, 2))[0]
-                self.rows["concessions"].append((self.next_id("R"), self.id, iso(end), kind, round(revenue * r, 2), commitment(end)))
+                self.rows["concessions"].append(
+                    (self.next_id("R"), self.id, iso(end), kind, round(revenue * r, 2), commitment(end))
+                )
         d.extra_concessions(self, last_year, commitment)

@@ -54,11 +54,20 @@ def _common_korean(c: str) -> bool:  # Hangul syllables
 
 
 def _common_cyrillic(c: str) -> bool:  # lower-case Cyrillic letters: most of any Russian or Ukrainian text
-    return "\u0430" <= c <= "\u045f"  # (cp1251 and KOI8-R swap the cases: read in the wrong one, text is mostly capitals)
+    return (
+        "\u0430" <= c <= "\u045f"
+    )  # (cp1251 and KOI8-R swap the cases: read in the wrong one, text is mostly capitals)
 
 
-_COMMON = {"gb18030": _common_gbk, "big5": _common_big5, "shift_jis": _common_sjis, "euc_kr": _common_korean, "cp1252": None,
-           "cp1251": _common_cyrillic, "koi8_r": _common_cyrillic}
+_COMMON = {
+    "gb18030": _common_gbk,
+    "big5": _common_big5,
+    "shift_jis": _common_sjis,
+    "euc_kr": _common_korean,
+    "cp1252": None,
+    "cp1251": _common_cyrillic,
+    "koi8_r": _common_cyrillic,
+}
 _NON_ASCII = re.compile("[^\x00-\x7f]")
 # Accented letters of Western European text sit in words, next to ASCII letters ("Müller"):
 # runs of them ("ÍõˆÒ") are what Chinese text read as cp1252 looks like.

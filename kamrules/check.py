@@ -46,7 +46,9 @@ class Summary:
     min_severity: str = "info"
     select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
-    newest: Mapping[str, str | None] = field(default_factory=dict)  # {dated table the rules read: newest record on or before as_of}
+    newest: Mapping[str, str | None] = field(
+        default_factory=dict
+    )  # {dated table the rules read: newest record on or before as_of}
     stale_after_days: int = 0  # 0: no freshness warning
     stale: tuple[tuple[str, str, int], ...] = ()  # (table, newest record date, days before as_of) past the limit
     stale_rules: tuple[str, ...] = ()  # codes of rules run on a stale table: their windows reach past its newest record
@@ -61,10 +63,18 @@ class Summary:
 
         sev = ", ".join(count(self.by_severity.get(s, 0), s) for s in reversed(SEVERITIES))
         rs = ", ".join(f"{k} {v}" for k, v in sorted(self.by_ruleset.items())) or _("none")
-        out = _("{accounts} accounts checked as of {as_of}: {alerts} alerts ({sev}); "
-                "by rule set: {rs}; {rules} rules run, {skipped} skipped").format(
-            accounts=self.accounts_checked, as_of=self.as_of, alerts=self.alerts, sev=sev, rs=rs,
-            rules=self.rules_run, skipped=len(self.skipped))
+        out = _(
+            "{accounts} accounts checked as of {as_of}: {alerts} alerts ({sev}); "
+            "by rule set: {rs}; {rules} rules run, {skipped} skipped"
+        ).format(
+            accounts=self.accounts_checked,
+            as_of=self.as_of,
+            alerts=self.alerts,
+            sev=sev,
+            rs=rs,
+            rules=self.rules_run,
+            skipped=len(self.skipped),
+        )
         if self.failures:
             out += _("; {n} FAILED (run incomplete)").format(n=len(self.failures))
         return out + f"; {self.seconds:.1f}s"
@@ -76,7 +86,10 @@ class Summary:
         reasons: dict[str, list[str]] = {}
         for code, reason in self.skipped:
             reasons.setdefault(reason, []).append(code)
-        out = [_("skipped {codes}: {reason}").format(codes=", ".join(codes), reason=reason) for reason, codes in reasons.items()]
+        out = [
+            _("skipped {codes}: {reason}").format(codes=", ".join(codes), reason=reason)
+            for reason, codes in reasons.items()
+        ]
         out += [_("FAILED {where}: {msg}").format(where=where, msg=msg) for where, msg in self.failures]
         return self.warnings() + out
 
@@ -86,22 +99,36 @@ class Summary:
         if not self.stale:
             return []
         tables = ", ".join(f"{t} {d} ({n} days before)" for t, d, n in self.stale)
-        out = [f"WARNING stale data: newest records as of {self.as_of}: {tables}; more than {self.stale_after_days} days old, "
-               f"so alerts that count days since a record may be false (import fresher data, or set "
-               f"[check] stale_after_days in kamrules.toml: 0 silences this warning)"]
+        out = [
+            f"WARNING stale data: newest records as of {self.as_of}: {tables}; more than {self.stale_after_days} days old, "
+            f"so alerts that count days since a record may be false (import fresher data, or set "
+            f"[check] stale_after_days in kamrules.toml: 0 silences this warning)"
+        ]
         if self.stale_rules:
             out.append(f"WARNING rules whose windows reach past the newest records: {', '.join(self.stale_rules)}")
         return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "as_of": self.as_of, "accounts_checked": self.accounts_checked, "alerts": self.alerts,
-            "by_severity": dict(self.by_severity), "by_ruleset": dict(self.by_ruleset), "rulesets": list(self.rulesets),
-            "rules_run": self.rules_run, "skipped": [list(s) for s in self.skipped],
-            "failures": [list(f) for f in self.failures], "seconds": round(self.seconds, 3), "complete": self.complete,
-            "codes": list(self.codes), "min_severity": self.min_severity, "select": list(self.select), "ignore": list(self.ignore),
-            "newest": dict(self.newest), "stale_after_days": self.stale_after_days,
-            "stale": [{"table": t, "newest": d, "days": n} for t, d, n in self.stale], "stale_rules": list(self.stale_rules),
+            "as_of": self.as_of,
+            "accounts_checked": self.accounts_checked,
+            "alerts": self.alerts,
+            "by_severity": dict(self.by_severity),
+            "by_ruleset": dict(self.by_ruleset),
+            "rulesets": list(self.rulesets),
+            "rules_run": self.rules_run,
+            "skipped": [list(s) for s in self.skipped],
+            "failures": [list(f) for f in self.failures],
+            "seconds": round(self.seconds, 3),
+            "complete": self.complete,
+            "codes": list(self.codes),
+            "min_severity": self.min_severity,
+            "select": list(self.select),
+            "ignore": list(self.ignore),
+            "newest": dict(self.newest),
+            "stale_after_days": self.stale_after_days,
+            "stale": [{"table": t, "newest": d, "days": n} for t, d, n in self.stale],
+            "stale_rules": list(self.stale_rules),
         }
 
 
@@ -120,7 +147,9 @@ class CheckResult:
         return EXIT_OK
 
 
-def selection(sets: Sequence[RuleSet], select: Sequence[str] = (), ignore: Sequence[str] = ()) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def selection(
+    sets: Sequence[RuleSet], select: Sequence[str] = (), ignore: Sequence[str] = ()
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """``(select, ignore)`` upper-cased (rule codes are capitals and digits, so prefixes match whatever
     their case); a prefix that starts no code of ``sets`` is an :class:`InputError` naming the closest."""
     import difflib
@@ -133,11 +162,15 @@ def selection(sets: Sequence[RuleSet], select: Sequence[str] = (), ignore: Seque
         out.append(norm)
         for prefix in norm:
             if not prefix or not any(c.startswith(prefix) for c in codes):
-                heads = sorted({c[:len(prefix)] for c in codes} | set(codes))
+                heads = sorted({c[: len(prefix)] for c in codes} | set(codes))
                 near = difflib.get_close_matches(prefix, heads, n=len(heads))
                 # among the close ones, the one sharing the longest start (KAM1O1: KAM101, not KAM411)
                 near = sorted(near, key=lambda h: -len(os.path.commonprefix([h, prefix])))[:1]
-                hint = f"; did you mean {near[0]}?" if near else f" (codes: {', '.join(codes[:8])}{', ...' if len(codes) > 8 else ''})"
+                hint = (
+                    f"; did you mean {near[0]}?"
+                    if near
+                    else f" (codes: {', '.join(codes[:8])}{', ...' if len(codes) > 8 else ''})"
+                )
                 problems.append(f"{option} {prefix!r} matches no rule{hint}")
     if problems:
         raise InputError("\n".join(problems))
@@ -161,12 +194,19 @@ def known_facts(store: Store, providers: Iterable[FactProvider]) -> dict[str, se
     acc = set(account_columns(store)) | {"account_id"}
     port = {"scope_key", *PORTFOLIO_ADDRESS}
     for p in providers:
-        (port if p.scope == "portfolio" else acc).update(tuple(p.facts) + tuple(p.derived))  # book facts: every account's
+        (port if p.scope == "portfolio" else acc).update(
+            tuple(p.facts) + tuple(p.derived)
+        )  # book facts: every account's
     return {"account": acc, "portfolio": port}
 
 
-def load_rulesets(store: Store, pm: pluggy.PluginManager, rulesets_dirs: Iterable[str | Path] = (),
-                  failures: Failures | None = None, providers: Sequence[FactProvider] | None = None) -> list[RuleSet]:
+def load_rulesets(
+    store: Store,
+    pm: pluggy.PluginManager,
+    rulesets_dirs: Iterable[str | Path] = (),
+    failures: Failures | None = None,
+    providers: Sequence[FactProvider] | None = None,
+) -> list[RuleSet]:
     """Built-in + user rule sets, validated against the facts the registered providers produce."""
     failures = [] if failures is None else failures
     if providers is None:
@@ -222,9 +262,18 @@ class CheckRequest:
         object.__setattr__(self, "as_of", str(self.as_of))
 
     @classmethod
-    def from_settings(cls, settings: Settings | None, as_of: str, *, rulesets_dirs: Iterable[str | Path] = (), select: Sequence[str] = (),
-                      ignore: Sequence[str] = (), min_severity: str | None = None, jobs: int | None = None,
-                      **other: Any) -> CheckRequest:
+    def from_settings(
+        cls,
+        settings: Settings | None,
+        as_of: str,
+        *,
+        rulesets_dirs: Iterable[str | Path] = (),
+        select: Sequence[str] = (),
+        ignore: Sequence[str] = (),
+        min_severity: str | None = None,
+        jobs: int | None = None,
+        **other: Any,
+    ) -> CheckRequest:
         """The request ``kamrules check`` makes: the ``[check]`` settings (select, ignore, min_severity, jobs,
         plugin_timeout) and the configured rule-set folders, unless given here."""
         cfg = getattr(settings, "check", None)
@@ -232,11 +281,15 @@ class CheckRequest:
         def get(name: str, default: Any) -> Any:
             return getattr(cfg, name, default) if cfg is not None else default
 
-        return cls(as_of=as_of, rulesets_dirs=user_rulesets(settings, rulesets_dirs),
-                   select=tuple(select) or get("select", ()), ignore=tuple(ignore) or get("ignore", ()),
-                   min_severity=min_severity or get("min_severity", "info"),
-                   jobs=get("jobs", None) if jobs is None else jobs,
-                   **{"plugin_timeout": get("plugin_timeout", None), "stale_after_days": get("stale_after_days", 14), **other})
+        return cls(
+            as_of=as_of,
+            rulesets_dirs=user_rulesets(settings, rulesets_dirs),
+            select=tuple(select) or get("select", ()),
+            ignore=tuple(ignore) or get("ignore", ()),
+            min_severity=min_severity or get("min_severity", "info"),
+            jobs=get("jobs", None) if jobs is None else jobs,
+            **{"plugin_timeout": get("plugin_timeout", None), "stale_after_days": get("stale_after_days", 14), **other},
+        )
 
 
 @dataclass
@@ -280,7 +333,9 @@ class Evaluation:
     parts: list[Part]
     results: list[PartResult | WorkerDied]  # per part, in order
     portfolio_queries: dict[str, list[Facts]]
-    newest: dict[str, str | None] | None = None  # {table: newest record date} of the tables the rules read (None: not yet known)
+    newest: dict[str, str | None] | None = (
+        None  # {table: newest record date} of the tables the rules read (None: not yet known)
+    )
 
 
 def plan(store: Store, request: CheckRequest, pm: pluggy.PluginManager | None = None) -> Plan:
@@ -300,24 +355,38 @@ def plan(store: Store, request: CheckRequest, pm: pluggy.PluginManager | None = 
     if request.min_severity not in SEVERITY_RANK:
         raise InputError(f"unknown severity {request.min_severity!r} (expected {', '.join(SEVERITIES)})")
     if not store.table_exists("accounts"):
-        raise InputError(_("{store}: no accounts table (run `kamrules init` and `kamrules import` first)").format(store=getattr(store, "path", "store")))
+        raise InputError(
+            _("{store}: no accounts table (run `kamrules init` and `kamrules import` first)").format(
+                store=getattr(store, "path", "store")
+            )
+        )
     failures: list[tuple[str, str]] = []
     providers = collect_providers(pm, failures)
     sets = load_rulesets(store, pm, request.rulesets_dirs, failures, providers)
     if not store.has_rows("accounts"):
-        raise InputError(_("{store}: no accounts in the store: nothing to check "
-                           "(load your data first: `kamrules import DIR`, see docs/data-contract.md)").format(store=getattr(store, "path", "store")))
+        raise InputError(
+            _(
+                "{store}: no accounts in the store: nothing to check "
+                "(load your data first: `kamrules import DIR`, see docs/data-contract.md)"
+            ).format(store=getattr(store, "path", "store"))
+        )
     wanted = list(request.rulesets)
     names = {rs.name for rs in sets}
     unknown = [n for n in wanted if n not in names]
     if unknown:
-        raise InputError(_("unknown rule set {names} (expected one of {choices})").format(names=", ".join(map(repr, unknown)), choices=", ".join(sorted(names))))
+        raise InputError(
+            _("unknown rule set {names} (expected one of {choices})").format(
+                names=", ".join(map(repr, unknown)), choices=", ".join(sorted(names))
+            )
+        )
     chosen = [rs for rs in sets if not wanted or rs.name in wanted]
     select, ignore = selection(sets, request.select, request.ignore)
     outside = [p for p in select if not any(r.code.startswith(p) for rs in chosen for r in rs.rules)]
     if outside:  # its rules are in rule sets this check leaves out
-        raise InputError(f"--select {', '.join(outside)} matches no rule of {', '.join(rs.name for rs in chosen)} "
-                         f"(it selects rules of {', '.join(rs.name for rs in sets if any(r.code.startswith(outside[0]) for r in rs.rules))})")
+        raise InputError(
+            f"--select {', '.join(outside)} matches no rule of {', '.join(rs.name for rs in chosen)} "
+            f"(it selects rules of {', '.join(rs.name for rs in sets if any(r.code.startswith(outside[0]) for r in rs.rules))})"
+        )
     rules = [r for rs in chosen for r in rs.rules if r.enabled and selected(r.code, select, ignore)]
     timeout = {"timeout": request.plugin_timeout} if request.plugin_timeout else {}
     source = FactSource(store, request.as_of, providers, failures, **timeout)
@@ -344,11 +413,30 @@ def plan(store: Store, request: CheckRequest, pm: pluggy.PluginManager | None = 
     except BaseException:
         source.close()
         raise
-    return Plan(store, request, pm, providers, sets, chosen, select, ignore, rules, runnable, skipped, failures, source,
-                compiled, acc_engine, port_engine, started)
+    return Plan(
+        store,
+        request,
+        pm,
+        providers,
+        sets,
+        chosen,
+        select,
+        ignore,
+        rules,
+        runnable,
+        skipped,
+        failures,
+        source,
+        compiled,
+        acc_engine,
+        port_engine,
+        started,
+    )
 
 
-def evaluate(plan: Plan, parts: Sequence[Part] | None = None, progress: Callable[[int], None] | None = None) -> Evaluation:
+def evaluate(
+    plan: Plan, parts: Sequence[Part] | None = None, progress: Callable[[int], None] | None = None
+) -> Evaluation:
     """Stage 2: the account rules on every part of the book (``parts``: :func:`kamrules.partition.plan_parts`
     by default), in worker processes when there are several parts and jobs; the portfolio providers' queries run
     here meanwhile. ``progress``, if given, is called with the number of accounts done so far."""
@@ -359,9 +447,19 @@ def evaluate(plan: Plan, parts: Sequence[Part] | None = None, progress: Callable
         return Evaluation([], [], {})
     jobs = request.jobs or default_jobs()
     if parts is None:
-        parts = plan_parts(store.conn, jobs, request.part_size or PART_SIZE) if on_disk(store) else [Part(0, None, None)]
-    task = PartTask(store, plan.source, plan.compiled, plan.account_engine, request.as_of, request.min_severity,
-                    request.batch_size, plan.portfolio_engine is not None)
+        parts = (
+            plan_parts(store.conn, jobs, request.part_size or PART_SIZE) if on_disk(store) else [Part(0, None, None)]
+        )
+    task = PartTask(
+        store,
+        plan.source,
+        plan.compiled,
+        plan.account_engine,
+        request.as_of,
+        request.min_severity,
+        request.batch_size,
+        plan.portfolio_engine is not None,
+    )
 
     def meanwhile() -> tuple[dict[str, list[Facts]], dict[str, str | None]]:  # in this process while the workers check
         queries = plan.source.portfolio_queries() if plan.portfolio_engine is not None else {}
@@ -414,7 +512,9 @@ def merge(plan: Plan, evaluation: Evaluation) -> CheckResult:
             rows = source.portfolio(evaluation.portfolio_queries, totals, failed)
     else:
         checked = plan.store.count("accounts")
-        if plan.portfolio_engine is not None:  # only portfolio rules: account facts still feed over="account_facts" totals
+        if (
+            plan.portfolio_engine is not None
+        ):  # only portfolio rules: account facts still feed over="account_facts" totals
             rows = source.prepare().portfolio()
     if plan.portfolio_engine is not None and rows is not None:
         try:
@@ -437,12 +537,23 @@ def merge(plan: Plan, evaluation: Evaluation) -> CheckResult:
     by_sev = Counter(a.severity for a in alerts)
     by_rs = Counter(a.ruleset for a in alerts)
     summary = Summary(
-        as_of=request.as_of, accounts_checked=checked, alerts=len(alerts),
-        by_severity={s: by_sev.get(s, 0) for s in SEVERITIES}, by_ruleset=dict(sorted(by_rs.items())),
-        rulesets=tuple(rs.name for rs in plan.chosen), rules_run=len(plan.rules) - len(skipped),
-        skipped=tuple(skipped), failures=tuple(failures), seconds=time.perf_counter() - plan.started,
-        codes=tuple(r.code for r in runnable), min_severity=request.min_severity, select=tuple(plan.select),
-        ignore=tuple(plan.ignore), newest=newest, stale_after_days=request.stale_after_days or 0, stale=stale,
+        as_of=request.as_of,
+        accounts_checked=checked,
+        alerts=len(alerts),
+        by_severity={s: by_sev.get(s, 0) for s in SEVERITIES},
+        by_ruleset=dict(sorted(by_rs.items())),
+        rulesets=tuple(rs.name for rs in plan.chosen),
+        rules_run=len(plan.rules) - len(skipped),
+        skipped=tuple(skipped),
+        failures=tuple(failures),
+        seconds=time.perf_counter() - plan.started,
+        codes=tuple(r.code for r in runnable),
+        min_severity=request.min_severity,
+        select=tuple(plan.select),
+        ignore=tuple(plan.ignore),
+        newest=newest,
+        stale_after_days=request.stale_after_days or 0,
+        stale=stale,
         stale_rules=stale_rules,
     )
     return CheckResult(alerts=alerts, summary=summary, as_of=request.as_of)
@@ -471,8 +582,9 @@ def newest_of(plan: Plan, runnable: Sequence[Rule]) -> dict[str, str | None]:
         return {}
 
 
-def freshness(plan: Plan, runnable: Sequence[Rule], newest: dict[str, str | None] | None = None
-              ) -> tuple[dict[str, str | None], tuple[tuple[str, str, int], ...], tuple[str, ...]]:
+def freshness(
+    plan: Plan, runnable: Sequence[Rule], newest: dict[str, str | None] | None = None
+) -> tuple[dict[str, str | None], tuple[tuple[str, str, int], ...], tuple[str, ...]]:
     """``(newest, stale, stale_rules)`` of a check: the newest record on or before the as-of date of each dated
     table the run rules read (through their facts' providers' ``requires``), those more than
     ``request.stale_after_days`` days before it, and the rules reading them. ``newest``: as computed during
@@ -498,8 +610,12 @@ def freshness(plan: Plan, runnable: Sequence[Rule], newest: dict[str, str | None
     return dict(sorted(newest.items())), tuple(stale), stale_rules
 
 
-def run(store: Store, request: CheckRequest, pm: pluggy.PluginManager | None = None,
-        progress: Callable[[int], None] | None = None) -> CheckResult:
+def run(
+    store: Store,
+    request: CheckRequest,
+    pm: pluggy.PluginManager | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> CheckResult:
     """A whole check: :func:`plan`, :func:`evaluate`, :func:`merge`, on one state of the store.
 
     Raises :class:`InputError` for bad rule-set files or names; a provider, plugin hook or rule message that
@@ -509,13 +625,22 @@ def run(store: Store, request: CheckRequest, pm: pluggy.PluginManager | None = N
     """
     from kamrules.partition import BUSY_WAIT, one_snapshot
 
-    with one_snapshot(store.path, BUSY_WAIT if request.wait is None else request.wait) if on_disk(store) else nullcontext():
+    with (
+        one_snapshot(store.path, BUSY_WAIT if request.wait is None else request.wait)
+        if on_disk(store)
+        else nullcontext()
+    ):
         with plan(store, request, pm) as p:
             return merge(p, evaluate(p, progress=progress))
 
 
-def run_check(store: Store, as_of: str, pm: pluggy.PluginManager | None = None,
-              progress: Callable[[int], None] | None = None, **request: Any) -> CheckResult:
+def run_check(
+    store: Store,
+    as_of: str,
+    pm: pluggy.PluginManager | None = None,
+    progress: Callable[[int], None] | None = None,
+    **request: Any,
+) -> CheckResult:
     """``run(store, CheckRequest(as_of, **request), pm, progress)``: the keyword form of a check, kept for callers
     of the 15-parameter function (``rulesets_dirs``, ``rulesets``, ``select``, ``ignore``, ``min_severity``,
     ``jobs``, ``part_size``, ``batch_size``, ``plugin_timeout``, ``wait``: see :class:`CheckRequest`)."""
@@ -528,5 +653,21 @@ def on_disk(store: Store) -> bool:
     return path not in ("", ":memory:") and not path.startswith("file:")
 
 
-__all__ = ["CheckRequest", "CheckResult", "Evaluation", "Plan", "Summary", "evaluate", "merge", "plan", "run", "run_check",
-           "selected", "selection", "load_rulesets", "user_rulesets", "format_message", "EXTRA_FIELDS"]
+__all__ = [
+    "CheckRequest",
+    "CheckResult",
+    "Evaluation",
+    "Plan",
+    "Summary",
+    "evaluate",
+    "merge",
+    "plan",
+    "run",
+    "run_check",
+    "selected",
+    "selection",
+    "load_rulesets",
+    "user_rulesets",
+    "format_message",
+    "EXTRA_FIELDS",
+]

@@ -42,14 +42,25 @@ def compile_engine(rules: Sequence[Rule]) -> tuple[CompiledRules, Any, Any]:
             key = f"{rule.code}|{v.tier or '*'}|{v.severity}"
             variants[key] = (rule, v)
             eng[rule.scope].append(MatchRule(key, rule, v))
-    plan = CompiledRules([r for r in rules if r.scope == "account"], [r for r in rules if r.scope == "portfolio"], variants)
+    plan = CompiledRules(
+        [r for r in rules if r.scope == "account"], [r for r in rules if r.scope == "portfolio"], variants
+    )
     acc = compile_matcher(eng["account"]) if eng["account"] else None
     port = compile_matcher(eng["portfolio"]) if eng["portfolio"] else None
     return plan, acc, port
 
 
-def emit(plan: CompiledRules, facts: dict, fired: set[str], portfolio: bool, min_severity: str, as_of: str,
-         alerts: list, msg_failed: dict, failures: list) -> None:
+def emit(
+    plan: CompiledRules,
+    facts: dict,
+    fired: set[str],
+    portfolio: bool,
+    min_severity: str,
+    as_of: str,
+    alerts: list,
+    msg_failed: dict,
+    failures: list,
+) -> None:
     """Append to ``alerts`` the strongest fired variant of each rule at or above ``min_severity``."""
     best = plan.strongest(fired)
     for code in sorted(best):
@@ -61,7 +72,10 @@ def emit(plan: CompiledRules, facts: dict, fired: set[str], portfolio: bool, min
 def _temp_in_memory(conn) -> None:
     """Keep the provider temp tables of the caller's connection in memory (not a temp file): only if it
     has no temp objects, because changing temp_store deletes them."""
-    if conn.execute("PRAGMA temp_store").fetchone()[0] != 2 and conn.execute("SELECT count(*) FROM sqlite_temp_master").fetchone()[0] == 0:
+    if (
+        conn.execute("PRAGMA temp_store").fetchone()[0] != 2
+        and conn.execute("SELECT count(*) FROM sqlite_temp_master").fetchone()[0] == 0
+    ):
         conn.execute("PRAGMA temp_store = MEMORY")
 
 
@@ -122,7 +136,9 @@ class PartTask:
             try:
                 fired = self.engine.match(batch)
             except EngineError as e:
-                failures.append((f"rules engine (accounts {batch[0].get('account_id')}..{batch[-1].get('account_id')})", str(e)))
+                failures.append(
+                    (f"rules engine (accounts {batch[0].get('account_id')}..{batch[-1].get('account_id')})", str(e))
+                )
                 fired = [set() for _ in batch]
             for facts, keys in zip(batch, fired, strict=True):
                 emit(self.plan, facts, keys, False, self.min_severity, self.as_of, alerts, msg_failed, failures)
@@ -146,15 +162,23 @@ class PartTask:
         finally:
             if store is not self.store:
                 store.close()
-        return PartResult(alerts, checked, failures, source.derive_error_counts(), msg_failed, source.failed_providers(),
-                           totals)
+        return PartResult(
+            alerts, checked, failures, source.derive_error_counts(), msg_failed, source.failed_providers(), totals
+        )
 
 
 _EVIDENCE: dict[int, tuple[Rule, tuple[str, ...]]] = {}  # id(rule) -> (rule, its evidence facts)
 
 
-def _alert(rule: Rule, v: Variant, facts: Mapping[str, Any], as_of: str, portfolio: bool,
-           msg_failed: dict[str, int], failures: list) -> Alert:
+def _alert(
+    rule: Rule,
+    v: Variant,
+    facts: Mapping[str, Any],
+    as_of: str,
+    portfolio: bool,
+    msg_failed: dict[str, int],
+    failures: list,
+) -> Alert:
     try:
         message = format_message(rule, facts, v.thresholds, as_of)
     except Exception as e:
@@ -171,12 +195,19 @@ def _alert(rule: Rule, v: Variant, facts: Mapping[str, Any], as_of: str, portfol
     evidence = {f: facts.get(f) for f in names[1]}
     evidence.update(v.thresholds)
     alert = Alert(
-        ruleset=rule.ruleset, code=rule.code, rule=rule.name, severity=v.severity, message=message,
-        action=rule.action_for(facts, v.thresholds) if rule.actions else rule.action, as_of=as_of,
+        ruleset=rule.ruleset,
+        code=rule.code,
+        rule=rule.name,
+        severity=v.severity,
+        message=message,
+        action=rule.action_for(facts, v.thresholds) if rule.actions else rule.action,
+        as_of=as_of,
         account_id=facts.get("account_id"),  # a portfolio row may name its account (PORTFOLIO_ADDRESS)
         account_name=facts.get("account_name") if portfolio else facts.get("name"),
-        owner=facts.get("owner"), owner_email=facts.get("owner_email"),
-        evidence=evidence, scope_key=str(facts.get("scope_key", "")) if portfolio else "",
+        owner=facts.get("owner"),
+        owner_email=facts.get("owner_email"),
+        evidence=evidence,
+        scope_key=str(facts.get("scope_key", "")) if portfolio else "",
         revenue_12m=None if portfolio else facts.get("revenue_12m"),
     )
     # computed here, in the worker, not in the parent's output; stored where the cached_property keeps it

@@ -61,7 +61,12 @@ class KamrulesGroup(click.Group):
         return super().make_context(info_name, args, parent=parent, **extra)
 
     def resolve_command(self, ctx, args):
-        if args and args[0] not in self.commands and getattr(self, "plugin_failures", None) and not args[0].startswith("-"):
+        if (
+            args
+            and args[0] not in self.commands
+            and getattr(self, "plugin_failures", None)
+            and not args[0].startswith("-")
+        ):
             failed = "; ".join(f"{where} failed: {what}" for where, what in self.plugin_failures)
             raise CliError(f"no command {args[0]!r}: it may come from a plugin that failed ({failed})", EXIT_INCOMPLETE)
         return super().resolve_command(ctx, args)
@@ -87,10 +92,25 @@ def _show_version(ctx, param, value):
 
 
 @click.group(cls=KamrulesGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
-              help="Show the version and the matcher in use, and exit.")
-@click.option("--plugins-dir", multiple=True, type=click.Path(file_okay=False), help="Load plugins (*.py) from this folder (also $KAMRULES_PLUGINS_DIR).")
-@click.option("--config", type=click.Path(dir_okay=False), help="Settings file (default ./kamrules.toml if present, or $KAMRULES_CONFIG).")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_show_version,
+    help="Show the version and the matcher in use, and exit.",
+)
+@click.option(
+    "--plugins-dir",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="Load plugins (*.py) from this folder (also $KAMRULES_PLUGINS_DIR).",
+)
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    help="Settings file (default ./kamrules.toml if present, or $KAMRULES_CONFIG).",
+)
 @db_option
 @lang_option
 def cli(plugins_dir, config):

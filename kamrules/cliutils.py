@@ -73,10 +73,17 @@ class Env:
         if not create and not path.exists():
             folder = path.parent
             if not folder.is_dir():
-                raise CliError(_("{db}: no store here, and its folder {folder} does not exist "
-                                 "(create the folder first: mkdir -p {folder}; then `kamrules init --db {db}`; or pass --db PATH)")
-                               .format(db=self.db, folder=folder))
-            raise CliError(_("{db}: no store here (create one with `kamrules init --db {db}` or pass --db PATH)").format(db=self.db))
+                raise CliError(
+                    _(
+                        "{db}: no store here, and its folder {folder} does not exist "
+                        "(create the folder first: mkdir -p {folder}; then `kamrules init --db {db}`; or pass --db PATH)"
+                    ).format(db=self.db, folder=folder)
+                )
+            raise CliError(
+                _("{db}: no store here (create one with `kamrules init --db {db}` or pass --db PATH)").format(
+                    db=self.db
+                )
+            )
         return Store.open(self.db, pm=self.pm)
 
     def output_path(self, path, inputs=(), what: str = "output file", store: bool = True):
@@ -142,7 +149,9 @@ def parse_date(value: str | None, what: str = "date") -> str:
     try:
         return dt.date.fromisoformat(value).isoformat()
     except ValueError:
-        raise click.BadParameter(_("{value!r} is not a date (expected YYYY-MM-DD)").format(value=value), param_hint=what) from None
+        raise click.BadParameter(
+            _("{value!r} is not a date (expected YYYY-MM-DD)").format(value=value), param_hint=what
+        ) from None
 
 
 def as_of_option(f):

@@ -38,14 +38,16 @@ def parse_literal(text: str, offset: int = 0) -> Any:
     t = text.strip()
     offset += len(text) - len(text.lstrip())  # point at the operand, not the blanks before it
     if not t:
-        raise ConditionError("missing operand (expected a number, true/false, a string, [list], $threshold or @fact)", offset)
+        raise ConditionError(
+            "missing operand (expected a number, true/false, a string, [list], $threshold or @fact)", offset
+        )
     if _NUMBER.match(t):
         pct = t.endswith("%")
         num = t[:-1] if pct else t
         value = float(num) if any(c in num for c in ".eE") or pct else int(num)
         if isinstance(value, float) and not math.isfinite(value):  # 1e999: infinity, compared as missing
             raise ConditionError(f"number {t!r} is out of range (expected a finite number)", offset)
-        if isinstance(value, int) and not -2**63 <= value < 2**63:  # beyond SQLite's integers
+        if isinstance(value, int) and not -(2**63) <= value < 2**63:  # beyond SQLite's integers
             raise ConditionError(f"number {t!r} is out of range (expected at most 19 digits)", offset)
         return value / 100 if pct else value
     if t in ("true", "false"):
@@ -135,7 +137,9 @@ class Condition:
         if _is_num(actual) != _is_num(other):
             return False
         try:
-            held: bool = {"<": actual < other, "<=": actual <= other, ">": actual > other, ">=": actual >= other}[self.op]
+            held: bool = {"<": actual < other, "<=": actual <= other, ">": actual > other, ">=": actual >= other}[
+                self.op
+            ]
             return held
         except TypeError:
             return False
@@ -159,12 +163,12 @@ def _eq(a: Any, b: Any) -> bool:
 def parse_condition(text: str, line: int | None = None, column: int | None = None) -> Condition:
     """Parse ``"FACT OP OPERAND"``; raises :class:`ConditionError` with the offset of the problem."""
     if not isinstance(text, str):
-        raise ConditionError("a condition must be a string \"FACT OP OPERAND\"")
+        raise ConditionError('a condition must be a string "FACT OP OPERAND"')
     m = _COND.match(text)
     if not m:
         word = re.match(rf"\s*({_NAME})?\s*", text)
         if not word or not word.group(1):
-            raise ConditionError(f"{text!r} does not start with a fact name (expected \"FACT OP OPERAND\")", 0)
+            raise ConditionError(f'{text!r} does not start with a fact name (expected "FACT OP OPERAND")', 0)
         raise ConditionError(
             f"no operator after {word.group(1)!r} (expected one of {', '.join(OPERATORS)})", word.end()
         )

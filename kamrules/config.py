@@ -138,8 +138,12 @@ def _validate(data: dict) -> Settings:
         import pydantic
 
         # the names the annotations use, for pydantic to resolve them in this module
-        globals().update(AfterValidator=pydantic.AfterValidator, BeforeValidator=pydantic.BeforeValidator,
-                         Field=pydantic.Field, SecretStr=pydantic.SecretStr)
+        globals().update(
+            AfterValidator=pydantic.AfterValidator,
+            BeforeValidator=pydantic.BeforeValidator,
+            Field=pydantic.Field,
+            SecretStr=pydantic.SecretStr,
+        )
         _ADAPTER = pydantic.TypeAdapter(Settings)
     return _ADAPTER.validate_python(data)
 
@@ -170,7 +174,12 @@ def _names_at(loc: tuple) -> list[str]:
     """The setting names of the table at ``loc`` (() for the top level, ("email", "renotify"), ...)."""
     import dataclasses
 
-    cls = {(): Settings, ("check",): CheckSettings, ("email",): EmailSettings, ("email", "renotify"): RenotifySettings}.get(tuple(loc))
+    cls = {
+        (): Settings,
+        ("check",): CheckSettings,
+        ("email",): EmailSettings,
+        ("email", "renotify"): RenotifySettings,
+    }.get(tuple(loc))
     return [f.name for f in dataclasses.fields(cls) if f.name != "source"] if cls else []
 
 
@@ -225,5 +234,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, environ: Mapping[s
             msg = err["msg"]
             if err["type"] == "unexpected_keyword_argument":  # a key no dataclass of the settings has
                 msg = f"unknown setting (expected one of {', '.join(_names_at(err['loc'][:-1]))})"
-            problems.append(Problem(str(path or "environment"), _line_of(text, leaf) if text else None, f"{key}: {msg}"))
+            problems.append(
+                Problem(str(path or "environment"), _line_of(text, leaf) if text else None, f"{key}: {msg}")
+            )
         raise InputError(f"{path or 'environment'}: invalid settings", problems) from e

@@ -159,7 +159,9 @@ def _dumps(obj: Any) -> str:
             return [sub(v) for v in x]
         return x
 
-    if isinstance(obj, list) and all(isinstance(m, dict) and all(not isinstance(v, float) or _plain_float(v) for v in m.values()) for m in obj):
+    if isinstance(obj, list) and all(
+        isinstance(m, dict) and all(not isinstance(v, float) or _plain_float(v) for v in m.values()) for m in obj
+    ):
         return json.dumps(obj, ensure_ascii=False)
     text = json.dumps(sub(obj), ensure_ascii=False)
     if floats:
@@ -210,7 +212,7 @@ class CompiledRules:
         for i in range(0, max(len(rules), 1), per):
             name = f"kam_{digest}_{i // per}"
             chunk = {_CATCH_ALL: {"all": [{"m": {_SENTINEL: 1}}], "run": _noop}}
-            for r in rules[i:i + per]:
+            for r in rules[i : i + per]:
                 cond = {"$and": [{_MARK: 1}, dict(r.condition)]} if r.condition else {_MARK: 1}
                 chunk[r.key] = {"all": [{"m": cond}], "run": _noop}
             definitions[name] = chunk
@@ -228,7 +230,7 @@ class CompiledRules:
         """For each fact (dict of name -> value; None values are left out), the keys of the rules it fired."""
         fired: list[set[str]] = [set() for _ in facts]
         for start in range(0, len(facts), MAX_BATCH):
-            chunk = facts[start:start + MAX_BATCH]
+            chunk = facts[start : start + MAX_BATCH]
             for name in self.names:
                 for i, key in self._match_one(name, chunk):
                     fired[start + i].add(key)
@@ -256,7 +258,9 @@ class CompiledRules:
             except EngineError:
                 raise
             except BaseException as e:
-                raise EngineError(f"rules engine failed on a batch of {len(facts)} facts: {getattr(e, 'message', e)}") from e
+                raise EngineError(
+                    f"rules engine failed on a batch of {len(facts)} facts: {getattr(e, 'message', e)}"
+                ) from e
             finally:
                 if created:  # never delete a state that was not created (that crashes the engine)
                     try:
@@ -434,6 +438,7 @@ def rule_to_durable(rule: Rule, variant: Variant) -> dict[str, Any]:
 
 # -- one interface, two matchers ----------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class MatchRule:
     """One (tier, severity) form of a parsed rule, named ``key`` in match results."""
@@ -454,8 +459,10 @@ class Matcher(Protocol):
 
 
 ENGINES = ("auto", "durable", "python")
-RECIPE = ("CPPFLAGS='-DPyEval_CallObject=PyObject_CallObject' pip install --no-cache-dir "
-          "--no-binary durable-rules durable-rules==2.0.28")
+RECIPE = (
+    "CPPFLAGS='-DPyEval_CallObject=PyObject_CallObject' pip install --no-cache-dir "
+    "--no-binary durable-rules durable-rules==2.0.28"
+)
 _CHOICE: str | None = None  # set by configure(); None: KAMRULES_ENGINE, else "auto"
 _WARNED = False
 
@@ -489,8 +496,10 @@ def resolve(engine: str | None = None) -> str:
         return "python"
     if import_error() is not None:
         if engine == "durable":
-            raise InputError(f"engine = \"durable\" but durable_rules can't be imported ({import_error()}); "
-                             f"on Python 3.13+ build it with: {RECIPE} (or set engine = \"python\")")
+            raise InputError(
+                f'engine = "durable" but durable_rules can\'t be imported ({import_error()}); '
+                f'on Python 3.13+ build it with: {RECIPE} (or set engine = "python")'
+            )
         return "python"
     return "durable"
 
@@ -503,9 +512,9 @@ def describe(engine: str | None = None) -> str:
     except InputError as e:
         return f"none ({e})"
     if used == "durable":
-        return f"durable_rules {_durable_version()} (engine = \"{setting}\")"
+        return f'durable_rules {_durable_version()} (engine = "{setting}")'
     why = "" if setting == "python" else f"; durable_rules can't be imported: {import_error()}"
-    return f"python (engine = \"{setting}\"{why})"
+    return f'python (engine = "{setting}"{why})'
 
 
 def _durable_version() -> str:
@@ -523,9 +532,12 @@ def _warn_fallback() -> None:
     if _WARNED:
         return
     _WARNED = True
-    print(f"kamrules: durable_rules can't be imported ({import_error()}); using the Python matcher (same alerts). "
-          f"To use durable_rules on Python 3.13+: {RECIPE}; to silence this: engine = \"python\" under [check] "
-          f"in kamrules.toml (or KAMRULES_ENGINE=python).", file=sys.stderr)
+    print(
+        f"kamrules: durable_rules can't be imported ({import_error()}); using the Python matcher (same alerts). "
+        f'To use durable_rules on Python 3.13+: {RECIPE}; to silence this: engine = "python" under [check] '
+        f"in kamrules.toml (or KAMRULES_ENGINE=python).",
+        file=sys.stderr,
+    )
 
 
 def compile_matcher(rules: Sequence[MatchRule], engine: str | None = None) -> Matcher:

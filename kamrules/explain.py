@@ -21,8 +21,15 @@ class RuleVerdict:
     thresholds: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ruleset": self.ruleset, "code": self.code, "rule": self.rule, "status": self.status,
-                "severity": self.severity, "reason": self.reason, "thresholds": dict(self.thresholds)}
+        return {
+            "ruleset": self.ruleset,
+            "code": self.code,
+            "rule": self.rule,
+            "status": self.status,
+            "severity": self.severity,
+            "reason": self.reason,
+            "thresholds": dict(self.thresholds),
+        }
 
 
 @dataclass(frozen=True)
@@ -34,12 +41,18 @@ class Explanation:
     failures: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"account_id": self.account_id, "as_of": self.as_of, "facts": dict(self.facts),
-                "rules": [v.to_dict() for v in self.verdicts], "failures": [list(f) for f in self.failures]}
+        return {
+            "account_id": self.account_id,
+            "as_of": self.as_of,
+            "facts": dict(self.facts),
+            "rules": [v.to_dict() for v in self.verdicts],
+            "failures": [list(f) for f in self.failures],
+        }
 
 
-def explain_account(store, account_id: str, as_of: str, rulesets_dirs: Iterable = (), rulesets: Iterable[str] = (),
-                    pm=None) -> Explanation:
+def explain_account(
+    store, account_id: str, as_of: str, rulesets_dirs: Iterable = (), rulesets: Iterable[str] = (), pm=None
+) -> Explanation:
     """The account's facts and, for every rule, whether it fired and if not why not.
 
     The Python evaluation is cross-checked with the engine; a disagreement is a failure.
@@ -54,7 +67,9 @@ def explain_account(store, account_id: str, as_of: str, rulesets_dirs: Iterable 
             with book.bound_to(own, failures) if own is not None else book as source:
                 found = list(source.accounts(account_id=account_id))
                 if not found:
-                    raise InputError(f"no account {account_id!r} in {getattr(store, 'path', 'the store')} (expected an id from the accounts table)")
+                    raise InputError(
+                        f"no account {account_id!r} in {getattr(store, 'path', 'the store')} (expected an id from the accounts table)"
+                    )
                 facts = found[0]
                 verdicts = _verdicts(p, source, book if own is None else None, facts)
         finally:
@@ -92,18 +107,35 @@ def _verdicts(p: Plan, source, book, facts) -> list[RuleVerdict]:
             if not rule.enabled:
                 verdicts.append(RuleVerdict(**base, status="disabled", reason="enabled: false in its rule-set file"))
             elif rule.scope == "portfolio" and not bad and book is None:
-                verdicts.append(RuleVerdict(**base, status="portfolio", reason=(
-                    f"portfolio rule: not evaluated for one account of a book of {store.count('accounts'):,} accounts "
-                    f"(it needs every account's facts); `kamrules check --select {rule.code}` evaluates it")))
+                verdicts.append(
+                    RuleVerdict(
+                        **base,
+                        status="portfolio",
+                        reason=(
+                            f"portfolio rule: not evaluated for one account of a book of {store.count('accounts'):,} accounts "
+                            f"(it needs every account's facts); `kamrules check --select {rule.code}` evaluates it"
+                        ),
+                    )
+                )
             elif rule.scope == "portfolio" and not bad:
                 if portfolio is None:
                     portfolio = book.portfolio()
-                mine = [row for row in portfolio if row.get("account_id") in (None, facts.get("account_id"))]  # not other accounts' rows
+                mine = [
+                    row for row in portfolio if row.get("account_id") in (None, facts.get("account_id"))
+                ]  # not other accounts' rows
                 parts = [(row.get("scope_key") or "the book", evaluate(rule, row)) for row in mine]
                 fired = [(k, v) for k, v in parts if v.fired]
                 shown = fired[0] if fired else (parts[0] if parts else None)
-                reason = f"portfolio rule, on {shown[0]}: {shown[1].reason()}" if shown else "portfolio rule: no portfolio facts"
-                verdicts.append(RuleVerdict(**base, status="portfolio", severity=shown[1].severity if shown else None, reason=reason))
+                reason = (
+                    f"portfolio rule, on {shown[0]}: {shown[1].reason()}"
+                    if shown
+                    else "portfolio rule: no portfolio facts"
+                )
+                verdicts.append(
+                    RuleVerdict(
+                        **base, status="portfolio", severity=shown[1].severity if shown else None, reason=reason
+                    )
+                )
             elif bad:
                 st = bad[0]
                 why = st.reason if st.state == "unavailable" else f"fact provider {st.name} failed: {st.reason}"
@@ -112,12 +144,24 @@ def _verdicts(p: Plan, source, book, facts) -> list[RuleVerdict]:
                 verdicts.append(RuleVerdict(**base, status="skipped", reason=f"skipped: {gap}"))
             else:
                 v = evaluate(rule, facts)
-                verdicts.append(RuleVerdict(**base, status="fired" if v.fired else "not_fired", severity=v.severity,
-                                            reason=v.reason(), thresholds=v.thresholds))
+                verdicts.append(
+                    RuleVerdict(
+                        **base,
+                        status="fired" if v.fired else "not_fired",
+                        severity=v.severity,
+                        reason=v.reason(),
+                        thresholds=v.thresholds,
+                    )
+                )
     engine = p.account_engine  # the plan's: compiled from the same rules (enabled, account scope, not skipped)
     if engine is not None:
         best = {code: v.severity for code, (_, v) in p.compiled.strongest(engine.match([facts])[0]).items()}
         for v in verdicts:
             if v.status in ("fired", "not_fired") and best.get(v.code) != v.severity:
-                failures.append((f"rule {v.code}", f"engine says {best.get(v.code) or 'not fired'}, Python evaluation says {v.severity or 'not fired'}"))
+                failures.append(
+                    (
+                        f"rule {v.code}",
+                        f"engine says {best.get(v.code) or 'not fired'}, Python evaluation says {v.severity or 'not fired'}",
+                    )
+                )
     return verdicts

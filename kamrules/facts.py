@@ -113,7 +113,9 @@ class FactProvider:
         if self.over == "account_facts" and self.scope != "portfolio":
             raise ValueError(f"fact provider {self.name}: over='account_facts' needs scope='portfolio'")
         if not self.sql.strip() and (self.derive is None or self.facts or self.inputs or self.scope != "account"):
-            raise ValueError(f"fact provider {self.name}: without sql it needs derive, scope='account' and no facts or inputs")
+            raise ValueError(
+                f"fact provider {self.name}: without sql it needs derive, scope='account' and no facts or inputs"
+            )
 
 
 # Columns of a portfolio row that address its alert: to an owner, or to one account (a row with
@@ -160,7 +162,9 @@ def collect_providers(pm: pluggy.PluginManager, failures: Failures | None = None
                 raise PluginError(f"plugin {plugin}: register_facts returned {p!r} (expected FactProvider objects)")
             for name in tuple(p.facts) + tuple(p.derived):
                 if name in owner:
-                    raise PluginError(f"fact {name!r} is produced by two providers: {owner[name]} and {p.name} ({plugin})")
+                    raise PluginError(
+                        f"fact {name!r} is produced by two providers: {owner[name]} and {p.name} ({plugin})"
+                    )
                 owner[name] = p.name
             providers.append(p)
     return ordered(providers)
@@ -176,14 +180,18 @@ def ordered(providers: Sequence[FactProvider]) -> tuple[FactProvider, ...]:
     for p in providers:
         unknown = [n for n in p.after if n not in names]
         if unknown:
-            raise PluginError(f"fact provider {p.name}: after={tuple(p.after)!r} names no loaded provider {', '.join(map(repr, unknown))}")
+            raise PluginError(
+                f"fact provider {p.name}: after={tuple(p.after)!r} names no loaded provider {', '.join(map(repr, unknown))}"
+            )
     out: list[FactProvider] = []
     done: set[str] = set()
     todo = list(providers)
     while todo:
         ready = next((p for p in todo if all(n in done for n in p.after)), None)
         if ready is None:
-            raise PluginError(f"fact providers {', '.join(p.name for p in todo)}: their after= declarations form a cycle")
+            raise PluginError(
+                f"fact providers {', '.join(p.name for p in todo)}: their after= declarations form a cycle"
+            )
         todo.remove(ready)
         out.append(ready)
         done.add(ready.name)
@@ -204,7 +212,9 @@ def column_gaps(store: Store, providers: Sequence[FactProvider]) -> dict[str, st
                 elif col not in store.columns(table):
                     seen[spec] = f"no column {spec}"
                 else:
-                    found = store.conn.execute(f"SELECT EXISTS (SELECT 1 FROM {_q(table)} WHERE {_q(col)} IS NOT NULL)").fetchone()[0]
+                    found = store.conn.execute(
+                        f"SELECT EXISTS (SELECT 1 FROM {_q(table)} WHERE {_q(col)} IS NOT NULL)"
+                    ).fetchone()[0]
                     seen[spec] = None if found else f"no values in column {spec} (NULL in every row)"
             why = seen[spec]
             if why:
@@ -233,7 +243,14 @@ class FactSource:
 
     _counter = 0
 
-    def __init__(self, store: Store, as_of: str, providers: Sequence[FactProvider], failures: Failures, timeout: float | None = DEFAULT_PLUGIN_TIMEOUT):
+    def __init__(
+        self,
+        store: Store,
+        as_of: str,
+        providers: Sequence[FactProvider],
+        failures: Failures,
+        timeout: float | None = DEFAULT_PLUGIN_TIMEOUT,
+    ):
         self.store, self.as_of, self.failures = store, as_of, failures
         self.timeout = timeout  # seconds a provider's SQL or one derive call may run (None: no limit)
         self._timeouts: dict[str, str] = {}  # provider -> reason; shared by bound_to copies in one process
@@ -252,7 +269,10 @@ class FactSource:
             st = ProviderStatus(p.name, facts=tuple(p.facts) + tuple(p.derived))
             for t in p.requires:
                 if not store.has_rows(t):
-                    st.state, st.reason = "unavailable", (f"no rows in table {t}" if store.table_exists(t) else f"no table {t}")
+                    st.state, st.reason = (
+                        "unavailable",
+                        (f"no rows in table {t}" if store.table_exists(t) else f"no table {t}"),
+                    )
                     break
             self.status[p.name] = st
         self.column_gaps = column_gaps(store, providers)
@@ -262,7 +282,9 @@ class FactSource:
         if bad_inputs:
             from kamrules.errors import PluginError
 
-            raise PluginError(f"provider inputs {bad_inputs} have the names of facts or account columns (expected other names)")
+            raise PluginError(
+                f"provider inputs {bad_inputs} have the names of facts or account columns (expected other names)"
+            )
         if clash:
             from kamrules.errors import PluginError
 
@@ -282,8 +304,11 @@ class FactSource:
 
     def fact_status(self) -> dict[str, ProviderStatus]:
         """{fact name: status of the provider producing it}."""
-        return {f: self.status[p.name] for p in self.account_providers + self.portfolio_providers + self.book_providers
-                for f in self.status[p.name].facts}
+        return {
+            f: self.status[p.name]
+            for p in self.account_providers + self.portfolio_providers + self.book_providers
+            for f in self.status[p.name].facts
+        }
 
     def book_facts(self, needed: set[str] | None = None) -> Facts:
         """Compute the facts of the ``scope="book"`` providers (those producing a fact in ``needed``, and those
@@ -291,7 +316,11 @@ class FactSource:
         call it in the parent, before the parts. A provider whose SQL returns more than one row, or raises,
         fails (its rules are skipped)."""
         if needed is not None:
-            producing = [p for p in self.account_providers + self.book_providers if needed & set(tuple(p.facts) + tuple(p.derived))]
+            producing = [
+                p
+                for p in self.account_providers + self.book_providers
+                if needed & set(tuple(p.facts) + tuple(p.derived))
+            ]
             names = {p.name for p in producing} | {n for p in producing for n in p.after}
         for p in self.book_providers:
             if (needed is not None and p.name not in names) or self.status[p.name].state != "ok" or self._timed_out(p):
@@ -345,7 +374,9 @@ class FactSource:
             yield
         except sqlite3.OperationalError as e:
             if time.monotonic() > deadline and "interrupt" in str(e):
-                raise PluginTimeout(f"its SQL ran longer than {self.timeout:g} s and was stopped (setting [check] plugin_timeout)") from None
+                raise PluginTimeout(
+                    f"its SQL ran longer than {self.timeout:g} s and was stopped (setting [check] plugin_timeout)"
+                ) from None
             raise
         finally:
             conn.set_progress_handler(None, 0)
@@ -363,8 +394,10 @@ class FactSource:
                 self._tables[p.name] = table
                 # keyed by account (no rowid): one B-tree seek per account in the composed join
                 with self._sql_deadline(p):
-                    conn.execute(f"INSERT INTO {table} SELECT {cols} FROM (\n{p.sql.strip().rstrip(';')}\n) WHERE account_id IS NOT NULL",
-                                 {"as_of": self.as_of})
+                    conn.execute(
+                        f"INSERT INTO {table} SELECT {cols} FROM (\n{p.sql.strip().rstrip(';')}\n) WHERE account_id IS NOT NULL",
+                        {"as_of": self.as_of},
+                    )
             except (Exception, PluginTimeout) as e:  # sqlite3.Error, or a Python function used in the SQL
                 if "UNIQUE" in str(e):
                     e = RuntimeError(f"returns more than one row for an account ({e})")
@@ -441,7 +474,11 @@ class FactSource:
             sql += f" LIMIT {int(limit)}"
         cur = self.store.conn.execute(sql, params)
         names = [ACCOUNT_FACT_RENAMES.get(d[0], d[0]) for d in cur.description]
-        derivers = [p for p in self.account_providers if p.derive and self.status[p.name].state == "ok" and not self._timed_out(p)]
+        derivers = [
+            p
+            for p in self.account_providers
+            if p.derive and self.status[p.name].state == "ok" and not self._timed_out(p)
+        ]
         inputs = [n for n in names if n.startswith(_INPUT)]
         renamed = {_INPUT + f: f for p in live for f in p.inputs}
         names = [renamed.get(n, n) for n in names]
@@ -479,7 +516,12 @@ class FactSource:
         n = self._derive_errors.get(p.name, 0)
         self._derive_errors[p.name] = n + 1
         if n == 0:
-            self.failures.append((f"fact provider {p.name} (derive)", f"{type(e).__name__}: {e} (account {facts.get('account_id', '-')})"))
+            self.failures.append(
+                (
+                    f"fact provider {p.name} (derive)",
+                    f"{type(e).__name__}: {e} (account {facts.get('account_id', '-')})",
+                )
+            )
 
     def _derive(self, p: FactProvider, facts: Facts) -> None:
         if self.status[p.name].state != "ok" or p.derive is None:  # it ran out of time on an earlier row
@@ -515,8 +557,12 @@ class FactSource:
                 self._fail(p, e)
         return out
 
-    def portfolio(self, rows: Mapping[str, list[Facts]] | None = None, totals: Sequence[Totals] | None = None,
-                  failed: Set[str] = frozenset()) -> list[Facts]:
+    def portfolio(
+        self,
+        rows: Mapping[str, list[Facts]] | None = None,
+        totals: Sequence[Totals] | None = None,
+        failed: Set[str] = frozenset(),
+    ) -> list[Facts]:
         """Portfolio fact sets, merged across providers by ``scope_key`` (default "").
 
         ``rows``: from :meth:`portfolio_queries` (run now if None); ``totals``: the
@@ -529,8 +575,9 @@ class FactSource:
             self._merge_portfolio(rows, totals, failed, merged)
         return [merged[k] for k in sorted(merged)]
 
-    def _merge_portfolio(self, rows: Mapping[str, list[Facts]], totals: Sequence[Totals], failed: Set[str],
-                         merged: dict[str, Facts]) -> None:
+    def _merge_portfolio(
+        self, rows: Mapping[str, list[Facts]], totals: Sequence[Totals], failed: Set[str], merged: dict[str, Facts]
+    ) -> None:
         for p in self.portfolio_providers:
             if self.status[p.name].state != "ok" or p.name in failed:
                 continue
@@ -583,7 +630,11 @@ class _DeriveWatch:
         self.count = 0
 
     def __enter__(self) -> _DeriveWatch:
-        if not self.seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        if (
+            not self.seconds
+            or not hasattr(signal, "setitimer")
+            or threading.current_thread() is not threading.main_thread()
+        ):
             return self
         self.seen, self.count = None, 0
         self.old_handler = signal.signal(signal.SIGALRM, self._tick)
@@ -614,7 +665,9 @@ class _DeriveWatch:
         self.count += 1
         if self.count >= self.TICKS:
             self.seen, self.count = None, 0
-            raise PluginTimeout(f"derive ran longer than {self.seconds:g} s and was stopped (setting [check] plugin_timeout)")
+            raise PluginTimeout(
+                f"derive ran longer than {self.seconds:g} s and was stopped (setting [check] plugin_timeout)"
+            )
 
 
 _WATCHED = {FactSource.accounts.__code__, FactSource._derive.__code__}

@@ -33,11 +33,22 @@ class OutputFormat:
         return self.item is not None and self.assemble is not None
 
 
-def items_format(name: str, item: Callable[[object], str], assemble: Callable[[Iterable[str], object], Iterable[str]],
-                 description: str = "", extension: str = "txt") -> OutputFormat:
+def items_format(
+    name: str,
+    item: Callable[[object], str],
+    assemble: Callable[[Iterable[str], object], Iterable[str]],
+    description: str = "",
+    extension: str = "txt",
+) -> OutputFormat:
     """An :class:`OutputFormat` made of ``item`` and ``assemble`` (``render`` is derived from them)."""
-    return OutputFormat(name, lambda alerts, summary: assemble(map(item, alerts), summary), description, extension,
-                        item=item, assemble=assemble)
+    return OutputFormat(
+        name,
+        lambda alerts, summary: assemble(map(item, alerts), summary),
+        description,
+        extension,
+        item=item,
+        assemble=assemble,
+    )
 
 
 def output_formats(pm, failures: list | None = None) -> dict[str, OutputFormat]:

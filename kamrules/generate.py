@@ -62,8 +62,11 @@ def defect_recipes(pm=None) -> tuple[Defect, ...]:
     for plugin, got in call_hook(pm, "register_defect_recipes"):  # a plugin that raises: PluginFailed (exit 3)
         for r in got:
             if not isinstance(r, Defect) or r.kind not in codes or r.kind in seen:
-                what = "expected kamrules.bookgen.Defect objects" if not isinstance(r, Defect) else (
-                    f"a second recipe {r.kind!r}" if r.kind in seen else f"no loaded rule is named {r.kind!r}")
+                what = (
+                    "expected kamrules.bookgen.Defect objects"
+                    if not isinstance(r, Defect)
+                    else (f"a second recipe {r.kind!r}" if r.kind in seen else f"no loaded rule is named {r.kind!r}")
+                )
                 raise PluginError(f"plugin {plugin}: register_defect_recipes returned {r!r} ({what})")
             seen.add(r.kind)
         if got:
@@ -138,7 +141,9 @@ class _DirSink:
                 self.writers[name].writerows(items)
             else:
                 cols = COLUMNS[name]
-                self.files[name].writelines(json.dumps(dict(zip(cols, row, strict=True)), ensure_ascii=False) + "\n" for row in items)
+                self.files[name].writelines(
+                    json.dumps(dict(zip(cols, row, strict=True)), ensure_ascii=False) + "\n" for row in items
+                )
 
     def close(self, ok: bool = True) -> None:
         """Put every file in place (``ok``), or drop them all: an error or Ctrl-C leaves the folder as it was."""
@@ -155,7 +160,10 @@ class _StoreSink:
         self.conn = store.conn
         from kamrules.migrations import quote
 
-        self.sql = {n: f"INSERT INTO {quote(n)} ({', '.join(quote(c) for c in COLUMNS[n])}) VALUES ({', '.join('?' * len(COLUMNS[n]))})" for n in ORDER}
+        self.sql = {
+            n: f"INSERT INTO {quote(n)} ({', '.join(quote(c) for c in COLUMNS[n])}) VALUES ({', '.join('?' * len(COLUMNS[n]))})"
+            for n in ORDER
+        }
         self.pending: dict[str, list[tuple[Any, ...]]] = {n: [] for n in ORDER}
         self.accounts = 0
 
@@ -185,7 +193,16 @@ def _run(sink, accounts, seed, as_of, defects, progress, pm=None) -> dict[str, i
     return counts
 
 
-def generate_to_dir(path, accounts: int, seed: int = 0, as_of=None, fmt: str = "csv", progress=None, defects: float = DEFAULT_DEFECTS, pm=None) -> dict[str, int]:
+def generate_to_dir(
+    path,
+    accounts: int,
+    seed: int = 0,
+    as_of=None,
+    fmt: str = "csv",
+    progress=None,
+    defects: float = DEFAULT_DEFECTS,
+    pm=None,
+) -> dict[str, int]:
     """Write a book as ``accounts.csv``, ``orders.csv``, ... (or ``.jsonl``) into ``path``; returns rows per table.
 
     ``pm``: the plugin manager whose rule sets give the defect recipes (default: the process-wide one)."""
@@ -201,7 +218,9 @@ def generate_to_dir(path, accounts: int, seed: int = 0, as_of=None, fmt: str = "
     return stats
 
 
-def generate_to_store(store, accounts: int, seed: int = 0, as_of=None, progress=None, defects: float = DEFAULT_DEFECTS, pm=None) -> dict[str, int]:
+def generate_to_store(
+    store, accounts: int, seed: int = 0, as_of=None, progress=None, defects: float = DEFAULT_DEFECTS, pm=None
+) -> dict[str, int]:
     """Load a book straight into ``store`` (one transaction; defect recipes of ``pm``, default ``store.pm``); returns rows per table.
 
     The store must not already hold accounts with the same ids (A000001, ...):
@@ -209,8 +228,15 @@ def generate_to_store(store, accounts: int, seed: int = 0, as_of=None, progress=
     """
     from kamrules.errors import InputError
 
-    if store.has_rows("accounts") and store.conn.execute("SELECT 1 FROM accounts WHERE id = ?", (f"A{1:0{max(6, len(str(accounts)))}d}",)).fetchone():
-        raise InputError(f"{store.path}: already holds a generated book (account A000001 exists); generate into a new store or use --out DIR and import")
+    if (
+        store.has_rows("accounts")
+        and store.conn.execute(
+            "SELECT 1 FROM accounts WHERE id = ?", (f"A{1:0{max(6, len(str(accounts)))}d}",)
+        ).fetchone()
+    ):
+        raise InputError(
+            f"{store.path}: already holds a generated book (account A000001 exists); generate into a new store or use --out DIR and import"
+        )
     sink = _StoreSink(store)
     conn = store.conn
     conn.execute("PRAGMA foreign_keys = OFF")  # consistent by construction (the import tests prove it)
@@ -227,7 +253,9 @@ def generate_to_store(store, accounts: int, seed: int = 0, as_of=None, progress=
     return counts
 
 
-def defect_accounts(accounts: int, seed: int = 0, as_of=None, defects: float = DEFAULT_DEFECTS, pm=None) -> dict[str, list[str]]:
+def defect_accounts(
+    accounts: int, seed: int = 0, as_of=None, defects: float = DEFAULT_DEFECTS, pm=None
+) -> dict[str, list[str]]:
     """{defect kind: [account ids]} of the book these arguments generate (for tests and demos)."""
     recipes = defect_recipes(pm)
     out: dict[str, list[str]] = {r.kind: [] for r in recipes}
@@ -237,4 +265,12 @@ def defect_accounts(accounts: int, seed: int = 0, as_of=None, defects: float = D
     return out
 
 
-__all__ = ["generate_to_dir", "generate_to_store", "defect_accounts", "defect_recipes", "defect_kinds", "iter_book", "DEFAULT_DEFECTS"]
+__all__ = [
+    "generate_to_dir",
+    "generate_to_store",
+    "defect_accounts",
+    "defect_recipes",
+    "defect_kinds",
+    "iter_book",
+    "DEFAULT_DEFECTS",
+]

@@ -50,7 +50,13 @@ class Driver:
     points: float  # points this alert cost the account
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "ruleset": self.ruleset, "rule": self.rule, "severity": self.severity, "points": self.points}
+        return {
+            "code": self.code,
+            "ruleset": self.ruleset,
+            "rule": self.rule,
+            "severity": self.severity,
+            "points": self.points,
+        }
 
 
 @dataclass(frozen=True)
@@ -85,7 +91,7 @@ def compute(hits: Sequence[Hit], model: Model, ran: Iterable[str] | None = None)
     drivers, lost = [], {}
     for rs, items in by_rs.items():
         items.sort(key=lambda x: (-x[0], x[1].code))
-        terms = [a * model.extra_alerts ** k for k, (a, _) in enumerate(items)]
+        terms = [a * model.extra_alerts**k for k, (a, _) in enumerate(items)]
         s = sum(terms)
         cost = budgets[rs] * min(1.0, s)
         lost[rs] = cost
@@ -100,8 +106,14 @@ def to_int(score: float) -> int:
     return max(0, min(100, math.floor(score + 0.5 + 1e-9)))
 
 
-def score_account(account_id: str, alerts: Iterable, scorecard: Scorecard | None = None, tier=None, segment=None,
-                  ran: Iterable[str] | None = None) -> AccountScore:
+def score_account(
+    account_id: str,
+    alerts: Iterable,
+    scorecard: Scorecard | None = None,
+    tier=None,
+    segment=None,
+    ran: Iterable[str] | None = None,
+) -> AccountScore:
     """The health of one account from its alerts (Alert objects or dicts with ruleset, code, rule, severity)."""
     sc = scorecard or default_scorecard()
     model = sc.model_for(tier, segment)
@@ -114,12 +126,21 @@ def ran_from(rulesets, skipped=(), chosen: Iterable[str] | None = None) -> set[s
     """Rule sets (RuleSet objects) with an enabled rule not skipped (``skipped``: codes or (code, reason))."""
     skip = {s[0] if isinstance(s, (tuple, list)) else s for s in skipped}
     want = set(chosen) if chosen is not None else None
-    return {rs.name for rs in rulesets if (want is None or rs.name in want)
-            and any(r.enabled and r.code not in skip for r in rs.rules)}
+    return {
+        rs.name
+        for rs in rulesets
+        if (want is None or rs.name in want) and any(r.enabled and r.code not in skip for r in rs.rules)
+    }
 
 
-def score_accounts(alerts: Iterable, accounts: Iterable[Mapping], scorecard: Scorecard | None = None, skipped=(),
-                   rulesets=None, ran: Iterable[str] | None = None) -> list[AccountScore]:
+def score_accounts(
+    alerts: Iterable,
+    accounts: Iterable[Mapping],
+    scorecard: Scorecard | None = None,
+    skipped=(),
+    rulesets=None,
+    ran: Iterable[str] | None = None,
+) -> list[AccountScore]:
     """Every account's score. ``accounts``: mappings with id (and tier, segment). Rules ``skipped`` for
     missing data cost nothing; a rule set all of whose rules were skipped (needs ``rulesets``, the
     RuleSet objects, to tell) is left out and its weight shared among the others. Portfolio alerts
@@ -133,8 +154,10 @@ def score_accounts(alerts: Iterable, accounts: Iterable[Mapping], scorecard: Sco
         if acc:
             by_account.setdefault(acc, []).append(h)
     ran = None if ran is None else set(ran)
-    return [score_account(acc["id"], by_account.get(acc["id"], ()), sc, acc.get("tier"), acc.get("segment"), ran)
-            for acc in accounts]
+    return [
+        score_account(acc["id"], by_account.get(acc["id"], ()), sc, acc.get("tier"), acc.get("segment"), ran)
+        for acc in accounts
+    ]
 
 
 def score_alerts(conn, alerts: Iterable, scorecard: Scorecard, ran: Iterable[str] | None) -> list[AccountScore]:
@@ -146,9 +169,10 @@ def score_alerts(conn, alerts: Iterable, scorecard: Scorecard, ran: Iterable[str
     ids = sorted(by_account)
     tiers: dict[str, tuple[Any, Any]] = {}  # account id -> (tier, segment)
     for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
+        chunk = ids[i : i + 500]
         for acc, tier, segment in conn.execute(
-                f"SELECT id, tier, segment FROM accounts WHERE id IN ({', '.join('?' * len(chunk))})", chunk):
+            f"SELECT id, tier, segment FROM accounts WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+        ):
             tiers[acc] = (tier, segment)
     ran = None if ran is None else set(ran)
     return [score_account(acc, by_account[acc], scorecard, *tiers.get(acc, (None, None)), ran=ran) for acc in ids]
@@ -159,8 +183,11 @@ def trend(score: int | None, previous: int | None) -> dict[str, Any] | None:
     if score is None or previous is None:
         return None
     change = score - previous
-    return {"direction": "steady" if abs(change) <= STEADY else ("up" if change > 0 else "down"), "change": change,
-            "previous": previous}
+    return {
+        "direction": "steady" if abs(change) <= STEADY else ("up" if change > 0 else "down"),
+        "change": change,
+        "previous": previous,
+    }
 
 
 def explain_section(explanation, scorecard: Scorecard | None = None) -> dict[str, Any]:
@@ -169,28 +196,47 @@ def explain_section(explanation, scorecard: Scorecard | None = None) -> dict[str
     facts = explanation.facts
     fired = [v for v in explanation.verdicts if v.status == "fired" and v.severity]
     ran = {v.ruleset for v in explanation.verdicts if v.status in ("fired", "not_fired")}
-    s = score_account(explanation.account_id, [Hit(v.ruleset, v.code, v.rule, v.severity) for v in fired], sc,
-                      facts.get("tier"), facts.get("segment"), ran=ran)
+    s = score_account(
+        explanation.account_id,
+        [Hit(v.ruleset, v.code, v.rule, v.severity) for v in fired],
+        sc,
+        facts.get("tier"),
+        facts.get("segment"),
+        ran=ran,
+    )
     skipped_sets = sorted({v.ruleset for v in explanation.verdicts if v.status == "skipped"} - ran)
     model = sc.model_for(facts.get("tier"), facts.get("segment"))
     g = sc.grade_of(s.score)
-    return {"score": s.score, "grade": s.grade, "grade_en": g.en, "grade_zh": g.zh, "profile": s.profile,
-            "scorecard": sc.name, "budgets": {k: round(v, 1) for k, v in s.budgets.items()},
-            "lost": {k: round(v, 1) for k, v in s.lost.items()}, "drivers": [d.to_dict() for d in s.drivers],
-            "penalties": dict(model.penalties), "extra_alerts": model.extra_alerts,
-            "redistributed": skipped_sets}
+    return {
+        "score": s.score,
+        "grade": s.grade,
+        "grade_en": g.en,
+        "grade_zh": g.zh,
+        "profile": s.profile,
+        "scorecard": sc.name,
+        "budgets": {k: round(v, 1) for k, v in s.budgets.items()},
+        "lost": {k: round(v, 1) for k, v in s.lost.items()},
+        "drivers": [d.to_dict() for d in s.drivers],
+        "penalties": dict(model.penalties),
+        "extra_alerts": model.extra_alerts,
+        "redistributed": skipped_sets,
+    }
 
 
 def render_explain_section(section: Mapping[str, Any]) -> list[str]:
     """The text lines of :func:`explain_section` for explain's table output."""
     pen = ", ".join(f"{k} {v:g}" for k, v in section["penalties"].items())
-    out = [f"health: {section['score']}/100, {section['grade_en']} ({section['grade_zh']}); scorecard {section['scorecard']}, "
-           f"profile {section['profile']}",
-           f"  penalties {pen}; each further alert in a rule set x{section['extra_alerts']:g}"]
+    out = [
+        f"health: {section['score']}/100, {section['grade_en']} ({section['grade_zh']}); scorecard {section['scorecard']}, "
+        f"profile {section['profile']}",
+        f"  penalties {pen}; each further alert in a rule set x{section['extra_alerts']:g}",
+    ]
     for rs, budget in section["budgets"].items():
         out.append(f"  {rs:<30} budget {budget:5.1f}  lost {section['lost'].get(rs, 0.0):5.1f}")
     for d in section["drivers"]:
         out.append(f"   {-d['points']:6.1f}  {d['code']}  {d['rule']} ({d['severity']})")
     if section["redistributed"]:
-        out.append(f"  no rule ran (data missing): {', '.join(section['redistributed'])}; their weight is shared by the others")
+        out.append(
+            f"  no rule ran (data missing): {', '.join(section['redistributed'])}; their weight is shared by the others"
+        )
     return out

@@ -41,9 +41,19 @@ class HealthReport:
 
     def to_dict(self) -> dict[str, Any]:
         brief = lambda r: {"id": r["id"], "as_of": r["as_of"]} if r else None  # noqa: E731
-        return {"as_of": self.as_of, "scorecard": self.scorecard, "computed": self.computed, "run": brief(self.run),
-                "previous_run": brief(self.previous), "month_run": brief(self.month), "book": self.book,
-                "owners": self.owners, "accounts": self.accounts, "skipped": self.skipped, "failures": self.failures}
+        return {
+            "as_of": self.as_of,
+            "scorecard": self.scorecard,
+            "computed": self.computed,
+            "run": brief(self.run),
+            "previous_run": brief(self.previous),
+            "month_run": brief(self.month),
+            "book": self.book,
+            "owners": self.owners,
+            "accounts": self.accounts,
+            "skipped": self.skipped,
+            "failures": self.failures,
+        }
 
 
 def _accounts(conn) -> list[dict]:
@@ -54,15 +64,22 @@ def _revenue(conn, as_of: str) -> dict[str, float]:
     if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'orders'").fetchone():
         return {}
     start = (dt.date.fromisoformat(as_of) - dt.timedelta(days=365)).isoformat()
-    return {a: float(s or 0) for a, s in conn.execute(
-        "SELECT account_id, SUM(amount) FROM orders WHERE date > ? AND date <= ? GROUP BY account_id", (start, as_of))}
+    return {
+        a: float(s or 0)
+        for a, s in conn.execute(
+            "SELECT account_id, SUM(amount) FROM orders WHERE date > ? AND date <= ? GROUP BY account_id",
+            (start, as_of),
+        )
+    }
 
 
 def _rescored(stored: dict[str, dict], accounts: list[dict], sc: Scorecard, ran) -> dict[str, tuple[int, list[dict]]]:
     """{account: (score, drivers)} from a run's stored alerts (drivers) under ``sc``."""
     out = {}
     for acc in accounts:
-        hits = [Hit(d["ruleset"], d["code"], d["rule"], d["severity"]) for d in stored.get(acc["id"], {}).get("drivers", [])]
+        hits = [
+            Hit(d["ruleset"], d["code"], d["rule"], d["severity"]) for d in stored.get(acc["id"], {}).get("drivers", [])
+        ]
         if acc["id"] not in stored:
             continue
         s = score_account(acc["id"], hits, sc, acc.get("tier"), acc.get("segment"), ran)
@@ -109,22 +126,42 @@ def _summary(accounts: list[dict], sc: Scorecard) -> dict:
         g["revenue_12m"] = round(g["revenue_12m"], 2)
     n = len(accounts)
     at_risk = [g.grade for g in sc.grades[2:]]  # the grades below the top two: "revenue at risk"
-    return {"accounts": n, "average": round(sum(a["score"] for a in accounts) / n, 1) if n else None,
-            "by_grade": by_grade, "revenue_at_risk": round(sum(by_grade[g]["revenue_12m"] for g in at_risk), 2)}
+    return {
+        "accounts": n,
+        "average": round(sum(a["score"] for a in accounts) / n, 1) if n else None,
+        "by_grade": by_grade,
+        "revenue_at_risk": round(sum(by_grade[g]["revenue_12m"] for g in at_risk), 2),
+    }
 
 
 def _sort(accounts: list[dict], sort: str) -> None:
     if sort == "change":
-        accounts.sort(key=lambda a: (a["change"] is None, a["change"] if a["change"] is not None else 0, a["score"], a["account_id"]))
+        accounts.sort(
+            key=lambda a: (
+                a["change"] is None,
+                a["change"] if a["change"] is not None else 0,
+                a["score"],
+                a["account_id"],
+            )
+        )
     elif sort == "revenue":
         accounts.sort(key=lambda a: (-a["revenue_12m"], a["score"], a["account_id"]))
     else:
         accounts.sort(key=lambda a: (a["score"], -a["revenue_12m"], a["account_id"]))
 
 
-def health_report(store, as_of: str, scorecard: Scorecard | None = None, owner: str | None = None,
-                  tiers: Iterable[str] = (), grades: Iterable[str] = (), sort: str = "score",
-                  rulesets_dirs: Iterable = (), pm=None, check_result=None) -> HealthReport:
+def health_report(
+    store,
+    as_of: str,
+    scorecard: Scorecard | None = None,
+    owner: str | None = None,
+    tiers: Iterable[str] = (),
+    grades: Iterable[str] = (),
+    sort: str = "score",
+    rulesets_dirs: Iterable = (),
+    pm=None,
+    check_result=None,
+) -> HealthReport:
     """Scores of the recorded run at ``as_of`` (the newest complete one), or computed now without
     recording anything when there is none; trends against the previous run and one ~30 days before.
 
@@ -146,7 +183,11 @@ def health_report(store, as_of: str, scorecard: Scorecard | None = None, owner: 
         owners = sorted({a["owner"] for a in accounts if a["owner"]})
         if owner not in owners:
             near = difflib.get_close_matches(owner, owners, n=3)
-            hint = f"; did you mean {', '.join(map(repr, near))}?" if near else f" (owners: {', '.join(owners[:10])}{' ...' if len(owners) > 10 else ''})"
+            hint = (
+                f"; did you mean {', '.join(map(repr, near))}?"
+                if near
+                else f" (owners: {', '.join(owners[:10])}{' ...' if len(owners) > 10 else ''})"
+            )
             raise InputError(f"no account has owner {owner!r}{hint}")
     run = runs.run_at(conn, as_of)
     skipped: list[Any] = []
@@ -158,8 +199,12 @@ def health_report(store, as_of: str, scorecard: Scorecard | None = None, owner: 
         current, skipped, failures = _computed(store, as_of, accounts, sc, rulesets_dirs, pm, check_result)
     previous = runs.run_before(conn, as_of)
     day = dt.date.fromisoformat(as_of)
-    month = runs.run_before(conn, as_of, oldest=(day - dt.timedelta(days=MONTH_DAYS + MONTH_WINDOW)).isoformat(),
-                           target=(day - dt.timedelta(days=MONTH_DAYS)).isoformat())
+    month = runs.run_before(
+        conn,
+        as_of,
+        oldest=(day - dt.timedelta(days=MONTH_DAYS + MONTH_WINDOW)).isoformat(),
+        target=(day - dt.timedelta(days=MONTH_DAYS)).isoformat(),
+    )
     if month is not None and month["as_of"] > (day - dt.timedelta(days=MONTH_DAYS - MONTH_WINDOW)).isoformat():
         month = None
     before = _run_scores(conn, previous, accounts, sc)
@@ -177,20 +222,51 @@ def health_report(store, as_of: str, scorecard: Scorecard | None = None, owner: 
             continue
         t = trend(score, before.get(acc["id"], (None,))[0])
         t30 = trend(score, earlier.get(acc["id"], (None,))[0])
-        out.append({"account_id": acc["id"], "account_name": acc["name"], "owner": acc["owner"], "tier": acc["tier"],
-                    "segment": acc["segment"], "score": score, "grade": g.grade, "grade_en": g.en, "grade_zh": g.zh,
-                    "trend": t["direction"] if t else None, "change": t["change"] if t else None,
-                    "trend_30d": t30["direction"] if t30 else None, "change_30d": t30["change"] if t30 else None,
-                    "revenue_12m": round(revenue.get(acc["id"], 0.0), 2), "main_driver": drivers[0] if drivers else None,
-                    "drivers": drivers})
+        out.append(
+            {
+                "account_id": acc["id"],
+                "account_name": acc["name"],
+                "owner": acc["owner"],
+                "tier": acc["tier"],
+                "segment": acc["segment"],
+                "score": score,
+                "grade": g.grade,
+                "grade_en": g.en,
+                "grade_zh": g.zh,
+                "trend": t["direction"] if t else None,
+                "change": t["change"] if t else None,
+                "trend_30d": t30["direction"] if t30 else None,
+                "change_30d": t30["change"] if t30 else None,
+                "revenue_12m": round(revenue.get(acc["id"], 0.0), 2),
+                "main_driver": drivers[0] if drivers else None,
+                "drivers": drivers,
+            }
+        )
     if not out:
-        what = ", ".join(x for x in (f"owner {owner}" if owner else "", f"tier {'/'.join(tiers)}" if tiers else "",
-                                     f"grade {'/'.join(grades)}" if grades else "") if x)
+        what = ", ".join(
+            x
+            for x in (
+                f"owner {owner}" if owner else "",
+                f"tier {'/'.join(tiers)}" if tiers else "",
+                f"grade {'/'.join(grades)}" if grades else "",
+            )
+            if x
+        )
         raise InputError(f"no account matches {what or 'the selection'} as of {as_of}")
     _sort(out, sort)
     by_owner: dict[str, list] = {}
     for a in out:
         by_owner.setdefault(a["owner"] or "(no owner)", []).append(a)
-    return HealthReport(as_of, sc.name, run, previous, month, out, _summary(out, sc),
-                        {o: _summary(v, sc) for o, v in sorted(by_owner.items())},
-                        [{"grade": g.grade, "en": g.en, "zh": g.zh, "min": g.min} for g in sc.grades], skipped, failures)
+    return HealthReport(
+        as_of,
+        sc.name,
+        run,
+        previous,
+        month,
+        out,
+        _summary(out, sc),
+        {o: _summary(v, sc) for o, v in sorted(by_owner.items())},
+        [{"grade": g.grade, "en": g.en, "zh": g.zh, "min": g.min} for g in sc.grades],
+        skipped,
+        failures,
+    )

@@ -24,7 +24,11 @@ def translations(lang: str) -> _gettext.NullTranslations:
     """The catalogue of ``lang`` (a NullTranslations for en: every string is its own msgid)."""
     t = _cache.get(lang)
     if t is None:
-        t = _gettext.NullTranslations() if lang == DEFAULT else _gettext.translation(DOMAIN, LOCALE_DIR, [lang], fallback=True)
+        t = (
+            _gettext.NullTranslations()
+            if lang == DEFAULT
+            else _gettext.translation(DOMAIN, LOCALE_DIR, [lang], fallback=True)
+        )
         _cache[lang] = t
     return t
 

@@ -154,7 +154,12 @@ class Reader:
                 count = self.load_json(tdef, path, reader)
         finally:
             reader.close()
-            self.emit(FileDone({"path": file_name, "table": table, "format": fmt, "encoding": encoding, "rows": count}, path.stat().st_size))
+            self.emit(
+                FileDone(
+                    {"path": file_name, "table": table, "format": fmt, "encoding": encoding, "rows": count},
+                    path.stat().st_size,
+                )
+            )
 
     def load_json(self, tdef, path, reader) -> int:
         """JSON objects may differ in keys: consecutive objects with the same keys share one plan."""
@@ -198,7 +203,20 @@ class Reader:
             source = rows
         if csv_reader is not None and identity and not extra_checks:
             return self._load_csv(plan, file_name, source, reader, prev, slow)
-        return self._load(plan, file_name, source, reader, csv_reader is not None, prev if csv_reader is not None else 0, convs, width, positions, identity, extra_checks, slow)
+        return self._load(
+            plan,
+            file_name,
+            source,
+            reader,
+            csv_reader is not None,
+            prev if csv_reader is not None else 0,
+            convs,
+            width,
+            positions,
+            identity,
+            extra_checks,
+            slow,
+        )
 
     def _load_csv(self, plan, file_name, source, reader, prev, slow) -> int:
         """The common case of :meth:`_load`: CSV rows whose header maps one to one onto the insert."""
@@ -242,7 +260,9 @@ class Reader:
             self.flush(plan, batch, lines, file_name)
         return count
 
-    def _load(self, plan, file_name, source, reader, is_csv, prev, convs, width, positions, identity, extra_checks, slow) -> int:
+    def _load(
+        self, plan, file_name, source, reader, is_csv, prev, convs, width, positions, identity, extra_checks, slow
+    ) -> int:
         batch, lines = [], []
         count = 0
         convert = plan.convert
@@ -287,16 +307,25 @@ class Reader:
         from kamrules.plugins import PluginFailed, call_hook
 
         renames = {}
-        for plugin, mapping in call_hook(self.pm, "rename_columns", table=tdef.name, columns=list(header), path=str(path)):
+        for plugin, mapping in call_hook(
+            self.pm, "rename_columns", table=tdef.name, columns=list(header), path=str(path)
+        ):
             if not isinstance(mapping, dict) or not all(type(k) is str and type(v) is str for k, v in mapping.items()):
-                raise PluginFailed(f"plugin {plugin}: rename_columns returned {mapping!r} for {path} (expected a dict of column names or None)")
+                raise PluginFailed(
+                    f"plugin {plugin}: rename_columns returned {mapping!r} for {path} (expected a dict of column names or None)"
+                )
             renames.update(mapping)
         plan = make_plan(tdef, header, renames, per_row_required=per_row, id_set=self.id_set)
         if not plan.problems and plan.extra:
             have = self.known_columns(tdef.name)
             new = [n for n in plan.extra if n.lower() not in have]
             if len(have) + len(new) > MAX_COLUMNS:
-                plan.problems.append((None, f"{len(new)} new columns would give table {tdef.name} {len(have) + len(new)} columns (expected at most {MAX_COLUMNS} in all)"))
+                plan.problems.append(
+                    (
+                        None,
+                        f"{len(new)} new columns would give table {tdef.name} {len(have) + len(new)} columns (expected at most {MAX_COLUMNS} in all)",
+                    )
+                )
             elif new:
                 have.update(n.lower() for n in new)
                 self.emit(Columns(tdef.name, new))
@@ -317,12 +346,25 @@ class Reader:
             if len(values) > width and not any(str(v).strip() for v in values[width:]):
                 values = values[:width]
             else:
-                found.append(Problem(file_name, line, f"has {len(values)} values but the header has {width} columns (expected one value per column)"))
+                found.append(
+                    Problem(
+                        file_name,
+                        line,
+                        f"has {len(values)} values but the header has {width} columns (expected one value per column)",
+                    )
+                )
                 self.reject(plan, file_name, line, values, found)
                 return None
         for i in plan.ignored:
             if values[i].strip():
-                found.append(Problem(file_name, line, f"value {show(values[i])} in a column without a name (expected a column name in the header)", f"column {i + 1}"))
+                found.append(
+                    Problem(
+                        file_name,
+                        line,
+                        f"value {show(values[i])} in a column without a name (expected a column name in the header)",
+                        f"column {i + 1}",
+                    )
+                )
         for name in plan.absent_required:
             found.append(Problem(file_name, line, "missing value (expected a value: the column is required)", name))
         vals = list(values)
@@ -345,15 +387,15 @@ def reject_record(plan, values, converted: bool) -> dict:
     """A refused row as {column: value} for the --skip-invalid file."""
     if converted:
         header = plan.insert_columns
-        values = [None if v == "" and c in plan.converted else v for c, v in zip(header, values, strict=False)]  # '' = NULL
+        values = [
+            None if v == "" and c in plan.converted else v for c, v in zip(header, values, strict=False)
+        ]  # '' = NULL
     else:
         header = [c if c is not None else f"column{i + 1}" for i, c in enumerate(plan.columns)]
     record = dict(zip(header, values, strict=False))
     if len(values) > len(header):
-        record["(extra values)"] = values[len(header):]
+        record["(extra values)"] = values[len(header) :]
     return record
-
-
 
 
 def remember_ids(sets: dict, plan, rows) -> None:

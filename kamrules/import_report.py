@@ -83,7 +83,9 @@ class ImportReport:
         for name, c in self.tables.items():
             lines.append(f"{name:<{width}}  {c.inserted:>9,}  {c.updated:>9,}  {c.unchanged:>9,}  {c.rejected:>9,}")
         rate = self.rows / self.seconds if self.seconds > 0 else 0
-        lines.append(f"{'total':<{width}}  {self.inserted:>9,}  {self.updated:>9,}  {self.unchanged:>9,}  {self.rejected:>9,}")
+        lines.append(
+            f"{'total':<{width}}  {self.inserted:>9,}  {self.updated:>9,}  {self.unchanged:>9,}  {self.rejected:>9,}"
+        )
         lines.append(f"{len(self.files)} file(s), {self.rows:,} rows in {self.seconds:.2f}s ({rate:,.0f} rows/s)")
         if self.rejects_path:
             lines.append(f"refused rows written to {self.rejects_path}")

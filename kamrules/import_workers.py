@@ -210,7 +210,9 @@ def _work(store, files, encoding, records, sets, cols, out) -> None:
     sender = None
     try:
         sender = Sender(out, sets)
-        reader = Reader(store.tables, store.pm, sender.emit, lambda t, c: sets.setdefault((t, c), set()), cols.__getitem__, records)
+        reader = Reader(
+            store.tables, store.pm, sender.emit, lambda t, c: sets.setdefault((t, c), set()), cols.__getitem__, records
+        )
         reader.run(files, lambda path: detect_encoding(path, encoding))
         sender.close()
     except BaseException as e:  # noqa: BLE001 - everything goes to the parent, which raises it
@@ -235,12 +237,19 @@ def run_with_worker(writer, files, encoding: str | None) -> None:
     """Import ``files`` with a forked worker running the reader; ``writer`` (an
     :class:`~kamrules.import_write.Writer`, in this process) applies its events."""
     sets = {pair: writer.id_set(*pair) for pair in reference_targets(writer.tables, {name for _, name, _ in files})}
-    cols = {name: writer.known_columns(name) for name in {name for _, name, _ in files}}  # the worker never reads the store
+    cols = {
+        name: writer.known_columns(name) for name in {name for _, name, _ in files}
+    }  # the worker never reads the store
     ctx = multiprocessing.get_context("fork")
     recv, send = ctx.Pipe(duplex=False)
     _grow_pipe(send.fileno())
     records = writer.rejects is not None
-    proc = ctx.Process(target=_work, args=(writer.store, files, encoding, records, sets, cols, send), name="kamrules-import", daemon=True)
+    proc = ctx.Process(
+        target=_work,
+        args=(writer.store, files, encoding, records, sets, cols, send),
+        name="kamrules-import",
+        daemon=True,
+    )
     proc.start()
     send.close()
     writer._sets = {}  # the worker keeps the id sets; the parent need not update them
@@ -264,7 +273,9 @@ def _consume(writer, recv, proc) -> None:
             proc.join(5)
             code = proc.exitcode
             how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
-            raise ImportWorkerError(f"import failed: the import worker process {how}; the store was not changed") from None
+            raise ImportWorkerError(
+                f"import failed: the import worker process {how}; the store was not changed"
+            ) from None
         for event in events:
             kind = type(event)
             if kind is BatchSent:
@@ -275,7 +286,9 @@ def _consume(writer, recv, proc) -> None:
                 if isinstance(event.error, BaseException):
                     event.error.add_note("(raised in the import worker process)\n" + event.text)
                     raise event.error
-                raise ImportWorkerError(f"import failed in the import worker process; the store was not changed\n{event.text}")
+                raise ImportWorkerError(
+                    f"import failed in the import worker process; the store was not changed\n{event.text}"
+                )
             else:
                 handle(event)  # Undecodable raises ImportRefused, as when the parent checks the encodings
                 if kind is Finished:

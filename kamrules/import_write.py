@@ -86,7 +86,9 @@ class Writer:
         refused = Problems()
         for problem in e.problems:
             refused.add(problem, True)
-        raise ImportRefused(f"import refused: {refused.total} problem(s); the store was not changed", refused.kept, refused.total)
+        raise ImportRefused(
+            f"import refused: {refused.total} problem(s); the store was not changed", refused.kept, refused.total
+        )
 
     def file_done(self, e: FileDone) -> None:
         self.report.files.append(e.entry)
@@ -102,7 +104,9 @@ class Writer:
         for _, index, unique, origin, _ in conn.execute(f"PRAGMA index_list({quote(name)})").fetchall():
             if unique or origin != "c":
                 continue
-            sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (index,)).fetchone()[0]
+            sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?", (index,)).fetchone()[
+                0
+            ]
             if sql:
                 conn.execute(f"DROP INDEX {quote(index)}")
                 self.deferred.setdefault(name, []).append(sql)
@@ -166,7 +170,9 @@ class Writer:
 
     def finish_counts(self) -> None:
         for name, threshold in self.thresholds.items():
-            inserted = self.conn.execute(f"SELECT count(*) FROM {quote(name)} WHERE rowid > ?", (threshold,)).fetchone()[0]
+            inserted = self.conn.execute(
+                f"SELECT count(*) FROM {quote(name)} WHERE rowid > ?", (threshold,)
+            ).fetchone()[0]
             changed = self.conn.execute("SELECT n FROM temp.kamrules_changed WHERE t = ?", (name,)).fetchone()[0]
             counts = self.report.tables[name]
             counts.inserted = inserted
@@ -199,7 +205,9 @@ class Writer:
             self.problems.add(p)
         self.report.tables[table].rejected += 1
         if self.rejects is not None:
-            self.rejects.write(file_name, line, table, [f"{p.column}: {p.message}" if p.column else p.message for p in found], record)
+            self.rejects.write(
+                file_name, line, table, [f"{p.column}: {p.message}" if p.column else p.message for p in found], record
+            )
 
     def id_set(self, table, col) -> set:
         """Known values of ``table.col`` (the store, including rows written by this import so far)."""
@@ -227,7 +235,11 @@ class Writer:
                 k = min(per, n - done)
                 execute(plan.many_sql(k), flat[done * width : (done + k) * width])
                 done += k
-        except (sqlite3.IntegrityError, OverflowError, UnicodeEncodeError):  # an integer beyond 64 bits; a lone surrogate
+        except (
+            sqlite3.IntegrityError,
+            OverflowError,
+            UnicodeEncodeError,
+        ):  # an integer beyond 64 bits; a lone surrogate
             pass
         return done
 
@@ -264,29 +276,53 @@ class Writer:
                 bad = n - operator.length_hint(it) - 1
                 self.written[name] += bad - start
                 self.remember(plan, rows[start:bad])
-                if not plan.upserting and isinstance(e, sqlite3.IntegrityError) and "UNIQUE constraint failed" in str(e):
+                if (
+                    not plan.upserting
+                    and isinstance(e, sqlite3.IntegrityError)
+                    and "UNIQUE constraint failed" in str(e)
+                ):
                     plan.upserting = True  # the key exists: from here on, update it
                     start = bad
                     continue
                 out = rows[bad]
-                self.reject(plan, file_name, lines[bad], out, [self.diagnose(plan, file_name, lines[bad], out, e)], converted=True)
+                self.reject(
+                    plan,
+                    file_name,
+                    lines[bad],
+                    out,
+                    [self.diagnose(plan, file_name, lines[bad], out, e)],
+                    converted=True,
+                )
                 start = bad + 1
 
     def diagnose(self, plan, file_name, line, out, error) -> Problem:
         if isinstance(error, OverflowError):
             for column, value in zip(plan.insert_columns, out, strict=True):
                 if type(value) is int and not INT_MIN <= value <= INT_MAX:
-                    return Problem(file_name, line, f"{show(str(value))} is out of range (expected a whole number from {INT_MIN} to {INT_MAX})", column)
+                    return Problem(
+                        file_name,
+                        line,
+                        f"{show(str(value))} is out of range (expected a whole number from {INT_MIN} to {INT_MAX})",
+                        column,
+                    )
         if isinstance(error, UnicodeEncodeError):  # JSON's "\ud800" escapes give text SQLite cannot store
             for column, value in zip(plan.insert_columns, out, strict=True):
                 if type(value) is str and any("\ud800" <= c <= "\udfff" for c in value):
-                    return Problem(file_name, line, f"{show(value.encode('utf-8', 'backslashreplace').decode())} holds a lone "
-                                   "surrogate (expected Unicode text: \\uD800-\\uDFFF escapes only in pairs)", column)
+                    return Problem(
+                        file_name,
+                        line,
+                        f"{show(value.encode('utf-8', 'backslashreplace').decode())} holds a lone "
+                        "surrogate (expected Unicode text: \\uD800-\\uDFFF escapes only in pairs)",
+                        column,
+                    )
         msg = str(error)
         if DUPLICATE in msg:
             keys = plan.table.primary_key
             value = ", ".join(str(out[plan.insert_columns.index(k)]) for k in keys)
-            return Problem(file_name, line, f"duplicate {'key' if len(keys) > 1 else 'id'} {show(value)} (already given earlier in this import; expected each once)", ", ".join(keys))
+            return Problem(
+                file_name,
+                line,
+                f"duplicate {'key' if len(keys) > 1 else 'id'} {show(value)} (already given earlier in this import; expected each once)",
+                ", ".join(keys),
+            )
         return Problem(file_name, line, f"refused by the store: {msg}")
-
-

@@ -45,7 +45,14 @@ def resolve_files(paths, tables: dict, table: str | None, problems: Problems) ->
         if path.is_dir():
             entries = sorted(p for p in path.iterdir() if p.suffix.lower() in FORMATS and not p.name.startswith("."))
             if not entries:
-                problems.add(Problem(str(path), None, f"no data files in this folder (expected files such as accounts.csv, orders.jsonl: {', '.join(FORMATS)})"), True)
+                problems.add(
+                    Problem(
+                        str(path),
+                        None,
+                        f"no data files in this folder (expected files such as accounts.csv, orders.jsonl: {', '.join(FORMATS)})",
+                    ),
+                    True,
+                )
             candidates = entries
         elif path.exists() or path.is_symlink():
             candidates = [path]
@@ -59,7 +66,14 @@ def resolve_files(paths, tables: dict, table: str | None, problems: Problems) ->
                 continue
             name, fmt = split_name(p)
             if fmt is None:
-                problems.add(Problem(str(p), None, f"unknown file type {p.suffix or '(none)'!r} (expected one of: {', '.join(FORMATS)})"), True)
+                problems.add(
+                    Problem(
+                        str(p),
+                        None,
+                        f"unknown file type {p.suffix or '(none)'!r} (expected one of: {', '.join(FORMATS)})",
+                    ),
+                    True,
+                )
                 continue
             name = table or name
             if name not in tables:
@@ -67,7 +81,14 @@ def resolve_files(paths, tables: dict, table: str | None, problems: Problems) ->
                 if lowered in tables:
                     name = lowered
                 else:
-                    problems.add(Problem(str(p), None, f"no table named {name!r} (expected a file named after a table: {', '.join(tables)}; or use --table NAME)"), True)
+                    problems.add(
+                        Problem(
+                            str(p),
+                            None,
+                            f"no table named {name!r} (expected a file named after a table: {', '.join(tables)}; or use --table NAME)",
+                        ),
+                        True,
+                    )
                     continue
             found.append((p, name, fmt))
     order = {name: i for i, name in enumerate(load_order(tables))}
@@ -79,7 +100,11 @@ def unreadable(path: Path) -> str | None:
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        return "a symbolic link to a file that does not exist (expected a readable data file)" if path.is_symlink() else "no such file"
+        return (
+            "a symbolic link to a file that does not exist (expected a readable data file)"
+            if path.is_symlink()
+            else "no such file"
+        )
     except OSError as e:
         return f"cannot be read: {e.strerror or e} (expected a readable data file)"
     if stat.S_ISDIR(mode):
@@ -95,10 +120,14 @@ def unreadable(path: Path) -> str | None:
 
 
 def _refused(problems: Problems) -> ImportRefused:
-    return ImportRefused(f"import refused: {problems.total} problem(s); the store was not changed", problems.kept, problems.total)
+    return ImportRefused(
+        f"import refused: {problems.total} problem(s); the store was not changed", problems.kept, problems.total
+    )
 
 
-def import_paths(store, paths, table=None, encoding=None, skip_invalid=None, progress=None, parallel=None) -> ImportReport:
+def import_paths(
+    store, paths, table=None, encoding=None, skip_invalid=None, progress=None, parallel=None
+) -> ImportReport:
     """Validate and load ``paths`` (files or folders) into ``store``: all or nothing.
 
     Every problem is collected; if there is any (and ``skip_invalid`` is None) the
@@ -141,7 +170,9 @@ def import_paths(store, paths, table=None, encoding=None, skip_invalid=None, pro
             if workers:
                 run_with_worker(writer, files, encoding)
             else:
-                reader = Reader(tables, store.pm, writer.handle, writer.id_set, writer.known_columns, records=rejects is not None)
+                reader = Reader(
+                    tables, store.pm, writer.handle, writer.id_set, writer.known_columns, records=rejects is not None
+                )
                 reader.run(files, encodings.__getitem__)
             if problems.fatal or (problems.total and skip_invalid is None):
                 rank = {str(path): i for i, (path, _, _) in enumerate(files)}

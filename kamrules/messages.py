@@ -13,7 +13,9 @@ if TYPE_CHECKING:
 
 MAX_WIDTH = 50  # largest width or precision a message field may ask for ({x:>999999999} would be 1 GB)
 # Python's format-spec mini-language, without nested fields; ``fill`` may be any one character
-_SPEC = re.compile(r"(?:.?[<>=^])?[-+ ]?z?#?0?(?P<width>[0-9]+)?[,_]?(?:\.(?P<precision>[0-9]+))?[bcdeEfFgGnosxX%]?", re.S)
+_SPEC = re.compile(
+    r"(?:.?[<>=^])?[-+ ]?z?#?0?(?P<width>[0-9]+)?[,_]?(?:\.(?P<precision>[0-9]+))?[bcdeEfFgGnosxX%]?", re.S
+)
 # C0, DEL, C1 (NEL among them) and the Unicode line and paragraph separators
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -59,7 +61,9 @@ def template_problems(template: str) -> list[str]:
             if conv is not None:
                 out.append(f"field {{{name}|...}}: a plural field takes no conversion (expected {{n|day|days}})")
             if not forms[0] or len(forms) > 2 or any(not f.strip() or f != f.strip() for f in forms):
-                out.append(f"field {{{name}|{'|'.join(forms)}}}: expected one or two word forms, e.g. {{{name}|day}} or {{{name}|activity|activities}}")
+                out.append(
+                    f"field {{{name}|{'|'.join(forms)}}}: expected one or two word forms, e.g. {{{name}|day}} or {{{name}|activity|activities}}"
+                )
         if not name or name.isdigit():
             out.append("a positional {} field (expected {fact_name})")
         elif not name.isidentifier():
@@ -211,8 +215,10 @@ def _simple(template: str) -> bool:
     ok = _SIMPLE.get(template)
     if ok is None:
         try:
-            ok = all(name is None or (name.isidentifier() and conv is None and spec_problem(spec or "") is None)
-                     for _, name, spec, conv in string.Formatter().parse(template))
+            ok = all(
+                name is None or (name.isidentifier() and conv is None and spec_problem(spec or "") is None)
+                for _, name, spec, conv in string.Formatter().parse(template)
+            )
         except ValueError:
             ok = False
         _SIMPLE[template] = ok

@@ -84,7 +84,11 @@ def create_table(conn, table: Table, tables: dict[str, Table]) -> None:
             conn.execute(f"ALTER TABLE {quote(table.name)} ADD COLUMN {quote(c.name)} {c.sql_type}{default}")
     for cols in index_columns(table):
         name = "idx_" + table.name + "_" + "_".join(cols)
-        conn.execute(f"CREATE INDEX IF NOT EXISTS {quote(name)} ON {quote(table.name)} (" + ", ".join(quote(c) for c in cols) + ")")
+        conn.execute(
+            f"CREATE INDEX IF NOT EXISTS {quote(name)} ON {quote(table.name)} ("
+            + ", ".join(quote(c) for c in cols)
+            + ")"
+        )
 
 
 def create_core_schema(store) -> None:

@@ -84,22 +84,30 @@ def check_output_path(path, store_path=None, inputs: Iterable = (), what: str = 
         if stat.S_ISDIR(mode):
             raise OutputRefused(f"{path}: is a folder (expected a file name for the {what})")
         if not stat.S_ISREG(mode):
-            raise OutputRefused(f"{path}: is not a plain file (a FIFO, socket or device); refusing to write the {what} there")
+            raise OutputRefused(
+                f"{path}: is not a plain file (a FIFO, socket or device); refusing to write the {what} there"
+            )
     folder = Path(os.path.realpath(path)).parent
     if not folder.is_dir():
-        raise OutputRefused(f"{path}: folder {path.parent} does not exist (create it first, e.g. mkdir -p {path.parent})")
+        raise OutputRefused(
+            f"{path}: folder {path.parent} does not exist (create it first, e.g. mkdir -p {path.parent})"
+        )
     if store_path is not None:
         for suffix in STORE_COMPANIONS:
             if _same(path, str(store_path) + suffix):
                 whose = "the store" if not suffix else f"the store's {suffix[1:]} file"
-                raise OutputRefused(f"{path}: is {whose} ({store_path}); refusing to write the {what} over it (choose another file)")
+                raise OutputRefused(
+                    f"{path}: is {whose} ({store_path}); refusing to write the {what} over it (choose another file)"
+                )
     for p in _input_files(inputs):
         if p.is_dir():
             if _same(path, p):
                 raise OutputRefused(f"{path}: is an input folder of this command; refusing to write the {what} there")
             continue
         if _same(path, p):
-            raise OutputRefused(f"{path}: is an input file of this command ({p}); refusing to write the {what} over it (choose another file)")
+            raise OutputRefused(
+                f"{path}: is an input file of this command ({p}); refusing to write the {what} over it (choose another file)"
+            )
     return path
 
 
@@ -175,7 +183,9 @@ def _open_tmp(folder: Path) -> tuple[int, str | None]:
 
 
 @contextlib.contextmanager
-def atomic_output(path, encoding: str = "utf-8", newline: str | None = "", binary: bool = False, errors: str = "strict"):
+def atomic_output(
+    path, encoding: str = "utf-8", newline: str | None = "", binary: bool = False, errors: str = "strict"
+):
     """Open a temporary file for writing; on a clean exit it replaces ``path`` (fsync'ed), on an error
     (full disk, exception, KeyboardInterrupt) it is dropped and ``path`` is left as it was.
 

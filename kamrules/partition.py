@@ -94,16 +94,23 @@ def restrict(conn: sqlite3.Connection, part: Part) -> None:
     part's rows. The view keeps ``rowid`` as a column, so ``t.rowid`` still works in provider SQL."""
     if part.whole:
         return
-    tables = [r[0] for r in conn.execute("SELECT name FROM main.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+    tables = [
+        r[0]
+        for r in conn.execute("SELECT name FROM main.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+    ]
     for table in tables:
         cols = [r[1] for r in conn.execute(f"PRAGMA main.table_info({_quote(table)})")]
         key = "id" if table == "accounts" else "account_id" if "account_id" in cols else None
         if key is None or "rowid" in cols:
             continue
-        cond = [f"{_quote(key)} >= {_literal(part.lo)}" if part.lo is not None else "",
-                f"{_quote(key)} < {_literal(part.hi)}" if part.hi is not None else ""]
+        cond = [
+            f"{_quote(key)} >= {_literal(part.lo)}" if part.lo is not None else "",
+            f"{_quote(key)} < {_literal(part.hi)}" if part.hi is not None else "",
+        ]
         where = " AND ".join(c for c in cond if c)
-        conn.execute(f"CREATE TEMP VIEW {_quote(table)} AS SELECT rowid AS rowid, * FROM main.{_quote(table)} WHERE {where}")
+        conn.execute(
+            f"CREATE TEMP VIEW {_quote(table)} AS SELECT rowid AS rowid, * FROM main.{_quote(table)} WHERE {where}"
+        )
 
 
 from kamrules.migrations import quote as _quote  # noqa: E402
@@ -142,7 +149,9 @@ def one_snapshot(path: str, wait: float = BUSY_WAIT) -> Iterator[None]:
 
 def is_busy(e: BaseException) -> bool:
     """A SQLite error saying another connection holds a lock we needed (past the busy timeout)."""
-    return isinstance(e, sqlite3.OperationalError) and any(w in str(e).lower() for w in ("database is locked", "database is busy"))
+    return isinstance(e, sqlite3.OperationalError) and any(
+        w in str(e).lower() for w in ("database is locked", "database is busy")
+    )
 
 
 def busy_message(path: str, wait: float | None = None) -> str:
@@ -172,9 +181,14 @@ def _tick(n: int) -> None:
         _DONE.value += n
 
 
-def run_parts(parts: Sequence[Part], task: Callable, jobs: int, progress: Callable[[int], None] | None = None,
-              meanwhile: Callable[[], object] | None = None,
-              on_result: Callable[[int, object], None] | None = None) -> tuple[list, object]:
+def run_parts(
+    parts: Sequence[Part],
+    task: Callable,
+    jobs: int,
+    progress: Callable[[int], None] | None = None,
+    meanwhile: Callable[[], object] | None = None,
+    on_result: Callable[[int, object], None] | None = None,
+) -> tuple[list, object]:
     """``task(part, tick)`` for every part, in ``jobs`` forked processes (in this process, one part after
     the other, when there is one part or one job); ``tick(n)`` reports ``n`` more accounts done.
     ``on_result(index, result)`` is called here as each part's result arrives (while other parts run).

@@ -41,8 +41,10 @@ def builtin_plugins() -> tuple:
     """
     eps = tuple(ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if _is_builtin(ep))
     if not eps:
-        raise PluginError(f"the built-in plugins are not installed (no entry points of the distribution "
-                          f"{DISTRIBUTION!r} in the group {ENTRY_POINT_GROUP!r}): run pip install -e . in the repository")
+        raise PluginError(
+            f"the built-in plugins are not installed (no entry points of the distribution "
+            f"{DISTRIBUTION!r} in the group {ENTRY_POINT_GROUP!r}): run pip install -e . in the repository"
+        )
     return eps
 
 
@@ -56,7 +58,9 @@ _FAILED = object()
 
 
 def _is_notifier(x) -> bool:
-    return isinstance(getattr(x, "name", None), str) and all(callable(getattr(x, m, None)) for m in ("route", "render", "send"))
+    return isinstance(getattr(x, "name", None), str) and all(
+        callable(getattr(x, m, None)) for m in ("route", "render", "send")
+    )
 
 
 def _is_ruleset_file(x) -> bool:
@@ -206,8 +210,10 @@ def _check_allowlist(allow: set[str], eps) -> None:
     for name in unknown:
         close = difflib.get_close_matches(name, sorted(known), n=1)
         lines.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    raise PluginError(f"KAMRULES_LOAD_PLUGINS names plugins that are not installed: {', '.join(lines)} "
-                      f"(installed: {', '.join(sorted(known)) or 'none'}; built-in plugins always load)")
+    raise PluginError(
+        f"KAMRULES_LOAD_PLUGINS names plugins that are not installed: {', '.join(lines)} "
+        f"(installed: {', '.join(sorted(known)) or 'none'}; built-in plugins always load)"
+    )
 
 
 def _load_dir(pm: pluggy.PluginManager, folder: Path) -> None:

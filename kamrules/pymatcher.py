@@ -71,8 +71,14 @@ def _ge(a: Any, b: Any) -> bool:
 
 
 _TESTS: dict[str, Callable[[Any, Any], bool]] = {
-    "==": _eq, "!=": lambda a, b: not _eq(a, b), "<": _lt, "<=": _le, ">": _gt, ">=": _ge,
-    "in": lambda a, bs: any(_eq(a, b) for b in bs), "not in": lambda a, bs: not any(_eq(a, b) for b in bs),
+    "==": _eq,
+    "!=": lambda a, b: not _eq(a, b),
+    "<": _lt,
+    "<=": _le,
+    ">": _gt,
+    ">=": _ge,
+    "in": lambda a, bs: any(_eq(a, b) for b in bs),
+    "not in": lambda a, bs: not any(_eq(a, b) for b in bs),
 }
 
 
@@ -138,8 +144,11 @@ class PythonMatcher:
             raise EngineError("rule keys must be unique")
         self.keys = tuple(keys)
         self._rules = [
-            (r.key, _tier_test(r.variant) if r.rule.scope == "account" else None,
-             tuple(compile_condition(c, r.variant.thresholds) for c in r.rule.when))
+            (
+                r.key,
+                _tier_test(r.variant) if r.rule.scope == "account" else None,
+                tuple(compile_condition(c, r.variant.thresholds) for c in r.rule.when),
+            )
             for r in rules
         ]
 

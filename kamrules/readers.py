@@ -74,7 +74,9 @@ def detect_encoding(path: Path, encoding: str | None = None) -> str:
     try:
         return _detect_encoding(path, encoding)
     except OSError as e:  # gone or unreadable since the folder was listed
-        raise FileProblem(Problem(str(path), None, f"cannot be read: {e.strerror or e} (expected a readable data file)")) from None
+        raise FileProblem(
+            Problem(str(path), None, f"cannot be read: {e.strerror or e} (expected a readable data file)")
+        ) from None
 
 
 def _detect_encoding(path: Path, encoding: str | None) -> str:
@@ -82,31 +84,57 @@ def _detect_encoding(path: Path, encoding: str | None) -> str:
     with open(path, "rb") as f:
         head = f.read(4096)
         if not head.strip():
-            raise FileProblem(Problem(name, None, "empty file (expected a header line with column names, or JSON data)"))
+            raise FileProblem(
+                Problem(name, None, "empty file (expected a header line with column names, or JSON data)")
+            )
         for magic, what in _MAGIC:
             if head.startswith(magic):
                 raise FileProblem(Problem(name, None, f"binary file: this looks like {what}"))
         for bom, what in _BOMS:
             if head.startswith(bom):
-                raise FileProblem(Problem(name, None, f"{what} text is not supported (expected UTF-8 or GBK/GB18030; save the file as UTF-8)"))
+                raise FileProblem(
+                    Problem(
+                        name,
+                        None,
+                        f"{what} text is not supported (expected UTF-8 or GBK/GB18030; save the file as UTF-8)",
+                    )
+                )
         has_bom = head.startswith(codecs.BOM_UTF8)
     if encoding:
         codec = _codec_name(encoding)
         if not codec:
             raise FileProblem(Problem(name, None, f"unknown encoding {encoding!r} (expected e.g. utf-8, gbk, gb18030)"))
         if has_bom and codec not in ("utf-8", "utf-8-sig"):
-            raise FileProblem(Problem(name, 1, f"the file starts with a UTF-8 byte order mark but --encoding {encoding} was given (expected --encoding utf-8, or none)"))
+            raise FileProblem(
+                Problem(
+                    name,
+                    1,
+                    f"the file starts with a UTF-8 byte order mark but --encoding {encoding} was given (expected --encoding utf-8, or none)",
+                )
+            )
         codec = "utf-8-sig" if codec in ("utf-8", "utf-8-sig") else codec
         bad = _scan(path, codec)
         if bad:
-            raise FileProblem(Problem(name, bad[1], f"cannot be decoded as {encoding}: {bad[2]} at byte offset {bad[0]} (expected text in {encoding}; check --encoding)"))
+            raise FileProblem(
+                Problem(
+                    name,
+                    bad[1],
+                    f"cannot be decoded as {encoding}: {bad[2]} at byte offset {bad[0]} (expected text in {encoding}; check --encoding)",
+                )
+            )
         return codec
     bad = _scan(path, "utf-8-sig")
     if not bad:
         return "utf-8-sig"
     offset, line, what, ascii_before = bad
     if has_bom or not ascii_before:
-        raise FileProblem(Problem(name, line, f"not valid UTF-8: {what} at byte offset {offset}, although the text before it is UTF-8 (the file mixes encodings or is damaged; expected UTF-8 throughout)"))
+        raise FileProblem(
+            Problem(
+                name,
+                line,
+                f"not valid UTF-8: {what} at byte offset {offset}, although the text before it is UTF-8 (the file mixes encodings or is damaged; expected UTF-8 throughout)",
+            )
+        )
     bad2 = _scan(path, "gb18030")
     scores = guess_encodings(_sample(path))
     message = f"unknown text encoding: not UTF-8 ({what} at byte offset {offset})"
@@ -156,7 +184,13 @@ def _scan(path: Path, codec: str):
             nul = chunk.find(b"\x00")
             if nul >= 0:
                 line = newlines + chunk.count(b"\n", 0, nul) + 1
-                raise FileProblem(Problem(str(path), line, f"binary data: a NUL byte at byte offset {consumed + nul} (expected a text file: CSV, TSV, JSON or JSON Lines)"))
+                raise FileProblem(
+                    Problem(
+                        str(path),
+                        line,
+                        f"binary data: a NUL byte at byte offset {consumed + nul} (expected a text file: CSV, TSV, JSON or JSON Lines)",
+                    )
+                )
             try:
                 decoder.decode(chunk, final)
             except UnicodeDecodeError as e:
@@ -176,7 +210,13 @@ def _scan(path: Path, codec: str):
 def unclosed_quote(file_name: str, line: int, error: csv.Error) -> FileProblem:
     """The csv module's error for the record starting on ``line``, as a FileProblem."""
     if "unexpected end of data" in str(error):
-        return FileProblem(Problem(file_name, line, 'a quoted value opened on this line is not closed before the end of the file (expected a closing quote ")'))
+        return FileProblem(
+            Problem(
+                file_name,
+                line,
+                'a quoted value opened on this line is not closed before the end of the file (expected a closing quote ")',
+            )
+        )
     return FileProblem(Problem(file_name, line, f"malformed CSV: {error} (expected quotes to be balanced)"))
 
 
@@ -210,10 +250,14 @@ def check_span(file_name: str, line: int, last: int, values: list, delimiter: st
                 if part.count(delimiter) >= width - 1:
                     looks += 1
     if looks >= 2 and looks * 2 >= held:
-        raise FileProblem(Problem(
-            file_name, line,
-            f"a quoted value opened on this line runs to line {last} and holds {looks} lines that look like records "
-            f'of this file (expected a closing quote " before them: is one missing?)'))
+        raise FileProblem(
+            Problem(
+                file_name,
+                line,
+                f"a quoted value opened on this line runs to line {last} and holds {looks} lines that look like records "
+                f'of this file (expected a closing quote " before them: is one missing?)',
+            )
+        )
 
 
 class CsvReader:
@@ -234,7 +278,9 @@ class CsvReader:
             self.header = next(self._reader)
         except StopIteration:
             self.close()
-            raise FileProblem(Problem(str(path), None, "empty file (expected a header line with column names)")) from None
+            raise FileProblem(
+                Problem(str(path), None, "empty file (expected a header line with column names)")
+            ) from None
         except csv.Error as e:
             self.close()
             raise unclosed_quote(str(path), 1, e) from e
@@ -372,7 +418,10 @@ class JsonReader:
         except BadJson as e:
             raise self._problem(line, f"invalid JSON: {e}") from None
         except TooDeep:
-            raise self._problem(line, f"a value nested more than {MAX_DEPTH} levels deep (expected plain values, or objects and arrays at most {MAX_DEPTH} levels deep)") from None
+            raise self._problem(
+                line,
+                f"a value nested more than {MAX_DEPTH} levels deep (expected plain values, or objects and arrays at most {MAX_DEPTH} levels deep)",
+            ) from None
 
     def __iter__(self):
         return self._iter_lines() if self.lines else self._iter_array()
@@ -384,7 +433,9 @@ class JsonReader:
             try:
                 obj = DECODER.decode(text.rstrip("\r\n"))
             except json.JSONDecodeError as e:
-                raise self._problem(line, f"invalid JSON: {e.msg} (column {e.colno}; expected one JSON object per line)") from e
+                raise self._problem(
+                    line, f"invalid JSON: {e.msg} (column {e.colno}; expected one JSON object per line)"
+                ) from e
             except (ValueError, RecursionError) as e:  # a number over the digits limit, deep nesting
                 raise self._problem(line, _json_error(e)) from None
             yield self._row(line, obj)
@@ -418,7 +469,9 @@ class JsonReader:
             here = line + buf.count("\n", 0, pos)
             if state == "start":
                 if ch != "[":
-                    raise self._problem(here, "expected a JSON array of objects ([{...}, ...]) or use .jsonl for JSON Lines")
+                    raise self._problem(
+                        here, "expected a JSON array of objects ([{...}, ...]) or use .jsonl for JSON Lines"
+                    )
                 pos += 1
                 state = "first"
             elif state in ("first", "item"):

@@ -14,8 +14,15 @@ from kamrules.vocab import SEVERITIES, STAGES
 PIPELINE = STAGES[:-1]  # the stages a prospect can stall in ("won" is the end)
 PARETO_POINTS = 200  # the Pareto curve is drawn through at most this many points, whatever the book's size
 TOP_OWNERS_CHART = 30  # the alerts-by-owner chart shows the owners with the most alerts; the table lists all
-DEFAULT_STAGE_DAYS = {"research": 30, "analysis": 30, "contact": 30, "visit": 45, "presentation": 45, "proposal": 30,
-                      "negotiation": 60}  # the domain's defaults, used when stalled_stages is not loaded
+DEFAULT_STAGE_DAYS = {
+    "research": 30,
+    "analysis": 30,
+    "contact": 30,
+    "visit": 45,
+    "presentation": 45,
+    "proposal": 30,
+    "negotiation": 60,
+}  # the domain's defaults, used when stalled_stages is not loaded
 
 
 def _table(conn, name: str) -> bool:
@@ -27,12 +34,17 @@ def check_owners(conn, owners: Iterable[str]) -> list[str]:
     wanted = list(dict.fromkeys(owners))
     if not wanted:
         return []
-    known = sorted(r[0] for r in conn.execute("SELECT DISTINCT owner FROM accounts WHERE owner IS NOT NULL AND owner != ''"))
+    known = sorted(
+        r[0] for r in conn.execute("SELECT DISTINCT owner FROM accounts WHERE owner IS NOT NULL AND owner != ''")
+    )
     for o in wanted:
         if o not in known:
             near = difflib.get_close_matches(o, known, n=3, cutoff=0.5)  # Chinese names are two or three characters
-            hint = (f"; did you mean {', '.join(map(repr, near))}?" if near
-                    else f" (owners: {', '.join(known[:10])}{' ...' if len(known) > 10 else ''})")
+            hint = (
+                f"; did you mean {', '.join(map(repr, near))}?"
+                if near
+                else f" (owners: {', '.join(known[:10])}{' ...' if len(known) > 10 else ''})"
+            )
             raise InputError(f"--owner {o!r}: no account has this owner{hint}")
     return wanted
 
@@ -40,15 +52,22 @@ def check_owners(conn, owners: Iterable[str]) -> list[str]:
 def _last_contacts(conn, as_of: str) -> dict[str, str]:
     if not _table(conn, "activities"):
         return {}
-    return dict(conn.execute("SELECT account_id, MAX(date) FROM activities WHERE date <= ? GROUP BY account_id", (as_of,)))
+    return dict(
+        conn.execute("SELECT account_id, MAX(date) FROM activities WHERE date <= ? GROUP BY account_id", (as_of,))
+    )
 
 
 def _revenue(conn, as_of: str) -> dict[str, float]:
     if not _table(conn, "orders"):
         return {}
     start = (dt.date.fromisoformat(as_of) - dt.timedelta(days=365)).isoformat()
-    return {a: float(s or 0) for a, s in conn.execute(
-        "SELECT account_id, SUM(amount) FROM orders WHERE date > ? AND date <= ? GROUP BY account_id", (start, as_of))}
+    return {
+        a: float(s or 0)
+        for a, s in conn.execute(
+            "SELECT account_id, SUM(amount) FROM orders WHERE date > ? AND date <= ? GROUP BY account_id",
+            (start, as_of),
+        )
+    }
 
 
 def _stage_limits(pm, rulesets_dirs) -> dict[tuple[str, str | None], int]:
@@ -80,12 +99,15 @@ def _pipeline(conn, as_of: str, limits) -> list[dict]:
     entered: dict[str, tuple[str, str]] = {}
     if _table(conn, "stage_history"):  # the authority on stages when present
         for acc, stage, on in conn.execute(
-                "SELECT account_id, stage, MAX(entered_on) FROM stage_history WHERE entered_on <= ? GROUP BY account_id", (as_of,)):
+            "SELECT account_id, stage, MAX(entered_on) FROM stage_history WHERE entered_on <= ? GROUP BY account_id",
+            (as_of,),
+        ):
             entered[acc] = (stage, on)
     day = dt.date.fromisoformat(as_of)
     per: dict[str, list[tuple[int, bool]]] = defaultdict(list)
     for acc, tier, stage, since in conn.execute(
-            "SELECT id, tier, stage, stage_since FROM accounts WHERE COALESCE(status, 'active') = 'prospect'"):
+        "SELECT id, tier, stage, stage_since FROM accounts WHERE COALESCE(status, 'active') = 'prospect'"
+    ):
         stage, since = entered.get(acc, (stage, since))
         if stage not in PIPELINE or not since:
             continue
@@ -99,9 +121,18 @@ def _pipeline(conn, as_of: str, limits) -> list[dict]:
     for stage in PIPELINE:
         xs = sorted(d for d, _ in per[stage])
         q = lambda p, xs=xs: xs[min(len(xs) - 1, int(p * (len(xs) - 1) + 0.5))] if xs else None  # noqa: E731
-        out.append({"stage": stage, "prospects": len(xs), "over": sum(o for _, o in per[stage]),
-                    "median_days": q(0.5), "p90_days": q(0.9), "max_days": xs[-1] if xs else None,
-                    "limit": limits.get((stage, None)), "limit_key": limits.get((stage, "key"))})
+        out.append(
+            {
+                "stage": stage,
+                "prospects": len(xs),
+                "over": sum(o for _, o in per[stage]),
+                "median_days": q(0.5),
+                "p90_days": q(0.9),
+                "max_days": xs[-1] if xs else None,
+                "limit": limits.get((stage, None)),
+                "limit_key": limits.get((stage, "key")),
+            }
+        )
     return out
 
 
@@ -112,9 +143,20 @@ def _trend(conn, as_of: str) -> list[dict]:
     found = conn.execute(
         "SELECT r.id, r.as_of, r.info, r.warning, r.critical, (SELECT AVG(score) FROM health_scores h WHERE h.run_id = r.id) "
         "FROM runs r WHERE r.complete = 1 AND r.as_of <= ? AND r.id = (SELECT MAX(id) FROM runs x WHERE x.as_of = r.as_of "
-        "AND x.complete = 1) ORDER BY r.as_of", (as_of,)).fetchall()
-    return [{"run": i, "as_of": d, "info": a, "warning": b, "critical": c, "average": round(avg, 1) if avg is not None else None}
-            for i, d, a, b, c, avg in found]
+        "AND x.complete = 1) ORDER BY r.as_of",
+        (as_of,),
+    ).fetchall()
+    return [
+        {
+            "run": i,
+            "as_of": d,
+            "info": a,
+            "warning": b,
+            "critical": c,
+            "average": round(avg, 1) if avg is not None else None,
+        }
+        for i, d, a, b, c, avg in found
+    ]
 
 
 def _pareto(revenue: dict[str, float], n_accounts: int) -> dict:
@@ -132,12 +174,18 @@ def _pareto(revenue: dict[str, float], n_accounts: int) -> dict:
     if len(values) < n:
         points.append({"accounts_pct": 100.0, "revenue_pct": 100.0})  # accounts without revenue close the curve
     k = max(1, round(0.2 * n))
-    return {"points": points, "top20_share": round(100 * sum(values[:k]) / total, 1), "top20_accounts": k,
-            "total": round(total, 2), "accounts": n}
+    return {
+        "points": points,
+        "top20_share": round(100 * sum(values[:k]) / total, 1),
+        "top20_accounts": k,
+        "total": round(total, 2),
+        "accounts": n,
+    }
 
 
-def report_data(store, as_of: str, owners: Iterable[str] = (), top: int = 20, scorecard=None,
-                rulesets_dirs: Iterable = (), pm=None) -> dict:
+def report_data(
+    store, as_of: str, owners: Iterable[str] = (), top: int = 20, scorecard=None, rulesets_dirs: Iterable = (), pm=None
+) -> dict:
     """Everything the report shows at ``as_of``: the book, health, alerts, concentration, pipeline, trend, owners.
 
     The alerts come from a check run now (recording nothing); the scores from the run recorded at
@@ -162,7 +210,9 @@ def report_data(store, as_of: str, owners: Iterable[str] = (), top: int = 20, sc
     by_account: dict[str, list] = defaultdict(list)
     for a in alerts:
         if a.account_id:
-            by_account[a.account_id].append({"severity": a.severity, "code": a.code, "rule": a.rule, "message": a.message})
+            by_account[a.account_id].append(
+                {"severity": a.severity, "code": a.code, "rule": a.rule, "message": a.message}
+            )
     revenue = _revenue(conn, as_of)
     contacts = _last_contacts(conn, as_of)
     accounts = health.accounts  # worst score first, then the largest revenue
@@ -184,32 +234,68 @@ def report_data(store, as_of: str, owners: Iterable[str] = (), top: int = 20, sc
         mine = [a for a in accounts if (a["owner"] or "") == o]
         mine.sort(key=lambda a: (-a["worst"], a["score"], -a["revenue_12m"], a["account_id"]))  # most urgent first
         summary = health.owners.get(o or "(no owner)", {})
-        portfolio = [{"severity": a.severity, "code": a.code, "rule": a.rule, "message": a.message}
-                     for a in alerts if not a.account_id and (a.owner or "") == o]
-        sections.append({"owner": o, "anchor": anchors[o], "accounts": mine[:top], "total": len(mine),
-                         "with_alerts": sum(1 for a in mine if a["alerts"]), "average": summary.get("average"),
-                         "counts": {s: by_owner_sev[o][s] for s in SEVERITIES}, "portfolio": portfolio})
-    owner_rows = sorted(({"owner": o, "anchor": anchors[o] if o in shown else None,
-                          **{s: by_owner_sev[o][s] for s in SEVERITIES}, "total": sum(by_owner_sev[o].values())}
-                         for o in all_owners), key=lambda r: (-r["critical"], -r["total"], r["owner"]))
+        portfolio = [
+            {"severity": a.severity, "code": a.code, "rule": a.rule, "message": a.message}
+            for a in alerts
+            if not a.account_id and (a.owner or "") == o
+        ]
+        sections.append(
+            {
+                "owner": o,
+                "anchor": anchors[o],
+                "accounts": mine[:top],
+                "total": len(mine),
+                "with_alerts": sum(1 for a in mine if a["alerts"]),
+                "average": summary.get("average"),
+                "counts": {s: by_owner_sev[o][s] for s in SEVERITIES},
+                "portfolio": portfolio,
+            }
+        )
+    owner_rows = sorted(
+        (
+            {
+                "owner": o,
+                "anchor": anchors[o] if o in shown else None,
+                **{s: by_owner_sev[o][s] for s in SEVERITIES},
+                "total": sum(by_owner_sev[o].values()),
+            }
+            for o in all_owners
+        ),
+        key=lambda r: (-r["critical"], -r["total"], r["owner"]),
+    )
     freshness = newest_dates(conn, as_of)
     stale = {t: (dt.date.fromisoformat(as_of) - dt.date.fromisoformat(d[:10])).days for t, d in freshness.items() if d}
     return {
-        "as_of": as_of, "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"), "top": top,
-        "scorecard": health.scorecard, "scores_from_run": health.run["id"] if health.run else None,
-        "book": {"accounts": len(accounts), "revenue_12m": round(sum(revenue.values()), 2),
-                 "alerts": {s: counts.get(s, 0) for s in SEVERITIES}, "total_alerts": len(alerts),
-                 "average": health.book["average"], "revenue_at_risk": health.book["revenue_at_risk"],
-                 "freshness": freshness, "age_days": stale, "oldest_age": max(stale.values(), default=None),
-                 "skipped": [list(x) for x in result.summary.skipped], "failures": [list(x) for x in result.summary.failures]},
-        "grades": [{"grade": g, "en": v["en"], "zh": v["zh"], "accounts": v["accounts"], "revenue_12m": v["revenue_12m"]}
-                   for g, v in health.book["by_grade"].items()],
-        "owner_rows": owner_rows, "owners_total": len(all_owners),
+        "as_of": as_of,
+        "generated": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "top": top,
+        "scorecard": health.scorecard,
+        "scores_from_run": health.run["id"] if health.run else None,
+        "book": {
+            "accounts": len(accounts),
+            "revenue_12m": round(sum(revenue.values()), 2),
+            "alerts": {s: counts.get(s, 0) for s in SEVERITIES},
+            "total_alerts": len(alerts),
+            "average": health.book["average"],
+            "revenue_at_risk": health.book["revenue_at_risk"],
+            "freshness": freshness,
+            "age_days": stale,
+            "oldest_age": max(stale.values(), default=None),
+            "skipped": [list(x) for x in result.summary.skipped],
+            "failures": [list(x) for x in result.summary.failures],
+        },
+        "grades": [
+            {"grade": g, "en": v["en"], "zh": v["zh"], "accounts": v["accounts"], "revenue_12m": v["revenue_12m"]}
+            for g, v in health.book["by_grade"].items()
+        ],
+        "owner_rows": owner_rows,
+        "owners_total": len(all_owners),
         "rulesets": [{"ruleset": r, **{s: c[s] for s in SEVERITIES}} for r, c in sorted(by_ruleset_sev.items())],
         "pareto": _pareto(revenue, len(accounts)),
         "pipeline": _pipeline(conn, as_of, _stage_limits(pm, rulesets_dirs)),
         "trend": _trend(conn, as_of),
         "at_risk": [a for a in accounts if a["score"] < 100 or a["alerts"]][:top],
-        "sections": sections, "owners_selected": bool(wanted),
+        "sections": sections,
+        "owners_selected": bool(wanted),
         "complete": result.summary.complete,
     }

@@ -69,7 +69,9 @@ def facts_by_plugin(pm) -> list[tuple[str, object]]:
     owner, providers = {}, []
     for impl in reversed(pm.hook.register_facts.get_hookimpls()):
         for p in impl.function() or []:
-            owner[p.name] = impl.plugin_name.rsplit(".", 1)[-1] if impl.plugin_name.startswith("kamrules_") else impl.plugin_name
+            owner[p.name] = (
+                impl.plugin_name.rsplit(".", 1)[-1] if impl.plugin_name.startswith("kamrules_") else impl.plugin_name
+            )
             providers.append(p)
     rows = [(owner[p.name], p) for p in ordered(providers)]
     return sorted(rows, key=lambda r: (r[0] != "core_facts", r[0]))  # shared facts first; stable within a plugin
@@ -81,7 +83,10 @@ def rules_markdown(sets, pm) -> str:
     header = (importlib.resources.files("kamrules.templates") / "rules.header.md").read_text(encoding="utf-8")
     heads = {rs.name: f"{rs.name}: {_title(rs.description)}" if rs.description else rs.name for rs in sets}
     summary = ["| set | codes | what goes wrong |", "| --- | --- | --- |"]
-    summary += [f"| [{rs.name}](#{_anchor(heads[rs.name])}) | {_codes(rs.rules)} | {_md_cell(_title(rs.description))} |" for rs in sets]
+    summary += [
+        f"| [{rs.name}](#{_anchor(heads[rs.name])}) | {_codes(rs.rules)} | {_md_cell(_title(rs.description))} |"
+        for rs in sets
+    ]
     out = [header.replace("{summary}", "\n".join(summary)).rstrip(), "", "---", ""]
     for rs in sets:
         out += [f"## {heads[rs.name]}", ""]
@@ -91,18 +96,29 @@ def rules_markdown(sets, pm) -> str:
             out += [f"Source: {rs.source}", ""]
         for r in rs.rules:
             out += _rule(r)
-    out += ["---", "", "## Fact reference", "",
-            "Provider (the plugin or rule set that registers it), the tables it requires (empty → rules on its",
-            "facts are skipped), and its facts (*derived* ones are computed in Python from other facts).",
-            "Account columns (`tier`, `status`, `owner`, `buyer_type`, `stage`, `relationship_stage`,",
-            "`lost_reason`, `created_on`, …) are facts too.", "",
-            "| provider | requires | facts | what |", "| --- | --- | --- | --- |"]
+    out += [
+        "---",
+        "",
+        "## Fact reference",
+        "",
+        "Provider (the plugin or rule set that registers it), the tables it requires (empty → rules on its",
+        "facts are skipped), and its facts (*derived* ones are computed in Python from other facts).",
+        "Account columns (`tier`, `status`, `owner`, `buyer_type`, `stage`, `relationship_stage`,",
+        "`lost_reason`, `created_on`, …) are facts too.",
+        "",
+        "| provider | requires | facts | what |",
+        "| --- | --- | --- | --- |",
+    ]
     for plugin, p in facts_by_plugin(pm):
         where = plugin + (f", {p.scope}" if p.scope != "account" else "")
         facts = ", ".join(f"`{f}`" for f in p.facts)
         if p.derived:
             facts += ("; " if facts else "") + "derived: " + ", ".join(f"`{f}`" for f in p.derived)
         out.append(f"| {p.name} ({where}) | {', '.join(p.requires) or '–'} | {facts} | {_md_cell(p.description)} |")
-    out += ["", "Your own rules (in your own rule-set files) can use any of these facts; to add",
-            "facts of your own, write a plugin (see [plugins.md](plugins.md)).", ""]
+    out += [
+        "",
+        "Your own rules (in your own rule-set files) can use any of these facts; to add",
+        "facts of your own, write a plugin (see [plugins.md](plugins.md)).",
+        "",
+    ]
     return "\n".join(out)

@@ -25,7 +25,20 @@ from kamrules.vocab import TIERS  # noqa: E402 (re-exported: kamrules.ruleset.TI
 
 SCOPES = ("account", "portfolio")
 TOP_KEYS = {"ruleset": "the rule set's name", "description": "text", "source": "text", "rules": "a list of rules"}
-RULE_KEYS = ("code", "name", "description", "source", "scope", "enabled", "severity", "when", "thresholds", "tiers", "message", "action")
+RULE_KEYS = (
+    "code",
+    "name",
+    "description",
+    "source",
+    "scope",
+    "enabled",
+    "severity",
+    "when",
+    "thresholds",
+    "tiers",
+    "message",
+    "action",
+)
 EXTRA_FIELDS = ("as_of",)  # always available to messages
 ORDERING = ("<", "<=", ">", ">=")
 
@@ -119,12 +132,23 @@ class Rule:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "code": self.code, "name": self.name, "ruleset": self.ruleset, "scope": self.scope,
-            "enabled": self.enabled, "severity": self.severity, "severities": sorted({v.severity for v in self.variants()}, key=SEVERITY_RANK.__getitem__),
-            "when": [c.text for c in self.when], "thresholds": _plain(self.thresholds), "tiers": _plain(self.tiers),
-            "message": self.message, "action": self.action,
-            "actions": [{"when": c.text, "text": t} for c, t in self.actions], "description": self.description, "source": self.source,
-            "file": self.file, "line": self.line,
+            "code": self.code,
+            "name": self.name,
+            "ruleset": self.ruleset,
+            "scope": self.scope,
+            "enabled": self.enabled,
+            "severity": self.severity,
+            "severities": sorted({v.severity for v in self.variants()}, key=SEVERITY_RANK.__getitem__),
+            "when": [c.text for c in self.when],
+            "thresholds": _plain(self.thresholds),
+            "tiers": _plain(self.tiers),
+            "message": self.message,
+            "action": self.action,
+            "actions": [{"when": c.text, "text": t} for c, t in self.actions],
+            "description": self.description,
+            "source": self.source,
+            "file": self.file,
+            "line": self.line,
         }
 
 
@@ -143,8 +167,14 @@ class RuleSet:
         return hashlib.sha256(raw.encode("utf-8")).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ruleset": self.name, "description": self.description, "source": self.source, "path": self.path,
-                "builtin": self.builtin, "rules": [r.to_dict() for r in self.rules]}
+        return {
+            "ruleset": self.name,
+            "description": self.description,
+            "source": self.source,
+            "path": self.path,
+            "builtin": self.builtin,
+            "rules": [r.to_dict() for r in self.rules],
+        }
 
 
 def _plain(v: Any) -> Any:
@@ -200,9 +230,14 @@ class _Doc:
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
-            raise InputError(f"{path}: invalid YAML", [Problem(path, line, f"invalid YAML: {getattr(e, 'problem', e)}", col)]) from e
+            raise InputError(
+                f"{path}: invalid YAML", [Problem(path, line, f"invalid YAML: {getattr(e, 'problem', e)}", col)]
+            ) from e
         except RecursionError:  # thousands of nested [ or {: no rule file is like that
-            raise InputError(f"{path}: invalid rule-set file", [Problem(path, 1, "nested too deeply (expected a mapping with ruleset:, rules:)", 1)]) from None
+            raise InputError(
+                f"{path}: invalid rule-set file",
+                [Problem(path, 1, "nested too deeply (expected a mapping with ruleset:, rules:)", 1)],
+            ) from None
 
     def _refuse_aliases(self, text: str) -> None:
         """Anchors (&a) and aliases (*a) are refused before anything is built: a few hundred bytes of
@@ -211,13 +246,21 @@ class _Doc:
         for token in yaml.scan(text, Loader=_LOADER):
             if isinstance(token, (yaml.AnchorToken, yaml.AliasToken)):
                 kind = "anchor &" if isinstance(token, yaml.AnchorToken) else "alias *"
-                problems.append(Problem(self.path, token.start_mark.line + 1,
-                                        f"YAML {kind}{token.value} is not allowed in a rule file (expected every value written out)",
-                                        token.start_mark.column + 1))
+                problems.append(
+                    Problem(
+                        self.path,
+                        token.start_mark.line + 1,
+                        f"YAML {kind}{token.value} is not allowed in a rule file (expected every value written out)",
+                        token.start_mark.column + 1,
+                    )
+                )
                 if len(problems) >= 20:
                     break
         if problems:
-            raise InputError(f"{self.path}: invalid rule-set file ({len(problems)} problem{'s' if len(problems) > 1 else ''})", problems)
+            raise InputError(
+                f"{self.path}: invalid rule-set file ({len(problems)} problem{'s' if len(problems) > 1 else ''})",
+                problems,
+            )
 
     def _build(self, node: yaml.Node, path: NodePath) -> Any:
         self.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
@@ -239,7 +282,9 @@ class _Doc:
             self.quoted.add(path)
         return self._ctor.construct_object(node)
 
-    def problem(self, path: NodePath, message: str, at: yaml.Node | None = None, key: bool = False, offset: int = 0) -> None:
+    def problem(
+        self, path: NodePath, message: str, at: yaml.Node | None = None, key: bool = False, offset: int = 0
+    ) -> None:
         if at is not None:
             line, col = at.start_mark.line + 1, at.start_mark.column + 1
         else:
@@ -255,8 +300,15 @@ class _Doc:
 
 
 def _type_name(v: Any) -> str:
-    return {bool: "true/false", int: "a number", float: "a number", str: "text", list: "a list", dict: "a mapping",
-            type(None): "nothing"}.get(type(v), type(v).__name__)
+    return {
+        bool: "true/false",
+        int: "a number",
+        float: "a number",
+        str: "text",
+        list: "a list",
+        dict: "a mapping",
+        type(None): "nothing",
+    }.get(type(v), type(v).__name__)
 
 
 def _is_num(v: Any) -> bool:
@@ -299,20 +351,27 @@ def _check_thresholds(doc: _Doc, path: NodePath, raw: Any, where: str) -> dict[s
     return out
 
 
-def _check_ordering(doc: _Doc, path: NodePath, when: list[Condition], thresholds: Mapping[str, Any], tiers: Mapping[str, Any]) -> None:
+def _check_ordering(
+    doc: _Doc, path: NodePath, when: list[Condition], thresholds: Mapping[str, Any], tiers: Mapping[str, Any]
+) -> None:
     """A threshold used with < <= > >= must be able to order the fact: true/false and number-like text never
     compare with a number (the rule would silently never fire). Other text (ISO dates) is allowed."""
     for cond in when:
         t = cond.threshold
         if t is None or cond.op not in ORDERING or t not in thresholds:
             continue
-        where = [(("thresholds", t), thresholds[t])] + [(("tiers", tier, t), over[t]) for tier, over in tiers.items() if t in over]
+        where = [(("thresholds", t), thresholds[t])] + [
+            (("tiers", tier, t), over[t]) for tier, over in tiers.items() if t in over
+        ]
         for sub, v in where:
-            for p, x in ([(sub + (k,), y) for k, y in v.items()] if isinstance(v, Mapping) else [(sub, v)]):
+            for p, x in [(sub + (k,), y) for k, y in v.items()] if isinstance(v, Mapping) else [(sub, v)]:
                 if isinstance(x, bool) or (isinstance(x, str) and numberlike(x)):
                     shown = "true/false" if isinstance(x, bool) else f"text {x!r}"
-                    doc.problem(path + p, f"threshold {t}: {shown} is compared with `{cond.op}` in {cond.text.strip()!r} "
-                                          f"(expected a number{', unquoted' if isinstance(x, str) else ''})")
+                    doc.problem(
+                        path + p,
+                        f"threshold {t}: {shown} is compared with `{cond.op}` in {cond.text.strip()!r} "
+                        f"(expected a number{', unquoted' if isinstance(x, str) else ''})",
+                    )
 
 
 def _str(doc: _Doc, r: dict[str, Any], key: str, path: NodePath, required: bool = False, default: str = "") -> str:
@@ -334,12 +393,16 @@ def _str(doc: _Doc, r: dict[str, Any], key: str, path: NodePath, required: bool 
 
 def _parse_rule(doc: _Doc, r: Any, path: NodePath, ruleset: str) -> Rule | None:
     if not isinstance(r, dict):
-        doc.problem(path, f"a rule must be a mapping, not {_type_name(r)} (expected code:, name:, when:, message:, action:)")
+        doc.problem(
+            path, f"a rule must be a mapping, not {_type_name(r)} (expected code:, name:, when:, message:, action:)"
+        )
         return None
     before = len(doc.problems)
     for key in r:
         if key not in RULE_KEYS:
-            doc.problem(path + (key,), f"unknown key {key!r} in a rule (expected one of {', '.join(RULE_KEYS)})", key=True)
+            doc.problem(
+                path + (key,), f"unknown key {key!r} in a rule (expected one of {', '.join(RULE_KEYS)})", key=True
+            )
     code = _str(doc, r, "code", path, required=True)
     if code and not CODE_RE.match(code):
         doc.problem(path + ("code",), f"code {code!r} (expected 2-5 capital letters and 3 digits, e.g. KAM101)")
@@ -355,11 +418,15 @@ def _parse_rule(doc: _Doc, r: Any, path: NodePath, ruleset: str) -> Rule | None:
     severity = r.get("severity", "warning")
     if severity not in SEVERITIES:
         doc.problem(path + ("severity",), f"unknown severity {severity!r} (expected {', '.join(SEVERITIES)})")
-    thresholds = _check_thresholds(doc, path + ("thresholds",), r["thresholds"], "thresholds") if "thresholds" in r else {}
+    thresholds = (
+        _check_thresholds(doc, path + ("thresholds",), r["thresholds"], "thresholds") if "thresholds" in r else {}
+    )
     tiers: dict[str, dict[str, Any]] = {}
     if "tiers" in r:
         if scope == "portfolio":
-            doc.problem(path + ("tiers",), "a portfolio rule cannot have per-tier thresholds (expected no tiers:)", key=True)
+            doc.problem(
+                path + ("tiers",), "a portfolio rule cannot have per-tier thresholds (expected no tiers:)", key=True
+            )
         elif not isinstance(r["tiers"], dict):
             doc.problem(path + ("tiers",), f"tiers: {_type_name(r['tiers'])} (expected a mapping tier -> thresholds)")
         else:
@@ -371,7 +438,11 @@ def _parse_rule(doc: _Doc, r: Any, path: NodePath, ruleset: str) -> Rule | None:
                 checked = _check_thresholds(doc, tp, over, f"tier {tier}")
                 for t in checked:
                     if t not in thresholds:
-                        doc.problem(tp + (t,), f"tier {tier} overrides unknown threshold {t!r} (expected one of: {', '.join(thresholds) or 'none defined'})", key=True)
+                        doc.problem(
+                            tp + (t,),
+                            f"tier {tier} overrides unknown threshold {t!r} (expected one of: {', '.join(thresholds) or 'none defined'})",
+                            key=True,
+                        )
                 tiers[tier] = checked
     when: list[Condition] = []
     wp = path + ("when",)
@@ -379,12 +450,12 @@ def _parse_rule(doc: _Doc, r: Any, path: NodePath, ruleset: str) -> Rule | None:
     if "when" not in r:
         doc.problem(path, "missing key 'when' (expected a list of conditions \"FACT OP OPERAND\")")
     elif not isinstance(raw_when, list) or not raw_when:
-        doc.problem(wp, f"when: {_type_name(raw_when)} (expected a non-empty list of conditions \"FACT OP OPERAND\")")
+        doc.problem(wp, f'when: {_type_name(raw_when)} (expected a non-empty list of conditions "FACT OP OPERAND")')
     else:
         for i, text in enumerate(raw_when):
             line, col = doc.marks[wp + (i,)]
             if not isinstance(text, str):
-                doc.problem(wp + (i,), f"condition is {_type_name(text)} (expected text \"FACT OP OPERAND\")")
+                doc.problem(wp + (i,), f'condition is {_type_name(text)} (expected text "FACT OP OPERAND")')
                 continue
             base = 1 if wp + (i,) in doc.quoted else 0  # columns point into the text itself
             try:
@@ -392,9 +463,16 @@ def _parse_rule(doc: _Doc, r: Any, path: NodePath, ruleset: str) -> Rule | None:
             except ConditionError as e:
                 doc.problem(wp + (i,), f"{e} in condition {text!r}", offset=base + e.offset)
                 continue
-            if cond.threshold and cond.threshold not in thresholds and not (isinstance(r.get("thresholds"), dict) and cond.threshold in r["thresholds"]):
-                doc.problem(wp + (i,), f"unknown threshold ${cond.threshold} (expected one of: {', '.join(thresholds) or 'none defined under thresholds:'})",
-                            offset=base + text.index("$" + cond.threshold))
+            if (
+                cond.threshold
+                and cond.threshold not in thresholds
+                and not (isinstance(r.get("thresholds"), dict) and cond.threshold in r["thresholds"])
+            ):
+                doc.problem(
+                    wp + (i,),
+                    f"unknown threshold ${cond.threshold} (expected one of: {', '.join(thresholds) or 'none defined under thresholds:'})",
+                    offset=base + text.index("$" + cond.threshold),
+                )
             when.append(cond)
     message = _str(doc, r, "message", path, required=True)
     mline, mcol = doc.marks.get(path + ("message",), (None, None))
@@ -414,20 +492,39 @@ def _parse_rule(doc: _Doc, r: Any, path: NodePath, ruleset: str) -> Rule | None:
             for k, s in sets.items():
                 if s != sets[first]:
                     where = path + (("tiers", tier, k) if tier and k in tiers[tier] else ("thresholds", k))
-                    doc.problem(where, f"threshold {k!r} has severities {sorted(s)} but {first!r} has {sorted(sets[first])} (expected the same severities)")
+                    doc.problem(
+                        where,
+                        f"threshold {k!r} has severities {sorted(s)} but {first!r} has {sorted(sets[first])} (expected the same severities)",
+                    )
                     break
     description, source = " ".join(_str(doc, r, "description", path).split()), _str(doc, r, "source", path)
     if len(doc.problems) > before:
         return None
     return Rule(
-        code=code, name=name, ruleset=ruleset, severity=severity, when=tuple(when), message=message, action=action,
-        description=description, source=source,
-        scope=scope, enabled=enabled, thresholds=thresholds, tiers=tiers, file=doc.path, line=doc.marks[path][0],
-        message_line=mline, message_column=mcol, actions=actions,
+        code=code,
+        name=name,
+        ruleset=ruleset,
+        severity=severity,
+        when=tuple(when),
+        message=message,
+        action=action,
+        description=description,
+        source=source,
+        scope=scope,
+        enabled=enabled,
+        thresholds=thresholds,
+        tiers=tiers,
+        file=doc.path,
+        line=doc.marks[path][0],
+        message_line=mline,
+        message_column=mcol,
+        actions=actions,
     )
 
 
-def _parse_action(doc: _Doc, r: dict[str, Any], path: tuple[Any, ...], thresholds: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
+def _parse_action(
+    doc: _Doc, r: dict[str, Any], path: tuple[Any, ...], thresholds: Mapping[str, Any]
+) -> tuple[str, tuple[Any, ...]]:
     """``action:`` as one text, or a list of ``{when: CONDITION, text: ...}`` ending with ``{text: ...}`` (the
     default): the first whose condition holds on the alert's facts is the alert's action."""
     raw = r.get("action")
@@ -459,7 +556,7 @@ def _parse_action(doc: _Doc, r: dict[str, Any], path: tuple[Any, ...], threshold
         cond_text = item["when"]
         line, col = doc.marks.get(ip + ("when",), (None, None))
         if not isinstance(cond_text, str):
-            doc.problem(ip + ("when",), f"when: {_type_name(cond_text)} (expected one condition \"FACT OP OPERAND\")")
+            doc.problem(ip + ("when",), f'when: {_type_name(cond_text)} (expected one condition "FACT OP OPERAND")')
             continue
         base = 1 if ip + ("when",) in doc.quoted else 0
         try:
@@ -468,7 +565,10 @@ def _parse_action(doc: _Doc, r: dict[str, Any], path: tuple[Any, ...], threshold
             doc.problem(ip + ("when",), f"{e} in condition {cond_text!r}", offset=base + e.offset)
             continue
         if cond.threshold and cond.threshold not in thresholds:
-            doc.problem(ip + ("when",), f"unknown threshold ${cond.threshold} (expected one of: {', '.join(thresholds) or 'none defined under thresholds:'})")
+            doc.problem(
+                ip + ("when",),
+                f"unknown threshold ${cond.threshold} (expected one of: {', '.join(thresholds) or 'none defined under thresholds:'})",
+            )
             continue
         actions.append((cond, text))
     return default, tuple(actions)
@@ -479,7 +579,11 @@ def parse_ruleset(path: str | Path, text: str | None = None, builtin: bool = Fal
     spath = str(path)
     if text is None:
         try:
-            text = Path(path).read_text(encoding="utf-8-sig") if isinstance(path, (str, Path)) else path.read_text(encoding="utf-8")
+            text = (
+                Path(path).read_text(encoding="utf-8-sig")
+                if isinstance(path, (str, Path))
+                else path.read_text(encoding="utf-8")
+            )
         except FileNotFoundError:
             raise InputError(f"{spath}: rule-set file not found") from None
         except UnicodeDecodeError as e:
@@ -513,11 +617,15 @@ def parse_ruleset(path: str | Path, text: str | None = None, builtin: bool = Fal
             rules.append(rule)
     description, source = " ".join(_str(doc, data, "description", ()).split()), _str(doc, data, "source", ())
     if doc.problems:
-        raise InputError(f"{spath}: invalid rule-set file ({len(doc.problems)} problem{'s' if len(doc.problems) > 1 else ''})", doc.problems)
+        raise InputError(
+            f"{spath}: invalid rule-set file ({len(doc.problems)} problem{'s' if len(doc.problems) > 1 else ''})",
+            doc.problems,
+        )
     return RuleSet(name=name, rules=tuple(rules), description=description, source=source, path=spath, builtin=builtin)
 
 
 # -- facts known at load time -----------------------------------------------------------------------
+
 
 def check_facts(rulesets: Iterable[RuleSet], known: Mapping[str, set[str]]) -> list[Problem]:
     """Problems for conditions and messages naming facts no provider (or account column) produces.
@@ -531,13 +639,33 @@ def check_facts(rulesets: Iterable[RuleSet], known: Mapping[str, set[str]]) -> l
             for c in rule.when + tuple(c for c, _ in rule.actions):
                 for f in c.facts:
                     if f not in names:
-                        problems.append(Problem(rule.file, c.line, f"rule {rule.code}: unknown fact {f!r} (expected a fact of a registered provider{_close(f, names)})", c.column))
+                        problems.append(
+                            Problem(
+                                rule.file,
+                                c.line,
+                                f"rule {rule.code}: unknown fact {f!r} (expected a fact of a registered provider{_close(f, names)})",
+                                c.column,
+                            )
+                        )
             for f in rule.message_fields:
                 if f not in names and f not in rule.thresholds and f not in EXTRA_FIELDS:
-                    problems.append(Problem(rule.file, rule.message_line, f"rule {rule.code}: message uses unknown field {{{f}}} (expected a fact, a threshold or as_of{_close(f, names | set(rule.thresholds))})", rule.message_column))
+                    problems.append(
+                        Problem(
+                            rule.file,
+                            rule.message_line,
+                            f"rule {rule.code}: message uses unknown field {{{f}}} (expected a fact, a threshold or as_of{_close(f, names | set(rule.thresholds))})",
+                            rule.message_column,
+                        )
+                    )
             for t in rule.thresholds:
                 if t in names:
-                    problems.append(Problem(rule.file, rule.line, f"rule {rule.code}: threshold {t!r} has the name of a fact (expected a different name)"))
+                    problems.append(
+                        Problem(
+                            rule.file,
+                            rule.line,
+                            f"rule {rule.code}: threshold {t!r} has the name of a fact (expected a different name)",
+                        )
+                    )
     return problems
 
 
@@ -549,6 +677,7 @@ def _close(name: str, names: Iterable[str]) -> str:
 
 
 # -- resolution: built-ins + user folders ------------------------------------------------------------
+
 
 def user_files(dirs: Iterable[str | Path]) -> list[Path]:
     out = []
@@ -579,7 +708,13 @@ def resolve(builtin_files: Iterable[str | Path], dirs: Iterable[str | Path] = ()
             problems.extend(e.problems or [Problem(str(path), None, str(e))])
             return
         if rs.name in by_name and (builtin or not by_name[rs.name].builtin):
-            problems.append(Problem(rs.path, 1, f"rule set {rs.name!r} is also defined in {origin[rs.name]} (expected one file per rule set name)"))
+            problems.append(
+                Problem(
+                    rs.path,
+                    1,
+                    f"rule set {rs.name!r} is also defined in {origin[rs.name]} (expected one file per rule set name)",
+                )
+            )
             return
         by_name[rs.name] = rs
         origin[rs.name] = rs.path
@@ -593,7 +728,13 @@ def resolve(builtin_files: Iterable[str | Path], dirs: Iterable[str | Path] = ()
         for rule in rs.rules:
             if rule.code in codes:
                 first = codes[rule.code]
-                problems.append(Problem(rule.file, rule.line, f"rule code {rule.code} is also used in {first.file}:{first.line} (expected codes unique across rule sets)"))
+                problems.append(
+                    Problem(
+                        rule.file,
+                        rule.line,
+                        f"rule code {rule.code} is also used in {first.file}:{first.line} (expected codes unique across rule sets)",
+                    )
+                )
             else:
                 codes[rule.code] = rule
     if problems:
@@ -602,6 +743,7 @@ def resolve(builtin_files: Iterable[str | Path], dirs: Iterable[str | Path] = ()
 
 
 # -- Python evaluation (kamrules explain; the engine must agree) ------------------------------------
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -616,8 +758,11 @@ class Verdict:
 
     def reason(self) -> str:
         if self.fired:
-            shown = [f"`{c.describe(self.thresholds)}`: {c.fact} = {_show(self.facts_seen.get(c.fact))}"
-                     for c in self.conditions if c.ref_kind]
+            shown = [
+                f"`{c.describe(self.thresholds)}`: {c.fact} = {_show(self.facts_seen.get(c.fact))}"
+                for c in self.conditions
+                if c.ref_kind
+            ]
             return f"fired: {self.severity}" + (f" ({'; '.join(shown)})" if shown else "")
         if self.failed is None:
             return "not fired"
@@ -649,8 +794,14 @@ def evaluate(rule: Rule, facts: Mapping[str, Any]) -> Verdict:
     for v in variants:  # highest severity first
         failed = next((c for c in rule.when if not c.holds(facts, v.thresholds)), None)
         if failed is None:
-            return Verdict(rule.code, True, v.severity, v.thresholds, conditions=rule.when,
-                           facts_seen={f: facts.get(f) for f in rule.facts})
+            return Verdict(
+                rule.code,
+                True,
+                v.severity,
+                v.thresholds,
+                conditions=rule.when,
+                facts_seen={f: facts.get(f) for f in rule.facts},
+            )
         last = (v, failed)
     if last is None:
         return Verdict(rule.code, False)

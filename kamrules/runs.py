@@ -43,8 +43,13 @@ CREATE TABLE IF NOT EXISTS health_scores (
 """
 
 # (table, date column) whose newest record each run notes; each has an (account_id, date) index.
-DATED = (("activities", "date"), ("orders", "date"), ("concessions", "date"), ("complaints", "opened_on"),
-         ("stage_history", "entered_on"))
+DATED = (
+    ("activities", "date"),
+    ("orders", "date"),
+    ("concessions", "date"),
+    ("complaints", "opened_on"),
+    ("stage_history", "entered_on"),
+)
 
 
 def _statements() -> list[str]:
@@ -73,7 +78,9 @@ def migrate(store) -> None:
 
 def ensure_schema(conn: sqlite3.Connection) -> None:
     """Create the run tables if missing (stores opened without migrations)."""
-    if {"runs", "health_scores"} <= _tables(conn) and "run_id" in {r[1] for r in conn.execute("PRAGMA table_info(alert_events)")}:
+    if {"runs", "health_scores"} <= _tables(conn) and "run_id" in {
+        r[1] for r in conn.execute("PRAGMA table_info(alert_events)")
+    }:
         return
     with transaction(conn):
         migrate(conn)
@@ -93,8 +100,10 @@ def newest_dates(conn, as_of: str, tables=None) -> dict[str, str | None]:
     for table, col in DATED:
         if table not in have or (tables is not None and table not in tables):
             continue
-        sql = (f'SELECT MAX(m) FROM (SELECT (SELECT MAX(t."{col}") FROM "{table}" t WHERE t.account_id = a.id '
-               f'AND t."{col}" <= ?) AS m FROM accounts a)')
+        sql = (
+            f'SELECT MAX(m) FROM (SELECT (SELECT MAX(t."{col}") FROM "{table}" t WHERE t.account_id = a.id '
+            f'AND t."{col}" <= ?) AS m FROM accounts a)'
+        )
         out[table] = conn.execute(sql, (as_of,)).fetchone()[0]
     return out
 
@@ -117,7 +126,9 @@ def ran_rulesets(summary, code_ruleset: dict[str, str] | None) -> list[str]:
     return [rs for rs in chosen if any(code_ruleset.get(c) == rs for c in codes) or rs not in code_ruleset.values()]
 
 
-def record_run(conn, result, now: dt.datetime, first_event: int, code_ruleset: dict[str, str] | None = None, scorecard=None) -> int:
+def record_run(
+    conn, result, now: dt.datetime, first_event: int, code_ruleset: dict[str, str] | None = None, scorecard=None
+) -> int:
     """Insert the run of ``result`` (a CheckResult), tag the alert events it recorded, store every
     account's health score. Returns the run id."""
     from kamrules import health
@@ -125,36 +136,61 @@ def record_run(conn, result, now: dt.datetime, first_event: int, code_ruleset: d
     s = getattr(result, "summary", None)
     get = lambda name, default=(): getattr(s, name, default) if s is not None else default  # noqa: E731
     alerts = list(result.alerts)
-    as_of = str(get("as_of", None) or getattr(result, "as_of", None) or max((a.as_of for a in alerts), default=now.date().isoformat()))
+    as_of = str(
+        get("as_of", None)
+        or getattr(result, "as_of", None)
+        or max((a.as_of for a in alerts), default=now.date().isoformat())
+    )
     sc = scorecard or health.default_scorecard()
     ran = ran_rulesets(s, code_ruleset) if s is not None else None
     started = now - dt.timedelta(seconds=float(get("seconds", 0.0) or 0.0))
     by_sev = dict(get("by_severity", {}) or {}) or {sev: sum(a.severity == sev for a in alerts) for sev in SEVERITIES}
     failures = [list(x) for x in get("failures")]
     values = dict(
-        as_of=as_of, started=ts(started), finished=ts(now),
+        as_of=as_of,
+        started=ts(started),
+        finished=ts(now),
         rulesets=json.dumps(list(get("rulesets")), ensure_ascii=False),
-        selection=json.dumps({"select": list(get("select")), "ignore": list(get("ignore")),
-                              "min_severity": get("min_severity", "info")}, ensure_ascii=False),
+        selection=json.dumps(
+            {"select": list(get("select")), "ignore": list(get("ignore")), "min_severity": get("min_severity", "info")},
+            ensure_ascii=False,
+        ),
         ran=json.dumps(sorted(ran) if ran is not None else sorted({a.ruleset for a in alerts}), ensure_ascii=False),
-        accounts_checked=int(get("accounts_checked", 0) or 0), alerts=len(alerts),
+        accounts_checked=int(get("accounts_checked", 0) or 0),
+        alerts=len(alerts),
         **{sev: int(by_sev.get(sev, 0)) for sev in SEVERITIES},
         skipped=json.dumps([list(x) for x in get("skipped")], ensure_ascii=False),
         failures=json.dumps(failures, ensure_ascii=False),
-        newest=json.dumps(_newest(conn, as_of, get("newest", {}) or {})), complete=int(not failures), scorecard=sc.digest,
+        newest=json.dumps(_newest(conn, as_of, get("newest", {}) or {})),
+        complete=int(not failures),
+        scorecard=sc.digest,
     )
     with transaction(conn):
-        cur = conn.execute(f"INSERT INTO runs ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})", tuple(values.values()))
+        cur = conn.execute(
+            f"INSERT INTO runs ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})", tuple(values.values())
+        )
         run_id = cur.lastrowid
         conn.execute("UPDATE alert_events SET run_id = ? WHERE id > ? AND run_id IS NULL", (run_id, first_event))
         # every account starts at 100 (in SQL: most have no alert); those with alerts are scored below
         if "accounts" in _tables(conn):
-            conn.execute("INSERT INTO health_scores (run_id, account_id, score, grade) SELECT ?, id, 100, ? FROM accounts",
-                         (run_id, sc.grade_of(100).grade))
+            conn.execute(
+                "INSERT INTO health_scores (run_id, account_id, score, grade) SELECT ?, id, 100, ? FROM accounts",
+                (run_id, sc.grade_of(100).grade),
+            )
         scored = health.score_alerts(conn, alerts, sc, ran)
-        conn.executemany("INSERT OR REPLACE INTO health_scores (score, grade, drivers, run_id, account_id) VALUES (?, ?, ?, ?, ?)",
-                         [(a.score, a.grade, json.dumps([d.to_dict() for d in a.drivers], ensure_ascii=False), run_id, a.account_id)
-                          for a in scored])
+        conn.executemany(
+            "INSERT OR REPLACE INTO health_scores (score, grade, drivers, run_id, account_id) VALUES (?, ?, ?, ?, ?)",
+            [
+                (
+                    a.score,
+                    a.grade,
+                    json.dumps([d.to_dict() for d in a.drivers], ensure_ascii=False),
+                    run_id,
+                    a.account_id,
+                )
+                for a in scored
+            ],
+        )
     return run_id
 
 
@@ -248,10 +284,16 @@ def scores_for_digests(conn, run_id: int | None):
 def _scores(conn, run_id: int, ids: list[str]) -> dict[str, tuple[int, str]]:
     out = {}
     for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
-        out.update({a: (s, g) for a, s, g in conn.execute(
-            f"SELECT account_id, score, grade FROM health_scores WHERE run_id = ? AND account_id IN ({', '.join('?' * len(chunk))})",
-            [run_id, *chunk])})
+        chunk = ids[i : i + 500]
+        out.update(
+            {
+                a: (s, g)
+                for a, s, g in conn.execute(
+                    f"SELECT account_id, score, grade FROM health_scores WHERE run_id = ? AND account_id IN ({', '.join('?' * len(chunk))})",
+                    [run_id, *chunk],
+                )
+            }
+        )
     return out
 
 
@@ -263,8 +305,14 @@ def labelled(scores: dict[str, int], before: dict[str, int], scorecard=None) -> 
     out = {}
     for acc, score in scores.items():
         g, t = sc.grade_of(score), trend(score, before.get(acc))
-        out[acc] = {"score": score, "grade": g.grade, "grade_en": g.en, "grade_zh": g.zh,
-                    "trend": t["direction"] if t else None, "change": t["change"] if t else None}
+        out[acc] = {
+            "score": score,
+            "grade": g.grade,
+            "grade_en": g.en,
+            "grade_zh": g.zh,
+            "trend": t["direction"] if t else None,
+            "change": t["change"] if t else None,
+        }
     return out
 
 

@@ -15,7 +15,17 @@ from kamrules.errors import InputError
 from kamrules.ruleset import CODE_RE, NAME_RE, _Doc, _is_num, _type_name
 from kamrules.vocab import TIERS
 
-TOP_KEYS = ("scorecard", "description", "weights", "default_weight", "penalties", "extra_alerts", "rules", "grades", "profiles")
+TOP_KEYS = (
+    "scorecard",
+    "description",
+    "weights",
+    "default_weight",
+    "penalties",
+    "extra_alerts",
+    "rules",
+    "grades",
+    "profiles",
+)
 GRADE_KEYS = ("grade", "en", "zh", "min")
 PROFILE_KEYS = ("profile", "match", "weights", "penalties", "extra_alerts", "rules")
 MATCH_KEYS = ("tier", "segment")
@@ -112,7 +122,10 @@ def _number(doc: _Doc, path: tuple, v: Any, what: str, lo: float, hi: float, hi_
         doc.problem(path, f"{what}: {_type_name(v)} {v!r} is not a number (expected a number from {lo:g} to {hi:g})")
         return None
     if v < lo or v > hi or (hi_open and v >= hi):
-        doc.problem(path, f"{what}: {v!r} is out of range (expected {lo:g} to {hi:g}{', not ' + format(hi, 'g') if hi_open else ''})")
+        doc.problem(
+            path,
+            f"{what}: {v!r} is out of range (expected {lo:g} to {hi:g}{', not ' + format(hi, 'g') if hi_open else ''})",
+        )
         return None
     return float(v)
 
@@ -123,11 +136,15 @@ def _keys(doc: _Doc, path: tuple, data: Any, allowed, what: str) -> bool:
         return False
     for key in data:
         if key not in allowed:
-            doc.problem(path + (key,), f"unknown key {key!r} in {what} (expected one of {', '.join(allowed)})", key=True)
+            doc.problem(
+                path + (key,), f"unknown key {key!r} in {what} (expected one of {', '.join(allowed)})", key=True
+            )
     return True
 
 
-def _mapping(doc: _Doc, path: tuple, raw: Any, what: str, key_re, key_hint: str, lo: float, hi: float) -> dict[str, float]:
+def _mapping(
+    doc: _Doc, path: tuple, raw: Any, what: str, key_re, key_hint: str, lo: float, hi: float
+) -> dict[str, float]:
     if not isinstance(raw, dict):
         doc.problem(path, f"{what}: {_type_name(raw)} (expected a mapping of {key_hint} to numbers)")
         return {}
@@ -156,14 +173,24 @@ def _penalties(doc: _Doc, path: tuple, raw: Any, extra: float | None) -> dict[st
             out[k] = x
     missing = [s for s in SEVERITIES if s not in raw]
     if missing:
-        doc.problem(path, f"penalties: missing {', '.join(missing)} (expected a number for each of {', '.join(SEVERITIES)})", key=True)
+        doc.problem(
+            path,
+            f"penalties: missing {', '.join(missing)} (expected a number for each of {', '.join(SEVERITIES)})",
+            key=True,
+        )
         return out
     if len(out) == len(SEVERITIES):
         if not out["info"] <= out["warning"] <= out["critical"]:
-            doc.problem(path, "penalties must not decrease with severity (expected info <= warning <= critical)", key=True)
+            doc.problem(
+                path, "penalties must not decrease with severity (expected info <= warning <= critical)", key=True
+            )
         elif extra is not None and out["critical"] > 0 and out["info"] / (1 - extra) >= out["critical"]:
-            doc.problem(path, f"penalties.info {out['info']:g} with extra_alerts {extra:g} lets enough infos outweigh one "
-                              f"critical (expected info / (1 - extra_alerts) < critical)", key=True)
+            doc.problem(
+                path,
+                f"penalties.info {out['info']:g} with extra_alerts {extra:g} lets enough infos outweigh one "
+                f"critical (expected info / (1 - extra_alerts) < critical)",
+                key=True,
+            )
     return out
 
 
@@ -182,7 +209,10 @@ def _match(doc: _Doc, path: tuple, raw: Any) -> tuple[tuple[str, ...], tuple[str
         if key == "tier":
             for i, t in enumerate(vals):
                 if t not in TIERS:
-                    doc.problem(path + (key,) + ((i,) if isinstance(v, list) else ()), f"unknown tier {t!r} (expected {', '.join(TIERS)})")
+                    doc.problem(
+                        path + (key,) + ((i,) if isinstance(v, list) else ()),
+                        f"unknown tier {t!r} (expected {', '.join(TIERS)})",
+                    )
         out.append(tuple(vals))
     return out[0], out[1]
 
@@ -200,7 +230,10 @@ def _grades(doc: _Doc, raw: Any) -> list[Grade]:
         for key in ("grade", "en", "zh"):
             v = g.get(key)
             if not isinstance(v, str) or not v.strip():
-                doc.problem(p + ((key,) if key in g else ()), f"{key}: {_type_name(v) if key in g else 'missing'} (expected non-empty text)")
+                doc.problem(
+                    p + ((key,) if key in g else ()),
+                    f"{key}: {_type_name(v) if key in g else 'missing'} (expected non-empty text)",
+                )
             vals[key] = v.strip() if isinstance(v, str) else ""
         if vals["grade"] and not NAME_RE.match(vals["grade"]):
             doc.problem(p + ("grade",), f"grade {vals['grade']!r} (expected lower_case_with_underscores)")
@@ -217,7 +250,11 @@ def _grades(doc: _Doc, raw: Any) -> list[Grade]:
     if len(set(mins)) != len(mins):
         doc.problem(("grades",), "two grades have the same min (expected one band per min)", key=True)
     if grades and len(grades) == len(raw) and 0 not in mins:
-        doc.problem(("grades",), f"the grades do not cover 0 to 100: scores below {min(mins):g} have no grade (expected a grade with min: 0)", key=True)
+        doc.problem(
+            ("grades",),
+            f"the grades do not cover 0 to 100: scores below {min(mins):g} have no grade (expected a grade with min: 0)",
+            key=True,
+        )
     return sorted(grades, key=lambda g: -g.min)
 
 
@@ -229,12 +266,16 @@ def _model(doc: _Doc, path: tuple, data: dict, base: Model | None, name: str) ->
         doc.problem(path, "missing key 'extra_alerts' (expected a number from 0 to 1, e.g. 0.5)")
     weights = dict(base.weights) if base else {}
     if "weights" in data:
-        weights.update(_mapping(doc, path + ("weights",), data["weights"], "weights", NAME_RE, "rule-set name", 0, 1000))
+        weights.update(
+            _mapping(doc, path + ("weights",), data["weights"], "weights", NAME_RE, "rule-set name", 0, 1000)
+        )
     elif base is None:
         doc.problem(path, "missing key 'weights' (expected a mapping of rule-set names to numbers)")
     default_weight = base.default_weight if base else 0.0
     if "default_weight" in data:
-        default_weight = _number(doc, path + ("default_weight",), data["default_weight"], "default_weight", 0, 1000) or 0.0
+        default_weight = (
+            _number(doc, path + ("default_weight",), data["default_weight"], "default_weight", 0, 1000) or 0.0
+        )
     if "penalties" in data:
         penalties = _penalties(doc, path + ("penalties",), data["penalties"], extra)
     elif base is None:
@@ -246,7 +287,9 @@ def _model(doc: _Doc, path: tuple, data: dict, base: Model | None, name: str) ->
             _penalties(doc, path + ("extra_alerts",), penalties, extra)
     rules = dict(base.rules) if base else {}
     if "rules" in data:
-        rules.update(_mapping(doc, path + ("rules",), data["rules"], "rules", CODE_RE, "rule code (e.g. KAM301)", 0, 10))
+        rules.update(
+            _mapping(doc, path + ("rules",), data["rules"], "rules", CODE_RE, "rule code (e.g. KAM301)", 0, 10)
+        )
     return Model(name, weights, default_weight, penalties, extra if extra is not None else 0.5, rules)
 
 
@@ -255,14 +298,19 @@ def parse_scorecard(path: str, text: str) -> Scorecard:
     doc = _Doc(path, text)
     data = doc.data
     if not isinstance(data, dict):
-        doc.problem((), f"the file holds {_type_name(data)} (expected a mapping with scorecard:, weights:, penalties:, grades:)")
+        doc.problem(
+            (), f"the file holds {_type_name(data)} (expected a mapping with scorecard:, weights:, penalties:, grades:)"
+        )
         raise InputError(f"{path}: invalid scorecard", doc.problems)
     for key in data:
         if key not in TOP_KEYS:
             doc.problem((key,), f"unknown key {key!r} (expected one of {', '.join(TOP_KEYS)})", key=True)
     name = data.get("scorecard", "")
     if not isinstance(name, str) or not NAME_RE.match(name):
-        doc.problem(("scorecard",) if "scorecard" in data else (), f"scorecard: {name!r} (expected a lower_case_with_underscores name)")
+        doc.problem(
+            ("scorecard",) if "scorecard" in data else (),
+            f"scorecard: {name!r} (expected a lower_case_with_underscores name)",
+        )
     description = data.get("description", "")
     if not isinstance(description, str):
         doc.problem(("description",), f"description: {_type_name(description)} (expected text)")
@@ -281,7 +329,10 @@ def parse_scorecard(path: str, text: str) -> Scorecard:
             continue
         pname = p.get("profile")
         if not isinstance(pname, str) or not NAME_RE.match(pname):
-            doc.problem(path_ + (("profile",) if "profile" in p else ()), f"profile: {pname!r} (expected a lower_case_with_underscores name)")
+            doc.problem(
+                path_ + (("profile",) if "profile" in p else ()),
+                f"profile: {pname!r} (expected a lower_case_with_underscores name)",
+            )
             pname = f"profile_{i + 1}"
         if pname in names:
             doc.problem(path_ + ("profile",), f"duplicate profile {pname!r}")

@@ -142,7 +142,10 @@ class Store:
 
     # -- queries -----------------------------------------------------------
     def table_exists(self, table: str) -> bool:
-        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone() is not None
+        return (
+            self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
+            is not None
+        )
 
     def count(self, table: str) -> int:
         """Rows in ``table`` (0 if the table does not exist)."""
@@ -167,7 +170,9 @@ class Store:
         return [r[1] for r in self.conn.execute(f"PRAGMA table_info({quote(table)})")]
 
     # -- import ------------------------------------------------------------
-    def import_paths(self, paths, table: str | None = None, encoding: str | None = None, skip_invalid=None, progress=None):
+    def import_paths(
+        self, paths, table: str | None = None, encoding: str | None = None, skip_invalid=None, progress=None
+    ):
         """Validate and load data files / folders in one transaction; see :mod:`kamrules.importer`."""
         from kamrules.importer import import_paths
 
@@ -207,7 +212,12 @@ def foreign_reason(conn) -> str | None:
     if app_id:
         return f"it belongs to another application (application id {app_id:#x})"
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite^_%' ESCAPE '^' ORDER BY name")]
+    names = [
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite^_%' ESCAPE '^' ORDER BY name"
+        )
+    ]
     if not names and not version:
         return None
     if version and "accounts" in names:

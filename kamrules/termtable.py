@@ -77,21 +77,26 @@ def wrap(text: str, cols: int) -> list[str]:
                 piece = _take(word, cols - cur_w - sep)
                 if piece and word[len(piece)] not in NO_START:
                     cur += (" " if sep else "") + piece
-                    word = word[len(piece):]
+                    word = word[len(piece) :]
             if cur:
                 lines.append(cur)
                 cur, cur_w = "", 0
             while width(word) > cols:
                 piece = _take(word, cols)
                 lines.append(piece)
-                word = word[len(piece):]
+                word = word[len(piece) :]
             cur, cur_w = word, width(word)
         lines.append(cur)
     return lines
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]], max_width: int = 80, wrap_last: bool = True,
-          aligns: Sequence[str] | None = None) -> str:
+def table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    max_width: int = 80,
+    wrap_last: bool = True,
+    aligns: Sequence[str] | None = None,
+) -> str:
     """A plain table: columns sized to content, the last column wrapped to fit ``max_width``.
 
     Control characters and bidi controls in headers and cells are shown escaped (kamrules.textsafe.term)."""

@@ -15,8 +15,12 @@ class Bad(ValueError):
     """A value that does not fit its column; the message says what was expected."""
 
 
-EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~\-\u0080-\uffff]+@[A-Za-z0-9\u0080-\uffff](?:[A-Za-z0-9\-\u0080-\uffff]*[A-Za-z0-9\u0080-\uffff])?(?:\.[A-Za-z0-9\u0080-\uffff](?:[A-Za-z0-9\-\u0080-\uffff]*[A-Za-z0-9\u0080-\uffff])?)+$")
-_DATE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$")
+EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~\-\u0080-\uffff]+@[A-Za-z0-9\u0080-\uffff](?:[A-Za-z0-9\-\u0080-\uffff]*[A-Za-z0-9\u0080-\uffff])?(?:\.[A-Za-z0-9\u0080-\uffff](?:[A-Za-z0-9\-\u0080-\uffff]*[A-Za-z0-9\u0080-\uffff])?)+$"
+)
+_DATE = re.compile(
+    r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[T ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$"
+)
 _CN_DATE = re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日$")
 _THOUSANDS = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 BOOLS = {"true": 1, "false": 0, "yes": 1, "no": 0, "1": 1, "0": 0, "y": 1, "n": 0, "t": 1, "f": 0, "是": 1, "否": 0}
@@ -188,7 +192,9 @@ def make_reference_converter(col: Column, ids: set, required: bool = False):
             return ""  # stored as NULL
         if s in ids:
             return s
-        raise Bad(f"{show(s)} is not a known {target}.{target_col} (expected an id in {target}, in the store or in this import)")
+        raise Bad(
+            f"{show(s)} is not a known {target}.{target_col} (expected an id in {target}, in the store or in this import)"
+        )
 
     return conv
 
@@ -211,7 +217,9 @@ class Plan:
     insert_sql: str = ""  # plain INSERT: used until the first key conflict, then ``sql`` (the upsert)
     upserting: bool = False
     converted: frozenset = frozenset()  # insert columns whose values come from a converter ('' = NULL)
-    positions: list = field(default_factory=list)  # header position of each insert column  # (column, (table, column)) enforced by SQLite
+    positions: list = field(
+        default_factory=list
+    )  # header position of each insert column  # (column, (table, column)) enforced by SQLite
     nullable: frozenset = frozenset()  # insert columns where '' is stored as NULL
 
     def many_sql(self, rows: int) -> str:
@@ -227,7 +235,9 @@ class Plan:
         return [self.insert_columns.index(k) for k in self.table.primary_key if k in self.insert_columns]
 
 
-def make_plan(table: Table, header: list[str], renames: dict[str, str] | None = None, per_row_required: bool = False, id_set=None) -> Plan:
+def make_plan(
+    table: Table, header: list[str], renames: dict[str, str] | None = None, per_row_required: bool = False, id_set=None
+) -> Plan:
     """Map ``header`` onto ``table``: converters, extra columns, file-level problems, the SQL.
 
     ``id_set(table, column)`` returns the set of known ids a reference column is checked against.
@@ -250,9 +260,19 @@ def make_plan(table: Table, header: list[str], renames: dict[str, str] | None = 
             continue
         name = by_lower.get(name.lower(), name)
         if name.lower() in RESERVED:
-            problems.append((name, f"column name {name!r} is reserved: SQLite names the row number so (expected another name for this column)"))
+            problems.append(
+                (
+                    name,
+                    f"column name {name!r} is reserved: SQLite names the row number so (expected another name for this column)",
+                )
+            )
         if name in seen:
-            problems.append((name, f"column appears twice in the header (columns {seen[name] + 1} and {i + 1}; expected each column once)"))
+            problems.append(
+                (
+                    name,
+                    f"column appears twice in the header (columns {seen[name] + 1} and {i + 1}; expected each column once)",
+                )
+            )
         seen[name] = i
         targets.append(name)
     strip_cols = set(table.primary_key) | set(table.references)
@@ -281,12 +301,16 @@ def make_plan(table: Table, header: list[str], renames: dict[str, str] | None = 
     if absent and not per_row_required:
         for name in absent:
             problems.append((name, f"required column is missing (expected a header with {', '.join(required)})"))
-    plan = Plan(table, targets, convs, insert_columns, extra, problems, absent if per_row_required else [], ignored, len(header))
+    plan = Plan(
+        table, targets, convs, insert_columns, extra, problems, absent if per_row_required else [], ignored, len(header)
+    )
     plan.positions = positions
     plan.converted = frozenset(insert_columns) - set(raw)
     # Values that are never '' (required, key, or with a default) go in as they are: NULLIF costs
     # a function call per value in SQLite (4 such columns of activities: 0.3 s per 450k rows).
-    never_blank = {c.name for c in table.columns if c.required or c.name in table.primary_key or c.default not in (None, "")}
+    never_blank = {
+        c.name for c in table.columns if c.required or c.name in table.primary_key or c.default not in (None, "")
+    }
     nullable = set(insert_columns) - (plan.converted & never_blank)
     plan.nullable = frozenset(nullable)
     plan.sql = upsert_sql(table, insert_columns, nullable)
@@ -310,7 +334,9 @@ def fast_kind(col: Column, strip: bool) -> tuple:
 
 
 # Every character str.strip() removes (str.isspace): the fast path keeps a value only if strip() would.
-_WS = frozenset("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+_WS = frozenset(
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 
 
 def _blank(env: dict, pos: int, conv) -> str:
@@ -340,14 +366,30 @@ def compile_row(convs, fast):
             body += [f"    v = {v}", "    if not v or '\\n' in v or '\\r' in v:", f"        {v} = {c}(v)"]
         elif kind in ("float", "int"):
             fn = "float" if kind == "float" else "int"
-            body += [f"    v = {v}", "    if v:", "        try:", f"            x = {fn}(v)", "        except ValueError:", f"            x = {c}(v)"]
+            body += [
+                f"    v = {v}",
+                "    if v:",
+                "        try:",
+                f"            x = {fn}(v)",
+                "        except ValueError:",
+                f"            x = {c}(v)",
+            ]
             if kind == "float":
                 body += ["        else:", "            if x - x != 0:", f"                x = {c}(v)"]
             body += [f"        {v} = x", "    else:", f"        {v} = {_blank(env, pos, conv)}"]
         elif kind == "date":
-            body += [f"    v = {v}", "    if len(v) == 10 and v[4] == '-' and v[7] == '-':", "        try:", "            fromiso(v)",
-                     "        except ValueError:", f"            {c}(v)", "    elif not v:", f"        {v} = {_blank(env, pos, conv)}",
-                     "    else:", f"        {v} = {c}(v)"]
+            body += [
+                f"    v = {v}",
+                "    if len(v) == 10 and v[4] == '-' and v[7] == '-':",
+                "        try:",
+                "            fromiso(v)",
+                "        except ValueError:",
+                f"            {c}(v)",
+                "    elif not v:",
+                f"        {v} = {_blank(env, pos, conv)}",
+                "    else:",
+                f"        {v} = {c}(v)",
+            ]
         elif kind == "bool":
             body += [f"    v = {v}", "    x = BOOLS.get(v)", f"    {v} = x if x is not None else {c}(v)"]
         elif kind == "id":
@@ -372,7 +414,9 @@ def needs_check(col: Column, table: Table) -> bool:
     )
 
 
-def upsert_sql(table: Table, columns: list[str], nullable: set[str] = frozenset(), upsert: bool = True, rows: int = 1) -> str:
+def upsert_sql(
+    table: Table, columns: list[str], nullable: set[str] = frozenset(), upsert: bool = True, rows: int = 1
+) -> str:
     """INSERT ... ON CONFLICT (primary key) DO UPDATE: re-importing a row updates it.
 
     In columns in ``nullable`` a value '' is stored as NULL: raw text columns and blank optional
@@ -385,5 +429,7 @@ def upsert_sql(table: Table, columns: list[str], nullable: set[str] = frozenset(
     sets = [c for c in columns if c not in table.primary_key] or keys[:1]
     sql = f"INSERT INTO {quote(table.name)} ({cols}) VALUES " + ", ".join([f"({marks})"] * rows)
     if upsert and keys and len(keys) == len(table.primary_key):
-        sql += f" ON CONFLICT ({', '.join(quote(k) for k in keys)}) DO UPDATE SET " + ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in sets)
+        sql += f" ON CONFLICT ({', '.join(quote(k) for k in keys)}) DO UPDATE SET " + ", ".join(
+            f"{quote(c)} = excluded.{quote(c)}" for c in sets
+        )
     return sql

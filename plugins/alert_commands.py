@@ -53,7 +53,9 @@ def _loaded_rules(env: Env):
     return [r.code for rs in sets for r in rs.rules], [rs.name for rs in sets]
 
 
-FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Output format.")
+FORMAT = click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Output format."
+)
 
 
 def register(cli: click.Group) -> None:
@@ -61,7 +63,13 @@ def register(cli: click.Group) -> None:
     from kamrules.lifecycle.schema import utcnow
 
     @cli.group(name="alerts", invoke_without_command=True)
-    @click.option("--status", type=click.Choice(["firing", "resolved", "all"]), default="firing", show_default=True, help="Without a subcommand: as `alerts list --status`.")
+    @click.option(
+        "--status",
+        type=click.Choice(["firing", "resolved", "all"]),
+        default="firing",
+        show_default=True,
+        help="Without a subcommand: as `alerts list --status`.",
+    )
     @click.option("--owner", default=None, help="Without a subcommand: as `alerts list --owner`.")
     @FORMAT
     @db_option
@@ -103,12 +111,25 @@ def register(cli: click.Group) -> None:
             return _echo_json(found)
         if not found:
             return click.echo(f"no {'' if status == 'all' else status + ' '}alerts in the history")
-        click.echo(table(
-            ["id", "status", "severity", "code", "account", "owner", "first seen", "last seen", "notified"],
-            [[r["fingerprint"][:8], r["status"] + (" (silenced)" if r["silenced"] else ""), r["severity"], r["code"],
-              r["account_name"] or "(portfolio)", r["owner"] or "-", r["first_seen"][:10], r["last_seen"][:10],
-              (r["last_notified"] or "-")[:10]] for r in found],
-        ))
+        click.echo(
+            table(
+                ["id", "status", "severity", "code", "account", "owner", "first seen", "last seen", "notified"],
+                [
+                    [
+                        r["fingerprint"][:8],
+                        r["status"] + (" (silenced)" if r["silenced"] else ""),
+                        r["severity"],
+                        r["code"],
+                        r["account_name"] or "(portfolio)",
+                        r["owner"] or "-",
+                        r["first_seen"][:10],
+                        r["last_seen"][:10],
+                        (r["last_notified"] or "-")[:10],
+                    ]
+                    for r in found
+                ],
+            )
+        )
 
     @alerts_group.command(name="show")
     @click.argument("fingerprint")
@@ -130,14 +151,20 @@ def register(cli: click.Group) -> None:
         if not found:
             raise CliError(f"no alert with fingerprint {fingerprint!r} (see `kamrules alerts list --status all`)")
         if len(found) > 1:
-            raise CliError(f"{fingerprint!r} matches {len(found)} alerts: {', '.join(r['fingerprint'] for r in found[:5])}; give more characters")
+            raise CliError(
+                f"{fingerprint!r} matches {len(found)} alerts: {', '.join(r['fingerprint'] for r in found[:5])}; give more characters"
+            )
         r = found[0]
         alert = json.loads(r.pop("alert_json"))
         events = history.events(conn, r["fingerprint"])
         if fmt == "json":
             return _echo_json({**r, "alert": alert, "events": events})
         echo(term(f"{r['fingerprint']}  {r['status']}  {r['severity']}  {r['code']} {r['rule']} ({r['ruleset']})"))
-        echo(term(f"account:  {r['account_name'] or '(portfolio)'} {('(' + r['account_id'] + ')') if r['account_id'] else ''}"))
+        echo(
+            term(
+                f"account:  {r['account_name'] or '(portfolio)'} {('(' + r['account_id'] + ')') if r['account_id'] else ''}"
+            )
+        )
         echo(term(f"owner:    {r['owner'] or '(no owner)'} {r['owner_email'] or ''}".rstrip()))
         echo(f"message:  {term(r['message'])}")
         echo(f"action:   {term(alert.get('action', ''))}")
@@ -145,8 +172,10 @@ def register(cli: click.Group) -> None:
 
         for k, v in (alert.get("evidence") or {}).items():  # rounded for people (full values: --format json)
             echo(f"  {term(k)}: {term(v if isinstance(v, str) else '(no value)' if v is None else human(v))}")
-        echo(f"first seen {r['first_seen']} (as of {r['first_as_of']}), last seen {r['last_seen']} (as of {r['last_as_of']}), "
-                   f"episode {r['episode']}, last notified {r['last_notified'] or 'never'}")
+        echo(
+            f"first seen {r['first_seen']} (as of {r['first_as_of']}), last seen {r['last_seen']} (as of {r['last_as_of']}), "
+            f"episode {r['episode']}, last notified {r['last_notified'] or 'never'}"
+        )
         for e in events:
             echo(term(f"  {e['at']}  {e['event']:<8} {e['detail'] or ''}"))
 
@@ -163,11 +192,18 @@ def register(cli: click.Group) -> None:
         """
 
     @silence_group.command(name="add")
-    @click.option("--rule", "rules", multiple=True, metavar="CODE", help="Rule code or prefix (KAM101, KAM1). Repeatable.")
+    @click.option(
+        "--rule", "rules", multiple=True, metavar="CODE", help="Rule code or prefix (KAM101, KAM1). Repeatable."
+    )
     @click.option("--ruleset", "rulesets", multiple=True, metavar="NAME", help="Rule set name. Repeatable.")
     @click.option("--account", "accounts", multiple=True, metavar="ID", help="Account id. Repeatable.")
     @click.option("--owner", "owners", multiple=True, metavar="NAME", help="Owner (KA manager) name. Repeatable.")
-    @click.option("--until", required=True, metavar="DATE", help="Last day silenced (YYYY-MM-DD, through its end, UTC) or a UTC time.")
+    @click.option(
+        "--until",
+        required=True,
+        metavar="DATE",
+        help="Last day silenced (YYYY-MM-DD, through its end, UTC) or a UTC time.",
+    )
     @click.option("--comment", required=True, help="Why (shown in `silence list`).")
     @click.option("--author", default=None, help="Who silenced it. Default: the login name.")
     @FORMAT
@@ -188,8 +224,17 @@ def register(cli: click.Group) -> None:
         except Exception:
             who = None
         conn = _conn(env).conn
-        s = silences.add(conn, rules=rules, rulesets=rulesets, accounts=accounts, owners=owners,
-                         until=until, comment=comment, author=who, now=utcnow())
+        s = silences.add(
+            conn,
+            rules=rules,
+            rulesets=rulesets,
+            accounts=accounts,
+            owners=owners,
+            until=until,
+            comment=comment,
+            author=who,
+            now=utcnow(),
+        )
         codes, names = _loaded_rules(env) if (rules or rulesets) else (None, None)
         for warning in silences.unknown_targets(conn, s.rules, s.rulesets, s.accounts, s.owners, codes, names):
             click.echo(f"warning: {warning}; silence {s.id} added anyway (it matches once that appears)", err=True)
@@ -218,8 +263,15 @@ def register(cli: click.Group) -> None:
             return _echo_json([{**s.to_dict(), "active": s.active(now)} for s in found])
         if not found:
             return click.echo("no silences" if show_all else "no active silences")
-        click.echo(table(["id", "matches", "until", "active", "author", "comment"],
-                         [[s.id, s.describe(), s.until, "yes" if s.active(now) else "no", s.author or "-", s.comment] for s in found]))
+        click.echo(
+            table(
+                ["id", "matches", "until", "active", "author", "comment"],
+                [
+                    [s.id, s.describe(), s.until, "yes" if s.active(now) else "no", s.author or "-", s.comment]
+                    for s in found
+                ],
+            )
+        )
 
     @silence_group.command(name="expire")
     @click.argument("silence_id", type=int)
@@ -238,8 +290,16 @@ def register(cli: click.Group) -> None:
         click.echo(f"silence {s.id} expired at {s.expired_at}")
 
     @cli.group(name="notify", invoke_without_command=True)
-    @click.option("--notifier", "names", multiple=True, metavar="NAME", help="Only this notifier (repeatable). Default: all.")
-    @click.option("--dry-run", "dry_run", type=click.Path(file_okay=False), metavar="DIR", help="Write pending messages to DIR (.eml / .json) instead of sending.")
+    @click.option(
+        "--notifier", "names", multiple=True, metavar="NAME", help="Only this notifier (repeatable). Default: all."
+    )
+    @click.option(
+        "--dry-run",
+        "dry_run",
+        type=click.Path(file_okay=False),
+        metavar="DIR",
+        help="Write pending messages to DIR (.eml / .json) instead of sending.",
+    )
     @click.option("--ignore-backoff", is_flag=True, help="Retry failed messages now, not at their next attempt time.")
     @FORMAT
     @db_option
@@ -277,7 +337,9 @@ def register(cli: click.Group) -> None:
             due = outbox.due_messages(store.conn, names, utcnow(), ignore_backoff)
             bar = click.progressbar(length=len(due), label="sending", file=click.get_text_stream("stderr"))
         try:
-            report = send_due(store, names, env.settings, env.pm, ignore_backoff=ignore_backoff, progress=bar.update if bar else None)
+            report = send_due(
+                store, names, env.settings, env.pm, ignore_backoff=ignore_backoff, progress=bar.update if bar else None
+            )
         finally:
             if bar:
                 bar.render_finish()
@@ -294,11 +356,18 @@ def register(cli: click.Group) -> None:
             left = report.undelivered - report.rejected
             parts = [f"{left} messages still queued (retried by the next `kamrules notify`)"] if left else []
             if report.rejected:
-                parts.append(f"{report.rejected} refused for good by the receiver, not retried (`kamrules notify list --status rejected`)")
+                parts.append(
+                    f"{report.rejected} refused for good by the receiver, not retried (`kamrules notify list --status rejected`)"
+                )
             raise DeliveryError("; ".join(parts))
 
     @notify_group.command(name="list")
-    @click.option("--status", type=click.Choice(["pending", "queued", "sending", "failed", "sent", "superseded", "rejected", "all"]), default="pending", show_default=True)
+    @click.option(
+        "--status",
+        type=click.Choice(["pending", "queued", "sending", "failed", "sent", "superseded", "rejected", "all"]),
+        default="pending",
+        show_default=True,
+    )
     @FORMAT
     @db_option
     @lang_option
@@ -317,14 +386,31 @@ def register(cli: click.Group) -> None:
         found = outbox.list_outbox(conn, status)
         rejected = len(outbox.list_outbox(conn, "rejected")) if status == "pending" else 0
         if rejected:  # not pending (never retried), but nobody got them: say so
-            click.echo(f"{rejected} messages were refused for good by the receiver: kamrules notify list --status rejected", err=True)
+            click.echo(
+                f"{rejected} messages were refused for good by the receiver: kamrules notify list --status rejected",
+                err=True,
+            )
         if fmt == "json":
             return _echo_json(found)
         if not found:
             return click.echo("outbox: nothing " + ("" if status == "all" else status))
-        click.echo(table(["id", "notifier", "recipient", "status", "attempts", "next attempt", "subject / last error"],
-                         [[r["id"], r["notifier"], r["recipient"], r["status"], r["attempts"], r["next_attempt"],
-                           (r["last_error"] or r["subject"])[:70]] for r in found]))
+        click.echo(
+            table(
+                ["id", "notifier", "recipient", "status", "attempts", "next attempt", "subject / last error"],
+                [
+                    [
+                        r["id"],
+                        r["notifier"],
+                        r["recipient"],
+                        r["status"],
+                        r["attempts"],
+                        r["next_attempt"],
+                        (r["last_error"] or r["subject"])[:70],
+                    ]
+                    for r in found
+                ],
+            )
+        )
 
     @notify_group.command(name="test")
     @click.option("--to", "to", required=True, metavar="ADDR", help="Send the test message here.")
@@ -346,10 +432,11 @@ def register(cli: click.Group) -> None:
             send_test(env.settings, to)
         except DeliveryError:
             raise
-        click.echo(f"test message sent to {to} via {e.smtp_host}:{e.port} ({e.smtp_tls}{', as ' + e.smtp_user if e.smtp_user else ''})")
+        click.echo(
+            f"test message sent to {to} via {e.smtp_host}:{e.port} ({e.smtp_tls}{', as ' + e.smtp_user if e.smtp_user else ''})"
+        )
 
 
 @hookimpl
 def register_commands(cli):
     register(cli)
-

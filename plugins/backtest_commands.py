@@ -43,22 +43,72 @@ def register_commands(cli):
     @click.option("--to", "end", default=None, metavar="DATE", help="The last date (YYYY-MM-DD). Default: today.")
     @click.option("--every", default="week", show_default=True, metavar="week|month|Nd", help="The step between dates.")
     @click.option("--ruleset", "rulesets", multiple=True, metavar="NAME", help="Only these rule sets (repeatable).")
-    @click.option("--select", multiple=True, metavar="CODE", help="Only rules whose code starts with CODE (repeatable).")
-    @click.option("--ignore", multiple=True, metavar="CODE", help="Skip rules whose code starts with CODE (repeatable).")
-    @click.option("--min-severity", type=click.Choice(SEVERITY_CHOICES), default=None, help="Only alerts at or above this. Default: info (or [check] min_severity).")
-    @click.option("--rulesets", "rulesets_dirs", multiple=True, type=click.Path(), metavar="DIR", help="Your own rule-set folder (repeatable), as for check.")
-    @click.option("--compare", "compare", multiple=True, type=click.Path(), metavar="DIR",
-                  help="A folder of tuned rule files, laid over the current ones (repeatable): per date and rule, the alerts it adds and removes.")
-    @click.option("--scorecard", type=click.Path(dir_okay=False), metavar="FILE", help="The scorecard for the health grades. Default: the built-in one.")
-    @click.option("--format", "fmt", type=click.Choice(["table", "json", "jsonl", "csv"]), default="table", show_default=True)
+    @click.option(
+        "--select", multiple=True, metavar="CODE", help="Only rules whose code starts with CODE (repeatable)."
+    )
+    @click.option(
+        "--ignore", multiple=True, metavar="CODE", help="Skip rules whose code starts with CODE (repeatable)."
+    )
+    @click.option(
+        "--min-severity",
+        type=click.Choice(SEVERITY_CHOICES),
+        default=None,
+        help="Only alerts at or above this. Default: info (or [check] min_severity).",
+    )
+    @click.option(
+        "--rulesets",
+        "rulesets_dirs",
+        multiple=True,
+        type=click.Path(),
+        metavar="DIR",
+        help="Your own rule-set folder (repeatable), as for check.",
+    )
+    @click.option(
+        "--compare",
+        "compare",
+        multiple=True,
+        type=click.Path(),
+        metavar="DIR",
+        help="A folder of tuned rule files, laid over the current ones (repeatable): per date and rule, the alerts it adds and removes.",
+    )
+    @click.option(
+        "--scorecard",
+        type=click.Path(dir_okay=False),
+        metavar="FILE",
+        help="The scorecard for the health grades. Default: the built-in one.",
+    )
+    @click.option(
+        "--format", "fmt", type=click.Choice(["table", "json", "jsonl", "csv"]), default="table", show_default=True
+    )
     @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
-    @click.option("--jobs", "-j", type=click.IntRange(0, 64), default=None, metavar="N", help="Worker processes per date, as for check.")
+    @click.option(
+        "--jobs",
+        "-j",
+        type=click.IntRange(0, 64),
+        default=None,
+        metavar="N",
+        help="Worker processes per date, as for check.",
+    )
     @db_option
     @lang_option
     @pass_env
     @handle_errors
-    def backtest_command(env: Env, start, end, every, rulesets, select, ignore, min_severity, rulesets_dirs, compare,
-                         scorecard, fmt, output, jobs):
+    def backtest_command(
+        env: Env,
+        start,
+        end,
+        every,
+        rulesets,
+        select,
+        ignore,
+        min_severity,
+        rulesets_dirs,
+        compare,
+        scorecard,
+        fmt,
+        output,
+        jobs,
+    ):
         from itertools import chain
 
         from kamrules.backtest import backtest, date_range, open_read_only
@@ -71,7 +121,13 @@ def register_commands(cli):
         dates = date_range(start, end, every)  # exit 2 before the store is opened
         sc = load_scorecard(scorecard)
         if output:  # never the store, a rule file or the scorecard; written whole or not at all
-            env.output_path(output, tuple(user_rulesets(env.settings, rulesets_dirs)) + tuple(compare or ()) + ((scorecard,) if scorecard else ()), "--output file")
+            env.output_path(
+                output,
+                tuple(user_rulesets(env.settings, rulesets_dirs))
+                + tuple(compare or ())
+                + ((scorecard,) if scorecard else ()),
+                "--output file",
+            )
         cfg = env.settings.check
         store = open_read_only(env.db, env.pm)
         failed: list[tuple[str, str, str]] = []
@@ -82,21 +138,41 @@ def register_commands(cli):
         def noted(results):
             for r in results:
                 for side, res in (("", r.result), ("tuned ", r.tuned)):
-                    for where, msg in (res.summary.failures if res is not None else ()):
+                    for where, msg in res.summary.failures if res is not None else ():
                         failed.append((r.as_of, side + where, msg))
-                click.echo(f"  {r.as_of}: {len(r.alerts)} alerts" + (f", {len(r.new)} new, {len(r.resolved)} resolved" if r.new is not None else "")
-                           + (f"; tuned: {sum(len(d.added) for d in r.diffs)} added, {sum(len(d.removed) for d in r.diffs)} removed" if r.diffs is not None else ""),
-                           err=True)
+                click.echo(
+                    f"  {r.as_of}: {len(r.alerts)} alerts"
+                    + (f", {len(r.new)} new, {len(r.resolved)} resolved" if r.new is not None else "")
+                    + (
+                        f"; tuned: {sum(len(d.added) for d in r.diffs)} added, {sum(len(d.removed) for d in r.diffs)} removed"
+                        if r.diffs is not None
+                        else ""
+                    ),
+                    err=True,
+                )
                 yield r
 
         try:
-            results = backtest(store, dates, rulesets_dirs=user_rulesets(env.settings, rulesets_dirs), rulesets=rulesets,
-                               select=select or cfg.select, ignore=ignore or cfg.ignore, min_severity=min_severity or cfg.min_severity,
-                               pm=env.pm, jobs=cfg.jobs if jobs is None else jobs, compare=compare or None, scorecard=sc,
-                               progress=progress if len(dates) > 1 else None)
+            results = backtest(
+                store,
+                dates,
+                rulesets_dirs=user_rulesets(env.settings, rulesets_dirs),
+                rulesets=rulesets,
+                select=select or cfg.select,
+                ignore=ignore or cfg.ignore,
+                min_severity=min_severity or cfg.min_severity,
+                pm=env.pm,
+                jobs=cfg.jobs if jobs is None else jobs,
+                compare=compare or None,
+                scorecard=sc,
+                progress=progress if len(dates) > 1 else None,
+            )
             first = next(results)  # bad rule files, an empty store: exit 2 before any output is opened
-            title = (f"backtest {dates[0]} to {dates[-1]} every {every}: {len(dates)} dates, "
-                     f"{first.result.summary.accounts_checked} accounts" + (f"; tuned: {', '.join(compare)}" if compare else ""))
+            title = (
+                f"backtest {dates[0]} to {dates[-1]} every {every}: {len(dates)} dates, "
+                f"{first.result.summary.accounts_checked} accounts"
+                + (f"; tuned: {', '.join(compare)}" if compare else "")
+            )
             chunks = render(fmt, noted(chain([first], results)), sc, title)
             try:
                 if output:

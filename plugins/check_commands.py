@@ -122,26 +122,93 @@ def register_commands(cli):
     @cli.command(name="check", help=CHECK_HELP)
     @as_of_option
     @click.option("--ruleset", "rulesets", multiple=True, metavar="NAME", help="Only these rule sets (repeatable).")
-    @click.option("--select", multiple=True, metavar="CODE", help="Only rules whose code starts with CODE (repeatable).")
-    @click.option("--ignore", multiple=True, metavar="CODE", help="Skip rules whose code starts with CODE (repeatable).")
-    @click.option("--min-severity", type=click.Choice(SEVERITY_CHOICES), default=None, help="Report only alerts at or above this. Default: info (or [check] min_severity).")
-    @click.option("--format", "fmt", default="table", show_default=True, metavar="FORMAT", help=f"{BUILTIN_FORMATS}, or a plugin's format.")
-    @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the report to this file instead of stdout (replaced only when complete; never the store or an input).")
-    @click.option("--csv-raw", is_flag=True, help="With --format csv: no ' before cells starting with = + - @ (same as --format csv-raw).")
-    @click.option("--fail-on", type=click.Choice(FAIL_ON_CHOICES), default=None, help="Exit 1 if an alert is at or above this. Default: warning.")
-    @click.option("--rulesets", "rulesets_dirs", multiple=True, type=click.Path(), metavar="DIR", help="Your own rule-set folder (repeatable); a file with a built-in's name replaces it.")
-    @click.option("--notify", multiple=True, metavar="NAME", help="Send alerts through this notifier, e.g. email (repeatable).")
+    @click.option(
+        "--select", multiple=True, metavar="CODE", help="Only rules whose code starts with CODE (repeatable)."
+    )
+    @click.option(
+        "--ignore", multiple=True, metavar="CODE", help="Skip rules whose code starts with CODE (repeatable)."
+    )
+    @click.option(
+        "--min-severity",
+        type=click.Choice(SEVERITY_CHOICES),
+        default=None,
+        help="Report only alerts at or above this. Default: info (or [check] min_severity).",
+    )
+    @click.option(
+        "--format",
+        "fmt",
+        default="table",
+        show_default=True,
+        metavar="FORMAT",
+        help=f"{BUILTIN_FORMATS}, or a plugin's format.",
+    )
+    @click.option(
+        "--output",
+        "-o",
+        type=click.Path(dir_okay=False),
+        help="Write the report to this file instead of stdout (replaced only when complete; never the store or an input).",
+    )
+    @click.option(
+        "--csv-raw",
+        is_flag=True,
+        help="With --format csv: no ' before cells starting with = + - @ (same as --format csv-raw).",
+    )
+    @click.option(
+        "--fail-on",
+        type=click.Choice(FAIL_ON_CHOICES),
+        default=None,
+        help="Exit 1 if an alert is at or above this. Default: warning.",
+    )
+    @click.option(
+        "--rulesets",
+        "rulesets_dirs",
+        multiple=True,
+        type=click.Path(),
+        metavar="DIR",
+        help="Your own rule-set folder (repeatable); a file with a built-in's name replaces it.",
+    )
+    @click.option(
+        "--notify", multiple=True, metavar="NAME", help="Send alerts through this notifier, e.g. email (repeatable)."
+    )
     @click.option("--no-history", is_flag=True, help="Do not record the alerts in the history (and send nothing).")
-    @click.option("--jobs", "-j", type=click.IntRange(0, 64), default=None, metavar="N",
-                  help="Worker processes sharing the accounts. Default: one per CPU (or [check] jobs); 0: the same; 1: no workers. Books under 5,000 accounts always run in one process.")
-    @click.option("--wait", type=click.FloatRange(0, 3600), default=None, metavar="SECONDS",
-                  help="How long to wait for another process writing the store (an import) before giving up with exit 5. Default: 10.")
+    @click.option(
+        "--jobs",
+        "-j",
+        type=click.IntRange(0, 64),
+        default=None,
+        metavar="N",
+        help="Worker processes sharing the accounts. Default: one per CPU (or [check] jobs); 0: the same; 1: no workers. Books under 5,000 accounts always run in one process.",
+    )
+    @click.option(
+        "--wait",
+        type=click.FloatRange(0, 3600),
+        default=None,
+        metavar="SECONDS",
+        help="How long to wait for another process writing the store (an import) before giving up with exit 5. Default: 10.",
+    )
     @click.option("--batch-size", type=click.IntRange(1, 1000), default=500, hidden=True)
     @db_option
     @lang_option
     @pass_env
     @handle_errors
-    def check_command(env: Env, as_of, rulesets, select, ignore, min_severity, fmt, output, csv_raw, fail_on, rulesets_dirs, notify, no_history, jobs, wait, batch_size):
+    def check_command(
+        env: Env,
+        as_of,
+        rulesets,
+        select,
+        ignore,
+        min_severity,
+        fmt,
+        output,
+        csv_raw,
+        fail_on,
+        rulesets_dirs,
+        notify,
+        no_history,
+        jobs,
+        wait,
+        batch_size,
+    ):
         from kamrules.check import CheckRequest, run, user_rulesets
 
         cfg = env.settings.check
@@ -154,7 +221,9 @@ def register_commands(cli):
         if fmt not in formats:
             for where, msg in format_failures:
                 click.echo(f"FAILED {where}: {msg}", err=True)
-            raise click.BadParameter(f"{fmt!r} is not a format (expected one of {', '.join(sorted(formats))})", param_hint="--format")
+            raise click.BadParameter(
+                f"{fmt!r} is not a format (expected one of {', '.join(sorted(formats))})", param_hint="--format"
+            )
         if no_history and notify:
             raise click.UsageError("--notify needs the history; drop --no-history")
         if notify:  # every notifier known and configured before anything runs or is recorded (exit 2)
@@ -163,8 +232,18 @@ def register_commands(cli):
             configured_notifiers(env.pm, list(notify), env.settings)
         if output:
             env.output_path(output, user_rulesets(env.settings, rulesets_dirs), "--output file")
-        request = CheckRequest.from_settings(env.settings, as_of, rulesets_dirs=rulesets_dirs, rulesets=rulesets, select=select,
-                                             ignore=ignore, min_severity=min_severity, jobs=jobs, batch_size=batch_size, wait=wait)
+        request = CheckRequest.from_settings(
+            env.settings,
+            as_of,
+            rulesets_dirs=rulesets_dirs,
+            rulesets=rulesets,
+            select=select,
+            ignore=ignore,
+            min_severity=min_severity,
+            jobs=jobs,
+            batch_size=batch_size,
+            wait=wait,
+        )
         store = _open_store(env, wait)
         update, bar = _progress(env, store, "checking")
         try:
@@ -208,12 +287,29 @@ def register_commands(cli):
             sys.exit(code)
 
     @cli.command(name="rules")
-    @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table", show_default=True,
-                  help="markdown: the whole rule and fact reference (docs/rules.md).")
+    @click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "json", "markdown"]),
+        default="table",
+        show_default=True,
+        help="markdown: the whole rule and fact reference (docs/rules.md).",
+    )
     @click.option("--ruleset", "rulesets", multiple=True, metavar="NAME", help="Only these rule sets (repeatable).")
-    @click.option("--rulesets", "rulesets_dirs", multiple=True, type=click.Path(), metavar="DIR", help="Your own rule-set folder (repeatable).")
-    @click.option("--select", multiple=True, metavar="CODE", help="Only rules whose code starts with CODE (repeatable).")
-    @click.option("--ignore", multiple=True, metavar="CODE", help="Leave out rules whose code starts with CODE (repeatable).")
+    @click.option(
+        "--rulesets",
+        "rulesets_dirs",
+        multiple=True,
+        type=click.Path(),
+        metavar="DIR",
+        help="Your own rule-set folder (repeatable).",
+    )
+    @click.option(
+        "--select", multiple=True, metavar="CODE", help="Only rules whose code starts with CODE (repeatable)."
+    )
+    @click.option(
+        "--ignore", multiple=True, metavar="CODE", help="Leave out rules whose code starts with CODE (repeatable)."
+    )
     @db_option
     @lang_option
     @pass_env
@@ -238,7 +334,9 @@ def register_commands(cli):
         if rulesets:
             unknown = sorted(set(rulesets) - {s.name for s in sets})
             if unknown:
-                raise CliError(f"unknown rule set {', '.join(unknown)} (expected one of {', '.join(s.name for s in sets)})")
+                raise CliError(
+                    f"unknown rule set {', '.join(unknown)} (expected one of {', '.join(s.name for s in sets)})"
+                )
             sets = [s for s in sets if s.name in rulesets]
         if select or ignore:
             from dataclasses import replace
@@ -266,7 +364,14 @@ def register_commands(cli):
     @as_of_option
     @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
     @click.option("--ruleset", "rulesets", multiple=True, metavar="NAME", help="Only these rule sets (repeatable).")
-    @click.option("--rulesets", "rulesets_dirs", multiple=True, type=click.Path(), metavar="DIR", help="Your own rule-set folder (repeatable).")
+    @click.option(
+        "--rulesets",
+        "rulesets_dirs",
+        multiple=True,
+        type=click.Path(),
+        metavar="DIR",
+        help="Your own rule-set folder (repeatable).",
+    )
     @db_option
     @lang_option
     @pass_env
@@ -298,11 +403,40 @@ def register_commands(cli):
             sys.exit(EXIT_INCOMPLETE)
 
     @cli.command(name="demo")
-    @click.option("--accounts", type=click.IntRange(1, 1_000_000), default=2000, show_default=True, help="How many accounts to generate.")
-    @click.option("--db", "demo_db", default="kamrules-demo.db", show_default=True, type=click.Path(dir_okay=False), help="Where to leave the demo store (replaced if it exists).")
-    @click.option("--seed", type=int, default=1, show_default=True, help="Random seed: the same seed gives the same book.")
-    @click.option("--as-of", "as_of", default="2026-10-31", show_default=True, metavar="DATE", help="The date the book is generated up to and checked as of.")
-    @click.option("--owners", "max_owners", type=int, default=3, show_default=True, help="Show the alerts of this many owners (0 = all).")
+    @click.option(
+        "--accounts",
+        type=click.IntRange(1, 1_000_000),
+        default=2000,
+        show_default=True,
+        help="How many accounts to generate.",
+    )
+    @click.option(
+        "--db",
+        "demo_db",
+        default="kamrules-demo.db",
+        show_default=True,
+        type=click.Path(dir_okay=False),
+        help="Where to leave the demo store (replaced if it exists).",
+    )
+    @click.option(
+        "--seed", type=int, default=1, show_default=True, help="Random seed: the same seed gives the same book."
+    )
+    @click.option(
+        "--as-of",
+        "as_of",
+        default="2026-10-31",
+        show_default=True,
+        metavar="DATE",
+        help="The date the book is generated up to and checked as of.",
+    )
+    @click.option(
+        "--owners",
+        "max_owners",
+        type=int,
+        default=3,
+        show_default=True,
+        help="Show the alerts of this many owners (0 = all).",
+    )
     @lang_option
     @pass_env
     @handle_errors
@@ -346,8 +480,10 @@ def print_demo(env: Env, accounts: int, demo_db: str, seed: int, as_of: str, max
     shown = alerts if not max_owners else [a for a in alerts if a.owner in owners[:max_owners]]
     click.echo(render_table(shown, result.summary), nl=False)
     if len(shown) < len(alerts):
-        click.echo(f"… {len(alerts) - len(shown)} more alerts for {len(owners) - max_owners} more owners: "
-                   f"kamrules check --db {path} --as-of {as_of}")
+        click.echo(
+            f"… {len(alerts) - len(shown)} more alerts for {len(owners) - max_owners} more owners: "
+            f"kamrules check --db {path} --as-of {as_of}"
+        )
     click.echo(result.summary.line(), err=True)
     for line in result.summary.details():
         click.echo(line, err=True)
@@ -373,7 +509,9 @@ def refuse_demo_target(env: Env, path: Path) -> None:
     finally:
         conn.close()
     if reason:
-        raise InputError(f"{path}: not a kamrules store ({reason}); the demo replaces its --db file, refusing to delete this one")
+        raise InputError(
+            f"{path}: not a kamrules store ({reason}); the demo replaces its --db file, refusing to delete this one"
+        )
 
 
 def _fmt_threshold(v) -> str:
@@ -411,7 +549,9 @@ def render_explanation(ex) -> str:
     from kamrules.messages import human
 
     # numbers rounded for people (full values: --format json); a missing fact says so
-    facts = {term(k): term(v if isinstance(v, str) else "(no value)" if v is None else human(v)) for k, v in ex.facts.items()}
+    facts = {
+        term(k): term(v if isinstance(v, str) else "(no value)" if v is None else human(v)) for k, v in ex.facts.items()
+    }
     w = max((width(k) for k in facts), default=0)
     for k, v in facts.items():
         out.append(f"  {pad(k, w)}  {truncate(v, 76 - w)}")

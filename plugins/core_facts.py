@@ -57,8 +57,16 @@ ORDERS_SUMMARY = FactProvider(
     name="orders_summary",
     description="Revenue and margin over the trailing 12 months and the 12 before; for active key and mid accounts, revenue of the last 6 months, of the same 6 months a year earlier, and the fall between them.",
     requires=("orders",),
-    facts=("revenue_12m", "revenue_prev_12m", "revenue_growth", "margin_12m", "orders_12m",
-           "revenue_6m", "revenue_6m_year_ago", "revenue_6m_decline"),
+    facts=(
+        "revenue_12m",
+        "revenue_prev_12m",
+        "revenue_growth",
+        "margin_12m",
+        "orders_12m",
+        "revenue_6m",
+        "revenue_6m_year_ago",
+        "revenue_6m_decline",
+    ),
     sql=f"""
 WITH o AS (
     SELECT account_id,
@@ -171,8 +179,10 @@ FROM accounts a LEFT JOIN x ON x.account_id = a.id
 # a relationship younger than the windows they compare (churn_signals,
 # concentration_risk); WON_ON is the same expression for providers' own SQL.
 # MATERIALIZED: inlined, SQLite runs the seek once per use of won_on (three).
-WON_ON = ("COALESCE((SELECT MAX(h.entered_on) FROM stage_history h WHERE h.account_id = a.id AND h.stage = 'won'"
-          " AND h.entered_on <= :as_of), a.created_on)")
+WON_ON = (
+    "COALESCE((SELECT MAX(h.entered_on) FROM stage_history h WHERE h.account_id = a.id AND h.stage = 'won'"
+    " AND h.entered_on <= :as_of), a.created_on)"
+)
 
 WON_DATE = FactProvider(
     name="won_date",

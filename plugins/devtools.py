@@ -22,7 +22,9 @@ def register_commands(cli):
 
 @click.command(name="test")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--junit", "junit", type=click.Path(dir_okay=False), help="Also write the results as JUnit XML to FILE (for CI).")
+@click.option(
+    "--junit", "junit", type=click.Path(dir_okay=False), help="Also write the results as JUnit XML to FILE (for CI)."
+)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("-v", "--verbose", is_flag=True, help="Show the details of passing cases too.")
 @pass_env
@@ -49,6 +51,7 @@ def test_command(env, paths, junit, fmt, verbose):
 
     progress = None
     if stderr_is_tty() and fmt == "text":
+
         def progress(done, total):
             click.echo(f"\r{done}/{total} cases", nl=False, err=True)
             if done == total:
@@ -60,7 +63,9 @@ def test_command(env, paths, junit, fmt, verbose):
     if junit:
         from kamrules.outputs import write_text
 
-        env.output_path(junit, tuple(paths) + tuple(dict.fromkeys(run.inputs)), "--junit file")  # and no rule file a case read
+        env.output_path(
+            junit, tuple(paths) + tuple(dict.fromkeys(run.inputs)), "--junit file"
+        )  # and no rule file a case read
         write_text(junit, render_junit(run), newline=None)
     if fmt == "json":
         click.echo(json.dumps(run.to_dict(), indent=2, ensure_ascii=False, default=str))
@@ -82,8 +87,20 @@ def plugin_group():
 
 @plugin_group.command(name="new")
 @click.argument("name")
-@click.option("--dir", "parent", type=click.Path(file_okay=False), default=".", show_default=True, help="Create the package folder inside this folder.")
-@click.option("--prefix", default=None, metavar="CODE", help="Rule code prefix, 2-4 capital letters (default: from NAME, e.g. REC for receivables).")
+@click.option(
+    "--dir",
+    "parent",
+    type=click.Path(file_okay=False),
+    default=".",
+    show_default=True,
+    help="Create the package folder inside this folder.",
+)
+@click.option(
+    "--prefix",
+    default=None,
+    metavar="CODE",
+    help="Rule code prefix, 2-4 capital letters (default: from NAME, e.g. REC for receivables).",
+)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @handle_errors
 def plugin_new(name, parent, prefix, fmt):
@@ -102,8 +119,19 @@ def plugin_new(name, parent, prefix, fmt):
     """
     made = new_plugin(name, parent, prefix=prefix)
     if fmt == "json":
-        click.echo(json.dumps({"folder": str(made.folder), "package": made.package, "module": made.module,
-                               "prefix": made.prefix, "files": [str(f) for f in made.files]}, indent=2, ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                {
+                    "folder": str(made.folder),
+                    "package": made.package,
+                    "module": made.module,
+                    "prefix": made.prefix,
+                    "files": [str(f) for f in made.files],
+                },
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
         return
     click.echo(f"created {made.folder} (package {made.package}, module {made.module}, rule codes {made.prefix}1xx)")
     for f in made.files:
@@ -132,15 +160,26 @@ def plugin_names(name: str, prefix: str | None = None) -> dict:
     slug = re.sub(r"[\s_]+", "-", name.strip().lower())
     slug = re.sub(r"^kamrules-", "", slug)
     if not re.fullmatch(r"[a-z][a-z0-9]*(-[a-z0-9]+)*", slug):
-        raise InputError(f"plugin name {name!r}: expected ASCII letters, digits and dashes, starting with a letter (e.g. receivables, crm-sync)")
+        raise InputError(
+            f"plugin name {name!r}: expected ASCII letters, digits and dashes, starting with a letter (e.g. receivables, crm-sync)"
+        )
     short = slug.replace("-", "_")
     if prefix is None:
         prefix = re.sub(r"[^A-Z]", "", short.upper())[:3]
         prefix = "XKA" if prefix in ("KAM", "") else prefix.ljust(2, "X")
     if not re.fullmatch(r"[A-Z]{2,4}", prefix) or prefix == "KAM":
-        raise InputError(f"--prefix {prefix!r}: expected 2-4 capital letters other than KAM (KAM codes belong to the core)")
-    return {"slug": slug, "short": short, "dist": f"kamrules-{slug}", "module": f"kamrules_{short}",
-            "prefix": prefix, "ruleset": short, "title": name.strip()}
+        raise InputError(
+            f"--prefix {prefix!r}: expected 2-4 capital letters other than KAM (KAM codes belong to the core)"
+        )
+    return {
+        "slug": slug,
+        "short": short,
+        "dist": f"kamrules-{slug}",
+        "module": f"kamrules_{short}",
+        "prefix": prefix,
+        "ruleset": short,
+        "title": name.strip(),
+    }
 
 
 def new_plugin(name: str, parent=".", prefix: str | None = None) -> NewPlugin:
@@ -155,7 +194,9 @@ def new_plugin(name: str, parent=".", prefix: str | None = None) -> NewPlugin:
     if folder.exists():
         raise InputError(f"{folder}: already exists (expected a new folder; choose another NAME or --dir)")
     root = _templates()
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(root)), keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(root)), keep_trailing_newline=True, undefined=jinja2.StrictUndefined
+    )
     written = []
     for src in sorted(root.rglob("*.j2")):
         rel = src.relative_to(root).with_suffix("")

@@ -39,7 +39,9 @@ class EmailNotifier:
 
     def unrouted_reason(self, item, settings):
         """Why ``route`` found no address for ``item`` (shown in the run's summary)."""
-        return ("owner_email not a valid address" if (item.alert.owner_email or "").strip() else "no owner_email") + ", no default_to"
+        return (
+            "owner_email not a valid address" if (item.alert.owner_email or "").strip() else "no owner_email"
+        ) + ", no default_to"
 
     def send(self, recipient, payload, settings):
         from kamrules.lifecycle import smtp

@@ -16,8 +16,21 @@ from kamrules.termtable import pad, width, wrap
 from kamrules.textsafe import CSV_FORMULA_START, csv_cell, markdown, term
 
 WIDTH = 80
-CSV_FIELDS = ("fingerprint", "severity", "code", "ruleset", "rule", "account_id", "account_name", "owner",
-              "owner_email", "message", "action", "as_of", "evidence")
+CSV_FIELDS = (
+    "fingerprint",
+    "severity",
+    "code",
+    "ruleset",
+    "rule",
+    "account_id",
+    "account_name",
+    "owner",
+    "owner_email",
+    "message",
+    "action",
+    "as_of",
+    "evidence",
+)
 
 
 def json_item(alert) -> str:
@@ -44,7 +57,9 @@ def pretty(obj, indent: str = "") -> str:
     """``json.dumps(obj, ensure_ascii=False, indent=2)`` (indented by ``indent``), several times faster for
     the flat dicts of an alert: strings, numbers and one level of nested dict are written directly."""
     if type(obj) is not dict or not obj:
-        return json.dumps(obj, ensure_ascii=False, indent=2).replace("\n", "\n" + indent)  # no raw newlines in JSON strings
+        return json.dumps(obj, ensure_ascii=False, indent=2).replace(
+            "\n", "\n" + indent
+        )  # no raw newlines in JSON strings
     inner = indent + "  "
     parts = []
     for k, v in obj.items():
@@ -144,7 +159,9 @@ def render_markdown(alerts: Sequence, summary) -> str:
         out += [_("| account | severity | code | message | action |"), "| --- | --- | --- | --- | --- |"]
         for a in group:
             acct = f"{a.account_name} ({a.account_id})" if a.account_id else _("(portfolio)")
-            out.append(f"| {_md(acct)} | {_md(label('severity', a.severity))} | {_md(a.code)} | {_md(a.message)} | {_md(a.action)} |")
+            out.append(
+                f"| {_md(acct)} | {_md(label('severity', a.severity))} | {_md(a.code)} | {_md(a.message)} | {_md(a.action)} |"
+            )
         out.append("")
     return "\n".join(out)
 
@@ -192,7 +209,15 @@ def register_output_formats():
         OutputFormat("table", render_table, "grouped by owner and account, fits 80 columns", "txt"),
         items_format("json", json_item, json_assemble, "a JSON array of alert objects", "json"),
         items_format("jsonl", jsonl_item, jsonl_assemble, "one JSON alert object per line", "jsonl"),
-        items_format("csv", csv_item, csv_assemble, "one row per alert (evidence as JSON); cells that a spreadsheet would read as a formula start with '", "csv"),
-        items_format("csv-raw", csv_raw_item, csv_assemble, "as csv, without the ' before cells starting with = + - @", "csv"),
+        items_format(
+            "csv",
+            csv_item,
+            csv_assemble,
+            "one row per alert (evidence as JSON); cells that a spreadsheet would read as a formula start with '",
+            "csv",
+        ),
+        items_format(
+            "csv-raw", csv_raw_item, csv_assemble, "as csv, without the ' before cells starting with = + - @", "csv"
+        ),
         OutputFormat("markdown", render_markdown, "a Markdown report, one table per owner", "md"),
     ]

@@ -36,8 +36,23 @@ Exit codes: 0 ok; 2 bad usage or input (an unknown owner, a bad scorecard,
 a selection that matches no account); 3 the on-the-fly check was incomplete.
 """
 
-CSV_FIELDS = ("account_id", "account_name", "owner", "tier", "segment", "score", "grade", "grade_zh", "trend", "change",
-              "trend_30d", "change_30d", "revenue_12m", "main_driver", "drivers")
+CSV_FIELDS = (
+    "account_id",
+    "account_name",
+    "owner",
+    "tier",
+    "segment",
+    "score",
+    "grade",
+    "grade_zh",
+    "trend",
+    "change",
+    "trend_30d",
+    "change_30d",
+    "revenue_12m",
+    "main_driver",
+    "drivers",
+)
 
 
 def _driver(d) -> str:
@@ -61,8 +76,7 @@ def render_csv(report, raw: bool = False) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_FIELDS)
     for a in report.accounts:
-        row = dict(a, main_driver=_driver(a["main_driver"]),
-                   drivers="; ".join(_driver(d) for d in a["drivers"]))
+        row = dict(a, main_driver=_driver(a["main_driver"]), drivers="; ".join(_driver(d) for d in a["drivers"]))
         w.writerow(["" if row.get(k) is None else cell(row[k]) for k in CSV_FIELDS])
     return buf.getvalue()
 
@@ -75,15 +89,37 @@ def _summary_line(name: str, s: dict) -> list[str]:
 def render_table(report) -> str:
     from kamrules.termtable import table
 
-    rows = [[a["account_name"] or a["account_id"], a["owner"] or "", a["tier"] or "", str(a["score"]),
-             f"{a['grade_en']} {a['grade_zh']}", _change(a["trend"], a["change"]) if report.previous else "",
-             _change(a["trend_30d"], a["change_30d"]) if report.month else "", _driver(a["main_driver"])]
-            for a in report.accounts]
-    out = [table(["account", "owner", "tier", "score", "grade", "trend", "30d", "main driver"], rows, max_width=110,
-                 aligns=["<", "<", "<", ">", "<", "<", "<", "<"]), ""]
+    rows = [
+        [
+            a["account_name"] or a["account_id"],
+            a["owner"] or "",
+            a["tier"] or "",
+            str(a["score"]),
+            f"{a['grade_en']} {a['grade_zh']}",
+            _change(a["trend"], a["change"]) if report.previous else "",
+            _change(a["trend_30d"], a["change_30d"]) if report.month else "",
+            _driver(a["main_driver"]),
+        ]
+        for a in report.accounts
+    ]
+    out = [
+        table(
+            ["account", "owner", "tier", "score", "grade", "trend", "30d", "main driver"],
+            rows,
+            max_width=110,
+            aligns=["<", "<", "<", ">", "<", "<", "<", "<"],
+        ),
+        "",
+    ]
     summary = [_summary_line(o, s) for o, s in report.owners.items()] + [_summary_line("whole book", report.book)]
-    out.append(table(["owner", "accounts", "average", "grades", "revenue at risk (12m)"], summary, max_width=110,
-                     aligns=["<", ">", ">", "<", ">"]))
+    out.append(
+        table(
+            ["owner", "accounts", "average", "grades", "revenue at risk (12m)"],
+            summary,
+            max_width=110,
+            aligns=["<", ">", ">", "<", ">"],
+        )
+    )
     by_grade = "; ".join(f"{g['en']} {g['zh']}: {g['revenue_12m']:,.0f}" for g in report.book["by_grade"].values())
     out.append(f"\ntrailing 12-month revenue by grade: {by_grade}")
     return "\n".join(out) + "\n"
@@ -94,17 +130,45 @@ def register_commands(cli):
     @cli.command(name="health", help=HEALTH_HELP)
     @as_of_option
     @click.option("--owner", default=None, metavar="NAME", help="Only this owner's accounts.")
-    @click.option("--tier", "tiers", multiple=True, type=click.Choice(["key", "mid", "small"]), help="Only these tiers (repeatable).")
-    @click.option("--grade", "grades", multiple=True, metavar="GRADE", help="Only these grades, e.g. at_risk (repeatable).")
-    @click.option("--sort", type=click.Choice(["score", "change", "revenue"]), default="score", show_default=True,
-                  help="score: worst first; change: biggest drop first; revenue: biggest first.")
+    @click.option(
+        "--tier",
+        "tiers",
+        multiple=True,
+        type=click.Choice(["key", "mid", "small"]),
+        help="Only these tiers (repeatable).",
+    )
+    @click.option(
+        "--grade", "grades", multiple=True, metavar="GRADE", help="Only these grades, e.g. at_risk (repeatable)."
+    )
+    @click.option(
+        "--sort",
+        type=click.Choice(["score", "change", "revenue"]),
+        default="score",
+        show_default=True,
+        help="score: worst first; change: biggest drop first; revenue: biggest first.",
+    )
     @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
-    @click.option("--output", "-o", type=click.Path(dir_okay=False),
-                  help="Write to this file instead of stdout (replaced only when complete; never the store or an input).")
+    @click.option(
+        "--output",
+        "-o",
+        type=click.Path(dir_okay=False),
+        help="Write to this file instead of stdout (replaced only when complete; never the store or an input).",
+    )
     @click.option("--csv-raw", is_flag=True, help="With --format csv: no ' before cells starting with = + - @.")
-    @click.option("--scorecard", type=click.Path(dir_okay=False), metavar="FILE", help="A scorecard YAML file. Default: the built-in one.")
-    @click.option("--rulesets", "rulesets_dirs", multiple=True, type=click.Path(), metavar="DIR",
-                  help="Your own rule-set folder, for scores computed on the fly (repeatable).")
+    @click.option(
+        "--scorecard",
+        type=click.Path(dir_okay=False),
+        metavar="FILE",
+        help="A scorecard YAML file. Default: the built-in one.",
+    )
+    @click.option(
+        "--rulesets",
+        "rulesets_dirs",
+        multiple=True,
+        type=click.Path(),
+        metavar="DIR",
+        help="Your own rule-set folder, for scores computed on the fly (repeatable).",
+    )
     @db_option
     @lang_option
     @pass_env
@@ -117,12 +181,24 @@ def register_commands(cli):
         if csv_raw and fmt != "csv":
             raise click.UsageError("--csv-raw goes with --format csv")
         if output:  # refused before anything runs: never the store, the scorecard, a rule file, a folder or a FIFO
-            env.output_path(output, tuple(user_rulesets(env.settings, rulesets_dirs)) + ((scorecard,) if scorecard else ()),
-                            "--output file")
+            env.output_path(
+                output,
+                tuple(user_rulesets(env.settings, rulesets_dirs)) + ((scorecard,) if scorecard else ()),
+                "--output file",
+            )
         sc = load_scorecard(scorecard)  # a bad file is exit 2 before the store is touched
         store = env.open_store()
-        report = health_report(store, as_of, sc, owner=owner, tiers=tiers, grades=grades, sort=sort,
-                               rulesets_dirs=user_rulesets(env.settings, rulesets_dirs), pm=env.pm)
+        report = health_report(
+            store,
+            as_of,
+            sc,
+            owner=owner,
+            tiers=tiers,
+            grades=grades,
+            sort=sort,
+            rulesets_dirs=user_rulesets(env.settings, rulesets_dirs),
+            pm=env.pm,
+        )
         if fmt == "json":
             text = json.dumps(report.accounts, ensure_ascii=False, indent=2) + "\n"
         elif fmt == "csv":
@@ -139,16 +215,23 @@ def register_commands(cli):
         except OSError as e:
             raise CliError(f"{output or 'stdout'}: cannot write the report: {e}") from e
         if report.computed:
-            click.echo(f"no recorded run as of {as_of}: scores computed now from a check that recorded nothing "
-                       f"(`kamrules check --as-of {as_of}` records one)", err=True)
+            click.echo(
+                f"no recorded run as of {as_of}: scores computed now from a check that recorded nothing "
+                f"(`kamrules check --as-of {as_of}` records one)",
+                err=True,
+            )
         else:
             click.echo(f"scores of run {report.run['id']} (as of {as_of}, finished {report.run['finished']})", err=True)
         prev = report.previous
-        click.echo(f"trend against {'run ' + str(prev['id']) + ' as of ' + prev['as_of'] if prev else 'nothing (no earlier run)'}; "
-                   f"30 days: {'run ' + str(report.month['id']) + ' as of ' + report.month['as_of'] if report.month else 'no run about 30 days earlier'}",
-                   err=True)
+        click.echo(
+            f"trend against {'run ' + str(prev['id']) + ' as of ' + prev['as_of'] if prev else 'nothing (no earlier run)'}; "
+            f"30 days: {'run ' + str(report.month['id']) + ' as of ' + report.month['as_of'] if report.month else 'no run about 30 days earlier'}",
+            err=True,
+        )
         b = report.book
-        click.echo(f"{b['accounts']} accounts, average {b['average']}; revenue at risk {b['revenue_at_risk']:,.0f}", err=True)
+        click.echo(
+            f"{b['accounts']} accounts, average {b['average']}; revenue at risk {b['revenue_at_risk']:,.0f}", err=True
+        )
         for code, reason in report.skipped:
             click.echo(f"skipped {code}: {reason} (not counted; weight shared)", err=True)
         for where, msg in report.failures:

@@ -36,15 +36,57 @@ in the outbox: `kamrules notify` retries).
 def register_commands(cli):
     @cli.command(name="report", help=REPORT_HELP)
     @as_of_option
-    @click.option("--owner", "owners", multiple=True, metavar="NAME", help="Sections for these owners only (repeatable). Default: every owner.")
-    @click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True, help="Language of the page.")
-    @click.option("--top", type=click.IntRange(min=1), default=20, show_default=True, help="Accounts per table (most at risk; per owner).")
-    @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the page here. Default: kamrules-report-DATE.html unless --mail-to.")
-    @click.option("--mail-to", "mail_to", multiple=True, metavar="ADDR", help="Email the page as an attachment through the outbox (repeatable).")
-    @click.option("--templates", "templates_dir", type=click.Path(file_okay=False), metavar="DIR",
-                  help="Your own templates (report.html.j2, report.css.j2) override the built-in ones by name.")
-    @click.option("--scorecard", type=click.Path(dir_okay=False), metavar="FILE", help="A scorecard YAML file. Default: the built-in one.")
-    @click.option("--rulesets", "rulesets_dirs", multiple=True, type=click.Path(), metavar="DIR", help="Your own rule-set folder (repeatable).")
+    @click.option(
+        "--owner",
+        "owners",
+        multiple=True,
+        metavar="NAME",
+        help="Sections for these owners only (repeatable). Default: every owner.",
+    )
+    @click.option(
+        "--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True, help="Language of the page."
+    )
+    @click.option(
+        "--top",
+        type=click.IntRange(min=1),
+        default=20,
+        show_default=True,
+        help="Accounts per table (most at risk; per owner).",
+    )
+    @click.option(
+        "--output",
+        "-o",
+        type=click.Path(dir_okay=False),
+        help="Write the page here. Default: kamrules-report-DATE.html unless --mail-to.",
+    )
+    @click.option(
+        "--mail-to",
+        "mail_to",
+        multiple=True,
+        metavar="ADDR",
+        help="Email the page as an attachment through the outbox (repeatable).",
+    )
+    @click.option(
+        "--templates",
+        "templates_dir",
+        type=click.Path(file_okay=False),
+        metavar="DIR",
+        help="Your own templates (report.html.j2, report.css.j2) override the built-in ones by name.",
+    )
+    @click.option(
+        "--scorecard",
+        type=click.Path(dir_okay=False),
+        metavar="FILE",
+        help="A scorecard YAML file. Default: the built-in one.",
+    )
+    @click.option(
+        "--rulesets",
+        "rulesets_dirs",
+        multiple=True,
+        type=click.Path(),
+        metavar="DIR",
+        help="Your own rule-set folder (repeatable).",
+    )
     @db_option
     @pass_env
     @handle_errors
@@ -58,7 +100,11 @@ def register_commands(cli):
 
         if output is None and not mail_to:
             output = f"kamrules-report-{as_of}.html"
-        path = env.output_path(output, inputs=[*rulesets_dirs, *([scorecard] if scorecard else [])], what="report") if output else None
+        path = (
+            env.output_path(output, inputs=[*rulesets_dirs, *([scorecard] if scorecard else [])], what="report")
+            if output
+            else None
+        )
         sc = load_scorecard(scorecard)
         if mail_to:  # a sender or notifier problem is refused before the check runs
             from kamrules.lifecycle.notifiers import configured_notifiers
@@ -66,16 +112,30 @@ def register_commands(cli):
             configured_notifiers(env.pm, ["email"], env.settings)
         store = env.open_store()
         t0 = time.monotonic()
-        report = build_report(store, as_of, owners=owners, lang=lang, top=top, templates_dir=templates_dir, scorecard=sc,
-                              rulesets_dirs=user_rulesets(env.settings, rulesets_dirs), pm=env.pm)
+        report = build_report(
+            store,
+            as_of,
+            owners=owners,
+            lang=lang,
+            top=top,
+            templates_dir=templates_dir,
+            scorecard=sc,
+            rulesets_dirs=user_rulesets(env.settings, rulesets_dirs),
+            pm=env.pm,
+        )
         b = report.data["book"]
         if path is not None:
             write_report(report, path)
-            click.echo(f"wrote {path}: {report.size / 1024:,.0f} KiB, {b['accounts']} accounts, {b['total_alerts']} alerts, "
-                       f"{len(report.data['sections'])} owner sections, in {time.monotonic() - t0:.1f}s", err=True)
+            click.echo(
+                f"wrote {path}: {report.size / 1024:,.0f} KiB, {b['accounts']} accounts, {b['total_alerts']} alerts, "
+                f"{len(report.data['sections'])} owner sections, in {time.monotonic() - t0:.1f}s",
+                err=True,
+            )
         if mail_to:
             done = mail_report(store, report, list(mail_to), env.settings, env.pm)
-            click.echo(f"mailed the report to {', '.join(mail_to)} ({done.sent} messages sent from the outbox)", err=True)
+            click.echo(
+                f"mailed the report to {', '.join(mail_to)} ({done.sent} messages sent from the outbox)", err=True
+            )
         if not report.data["complete"]:
             for where, msg in b["failures"]:
                 click.echo(f"FAILED {where}: {msg}", err=True)

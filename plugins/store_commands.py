@@ -39,7 +39,11 @@ class _Bar:
 @hookimpl
 def register_commands(cli):
     @cli.command(name="init")
-    @click.option("--force", is_flag=True, help="Also make an existing SQLite file of another application a store (adds the kamrules tables to it).")
+    @click.option(
+        "--force",
+        is_flag=True,
+        help="Also make an existing SQLite file of another application a store (adds the kamrules tables to it).",
+    )
     @db_option
     @pass_env
     @handle_errors
@@ -60,14 +64,40 @@ def register_commands(cli):
 
         with Store.open(env.db, pm=env.pm, adopt=force) as store:
             store.init()
-            click.echo(f"{env.db}: store ready (schema version {store.schema_version}, tables: {', '.join(store.tables)})")
+            click.echo(
+                f"{env.db}: store ready (schema version {store.schema_version}, tables: {', '.join(store.tables)})"
+            )
 
     @cli.command(name="import")
     @click.argument("paths", nargs=-1, required=True, type=click.Path())
-    @click.option("--table", default=None, metavar="NAME", help="Load a single file into this table (default: the file's name, e.g. orders.csv -> orders).")
-    @click.option("--encoding", default=None, metavar="ENC", help="Text encoding of the files (default: UTF-8 with or without BOM, else GBK/GB18030 detected).")
-    @click.option("--skip-invalid", "skip_invalid", default=None, metavar="REJECTS.csv", type=click.Path(dir_okay=False), help="Load the valid rows and write every refused row, with its reason, to this CSV file.")
-    @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Summary format.")
+    @click.option(
+        "--table",
+        default=None,
+        metavar="NAME",
+        help="Load a single file into this table (default: the file's name, e.g. orders.csv -> orders).",
+    )
+    @click.option(
+        "--encoding",
+        default=None,
+        metavar="ENC",
+        help="Text encoding of the files (default: UTF-8 with or without BOM, else GBK/GB18030 detected).",
+    )
+    @click.option(
+        "--skip-invalid",
+        "skip_invalid",
+        default=None,
+        metavar="REJECTS.csv",
+        type=click.Path(dir_okay=False),
+        help="Load the valid rows and write every refused row, with its reason, to this CSV file.",
+    )
+    @click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["table", "json"]),
+        default="table",
+        show_default=True,
+        help="Summary format.",
+    )
     @db_option
     @pass_env
     @handle_errors
@@ -100,7 +130,9 @@ def register_commands(cli):
         bar = _Bar("importing", stderr_is_tty(), min_total=1 << 20)
         try:
             with Store.open(env.db, pm=env.pm) as store:
-                report = store.import_paths(list(paths), table=table, encoding=encoding, skip_invalid=skip_invalid, progress=bar)
+                report = store.import_paths(
+                    list(paths), table=table, encoding=encoding, skip_invalid=skip_invalid, progress=bar
+                )
         finally:
             bar.close()
         if fmt == "json":
@@ -109,16 +141,50 @@ def register_commands(cli):
             click.echo(str(report))
         if report.rejected:
             # The valid rows are kept, but the import is not whole: a script must not take it for a clean one.
-            click.echo(f"{report.rejected} row(s) refused, see {report.rejects_path} (exit code {EXIT_ALERTS})", err=True)
+            click.echo(
+                f"{report.rejected} row(s) refused, see {report.rejects_path} (exit code {EXIT_ALERTS})", err=True
+            )
             sys.exit(EXIT_ALERTS)
 
     @cli.command(name="generate")
-    @click.option("--accounts", "accounts", type=click.IntRange(0, 10_000_000), required=True, help="Number of accounts to generate (up to 10,000,000).")
-    @click.option("--out", "out", type=click.Path(file_okay=False), default=None, help="Write one data file per table into this folder.")
-    @click.option("--seed", type=int, default=0, show_default=True, help="Random seed: the same seed gives the same book.")
-    @click.option("--as-of", "as_of", default=None, metavar="DATE", help="The book ends on this date (YYYY-MM-DD). Default: today.")
-    @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True, help="File format with --out.")
-    @click.option("--defects", type=click.FloatRange(0, 1), default=None, help="Share of accounts carrying each kind of defect (default 0.05).")
+    @click.option(
+        "--accounts",
+        "accounts",
+        type=click.IntRange(0, 10_000_000),
+        required=True,
+        help="Number of accounts to generate (up to 10,000,000).",
+    )
+    @click.option(
+        "--out",
+        "out",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="Write one data file per table into this folder.",
+    )
+    @click.option(
+        "--seed", type=int, default=0, show_default=True, help="Random seed: the same seed gives the same book."
+    )
+    @click.option(
+        "--as-of",
+        "as_of",
+        default=None,
+        metavar="DATE",
+        help="The book ends on this date (YYYY-MM-DD). Default: today.",
+    )
+    @click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["csv", "jsonl"]),
+        default="csv",
+        show_default=True,
+        help="File format with --out.",
+    )
+    @click.option(
+        "--defects",
+        type=click.FloatRange(0, 1),
+        default=None,
+        help="Share of accounts carrying each kind of defect (default 0.05).",
+    )
     @db_option
     @pass_env
     @handle_errors
@@ -154,7 +220,9 @@ def register_commands(cli):
                 where = out
             else:
                 if env.db_path is None and not _db_given(click.get_current_context()):
-                    raise CliError("generate needs --out DIR or --db PATH (refusing to fill the default store by accident)")
+                    raise CliError(
+                        "generate needs --out DIR or --db PATH (refusing to fill the default store by accident)"
+                    )
                 from kamrules.store import Store
 
                 with Store.open(env.db, pm=env.pm) as store:

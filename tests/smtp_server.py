@@ -54,7 +54,9 @@ class Sink:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        got = Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content or envelope.content))
+        got = Received(
+            envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content or envelope.content)
+        )
         if self.data_reply:
             return self.data_reply
         if self.gate is not None and not self.gate.is_set():
@@ -88,7 +90,14 @@ class Authenticator:
 class SmtpServer:
     """A running aiosmtpd Controller; ``stop()`` it (the fixture does)."""
 
-    def __init__(self, port: int | None = None, tls_context=None, authenticator=None, require_starttls: bool = False, ssl_context=None):
+    def __init__(
+        self,
+        port: int | None = None,
+        tls_context=None,
+        authenticator=None,
+        require_starttls: bool = False,
+        ssl_context=None,
+    ):
         self.port = port or free_port()
         self.sink = Sink()
         kwargs = {"ssl_context": ssl_context} if ssl_context is not None else {}
@@ -125,13 +134,18 @@ def self_signed_cert(folder) -> tuple[str, str]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = folder / "cert.pem", folder / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return str(cert_path), str(key_path)
 
 
@@ -143,6 +157,7 @@ def server_tls_context(cert: str, key: str) -> ssl.SSLContext:
 
 # --- inputs of the lifecycle: alerts as a check emits them ---------------------------------
 
+
 @dataclass(frozen=True)
 class Result:
     """What run_check returns, as far as record_and_notify reads it (alerts + summary)."""
@@ -152,17 +167,42 @@ class Result:
     as_of: str = "2026-10-31"
 
 
-def alert(code="KAM101", severity="warning", account_id="A001", account_name="华东机电", owner="王磊",
-          owner_email="wanglei@example.com", message=None, ruleset=None, **kw):
+def alert(
+    code="KAM101",
+    severity="warning",
+    account_id="A001",
+    account_name="华东机电",
+    owner="王磊",
+    owner_email="wanglei@example.com",
+    message=None,
+    ruleset=None,
+    **kw,
+):
     from kamrules.alerts import Alert
 
-    ruleset = ruleset or {"1": "over_subsidising", "2": "neglected_small_clients", "3": "missing_escalation_channels", "4": "stalled_stages"}.get(code[3], "examples")
+    ruleset = ruleset or {
+        "1": "over_subsidising",
+        "2": "neglected_small_clients",
+        "3": "missing_escalation_channels",
+        "4": "stalled_stages",
+    }.get(code[3], "examples")
     return Alert(
-        ruleset=ruleset, code=code, rule=kw.pop("rule", f"rule_{code.lower()}"), severity=severity,
-        message=message or f"concessions 412,000 = 23% of revenue 1,790,000 over the 12 months to 2026-10-31; limit 20% ({code})",
-        action=kw.pop("action", "Tie further rebates to a signed volume commitment."), as_of=kw.pop("as_of", "2026-10-31"),
-        account_id=account_id, account_name=account_name, owner=owner, owner_email=owner_email,
-        evidence=kw.pop("evidence", {"concessions_12m": 412000.0, "revenue_12m": 1790000.0, "concession_ratio": 0.2302}), **kw,
+        ruleset=ruleset,
+        code=code,
+        rule=kw.pop("rule", f"rule_{code.lower()}"),
+        severity=severity,
+        message=message
+        or f"concessions 412,000 = 23% of revenue 1,790,000 over the 12 months to 2026-10-31; limit 20% ({code})",
+        action=kw.pop("action", "Tie further rebates to a signed volume commitment."),
+        as_of=kw.pop("as_of", "2026-10-31"),
+        account_id=account_id,
+        account_name=account_name,
+        owner=owner,
+        owner_email=owner_email,
+        evidence=kw.pop(
+            "evidence", {"concessions_12m": 412000.0, "revenue_12m": 1790000.0, "concession_ratio": 0.2302}
+        ),
+        **kw,
     )
 
 
@@ -170,8 +210,12 @@ def settings_for(port: int, tls: str = "none", **email_kw):
     """Real Settings pointing at the loopback server (env-style values, like a user would set)."""
     from kamrules.config import load_settings
 
-    env = {"KAMRULES_SMTP_HOST": "127.0.0.1", "KAMRULES_SMTP_PORT": str(port), "KAMRULES_SMTP_TLS": tls,
-           "KAMRULES_SMTP_FROM": "kamrules <kamrules@example.com>"}
+    env = {
+        "KAMRULES_SMTP_HOST": "127.0.0.1",
+        "KAMRULES_SMTP_PORT": str(port),
+        "KAMRULES_SMTP_TLS": tls,
+        "KAMRULES_SMTP_FROM": "kamrules <kamrules@example.com>",
+    }
     env.update({k: v for k, v in email_kw.items() if k.startswith("KAMRULES_")})
     s = load_settings(path=None, environ=env)
     rest = {k: v for k, v in email_kw.items() if not k.startswith("KAMRULES_")}
@@ -183,6 +227,7 @@ def settings_for(port: int, tls: str = "none", **email_kw):
 
 
 # --- hostile servers: slow, echoing AUTH, dropping the connection ------------------------------
+
 
 def _hostile_class(delay: float = 0.0, echo_auth: bool = False, drop_on: str | None = None):
     from aiosmtpd.smtp import SMTP

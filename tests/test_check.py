@@ -77,10 +77,31 @@ rules:
 """
 
 ACCOUNTS = [
-    {"id": "A1", "name": "华东机电有限公司", "tier": "key", "owner": "王磊", "owner_email": "wanglei@example.com", "status": "active"},
-    {"id": "A2", "name": "Acme", "tier": "mid", "owner": "王磊", "owner_email": "wanglei@example.com", "status": "active"},
+    {
+        "id": "A1",
+        "name": "华东机电有限公司",
+        "tier": "key",
+        "owner": "王磊",
+        "owner_email": "wanglei@example.com",
+        "status": "active",
+    },
+    {
+        "id": "A2",
+        "name": "Acme",
+        "tier": "mid",
+        "owner": "王磊",
+        "owner_email": "wanglei@example.com",
+        "status": "active",
+    },
     {"id": "A3", "name": "北京小店", "tier": "small", "status": "active"},
-    {"id": "A4", "name": "Lost Co", "tier": "small", "owner": "李娜", "owner_email": "lina@example.com", "status": "lost"},
+    {
+        "id": "A4",
+        "name": "Lost Co",
+        "tier": "small",
+        "owner": "李娜",
+        "owner_email": "lina@example.com",
+        "status": "lost",
+    },
 ]
 ORDERS = [
     {"id": "O1", "account_id": "A1", "date": "2026-10-01", "amount": 50_000.0},
@@ -132,13 +153,16 @@ def codes(result):
 
 def test_alerts_fields_severities_and_tiers(store, pm):
     r = check(store, pm)
-    assert sorted(codes(r), key=str) == sorted([
-        ("A1", "TST101", "warning"),  # key tier: 50,000 >= 10,000
-        ("A2", "TST101", "warning"),  # mid: 5,000 > 1,000 (the November order is after as-of)
-        ("A3", "TST101", "info"),
-        ("A3", "TST102", "critical"),
-        (None, "TST301", "info"),
-    ], key=str)
+    assert sorted(codes(r), key=str) == sorted(
+        [
+            ("A1", "TST101", "warning"),  # key tier: 50,000 >= 10,000
+            ("A2", "TST101", "warning"),  # mid: 5,000 > 1,000 (the November order is after as-of)
+            ("A3", "TST101", "info"),
+            ("A3", "TST102", "critical"),
+            (None, "TST301", "info"),
+        ],
+        key=str,
+    )
     a1 = next(a for a in r.alerts if a.account_id == "A1")
     assert a1.account_name == "华东机电有限公司" and a1.owner == "王磊" and a1.owner_email == "wanglei@example.com"
     assert a1.message == "revenue 50,000 (50.0k) above 10,000 as of 2026-10-31"
@@ -160,8 +184,14 @@ def test_min_severity_and_select_ignore(store, pm):
 
 @pytest.mark.parametrize(
     "code, select, ignore, want",
-    [("KAM101", (), (), True), ("KAM101", ("KAM1",), (), True), ("KAM201", ("KAM1",), (), False),
-     ("KAM101", ("KAM",), ("KAM1",), False), ("KAM101", ("KAM10",), ("KAM1",), True), ("KAM101", ("KAM1",), ("KAM1",), False)],
+    [
+        ("KAM101", (), (), True),
+        ("KAM101", ("KAM1",), (), True),
+        ("KAM201", ("KAM1",), (), False),
+        ("KAM101", ("KAM",), ("KAM1",), False),
+        ("KAM101", ("KAM10",), ("KAM1",), True),
+        ("KAM101", ("KAM1",), ("KAM1",), False),
+    ],
 )
 def test_longest_prefix_wins(code, select, ignore, want):
     assert selected(code, select, ignore) is want
@@ -206,7 +236,9 @@ def test_failing_derive_and_message_are_isolated(tmp_path):
 
 def test_hook_that_raises_is_isolated(tmp_path):
     bad = PLUGIN + "\n@hookimpl\ndef register_output_formats():\n    return []\n"
-    bad = bad.replace("def register_rulesets():\n    return", "def register_rulesets():\n    raise RuntimeError('boom')\n    return")
+    bad = bad.replace(
+        "def register_rulesets():\n    return", "def register_rulesets():\n    raise RuntimeError('boom')\n    return"
+    )
     pm = make_plugin_manager(plugins_dirs=[make_plugin(tmp_path / "p", bad)], load_entry_points=False)
     s = make_store(tmp_path / "b.db", pm)
     r = run_check(s, AS_OF, pm=pm, rulesets_dirs=[tmp_path / "p" / "examples.yaml"], rulesets=("examples",))
@@ -215,7 +247,9 @@ def test_hook_that_raises_is_isolated(tmp_path):
 
 
 def test_duplicate_fact_names_are_a_plugin_error(tmp_path):
-    dup = PLUGIN.replace('facts=("tst_open_complaints",)', 'facts=("revenue",)').replace("COUNT(*) AS tst_open_complaints", "COUNT(*) AS revenue")
+    dup = PLUGIN.replace('facts=("tst_open_complaints",)', 'facts=("revenue",)').replace(
+        "COUNT(*) AS tst_open_complaints", "COUNT(*) AS revenue"
+    )
     pm = make_plugin_manager(plugins_dirs=[make_plugin(tmp_path / "p", dup)], load_entry_points=False)
     s = make_store(tmp_path / "b.db", pm)
     with pytest.raises(PluginError, match="fact 'revenue' is produced by two providers: sales and tst_complaints"):
@@ -228,13 +262,19 @@ def test_unknown_fact_in_rules_is_input_error(tmp_path, pm, store):
     (user / "examples.yaml").write_text(RULES.replace('"owner is missing"', '"ownr is missing"'), encoding="utf-8")
     with pytest.raises(InputError) as e:
         check(store, pm, rulesets_dirs=[user])
-    assert str(e.value.problems[0]) == f"{user / 'examples.yaml'}:17:13: rule TST102: unknown fact 'ownr' (expected a fact of a registered provider; did you mean 'owner'?)"
+    assert (
+        str(e.value.problems[0])
+        == f"{user / 'examples.yaml'}:17:13: rule TST102: unknown fact 'ownr' (expected a fact of a registered provider; did you mean 'owner'?)"
+    )
 
 
 def test_user_copy_replaces_builtin(tmp_path, pm, store):
     user = tmp_path / "mine"
     user.mkdir()
-    (user / "examples.yaml").write_text(RULES.replace("critical: 10000}", "critical: 20000}").replace("warning: 1000,", "warning: 100000,"), encoding="utf-8")
+    (user / "examples.yaml").write_text(
+        RULES.replace("critical: 10000}", "critical: 20000}").replace("warning: 1000,", "warning: 100000,"),
+        encoding="utf-8",
+    )
     r = check(store, pm, rulesets_dirs=[user], select=("TST101",))
     assert ("A2", "TST101", "info") in codes(r)
 

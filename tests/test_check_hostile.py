@@ -27,8 +27,14 @@ ENV = {"KAMRULES_LOAD_PLUGINS": "", "KAMRULES_CONFIG": "", "KAMRULES_DB": "", "K
 
 def kamrules(*args, timeout=120) -> subprocess.CompletedProcess:
     """The real command in its own process."""
-    return subprocess.run([sys.executable, "-m", "kamrules", *args], capture_output=True, text=True, encoding="utf-8",
-                          env={**os.environ, **ENV}, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "kamrules", *args],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env={**os.environ, **ENV},
+        timeout=timeout,
+    )
 
 
 def cli_run(*args):
@@ -40,6 +46,7 @@ def alert_set(result) -> list:
 
 
 # -- one snapshot ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_check_reads_one_snapshot_while_an_import_commits(book_store, tmp_path, monkeypatch, jobs):
@@ -60,8 +67,13 @@ def test_check_reads_one_snapshot_while_an_import_commits(book_store, tmp_path, 
     def progress(done: int) -> None:
         nonlocal proc
         if proc is None:  # the first part is done: import now
-            proc = subprocess.Popen([sys.executable, "-m", "kamrules", "--db", book_store.path, "import", str(data)],
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **ENV})
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "kamrules", "--db", book_store.path, "import", str(data)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, **ENV},
+            )
             try:
                 proc.wait(timeout=3)  # without one snapshot, it commits here, between parts
             except subprocess.TimeoutExpired:
@@ -73,7 +85,9 @@ def test_check_reads_one_snapshot_while_an_import_commits(book_store, tmp_path, 
     assert proc.returncode == 0, out + err
     assert result.summary.complete, result.summary.failures
     got = alert_set(result)
-    assert got == before or got == after, f"{len(got)} alerts: neither the {len(before)} before nor the {len(after)} after the import"
+    assert got == before or got == after, (
+        f"{len(got)} alerts: neither the {len(before)} before nor the {len(after)} after the import"
+    )
     assert alert_set(run_check(book_store, AS_OF, jobs=1)) == after  # the import landed, after the check
 
 
@@ -138,23 +152,55 @@ def test_recording_on_a_locked_store_says_busy(book_store, locker):
 
 # -- selections -----------------------------------------------------------------------------------
 
+
 def test_selection_is_case_insensitive(book_store):
     path = book_store.path
     book_store.close()
-    upper = cli_run("--db", path, "check", "--as-of", AS_OF, "--select", "KAM1", "--format", "json", "--no-history", "--fail-on", "never")
-    lower = cli_run("--db", path, "check", "--as-of", AS_OF, "--select", "kam1", "--format", "json", "--no-history", "--fail-on", "never")
+    upper = cli_run(
+        "--db",
+        path,
+        "check",
+        "--as-of",
+        AS_OF,
+        "--select",
+        "KAM1",
+        "--format",
+        "json",
+        "--no-history",
+        "--fail-on",
+        "never",
+    )
+    lower = cli_run(
+        "--db",
+        path,
+        "check",
+        "--as-of",
+        AS_OF,
+        "--select",
+        "kam1",
+        "--format",
+        "json",
+        "--no-history",
+        "--fail-on",
+        "never",
+    )
     assert upper.exit_code == lower.exit_code == 0, lower.output
     assert json.loads(lower.stdout) == json.loads(upper.stdout) != []
     assert {a["code"][:4] for a in json.loads(lower.stdout)} == {"KAM1"}
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--select", "KAM9"), "--select 'KAM9' matches no rule; did you mean KAM"),
-    (("--ignore", "KAM1O1"), "--ignore 'KAM1O1' matches no rule; did you mean KAM101?"),
-    (("--select", "XYZ"), "--select 'XYZ' matches no rule"),
-    (("--ruleset", "over_subsidising", "--select", "KAM3"),
-     "--select KAM3 matches no rule of over_subsidising (it selects rules of missing_escalation_channels)"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--select", "KAM9"), "--select 'KAM9' matches no rule; did you mean KAM"),
+        (("--ignore", "KAM1O1"), "--ignore 'KAM1O1' matches no rule; did you mean KAM101?"),
+        (("--select", "XYZ"), "--select 'XYZ' matches no rule"),
+        (
+            ("--ruleset", "over_subsidising", "--select", "KAM3"),
+            "--select KAM3 matches no rule of over_subsidising (it selects rules of missing_escalation_channels)",
+        ),
+    ],
+)
 def test_selection_matching_nothing_is_a_usage_error(book_store, args, message):
     path = book_store.path
     book_store.close()
@@ -180,6 +226,7 @@ def test_selection_library():
 
 # -- an empty store -------------------------------------------------------------------------------
 
+
 def test_check_on_an_empty_store(store):
     path = store.path
     store.close()
@@ -199,19 +246,58 @@ def test_demo_still_checks(tmp_path, monkeypatch):
 
 # -- silences naming what doesn't exist ---------------------------------------------------------
 
+
 def test_silence_add_warns_about_unknown_targets(book_store):
     path = book_store.path
-    owner, account = book_store.conn.execute("SELECT owner, id FROM accounts WHERE owner IS NOT NULL LIMIT 1").fetchone()
+    owner, account = book_store.conn.execute(
+        "SELECT owner, id FROM accounts WHERE owner IS NOT NULL LIMIT 1"
+    ).fetchone()
     book_store.close()
-    r = cli_run("--db", path, "silence", "add", "--rule", "KAM999", "--ruleset", "stalled_stage", "--account", "NOPE",
-                "--owner", "nobody", "--until", "2099-01-01", "--comment", "typos")
+    r = cli_run(
+        "--db",
+        path,
+        "silence",
+        "add",
+        "--rule",
+        "KAM999",
+        "--ruleset",
+        "stalled_stage",
+        "--account",
+        "NOPE",
+        "--owner",
+        "nobody",
+        "--until",
+        "2099-01-01",
+        "--comment",
+        "typos",
+    )
     assert r.exit_code == 0, r.output
-    for warning in ("no rule code starts with KAM999", "no rule set named 'stalled_stage'", "no account 'NOPE' in the store",
-                    "no owner 'nobody' in the store"):
+    for warning in (
+        "no rule code starts with KAM999",
+        "no rule set named 'stalled_stage'",
+        "no account 'NOPE' in the store",
+        "no owner 'nobody' in the store",
+    ):
         assert f"warning: {warning}; silence 1 added anyway" in r.stderr
     assert "silence 1 added" in r.stdout
-    r = cli_run("--db", path, "silence", "add", "--rule", "kam1", "--ruleset", "stalled_stages", "--account", account,
-                "--owner", owner, "--until", "2099-01-01", "--comment", "known")
+    r = cli_run(
+        "--db",
+        path,
+        "silence",
+        "add",
+        "--rule",
+        "kam1",
+        "--ruleset",
+        "stalled_stages",
+        "--account",
+        account,
+        "--owner",
+        owner,
+        "--until",
+        "2099-01-01",
+        "--comment",
+        "known",
+    )
     assert r.exit_code == 0 and "warning" not in r.stderr, r.output
     assert "silence 2 added: rule=KAM1 " in r.stdout
     listed = json.loads(cli_run("--db", path, "silence", "list", "--format", "json").stdout)

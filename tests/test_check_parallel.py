@@ -30,7 +30,9 @@ def test_parts_cover_every_account_once(book_store):
         seen += [r[0] for r in conn.execute("SELECT id FROM accounts ORDER BY id")]
         # every table with account_id is cut the same way, and rowid still works through the view
         orders = conn.execute("SELECT count(*), count(rowid) FROM orders").fetchone()
-        outside = conn.execute("SELECT count(*) FROM orders WHERE account_id NOT IN (SELECT id FROM accounts)").fetchone()[0]
+        outside = conn.execute(
+            "SELECT count(*) FROM orders WHERE account_id NOT IN (SELECT id FROM accounts)"
+        ).fetchone()[0]
         assert orders[0] == orders[1] and outside == 0
         conn.close()
     assert seen == [r[0] for r in book_store.conn.execute("SELECT id FROM accounts ORDER BY id")]
@@ -80,14 +82,21 @@ def test_parent_connection_is_not_restricted(book_store):
 
 def _many_accounts(tmp_path, pm, name, n=40):
     s = make_store(tmp_path / name, pm)
-    s.db["accounts"].insert_all({"id": f"B{i:03d}", "name": f"客户{i}", "tier": "small", "status": "active"} for i in range(n))
-    s.db["orders"].insert_all({"id": f"P{i:03d}", "account_id": f"B{i:03d}", "date": "2026-10-01", "amount": 500.0 + i} for i in range(n))
+    s.db["accounts"].insert_all(
+        {"id": f"B{i:03d}", "name": f"客户{i}", "tier": "small", "status": "active"} for i in range(n)
+    )
+    s.db["orders"].insert_all(
+        {"id": f"P{i:03d}", "account_id": f"B{i:03d}", "date": "2026-10-01", "amount": 500.0 + i} for i in range(n)
+    )
     return s
 
 
 def test_provider_failing_in_one_part_is_skipped_everywhere(tmp_path):
     # the sales provider fails only on accounts B020 and later (one part), through a SQL function error
-    bad = PLUGIN.replace("TOTAL(amount) AS revenue", "TOTAL(CASE WHEN account_id >= 'B020' THEN abs('x' || zeroblob(2000000000)) ELSE amount END) AS revenue")
+    bad = PLUGIN.replace(
+        "TOTAL(amount) AS revenue",
+        "TOTAL(CASE WHEN account_id >= 'B020' THEN abs('x' || zeroblob(2000000000)) ELSE amount END) AS revenue",
+    )
     pm = make_plugin_manager(plugins_dirs=[make_plugin(tmp_path / "p", bad)], load_entry_points=False)
     s = _many_accounts(tmp_path, pm, "f.db")
     r = run_check(s, AS_OF, pm=pm, jobs=2, part_size=10)
@@ -100,8 +109,10 @@ def test_provider_failing_in_one_part_is_skipped_everywhere(tmp_path):
 
 def test_worker_that_dies_is_a_failure_not_a_hang(tmp_path):
     # a derive that kills its own process (as a crash in native code would) on one account
-    bad = PLUGIN.replace('derive=lambda f: {"revenue_k": f["revenue"] / 1000} if "revenue" in f else {}',
-                        'derive=lambda f: __import__("os")._exit(9) if f.get("account_id") == "B030" else {}')
+    bad = PLUGIN.replace(
+        'derive=lambda f: {"revenue_k": f["revenue"] / 1000} if "revenue" in f else {}',
+        'derive=lambda f: __import__("os")._exit(9) if f.get("account_id") == "B030" else {}',
+    )
     pm = make_plugin_manager(plugins_dirs=[make_plugin(tmp_path / "p", bad)], load_entry_points=False)
     s = _many_accounts(tmp_path, pm, "d.db")
     r = run_check(s, AS_OF, pm=pm, jobs=2, part_size=10)
@@ -116,27 +127,39 @@ def test_check_cli_jobs_option(book_store, jobs):
 
     from kamrules.cli import cli
 
-    res = CliRunner().invoke(cli, ["--db", book_store.path, "check", "--as-of", AS_OF, "--format", "jsonl", "--no-history", "--jobs", str(jobs)])
+    res = CliRunner().invoke(
+        cli,
+        ["--db", book_store.path, "check", "--as-of", AS_OF, "--format", "jsonl", "--no-history", "--jobs", str(jobs)],
+    )
     assert res.exit_code == 1, res.output
     assert len(res.stdout.splitlines()) == len(run_check(book_store, AS_OF, jobs=1).alerts)
 
 
-TOTALS_PLUGIN = PLUGIN.replace('''        FactProvider(
+TOTALS_PLUGIN = PLUGIN.replace(
+    """        FactProvider(
             name="book", scope="portfolio", requires=("orders",), facts=("book_revenue",),
-            sql="SELECT TOTAL(amount) AS book_revenue FROM orders WHERE date <= :as_of"),''', '''        FactProvider(
+            sql="SELECT TOTAL(amount) AS book_revenue FROM orders WHERE date <= :as_of"),""",
+    """        FactProvider(
             name="book", scope="portfolio", over="account_facts", requires=("orders",),
             facts=("book_revenue", "paying_accounts"),
             sql="SELECT revenue AS book_revenue, revenue > 0 AS paying_accounts FROM account_facts WHERE status = 'active'",
             derive=lambda f: {"revenue_per_payer": f["book_revenue"] / f["paying_accounts"]} if f["paying_accounts"] else {},
-            derived=("revenue_per_payer",)),''')
+            derived=("revenue_per_payer",)),""",
+)
 
 
 def test_portfolio_totals_over_account_facts(tmp_path):
     assert TOTALS_PLUGIN != PLUGIN
     pm = make_plugin_manager(plugins_dirs=[make_plugin(tmp_path / "p", TOTALS_PLUGIN)], load_entry_points=False)
     s = _many_accounts(tmp_path, pm, "t.db")
-    expected = sum(s.conn.execute("SELECT amount FROM orders o JOIN accounts a ON a.id = o.account_id "
-                                  "WHERE a.status = 'active' AND o.date <= ?", (AS_OF,)).fetchall(), ())
+    expected = sum(
+        s.conn.execute(
+            "SELECT amount FROM orders o JOIN accounts a ON a.id = o.account_id "
+            "WHERE a.status = 'active' AND o.date <= ?",
+            (AS_OF,),
+        ).fetchall(),
+        (),
+    )
     one = run_check(s, AS_OF, pm=pm, jobs=1)
     many = run_check(s, AS_OF, pm=pm, jobs=2, part_size=10)
     book = [a for a in one.alerts if a.code == "TST301"]
@@ -152,7 +175,7 @@ def test_account_facts_totals_must_be_numbers(tmp_path):
     pm = make_plugin_manager(plugins_dirs=[make_plugin(tmp_path / "p", bad)], load_entry_points=False)
     s = _many_accounts(tmp_path, pm, "n.db")
     r = run_check(s, AS_OF, pm=pm, jobs=2, part_size=10)
-    assert ("fact provider book", ) == tuple(w for w, _ in r.summary.failures if w == "fact provider book")
+    assert ("fact provider book",) == tuple(w for w, _ in r.summary.failures if w == "fact provider book")
     assert ("TST301", "fact provider book failed") in r.summary.skipped or not any(a.code == "TST301" for a in r.alerts)
 
 
@@ -175,8 +198,11 @@ def test_check_output_is_the_format_of_the_merged_alerts(book_store, name, tmp_p
 
     form = output_formats(book_store.pm)[name]
     out = tmp_path / f"alerts.{name}"
-    res = CliRunner().invoke(cli, ["--db", book_store.path, "check", "--as-of", AS_OF, "--format", name, "--no-history",
-                                   "-o", str(out)], env={"KAMRULES_CONFIG": "", "KAMRULES_LOAD_PLUGINS": ""})
+    res = CliRunner().invoke(
+        cli,
+        ["--db", book_store.path, "check", "--as-of", AS_OF, "--format", name, "--no-history", "-o", str(out)],
+        env={"KAMRULES_CONFIG": "", "KAMRULES_LOAD_PLUGINS": ""},
+    )
     assert res.exit_code == 1, res.output
     r = run_check(book_store, AS_OF, jobs=2, part_size=30)
     assert r.alerts and out.read_text(encoding="utf-8-sig") == "".join(form.render(r.alerts, r.summary))
@@ -202,9 +228,14 @@ def test_explain_on_a_big_book_computes_one_accounts_facts(book_store, monkeypat
         got = explain.explain_account(book_store, aid, AS_OF)
         assert seen[-1] == [aid]  # the providers saw this account only
         assert got.facts == before.facts and got.failures == before.failures
-        assert [v for v in got.verdicts if v.status != "portfolio"] == [v for v in before.verdicts if v.status != "portfolio"]
+        assert [v for v in got.verdicts if v.status != "portfolio"] == [
+            v for v in before.verdicts if v.status != "portfolio"
+        ]
         ports = {v.code: v for v in got.verdicts if v.status == "portfolio"}
-        assert all(v.severity is None and "not evaluated for one account of a book of 200 accounts" in v.reason for v in ports.values())
+        assert all(
+            v.severity is None and "not evaluated for one account of a book of 200 accounts" in v.reason
+            for v in ports.values()
+        )
         assert "kamrules check --select KAM205" in ports["KAM205"].reason
     # the caller's connection is not restricted
     assert book_store.conn.execute("SELECT count(*) FROM accounts").fetchone()[0] == 200

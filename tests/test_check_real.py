@@ -54,7 +54,9 @@ def test_real_rules_batching_invariance_and_alert_shape(book):
     assert dicts[0] == dicts[1] == dicts[2]
     r = runs[0]
     assert r.summary.complete and r.summary.accounts_checked == 300
-    assert {"over_subsidising", "neglected_small_clients", "missing_escalation_channels", "stalled_stages"} <= set(r.summary.by_ruleset)
+    assert {"over_subsidising", "neglected_small_clients", "missing_escalation_channels", "stalled_stages"} <= set(
+        r.summary.by_ruleset
+    )
     for a in r.alerts:
         assert a.message and a.action and a.as_of == AS_OF and "n/a" not in a.message, a
         if a.account_id is not None:
@@ -67,11 +69,15 @@ def test_copied_builtin_file_replaces_it(book, tmp_path):
     import importlib.resources
 
     store, pm = book
-    text = (importlib.resources.files("kamrules_rulesets.missing_escalation_channels") / "rules.yaml").read_text(encoding="utf-8")
+    text = (importlib.resources.files("kamrules_rulesets.missing_escalation_channels") / "rules.yaml").read_text(
+        encoding="utf-8"
+    )
     assert "severity: critical" in text
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "escalation.yaml").write_text(text.replace("severity: critical", "severity: info", 1), encoding="utf-8")
     before = {a.code: a.severity for a in run_check(store, AS_OF, pm=pm, select=("KAM301",)).alerts}
-    after = {a.code: a.severity for a in run_check(store, AS_OF, pm=pm, select=("KAM301",), rulesets_dirs=[mine]).alerts}
+    after = {
+        a.code: a.severity for a in run_check(store, AS_OF, pm=pm, select=("KAM301",), rulesets_dirs=[mine]).alerts
+    }
     assert before == {"KAM301": "critical"} and after == {"KAM301": "info"}

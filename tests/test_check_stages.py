@@ -33,14 +33,24 @@ def test_request_is_frozen_and_keeps_tuples():
 
 
 def test_from_settings_takes_the_check_settings_unless_given(tmp_path):
-    settings = Settings(rulesets=("rules", "/abs/rules"), source=str(tmp_path / "conf" / "kamrules.toml"),
-                        check=CheckSettings(select=("KAM1",), ignore=("KAM104",), min_severity="warning", jobs=3,
-                                            plugin_timeout=7.5))
+    settings = Settings(
+        rulesets=("rules", "/abs/rules"),
+        source=str(tmp_path / "conf" / "kamrules.toml"),
+        check=CheckSettings(select=("KAM1",), ignore=("KAM104",), min_severity="warning", jobs=3, plugin_timeout=7.5),
+    )
     r = CheckRequest.from_settings(settings, AS_OF, rulesets_dirs=("cli_rules",))
     assert r.rulesets_dirs == (str(tmp_path / "conf" / "rules"), "/abs/rules", "cli_rules")
     assert (r.select, r.ignore, r.min_severity, r.jobs, r.plugin_timeout) == (("KAM1",), ("KAM104",), "warning", 3, 7.5)
-    given = CheckRequest.from_settings(settings, AS_OF, select=("KAM2",), ignore=(), min_severity="info", jobs=0, wait=2)
-    assert (given.select, given.ignore, given.min_severity, given.jobs, given.wait) == (("KAM2",), ("KAM104",), "info", 0, 2)
+    given = CheckRequest.from_settings(
+        settings, AS_OF, select=("KAM2",), ignore=(), min_severity="info", jobs=0, wait=2
+    )
+    assert (given.select, given.ignore, given.min_severity, given.jobs, given.wait) == (
+        ("KAM2",),
+        ("KAM104",),
+        "info",
+        0,
+        2,
+    )
     plain = CheckRequest.from_settings(Settings(), AS_OF)
     assert plain == CheckRequest(AS_OF, plugin_timeout=600.0, jobs=0)
     assert user_rulesets(None, ("x",)) == ("x",)

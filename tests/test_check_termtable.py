@@ -29,7 +29,18 @@ def test_table_aligns_columns():
 
 
 def test_alert_table_fits_80_columns():
-    long = Alert(ruleset="x", code="TST101", rule="r", severity="warning", message="很长的消息" * 20, action="做点什么 " * 10,
-                 as_of="2026-10-31", account_id="A1", account_name="北京" * 50, owner="王" * 60, owner_email="w@example.com")
+    long = Alert(
+        ruleset="x",
+        code="TST101",
+        rule="r",
+        severity="warning",
+        message="很长的消息" * 20,
+        action="做点什么 " * 10,
+        as_of="2026-10-31",
+        account_id="A1",
+        account_name="北京" * 50,
+        owner="王" * 60,
+        owner_email="w@example.com",
+    )
     out = render_table([long], None)
     assert all(width(line) <= 80 for line in out.splitlines())

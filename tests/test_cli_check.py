@@ -63,8 +63,21 @@ def test_golden_json(env):
     r = check(env, "--format", "json")
     data = json.loads(r.stdout)
     golden("check_examples.json", r.stdout)
-    assert {"ruleset", "code", "rule", "account_id", "account_name", "owner", "owner_email", "severity", "message",
-            "action", "evidence", "as_of", "fingerprint"} <= set(data[0])
+    assert {
+        "ruleset",
+        "code",
+        "rule",
+        "account_id",
+        "account_name",
+        "owner",
+        "owner_email",
+        "severity",
+        "message",
+        "action",
+        "evidence",
+        "as_of",
+        "fingerprint",
+    } <= set(data[0])
     assert [d for d in data if d["account_id"] is None][0]["code"] == "TST301"
 
 
@@ -95,7 +108,9 @@ def format_plugin(tmp_path, name: str, render: str):
     (extra / f"{name}_format.py").write_text(
         "from kamrules import hookimpl\nfrom kamrules.formats import OutputFormat\n"
         "@hookimpl\ndef register_output_formats():\n"
-        f"    return [OutputFormat({name!r}, {render})]\n", encoding="utf-8")
+        f"    return [OutputFormat({name!r}, {render})]\n",
+        encoding="utf-8",
+    )
     return extra
 
 
@@ -129,7 +144,9 @@ def test_select_and_ignore(env):
 
 def test_failing_plugin_exits_3_and_other_rules_fire(env, tmp_path):
     bad = tmp_path / "bad"
-    make_plugin(bad, PLUGIN.replace("FROM orders \"\n                \"WHERE", "FROM no_such_table \"\n                \"WHERE"))
+    make_plugin(
+        bad, PLUGIN.replace('FROM orders "\n                "WHERE', 'FROM no_such_table "\n                "WHERE')
+    )
     r = check(env, "--format", "json", plugins=bad)
     assert r.exit_code == 3
     assert "FAILED fact provider sales: OperationalError: no such table: no_such_table" in r.stderr
@@ -167,7 +184,10 @@ def test_rules_command(env):
     r = run(env, "rules", "--ruleset", "examples")
     assert r.exit_code == 0
     assert "TST101  big_revenue  [info/warning/critical]" in r.stdout
-    assert "limit: info 100, warning 1000, critical 10000  (tiers: key: info 1000, warning 10000, critical 100000)" in r.stdout
+    assert (
+        "limit: info 100, warning 1000, critical 10000  (tiers: key: info 1000, warning 10000, critical 100000)"
+        in r.stdout
+    )
     data = json.loads(run(env, "rules", "--format", "json").stdout)
     names = {s["ruleset"] for s in data}
     assert {"examples", "over_subsidising", "stalled_stages"} <= names
@@ -210,9 +230,25 @@ def test_failing_format_plugin_exits_3(env, tmp_path):
 def test_rulesets_from_config_relative_to_the_config_file(env, tmp_path):
     conf = tmp_path / "conf"
     (conf / "mine").mkdir(parents=True)
-    (conf / "mine" / "examples.yaml").write_text(RULES.replace("name: no_owner", "name: no_owner\n    enabled: false"), encoding="utf-8")
+    (conf / "mine" / "examples.yaml").write_text(
+        RULES.replace("name: no_owner", "name: no_owner\n    enabled: false"), encoding="utf-8"
+    )
     (conf / "kamrules.toml").write_text('rulesets = ["mine"]\n', encoding="utf-8")
-    r = run(env, "--config", str(conf / "kamrules.toml"), "--db", str(env / "book.db"), "check", "--as-of", AS_OF, "--ruleset", "examples", "--no-history", "--format", "json")
+    r = run(
+        env,
+        "--config",
+        str(conf / "kamrules.toml"),
+        "--db",
+        str(env / "book.db"),
+        "check",
+        "--as-of",
+        AS_OF,
+        "--ruleset",
+        "examples",
+        "--no-history",
+        "--format",
+        "json",
+    )
     assert "TST102" not in {d["code"] for d in json.loads(r.stdout)}
     assert "(disabled)" in run(env, "--config", str(conf / "kamrules.toml"), "rules", "--ruleset", "examples").stdout
     assert r.exit_code == 1

@@ -17,7 +17,10 @@ def test_defaults_without_file(tmp_path, monkeypatch):
 
 def test_file_and_env_override(tmp_path):
     cfg = tmp_path / "kamrules.toml"
-    cfg.write_text('db = "book.db"\nrulesets = ["mine"]\n[check]\nfail_on = "critical"\n[email]\nsmtp_host = "mail.example"\n', encoding="utf-8")
+    cfg.write_text(
+        'db = "book.db"\nrulesets = ["mine"]\n[check]\nfail_on = "critical"\n[email]\nsmtp_host = "mail.example"\n',
+        encoding="utf-8",
+    )
     s = load_settings(cfg, environ={"KAMRULES_SMTP_HOST": "127.0.0.1", "KAMRULES_SMTP_PASSWORD": "s3cret"})
     assert s.db == "book.db" and s.rulesets == ("mine",)
     assert s.check.fail_on == "critical"
@@ -31,7 +34,10 @@ def test_unknown_key_is_located(tmp_path):
     with pytest.raises(InputError) as e:
         load_settings(cfg, environ={})
     text = e.value.render()
-    assert f"{cfg}:4: check.fail_onn: unknown setting (expected one of fail_on, min_severity, select, ignore, jobs, plugin_timeout, engine, stale_after_days)" in text
+    assert (
+        f"{cfg}:4: check.fail_onn: unknown setting (expected one of fail_on, min_severity, select, ignore, jobs, plugin_timeout, engine, stale_after_days)"
+        in text
+    )
 
 
 def test_defaults_do_not_import_pydantic(tmp_path):
@@ -39,8 +45,10 @@ def test_defaults_do_not_import_pydantic(tmp_path):
     import subprocess
     import sys
 
-    code = ("import os, sys; from kamrules.config import load_settings; s = load_settings(environ={}); "
-            "assert 'pydantic' not in sys.modules, 'pydantic imported'; print(s.check.jobs, s.email.port)")
+    code = (
+        "import os, sys; from kamrules.config import load_settings; s = load_settings(environ={}); "
+        "assert 'pydantic' not in sys.modules, 'pydantic imported'; print(s.check.jobs, s.email.port)"
+    )
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["0", "587"]
@@ -52,7 +60,7 @@ def test_values_are_validated_and_converted(tmp_path):
     s = load_settings(cfg, environ={"KAMRULES_SMTP_PORT": "2525"})
     assert s.check.jobs == 3 and s.check.select == ("KAM1",)
     assert s.email.renotify.warning == 3 * 86400.0 and s.email.port == 2525
-    cfg.write_text('[check]\njobs = 99\n', encoding="utf-8")
+    cfg.write_text("[check]\njobs = 99\n", encoding="utf-8")
     with pytest.raises(InputError) as e:
         load_settings(cfg, environ={})
     assert f"{cfg}:2: check.jobs: Input should be less than or equal to 64" in e.value.render()
@@ -60,7 +68,7 @@ def test_values_are_validated_and_converted(tmp_path):
 
 def test_bad_toml_names_file(tmp_path):
     cfg = tmp_path / "kamrules.toml"
-    cfg.write_text('db = \n', encoding="utf-8")
+    cfg.write_text("db = \n", encoding="utf-8")
     with pytest.raises(InputError, match=r"kamrules.toml: invalid TOML: .*line 1"):
         load_settings(cfg, environ={})
 

@@ -59,8 +59,11 @@ def _commands() -> list[tuple[str, click.Command]]:
 
 
 def _options(cmd: click.Command) -> list[tuple[str, ...]]:
-    return [tuple(o for o in p.opts + p.secondary_opts if o.startswith("--"))
-            for p in cmd.params if isinstance(p, click.Option) and not p.hidden and "--help" not in p.opts]
+    return [
+        tuple(o for o in p.opts + p.secondary_opts if o.startswith("--"))
+        for p in cmd.params
+        if isinstance(p, click.Option) and not p.hidden and "--help" not in p.opts
+    ]
 
 
 def _sections() -> list[str]:
@@ -94,9 +97,11 @@ def test_every_option_is_in_cli_md(path):
     common = {n for names in _options(commands[""]) for n in names}
     sections = [s for s in _sections() if not path or _mentions(s, path)]
     text, everywhere = "\n".join(sections), "\n".join(_sections())
-    missing = [names[0] for names in _options(commands[path])
-               if names and not any(re.search(rf"{re.escape(n)}(?![\w-])", everywhere if n in common else text)
-                                    for n in names)]
+    missing = [
+        names[0]
+        for names in _options(commands[path])
+        if names and not any(re.search(rf"{re.escape(n)}(?![\w-])", everywhere if n in common else text) for n in names)
+    ]
     assert not missing, f"docs/cli.md: `kamrules {path}` is missing {', '.join(missing)}"
 
 

@@ -12,13 +12,32 @@ NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.UTC)
 
 def book():
     """Two owners with addresses, one account without an owner_email, one Chinese subject."""
-    return Result((
-        alert("KAM101", "critical", "A001", "华东机电", "王磊", "wanglei@example.com"),
-        alert("KAM103", "warning", "A001", "华东机电", "王磊", "wanglei@example.com", message="commitment 2026 behind by 35%"),
-        alert("KAM201", "warning", "A002", "苏州精工", "王磊", "wanglei@example.com", message="no contact for 131 days", evidence={"days_since_contact": 131}),
-        alert("KAM401", "info", "B001", "Acme Ltd", "李娜", "lina@example.com", message="in proposal for 45 days"),
-        alert("KAM301", "critical", "C001", "无主客户", None, None, message="key account without a KA manager"),
-    ))
+    return Result(
+        (
+            alert("KAM101", "critical", "A001", "华东机电", "王磊", "wanglei@example.com"),
+            alert(
+                "KAM103",
+                "warning",
+                "A001",
+                "华东机电",
+                "王磊",
+                "wanglei@example.com",
+                message="commitment 2026 behind by 35%",
+            ),
+            alert(
+                "KAM201",
+                "warning",
+                "A002",
+                "苏州精工",
+                "王磊",
+                "wanglei@example.com",
+                message="no contact for 131 days",
+                evidence={"days_since_contact": 131},
+            ),
+            alert("KAM401", "info", "B001", "Acme Ltd", "李娜", "lina@example.com", message="in proposal for 45 days"),
+            alert("KAM301", "critical", "C001", "无主客户", None, None, message="key account without a KA manager"),
+        )
+    )
 
 
 def by_rcpt(server):
@@ -54,7 +73,9 @@ def test_one_digest_per_owner_with_contents(store, server, pm):
     assert "华东机电 (A001)" in html and "CRITICAL" in html
     key = outbox.list_outbox(store.conn, "sent")[0]["key"]
     assert m["Message-ID"].startswith("<") and ".kamrules@example.com>" in m["Message-ID"]
-    assert {msg["Message-ID"] for v in got.values() for msg in v} == {f"<{r['key']}.kamrules@example.com>" for r in outbox.list_outbox(store.conn, "sent")}
+    assert {msg["Message-ID"] for v in got.values() for msg in v} == {
+        f"<{r['key']}.kamrules@example.com>" for r in outbox.list_outbox(store.conn, "sent")
+    }
     assert key
     lina = got["lina@example.com"][0]
     assert lina["Subject"] == "[kamrules] 李娜: 1 info — as of 2026-10-31"
@@ -99,7 +120,9 @@ def test_server_down_then_up_delivers_exactly_once(store, pm):
         up = send_due(store, ["email"], s, pm, now=NOW + dt.timedelta(minutes=3))
         assert (up.sent, up.failed, up.undelivered) == (2, 0, 0)
         again = send_due(store, ["email"], s, pm, now=NOW + dt.timedelta(minutes=10), ignore_backoff=True)
-        check = record_and_notify(store, book(), notify=("email",), settings=s, pm=pm, now=NOW + dt.timedelta(minutes=11))
+        check = record_and_notify(
+            store, book(), notify=("email",), settings=s, pm=pm, now=NOW + dt.timedelta(minutes=11)
+        )
         assert (again.sent, check.sent, check.queued) == (0, 0, 0)
         ids = [r.message["Message-ID"] for r in srv.received]
         assert len(ids) == 2 and len(set(ids)) == 2
@@ -123,9 +146,13 @@ def test_recipient_refused_stays_queued(store, server, pm):
 
 def test_renotify_intervals_per_severity(store, server, pm):
     s = settings_for(server.port)
-    res = Result((alert("KAM101", "critical", "A1", owner_email="c@example.com"),
-                  alert("KAM201", "warning", "A2", owner_email="w@example.com"),
-                  alert("KAM401", "info", "A3", owner_email="i@example.com")))
+    res = Result(
+        (
+            alert("KAM101", "critical", "A1", owner_email="c@example.com"),
+            alert("KAM201", "warning", "A2", owner_email="w@example.com"),
+            alert("KAM401", "info", "A3", owner_email="i@example.com"),
+        )
+    )
     record_and_notify(store, res, settings=s, pm=pm, now=NOW)
     assert len(server.received) == 3
 
@@ -145,14 +172,24 @@ def test_renotify_intervals_per_severity(store, server, pm):
 
 def test_severity_change_is_sent_and_resolved_notice_is_opt_in(store, server, pm):
     s = settings_for(server.port)
-    record_and_notify(store, Result((alert("KAM101", "warning"), alert("KAM201", "warning"))), settings=s, pm=pm, now=NOW)
-    r = record_and_notify(store, Result((alert("KAM101", "critical"), alert("KAM201", "warning"))), settings=s, pm=pm, now=NOW + dt.timedelta(hours=1))
+    record_and_notify(
+        store, Result((alert("KAM101", "warning"), alert("KAM201", "warning"))), settings=s, pm=pm, now=NOW
+    )
+    r = record_and_notify(
+        store,
+        Result((alert("KAM101", "critical"), alert("KAM201", "warning"))),
+        settings=s,
+        pm=pm,
+        now=NOW + dt.timedelta(hours=1),
+    )
     assert r.sent == 1
     m = server.received[-1].message
     assert m["Subject"] == "[kamrules] 王磊: 1 critical — as of 2026-10-31"
     assert "(was warning)" in m.get_body(("plain",)).get_content()
     # KAM201 resolves: no notice by default
-    r = record_and_notify(store, Result((alert("KAM101", "critical"),)), settings=s, pm=pm, now=NOW + dt.timedelta(hours=2))
+    r = record_and_notify(
+        store, Result((alert("KAM101", "critical"),)), settings=s, pm=pm, now=NOW + dt.timedelta(hours=2)
+    )
     assert (r.resolved, r.sent) == (1, 0)
     # with resolved notices on, KAM101 resolving is told once
     on = settings_for(server.port, KAMRULES_EMAIL_RESOLVED_NOTICES="true")
@@ -201,7 +238,9 @@ def test_a_dead_server_is_not_tried_for_every_message(store, pm):
 
 def test_a_new_owner_hears_of_unchanged_alerts(store, server, pm):
     s = settings_for(server.port)
-    record_and_notify(store, Result((alert(owner="王磊", owner_email="wanglei@example.com"),)), settings=s, pm=pm, now=NOW)
+    record_and_notify(
+        store, Result((alert(owner="王磊", owner_email="wanglei@example.com"),)), settings=s, pm=pm, now=NOW
+    )
     moved = Result((alert(owner="李娜", owner_email="lina@example.com"),))  # same fingerprint and severity
     r = record_and_notify(store, moved, settings=s, pm=pm, now=NOW + dt.timedelta(hours=1))
     assert (r.new, r.sent) == (0, 1)

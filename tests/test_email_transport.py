@@ -60,9 +60,17 @@ def test_no_auth_when_server_requires_it(store, auth_server, pm):
 
 
 def test_starttls_with_verified_certificate(store, pm, cert):
-    srv = SmtpServer(tls_context=server_tls_context(*cert), require_starttls=True, authenticator=Authenticator("bot", PASSWORD))
+    srv = SmtpServer(
+        tls_context=server_tls_context(*cert), require_starttls=True, authenticator=Authenticator("bot", PASSWORD)
+    )
     try:
-        s = settings_for(srv.port, tls="starttls", KAMRULES_SMTP_CA_FILE=cert[0], KAMRULES_SMTP_USER="bot", KAMRULES_SMTP_PASSWORD=PASSWORD)
+        s = settings_for(
+            srv.port,
+            tls="starttls",
+            KAMRULES_SMTP_CA_FILE=cert[0],
+            KAMRULES_SMTP_USER="bot",
+            KAMRULES_SMTP_PASSWORD=PASSWORD,
+        )
         r = record_and_notify(store, Result((alert(),)), settings=s, pm=pm, now=NOW)
         assert (r.sent, r.failed) == (1, 0), r.errors
         assert srv.received[0].message["Subject"].startswith("[kamrules] 王磊: 1 warning")
@@ -82,7 +90,13 @@ def test_starttls_with_verified_certificate(store, pm, cert):
 def test_implicit_tls_ssl_mode(store, pm, cert):
     srv = SmtpServer(ssl_context=server_tls_context(*cert), authenticator=Authenticator("bot", PASSWORD))
     try:
-        s = settings_for(srv.port, tls="ssl", KAMRULES_SMTP_CA_FILE=cert[0], KAMRULES_SMTP_USER="bot", KAMRULES_SMTP_PASSWORD=PASSWORD)
+        s = settings_for(
+            srv.port,
+            tls="ssl",
+            KAMRULES_SMTP_CA_FILE=cert[0],
+            KAMRULES_SMTP_USER="bot",
+            KAMRULES_SMTP_PASSWORD=PASSWORD,
+        )
         r = record_and_notify(store, Result((alert(),)), settings=s, pm=pm, now=NOW)
         assert (r.sent, r.failed) == (1, 0), r.errors
         assert len(srv.received) == 1

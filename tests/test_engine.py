@@ -42,21 +42,37 @@ CONDITIONS = st.one_of(
     st.builds(lambda op, v: f"a {op} {_num_text(v)}", st.sampled_from(["<", "<=", ">", ">=", "==", "!="]), NUMS),
     st.builds(lambda op: f"a {op} @b", st.sampled_from(["<", "<=", ">", ">=", "==", "!="])),
     st.builds(lambda op: f"b {op} $limit", st.sampled_from(["<", ">", ">=", "<="])),
-    st.builds(lambda op, ws: f"s {op} [{', '.join(ws)}]", st.sampled_from(["in", "not in"]), st.lists(WORDS, min_size=1, max_size=3)),
+    st.builds(
+        lambda op, ws: f"s {op} [{', '.join(ws)}]",
+        st.sampled_from(["in", "not in"]),
+        st.lists(WORDS, min_size=1, max_size=3),
+    ),
     st.builds(lambda op, w: f"s {op} {w}", st.sampled_from(["==", "!="]), WORDS),
-    st.builds(lambda f, op: f"{f} {op}", st.sampled_from(["a", "b", "s", "c"]), st.sampled_from(["is missing", "is present"])),
+    st.builds(
+        lambda f, op: f"{f} {op}", st.sampled_from(["a", "b", "s", "c"]), st.sampled_from(["is missing", "is present"])
+    ),
     st.sampled_from(["c == true", "c == false", "c != true"]),
 )
 
 
 def make_rule(texts, limits, tier_limits=None) -> Rule:
     tiers = {"key": {"limit": tier_limits}} if tier_limits is not None else {}
-    return Rule(code="TST001", name="t", ruleset="t", severity="warning",
-                when=tuple(parse_condition(t) for t in texts), message="", action="",
-                thresholds={"limit": limits}, tiers=tiers)
+    return Rule(
+        code="TST001",
+        name="t",
+        ruleset="t",
+        severity="warning",
+        when=tuple(parse_condition(t) for t in texts),
+        message="",
+        action="",
+        thresholds={"limit": limits},
+        tiers=tiers,
+    )
 
 
-needs_durable = pytest.mark.skipif(import_error() is not None, reason=f"durable_rules can't be imported: {import_error()}")
+needs_durable = pytest.mark.skipif(
+    import_error() is not None, reason=f"durable_rules can't be imported: {import_error()}"
+)
 MATCHERS = [pytest.param("durable", marks=needs_durable), "python"]
 
 
@@ -96,8 +112,10 @@ def test_engine_agrees_with_python_evaluation(engine, conds, limits, tier_limits
 
 def _book(n: int, seed: int = 7) -> list[dict]:
     rnd = random.Random(seed)
-    return [{"account_id": f"A{i:05d}", "a": rnd.randint(0, 100), "b": rnd.random(), "s": rnd.choice(["x", "y", "中文"])}
-            for i in range(n)]
+    return [
+        {"account_id": f"A{i:05d}", "a": rnd.randint(0, 100), "b": rnd.random(), "s": rnd.choice(["x", "y", "中文"])}
+        for i in range(n)
+    ]
 
 
 RULES = [
@@ -116,12 +134,23 @@ def test_same_alerts_however_batched():
     for size in (1, 7, 1000):
         fired = []
         for i in range(0, len(facts), size):
-            fired += compiled.match(facts[i:i + size])
+            fired += compiled.match(facts[i : i + size])
         results.append(fired)
     assert results[0] == results[1] == results[2]
     # and equal to the plain Python truth
-    want = [{k for k, ok in (("a_high", f["a"] > 50), ("b_low", f["b"] < 0.3), ("zh", f["s"] == "中文"),
-                              ("both", f["a"] > 90 and f["b"] < 0.5)) if ok} for f in facts]
+    want = [
+        {
+            k
+            for k, ok in (
+                ("a_high", f["a"] > 50),
+                ("b_low", f["b"] < 0.3),
+                ("zh", f["s"] == "中文"),
+                ("both", f["a"] > 90 and f["b"] < 0.5),
+            )
+            if ok
+        }
+        for f in facts
+    ]
     assert results[0] == want
 
 
@@ -137,7 +166,13 @@ def test_no_lost_actions_over_many_facts():
 @needs_durable
 def test_unmatched_and_identical_facts_do_not_raise():
     compiled = compile_rules([EngineRule("a_high", {"$gt": {"a": 50}})])
-    assert compiled.match([{"a": 1}, {"a": 1}, {}, {"a": 99}, {"a": 99}]) == [set(), set(), set(), {"a_high"}, {"a_high"}]
+    assert compiled.match([{"a": 1}, {"a": 1}, {}, {"a": 99}, {"a": 99}]) == [
+        set(),
+        set(),
+        set(),
+        {"a_high"},
+        {"a_high"},
+    ]
     assert compiled.match([]) == []
 
 
@@ -146,7 +181,12 @@ def test_exponent_floats_and_non_finite_values():
     # durable_rules' JSON parser crashes on 1e-06 / 1e+20; the wrapper writes plain decimals
     compiled = compile_rules([EngineRule("pos", {"$gt": {"x": 1e-07}}), EngineRule("big", {"$gte": {"x": 1e20}})])
     assert compiled.match([{"x": 1e-06}, {"x": 1e-08}, {"x": 3e20}, {"x": float("nan")}, {"x": float("inf")}]) == [
-        {"pos"}, set(), {"pos", "big"}, set(), set()]
+        {"pos"},
+        set(),
+        {"pos", "big"},
+        set(),
+        set(),
+    ]
 
 
 @needs_durable
@@ -154,8 +194,14 @@ def test_values_the_fast_encoder_leaves_to_the_careful_one():
     # booleans go as 0/1, other types as text; text that looks like an exponent float stays text
     from decimal import Decimal
 
-    compiled = compile_rules([EngineRule("one", {"x": 1}), EngineRule("name", {"name": "A1e-5"}),
-                              EngineRule("dec", {"d": "2.5"}), EngineRule("t", {"s": "true"})])
+    compiled = compile_rules(
+        [
+            EngineRule("one", {"x": 1}),
+            EngineRule("name", {"name": "A1e-5"}),
+            EngineRule("dec", {"d": "2.5"}),
+            EngineRule("t", {"s": "true"}),
+        ]
+    )
     got = compiled.match([{"x": True}, {"x": False, "name": "A1e-5"}, {"d": Decimal("2.5")}, {"s": "true"}, {"x": 1}])
     assert got == [{"one"}, {"name"}, {"dec"}, {"t"}, {"one"}]
 

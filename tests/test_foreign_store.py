@@ -40,8 +40,16 @@ def tables(path: Path) -> list[str]:
 
 
 COMMANDS = [
-    ["check"], ["check", "--no-history"], ["import", "data"], ["explain", "A1"], ["alerts"], ["alerts", "list"],
-    ["silence", "list"], ["notify", "list"], ["init"], ["generate", "--accounts", "3"],
+    ["check"],
+    ["check", "--no-history"],
+    ["import", "data"],
+    ["explain", "A1"],
+    ["alerts"],
+    ["alerts", "list"],
+    ["silence", "list"],
+    ["notify", "list"],
+    ["init"],
+    ["generate", "--accounts", "3"],
 ]
 
 

@@ -45,8 +45,10 @@ def test_late_as_of_warns_naming_dates_and_how_to_silence(book_store, pm):
     s = run_check(book_store, LATE, pm=pm, jobs=1).summary
     stale = {t: (day, n) for t, day, n in s.stale}
     newest_order = newest_dates(book_store.conn, LATE)["orders"]
-    assert stale["orders"] == (newest_order, (__import__("datetime").date(2026, 12, 15)
-                                              - __import__("datetime").date.fromisoformat(newest_order)).days)
+    assert stale["orders"] == (
+        newest_order,
+        (__import__("datetime").date(2026, 12, 15) - __import__("datetime").date.fromisoformat(newest_order)).days,
+    )
     warning = "\n".join(s.warnings())
     assert newest_order in warning and "stale_after_days" in warning and "0 silences" in warning
     assert warning in "\n".join(s.details())  # on stderr with the summary
@@ -85,14 +87,19 @@ def test_cli_stderr_and_markdown_carry_the_warning(book_store, tmp_path, monkeyp
         monkeypatch.delenv(var, raising=False)
     path = str(book_store.path)
     book_store.close()
-    r = CliRunner().invoke(cli, ["check", "--db", path, "--as-of", LATE, "--no-history", "--format", "markdown", "-j", "1"],
-                           catch_exceptions=False)
+    r = CliRunner().invoke(
+        cli,
+        ["check", "--db", path, "--as-of", LATE, "--no-history", "--format", "markdown", "-j", "1"],
+        catch_exceptions=False,
+    )
     assert "WARNING stale data" in r.stderr and "stale_after_days" in r.stderr
     assert "**WARNING stale data" in r.stdout
     # the setting silences it (a sparse table of this small book, concessions, is 16 days old on AS_OF)
     (tmp_path / "kamrules.toml").write_text("[check]\nstale_after_days = 30\n", encoding="utf-8")
     monkeypatch.setenv("KAMRULES_CONFIG", str(tmp_path / "kamrules.toml"))
-    fresh = CliRunner().invoke(cli, ["check", "--db", path, "--as-of", AS_OF, "--no-history", "-j", "1"], catch_exceptions=False)
+    fresh = CliRunner().invoke(
+        cli, ["check", "--db", path, "--as-of", AS_OF, "--no-history", "-j", "1"], catch_exceptions=False
+    )
     assert "concessions" not in fresh.stderr and "stale" not in fresh.stderr
 
 

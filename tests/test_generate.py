@@ -33,7 +33,12 @@ def test_defect_kinds_are_named_after_rules(pm):
         rs = parse_ruleset(path, builtin=True)
         rules[rs.name] = {r.name for r in rs.rules}
         assert {r.kind for r in impl.function()} == rules[rs.name], rs.name
-    assert set(rules) >= {"over_subsidising", "neglected_small_clients", "missing_escalation_channels", "stalled_stages"}
+    assert set(rules) >= {
+        "over_subsidising",
+        "neglected_small_clients",
+        "missing_escalation_channels",
+        "stalled_stages",
+    }
     assert set(defect_kinds(pm)) == set().union(*rules.values())
     assert len(defect_kinds(pm)) == len(set(defect_kinds(pm)))
 
@@ -43,15 +48,25 @@ def test_every_defect_in_the_fixture_book(book_store):
     assert all(found[k] for k in defect_kinds()), [k for k in defect_kinds() if not found[k]]
     accounts = {r["id"]: r for r in book_store.query("SELECT * FROM accounts")}
     for acc in found["no_ka_manager"]:
-        assert accounts[acc]["tier"] == "key" and accounts[acc]["owner"] is None and accounts[acc]["owner_email"] is None
+        assert (
+            accounts[acc]["tier"] == "key" and accounts[acc]["owner"] is None and accounts[acc]["owner_email"] is None
+        )
     for acc in found["lost_without_reason"]:
         assert accounts[acc]["status"] == "lost" and accounts[acc]["lost_reason"] is None
     for acc in found["uncommitted_concessions"]:
         assert list(book_store.query("SELECT 1 FROM concessions WHERE account_id = ? AND commitment_id IS NULL", [acc]))
     for acc in found["complaint_unresolved"]:
-        assert list(book_store.query("SELECT 1 FROM complaints WHERE account_id = ? AND closed_on IS NULL AND opened_on < date(?, '-30 days')", [acc, AS_OF]))
+        assert list(
+            book_store.query(
+                "SELECT 1 FROM complaints WHERE account_id = ? AND closed_on IS NULL AND opened_on < date(?, '-30 days')",
+                [acc, AS_OF],
+            )
+        )
     for acc in found["stage_regression"]:
-        stages = [r["stage"] for r in book_store.query("SELECT stage FROM stage_history WHERE account_id = ? ORDER BY entered_on", [acc])]
+        stages = [
+            r["stage"]
+            for r in book_store.query("SELECT stage FROM stage_history WHERE account_id = ? ORDER BY entered_on", [acc])
+        ]
         assert stages[-2:] == ["proposal", "presentation"]
 
 
@@ -63,7 +78,9 @@ def test_realistic_mix(tmp_path):
     with Store.open(tmp_path / "k.db") as store:
         counts = generate_to_store(store, 600, seed=5, as_of=AS_OF, defects=0)
         tiers = Counter(r["tier"] for r in store.query("SELECT tier FROM accounts"))
-        assert 0.05 < tiers["key"] / 600 < 0.15 and 0.22 < tiers["mid"] / 600 < 0.38 and 0.5 < tiers["small"] / 600 < 0.7
+        assert (
+            0.05 < tiers["key"] / 600 < 0.15 and 0.22 < tiers["mid"] / 600 < 0.38 and 0.5 < tiers["small"] / 600 < 0.7
+        )
         statuses = {r["status"] for r in store.query("SELECT status FROM accounts")}
         assert statuses == {"prospect", "active", "lost"}
         names = [r["name"] for r in store.query("SELECT name FROM accounts")]

@@ -16,7 +16,13 @@ from kamrules.cli import cli
 from kamrules.health import Hit, compute, default_scorecard, score_account, score_accounts, to_int, trend
 from kamrules.scorecard import Model
 
-RULESETS = ("over_subsidising", "neglected_small_clients", "missing_escalation_channels", "stalled_stages", "receivables")
+RULESETS = (
+    "over_subsidising",
+    "neglected_small_clients",
+    "missing_escalation_channels",
+    "stalled_stages",
+    "receivables",
+)
 CODES = ("KAM101", "KAM102", "KAM201", "KAM301", "KAM304", "KAM401", "RCV101")
 RAN = set(RULESETS)
 
@@ -26,8 +32,14 @@ hits = st.builds(Hit, st.sampled_from(RULESETS), st.sampled_from(CODES), st.just
 @st.composite
 def models(draw):
     p = sorted(draw(st.lists(st.floats(0, 1), min_size=3, max_size=3)))
-    return Model("m", {r: draw(st.floats(0, 100)) for r in RULESETS[:4]}, draw(st.floats(0, 50)),
-                 dict(zip(SEVERITIES, p, strict=True)), draw(st.floats(0, 0.95)), {c: draw(st.floats(0, 3)) for c in CODES[:3]})
+    return Model(
+        "m",
+        {r: draw(st.floats(0, 100)) for r in RULESETS[:4]},
+        draw(st.floats(0, 50)),
+        dict(zip(SEVERITIES, p, strict=True)),
+        draw(st.floats(0, 0.95)),
+        {c: draw(st.floats(0, 3)) for c in CODES[:3]},
+    )
 
 
 def score(alerts, model):
@@ -54,8 +66,8 @@ def test_adding_an_alert_never_raises_the_score(alerts, extra, model):
 def test_a_worse_severity_never_raises_the_score(alerts, data, model):
     i = data.draw(st.integers(0, len(alerts) - 1))
     h = alerts[i]
-    worse = data.draw(st.sampled_from(SEVERITIES[SEVERITIES.index(h.severity):]))
-    changed = alerts[:i] + [Hit(h.ruleset, h.code, h.rule, worse)] + alerts[i + 1:]
+    worse = data.draw(st.sampled_from(SEVERITIES[SEVERITIES.index(h.severity) :]))
+    changed = alerts[:i] + [Hit(h.ruleset, h.code, h.rule, worse)] + alerts[i + 1 :]
     assert compute(changed, model, RAN)[0] <= compute(alerts, model, RAN)[0] + 1e-9
 
 
@@ -71,10 +83,17 @@ def test_one_critical_weighs_more_than_any_number_of_infos(n, rs, tier):
 def test_no_alerts_scores_100_and_drivers_are_sorted():
     sc = default_scorecard()
     assert score_account("A", [], sc, "mid").score == 100
-    s = score_account("A", [Hit("over_subsidising", "KAM101", "concession_ratio", "critical"),
-                            Hit("stalled_stages", "KAM401", "stalled", "info"),
-                            Hit("over_subsidising", "KAM102", "uncommitted", "warning")], sc, "mid",
-                      ran=RULESETS[:4])
+    s = score_account(
+        "A",
+        [
+            Hit("over_subsidising", "KAM101", "concession_ratio", "critical"),
+            Hit("stalled_stages", "KAM401", "stalled", "info"),
+            Hit("over_subsidising", "KAM102", "uncommitted", "warning"),
+        ],
+        sc,
+        "mid",
+        ran=RULESETS[:4],
+    )
     assert [d.code for d in s.drivers] == ["KAM101", "KAM102", "KAM401"]
     # base model: over_subsidising budget 30, critical 1.0 + warning 0.4 x 0.5 caps at the budget
     assert s.lost["over_subsidising"] == pytest.approx(30.0)
@@ -88,7 +107,9 @@ def test_skipped_rule_sets_do_not_count_and_their_weight_is_redistributed():
     alert = [Hit("over_subsidising", "KAM101", "concession_ratio", "warning")]
     full = score_account("A", alert, sc, "mid", ran=RULESETS[:4])
     # no orders: neglected_small_clients did not run; over_subsidising's budget grows from 30 to 30/80 of 100
-    partial = score_account("A", alert, sc, "mid", ran={"over_subsidising", "missing_escalation_channels", "stalled_stages"})
+    partial = score_account(
+        "A", alert, sc, "mid", ran={"over_subsidising", "missing_escalation_channels", "stalled_stages"}
+    )
     assert full.budgets["over_subsidising"] == pytest.approx(30.0)
     assert partial.budgets["over_subsidising"] == pytest.approx(37.5)
     assert "neglected_small_clients" not in partial.budgets
@@ -100,10 +121,18 @@ def test_score_accounts_reads_skipped_rules_through_the_rule_sets(pm, book_store
     from kamrules.check import load_rulesets
 
     sets = [rs for rs in load_rulesets(book_store, pm) if rs.name in RULESETS]  # the budgets below are the four's
-    a = {"ruleset": "over_subsidising", "code": "KAM101", "rule": "concession_ratio", "severity": "warning", "account_id": "A1"}
+    a = {
+        "ruleset": "over_subsidising",
+        "code": "KAM101",
+        "rule": "concession_ratio",
+        "severity": "warning",
+        "account_id": "A1",
+    }
     accounts = [{"id": "A1", "tier": "mid"}, {"id": "A2", "tier": "mid"}]
     all_ran = score_accounts([a], accounts, rulesets=sets)
-    skipped = [(r.code, "no rows in table activities") for rs in sets if rs.name == "neglected_small_clients" for r in rs.rules]
+    skipped = [
+        (r.code, "no rows in table activities") for rs in sets if rs.name == "neglected_small_clients" for r in rs.rules
+    ]
     some_skipped = score_accounts([a], accounts, skipped=skipped, rulesets=sets)
     # over_subsidising's budget: its weight 30 over the weights of every rule set that ran (built-ins named in the
     # scorecard: 30 + 20 + 30 + 20; any further one: default_weight 10); a warning costs 0.4 of it
@@ -129,6 +158,7 @@ def test_trend_directions():
 
 
 # -- `kamrules health` end to end on a generated book ------------------------------------------------
+
 
 def run(args, db):
     r = CliRunner().invoke(cli, ["--db", str(db)] + args, env={"KAMRULES_LOAD_PLUGINS": ""}, catch_exceptions=False)
@@ -178,7 +208,12 @@ def test_health_after_checks_uses_the_run_and_shows_the_trend(db):
 def test_health_table_csv_output_file_and_summaries(db, tmp_path):
     r = run(["health", "--as-of", "2026-10-31"], db)
     assert r.exit_code == 0
-    assert "main driver" in r.stdout and "revenue at risk" in r.stdout and "whole book" in r.stdout and "有风险" in r.stdout
+    assert (
+        "main driver" in r.stdout
+        and "revenue at risk" in r.stdout
+        and "whole book" in r.stdout
+        and "有风险" in r.stdout
+    )
     out = tmp_path / "h.csv"
     r = run(["health", "--as-of", "2026-10-31", "--format", "csv", "-o", str(out), "--tier", "key"], db)
     assert r.exit_code == 0 and f"to {out}" in r.stderr
@@ -197,8 +232,16 @@ def test_health_filters_and_bad_usage(db):
     bad = [x["grade"] for x in rows]
     r = run(["health", "--as-of", "2026-10-31", "--grade", "bad"], db)
     assert r.exit_code == 2 and "unknown grade 'bad'" in r.stderr
-    crit = json.loads(run(["health", "--as-of", "2026-10-31", "--format", "json", "--grade", "at_risk", "--grade", "critical"], db).stdout
-                      or "[]") if {"at_risk", "critical"} & set(bad) else []
+    crit = (
+        json.loads(
+            run(
+                ["health", "--as-of", "2026-10-31", "--format", "json", "--grade", "at_risk", "--grade", "critical"], db
+            ).stdout
+            or "[]"
+        )
+        if {"at_risk", "critical"} & set(bad)
+        else []
+    )
     assert all(x["grade"] in ("at_risk", "critical") for x in crit)
     assert run(["health", "--sort", "name"], db).exit_code == 2
 
@@ -211,10 +254,19 @@ def test_health_with_a_bad_or_tuned_scorecard(db, tmp_path):
     r = run(["health", "--as-of", "2026-10-31", "--scorecard", str(bad)], db)
     assert r.exit_code == 2 and f"{bad}:2:" in r.stderr and "Traceback" not in r.output
     strict = tmp_path / "strict.yaml"
-    strict.write_text(default_path().read_text(encoding="utf-8").replace("warning: 0.4", "warning: 0.8"), encoding="utf-8")
-    base = {x["account_id"]: x["score"] for x in json.loads(run(["health", "--as-of", "2026-10-31", "--format", "json"], db).stdout)}
-    tuned = {x["account_id"]: x["score"] for x in json.loads(run(["health", "--as-of", "2026-10-31", "--format", "json",
-                                                                  "--scorecard", str(strict)], db).stdout)}
+    strict.write_text(
+        default_path().read_text(encoding="utf-8").replace("warning: 0.4", "warning: 0.8"), encoding="utf-8"
+    )
+    base = {
+        x["account_id"]: x["score"]
+        for x in json.loads(run(["health", "--as-of", "2026-10-31", "--format", "json"], db).stdout)
+    }
+    tuned = {
+        x["account_id"]: x["score"]
+        for x in json.loads(
+            run(["health", "--as-of", "2026-10-31", "--format", "json", "--scorecard", str(strict)], db).stdout
+        )
+    }
     assert all(tuned[a] <= base[a] for a in base) and any(tuned[a] < base[a] for a in base)
 
 
@@ -234,10 +286,15 @@ def test_explain_shows_how_the_score_was_computed(db):
     assert h["score"] == worst["score"] and h["grade"] == worst["grade"]
     assert [d["code"] for d in h["drivers"]] == [d["code"] for d in worst["drivers"]]
     text = run(["explain", worst["account_id"], "--as-of", "2026-10-31"], db).stdout
-    assert f"health: {worst['score']}/100" in text and "budget" in text and worst["drivers"][0]["code"] in text.split("health:")[1]
+    assert (
+        f"health: {worst['score']}/100" in text
+        and "budget" in text
+        and worst["drivers"][0]["code"] in text.split("health:")[1]
+    )
 
 
 # -- the score and trend beside the alerts: check's table and the digest --------------------------------
+
 
 def _stored(db, as_of):
     import sqlite3
@@ -258,16 +315,22 @@ def test_check_table_shows_the_recorded_score_and_trend(db):
     first = run(["check", "--as-of", "2026-09-30", "--fail-on", "never"], db)
     second = run(["check", "--as-of", "2026-10-31", "--fail-on", "never"], db)
     s1, s2 = _stored(db, "2026-09-30"), _stored(db, "2026-10-31")
-    shown = {m.group(1): (int(m.group(2)), m.group(3)) for m in
-             re.finditer(r"\((A\d+)\)  · health (\d+) [a-z ]+?(?: ([↑↓→][+-]?\d*))?$", second.stdout, re.M)}
+    shown = {
+        m.group(1): (int(m.group(2)), m.group(3))
+        for m in re.finditer(r"\((A\d+)\)  · health (\d+) [a-z ]+?(?: ([↑↓→][+-]?\d*))?$", second.stdout, re.M)
+    }
     alerting = {m.group(1) for m in re.finditer(r"\((A\d+)\)", second.stdout)}
     assert shown and set(shown) == alerting  # every account with alerts, none without
     for acc, (score, arrow) in shown.items():
         assert score == s2[acc]  # the score the run recorded
         t = trend(s2[acc], s1[acc])
-        assert arrow == ({"up": "↑", "down": "↓", "steady": "→"}[t["direction"]] + (f"{t['change']:+d}" if t["change"] else ""))
+        assert arrow == (
+            {"up": "↑", "down": "↓", "steady": "→"}[t["direction"]] + (f"{t['change']:+d}" if t["change"] else "")
+        )
     assert any(a[1] != "→" for a in shown.values())  # some account really moved between the dates
-    assert "· health" in first.stdout and "→" not in first.stdout.split("· health", 1)[1].splitlines()[0]  # no earlier run: no arrow
+    assert (
+        "· health" in first.stdout and "→" not in first.stdout.split("· health", 1)[1].splitlines()[0]
+    )  # no earlier run: no arrow
 
 
 def test_the_digest_shows_each_accounts_score_and_trend(book_store, server):
@@ -280,7 +343,9 @@ def test_the_digest_shows_each_accounts_score_and_trend(book_store, server):
 
     s = settings_for(server.port, KAMRULES_EMAIL_DEFAULT_TO="ka-team@example.com")
     now = dt.datetime(2026, 11, 1, 8, 0, tzinfo=dt.UTC)
-    record_and_notify(book_store, run_check(book_store, as_of="2026-09-30", jobs=1), notify=(), now=now - dt.timedelta(days=31))
+    record_and_notify(
+        book_store, run_check(book_store, as_of="2026-09-30", jobs=1), notify=(), now=now - dt.timedelta(days=31)
+    )
     result = run_check(book_store, as_of="2026-10-31", jobs=1)
     r = record_and_notify(book_store, result, notify=("email",), settings=s, pm=book_store.pm, now=now)
     assert r.sent > 0 and r.undelivered == 0
@@ -291,7 +356,9 @@ def test_the_digest_shows_each_accounts_score_and_trend(book_store, server):
         html = m.message.get_body(("html",)).get_content()
         for acc in {a.account_id for a in result.alerts if a.account_id and f"({a.account_id})" in text}:
             t = trend(s2[acc], s1[acc])
-            arrow = {"up": "↑", "down": "↓", "steady": "→"}[t["direction"]] + (f"{t['change']:+d}" if t["change"] else "")
+            arrow = {"up": "↑", "down": "↓", "steady": "→"}[t["direction"]] + (
+                f"{t['change']:+d}" if t["change"] else ""
+            )
             grade = default_scorecard().grade_of(s2[acc]).en
             line = next(x for x in text.splitlines() if x.startswith("== ") and f"({acc})" in x)
             assert line.endswith(f"· health {s2[acc]} {grade} {arrow} =="), line

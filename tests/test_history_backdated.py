@@ -10,7 +10,16 @@ from kamrules.cli import cli
 from kamrules.lifecycle import record_and_notify
 from kamrules.lifecycle.history import newest_as_of
 
-TABLES = ("alert_history", "alert_events", "notify_state", "outbox", "outbox_items", "silences", "runs", "health_scores")
+TABLES = (
+    "alert_history",
+    "alert_events",
+    "notify_state",
+    "outbox",
+    "outbox_items",
+    "silences",
+    "runs",
+    "health_scores",
+)
 
 
 def dump(path) -> dict:
@@ -28,9 +37,16 @@ def states(tables) -> list:
 
 @pytest.fixture
 def env(server):
-    return {"KAMRULES_SMTP_HOST": "127.0.0.1", "KAMRULES_SMTP_PORT": str(server.port), "KAMRULES_SMTP_TLS": "none",
-            "KAMRULES_SMTP_FROM": "kamrules@example.com", "KAMRULES_EMAIL_DEFAULT_TO": "ka-team@example.com",
-            "KAMRULES_LOAD_PLUGINS": "", "KAMRULES_CONFIG": "", "KAMRULES_SMTP_PASSWORD": ""}
+    return {
+        "KAMRULES_SMTP_HOST": "127.0.0.1",
+        "KAMRULES_SMTP_PORT": str(server.port),
+        "KAMRULES_SMTP_TLS": "none",
+        "KAMRULES_SMTP_FROM": "kamrules@example.com",
+        "KAMRULES_EMAIL_DEFAULT_TO": "ka-team@example.com",
+        "KAMRULES_LOAD_PLUGINS": "",
+        "KAMRULES_CONFIG": "",
+        "KAMRULES_SMTP_PASSWORD": "",
+    }
 
 
 def check(db, env, as_of, *extra):
@@ -51,7 +67,9 @@ def test_backdated_check_records_nothing_and_resends_nothing(book_store, server,
     # the book as of 2025-01-01 fires other alerts: recorded, they would resolve today's
     past = check(db, env, "2025-01-01", "--notify", "email")
     assert past.exit_code == 0, past.output
-    assert "history: not recorded: as of 2025-01-01 is before the newest recorded check (as of 2026-10-31)" in past.output
+    assert (
+        "history: not recorded: as of 2025-01-01 is before the newest recorded check (as of 2026-10-31)" in past.output
+    )
     assert "nothing was queued or sent (email)" in past.output
     assert dump(db) == before
     assert len(server.received) == sent

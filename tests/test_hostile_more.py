@@ -21,11 +21,23 @@ ESC_TITLE = "\x1b]0;pwn\x07"
 
 
 def run(*args, cwd=None, env=None, timeout=120):
-    full = {**os.environ, "KAMRULES_LOAD_PLUGINS": "", "KAMRULES_CONFIG": "", "KAMRULES_DB": "",
-            "KAMRULES_PLUGINS_DIR": "", **(env or {})}
+    full = {
+        **os.environ,
+        "KAMRULES_LOAD_PLUGINS": "",
+        "KAMRULES_CONFIG": "",
+        "KAMRULES_DB": "",
+        "KAMRULES_PLUGINS_DIR": "",
+        **(env or {}),
+    }
     full = {k: v for k, v in full.items() if v != "" or k == "KAMRULES_LOAD_PLUGINS"}
-    r = subprocess.run([sys.executable, "-m", "kamrules", *map(str, args)], cwd=cwd, env=full,
-                       capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run(
+        [sys.executable, "-m", "kamrules", *map(str, args)],
+        cwd=cwd,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert "Traceback" not in r.stdout + r.stderr, r.stderr
     return r
 
@@ -55,6 +67,7 @@ def _accounts(db) -> int:
 
 
 # -- output paths ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("kind", ["store", "symlink", "hardlink", "relative", "wal"])
 def test_health_output_refuses_the_store(book, kind):
@@ -130,8 +143,12 @@ def test_notify_dry_run_does_not_write_through_a_symlink_to_the_store(book, tmp_
 
     with sqlite3.connect(book) as c:
         c.execute("UPDATE accounts SET owner_email = 'boss@example.com'")
-    env = {"KAMRULES_SMTP_HOST": "127.0.0.1", "KAMRULES_SMTP_PORT": str(free_port()), "KAMRULES_SMTP_TLS": "none",
-           "KAMRULES_SMTP_FROM": "kamrules <k@example.com>"}
+    env = {
+        "KAMRULES_SMTP_HOST": "127.0.0.1",
+        "KAMRULES_SMTP_PORT": str(free_port()),
+        "KAMRULES_SMTP_TLS": "none",
+        "KAMRULES_SMTP_FROM": "kamrules <k@example.com>",
+    }
     r = run("--db", book, "check", "--as-of", "2026-10-31", "--notify", "email", env=env)
     assert r.returncode == 4, r.stderr  # queued, undelivered: no server
     out = tmp_path / "dry"
@@ -152,7 +169,9 @@ def test_generate_out_failure_leaves_the_folder_as_it_was(tmp_path):
     truncated (here: emptied) files in place of the previous ones."""
     plugins = tmp_path / "p"
     plugins.mkdir()
-    (plugins / "bad.py").write_text("from kamrules import hookimpl\n\n@hookimpl\ndef register_defect_recipes():\n    return 5\n")
+    (plugins / "bad.py").write_text(
+        "from kamrules import hookimpl\n\n@hookimpl\ndef register_defect_recipes():\n    return 5\n"
+    )
     out = tmp_path / "out"
     out.mkdir()
     (out / "accounts.csv").write_text("old\n")
@@ -163,6 +182,7 @@ def test_generate_out_failure_leaves_the_folder_as_it_was(tmp_path):
 
 
 # -- data files -----------------------------------------------------------------------------------
+
 
 def _runaway_csv(folder: Path, close: bool = True) -> Path:
     folder.mkdir()
@@ -190,7 +210,9 @@ def test_multi_line_notes_are_still_accepted(tmp_path):
     d = tmp_path / "d"
     d.mkdir()
     note = '"called, no answer\nemailed the buyer, a, b\nvisited\nsigned, at last"'
-    (d / "accounts.csv").write_text("id,name,tier,notes\n" + "".join(f"A{i},n{i},key,{note}\n" for i in range(20)), encoding="utf-8")
+    (d / "accounts.csv").write_text(
+        "id,name,tier,notes\n" + "".join(f"A{i},n{i},key,{note}\n" for i in range(20)), encoding="utf-8"
+    )
     r = run("--db", db, "import", d)
     assert r.returncode == 0, r.stderr
     assert _accounts(db) == 20
@@ -212,12 +234,15 @@ def test_cyrillic_file_names_its_encoding(tmp_path, codec, name):
         assert c.execute("SELECT name FROM accounts WHERE id = 'A1'").fetchone()[0] == "Газпром нефть 1"
 
 
-@pytest.mark.parametrize("text, what", [
-    ('[{"id": "A1", "name": "x", "tier": "key", "revenue_12m": NaN}]', "NaN is not a JSON number"),
-    ('[{"id": "A1", "name": "x", "tier": "key", "score": -Infinity}]', "-Infinity is not a JSON number"),
-    ('[{"id": "A1", "name": "x", "name": "y", "tier": "key"}]', "key 'name' appears twice"),
-    ('[{"id": 1e400, "name": "x", "tier": "key"}]', "too large"),
-])
+@pytest.mark.parametrize(
+    "text, what",
+    [
+        ('[{"id": "A1", "name": "x", "tier": "key", "revenue_12m": NaN}]', "NaN is not a JSON number"),
+        ('[{"id": "A1", "name": "x", "tier": "key", "score": -Infinity}]', "-Infinity is not a JSON number"),
+        ('[{"id": "A1", "name": "x", "name": "y", "tier": "key"}]', "key 'name' appears twice"),
+        ('[{"id": 1e400, "name": "x", "tier": "key"}]', "too large"),
+    ],
+)
 def test_json_that_python_reads_but_json_does_not_mean_is_refused(tmp_path, text, what):
     """Before: NaN and Infinity were stored as 'nan'/'inf', a second 'name' silently won, 1e400 became id 'inf'."""
     db = _fresh_store(tmp_path)
@@ -235,7 +260,9 @@ def test_json_lone_surrogate_is_a_refused_row(tmp_path):
     db = _fresh_store(tmp_path)
     d = tmp_path / "d"
     d.mkdir()
-    (d / "accounts.jsonl").write_text('{"id": "A1", "name": "ok", "tier": "key"}\n{"id": "A2", "name": "x\\ud800y", "tier": "key"}\n')
+    (d / "accounts.jsonl").write_text(
+        '{"id": "A1", "name": "ok", "tier": "key"}\n{"id": "A2", "name": "x\\ud800y", "tier": "key"}\n'
+    )
     r = run("--db", db, "import", d)
     assert r.returncode == 2 and "accounts.jsonl:2: name:" in r.stderr and "lone surrogate" in r.stderr, r.stderr
     r = run("--db", db, "import", d, "--skip-invalid", tmp_path / "rej.csv")
@@ -246,6 +273,7 @@ def test_json_lone_surrogate_is_a_refused_row(tmp_path):
 
 # -- plugins --------------------------------------------------------------------------------------
 
+
 def _plugin(tmp_path, body: str) -> Path:
     folder = tmp_path / "plugins"
     folder.mkdir(exist_ok=True)
@@ -253,15 +281,18 @@ def _plugin(tmp_path, body: str) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("hook, value, command, code", [
-    # the format the plugin would have added is asked for: missing (exit 2), the failure named
-    ("register_output_formats", '"x"', ("check", "--as-of", "2026-10-31", "--no-history", "--format", "count"), 2),
-    ("register_rulesets", "[None]", ("check", "--as-of", "2026-10-31", "--no-history"), 3),
-    ("register_rulesets", "5", ("rules",), 3),
-    ("register_facts", "5", ("check", "--as-of", "2026-10-31", "--no-history"), 3),
-    ("register_tables", "5", ("notify",), 3),
-    ("register_notifiers", '"x"', ("notify",), 3),
-])
+@pytest.mark.parametrize(
+    "hook, value, command, code",
+    [
+        # the format the plugin would have added is asked for: missing (exit 2), the failure named
+        ("register_output_formats", '"x"', ("check", "--as-of", "2026-10-31", "--no-history", "--format", "count"), 2),
+        ("register_rulesets", "[None]", ("check", "--as-of", "2026-10-31", "--no-history"), 3),
+        ("register_rulesets", "5", ("rules",), 3),
+        ("register_facts", "5", ("check", "--as-of", "2026-10-31", "--no-history"), 3),
+        ("register_tables", "5", ("notify",), 3),
+        ("register_notifiers", '"x"', ("notify",), 3),
+    ],
+)
 def test_a_hook_result_of_the_wrong_shape_is_a_named_plugin_failure(book, tmp_path, hook, value, command, code):
     """Before: AttributeError / TypeError tracebacks, exit 1, far from the plugin that caused them."""
     plugins = _plugin(tmp_path, f"@hookimpl\ndef {hook}():\n    return {value}\n")
@@ -301,7 +332,9 @@ def test_plugins_list_shows_escapes_in_plugin_names(tmp_path):
     """Before: `kamrules plugins` printed a plugin file's name raw: an OSC title sequence reached the terminal."""
     folder = tmp_path / f"p{ESC_TITLE}"
     folder.mkdir()
-    (folder / "x.py").write_text("from kamrules import hookimpl\n\n@hookimpl\ndef register_rulesets():\n    return []\n")
+    (folder / "x.py").write_text(
+        "from kamrules import hookimpl\n\n@hookimpl\ndef register_rulesets():\n    return []\n"
+    )
     r = run("--plugins-dir", folder, "plugins")
     assert r.returncode == 0, r.stderr
     assert "\x1b" not in r.stdout and "\x07" not in r.stdout
@@ -321,7 +354,9 @@ def test_junit_never_overwrites_a_rule_file_a_case_reads(tmp_path):
     (tmp_path / "t.test.yaml").write_text(
         "as_of: 2026-10-31\nrulesets: [my]\nselect: [TUN]\nbook:\n  accounts:\n"
         "    - {id: K1, name: a, tier: key, status: active, created_on: 2020-01-01}\n"
-        "cases:\n  - name: c\n    quiet: [K9]\n", encoding="utf-8")
+        "cases:\n  - name: c\n    quiet: [K9]\n",
+        encoding="utf-8",
+    )
     before = digest(my / "rules.yaml")
     r = run("test", tmp_path / "t.test.yaml", "--junit", my / "rules.yaml")
     assert r.returncode == 2 and "is an input file" in r.stderr, r.stderr

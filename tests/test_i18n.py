@@ -52,7 +52,9 @@ def test_every_msgid_in_the_code_is_translated_in_the_po():
     po_ids = {m.id[0] if isinstance(m.id, tuple) else m.id for m in catalog if m.id}
     assert found - po_ids == set(), "new strings: pybabel extract + update (docs/chinese.md)"
     assert po_ids - found == set(), "strings no longer in the code: remove them from the .po"
-    assert "No alerts." in found and "%(n)d critical" in found and "RESOLVED" in found  # Python and Jinja2 sources both read
+    assert (
+        "No alerts." in found and "%(n)d critical" in found and "RESOLVED" in found
+    )  # Python and Jinja2 sources both read
     untranslated = [m.id for m in catalog if m.id and not (all(m.string) if isinstance(m.string, tuple) else m.string)]
     assert untranslated == []
     assert not any(m.fuzzy for m in catalog if m.id)
@@ -74,16 +76,30 @@ def test_labels_in_english_are_the_values():
     assert i18n.label("tier", "key") == "key" and i18n.label("severity", "nonsense") == "nonsense"
 
 
-@pytest.mark.parametrize("x, text", [
-    (14_485_000, "1,448.5万"), (285_000_000, "2.85亿"), (1_285_484_660, "12.85亿"), (90_438.25, "9.04万"),
-    (-14_485_000, "-1,448.5万"), (123_456_789_012, "1,234.6亿"), (999_999_999, "10亿"), (5_000, "5,000"), (0, "0"),
-])
+@pytest.mark.parametrize(
+    "x, text",
+    [
+        (14_485_000, "1,448.5万"),
+        (285_000_000, "2.85亿"),
+        (1_285_484_660, "12.85亿"),
+        (90_438.25, "9.04万"),
+        (-14_485_000, "-1,448.5万"),
+        (123_456_789_012, "1,234.6亿"),
+        (999_999_999, "10亿"),
+        (5_000, "5,000"),
+        (0, "0"),
+    ],
+)
 def test_amounts_in_wan_and_yi(zh, x, text):
     assert i18n.amount(x) == text
 
 
 def test_amounts_percent_dates_in_english_keep_todays_formats():
-    assert i18n.amount(14_485_000) == "14,485,000" and i18n.percent(0.2302) == "23%" and i18n.date("2026-10-31") == "2026-10-31"
+    assert (
+        i18n.amount(14_485_000) == "14,485,000"
+        and i18n.percent(0.2302) == "23%"
+        and i18n.date("2026-10-31") == "2026-10-31"
+    )
     assert i18n.amount(None) == "n/a"
 
 
@@ -123,6 +139,7 @@ def test_kinsoku_moves_the_character_before_the_mark():
 
 
 # --- precedence: --lang > $KAMRULES_LANG > kamrules.toml lang > en ---------------------------------
+
 
 @pytest.fixture
 def cwd(tmp_path, monkeypatch):
@@ -167,7 +184,9 @@ def test_email_language_settings_are_validated(cwd):
     from kamrules.config import load_settings
     from kamrules.errors import InputError
 
-    (cwd / "kamrules.toml").write_text('[email]\nlang = "en"\n[email.lang_by_recipient]\n"boss@example.com" = "zh"\n', encoding="utf-8")
+    (cwd / "kamrules.toml").write_text(
+        '[email]\nlang = "en"\n[email.lang_by_recipient]\n"boss@example.com" = "zh"\n', encoding="utf-8"
+    )
     s = load_settings()
     assert s.lang == "en" and s.email.lang == "en" and s.email.lang_by_recipient == {"boss@example.com": "zh"}
     (cwd / "kamrules.toml").write_text('[email]\nlang = "de"\n', encoding="utf-8")
@@ -176,7 +195,9 @@ def test_email_language_settings_are_validated(cwd):
     assert "email.lang" in e.value.render()
 
 
-@pytest.mark.parametrize("command", ["check", "explain", "rules", "alerts", "silence", "notify", "demo", "health", "backtest"])
+@pytest.mark.parametrize(
+    "command", ["check", "explain", "rules", "alerts", "silence", "notify", "demo", "health", "backtest"]
+)
 def test_every_command_for_people_takes_lang(command):
     r = CliRunner().invoke(cli, [command, "--help"] if command != "silence" else [command, "add", "--help"])
     assert r.exit_code == 0 and "--lang [en|zh]" in r.output

@@ -38,11 +38,20 @@ def refused(store, paths, **kw) -> list[str]:
 
 def test_folder_in_dependency_order_all_formats(store):
     report = store.import_paths([DATA / "book"])
-    assert [f["table"] for f in report.files][:2] == ["accounts", "stage_history"] or report.files[0]["table"] == "accounts"
+    assert [f["table"] for f in report.files][:2] == ["accounts", "stage_history"] or report.files[0][
+        "table"
+    ] == "accounts"
     counts = {name: c.inserted for name, c in report.tables.items()}
     assert counts == {
-        "accounts": 3, "stage_history": 3, "contacts": 2, "channels": 2, "activities": 3,
-        "orders": 3, "commitments": 1, "concessions": 2, "complaints": 2,
+        "accounts": 3,
+        "stage_history": 3,
+        "contacts": 2,
+        "channels": 2,
+        "activities": 3,
+        "orders": 3,
+        "commitments": 1,
+        "concessions": 2,
+        "complaints": 2,
     }
     assert report.updated == 0 and report.rejected == 0
     a1 = next(store.query("SELECT * FROM accounts WHERE id = :id", {"id": "A1"}))
@@ -68,7 +77,7 @@ def test_round_trip_equals_input(store, tmp_path):
             rows = list(csv.reader(f))
         assert rows[0] == cols
         table = store.tables[name]
-        got = list(store.query(f"SELECT * FROM \"{name}\" ORDER BY rowid"))
+        got = list(store.query(f'SELECT * FROM "{name}" ORDER BY rowid'))
         assert len(got) == len(rows) - 1
         for src, row in zip(rows[1:], got, strict=True):
             for col, text in zip(cols, src, strict=True):
@@ -121,13 +130,34 @@ def test_one_bad_file_in_folder_leaves_store_untouched(store, tmp_path):
         ("id,name\nA1,X\n", "accounts.csv:1: tier: required column is missing (expected a header with id, name, tier)"),
         ("id,name,tier\nA1,X,vip\n", "accounts.csv:2: tier: 'vip' is not allowed (expected one of: key, mid, small)"),
         ("id,name,tier\nA1,,key\n", "accounts.csv:2: name: missing value (expected a value: the column is required)"),
-        ("id,name,tier,created_on\nA1,X,key,31.12.2025\n", "accounts.csv:2: created_on: '31.12.2025' is not a date (expected YYYY-MM-DD)"),
-        ("id,name,tier,owner_email\nA1,X,key,wang@\n", "accounts.csv:2: owner_email: 'wang@' is not an e-mail address (expected one address such as li.na@example.com)"),
-        ('id,name,tier,owner_email\nA1,X,key,"a@b.com\nBcc: x@evil.com"\n', "accounts.csv:2: owner_email: 'a@b.com\\nBcc: x@evil.com' contains a line break (expected one e-mail address on one line)"),
-        ('id,name,tier\nA1,"Evil\r\nCo",key\n', "accounts.csv:2: name: 'Evil\\r\\nCo' contains a line break (expected a single line)"),
-        ("id,name,tier\nA1,X,key\nA1,Y,mid\n", "accounts.csv:3: id: duplicate id 'A1' (already given earlier in this import; expected each once)"),
-        ("id,name,tier\nA1,X,key,extra\n", "accounts.csv:2: has 4 values but the header has 3 columns (expected one value per column)"),
-        ("id,name,tier,tier\nA1,X,key,key\n", "accounts.csv:1: tier: column appears twice in the header (columns 3 and 4; expected each column once)"),
+        (
+            "id,name,tier,created_on\nA1,X,key,31.12.2025\n",
+            "accounts.csv:2: created_on: '31.12.2025' is not a date (expected YYYY-MM-DD)",
+        ),
+        (
+            "id,name,tier,owner_email\nA1,X,key,wang@\n",
+            "accounts.csv:2: owner_email: 'wang@' is not an e-mail address (expected one address such as li.na@example.com)",
+        ),
+        (
+            'id,name,tier,owner_email\nA1,X,key,"a@b.com\nBcc: x@evil.com"\n',
+            "accounts.csv:2: owner_email: 'a@b.com\\nBcc: x@evil.com' contains a line break (expected one e-mail address on one line)",
+        ),
+        (
+            'id,name,tier\nA1,"Evil\r\nCo",key\n',
+            "accounts.csv:2: name: 'Evil\\r\\nCo' contains a line break (expected a single line)",
+        ),
+        (
+            "id,name,tier\nA1,X,key\nA1,Y,mid\n",
+            "accounts.csv:3: id: duplicate id 'A1' (already given earlier in this import; expected each once)",
+        ),
+        (
+            "id,name,tier\nA1,X,key,extra\n",
+            "accounts.csv:2: has 4 values but the header has 3 columns (expected one value per column)",
+        ),
+        (
+            "id,name,tier,tier\nA1,X,key,key\n",
+            "accounts.csv:1: tier: column appears twice in the header (columns 3 and 4; expected each column once)",
+        ),
         ("", "accounts.csv: empty file (expected a header line with column names, or JSON data)"),
     ],
 )
@@ -139,16 +169,56 @@ def test_account_messages(store, tmp_path, text, expected):
 @pytest.mark.parametrize(
     "name, text, expected",
     [
-        ("orders.csv", "id,account_id,date,amount\nO1,A9,2026-01-01,5\n", "orders.csv:2: account_id: 'A9' is not a known accounts.id (expected an id in accounts, in the store or in this import)"),
-        ("orders.csv", "id,account_id,date,amount\nO1,A1,2026-01-01,12abc\n", "orders.csv:2: amount: '12abc' is not a number (expected a decimal number such as 1234.5)"),
-        ("activities.csv", "id,account_id,date,kind,duration_minutes\nV1,A1,2026-01-01,visit,1.5h\n", "activities.csv:2: duration_minutes: '1.5h' is not a whole number (expected an integer such as 45)"),
-        ("activities.csv", "id,account_id,date,kind,contact_id\nV1,A1,2026-01-01,visit,P404\n", "activities.csv:2: contact_id: 'P404' is not a known contacts.id (expected an id in contacts, in the store or in this import)"),
-        ("concessions.csv", "id,account_id,date,kind,amount,commitment_id\nR1,A1,2026-01-01,rebate,5,K9\n", "concessions.csv:2: commitment_id: 'K9' is not a known commitments.id (expected an id in commitments, in the store or in this import)"),
-        ("contacts.csv", "id,account_id,name,active\nP1,A1,张敏,maybe\n", "contacts.csv:2: active: 'maybe' is not a boolean (expected true/false, yes/no, 1/0 or 是/否)"),
-        ("orders.jsonl", '{"id": "O1", "account_id": "A1", "date": "2026-01-01"}\n', "orders.jsonl:1: amount: missing value (expected a value: the column is required)"),
-        ("orders.jsonl", '{"id": "O1", "account_id": "A1", "date": "2026-01-01", "amount": 1}\n{"id": "O2",\n', "orders.jsonl:2: invalid JSON: Expecting property name enclosed in double quotes (column 13; expected one JSON object per line)"),
-        ("orders.json", '{"id": "O1"}', "orders.json:1: expected a JSON array of objects ([{...}, ...]) or use .jsonl for JSON Lines"),
-        ("orders.json", '[{"id": "O1", "account_id": "A1", "date": "2026-01-01", "amount": 1},\n {"id": "O2" "x": 1}]', "orders.json:2: invalid JSON: Expecting ',' delimiter"),
+        (
+            "orders.csv",
+            "id,account_id,date,amount\nO1,A9,2026-01-01,5\n",
+            "orders.csv:2: account_id: 'A9' is not a known accounts.id (expected an id in accounts, in the store or in this import)",
+        ),
+        (
+            "orders.csv",
+            "id,account_id,date,amount\nO1,A1,2026-01-01,12abc\n",
+            "orders.csv:2: amount: '12abc' is not a number (expected a decimal number such as 1234.5)",
+        ),
+        (
+            "activities.csv",
+            "id,account_id,date,kind,duration_minutes\nV1,A1,2026-01-01,visit,1.5h\n",
+            "activities.csv:2: duration_minutes: '1.5h' is not a whole number (expected an integer such as 45)",
+        ),
+        (
+            "activities.csv",
+            "id,account_id,date,kind,contact_id\nV1,A1,2026-01-01,visit,P404\n",
+            "activities.csv:2: contact_id: 'P404' is not a known contacts.id (expected an id in contacts, in the store or in this import)",
+        ),
+        (
+            "concessions.csv",
+            "id,account_id,date,kind,amount,commitment_id\nR1,A1,2026-01-01,rebate,5,K9\n",
+            "concessions.csv:2: commitment_id: 'K9' is not a known commitments.id (expected an id in commitments, in the store or in this import)",
+        ),
+        (
+            "contacts.csv",
+            "id,account_id,name,active\nP1,A1,张敏,maybe\n",
+            "contacts.csv:2: active: 'maybe' is not a boolean (expected true/false, yes/no, 1/0 or 是/否)",
+        ),
+        (
+            "orders.jsonl",
+            '{"id": "O1", "account_id": "A1", "date": "2026-01-01"}\n',
+            "orders.jsonl:1: amount: missing value (expected a value: the column is required)",
+        ),
+        (
+            "orders.jsonl",
+            '{"id": "O1", "account_id": "A1", "date": "2026-01-01", "amount": 1}\n{"id": "O2",\n',
+            "orders.jsonl:2: invalid JSON: Expecting property name enclosed in double quotes (column 13; expected one JSON object per line)",
+        ),
+        (
+            "orders.json",
+            '{"id": "O1"}',
+            "orders.json:1: expected a JSON array of objects ([{...}, ...]) or use .jsonl for JSON Lines",
+        ),
+        (
+            "orders.json",
+            '[{"id": "O1", "account_id": "A1", "date": "2026-01-01", "amount": 1},\n {"id": "O2" "x": 1}]',
+            "orders.json:2: invalid JSON: Expecting ',' delimiter",
+        ),
     ],
 )
 def test_reference_and_type_messages(store, tmp_path, name, text, expected):
@@ -160,7 +230,7 @@ def test_reference_and_type_messages(store, tmp_path, name, text, expected):
 
 def test_reference_to_an_account_in_the_same_import(store, tmp_path):
     write(tmp_path / "d" / "accounts.csv", ACCOUNTS)
-    write(tmp_path / "d" / "orders.csv", "id,account_id,date,amount\nO1,A2,2026/3/5,\"1,200.50\"\n")
+    write(tmp_path / "d" / "orders.csv", 'id,account_id,date,amount\nO1,A2,2026/3/5,"1,200.50"\n')
     store.import_paths([tmp_path / "d" / "orders.csv", tmp_path / "d" / "accounts.csv"])  # reordered: accounts first
     assert list(store.query("SELECT date, amount FROM orders")) == [{"date": "2026-03-05", "amount": 1200.5}]
 
@@ -188,7 +258,9 @@ def test_wrong_encoding_refused_with_place(store, tmp_path):
     data = "id,name,tier\nA1,华为,key\n".encode() + "A2,恒通,mid\n".encode("gbk")
     (tmp_path / "accounts.csv").write_bytes(data)
     [problem] = refused(store, [tmp_path / "accounts.csv"])
-    assert problem.startswith(f"{tmp_path}/accounts.csv:3: not valid UTF-8: byte 0xBA (invalid start byte) at byte offset 30")
+    assert problem.startswith(
+        f"{tmp_path}/accounts.csv:3: not valid UTF-8: byte 0xBA (invalid start byte) at byte offset 30"
+    )
     assert "mixes encodings" in problem
 
 
@@ -200,7 +272,9 @@ def test_given_encoding_that_does_not_fit(store):
 def test_undecodable_in_any_encoding(store, tmp_path):
     (tmp_path / "accounts.csv").write_bytes(b"id,name,tier\nA1,\xff\xfe\xff,key\n")
     [problem] = refused(store, [tmp_path / "accounts.csv"])
-    assert problem.startswith(f"{tmp_path}/accounts.csv:2: unknown text encoding: not UTF-8 (byte 0xFF (invalid start byte) at byte offset 16)")
+    assert problem.startswith(
+        f"{tmp_path}/accounts.csv:2: unknown text encoding: not UTF-8 (byte 0xFF (invalid start byte) at byte offset 16)"
+    )
     assert "pass --encoding ENC" in problem
 
 
@@ -247,14 +321,22 @@ def test_problem_cap(store, tmp_path):
 
 def test_skip_invalid_writes_every_refused_row(store, tmp_path):
     write(tmp_path / "d" / "accounts.csv", "id,name,tier\nA1,X,key\nA2,Y,vip\nA1,Z,mid\n")
-    write(tmp_path / "d" / "orders.csv", "id,account_id,date,amount\nO1,A1,2026-01-01,5\nO2,A2,2026-01-01,5\nO3,A1,bad,x\n")
+    write(
+        tmp_path / "d" / "orders.csv",
+        "id,account_id,date,amount\nO1,A1,2026-01-01,5\nO2,A2,2026-01-01,5\nO3,A1,bad,x\n",
+    )
     rejects = tmp_path / "rejects.csv"
     report = store.import_paths([tmp_path / "d"], skip_invalid=rejects)
     assert (report.tables["accounts"].inserted, report.tables["accounts"].rejected) == (1, 2)
     assert (report.tables["orders"].inserted, report.tables["orders"].rejected) == (1, 2)
     with open(rejects, newline="", encoding="utf-8-sig") as f:
         rows = sorted(csv.DictReader(f), key=lambda r: (r["file"], int(r["line"])))
-    assert [(Path(r["file"]).name, r["line"]) for r in rows] == [("accounts.csv", "3"), ("accounts.csv", "4"), ("orders.csv", "3"), ("orders.csv", "4")]
+    assert [(Path(r["file"]).name, r["line"]) for r in rows] == [
+        ("accounts.csv", "3"),
+        ("accounts.csv", "4"),
+        ("orders.csv", "3"),
+        ("orders.csv", "4"),
+    ]
     assert rows[0]["reason"] == "tier: 'vip' is not allowed (expected one of: key, mid, small)"
     assert rows[1]["reason"].startswith("id: duplicate id 'A1'")
     assert rows[2]["reason"].startswith("account_id: 'A2' is not a known accounts.id")
@@ -279,7 +361,17 @@ def test_plugin_table_is_imported_and_validated(tmp_path):
     class Invoices:
         @hookimpl
         def register_tables(self):
-            return [Table("invoices", (C("id", required=True), C("account_id", required=True, references="accounts.id"), C("due_on", "date", required=True), C("amount", "float", required=True)))]
+            return [
+                Table(
+                    "invoices",
+                    (
+                        C("id", required=True),
+                        C("account_id", required=True, references="accounts.id"),
+                        C("due_on", "date", required=True),
+                        C("amount", "float", required=True),
+                    ),
+                )
+            ]
 
     pm = make_plugin_manager(load_entry_points=False, extra=[Invoices()])
     with Store.open(tmp_path / "k.db", pm=pm) as store:
@@ -303,7 +395,10 @@ def test_json_array_streamed_across_chunk_boundaries(store, tmp_path, monkeypatc
     import kamrules.readers as readers
 
     monkeypatch.setattr(readers, "CHUNK", 7)  # force objects, strings and numbers to straddle reads
-    objs = [{"id": f"A{i}", "name": f"客户 \"{i}\", 第{i}号", "tier": "small", "created_on": "2026-01-0" + str(1 + i % 9)} for i in range(30)]
+    objs = [
+        {"id": f"A{i}", "name": f'客户 "{i}", 第{i}号', "tier": "small", "created_on": "2026-01-0" + str(1 + i % 9)}
+        for i in range(30)
+    ]
     text = "[\n" + ",\n".join(json.dumps(o, ensure_ascii=False) for o in objs) + "\n]\n"
     write(tmp_path / "accounts.json", text)
     store.import_paths([tmp_path / "accounts.json"])
@@ -316,7 +411,10 @@ def test_json_array_streamed_across_chunk_boundaries(store, tmp_path, monkeypatc
 
 
 def test_json_objects_with_different_keys(store, tmp_path):
-    write(tmp_path / "accounts.jsonl", '{"id": "A1", "name": "甲", "tier": "key"}\n\n{"id": "A2", "name": "乙", "tier": "mid", "owner": "王伟", "vip": true}\n')
+    write(
+        tmp_path / "accounts.jsonl",
+        '{"id": "A1", "name": "甲", "tier": "key"}\n\n{"id": "A2", "name": "乙", "tier": "mid", "owner": "王伟", "vip": true}\n',
+    )
     report = store.import_paths([tmp_path / "accounts.jsonl"])
     assert report.tables["accounts"].inserted == 2
     assert list(store.query("SELECT id, owner, vip FROM accounts ORDER BY id")) == [

@@ -27,13 +27,23 @@ settings.register_profile("converters", max_examples=150, deadline=None, suppres
 def columns(draw):
     """(table, column name): one column under test, of any kind, optional or required, a key, a reference."""
     kind = draw(st.sampled_from(KINDS))
-    role = draw(st.sampled_from(["plain", "required", "default", "key", "choices", "optional choices", "reference", "key reference"]))
+    role = draw(
+        st.sampled_from(
+            ["plain", "required", "default", "key", "choices", "optional choices", "reference", "key reference"]
+        )
+    )
     if kind != "text" and role in ("choices", "optional choices", "reference", "key reference"):
         role = "plain"
     name = draw(st.sampled_from(["note", "name"] if kind == "text" else ["value"]))  # 'name' is single-line
-    default = {"text": "n/a", "int": 0, "float": 0.0, "date": "2026-01-01", "bool": 0, "email": "a@b.cn"}[kind] if role == "default" else None
+    default = (
+        {"text": "n/a", "int": 0, "float": 0.0, "date": "2026-01-01", "bool": 0, "email": "a@b.cn"}[kind]
+        if role == "default"
+        else None
+    )
     col = Column(
-        name, kind, required=role == "required",
+        name,
+        kind,
+        required=role == "required",
         choices=CHOICES if "choices" in role else (),
         references="other.id" if "reference" in role else None,
         default="mid" if role == "optional choices" and draw(st.booleans()) else default,
@@ -48,18 +58,39 @@ def padded(core):
 
 
 def _dates(d: dt.date):
-    return st.sampled_from([d.isoformat(), f"{d.year}/{d.month}/{d.day}", f"{d.year}.{d.month:02}.{d.day:02}",
-                            f"{d.year}年{d.month}月{d.day}日", f"{d.isoformat()} 10:30", f"{d.isoformat()}T10:30:00+08:00"])
+    return st.sampled_from(
+        [
+            d.isoformat(),
+            f"{d.year}/{d.month}/{d.day}",
+            f"{d.year}.{d.month:02}.{d.day:02}",
+            f"{d.year}年{d.month}月{d.day}日",
+            f"{d.isoformat()} 10:30",
+            f"{d.isoformat()}T10:30:00+08:00",
+        ]
+    )
 
 
 TYPED = st.one_of(
-    st.integers(-10**20, 10**20).map(str),
-    st.integers(-10**9, 10**9).map(lambda i: f"{i:,}"),
+    st.integers(-(10**20), 10**20).map(str),
+    st.integers(-(10**9), 10**9).map(lambda i: f"{i:,}"),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
     st.floats(-1e9, 1e9).map(lambda f: f"{f:,.2f}"),
-    st.sampled_from(["1e3", "1.0", "-0", "+7", "1_000", "0x10", "nan", "inf", "-Infinity", "1,23", "12,345.6", "１２３"]),
+    st.sampled_from(
+        ["1e3", "1.0", "-0", "+7", "1_000", "0x10", "nan", "inf", "-Infinity", "1,23", "12,345.6", "１２３"]
+    ),
     st.dates(dt.date(1, 1, 1), dt.date(9999, 12, 31)).flatmap(_dates),
-    st.sampled_from(["2026-02-30", "2026-13-01", "2026-1-5", "2026-01-5x", "20261231", "2026-10-31T25:00", "2026年13月1日", "0000-01-01"]),
+    st.sampled_from(
+        [
+            "2026-02-30",
+            "2026-13-01",
+            "2026-1-5",
+            "2026-01-5x",
+            "20261231",
+            "2026-10-31T25:00",
+            "2026年13月1日",
+            "0000-01-01",
+        ]
+    ),
     st.sampled_from(sorted(BOOLS) + ["TRUE", "Yes", "N", "maybe", "2"]),
     st.sampled_from(CHOICES + ("KEY", "Mid", "SMALL", "huge", "kEy")),
     st.sampled_from(sorted(IDS) + ["a1", "C3"]),
@@ -110,10 +141,17 @@ def test_fast_and_slow_converters_agree_per_column_kind(spec, samples):
 @given(st.lists(VALUES, min_size=6, max_size=6))
 def test_a_whole_row_of_every_kind_agrees(row):
     """All kinds in one generated function: the first refusal is the slow path's first problem."""
-    table = Table("t", (
-        Column("id", required=True), Column("n", "int"), Column("x", "float", required=True),
-        Column("d", "date", default="2026-01-01"), Column("b", "bool"), Column("tier", choices=CHOICES),
-    ))
+    table = Table(
+        "t",
+        (
+            Column("id", required=True),
+            Column("n", "int"),
+            Column("x", "float", required=True),
+            Column("d", "date", default="2026-01-01"),
+            Column("b", "bool"),
+            Column("tier", choices=CHOICES),
+        ),
+    )
     plan = make_plan(table, [c.name for c in table.columns], id_set=lambda t, c: IDS)
     want, problems = slow(plan, row)
     got = list(row)

@@ -41,7 +41,10 @@ def run(*args):
 
 def stored(db: Path) -> list[tuple]:
     with Store.open(db) as store:
-        return [(r["name"], r["owner"], r["region"]) for r in store.query("SELECT name, owner, region FROM accounts ORDER BY id")]
+        return [
+            (r["name"], r["owner"], r["region"])
+            for r in store.query("SELECT name, owner, region FROM accounts ORDER BY id")
+        ]
 
 
 def expected(encoding: str) -> list[tuple]:
@@ -59,7 +62,10 @@ def test_other_encodings_refused_then_read_as_told(tmp_path, encoding):
     assert r.exit_code == 2 and "Traceback" not in r.output
     [problem] = r.stderr.splitlines()[1:]
     assert problem.startswith(f"{path}:2: unknown text encoding: not UTF-8")
-    assert f"it looks like {NAMES[encoding]}" in problem and f"pass --encoding ENC with the file's real encoding, e.g. --encoding {encoding}" in problem
+    assert (
+        f"it looks like {NAMES[encoding]}" in problem
+        and f"pass --encoding ENC with the file's real encoding, e.g. --encoding {encoding}" in problem
+    )
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before
     r = run("--db", db, "import", path, "--encoding", encoding)
     assert r.exit_code == 0, r.output
@@ -95,6 +101,8 @@ def test_encoding_given_is_decoded_exactly(tmp_path):
 
 def test_chinese_gbk_with_a_few_rare_name_characters(tmp_path):
     path = tmp_path / "accounts.csv"
-    rows = [f"A{i},北京恒通物流有限公司{i},mid,赵强,华北" for i in range(20)] + ["B1,上海佳源食品股份有限公司,small,王堃,华东"]
+    rows = [f"A{i},北京恒通物流有限公司{i},mid,赵强,华北" for i in range(20)] + [
+        "B1,上海佳源食品股份有限公司,small,王堃,华东"
+    ]
     path.write_bytes(("id,name,tier,owner,region\n" + "\n".join(rows) + "\n").encode("gbk"))
     assert detect_encoding(path) == "gb18030"

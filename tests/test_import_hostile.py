@@ -73,8 +73,12 @@ both = pytest.mark.parametrize("parallel", [False, True], ids=["one-process", "w
 def test_quote_never_closed_swallows_nothing(db, tmp_path, monkeypatch, parallel):
     worker(monkeypatch, parallel)
     rows = [f"B{i},Name {i},mid,ok" for i in range(97)]
-    path = write(tmp_path / "accounts.csv", "id,name,tier,notes\nB-1,Open,key,\"the quote opens here\n" + "\n".join(rows) + "\n")
-    assert refused(db, path) == [f'{path}:2: a quoted value opened on this line is not closed before the end of the file (expected a closing quote ")']
+    path = write(
+        tmp_path / "accounts.csv", 'id,name,tier,notes\nB-1,Open,key,"the quote opens here\n' + "\n".join(rows) + "\n"
+    )
+    assert refused(db, path) == [
+        f'{path}:2: a quoted value opened on this line is not closed before the end of the file (expected a closing quote ")'
+    ]
 
 
 @both
@@ -82,9 +86,16 @@ def test_quote_closed_far_below_is_refused(db, tmp_path, monkeypatch, parallel):
     worker(monkeypatch, parallel)
     rows = [f"B{i},Name {i},mid,ok" for i in range(150)]
     # the stray quote of 'a 5" screen' closes the value opened on line 3, 151 lines further
-    path = write(tmp_path / "accounts.csv", "id,name,tier,notes\nB0,Fine,key,x\nB-1,Open,key,\"opens\n" + "\n".join(rows) + '\nB999,Z,small,a 5"\nB1000,Y,mid,y\n')
+    path = write(
+        tmp_path / "accounts.csv",
+        'id,name,tier,notes\nB0,Fine,key,x\nB-1,Open,key,"opens\n'
+        + "\n".join(rows)
+        + '\nB999,Z,small,a 5"\nB1000,Y,mid,y\n',
+    )
     [problem] = refused(db, path)
-    assert problem.startswith(f"{path}:3: a quoted value opened on this line runs over 151 line breaks, to line 154 (expected at most {MAX_LINE_BREAKS} line breaks")
+    assert problem.startswith(
+        f"{path}:3: a quoted value opened on this line runs over 151 line breaks, to line 154 (expected at most {MAX_LINE_BREAKS} line breaks"
+    )
 
 
 def test_text_after_a_closing_quote_is_refused(db, tmp_path):
@@ -96,14 +107,16 @@ def test_text_after_a_closing_quote_is_refused(db, tmp_path):
 @both
 def test_notes_over_a_few_lines_still_import(tmp_path, monkeypatch, parallel):
     worker(monkeypatch, parallel)
-    notes = "first line\nsecond, with a comma\n\n\"quoted\" fourth"
-    text = "id,name,tier,notes\nA1,Acme,key,\"" + notes.replace('"', '""') + "\"\nA2,Globex,gold,x\n"
+    notes = 'first line\nsecond, with a comma\n\n"quoted" fourth'
+    text = 'id,name,tier,notes\nA1,Acme,key,"' + notes.replace('"', '""') + '"\nA2,Globex,gold,x\n'
     path = write(tmp_path / "accounts.csv", text)
     with Store.open(tmp_path / "k.db") as store:
         with pytest.raises(ImportRefused) as info:
             store.import_paths([path])
         # the bad row's line counts the notes' line breaks
-        assert [str(p) for p in info.value.problems] == [f"{path}:6: tier: 'gold' is not allowed (expected one of: key, mid, small)"]
+        assert [str(p) for p in info.value.problems] == [
+            f"{path}:6: tier: 'gold' is not allowed (expected one of: key, mid, small)"
+        ]
         write(path, text.replace("gold", "mid"))
         assert store.import_paths([path]).inserted == 2
         assert next(store.query("SELECT notes FROM accounts WHERE id = 'A1'"))["notes"] == notes
@@ -118,7 +131,10 @@ def test_rowid_columns_refused(db, tmp_path, name):
 
 
 def test_rowid_key_in_json_lines_refused(db, tmp_path):
-    path = write(tmp_path / "accounts.jsonl", '{"id": "B1", "name": "a", "tier": "key"}\n{"id": "B2", "name": "b", "tier": "key", "ROWID": 1}\n')
+    path = write(
+        tmp_path / "accounts.jsonl",
+        '{"id": "B1", "name": "a", "tier": "key"}\n{"id": "B2", "name": "b", "tier": "key", "ROWID": 1}\n',
+    )
     [problem] = refused(db, path)
     assert problem.startswith(f"{path}:2: ROWID: column name 'ROWID' is reserved")
 
@@ -132,20 +148,27 @@ def test_unreadable_entries_in_a_folder_are_each_named(db, tmp_path):
     os.mkfifo(folder / "contacts.csv")  # opening it would wait for a writer forever
     (folder / "complaints.csv").symlink_to(folder / "complaints.csv")
     problems = refused(db, folder)
-    assert sorted(problems) == sorted([
-        f"{folder}/activities.csv: a folder named like a data file (expected a readable data file)",
-        f"{folder}/complaints.csv: cannot be read: Too many levels of symbolic links (expected a readable data file)",
-        f"{folder}/contacts.csv: not a regular file (a pipe, socket or device; expected a readable data file)",
-        f"{folder}/orders.csv: a symbolic link to a file that does not exist (expected a readable data file)",
-    ])
+    assert sorted(problems) == sorted(
+        [
+            f"{folder}/activities.csv: a folder named like a data file (expected a readable data file)",
+            f"{folder}/complaints.csv: cannot be read: Too many levels of symbolic links (expected a readable data file)",
+            f"{folder}/contacts.csv: not a regular file (a pipe, socket or device; expected a readable data file)",
+            f"{folder}/orders.csv: a symbolic link to a file that does not exist (expected a readable data file)",
+        ]
+    )
 
 
 def test_a_pipe_given_by_name_is_refused(db, tmp_path):
     os.mkfifo(tmp_path / "accounts.csv")
-    assert refused(db, tmp_path / "accounts.csv") == [f"{tmp_path}/accounts.csv: not a regular file (a pipe, socket or device; expected a readable data file)"]
+    assert refused(db, tmp_path / "accounts.csv") == [
+        f"{tmp_path}/accounts.csv: not a regular file (a pipe, socket or device; expected a readable data file)"
+    ]
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads a file whatever its mode: no unreadable file to test with")
+@pytest.mark.skipif(
+    hasattr(os, "geteuid") and os.geteuid() == 0,
+    reason="root reads a file whatever its mode: no unreadable file to test with",
+)
 def test_unreadable_file_is_refused(db, tmp_path):
     path = write(tmp_path / "data" / "orders.csv", "id,account_id,date,amount\n")
     path.chmod(0)
@@ -158,7 +181,10 @@ def test_unreadable_file_is_refused(db, tmp_path):
 def test_integer_beyond_64_bits_refused(db, tmp_path, monkeypatch, parallel):
     worker(monkeypatch, parallel)
     big = "9" * 23
-    path = write(tmp_path / "activities.csv", f"id,account_id,date,kind,duration_minutes\nX1,A1,2025-01-01,call,45\nX2,A1,2025-01-02,call,{big}\nX3,A1,2025-01-02,call,-{big}\n")
+    path = write(
+        tmp_path / "activities.csv",
+        f"id,account_id,date,kind,duration_minutes\nX1,A1,2025-01-01,call,45\nX2,A1,2025-01-02,call,{big}\nX3,A1,2025-01-02,call,-{big}\n",
+    )
     assert refused(db, path) == [
         f"{path}:3: duration_minutes: '{big}' is out of range (expected a whole number from -9223372036854775808 to 9223372036854775807)",
         f"{path}:4: duration_minutes: '-{big}' is out of range (expected a whole number from -9223372036854775808 to 9223372036854775807)",
@@ -166,8 +192,11 @@ def test_integer_beyond_64_bits_refused(db, tmp_path, monkeypatch, parallel):
 
 
 def test_integer_beyond_64_bits_in_json_and_skipped(db, tmp_path):
-    path = write(tmp_path / "activities.jsonl", '{"id": "X1", "account_id": "A1", "date": "2025-01-01", "kind": "call", "duration_minutes": 1e30}\n'
-                 '{"id": "X2", "account_id": "A1", "date": "2025-01-01", "kind": "call", "duration_minutes": 9223372036854775807}\n')
+    path = write(
+        tmp_path / "activities.jsonl",
+        '{"id": "X1", "account_id": "A1", "date": "2025-01-01", "kind": "call", "duration_minutes": 1e30}\n'
+        '{"id": "X2", "account_id": "A1", "date": "2025-01-01", "kind": "call", "duration_minutes": 9223372036854775807}\n',
+    )
     [problem] = refused(db, path)
     assert problem.startswith(f"{path}:1: duration_minutes: '1000000000000000019884624838656' is out of range")
     r = run("--db", db, "import", path, "--skip-invalid", tmp_path / "rejects.csv")
@@ -177,10 +206,24 @@ def test_integer_beyond_64_bits_in_json_and_skipped(db, tmp_path):
 
 
 def test_number_with_thousands_of_digits_in_json(db, tmp_path):
-    path = write(tmp_path / "accounts.jsonl", '{"id": "B1", "name": "a", "tier": "key"}\n{"id": "B2", "name": "b", "tier": "key", "score": ' + "7" * 5000 + "}\n")
-    assert refused(db, path) == [f"{path}:2: invalid JSON: a number with too many digits (expected at most {sys.get_int_max_str_digits()} digits)"]
-    path = write(tmp_path / "accounts.json", '[{"id": "B1", "name": "a", "tier": "key"},\n {"id": "B2", "name": "b", "tier": "key", "score": ' + "7" * 5000 + "}]\n")
-    assert refused(db, path) == [f"{path}:2: invalid JSON: a number with too many digits (expected at most {sys.get_int_max_str_digits()} digits)"]
+    path = write(
+        tmp_path / "accounts.jsonl",
+        '{"id": "B1", "name": "a", "tier": "key"}\n{"id": "B2", "name": "b", "tier": "key", "score": '
+        + "7" * 5000
+        + "}\n",
+    )
+    assert refused(db, path) == [
+        f"{path}:2: invalid JSON: a number with too many digits (expected at most {sys.get_int_max_str_digits()} digits)"
+    ]
+    path = write(
+        tmp_path / "accounts.json",
+        '[{"id": "B1", "name": "a", "tier": "key"},\n {"id": "B2", "name": "b", "tier": "key", "score": '
+        + "7" * 5000
+        + "}]\n",
+    )
+    assert refused(db, path) == [
+        f"{path}:2: invalid JSON: a number with too many digits (expected at most {sys.get_int_max_str_digits()} digits)"
+    ]
 
 
 @pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 100_000])
@@ -203,16 +246,27 @@ def test_json_nested_within_the_limit_is_kept_as_text(tmp_path):
 
 def test_header_with_thousands_of_columns(db, tmp_path):
     n = 3000
-    path = write(tmp_path / "accounts.csv", "id,name,tier," + ",".join(f"c{i}" for i in range(n)) + "\nB1,a,key" + "," * n + "\n")
+    path = write(
+        tmp_path / "accounts.csv", "id,name,tier," + ",".join(f"c{i}" for i in range(n)) + "\nB1,a,key" + "," * n + "\n"
+    )
     assert refused(db, path) == [f"{path}:1: the header has {n + 3} columns (expected at most {MAX_COLUMNS})"]
 
 
 def test_extra_columns_capped_across_imports(db, tmp_path):
-    first = write(tmp_path / "one" / "accounts.csv", "id,name,tier," + ",".join(f"a{i}" for i in range(600)) + "\nB1,a,key" + "," * 600 + "\n")
+    first = write(
+        tmp_path / "one" / "accounts.csv",
+        "id,name,tier," + ",".join(f"a{i}" for i in range(600)) + "\nB1,a,key" + "," * 600 + "\n",
+    )
     assert run("--db", db, "import", first).exit_code == 0
-    second = write(tmp_path / "two" / "accounts.csv", "id,name,tier," + ",".join(f"b{i}" for i in range(600)) + "\nB2,a,key" + "," * 600 + "\n")
+    second = write(
+        tmp_path / "two" / "accounts.csv",
+        "id,name,tier," + ",".join(f"b{i}" for i in range(600)) + "\nB2,a,key" + "," * 600 + "\n",
+    )
     [problem] = refused(db, second)
-    assert problem.startswith(f"{second}:1: 600 new columns would give table accounts ") and f"(expected at most {MAX_COLUMNS} in all)" in problem
+    assert (
+        problem.startswith(f"{second}:1: 600 new columns would give table accounts ")
+        and f"(expected at most {MAX_COLUMNS} in all)" in problem
+    )
 
 
 def test_extra_column_differing_only_in_case_is_the_same_column(tmp_path):
@@ -228,7 +282,9 @@ def test_extra_column_differing_only_in_case_is_the_same_column(tmp_path):
 def test_reimport_counts_unchanged_rows(tmp_path, monkeypatch, parallel):
     worker(monkeypatch, parallel)
     with Store.open(tmp_path / "k.db") as store:
-        path = write(tmp_path / "accounts.csv", "id,name,tier,owner\nA1,Acme,key,Li\nA2,Globex,mid,\nA3,Initech,small,Wang\n")
+        path = write(
+            tmp_path / "accounts.csv", "id,name,tier,owner\nA1,Acme,key,Li\nA2,Globex,mid,\nA3,Initech,small,Wang\n"
+        )
         assert (store.import_paths([path]).inserted, store.count("accounts")) == (3, 3)
         again = store.import_paths([path])
         assert vars(again.tables["accounts"]) == {"inserted": 0, "updated": 0, "unchanged": 3, "rejected": 0}
@@ -237,7 +293,12 @@ def test_reimport_counts_unchanged_rows(tmp_path, monkeypatch, parallel):
         assert vars(changed.tables["accounts"]) == {"inserted": 1, "updated": 1, "unchanged": 2, "rejected": 0}
         # a new extra column with a value changes the row; a blank one does not
         write(path, "id,name,tier,owner,crm\nA1,Acme,key,Li,7\nA2,Globex,mid,Zhao,\n")
-        assert vars(store.import_paths([path]).tables["accounts"]) == {"inserted": 0, "updated": 1, "unchanged": 1, "rejected": 0}
+        assert vars(store.import_paths([path]).tables["accounts"]) == {
+            "inserted": 0,
+            "updated": 1,
+            "unchanged": 1,
+            "rejected": 0,
+        }
         assert "unchanged" in str(changed) and json.loads(json.dumps(changed.to_dict()))["unchanged"] == 2
 
 
@@ -322,8 +383,10 @@ def test_import_modules_load_without_fcntl(tmp_path):
 def test_no_hostile_input_gives_a_traceback(db, tmp_path):
     cases = {
         "accounts.csv": 'id,name,tier,notes\nB1,a,key,"open\n' + "B2,b,key,x\n" * 200,
-        "activities.jsonl": '{"id": "X1", "account_id": "A1", "date": "2025-01-01", "kind": "call", "duration_minutes": ' + "9" * 30 + "}\n",
-        "orders.jsonl": '{"id": "O1", "extra": ' + "{\"a\": " * 5000 + "1" + "}" * 5000 + "}\n",
+        "activities.jsonl": '{"id": "X1", "account_id": "A1", "date": "2025-01-01", "kind": "call", "duration_minutes": '
+        + "9" * 30
+        + "}\n",
+        "orders.jsonl": '{"id": "O1", "extra": ' + '{"a": ' * 5000 + "1" + "}" * 5000 + "}\n",
         "contacts.json": '[{"id": ' + "1" * 6000 + "}]",
         "complaints.csv": "id," + ",".join(f"c{i}" for i in range(5000)) + "\n",
         "channels.csv": "account_id,kind,Rowid\nA1,technical,1\n",

@@ -32,7 +32,9 @@ def test_indexes_rebuilt_after_import_into_empty_tables(tmp_path):
         assert "idx_accounts_owner" in indexes(store, "accounts")
         store.import_paths([write(tmp_path / "accounts.csv", ACCOUNTS)])
         assert schema(store) == before
-        plan = " ".join(r[3] for r in store.conn.execute("EXPLAIN QUERY PLAN SELECT id FROM accounts WHERE owner = '王芳'"))
+        plan = " ".join(
+            r[3] for r in store.conn.execute("EXPLAIN QUERY PLAN SELECT id FROM accounts WHERE owner = '王芳'")
+        )
         assert "idx_accounts_owner" in plan
         assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 

@@ -106,7 +106,10 @@ def test_bulk_load_rolls_back_and_restores_the_pragmas(tmp_path):
     with bulk_load(conn, "x.db"):
         conn.execute("INSERT INTO t VALUES (2)")
     assert conn.execute("SELECT a FROM t").fetchall() == [(2,)]
-    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1 and conn.execute("PRAGMA cache_size").fetchone()[0] == cache
+    assert (
+        conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        and conn.execute("PRAGMA cache_size").fetchone()[0] == cache
+    )
     other = sqlite3.connect(tmp_path / "x.db", isolation_level=None, timeout=0)
     other.execute("BEGIN IMMEDIATE")
     with pytest.raises(InputError, match="x.db: cannot write to the store"), bulk_load(conn, "x.db"):

@@ -64,7 +64,11 @@ def same(tmp_path, paths, before=None, **kw):
     two, two_db, two_rejects = run(tmp_path, "two", paths, True, before, **kw)
     assert type(one) is type(two)
     if isinstance(one, ImportRefused):
-        assert (str(two), two.total, [str(p) for p in two.problems]) == (str(one), one.total, [str(p) for p in one.problems])
+        assert (str(two), two.total, [str(p) for p in two.problems]) == (
+            str(one),
+            one.total,
+            [str(p) for p in one.problems],
+        )
     else:
         assert two.to_dict() | {"seconds": 0, "rejects": None} == one.to_dict() | {"seconds": 0, "rejects": None}
     assert two_db == one_db
@@ -96,7 +100,9 @@ def spoil(book: Path, folder: Path) -> Path:
 
 def test_generated_book_same_store_and_report(book, tmp_path):
     report, db = same(tmp_path, [book])
-    assert report.rejected == 0 and report.inserted == sum(len(r) for t, r in db["rows"].items() if not t.startswith("kamrules"))
+    assert report.rejected == 0 and report.inserted == sum(
+        len(r) for t, r in db["rows"].items() if not t.startswith("kamrules")
+    )
     assert report.inserted > 10_000
 
 
@@ -118,7 +124,9 @@ def test_bad_rows_skipped_the_same(book, tmp_path):
 def test_undecodable_file_refused_the_same(book, tmp_path):
     folder = tmp_path / "gbk"
     shutil.copytree(book, folder)
-    (folder / "orders.csv").write_bytes((folder / "orders.csv").read_bytes() + "A1-O9,A1,2025-01-01,1,\n".encode("utf-16"))
+    (folder / "orders.csv").write_bytes(
+        (folder / "orders.csv").read_bytes() + "A1-O9,A1,2025-01-01,1,\n".encode("utf-16")
+    )
     refused, _ = same(tmp_path, [folder])
     assert isinstance(refused, ImportRefused) and "orders.csv" in str(refused.problems[0])
 
@@ -205,4 +213,3 @@ def test_pack_round_trip():
     flat = import_workers.unpack(import_workers.pack(rows))
     assert flat == [v for row in rows for v in row]
     assert import_workers.unpack(import_workers.pack([[]] * 3)) == []
-

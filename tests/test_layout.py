@@ -29,9 +29,16 @@ def test_every_ruleset_folder_is_complete_packaged_and_registered():
     cfg = _cfg()
     packages = cfg["options"]["packages"].split()
     entry_points = dict(line.split(" = ") for line in cfg["options.entry_points"]["kamrules"].strip().splitlines())
-    assert {p.name for p in RULESETS} >= {"over_subsidising", "neglected_small_clients", "missing_escalation_channels", "stalled_stages"}
+    assert {p.name for p in RULESETS} >= {
+        "over_subsidising",
+        "neglected_small_clients",
+        "missing_escalation_channels",
+        "stalled_stages",
+    }
     for folder in RULESETS:
-        assert {"__init__.py", "plugin.py", "rules.yaml", "rules.test.yaml", "defects.py"} <= {f.name for f in folder.iterdir()}, folder
+        assert {"__init__.py", "plugin.py", "rules.yaml", "rules.test.yaml", "defects.py"} <= {
+            f.name for f in folder.iterdir()
+        }, folder
         assert f"kamrules_rulesets.{folder.name}" in packages
         assert entry_points[f"kamrules_rulesets.{folder.name}"] == f"kamrules_rulesets.{folder.name}.plugin"
     assert not list((ROOT / "plugins").glob("*.yaml")) and not (ROOT / "tests" / "rules").exists()
@@ -102,9 +109,15 @@ def test_enumerations_have_one_definition():
 
     columns = {(t.name, c.name): c.choices for t in CORE_TABLES for c in t.columns}
     assert columns[("accounts", "tier")] is vocab.TIERS and ruleset.TIERS is vocab.TIERS
-    assert columns[("accounts", "stage")] is vocab.STAGES is STAGES and columns[("stage_history", "stage")] is vocab.STAGES
+    assert (
+        columns[("accounts", "stage")] is vocab.STAGES is STAGES and columns[("stage_history", "stage")] is vocab.STAGES
+    )
     assert columns[("accounts", "status")] is vocab.STATUSES and alerts.SEVERITIES is vocab.SEVERITIES
-    for path in list((ROOT / "kamrules").rglob("*.py")) + list((ROOT / "plugins").glob("*.py")) + list((ROOT / "rulesets").rglob("*.py")):
+    for path in (
+        list((ROOT / "kamrules").rglob("*.py"))
+        + list((ROOT / "plugins").glob("*.py"))
+        + list((ROOT / "rulesets").rglob("*.py"))
+    ):
         text = path.read_text(encoding="utf-8")
         if path.name != "vocab.py":
             assert '"research", "analysis"' not in text and '("info", "warning", "critical")' not in text, path
@@ -113,8 +126,17 @@ def test_enumerations_have_one_definition():
 
 def test_docs_rules_md_is_the_generated_reference():
     env = dict(os.environ, KAMRULES_LOAD_PLUGINS="")  # built-ins only: the reference of what kamrules ships
-    out = subprocess.run([sys.executable, "-m", "kamrules", "rules", "--format", "markdown"], env=env,
-                         capture_output=True, text=True, encoding="utf-8", check=True).stdout
-    assert "## Fact reference" in out and "### KAM101 concession_ratio" in out and "| orders_summary (core_facts)" in out
+    out = subprocess.run(
+        [sys.executable, "-m", "kamrules", "rules", "--format", "markdown"],
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=True,
+    ).stdout
+    assert (
+        "## Fact reference" in out and "### KAM101 concession_ratio" in out and "| orders_summary (core_facts)" in out
+    )
     assert (ROOT / "docs" / "rules.md").read_text(encoding="utf-8") == out, (
-        "docs/rules.md is out of date: KAMRULES_LOAD_PLUGINS= kamrules rules --format markdown > docs/rules.md")
+        "docs/rules.md is out of date: KAMRULES_LOAD_PLUGINS= kamrules rules --format markdown > docs/rules.md"
+    )

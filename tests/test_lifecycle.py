@@ -33,8 +33,16 @@ def test_first_last_seen_and_resolution_in_the_same_scope(store):
     rec = history.record(store.conn, [a], Scope("s1"), NOW + 2 * H)
     assert rec.resolved == (b.fingerprint,)
     ra, rb = row(store, a), row(store, b)
-    assert (ra["first_seen"], ra["last_seen"], ra["status"]) == ("2026-10-31T08:00:00Z", "2026-10-31T10:00:00Z", "firing")
-    assert (rb["status"], rb["resolved_at"], rb["last_seen"]) == ("resolved", "2026-10-31T10:00:00Z", "2026-10-31T08:00:00Z")
+    assert (ra["first_seen"], ra["last_seen"], ra["status"]) == (
+        "2026-10-31T08:00:00Z",
+        "2026-10-31T10:00:00Z",
+        "firing",
+    )
+    assert (rb["status"], rb["resolved_at"], rb["last_seen"]) == (
+        "resolved",
+        "2026-10-31T10:00:00Z",
+        "2026-10-31T08:00:00Z",
+    )
     rec = history.record(store.conn, [a, b], Scope("s1"), NOW + 3 * H)
     assert rec.new == (b.fingerprint,) and row(store, b)["episode"] == 2 and row(store, b)["resolved_at"] is None
     assert [e["event"] for e in history.events(store.conn, b.fingerprint)] == ["fired", "resolved", "fired"]
@@ -57,9 +65,13 @@ def test_scope_of_reads_the_summary():
     s2 = scope_of(Result((), NS(rulesets=("b", "a"), select=("KAM1",), ignore=(), min_severity="info")))
     s3 = scope_of(Result((), NS(rulesets=("a", "b"), select=(), ignore=(), min_severity="info")))
     assert s1.key == s2.key != s3.key and s1.codes is None
-    s4 = scope_of(Result((), NS(codes=("KAM101", "KAM102"), skipped=[("KAM102", "no orders")], failures=(), min_severity="info")))
+    s4 = scope_of(
+        Result((), NS(codes=("KAM101", "KAM102"), skipped=[("KAM102", "no orders")], failures=(), min_severity="info"))
+    )
     assert s4.codes == frozenset({"KAM101"})
-    incomplete = scope_of(Result((), NS(codes=("KAM101",), failures=[("rules engine (accounts A1..A9)", "boom")], min_severity="info")))
+    incomplete = scope_of(
+        Result((), NS(codes=("KAM101",), failures=[("rules engine (accounts A1..A9)", "boom")], min_severity="info"))
+    )
     assert incomplete.codes == frozenset()  # resolves nothing
     s5 = scope_of(Result((), NS(evaluated=("KAM101",), min_severity="warning")))
     assert s5.codes is None  # a severity filter hides alerts: resolve only within the same filters
@@ -91,14 +103,20 @@ def test_idempotency_key_and_backoff():
 def test_silence_matching():
     now = NOW
     sil = silences.Silence(1, ("KAM1",), (), (), ("王磊",), "2026-11-01T00:00:00Z", "c", None, "x")
-    assert sil.matches(alert("KAM101")) and not sil.matches(alert("KAM201")) and not sil.matches(alert("KAM101", owner="李娜"))
+    assert (
+        sil.matches(alert("KAM101"))
+        and not sil.matches(alert("KAM201"))
+        and not sil.matches(alert("KAM101", owner="李娜"))
+    )
     assert sil.active(now) and not sil.active(dt.datetime(2026, 11, 1, tzinfo=dt.UTC))
     assert silences.parse_until("2026-10-31", now) == dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 
 
 def test_record_only_counts_silenced(store, pm):
     silences.add(store.conn, accounts=("A001",), until="2026-11-30", comment="审计中", author="me", now=NOW)
-    r = record_and_notify(store, Result((alert(), alert("KAM201", account_id="A9"))), notify=(), settings=settings_for(1), pm=pm, now=NOW)
+    r = record_and_notify(
+        store, Result((alert(), alert("KAM201", account_id="A9"))), notify=(), settings=settings_for(1), pm=pm, now=NOW
+    )
     assert (r.silenced, r.new) == (1, 2)
     assert r.summary_line() == "alerts: 2 new, 0 resolved, 1 silenced"
 
@@ -108,10 +126,21 @@ def test_renotify_settings_from_toml(tmp_path):
     from kamrules.errors import InputError
 
     cfg = tmp_path / "kamrules.toml"
-    cfg.write_text('[email]\nresolved_notices = true\n[email.renotify]\ncritical = "12h"\nwarning = "never"\ninfo = "2w"\n', encoding="utf-8")
+    cfg.write_text(
+        '[email]\nresolved_notices = true\n[email.renotify]\ncritical = "12h"\nwarning = "never"\ninfo = "2w"\n',
+        encoding="utf-8",
+    )
     e = load_settings(cfg, environ={}).email
-    assert (e.renotify.critical, e.renotify.warning, e.renotify.info, e.resolved_notices) == (43200.0, None, 1209600.0, True)
+    assert (e.renotify.critical, e.renotify.warning, e.renotify.info, e.resolved_notices) == (
+        43200.0,
+        None,
+        1209600.0,
+        True,
+    )
     cfg.write_text('[email]\n\n[email.renotify]\ncritical = "soon"\n', encoding="utf-8")
     with pytest.raises(InputError) as err:
         load_settings(cfg, environ={})
-    assert f"{cfg}:4: email.renotify.critical" in err.value.render() and "expected e.g. 12h, 1d, 7d or never" in err.value.render()
+    assert (
+        f"{cfg}:4: email.renotify.critical" in err.value.render()
+        and "expected e.g. 12h, 1d, 7d or never" in err.value.render()
+    )

@@ -41,7 +41,10 @@ def test_check_notify_and_resolve(book, server):
     assert sorted(got) == ["ka-team@example.com", "wanglei@example.com"]
     body = got["wanglei@example.com"].get_body(("plain",)).get_content()
     assert "华东机电集团 (K1)" in body and "KAM302" in body and "无主大客户" not in body
-    assert got["wanglei@example.com"]["Subject"].startswith("[kamrules] 王磊: ") and "as of 2026-10-31" in got["wanglei@example.com"]["Subject"]
+    assert (
+        got["wanglei@example.com"]["Subject"].startswith("[kamrules] 王磊: ")
+        and "as of 2026-10-31" in got["wanglei@example.com"]["Subject"]
+    )
     assert "无主大客户 (K2)" in got["ka-team@example.com"].get_body(("plain",)).get_content()
 
     # a narrower check (only KAM1xx rules) resolves none of the KAM3xx alerts
@@ -64,8 +67,14 @@ def test_cli_check_notify_email(book, server, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     book.save()
     db = book.store.path
-    env = {"KAMRULES_SMTP_HOST": "127.0.0.1", "KAMRULES_SMTP_TLS": "none", "KAMRULES_SMTP_FROM": "kamrules@example.com",
-           "KAMRULES_LOAD_PLUGINS": "", "KAMRULES_CONFIG": "", "KAMRULES_SMTP_PASSWORD": ""}
+    env = {
+        "KAMRULES_SMTP_HOST": "127.0.0.1",
+        "KAMRULES_SMTP_TLS": "none",
+        "KAMRULES_SMTP_FROM": "kamrules@example.com",
+        "KAMRULES_LOAD_PLUGINS": "",
+        "KAMRULES_CONFIG": "",
+        "KAMRULES_SMTP_PASSWORD": "",
+    }
     args = ["--db", db, "check", "--as-of", "2026-10-31", "--select", "KAM3", "--notify", "email", "--fail-on", "never"]
     down = CliRunner().invoke(cli, args, env={**env, "KAMRULES_SMTP_PORT": str(free_port())})
     assert down.exit_code == 4, down.output

@@ -22,8 +22,13 @@ NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 def env_for(port, **extra):
-    env = {"KAMRULES_SMTP_HOST": "127.0.0.1", "KAMRULES_SMTP_PORT": str(port), "KAMRULES_SMTP_TLS": "none",
-           "KAMRULES_SMTP_FROM": "kamrules@example.com", "KAMRULES_LOAD_PLUGINS": ""}
+    env = {
+        "KAMRULES_SMTP_HOST": "127.0.0.1",
+        "KAMRULES_SMTP_PORT": str(port),
+        "KAMRULES_SMTP_TLS": "none",
+        "KAMRULES_SMTP_FROM": "kamrules@example.com",
+        "KAMRULES_LOAD_PLUGINS": "",
+    }
     env.update(extra)
     return env
 
@@ -42,17 +47,21 @@ def run(args, env=None):
 
 
 def book():
-    return Result((
-        alert("KAM101", "critical", "A001", "华东机电", "王磊", "wanglei@example.com"),
-        alert("KAM201", "warning", "A002", "苏州精工", "王磊", "wanglei@example.com"),
-        alert("KAM401", "info", "B001", "Acme Ltd", "李娜", "lina@example.com"),
-    ))
+    return Result(
+        (
+            alert("KAM101", "critical", "A001", "华东机电", "王磊", "wanglei@example.com"),
+            alert("KAM201", "warning", "A002", "苏州精工", "王磊", "wanglei@example.com"),
+            alert("KAM401", "info", "B001", "Acme Ltd", "李娜", "lina@example.com"),
+        )
+    )
 
 
 def record(db, pm, result=None, notify=(), port=1, now=NOW, **kw):
     store = Store.open(db, pm=pm)
     try:
-        return record_and_notify(store, result or book(), notify=notify, settings=settings_for(port, **kw), pm=pm, now=now)
+        return record_and_notify(
+            store, result or book(), notify=notify, settings=settings_for(port, **kw), pm=pm, now=now
+        )
     finally:
         store.close()
 
@@ -65,6 +74,7 @@ def test_alerts_list_and_show(db, pm):
     assert lines[0].split()[:4] == ["id", "status", "severity", "code"]
     # double-width aware: the 'owner' column starts at the same display column on every row
     from kamrules_plugins.alert_commands import width
+
     starts = {width(line[: line.index(o)]) for line in lines[2:] for o in ("王磊", "李娜") if o in line}
     assert len(starts) == 1
     data = json.loads(run(["--db", db, "alerts", "list", "--owner", "王磊", "--format", "json"]).output)
@@ -77,16 +87,50 @@ def test_alerts_list_and_show(db, pm):
     resolved = json.loads(run(["--db", db, "alerts", "list", "--status", "resolved", "--format", "json"]).output)
     assert sorted(d["code"] for d in resolved) == ["KAM201", "KAM401"]
     missing = run(["--db", db, "alerts", "show", "ffffffffff"])
-    assert missing.exit_code == 2 and "no alert with fingerprint" in missing.output and "Traceback" not in missing.output
+    assert (
+        missing.exit_code == 2 and "no alert with fingerprint" in missing.output and "Traceback" not in missing.output
+    )
 
 
 def test_silences_are_counted_not_sent_and_expire(db, pm):
     srv = SmtpServer()
     try:
-        r = run(["--db", db, "silence", "add", "--rule", "KAM1", "--owner", "王磊", "--until", "2099-01-01", "--comment", "返利政策调整中", "--author", "张三", "--format", "json"])
+        r = run(
+            [
+                "--db",
+                db,
+                "silence",
+                "add",
+                "--rule",
+                "KAM1",
+                "--owner",
+                "王磊",
+                "--until",
+                "2099-01-01",
+                "--comment",
+                "返利政策调整中",
+                "--author",
+                "张三",
+                "--format",
+                "json",
+            ]
+        )
         assert r.exit_code == 0, r.output
         sid = json.loads(r.stdout)["id"]  # stderr warns: no owner 王磊 in this store yet
-        r = run(["--db", db, "silence", "add", "--account", "B001", "--until", "2099-01-01", "--comment", "client on holiday"])
+        r = run(
+            [
+                "--db",
+                db,
+                "silence",
+                "add",
+                "--account",
+                "B001",
+                "--until",
+                "2099-01-01",
+                "--comment",
+                "client on holiday",
+            ]
+        )
         assert r.exit_code == 0 and "silence 2 added: account=B001" in r.output
         listed = run(["--db", db, "silence", "list"]).output
         assert "rule=KAM1 owner=王磊" in listed and "张三" in listed
@@ -105,12 +149,15 @@ def test_silences_are_counted_not_sent_and_expire(db, pm):
         srv.stop()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--until", "2099-01-01", "--comment", "x"], "at least one of --rule"),
-    (["--rule", "KAM1", "--until", "2001-01-01", "--comment", "x"], "already past"),
-    (["--rule", "KAM1", "--until", "someday", "--comment", "x"], "not a date"),
-    (["--rule", "KAM1", "--until", "2099-01-01", "--comment", "  "], "needs a --comment"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--until", "2099-01-01", "--comment", "x"], "at least one of --rule"),
+        (["--rule", "KAM1", "--until", "2001-01-01", "--comment", "x"], "already past"),
+        (["--rule", "KAM1", "--until", "someday", "--comment", "x"], "not a date"),
+        (["--rule", "KAM1", "--until", "2099-01-01", "--comment", "  "], "needs a --comment"),
+    ],
+)
 def test_bad_silences_are_refused(db, args, message):
     r = run(["--db", db, "silence", "add", *args])
     assert r.exit_code == 2 and message in r.output
@@ -126,9 +173,13 @@ def test_notify_dry_run_writes_eml_and_sends_nothing(db, pm, tmp_path):
     files = sorted(out.glob("*.eml"))
     assert len(files) == 2
     msgs = [email.message_from_bytes(f.read_bytes(), policy=email.policy.default) for f in files]
-    assert sorted(m["Subject"] for m in msgs) == sorted([
-        "[kamrules] 王磊: 1 critical, 1 warning — as of 2026-10-31", "[kamrules] 李娜: 1 info — as of 2026-10-31"])
-    assert [r["status"] for r in json.loads(run(["--db", db, "notify", "list", "--format", "json"]).output)] == ["failed", "failed"]
+    assert sorted(m["Subject"] for m in msgs) == sorted(
+        ["[kamrules] 王磊: 1 critical, 1 warning — as of 2026-10-31", "[kamrules] 李娜: 1 info — as of 2026-10-31"]
+    )
+    assert [r["status"] for r in json.loads(run(["--db", db, "notify", "list", "--format", "json"]).output)] == [
+        "failed",
+        "failed",
+    ]
 
 
 def test_notify_exits_4_while_undelivered_then_0(db, pm):
@@ -173,8 +224,12 @@ def test_sender_killed_mid_send_loses_nothing(db, pm, accepted):
     srv.sink.accept_before_block = accepted
     try:
         env = {**os.environ, **env_for(port)}
-        proc = subprocess.Popen([sys.executable, "-m", "kamrules", "--db", db, "notify", "--ignore-backoff"], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kamrules", "--db", db, "notify", "--ignore-backoff"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         assert srv.sink.entered.wait(30), proc.communicate(timeout=5)
         proc.kill()
         proc.wait(10)

@@ -47,9 +47,13 @@ def test_no_message_when_nothing_is_due(tmp_path):
         assert report.sent == 0 and report.queued == 0
         assert not out.exists()
         assert store.count("outbox") == 0
-        report = record_and_notify(store, Result(alerts=(alert(),)), notify=("file",), settings=settings, pm=pm, now=NOW)
+        report = record_and_notify(
+            store, Result(alerts=(alert(),)), notify=("file",), settings=settings, pm=pm, now=NOW
+        )
         assert report.sent == 1
         # unchanged second run: nothing due, so no (empty) message either
-        report = record_and_notify(store, Result(alerts=(alert(),)), notify=("file",), settings=settings, pm=pm, now=NOW)
+        report = record_and_notify(
+            store, Result(alerts=(alert(),)), notify=("file",), settings=settings, pm=pm, now=NOW
+        )
         assert report.sent == 0 and store.count("outbox") == 1
     assert out.read_text() == "KAM101\n"

@@ -20,7 +20,17 @@ from kamrules.lifecycle.notifiers import Rendered
 
 NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.UTC)
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
-EXPECTED = {"subject", "from", "to", "date", "message-id", "x-kamrules-key", "auto-submitted", "mime-version", "content-type"}
+EXPECTED = {
+    "subject",
+    "from",
+    "to",
+    "date",
+    "message-id",
+    "x-kamrules-key",
+    "auto-submitted",
+    "mime-version",
+    "content-type",
+}
 
 
 def header_names(raw: bytes) -> list[str]:
@@ -29,9 +39,22 @@ def header_names(raw: bytes) -> list[str]:
 
 
 def cli(db, *args, env=None, timeout=60):
-    full = {**os.environ, "KAMRULES_LOAD_PLUGINS": "", "KAMRULES_CONFIG": "", "KAMRULES_SMTP_TLS": "none",
-            "KAMRULES_SMTP_HOST": "127.0.0.1", "KAMRULES_SMTP_FROM": "kamrules <kamrules@example.com>", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "kamrules", "--db", str(db), *args], env=full, capture_output=True, text=True, timeout=timeout)
+    full = {
+        **os.environ,
+        "KAMRULES_LOAD_PLUGINS": "",
+        "KAMRULES_CONFIG": "",
+        "KAMRULES_SMTP_TLS": "none",
+        "KAMRULES_SMTP_HOST": "127.0.0.1",
+        "KAMRULES_SMTP_FROM": "kamrules <kamrules@example.com>",
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "kamrules", "--db", str(db), *args],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def queue_failed(store, pm, alerts, **kw):
@@ -42,6 +65,7 @@ def queue_failed(store, pm, alerts, **kw):
 
 
 # 1. header injection -------------------------------------------------------------------------
+
 
 def _b(text):
     return "=?utf-8?b?" + base64.b64encode(text.encode()).decode() + "?="
@@ -62,7 +86,9 @@ EVIL_NAMES = {
 
 @pytest.mark.parametrize("name", list(EVIL_NAMES.values()), ids=list(EVIL_NAMES))
 def test_owner_name_never_adds_a_header_on_the_wire(store, server, pm, name):
-    r = record_and_notify(store, Result((alert(owner=name, account_name=name),)), settings=settings_for(server.port), pm=pm, now=NOW)
+    r = record_and_notify(
+        store, Result((alert(owner=name, account_name=name),)), settings=settings_for(server.port), pm=pm, now=NOW
+    )
     assert (r.sent, r.failed) == (1, 0), r.errors
     raw = server.received[0].data
     names = header_names(raw)
@@ -86,6 +112,7 @@ def m_has_no(raw: bytes, *headers) -> bool:
 
 
 # 2. credentials --------------------------------------------------------------------------------
+
 
 def forms(user, pw):
     u, p = user.encode(), pw.encode()
@@ -117,6 +144,7 @@ def test_an_auth_echoing_server_never_sees_the_password_printed_or_stored(store,
 
 # 3. starvation ---------------------------------------------------------------------------------
 
+
 def test_refused_recipients_do_not_starve_the_others(store, server, pm):
     bad = [alert("KAM101", "critical", f"B{i}", owner_email=f"gone{i}@example.com") for i in range(3)]
     good = [alert("KAM201", "warning", f"G{i}", owner_email=f"ok{i}@example.com") for i in range(3)]
@@ -144,12 +172,18 @@ def test_a_dropped_connection_is_a_clean_failure_and_stays_queued(store, pm):
 
 # 4. a slow server and the run's deadline ---------------------------------------------------------
 
+
 def test_a_slow_server_is_cut_off_by_the_run_deadline(store, pm):
     queue_failed(store, pm, [alert("KAM101", "critical", f"A{i}", owner_email=f"o{i}@example.com") for i in range(4)])
     srv = HostileServer(delay=0.4)  # each reply well under the 3 s socket timeout; a message takes ~3 s
     try:
         t0 = time.monotonic()
-        res = cli(store.path, "notify", "--ignore-backoff", env={"KAMRULES_SMTP_PORT": str(srv.port), "KAMRULES_NOTIFY_DEADLINE": "1.5"})
+        res = cli(
+            store.path,
+            "notify",
+            "--ignore-backoff",
+            env={"KAMRULES_SMTP_PORT": str(srv.port), "KAMRULES_NOTIFY_DEADLINE": "1.5"},
+        )
         took = time.monotonic() - t0
         assert res.returncode == 4, res.stderr
         assert took < 8, took  # without a deadline: 4 messages x ~3 s
@@ -164,16 +198,34 @@ def test_a_slow_server_is_cut_off_by_the_run_deadline(store, pm):
 
 # 5. two notify runs at once --------------------------------------------------------------------
 
+
 def test_two_notify_processes_deliver_once_and_both_exit_0(store, pm):
     port = free_port()
-    queue_failed(store, pm, [alert("KAM101", "critical", f"A{i}", owner_email=f"o{i}@example.com") for i in range(3)], KAMRULES_SMTP_PORT=str(port))
+    queue_failed(
+        store,
+        pm,
+        [alert("KAM101", "critical", f"A{i}", owner_email=f"o{i}@example.com") for i in range(3)],
+        KAMRULES_SMTP_PORT=str(port),
+    )
     srv = SmtpServer(port=port)
     srv.sink.gate, srv.sink.accept_before_block = threading.Event(), True
     env = {"KAMRULES_SMTP_PORT": str(port)}
-    full = {**os.environ, "KAMRULES_LOAD_PLUGINS": "", "KAMRULES_CONFIG": "", "KAMRULES_SMTP_TLS": "none",
-            "KAMRULES_SMTP_HOST": "127.0.0.1", "KAMRULES_SMTP_FROM": "kamrules@example.com", **env}
-    first = subprocess.Popen([sys.executable, "-m", "kamrules", "--db", str(store.path), "notify", "--ignore-backoff"], env=full,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    full = {
+        **os.environ,
+        "KAMRULES_LOAD_PLUGINS": "",
+        "KAMRULES_CONFIG": "",
+        "KAMRULES_SMTP_TLS": "none",
+        "KAMRULES_SMTP_HOST": "127.0.0.1",
+        "KAMRULES_SMTP_FROM": "kamrules@example.com",
+        **env,
+    }
+    first = subprocess.Popen(
+        [sys.executable, "-m", "kamrules", "--db", str(store.path), "notify", "--ignore-backoff"],
+        env=full,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert srv.sink.entered.wait(30), "the first sender never reached DATA"
         second = cli(store.path, "notify", "--ignore-backoff", env=env)  # while the first holds all three
@@ -194,7 +246,7 @@ def test_two_notify_processes_deliver_once_and_both_exit_0(store, pm):
 
 # 6. unrouted alerts say why, in the notifier's own words ----------------------------------------
 
-PLUGIN = '''
+PLUGIN = """
 import os
 from kamrules import hookimpl
 
@@ -217,7 +269,7 @@ class Mute(Pager):
 @hookimpl
 def register_notifiers():
     return [Pager(), Mute()]
-'''
+"""
 
 
 @pytest.fixture()
@@ -234,23 +286,67 @@ def test_a_notifier_that_routes_nothing_says_why_and_exits_4(book_db, tmp_path):
     plugins.mkdir()
     (plugins / "pager_plugin.py").write_text(PLUGIN, encoding="utf-8")
     args = ["check", "--as-of", "2026-10-31", "--select", "KAM3", "--fail-on", "never"]
-    res = subprocess.run([sys.executable, "-m", "kamrules", "--plugins-dir", str(plugins), "--db", str(book_db), *args, "--notify", "pager"],
-                       env={**os.environ, "KAMRULES_LOAD_PLUGINS": "", "KAMRULES_CONFIG": ""}, capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kamrules",
+            "--plugins-dir",
+            str(plugins),
+            "--db",
+            str(book_db),
+            *args,
+            "--notify",
+            "pager",
+        ],
+        env={**os.environ, "KAMRULES_LOAD_PLUGINS": "", "KAMRULES_CONFIG": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 4, res.stderr
     assert "unrouted (PAGER_URL is not set): " in res.stderr and "owner_email" not in res.stderr
-    res = subprocess.run([sys.executable, "-m", "kamrules", "--plugins-dir", str(plugins), "--db", str(book_db), *args, "--notify", "mute"],
-                         env={**os.environ, "KAMRULES_LOAD_PLUGINS": "", "KAMRULES_CONFIG": ""}, capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kamrules",
+            "--plugins-dir",
+            str(plugins),
+            "--db",
+            str(book_db),
+            *args,
+            "--notify",
+            "mute",
+        ],
+        env={**os.environ, "KAMRULES_LOAD_PLUGINS": "", "KAMRULES_CONFIG": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 4 and "unrouted (mute named no recipient)" in res.stderr, res.stderr
 
 
 def test_email_with_no_address_anywhere_exits_4_with_its_reason(book_db):
-    res = cli(book_db, "check", "--as-of", "2026-10-31", "--select", "KAM3", "--fail-on", "never", "--notify", "email",
-              env={"KAMRULES_SMTP_PORT": str(free_port())})
+    res = cli(
+        book_db,
+        "check",
+        "--as-of",
+        "2026-10-31",
+        "--select",
+        "KAM3",
+        "--fail-on",
+        "never",
+        "--notify",
+        "email",
+        env={"KAMRULES_SMTP_PORT": str(free_port())},
+    )
     assert res.returncode == 4, res.stderr
     assert "0 queued" in res.stderr and "unrouted (no owner_email, no default_to): " in res.stderr
 
 
 # 7. a send that hangs ------------------------------------------------------------------------------
+
 
 class Hang:
     name = "hang"
@@ -285,7 +381,9 @@ def test_an_smtp_server_that_never_answers_data_times_out(store, server, pm):
     server.sink.gate = threading.Event()  # DATA waits forever (until the test ends)
     try:
         t0 = time.monotonic()
-        r = record_and_notify(store, Result((alert(),)), settings=settings_for(server.port, smtp_timeout=1.0), pm=pm, now=NOW)
+        r = record_and_notify(
+            store, Result((alert(),)), settings=settings_for(server.port, smtp_timeout=1.0), pm=pm, now=NOW
+        )
         assert time.monotonic() - t0 < 5
         assert (r.sent, r.failed, r.undelivered) == (0, 1, 1) and "timed out" in r.errors[0]
     finally:
@@ -315,9 +413,13 @@ def test_a_webhook_that_never_answers_times_out(store, pm):
 
 # 8. refused for good: the terminal state 'rejected' (5xx on RCPT or after DATA, HTTP 4xx) ------------
 
+
 def test_a_5xx_refusal_is_rejected_once_exits_4_then_is_left_alone(store, pm):
     port = free_port()
-    alerts = [alert("KAM101", "critical", "B1", owner_email="gone@example.com"), alert("KAM201", "warning", "G1", owner_email="ok@example.com")]
+    alerts = [
+        alert("KAM101", "critical", "B1", owner_email="gone@example.com"),
+        alert("KAM201", "warning", "G1", owner_email="ok@example.com"),
+    ]
     queue_failed(store, pm, alerts, KAMRULES_SMTP_PORT=str(port))  # no server yet: both wait as 'failed'
     srv = SmtpServer(port=port)
     srv.sink.refuse = {"gone@example.com"}
@@ -329,7 +431,10 @@ def test_a_5xx_refusal_is_rejected_once_exits_4_then_is_left_alone(store, pm):
         assert "1 refused for good by the receiver, not retried" in first.stderr and "still queued" not in first.stderr
         row = outbox.list_outbox(store.conn, "rejected")
         assert [r["recipient"] for r in row] == ["gone@example.com"] and row[0]["attempts"] == 2
-        assert "refused by the receiver, not retried: SMTPRecipientsRefused" in row[0]["last_error"] and "550" in row[0]["last_error"]
+        assert (
+            "refused by the receiver, not retried: SMTPRecipientsRefused" in row[0]["last_error"]
+            and "550" in row[0]["last_error"]
+        )
         events = [r[0] for r in store.conn.execute("SELECT detail FROM alert_events WHERE event = 'rejected'")]
         assert len(events) == 1 and "gone@example.com" in events[0] and "550" in events[0]
 
@@ -341,7 +446,9 @@ def test_a_5xx_refusal_is_rejected_once_exits_4_then_is_left_alone(store, pm):
 
         listed = cli(store.path, "notify", "list")
         assert listed.returncode == 0 and "outbox: nothing pending" in listed.stdout
-        assert "1 messages were refused for good by the receiver: kamrules notify list --status rejected" in listed.stderr
+        assert (
+            "1 messages were refused for good by the receiver: kamrules notify list --status rejected" in listed.stderr
+        )
         shown = cli(store.path, "notify", "list", "--status", "rejected")
         assert shown.returncode == 0 and "gone@example.com" in shown.stdout and "rejected" in shown.stdout
 
@@ -358,7 +465,9 @@ def test_a_5xx_refusal_is_rejected_once_exits_4_then_is_left_alone(store, pm):
         srv.stop()
 
 
-@pytest.mark.parametrize("reply,status", [("554 5.7.1 message refused as spam", "rejected"), ("451 4.3.0 try again later", "failed")])
+@pytest.mark.parametrize(
+    "reply,status", [("554 5.7.1 message refused as spam", "rejected"), ("451 4.3.0 try again later", "failed")]
+)
 def test_a_refusal_after_data_is_rejected_when_5xx_and_retried_when_4xx(store, server, pm, reply, status):
     server.sink.data_reply = reply
     r = record_and_notify(store, Result((alert(),)), settings=settings_for(server.port), pm=pm, now=NOW)
@@ -366,7 +475,9 @@ def test_a_refusal_after_data_is_rejected_when_5xx_and_retried_when_4xx(store, s
     (row,) = outbox.list_outbox(store.conn, "all")
     assert row["status"] == status and reply[:3] in row["last_error"]
     server.sink.data_reply = None
-    later = send_due(store, ["email"], settings_for(server.port), pm, now=NOW + dt.timedelta(minutes=5), ignore_backoff=True)
+    later = send_due(
+        store, ["email"], settings_for(server.port), pm, now=NOW + dt.timedelta(minutes=5), ignore_backoff=True
+    )
     assert (later.sent, later.undelivered) == ((0, 0) if status == "rejected" else (1, 0))
 
 
@@ -380,13 +491,27 @@ def _previous_version_store(path, pm):
         assert old.schema_version == migrations.latest_version(before)
         c = old.conn
         for i, status in enumerate(["queued", "failed", "sent", "superseded"], 1):
-            c.execute("INSERT INTO outbox (key, notifier, recipient, subject, payload, status, attempts, last_error, created_at, next_attempt) "
-                      "VALUES (?, 'email', ?, '主题', ?, ?, ?, ?, '2026-10-31T08:00:00Z', '2026-10-31T08:01:00Z')",
-                      (f"k{i}", f"r{i}@example.com", f"payload {i}".encode(), status, i, "550 old" if status == "failed" else None))
-            c.execute("INSERT INTO outbox_items (outbox_id, fingerprint, severity, status) VALUES (?, ?, 'critical', 'firing')", (i, f"fp{i}"))
+            c.execute(
+                "INSERT INTO outbox (key, notifier, recipient, subject, payload, status, attempts, last_error, created_at, next_attempt) "
+                "VALUES (?, 'email', ?, '主题', ?, ?, ?, ?, '2026-10-31T08:00:00Z', '2026-10-31T08:01:00Z')",
+                (
+                    f"k{i}",
+                    f"r{i}@example.com",
+                    f"payload {i}".encode(),
+                    status,
+                    i,
+                    "550 old" if status == "failed" else None,
+                ),
+            )
+            c.execute(
+                "INSERT INTO outbox_items (outbox_id, fingerprint, severity, status) VALUES (?, ?, 'critical', 'firing')",
+                (i, f"fp{i}"),
+            )
         with pytest.raises(Exception, match="CHECK constraint failed"):
             c.execute("UPDATE outbox SET status = 'rejected' WHERE id = 1")
-        return [tuple(r) for r in c.execute("SELECT * FROM outbox ORDER BY id")], [tuple(r) for r in c.execute("SELECT * FROM outbox_items ORDER BY outbox_id")]
+        return [tuple(r) for r in c.execute("SELECT * FROM outbox ORDER BY id")], [
+            tuple(r) for r in c.execute("SELECT * FROM outbox_items ORDER BY outbox_id")
+        ]
 
 
 def test_the_migration_to_rejected_keeps_every_outbox_row(tmp_path, pm):
@@ -402,24 +527,42 @@ def test_the_migration_to_rejected_keeps_every_outbox_row(tmp_path, pm):
         assert new.schema_version == migrations.latest_version()
         assert [tuple(r) for r in c.execute("SELECT * FROM outbox ORDER BY id")] == box
         assert [tuple(r) for r in c.execute("SELECT * FROM outbox_items ORDER BY outbox_id")] == items
-        assert {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '%old%'")} == set()
-        indexes = {r[0]: r[1] for r in c.execute("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' AND name LIKE 'outbox%'")}
+        assert {
+            r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '%old%'")
+        } == set()
+        indexes = {
+            r[0]: r[1]
+            for r in c.execute("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' AND name LIKE 'outbox%'")
+        }
         assert indexes["outbox_status"] == "outbox" and indexes["outbox_items_fp"] == "outbox_items"
-        assert "outbox_status" in c.execute("EXPLAIN QUERY PLAN SELECT * FROM outbox WHERE status = 'queued' AND next_attempt < 'z'").fetchall()[0][-1]
+        assert (
+            "outbox_status"
+            in c.execute(
+                "EXPLAIN QUERY PLAN SELECT * FROM outbox WHERE status = 'queued' AND next_attempt < 'z'"
+            ).fetchall()[0][-1]
+        )
         c.execute("UPDATE outbox SET status = 'rejected' WHERE id = 2")  # the new terminal state
         with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
             c.execute("UPDATE outbox SET status = 'lost' WHERE id = 1")
         with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):  # outbox_items still points at the new outbox
-            c.execute("INSERT INTO outbox_items (outbox_id, fingerprint, severity, status) VALUES (99, 'x', 'info', 'firing')")
-        assert c.execute("PRAGMA foreign_key_check").fetchall() == [] and c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            c.execute(
+                "INSERT INTO outbox_items (outbox_id, fingerprint, severity, status) VALUES (99, 'x', 'info', 'firing')"
+            )
+        assert (
+            c.execute("PRAGMA foreign_key_check").fetchall() == []
+            and c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        )
         due = outbox.due_messages(c, ["email"], NOW + dt.timedelta(days=1))
         assert [r["id"] for r in due] == [1]  # queued still due; failed-then-rejected is not
         # a new message gets a fresh id after the rebuilt table's rows
-        c.execute("INSERT INTO outbox (key, notifier, recipient, subject, payload, status, created_at, next_attempt) VALUES ('k9', 'email', 'x', 's', x'00', 'queued', 'a', 'b')")
+        c.execute(
+            "INSERT INTO outbox (key, notifier, recipient, subject, payload, status, created_at, next_attempt) VALUES ('k9', 'email', 'x', 's', x'00', 'queued', 'a', 'b')"
+        )
         assert c.execute("SELECT MAX(id) FROM outbox").fetchone()[0] == 5
 
 
 # 9. the webhook: HTTP 4xx is refused for good, except 408/425/429; 5xx is transient ---------------
+
 
 class _Hook(BaseHTTPRequestHandler):
     code = 200
@@ -438,8 +581,21 @@ class _Hook(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.mark.parametrize("code,permanent", [(400, True), (401, True), (404, True), (410, True), (422, True),
-                                            (408, False), (425, False), (429, False), (500, False), (503, False)])
+@pytest.mark.parametrize(
+    "code,permanent",
+    [
+        (400, True),
+        (401, True),
+        (404, True),
+        (410, True),
+        (422, True),
+        (408, False),
+        (425, False),
+        (429, False),
+        (500, False),
+        (503, False),
+    ],
+)
 def test_webhook_4xx_is_rejected_and_5xx_408_425_429_retried(store, pm, code, permanent):
     _Hook.code, _Hook.hits = code, []
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
@@ -462,6 +618,7 @@ def test_webhook_4xx_is_rejected_and_5xx_408_425_429_retried(store, pm, code, pe
 
 # 10. the example WeCom notifier: its own words for unrouted alerts; waits bounded by time_left() -----
 
+
 def test_wecom_names_why_in_its_own_words(monkeypatch):
     from kamrules.lifecycle.notifiers import DueItem, unrouted_reason
     from kamrules_receivables.wecom import WeComNotifier
@@ -476,7 +633,10 @@ def test_wecom_names_why_in_its_own_words(monkeypatch):
     assert unrouted_reason(n, rcv, s) == "$KAMRULES_WECOM_WEBHOOK is not an http(s) robot URL"
     monkeypatch.setenv("KAMRULES_WECOM_WEBHOOK", "http://127.0.0.1:9/robot")
     groups, left = n.route([rcv, kam], s)
-    assert left == [kam] and unrouted_reason(n, kam, s) == "not a receivables alert (the 企业微信 group takes RCV* codes only)"
+    assert (
+        left == [kam]
+        and unrouted_reason(n, kam, s) == "not a receivables alert (the 企业微信 group takes RCV* codes only)"
+    )
 
 
 def test_wecom_send_waits_no_longer_than_the_run_has_left():
@@ -496,6 +656,7 @@ def test_wecom_send_waits_no_longer_than_the_run_has_left():
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{httpd.server_address[1]}/robot"
     try:
+
         def send():
             _DEADLINE.set(time.monotonic() + 0.6)  # what send_within sets: 0.6 s left of the run
             WeComNotifier().send(url, b"{}", settings_for(1))
@@ -511,6 +672,7 @@ def test_wecom_send_waits_no_longer_than_the_run_has_left():
 
 # 11. a misconfigured notifier refuses the whole command before anything is recorded ---------------
 
+
 def _dump(path) -> list[str]:
     import sqlite3
 
@@ -518,19 +680,43 @@ def _dump(path) -> list[str]:
         return list(c.iterdump())
 
 
-@pytest.mark.parametrize("notify,env,words", [
-    (["webhook"], {}, "--notify webhook: the webhook notifier needs a URL: set KAMRULES_WEBHOOK_URL"),
-    (["email", "webhook"], {}, "--notify webhook: the webhook notifier needs a URL"),
-    (["email", "webhook"], {"KAMRULES_WEBHOOK_URL": "file:///etc/passwd"}, "--notify webhook: webhook_url 'file:///etc/passwd': expected an http://"),
-    (["email"], {"KAMRULES_EMAIL_DEFAULT_TO": "ka team"}, "--notify email: default_to 'ka team': not a valid address"),
-    (["email"], {"KAMRULES_SMTP_FROM": "kamrules"}, "--notify email: smtp_from 'kamrules': not a valid address"),
-    (["email", "sms"], {}, "unknown notifier sms (available: email, webhook)"),
-], ids=["webhook-no-url", "email+webhook-no-url", "email+webhook-bad-url", "email-bad-default-to", "email-bad-from", "unknown"])
+@pytest.mark.parametrize(
+    "notify,env,words",
+    [
+        (["webhook"], {}, "--notify webhook: the webhook notifier needs a URL: set KAMRULES_WEBHOOK_URL"),
+        (["email", "webhook"], {}, "--notify webhook: the webhook notifier needs a URL"),
+        (
+            ["email", "webhook"],
+            {"KAMRULES_WEBHOOK_URL": "file:///etc/passwd"},
+            "--notify webhook: webhook_url 'file:///etc/passwd': expected an http://",
+        ),
+        (
+            ["email"],
+            {"KAMRULES_EMAIL_DEFAULT_TO": "ka team"},
+            "--notify email: default_to 'ka team': not a valid address",
+        ),
+        (["email"], {"KAMRULES_SMTP_FROM": "kamrules"}, "--notify email: smtp_from 'kamrules': not a valid address"),
+        (["email", "sms"], {}, "unknown notifier sms (available: email, webhook)"),
+    ],
+    ids=[
+        "webhook-no-url",
+        "email+webhook-no-url",
+        "email+webhook-bad-url",
+        "email-bad-default-to",
+        "email-bad-from",
+        "unknown",
+    ],
+)
 def test_a_misconfigured_notifier_changes_nothing_and_exits_2(book_db, tmp_path, notify, env, words):
     before = _dump(book_db)
     report = tmp_path / "report.csv"
     args = ["check", "--as-of", "2026-10-31", "--fail-on", "never", "--format", "csv", "-o", str(report)]
-    res = cli(book_db, *args, *[a for n in notify for a in ("--notify", n)], env={"KAMRULES_SMTP_PORT": str(free_port()), **env})
+    res = cli(
+        book_db,
+        *args,
+        *[a for n in notify for a in ("--notify", n)],
+        env={"KAMRULES_SMTP_PORT": str(free_port()), **env},
+    )
     assert res.returncode == 2, res.stderr
     assert words in res.stderr and "Traceback" not in res.stderr
     assert _dump(book_db) == before  # no history, no run, no outbox row
@@ -544,7 +730,9 @@ def test_record_and_notify_refuses_before_recording(store, pm):
 
     before = _dump(store.path)
     with pytest.raises(InputError, match=r"--notify webhook: .*needs a URL.*\(nothing was recorded or sent\)"):
-        record_and_notify(store, Result((alert(),)), notify=("email", "webhook"), settings=settings_for(free_port()), pm=pm, now=NOW)
+        record_and_notify(
+            store, Result((alert(),)), notify=("email", "webhook"), settings=settings_for(free_port()), pm=pm, now=NOW
+        )
     assert _dump(store.path) == before
 
 

@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from kamrules import engine
 from kamrules.engine import MatchRule, compile_matcher, import_error
 
-needs_durable = pytest.mark.skipif(import_error() is not None, reason=f"durable_rules can't be imported: {import_error()}")
+needs_durable = pytest.mark.skipif(
+    import_error() is not None, reason=f"durable_rules can't be imported: {import_error()}"
+)
 AS_OF = "2026-10-31"
 
 
@@ -68,8 +70,11 @@ def _facts_for(rule):
     fields = {}
     for f in rule.facts:
         numeric = not ops[f] or any(isinstance(v, (int, float)) for v in ops[f])
-        kind = st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=False, allow_infinity=False, width=32)) \
-            if numeric else st.text(max_size=6)
+        kind = (
+            st.one_of(st.integers(-(10**6), 10**6), st.floats(allow_nan=False, allow_infinity=False, width=32))
+            if numeric
+            else st.text(max_size=6)
+        )
         fields[f] = st.one_of(st.none(), st.sampled_from(_near(ops[f])), kind)
     fields["tier"] = st.sampled_from(["key", "mid", "small", "other", ""])
     one = st.fixed_dictionaries({}, optional=fields)
@@ -169,8 +174,10 @@ def test_choice_setting_and_environment(monkeypatch):
 
 # -- the CLI where durable_rules can't be imported: a real process in which importing it fails --------
 
-_NO_DURABLE = ("import sys; sys.modules['durable'] = sys.modules['durable.engine'] = None; "
-               "sys.modules['durable_rules_engine'] = None; from kamrules.cli import cli; cli()")
+_NO_DURABLE = (
+    "import sys; sys.modules['durable'] = sys.modules['durable.engine'] = None; "
+    "sys.modules['durable_rules_engine'] = None; from kamrules.cli import cli; cli()"
+)
 
 
 def _kamrules(tmp_path, *args, blocked: bool, env_extra=None):
@@ -178,7 +185,9 @@ def _kamrules(tmp_path, *args, blocked: bool, env_extra=None):
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAMRULES_")} | (env_extra or {})
     cmd = [sys.executable, "-c", _NO_DURABLE] if blocked else [sys.executable, "-m", "kamrules"]
-    return subprocess.run(cmd + [str(a) for a in args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        cmd + [str(a) for a in args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +220,9 @@ def test_without_durable_the_python_matcher_is_used_and_said_once(tmp_path, demo
 
 
 def test_engine_durable_where_it_cannot_be_imported_is_a_clear_error(tmp_path, demo_db):
-    proc = _kamrules(tmp_path, "check", "--db", demo_db, "--as-of", AS_OF, blocked=True, env_extra={"KAMRULES_ENGINE": "durable"})
+    proc = _kamrules(
+        tmp_path, "check", "--db", demo_db, "--as-of", AS_OF, blocked=True, env_extra={"KAMRULES_ENGINE": "durable"}
+    )
     assert proc.returncode == 2
     assert "durable_rules can't be imported" in proc.stderr and "CPPFLAGS=" in proc.stderr
     assert "Traceback" not in proc.stderr

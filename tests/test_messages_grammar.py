@@ -16,43 +16,58 @@ from kamrules.messages import human, render_template, template_problems
 from kamrules.ruleset import parse_ruleset, resolve
 
 AS_OF = "2026-10-31"
-RECEIVABLES = Path(__file__).resolve().parents[1] / "plugins" / "kamrules-receivables" / "kamrules_receivables" / "receivables.yaml"
+RECEIVABLES = (
+    Path(__file__).resolve().parents[1]
+    / "plugins"
+    / "kamrules-receivables"
+    / "kamrules_receivables"
+    / "receivables.yaml"
+)
 
 
 def msg(template, **values):
     return render_template(template, values, {}, AS_OF)
 
 
-@pytest.mark.parametrize("template, values, expected", [
-    ("{n|activity|activities}", {"n": 1}, "1 activity"),
-    ("{n|activity|activities}", {"n": 3}, "3 activities"),
-    ("{n|activity|activities}", {"n": 0}, "0 activities"),
-    ("{n|day}", {"n": 1}, "1 day"),
-    ("{n|day}", {"n": 1234}, "1,234 days"),
-    ("{n:.0f|day}", {"n": 1.4}, "1 day"),  # singular follows the number as printed
-    ("{n:.0f|day}", {"n": 1.6}, "2 days"),
-    ("{n|day}", {}, "n/a days"),
-    ("{n|day} to {as_of}, {{literal}} {m:,.0f}", {"n": 2, "m": 1234.5}, "2 days to 2026-10-31, {literal} 1,234"),
-])
+@pytest.mark.parametrize(
+    "template, values, expected",
+    [
+        ("{n|activity|activities}", {"n": 1}, "1 activity"),
+        ("{n|activity|activities}", {"n": 3}, "3 activities"),
+        ("{n|activity|activities}", {"n": 0}, "0 activities"),
+        ("{n|day}", {"n": 1}, "1 day"),
+        ("{n|day}", {"n": 1234}, "1,234 days"),
+        ("{n:.0f|day}", {"n": 1.4}, "1 day"),  # singular follows the number as printed
+        ("{n:.0f|day}", {"n": 1.6}, "2 days"),
+        ("{n|day}", {}, "n/a days"),
+        ("{n|day} to {as_of}, {{literal}} {m:,.0f}", {"n": 2, "m": 1234.5}, "2 days to 2026-10-31, {literal} 1,234"),
+    ],
+)
 def test_plural_fields(template, values, expected):
     assert template_problems(template) == []
     assert msg(template, **values) == expected
 
 
-@pytest.mark.parametrize("template, problem", [
-    ("{n|}", "one or two word forms"),
-    ("{n|a|b|c}", "one or two word forms"),
-    ("{n:xyz|day}", "not a simple format"),
-    ("{n.x|day}", "attribute or index access"),
-])
+@pytest.mark.parametrize(
+    "template, problem",
+    [
+        ("{n|}", "one or two word forms"),
+        ("{n|a|b|c}", "one or two word forms"),
+        ("{n:xyz|day}", "not a simple format"),
+        ("{n.x|day}", "attribute or index access"),
+    ],
+)
 def test_bad_plural_fields_are_refused(template, problem):
     assert any(problem in p for p in template_problems(template))
 
 
 def test_bad_plural_field_in_a_rule_file_names_file_and_line(tmp_path):
     f = tmp_path / "r.yaml"
-    f.write_text("ruleset: r\nrules:\n  - code: ABC101\n    name: x\n    when: ['n > 1']\n"
-                 "    message: '{n|a|b|c} as of {as_of}'\n    action: do it\n", encoding="utf-8")
+    f.write_text(
+        "ruleset: r\nrules:\n  - code: ABC101\n    name: x\n    when: ['n > 1']\n"
+        "    message: '{n|a|b|c} as of {as_of}'\n    action: do it\n",
+        encoding="utf-8",
+    )
     with pytest.raises(InputError) as e:
         parse_ruleset(f)
     text = str(e.value) + "\n" + "\n".join(map(str, e.value.problems))
@@ -80,8 +95,10 @@ def _samples(book_store, pm) -> dict:
 
 
 PLURAL_AFTER_ONE = re.compile(r"(?<![\d.,:/-])1 (?!x\b)([a-z][a-z-]*(?: [a-z-]+)?)")
-SINGULAR_AFTER_TWO = re.compile(r"(?<![\d.,:/-])2 (day|activity|visit|complaint|open complaint|invoice|order day|"
-                                r"recorded attitude|active decision-maker contact)\b(?!s)")
+SINGULAR_AFTER_TWO = re.compile(
+    r"(?<![\d.,:/-])2 (day|activity|visit|complaint|open complaint|invoice|order day|"
+    r"recorded attitude|active decision-maker contact)\b(?!s)"
+)
 
 
 def test_every_builtin_message_is_grammatical_singular_and_plural(book_store, pm):
@@ -110,11 +127,21 @@ def test_messages_that_were_untrue_or_garbled(pm):
     rules = {r.name: r for r in _builtin_rules(pm)}
     single = render_template(rules["single_threaded"].message, {"missing_channels": "technical"}, {}, AS_OF)
     assert "technical" in single and "only the KA manager connects the two sides" not in single
-    told = render_template(rules["no_complaint_channel"].message,
-                           {"complaint_channel_state": "a complaint channel the client has not been told of"}, {}, AS_OF)
-    assert told.startswith("this key account has a complaint channel the client has not been told of as of 2026-10-31: ")
-    skipped = render_template(rules["stage_skipped"].message, {"pipeline_stage": "proposal", "skipped_stages": "analysis and visit"},
-                              {}, AS_OF)
+    told = render_template(
+        rules["no_complaint_channel"].message,
+        {"complaint_channel_state": "a complaint channel the client has not been told of"},
+        {},
+        AS_OF,
+    )
+    assert told.startswith(
+        "this key account has a complaint channel the client has not been told of as of 2026-10-31: "
+    )
+    skipped = render_template(
+        rules["stage_skipped"].message,
+        {"pipeline_stage": "proposal", "skipped_stages": "analysis and visit"},
+        {},
+        AS_OF,
+    )
     assert "stage(s)" not in skipped and "without going through analysis and visit before the proposal" in skipped
 
 
@@ -135,15 +162,19 @@ def test_actions_follow_the_situation(pm):
 def test_action_list_is_validated(tmp_path):
     head = "ruleset: r\nrules:\n  - code: ABC101\n    name: x\n    when: ['n > 1']\n    message: 'm {n}'\n"
     good = tmp_path / "good.yaml"
-    good.write_text(head + "    action:\n      - when: 'n > 5'\n        text: big\n      - text: small\n", encoding="utf-8")
+    good.write_text(
+        head + "    action:\n      - when: 'n > 5'\n        text: big\n      - text: small\n", encoding="utf-8"
+    )
     r = parse_ruleset(good).rules[0]
     assert (r.action_for({"n": 9}, {}), r.action_for({"n": 2}, {}), r.action) == ("big", "small", "small")
     assert r.to_dict()["actions"] == [{"when": "n > 5", "text": "big"}]
-    for body, problem in [("    action:\n      - when: 'n > 5'\n        text: big\n", "the last action has a when"),
-                          ("    action:\n      - text: a\n      - text: b\n", "is not the last"),
-                          ("    action:\n      - when: 'n >'\n        text: a\n      - text: b\n", "condition"),
-                          ("    action: []\n", "empty list"),
-                          ("    action:\n      - when: 'n > 1'\n        txt: a\n      - text: b\n", "unknown key 'txt'")]:
+    for body, problem in [
+        ("    action:\n      - when: 'n > 5'\n        text: big\n", "the last action has a when"),
+        ("    action:\n      - text: a\n      - text: b\n", "is not the last"),
+        ("    action:\n      - when: 'n >'\n        text: a\n      - text: b\n", "condition"),
+        ("    action: []\n", "empty list"),
+        ("    action:\n      - when: 'n > 1'\n        txt: a\n      - text: b\n", "unknown key 'txt'"),
+    ]:
         bad = tmp_path / "bad.yaml"
         bad.write_text(head + body, encoding="utf-8")
         with pytest.raises(InputError) as e:
@@ -152,9 +183,22 @@ def test_action_list_is_validated(tmp_path):
         assert problem in text and "bad.yaml:" in text, text
 
 
-@pytest.mark.parametrize("value, text", [(10414839.430000002, "10,414,839"), (5323160.0, "5,323,160"), (0.04410266, "0.0441"),
-                                         (31.456, "31.46"), (2.5, "2.5"), (7, "7"), (12345, "12,345"), (None, "none"),
-                                         (True, "yes"), ("2026-10-31", "2026-10-31"), (-1887022.42, "-1,887,022")])
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (10414839.430000002, "10,414,839"),
+        (5323160.0, "5,323,160"),
+        (0.04410266, "0.0441"),
+        (31.456, "31.46"),
+        (2.5, "2.5"),
+        (7, "7"),
+        (12345, "12,345"),
+        (None, "none"),
+        (True, "yes"),
+        ("2026-10-31", "2026-10-31"),
+        (-1887022.42, "-1,887,022"),
+    ],
+)
 def test_human_numbers(value, text):
     assert human(value) == text
 
@@ -164,7 +208,9 @@ def test_explain_and_alerts_show_print_numbers_for_people(book_store, tmp_path, 
     for var in ("KAMRULES_CONFIG", "KAMRULES_DB"):
         monkeypatch.delenv(var, raising=False)
     path = str(book_store.path)
-    acc = book_store.conn.execute("SELECT account_id FROM orders GROUP BY account_id ORDER BY SUM(amount) DESC LIMIT 1").fetchone()[0]
+    acc = book_store.conn.execute(
+        "SELECT account_id FROM orders GROUP BY account_id ORDER BY SUM(amount) DESC LIMIT 1"
+    ).fetchone()[0]
     book_store.close()
     run = lambda *a: CliRunner().invoke(cli, ["--db", path, *a], catch_exceptions=False)  # noqa: E731
     ex = run("explain", acc, "--as-of", AS_OF)

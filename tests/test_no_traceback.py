@@ -87,7 +87,9 @@ def _args_for(path, cmd, hostile, value) -> list[str]:
 def invoke(tmp_path, args) -> None:
     r = CliRunner().invoke(cli, [str(a) for a in args])
     where = " ".join(str(a) for a in args)
-    assert r.exception is None or isinstance(r.exception, SystemExit), f"{where}: {type(r.exception).__name__}: {r.exception}"
+    assert r.exception is None or isinstance(r.exception, SystemExit), (
+        f"{where}: {type(r.exception).__name__}: {r.exception}"
+    )
     assert "Traceback" not in r.output, f"{where}:\n{r.output}"
     assert r.exit_code in (0, 1, 2, 3, 4), f"{where}: exit {r.exit_code}\n{r.output}"
 
@@ -116,7 +118,14 @@ def test_no_traceback(tmp_path, hostile, path, cmd):
     if any(isinstance(p, click.Argument) for p in cmd.params):
         for kind in ("nonexistent", "folder", "data-binary", "yaml-binary"):
             args = _args_for(path, cmd, hostile, hostile[kind])
-            invoke(tmp_path, ["--db", hostile["empty"]] + list(path) + args + needs + (["--dir", tmp_path] if path == ("plugin", "new") else []))
+            invoke(
+                tmp_path,
+                ["--db", hostile["empty"]]
+                + list(path)
+                + args
+                + needs
+                + (["--dir", tmp_path] if path == ("plugin", "new") else []),
+            )
     # 3. garbage for each option (flags need no value)
     for p in cmd.params:
         if not isinstance(p, click.Option) or p.is_flag or p.name in ("help",):
@@ -126,16 +135,28 @@ def test_no_traceback(tmp_path, hostile, path, cmd):
             invoke(tmp_path, ["--db", hostile["empty"]] + list(path) + args + needs + [p.opts[0], value])
 
 
-@pytest.mark.parametrize("args", [
-    ["--db", "{foreign}", "check"],
-    ["--db", "{binary}", "alerts"],
-    ["--db", "{empty}", "import", "{data-binary}"],
-    ["--db", "{empty}", "check", "-o", "{folder}"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--db", "{foreign}", "check"],
+        ["--db", "{binary}", "alerts"],
+        ["--db", "{empty}", "import", "{data-binary}"],
+        ["--db", "{empty}", "check", "-o", "{folder}"],
+    ],
+)
 def test_no_traceback_real_process(hostile, tmp_path, args):
     """The same through a real process: stderr as a user sees it."""
-    argv = [a.format(**{k.replace("-", "_"): v for k, v in hostile.items()}) if "{" not in a else str(hostile[a[1:-1]]) for a in args]
-    r = subprocess.run([sys.executable, "-m", "kamrules"] + argv, capture_output=True, text=True, cwd=tmp_path, timeout=120,
-                       env={k: v for k, v in os.environ.items() if not k.startswith("KAMRULES_")})
+    argv = [
+        a.format(**{k.replace("-", "_"): v for k, v in hostile.items()}) if "{" not in a else str(hostile[a[1:-1]])
+        for a in args
+    ]
+    r = subprocess.run(
+        [sys.executable, "-m", "kamrules"] + argv,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        env={k: v for k, v in os.environ.items() if not k.startswith("KAMRULES_")},
+    )
     assert "Traceback" not in r.stdout + r.stderr, r.stderr
     assert r.returncode == 2, r.stderr

@@ -77,7 +77,9 @@ REFUSED = ["store", "relative", "symlink", "hardlink", "wal", "journal", "folder
 def test_check_output_refuses_store_and_non_files(env, kind):
     before = digest(env / "book.db")
     target = _target(env, kind)
-    r = invoke("--db", env / "book.db", "check", "--as-of", "2026-10-31", "--format", "csv", "--output", target, "--no-history")
+    r = invoke(
+        "--db", env / "book.db", "check", "--as-of", "2026-10-31", "--format", "csv", "--output", target, "--no-history"
+    )
     assert r.exit_code == 2, r.output
     assert "Traceback" not in r.output
     assert any(w in r.output for w in ("refusing", "is a directory")), r.output
@@ -156,7 +158,18 @@ def test_check_output_through_a_symlink_replaces_the_target(env):
     (env / "reports").mkdir()
     (env / "reports" / "alerts.json").write_text("old", encoding="utf-8")
     os.symlink(env / "reports" / "alerts.json", env / "latest.json")
-    r = invoke("--db", env / "book.db", "check", "--as-of", "2026-10-31", "--format", "json", "-o", env / "latest.json", "--no-history")
+    r = invoke(
+        "--db",
+        env / "book.db",
+        "check",
+        "--as-of",
+        "2026-10-31",
+        "--format",
+        "json",
+        "-o",
+        env / "latest.json",
+        "--no-history",
+    )
     assert r.exit_code in (0, 1), r.output
     assert (env / "latest.json").is_symlink()
     assert (env / "reports" / "alerts.json").read_text(encoding="utf-8").startswith("[")
@@ -194,7 +207,7 @@ def test_check_output_path_library_call(tmp_path):
     assert check_output_path(tmp_path / "x.csv", store, [tmp_path]) == tmp_path / "x.csv"
 
 
-SLOW_FORMAT = '''
+SLOW_FORMAT = """
 import os, time
 from kamrules import hookimpl
 from kamrules.formats import OutputFormat
@@ -209,7 +222,7 @@ def render(alerts, summary):
 @hookimpl
 def register_output_formats():
     return [OutputFormat("slow", render, "sleeps midway", "txt")]
-'''
+"""
 
 
 def test_kill_9_mid_write_leaves_the_old_report_and_no_temp_file(env, tmp_path):
@@ -221,9 +234,26 @@ def test_kill_9_mid_write_leaves_the_old_report_and_no_temp_file(env, tmp_path):
     (out / "alerts.txt").write_text("yesterday's report\n", encoding="utf-8")
     marker = tmp_path / "marker"
     proc = subprocess.Popen(
-        KAMRULES + ["--plugins-dir", str(plugins), "--db", str(env / "book.db"), "check", "--as-of", "2026-10-31",
-                    "--format", "slow", "-o", str(out / "alerts.txt"), "--no-history", "--jobs", "1"],
-        env={**os.environ, "MARKER": str(marker)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        KAMRULES
+        + [
+            "--plugins-dir",
+            str(plugins),
+            "--db",
+            str(env / "book.db"),
+            "check",
+            "--as-of",
+            "2026-10-31",
+            "--format",
+            "slow",
+            "-o",
+            str(out / "alerts.txt"),
+            "--no-history",
+            "--jobs",
+            "1",
+        ],
+        env={**os.environ, "MARKER": str(marker)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         deadline = time.monotonic() + 60
@@ -244,9 +274,25 @@ def test_kill_9_mid_write_leaves_the_old_report_and_no_temp_file(env, tmp_path):
 
 def _check_to(env: Path, target: Path, preexec=None):
     return subprocess.run(
-        KAMRULES + ["--db", str(env / "book.db"), "check", "--as-of", "2026-10-31", "--format", "json",
-                    "-o", str(target), "--no-history", "--jobs", "1"],
-        capture_output=True, text=True, preexec_fn=preexec, timeout=120,
+        KAMRULES
+        + [
+            "--db",
+            str(env / "book.db"),
+            "check",
+            "--as-of",
+            "2026-10-31",
+            "--format",
+            "json",
+            "-o",
+            str(target),
+            "--no-history",
+            "--jobs",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        preexec_fn=preexec,
+        timeout=120,
     )
 
 
@@ -255,7 +301,9 @@ def test_full_disk_tmpfs_leaves_the_old_report(env, tmp_path):
     mnt.mkdir()
     done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True, text=True)
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a 64 KiB tmpfs here ({done.stderr.strip() or 'mount failed'}); see the RLIMIT_FSIZE test")
+        pytest.skip(
+            f"cannot mount a 64 KiB tmpfs here ({done.stderr.strip() or 'mount failed'}); see the RLIMIT_FSIZE test"
+        )
     try:
         (mnt / "alerts.json").write_text("old report\n", encoding="utf-8")
         r = _check_to(env, mnt / "alerts.json")

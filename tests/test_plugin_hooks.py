@@ -27,7 +27,15 @@ def write_plugin(folder: Path, name: str, code: str) -> Path:
 
 def kamrules(*args, cwd=None, env=None, check=False):
     full_env = dict(os.environ, **(env or {}))
-    proc = subprocess.run([sys.executable, "-m", "kamrules", *map(str, args)], cwd=cwd, env=full_env, capture_output=True, text=True, encoding="utf-8", timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kamrules", *map(str, args)],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+    )
     if check:
         assert proc.returncode == 0, proc.stderr + proc.stdout
     return proc
@@ -70,12 +78,15 @@ def test_register_tables_plugin_table_is_created_validated_and_imported(tmp_path
         assert store.table_exists("site_visits")
         data = tmp_path / "data"
         write_csv(data / "accounts.csv", ACCOUNTS_CSV)
-        write_csv(data / "site_visits.csv", """
+        write_csv(
+            data / "site_visits.csv",
+            """
             id,account_id,date,purpose,hours
             V1,A1,2026-10-01,audit,3.5
             V2,A9,2026-10-02,party,x
             V3,A2,,repair,
-        """)
+        """,
+        )
         with pytest.raises(InputError) as e:
             store.import_paths([data])
         text = e.value.render()
@@ -84,25 +95,35 @@ def test_register_tables_plugin_table_is_created_validated_and_imported(tmp_path
         assert "site_visits.csv:3: hours:" in text
         assert "site_visits.csv:4: date: missing value" in text
         assert store.count("site_visits") == 0  # refused as a whole
-        write_csv(data / "site_visits.csv", """
+        write_csv(
+            data / "site_visits.csv",
+            """
             id,account_id,date,purpose,hours
             V1,A1,2026-10-01,audit,3.5
             V3,A2,2026-10-03,repair,
-        """)
+        """,
+        )
         report = store.import_paths([data])
         assert report.tables["site_visits"].inserted == 2
-        assert list(store.query("SELECT id, hours FROM site_visits ORDER BY id")) == [{"id": "V1", "hours": 3.5}, {"id": "V3", "hours": None}]
+        assert list(store.query("SELECT id, hours FROM site_visits ORDER BY id")) == [
+            {"id": "V1", "hours": 3.5},
+            {"id": "V3", "hours": None},
+        ]
 
 
 def test_register_tables_name_declared_twice_is_a_plugin_error(tmp_path):
-    write_plugin(tmp_path / "p", "dup", """
+    write_plugin(
+        tmp_path / "p",
+        "dup",
+        """
         from kamrules import hookimpl
         from kamrules.contract import C, Table
 
         @hookimpl
         def register_tables():
             return [Table("orders", (C("id", required=True),))]
-    """)
+    """,
+    )
     pm = make_plugin_manager(plugins_dirs=[tmp_path / "p"], load_entry_points=False)
     with pytest.raises(PluginError, match="'orders' is declared by more than one plugin"):
         Store.open(tmp_path / "k.db", pm=pm)
@@ -122,7 +143,10 @@ def test_plugin_table_imported_through_the_cli(tmp_path):
 
 # -- rename_columns ---------------------------------------------------------------
 def test_rename_columns_maps_a_crm_export_onto_the_contract(tmp_path):
-    write_plugin(tmp_path / "p", "crm", """
+    write_plugin(
+        tmp_path / "p",
+        "crm",
+        """
         from kamrules import hookimpl
 
         CALLS = []
@@ -132,30 +156,47 @@ def test_rename_columns_maps_a_crm_export_onto_the_contract(tmp_path):
             CALLS.append((table, list(columns), path))
             if table == "accounts" and "客户编号" in columns:
                 return {"客户编号": "id", "客户名称": "name", "客户等级": "tier"}
-    """)
-    write_plugin(tmp_path / "p", "crm_owner", """
+    """,
+    )
+    write_plugin(
+        tmp_path / "p",
+        "crm_owner",
+        """
         from kamrules import hookimpl
 
         @hookimpl
         def rename_columns(table, columns, path):
             return {"客户经理": "owner"} if "客户经理" in columns else None
-    """)
+    """,
+    )
     pm = make_plugin_manager(plugins_dirs=[tmp_path / "p"], load_entry_points=False)
     crm = sys.modules["kamrules_dir_plugin_crm"]
     data = tmp_path / "data"
     # a GBK export, as Chinese Excel writes it
-    write_csv(data / "accounts.csv", """
+    write_csv(
+        data / "accounts.csv",
+        """
         客户编号,客户名称,客户等级,客户经理,备注
         A1,华东电气集团,key,王磊,老客户
         A2,小五金商行,medium,李娜,
-    """, encoding="gbk")
+    """,
+        encoding="gbk",
+    )
     with Store.open(tmp_path / "k.db", pm=pm) as store:
         with pytest.raises(InputError) as e:
             store.import_paths([data])
         # problems name the contract column, not the export's
         assert "accounts.csv:3: tier: 'medium' is not allowed" in e.value.render()
-        assert crm.CALLS[-1] == ("accounts", ["客户编号", "客户名称", "客户等级", "客户经理", "备注"], str(data / "accounts.csv"))
-        write_csv(data / "accounts.csv", "客户编号,客户名称,客户等级,客户经理,备注\nA1,华东电气集团,key,王磊,老客户\n", encoding="gbk")
+        assert crm.CALLS[-1] == (
+            "accounts",
+            ["客户编号", "客户名称", "客户等级", "客户经理", "备注"],
+            str(data / "accounts.csv"),
+        )
+        write_csv(
+            data / "accounts.csv",
+            "客户编号,客户名称,客户等级,客户经理,备注\nA1,华东电气集团,key,王磊,老客户\n",
+            encoding="gbk",
+        )
         store.import_paths([data])
         assert list(store.query("SELECT id, name, tier, owner, 备注 FROM accounts")) == [
             {"id": "A1", "name": "华东电气集团", "tier": "key", "owner": "王磊", "备注": "老客户"}
@@ -164,7 +205,10 @@ def test_rename_columns_maps_a_crm_export_onto_the_contract(tmp_path):
 
 # -- register_commands --------------------------------------------------------------
 def test_register_commands_adds_a_command_with_help(tmp_path):
-    write_plugin(tmp_path / "p", "hello", """
+    write_plugin(
+        tmp_path / "p",
+        "hello",
+        """
         import click
         from kamrules import hookimpl
         from kamrules.cliutils import db_option, handle_errors, pass_env
@@ -179,7 +223,8 @@ def test_register_commands_adds_a_command_with_help(tmp_path):
             def hello(env, who):
                 \"\"\"Say hello.\"\"\"
                 click.echo(f"你好, {who} ({env.db})")
-    """)
+    """,
+    )
     out = kamrules("--plugins-dir", tmp_path / "p", "hello", "王磊", "--db", "x.db", check=True).stdout
     assert out == "你好, 王磊 (x.db)\n"
     assert "hello" in kamrules("--plugins-dir", tmp_path / "p", "--help", check=True).stdout
@@ -209,7 +254,14 @@ HELLO_FORMAT = """
 @pytest.fixture
 def fake_site(tmp_path, monkeypatch):
     site = tmp_path / "site"
-    fake_distribution(site, "kamrules-fakeplug", "0.3.1", "fakeplug", "fakeplug_hooks_ep", HELLO_FORMAT.replace("{name}", "fake-count"))
+    fake_distribution(
+        site,
+        "kamrules-fakeplug",
+        "0.3.1",
+        "fakeplug",
+        "fakeplug_hooks_ep",
+        HELLO_FORMAT.replace("{name}", "fake-count"),
+    )
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.delenv("KAMRULES_LOAD_PLUGINS", raising=False)
     return site
@@ -218,13 +270,20 @@ def fake_site(tmp_path, monkeypatch):
 def test_entry_point_plugin_is_loaded_with_its_version(fake_site):
     pm = make_plugin_manager()
     info = {p["name"]: p for p in get_plugins(pm)}
-    assert info["fakeplug"] == {"name": "fakeplug", "version": "0.3.1", "builtin": False, "hooks": ["register_output_formats"]}
+    assert info["fakeplug"] == {
+        "name": "fakeplug",
+        "version": "0.3.1",
+        "builtin": False,
+        "hooks": ["register_output_formats"],
+    }
     names = [f.name for batch in pm.hook.register_output_formats() for f in batch]
     assert "fake-count" in names
 
 
 # a name that is not installed ("other") is a usage error: tests/test_plugin_isolation.py
-@pytest.mark.parametrize("allow, loaded", [("", False), ("fakeplug", True), ("kamrules-fakeplug", True), (" fakeplug, ", True)])
+@pytest.mark.parametrize(
+    "allow, loaded", [("", False), ("fakeplug", True), ("kamrules-fakeplug", True), (" fakeplug, ", True)]
+)
 def test_kamrules_load_plugins_allowlist(fake_site, monkeypatch, allow, loaded):
     monkeypatch.setenv("KAMRULES_LOAD_PLUGINS", allow)
     names = {p["name"] for p in get_plugins(make_plugin_manager())}
@@ -234,16 +293,34 @@ def test_kamrules_load_plugins_allowlist(fake_site, monkeypatch, allow, loaded):
 
 def test_kamrules_plugins_json_lists_entry_point_and_folder_plugins(tmp_path):
     site = tmp_path / "site"
-    fake_distribution(site, "kamrules-fakeplug", "0.3.1", "fakeplug", "fakeplug_hooks_cli", HELLO_FORMAT.replace("{name}", "fake-count"))
+    fake_distribution(
+        site,
+        "kamrules-fakeplug",
+        "0.3.1",
+        "fakeplug",
+        "fakeplug_hooks_cli",
+        HELLO_FORMAT.replace("{name}", "fake-count"),
+    )
     write_plugin(tmp_path / "p", "visits", VISITS_PLUGIN)
     env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     env.pop("KAMRULES_LOAD_PLUGINS", None)
-    proc = kamrules("--plugins-dir", tmp_path / "p", "plugins", "--format", "json", env=dict(env, KAMRULES_LOAD_PLUGINS="fakeplug"), check=True)
+    proc = kamrules(
+        "--plugins-dir",
+        tmp_path / "p",
+        "plugins",
+        "--format",
+        "json",
+        env=dict(env, KAMRULES_LOAD_PLUGINS="fakeplug"),
+        check=True,
+    )
     rows = {r["name"]: r for r in json.loads(proc.stdout)}
     assert rows["fakeplug"]["version"] == "0.3.1" and rows["fakeplug"]["hooks"] == ["register_output_formats"]
     folder = [r for name, r in rows.items() if name.endswith("visits.py")]
     assert folder and folder[0]["hooks"] == ["register_tables"] and folder[0]["builtin"] is False
-    assert rows["kamrules_plugins.devtools"]["builtin"] is True and "register_commands" in rows["kamrules_plugins.devtools"]["hooks"]
+    assert (
+        rows["kamrules_plugins.devtools"]["builtin"] is True
+        and "register_commands" in rows["kamrules_plugins.devtools"]["hooks"]
+    )
     # the allowlist applies to the CLI too
     proc = kamrules("plugins", "--format", "json", env=dict(env, KAMRULES_LOAD_PLUGINS=""), check=True)
     assert "fakeplug" not in {r["name"] for r in json.loads(proc.stdout)}
@@ -262,13 +339,17 @@ def test_plugins_dir_that_does_not_exist_is_an_error(tmp_path):
 
 
 def test_check_pending_rejects_a_misspelt_hook(tmp_path):
-    write_plugin(tmp_path / "p", "typo", """
+    write_plugin(
+        tmp_path / "p",
+        "typo",
+        """
         from kamrules import hookimpl
 
         @hookimpl
         def register_table():
             return []
-    """)
+    """,
+    )
     with pytest.raises(PluginError, match="unknown hook 'register_table'"):
         make_plugin_manager(plugins_dirs=[tmp_path / "p"], load_entry_points=False)
     proc = kamrules("--plugins-dir", tmp_path / "p", "plugins")
@@ -277,13 +358,17 @@ def test_check_pending_rejects_a_misspelt_hook(tmp_path):
 
 
 def test_hookimpl_with_an_unknown_argument_is_a_clean_error(tmp_path):
-    write_plugin(tmp_path / "p", "badargs", """
+    write_plugin(
+        tmp_path / "p",
+        "badargs",
+        """
         from kamrules import hookimpl
 
         @hookimpl
         def rename_columns(table, cols):
             return None
-    """)
+    """,
+    )
     with pytest.raises(PluginError, match="cols"):
         make_plugin_manager(plugins_dirs=[tmp_path / "p"], load_entry_points=False)
     proc = kamrules("--plugins-dir", tmp_path / "p", "plugins")
@@ -397,7 +482,9 @@ def test_user_rulesets_folder_replaces_a_plugins_rule_set_by_name(tmp_path, site
     folder, data = site_plugin
     mine = tmp_path / "my_rules"
     mine.mkdir()
-    (mine / "site_visits.yaml").write_text(SITE_RULES.replace("{warning: 2, critical: 1}", "{warning: 1}").lstrip(), encoding="utf-8")
+    (mine / "site_visits.yaml").write_text(
+        SITE_RULES.replace("{warning: 2, critical: 1}", "{warning: 1}").lstrip(), encoding="utf-8"
+    )
     pm = make_plugin_manager(plugins_dirs=[folder], load_entry_points=False)
     with Store.open(tmp_path / "k.db", pm=pm) as store:
         store.import_paths([data])
@@ -408,7 +495,10 @@ def test_user_rulesets_folder_replaces_a_plugins_rule_set_by_name(tmp_path, site
 def test_a_fact_name_produced_twice_is_a_plugin_error(tmp_path):
     from kamrules.check import run_check
 
-    write_plugin(tmp_path / "p", "clash", '''
+    write_plugin(
+        tmp_path / "p",
+        "clash",
+        """
         from kamrules import hookimpl
         from kamrules.facts import FactProvider
 
@@ -416,7 +506,8 @@ def test_a_fact_name_produced_twice_is_a_plugin_error(tmp_path):
         def register_facts():
             return [FactProvider(name="my_revenue", facts=("revenue_12m",),
                                  sql="SELECT id AS account_id, 1 AS revenue_12m FROM accounts")]
-    ''')
+    """,
+    )
     pm = make_plugin_manager(plugins_dirs=[tmp_path / "p"], load_entry_points=False)
     with Store.open(tmp_path / "k.db", pm=pm) as store:
         with pytest.raises(PluginError, match="revenue_12m"):
@@ -428,7 +519,22 @@ def test_register_output_formats_used_by_check_format(tmp_path, site_plugin):
     db = tmp_path / "k.db"
     kamrules("--plugins-dir", folder, "init", "--db", db, check=True)
     kamrules("--plugins-dir", folder, "import", data, "--db", db, check=True)
-    proc = kamrules("--plugins-dir", folder, "check", "--db", db, "--as-of", AS_OF, "--select", "VIS", "--format", "codes", "--fail-on", "never", "--no-history")
+    proc = kamrules(
+        "--plugins-dir",
+        folder,
+        "check",
+        "--db",
+        db,
+        "--as-of",
+        AS_OF,
+        "--select",
+        "VIS",
+        "--format",
+        "codes",
+        "--fail-on",
+        "never",
+        "--no-history",
+    )
     assert proc.returncode == 0, proc.stderr
     assert sorted(proc.stdout.splitlines()) == ["VIS101 A1", "VIS101 A2"]
     assert "codes" in kamrules("--plugins-dir", folder, "check", "--help").stdout
@@ -437,7 +543,10 @@ def test_register_output_formats_used_by_check_format(tmp_path, site_plugin):
 def test_register_notifiers_delivers_through_the_outbox(tmp_path, site_plugin):
     folder, data = site_plugin
     log = tmp_path / "alerts.log"
-    write_plugin(folder, "filenotify", f'''
+    write_plugin(
+        folder,
+        "filenotify",
+        f"""
         from dataclasses import dataclass
 
         from kamrules import hookimpl
@@ -462,11 +571,28 @@ def test_register_notifiers_delivers_through_the_outbox(tmp_path, site_plugin):
         @hookimpl
         def register_notifiers():
             return [FileNotifier()]
-    ''')
+    """,
+    )
     db = tmp_path / "k.db"
     kamrules("--plugins-dir", folder, "init", "--db", db, check=True)
     kamrules("--plugins-dir", folder, "import", data, "--db", db, check=True)
-    args = ("--plugins-dir", folder, "check", "--db", db, "--as-of", AS_OF, "--select", "VIS", "--notify", "file", "--fail-on", "never", "--format", "json")
+    args = (
+        "--plugins-dir",
+        folder,
+        "check",
+        "--db",
+        db,
+        "--as-of",
+        AS_OF,
+        "--select",
+        "VIS",
+        "--notify",
+        "file",
+        "--fail-on",
+        "never",
+        "--format",
+        "json",
+    )
     proc = kamrules(*args)
     assert proc.returncode == 0, proc.stderr
     lines = sorted(log.read_text(encoding="utf-8").splitlines())

@@ -31,8 +31,15 @@ def plugin_dir(tmp_path: Path, code: str, name: str = "bad") -> Path:
 def kamrules(*args, cwd, env=None):
     full = {k: v for k, v in os.environ.items() if not k.startswith("KAMRULES_")}
     full.update(env or {})
-    return subprocess.run([sys.executable, "-m", "kamrules", *map(str, args)], cwd=cwd, env=full,
-                          capture_output=True, text=True, encoding="utf-8", timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "kamrules", *map(str, args)],
+        cwd=cwd,
+        env=full,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=120,
+    )
 
 
 def clean(proc) -> str:
@@ -63,9 +70,15 @@ def failing(hook: str, body: str = 'raise RuntimeError("boom")', args: str = "")
 
 # -- 4. every hook call isolated -------------------------------------------------------
 
-@pytest.mark.parametrize("body, what", [('raise RuntimeError("boom")', "RuntimeError: boom"),
-                                        ("sys.exit(0)", "SystemExit: 0"),
-                                        ("raise GeneratorExit()", "GeneratorExit")])
+
+@pytest.mark.parametrize(
+    "body, what",
+    [
+        ('raise RuntimeError("boom")', "RuntimeError: boom"),
+        ("sys.exit(0)", "SystemExit: 0"),
+        ("raise GeneratorExit()", "GeneratorExit"),
+    ],
+)
 def test_register_tables_failure_is_named_exit_3_and_plugins_still_lists(tmp_path, book_store, body, what):
     folder = plugin_dir(tmp_path, failing("register_tables", body))
     before = counts(book_store.path)
@@ -87,16 +100,22 @@ def test_register_notifiers_failure_spares_check_without_notify(tmp_path, book_s
     before = counts(book_store.path)
     proc = kamrules("--db", book_store.path, "check", "--fail-on", "never", "--notify", "pager", cwd=tmp_path, env=env)
     assert proc.returncode == 3, proc.stderr
-    assert f"unknown notifier pager: plugin {folder / 'bad.py'}: register_notifiers failed: ValueError: no pager" in clean(proc)
-    assert {k: v for k, v in counts(book_store.path).items() if k.startswith(("alert", "outbox"))} == \
-        {k: v for k, v in before.items() if k.startswith(("alert", "outbox"))}
+    assert (
+        f"unknown notifier pager: plugin {folder / 'bad.py'}: register_notifiers failed: ValueError: no pager"
+        in clean(proc)
+    )
+    assert {k: v for k, v in counts(book_store.path).items() if k.startswith(("alert", "outbox"))} == {
+        k: v for k, v in before.items() if k.startswith(("alert", "outbox"))
+    }
     # `notify` with every notifier needs them all
     proc = kamrules("--db", book_store.path, "notify", cwd=tmp_path, env=env)
     assert proc.returncode == 3 and "register_notifiers failed: ValueError: no pager" in clean(proc)
 
 
 def test_register_commands_failure_spares_other_commands_and_drops_its_half_made_ones(tmp_path, book_store):
-    folder = plugin_dir(tmp_path, """
+    folder = plugin_dir(
+        tmp_path,
+        """
         import click
         from kamrules import hookimpl
 
@@ -106,14 +125,29 @@ def test_register_commands_failure_spares_other_commands_and_drops_its_half_made
             def half():
                 click.echo("half made")
             raise SystemExit(0)
-    """)
+    """,
+    )
     proc = kamrules("--plugins-dir", folder, "--db", book_store.path, "rules", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert f"Warning: plugin {folder / 'bad.py'}: register_commands failed: SystemExit: 0 (its commands are not available)" in clean(proc)
+    assert (
+        f"Warning: plugin {folder / 'bad.py'}: register_commands failed: SystemExit: 0 (its commands are not available)"
+        in clean(proc)
+    )
     proc = kamrules("--plugins-dir", folder, "--db", book_store.path, "half", cwd=tmp_path)
     assert proc.returncode == 3 and "half made" not in proc.stdout
     assert "no command 'half': it may come from a plugin that failed" in clean(proc)
-    proc = kamrules("--plugins-dir", folder, "--db", book_store.path, "check", "--fail-on", "never", "--format", "json", cwd=tmp_path)
+    proc = kamrules(
+        "--plugins-dir",
+        folder,
+        "--db",
+        book_store.path,
+        "check",
+        "--fail-on",
+        "never",
+        "--format",
+        "json",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0 and '"code": "KAM' in proc.stdout
 
 
@@ -124,12 +158,19 @@ def _import_data(tmp_path) -> Path:
     return data
 
 
-@pytest.mark.parametrize("body, code, what", [
-    ('raise KeyError("col")', 3, "register_tables" and "rename_columns failed: KeyError: 'col'"),
-    ("sys.exit(0)", 3, "rename_columns failed: SystemExit: 0"),
-    ("return ['not', 'a', 'dict']", 3, "rename_columns returned ['not', 'a', 'dict']"),
-    ('from kamrules.errors import InputError; raise InputError("unknown CRM layout")', 2, "rename_columns: unknown CRM layout"),
-])
+@pytest.mark.parametrize(
+    "body, code, what",
+    [
+        ('raise KeyError("col")', 3, "register_tables" and "rename_columns failed: KeyError: 'col'"),
+        ("sys.exit(0)", 3, "rename_columns failed: SystemExit: 0"),
+        ("return ['not', 'a', 'dict']", 3, "rename_columns returned ['not', 'a', 'dict']"),
+        (
+            'from kamrules.errors import InputError; raise InputError("unknown CRM layout")',
+            2,
+            "rename_columns: unknown CRM layout",
+        ),
+    ],
+)
 def test_rename_columns_failure_stops_the_import_and_changes_nothing(tmp_path, book_store, body, code, what):
     folder = plugin_dir(tmp_path, failing("rename_columns", body, "table, columns, path"))
     data = _import_data(tmp_path)
@@ -141,7 +182,9 @@ def test_rename_columns_failure_stops_the_import_and_changes_nothing(tmp_path, b
 
 
 def test_facts_and_rulesets_hooks_that_exit_are_failures_not_a_silent_exit(tmp_path, book_store):
-    folder = plugin_dir(tmp_path, failing("register_facts", "sys.exit(0)") + failing("register_rulesets", "sys.exit(5)"))
+    folder = plugin_dir(
+        tmp_path, failing("register_facts", "sys.exit(0)") + failing("register_rulesets", "sys.exit(5)")
+    )
     proc = kamrules("--plugins-dir", folder, "--db", book_store.path, "check", "--fail-on", "never", cwd=tmp_path)
     assert proc.returncode == 3, proc.stderr
     out = clean(proc)
@@ -162,7 +205,7 @@ SPIN_SQL = '''
         return [FactProvider(name="spinner", facts=("spin_fact",), sql=SPIN)]
 '''
 
-SPIN_DERIVE = '''
+SPIN_DERIVE = """
     import time
     from kamrules import hookimpl
     from kamrules.facts import FactProvider
@@ -174,9 +217,9 @@ SPIN_DERIVE = '''
     def register_facts():
         return [FactProvider(name="spinner", facts=(), derived=("spin_fact",), derive=spin,
                              sql="SELECT id AS account_id FROM accounts")]
-'''
+"""
 
-PORTFOLIO_DERIVE = '''
+PORTFOLIO_DERIVE = """
     import time
     from kamrules import hookimpl
     from kamrules.facts import FactProvider
@@ -188,7 +231,7 @@ PORTFOLIO_DERIVE = '''
     def register_facts():
         return [FactProvider(name="spinner", facts=("n",), derived=("spin_fact",), derive=spin, scope="portfolio",
                              sql="SELECT count(*) AS n FROM accounts")]
-'''
+"""
 
 
 def _config(tmp_path, seconds) -> Path:
@@ -197,18 +240,37 @@ def _config(tmp_path, seconds) -> Path:
     return cfg
 
 
-@pytest.mark.parametrize("code, what", [
-    (SPIN_SQL, "its SQL ran longer than 1 s and was stopped (setting [check] plugin_timeout)"),
-    (SPIN_DERIVE.replace("{body}", "time.sleep(3600)"), "derive ran longer than 1 s and was stopped"),
-    # a busy loop that swallows every Exception is stopped all the same
-    (SPIN_DERIVE.replace("{body}", "while True:\n            try:\n                sum(range(1000))\n            except Exception:\n                pass"),
-     "derive ran longer than 1 s and was stopped"),
-], ids=["sql", "sleeping-derive", "busy-derive"])
+@pytest.mark.parametrize(
+    "code, what",
+    [
+        (SPIN_SQL, "its SQL ran longer than 1 s and was stopped (setting [check] plugin_timeout)"),
+        (SPIN_DERIVE.replace("{body}", "time.sleep(3600)"), "derive ran longer than 1 s and was stopped"),
+        # a busy loop that swallows every Exception is stopped all the same
+        (
+            SPIN_DERIVE.replace(
+                "{body}",
+                "while True:\n            try:\n                sum(range(1000))\n            except Exception:\n                pass",
+            ),
+            "derive ran longer than 1 s and was stopped",
+        ),
+    ],
+    ids=["sql", "sleeping-derive", "busy-derive"],
+)
 def test_a_hanging_provider_is_stopped_by_the_timeout_and_named(tmp_path, book_store, code, what):
     folder = plugin_dir(tmp_path, code)
     started = time.perf_counter()
-    proc = kamrules("--plugins-dir", folder, "--config", _config(tmp_path, 1), "--db", book_store.path, "check", "--fail-on", "never",
-                    cwd=tmp_path)
+    proc = kamrules(
+        "--plugins-dir",
+        folder,
+        "--config",
+        _config(tmp_path, 1),
+        "--db",
+        book_store.path,
+        "check",
+        "--fail-on",
+        "never",
+        cwd=tmp_path,
+    )
     assert time.perf_counter() - started < 30
     assert proc.returncode == 3, proc.stderr
     out = clean(proc)
@@ -219,11 +281,14 @@ def test_a_hanging_portfolio_derive_is_stopped(tmp_path, book_store):
     pm = make_plugin_manager(plugins_dirs=[plugin_dir(tmp_path, PORTFOLIO_DERIVE)], load_entry_points=False)
     rules = tmp_path / "rs"
     rules.mkdir()
-    (rules / "p.yaml").write_text(textwrap.dedent("""\
+    (rules / "p.yaml").write_text(
+        textwrap.dedent("""\
         ruleset: spinning
         rules:
           - {code: SPN101, name: spin, scope: portfolio, when: ["spin_fact > 1"], message: "m", action: "a"}
-    """), encoding="utf-8")
+    """),
+        encoding="utf-8",
+    )
     with Store.open(book_store.path, pm=pm) as store:
         started = time.perf_counter()
         result = run_check(store, as_of=AS_OF, pm=pm, rulesets_dirs=[rules], plugin_timeout=0.4)
@@ -232,7 +297,9 @@ def test_a_hanging_portfolio_derive_is_stopped(tmp_path, book_store):
 
 
 def test_derive_timeout_in_forked_workers_waits_once_per_worker(tmp_path, book_store):
-    pm = make_plugin_manager(plugins_dirs=[plugin_dir(tmp_path, SPIN_DERIVE.replace("{body}", "time.sleep(3600)"))], load_entry_points=False)
+    pm = make_plugin_manager(
+        plugins_dirs=[plugin_dir(tmp_path, SPIN_DERIVE.replace("{body}", "time.sleep(3600)"))], load_entry_points=False
+    )
     with Store.open(book_store.path, pm=pm) as store:
         started = time.perf_counter()
         result = run_check(store, as_of=AS_OF, pm=pm, jobs=2, part_size=20, plugin_timeout=0.4)  # 10 parts
@@ -243,7 +310,10 @@ def test_derive_timeout_in_forked_workers_waits_once_per_worker(tmp_path, book_s
 
 
 def test_exit_inside_derive_is_a_failure_not_an_exit(tmp_path, book_store):
-    pm = make_plugin_manager(plugins_dirs=[plugin_dir(tmp_path, SPIN_DERIVE.replace("{body}", "raise SystemExit(0)"))], load_entry_points=False)
+    pm = make_plugin_manager(
+        plugins_dirs=[plugin_dir(tmp_path, SPIN_DERIVE.replace("{body}", "raise SystemExit(0)"))],
+        load_entry_points=False,
+    )
     with Store.open(book_store.path, pm=pm) as store:
         result = run_check(store, as_of=AS_OF, pm=pm, jobs=1)
     assert ("fact provider spinner (derive)", "failed on 200 accounts in all") in result.summary.failures
@@ -261,7 +331,10 @@ def test_an_earlier_alarm_is_given_back(tmp_path, book_store):
     old = signal.signal(signal.SIGALRM, lambda *a: fired.append(1))
     signal.setitimer(signal.ITIMER_REAL, 30)
     try:
-        pm = make_plugin_manager(plugins_dirs=[plugin_dir(tmp_path, SPIN_DERIVE.replace("{body}", "return {'spin_fact': 1}"))], load_entry_points=False)
+        pm = make_plugin_manager(
+            plugins_dirs=[plugin_dir(tmp_path, SPIN_DERIVE.replace("{body}", "return {'spin_fact': 1}"))],
+            load_entry_points=False,
+        )
         with Store.open(book_store.path, pm=pm) as store:
             run_check(store, as_of=AS_OF, pm=pm, jobs=1, plugin_timeout=5)
         remaining, _ = signal.getitimer(signal.ITIMER_REAL)
@@ -273,15 +346,26 @@ def test_an_earlier_alarm_is_given_back(tmp_path, book_store):
 
 # -- 6. KAMRULES_LOAD_PLUGINS naming a plugin that is not installed -----------------------
 
+
 def test_allowlist_naming_a_missing_plugin_is_a_usage_error_with_a_suggestion(tmp_path, monkeypatch):
     site = tmp_path / "site"
-    fake_distribution(site, "kamrules-fakeplug", "0.3.1", "fakeplug", "fakeplug_iso", HELLO_FORMAT.replace("{name}", "fake-count"))
+    fake_distribution(
+        site, "kamrules-fakeplug", "0.3.1", "fakeplug", "fakeplug_iso", HELLO_FORMAT.replace("{name}", "fake-count")
+    )
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("KAMRULES_LOAD_PLUGINS", "fakeplug, fakeplgu")
     with pytest.raises(PluginError) as e:
         make_plugin_manager()
     assert e.value.exit_code == 2
-    assert "KAMRULES_LOAD_PLUGINS names plugins that are not installed: 'fakeplgu' (did you mean 'fakeplug'?)" in str(e.value)
-    proc = kamrules("plugins", cwd=tmp_path, env={"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
-                                                  "KAMRULES_LOAD_PLUGINS": "other"})
+    assert "KAMRULES_LOAD_PLUGINS names plugins that are not installed: 'fakeplgu' (did you mean 'fakeplug'?)" in str(
+        e.value
+    )
+    proc = kamrules(
+        "plugins",
+        cwd=tmp_path,
+        env={
+            "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]),
+            "KAMRULES_LOAD_PLUGINS": "other",
+        },
+    )
     assert proc.returncode == 2 and "'other'" in clean(proc) and "kamrules-fakeplug" in proc.stderr

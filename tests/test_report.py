@@ -38,7 +38,9 @@ def test_report_is_self_contained(db, tmp_path):
     assert not re.search(r'(?:src|href)\s*=\s*["\']?\s*(?:https?:)?//', html, re.I)
     assert not re.search(r"<script|<link\b|@import|url\(", html, re.I)
     assert re.findall(r"https?://[^\"' ]+", html) and set(re.findall(r"https?://[^\"' ]+", html)) <= {
-        "http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"}  # SVG namespaces only (not requests)
+        "http://www.w3.org/2000/svg",
+        "http://www.w3.org/1999/xlink",
+    }  # SVG namespaces only (not requests)
     for n in range(1, 9):
         assert f">{n} · " in html
     assert html.count("<svg") >= 5
@@ -86,8 +88,12 @@ def test_refuses_to_write_over_the_store(db):
 def test_store_text_is_escaped(book_store, tmp_path):
     """An owner or account name holding HTML stays text, in the tables and in the SVG charts."""
     with book_store.conn:
-        book_store.conn.execute("UPDATE accounts SET owner = '<script>alert(1)</script>' WHERE owner = (SELECT MIN(owner) FROM accounts)")
-        book_store.conn.execute("UPDATE accounts SET name = '<img src=http://evil.example/x>' WHERE id = (SELECT MIN(id) FROM accounts)")
+        book_store.conn.execute(
+            "UPDATE accounts SET owner = '<script>alert(1)</script>' WHERE owner = (SELECT MIN(owner) FROM accounts)"
+        )
+        book_store.conn.execute(
+            "UPDATE accounts SET name = '<img src=http://evil.example/x>' WHERE id = (SELECT MIN(id) FROM accounts)"
+        )
     out = tmp_path / "r.html"
     assert run("report", "--db", str(book_store.path), "--as-of", AS_OF, "-o", str(out)).exit_code == 0
     html = out.read_text(encoding="utf-8")
@@ -117,8 +123,12 @@ def test_templates_override(db, tmp_path):
 
 
 def test_mail_to_sends_the_report_as_an_attachment(db, server, tmp_path):
-    env = {"KAMRULES_SMTP_HOST": "127.0.0.1", "KAMRULES_SMTP_PORT": str(server.port), "KAMRULES_SMTP_TLS": "none",
-           "KAMRULES_SMTP_FROM": "kamrules <kamrules@example.com>"}
+    env = {
+        "KAMRULES_SMTP_HOST": "127.0.0.1",
+        "KAMRULES_SMTP_PORT": str(server.port),
+        "KAMRULES_SMTP_TLS": "none",
+        "KAMRULES_SMTP_FROM": "kamrules <kamrules@example.com>",
+    }
     r = run("report", "--db", db, "--as-of", AS_OF, "--mail-to", "director@example.com", env=env)
     assert r.exit_code == 0, r.output
     assert [x.rcpt_tos for x in server.received] == [["director@example.com"]]
@@ -137,8 +147,12 @@ def test_mail_to_sends_the_report_as_an_attachment(db, server, tmp_path):
 def test_mail_to_server_down_exit_4_kept_in_outbox(db):
     from smtp_server import free_port
 
-    env = {"KAMRULES_SMTP_HOST": "127.0.0.1", "KAMRULES_SMTP_PORT": str(free_port()), "KAMRULES_SMTP_TLS": "none",
-           "KAMRULES_SMTP_FROM": "kamrules@example.com"}
+    env = {
+        "KAMRULES_SMTP_HOST": "127.0.0.1",
+        "KAMRULES_SMTP_PORT": str(free_port()),
+        "KAMRULES_SMTP_TLS": "none",
+        "KAMRULES_SMTP_FROM": "kamrules@example.com",
+    }
     r = run("report", "--db", db, "--as-of", AS_OF, "--mail-to", "director@example.com", env=env)
     assert r.exit_code == 4 and "kept in the outbox" in r.output
     r = run("report", "--db", db, "--mail-to", "not an address", env=env)

@@ -21,7 +21,8 @@ AS_OF = "2026-10-31"
 
 pytestmark = pytest.mark.skipif(
     not (os.access(CHROMIUM, os.X_OK) and os.access(DRIVER, os.X_OK)),
-    reason=f"no browser: {CHROMIUM} and {DRIVER} are needed (apt-get install chromium chromium-driver; .ci/run does it)")
+    reason=f"no browser: {CHROMIUM} and {DRIVER} are needed (apt-get install chromium chromium-driver; .ci/run does it)",
+)
 
 
 @pytest.fixture
@@ -32,9 +33,19 @@ def browser(tmp_path, monkeypatch):
     monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must not try to download a driver or a browser
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1366,900", f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1366,900",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=opts)
@@ -70,8 +81,11 @@ def _open(driver, path: Path, shot: Path):
 
     _requests(driver)  # drop what the browser's own start page loaded (chrome:// resources)
     driver.get(path.as_uri())
-    WebDriverWait(driver, 20).until(lambda d: d.execute_script(
-        "return document.readyState === 'complete' && document.querySelectorAll('.chart svg').length > 0"))
+    WebDriverWait(driver, 20).until(
+        lambda d: d.execute_script(
+            "return document.readyState === 'complete' && document.querySelectorAll('.chart svg').length > 0"
+        )
+    )
     height = driver.execute_script("return document.body.scrollHeight")
     driver.set_window_size(1366, min(max(900, height), 6000))  # a long screenshot of the top of the page
     driver.save_screenshot(str(shot))
@@ -89,7 +103,8 @@ def test_report_in_chromium(recorded, browser, tmp_path, lang):
 
     charts = browser.execute_script(
         "return Array.from(document.querySelectorAll('.chart')).map(c => [c.dataset.chart, "
-        "c.querySelectorAll('svg path, svg rect').length, c.querySelector('svg').getBoundingClientRect().width])")
+        "c.querySelectorAll('svg path, svg rect').length, c.querySelector('svg').getBoundingClientRect().width])"
+    )
     names = {name for name, _, _ in charts}
     assert {"grades", "owners", "rulesets", "pareto", "pipeline", "trend"} <= names
     for name, marks, width in charts:
@@ -97,7 +112,8 @@ def test_report_in_chromium(recorded, browser, tmp_path, lang):
     # every rendered bar of the grade chart has a size (the marks are drawn, not empty groups)
     drawn = browser.execute_script(
         "return Array.from(document.querySelectorAll('[data-chart=grades] svg path')).filter(p => {"
-        "const b = p.getBBox(); return b.width > 0 && b.height > 0}).length")
+        "const b = p.getBBox(); return b.width > 0 && b.height > 0}).length"
+    )
     assert drawn >= 2
 
     errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
@@ -106,15 +122,19 @@ def test_report_in_chromium(recorded, browser, tmp_path, lang):
     ours = [url for doc, url in requests if doc == page.as_uri()]
     assert page.as_uri() in ours  # the log did see the page load
     assert all(u.startswith(("file:", "data:")) for u in ours), ours
-    assert not [u for _, u in requests if not u.startswith(("file:", "data:", "chrome:", "chrome-untrusted:"))], requests
+    assert not [u for _, u in requests if not u.startswith(("file:", "data:", "chrome:", "chrome-untrusted:"))], (
+        requests
+    )
 
     sections = browser.execute_script(
-        "return Array.from(document.querySelectorAll('section.owner')).map(s => s.dataset.owner)")
+        "return Array.from(document.querySelectorAll('section.owner')).map(s => s.dataset.owner)"
+    )
     owners = {o or "" for (o,) in recorded.conn.execute("SELECT DISTINCT owner FROM accounts")}
     assert set(sections) == owners and len(sections) == len(owners)
     # each owner link of the alerts table leads to a section on the page
     targets = browser.execute_script(
-        "return Array.from(document.querySelectorAll('#alerts a[href^=\"#\"]')).map(a => !!document.getElementById(a.hash.slice(1)))")
+        "return Array.from(document.querySelectorAll('#alerts a[href^=\"#\"]')).map(a => !!document.getElementById(a.hash.slice(1)))"
+    )
     assert targets and all(targets)
 
     text = browser.find_element("tag name", "body").text
@@ -125,7 +145,9 @@ def test_report_in_chromium(recorded, browser, tmp_path, lang):
         assert "The book at a glance" not in text
     else:
         assert "The book at a glance" in text and "Accounts most at risk" in text
-    assert browser.execute_script("return document.documentElement.scrollWidth") <= 1366 + 1  # no sideways scroll at 1366px
+    assert (
+        browser.execute_script("return document.documentElement.scrollWidth") <= 1366 + 1
+    )  # no sideways scroll at 1366px
 
 
 def test_print_layout_has_no_nav(recorded, browser, tmp_path):

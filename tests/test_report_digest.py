@@ -14,7 +14,9 @@ AS_OF = "2026-10-31"
 
 
 def _owners_with_mail(store):
-    return store.conn.execute("SELECT owner, MIN(owner_email) FROM accounts WHERE owner_email IS NOT NULL GROUP BY owner ORDER BY owner").fetchall()
+    return store.conn.execute(
+        "SELECT owner, MIN(owner_email) FROM accounts WHERE owner_email IS NOT NULL GROUP BY owner ORDER BY owner"
+    ).fetchall()
 
 
 def test_owner_digest_opens_with_summary_and_inline_chart(book_store, server):
@@ -43,8 +45,11 @@ def test_owner_digest_opens_with_summary_and_inline_chart(book_store, server):
 def test_manager_rollup_one_digest_of_the_team(book_store, server, tmp_path):
     owners = [o for o, _ in _owners_with_mail(book_store)][:2]
     toml = tmp_path / "kamrules.toml"
-    toml.write_text(f'[email]\nsmtp_host = "127.0.0.1"\nsmtp_port = {server.port}\nsmtp_tls = "none"\nsmtp_from = "kamrules@example.com"\n'
-                    f'[email.managers]\n"lead@example.com" = ["{owners[0]}", "{owners[1]}"]\n', encoding="utf-8")
+    toml.write_text(
+        f'[email]\nsmtp_host = "127.0.0.1"\nsmtp_port = {server.port}\nsmtp_tls = "none"\nsmtp_from = "kamrules@example.com"\n'
+        f'[email.managers]\n"lead@example.com" = ["{owners[0]}", "{owners[1]}"]\n',
+        encoding="utf-8",
+    )
     from kamrules.config import load_settings
 
     s = load_settings(toml, environ={})
@@ -57,7 +62,9 @@ def test_manager_rollup_one_digest_of_the_team(book_store, server, tmp_path):
     text = m.get_body(("plain",)).get_content()
     crit = book_store.conn.execute(
         "SELECT COUNT(*) FROM alert_history WHERE status = 'firing' AND json_extract(alert_json, '$.severity') = 'critical' "
-        "AND json_extract(alert_json, '$.owner') IN (?, ?)", owners).fetchone()[0]
+        "AND json_extract(alert_json, '$.owner') IN (?, ?)",
+        owners,
+    ).fetchone()[0]
     assert m["Subject"].startswith(f"[kamrules] team digest: {crit} critical")
     for o in owners:
         assert f"== {o}: " in text
@@ -80,4 +87,6 @@ def test_manager_key_not_an_address_is_refused(book_store, tmp_path):
     from kamrules.config import load_settings
 
     with pytest.raises(InputError, match="not a valid address"):
-        record_and_notify(book_store, run_check(book_store, as_of=AS_OF), notify=("email",), settings=load_settings(toml, environ={}))
+        record_and_notify(
+            book_store, run_check(book_store, as_of=AS_OF), notify=("email",), settings=load_settings(toml, environ={})
+        )

@@ -26,11 +26,15 @@ cases:
 @pytest.fixture
 def project(pytester):
     """A folder as a plugin author would have it: an ini enabling the plugin, a test file."""
-    pytester.makeini("[pytest]\naddopts = -p kamrules.testing.pytest_plugin -p no:cacheprovider\nkamrules_load_entry_points = false\n")
+    pytester.makeini(
+        "[pytest]\naddopts = -p kamrules.testing.pytest_plugin -p no:cacheprovider\nkamrules_load_entry_points = false\n"
+    )
     (pytester.path / "tests").mkdir()
     path = pytester.path / "tests" / "rules.test.yaml"
     path.write_text(textwrap.dedent(BOOK).lstrip(), encoding="utf-8")
-    (pytester.path / "tests" / "rules.yaml").write_text("not: a test file\n", encoding="utf-8")  # *.yaml alone is not collected
+    (pytester.path / "tests" / "rules.yaml").write_text(
+        "not: a test file\n", encoding="utf-8"
+    )  # *.yaml alone is not collected
     return path
 
 
@@ -55,7 +59,9 @@ def test_k_selects_cases_by_name(pytester, project):
 
 
 def test_an_invalid_file_is_one_collection_error_naming_file_and_line(pytester, project):
-    project.write_text(project.read_text(encoding="utf-8").replace("severity: warning", "sevrity: warning"), encoding="utf-8")
+    project.write_text(
+        project.read_text(encoding="utf-8").replace("severity: warning", "sevrity: warning"), encoding="utf-8"
+    )
     done = pytester.runpytest_inprocess("tests")
     done.assert_outcomes(errors=1)
     out = done.stdout.str()
@@ -65,7 +71,12 @@ def test_an_invalid_file_is_one_collection_error_naming_file_and_line(pytester, 
 
 
 def test_a_code_no_rule_has_fails_that_case_only(pytester, project):
-    project.write_text(project.read_text(encoding="utf-8").replace("severity: warning}", "severity: critical}").replace("[{code: KAM101, account: A1, severity: critical}]", "[{code: KAM999}]", 1), encoding="utf-8")
+    project.write_text(
+        project.read_text(encoding="utf-8")
+        .replace("severity: warning}", "severity: critical}")
+        .replace("[{code: KAM101, account: A1, severity: critical}]", "[{code: KAM999}]", 1),
+        encoding="utf-8",
+    )
     done = pytester.runpytest_inprocess("tests")
     done.assert_outcomes(passed=1, failed=1)
     out = done.stdout.str()

@@ -50,7 +50,9 @@ def test_revenue_decline_compares_with_a_year_earlier_not_the_half_year_before(b
     order(book, "FALLING", 120, 300_000)
     alerts = book.alerts("KAM501")
     assert sorted(alerts) == ["FALLING"]
-    assert alerts["FALLING"].message.startswith("revenue 300,000 in the 6 months to 2026-10-31 against 800,000 in the same 6 months a year earlier (62% down)")
+    assert alerts["FALLING"].message.startswith(
+        "revenue 300,000 in the 6 months to 2026-10-31 against 800,000 in the same 6 months a year earlier (62% down)"
+    )
 
 
 @pytest.mark.parametrize("won_days, fires", [(547, False), (548, True), (None, True)])
@@ -99,8 +101,10 @@ def test_satisfaction_overdue_not_for_accounts_won_within_the_year(book, won_day
     alerts = book.alerts("KAM502")
     assert ("K" in alerts) is fires
     if fires:
-        assert alerts["K"].message == (f"no satisfaction survey for {won_days} days to 2026-10-31 (last: never; won {book.ago(won_days)}); "
-                                       "limit 365 days for a key account")
+        assert alerts["K"].message == (
+            f"no satisfaction survey for {won_days} days to 2026-10-31 (last: never; won {book.ago(won_days)}); "
+            "limit 365 days for a key account"
+        )
 
 
 def test_satisfaction_overdue_only_active_key_accounts_with_a_known_start(book):
@@ -140,7 +144,9 @@ def test_complaints_rising_thresholds(book, recent, before, fires):
     alerts = book.alerts("KAM503")
     assert ("A" in alerts) is fires
     if fires:
-        assert alerts["A"].message.startswith(f"{recent} complaints opened in the 6 months to 2026-10-31 against {before} in the 6 before")
+        assert alerts["A"].message.startswith(
+            f"{recent} complaints opened in the 6 months to 2026-10-31 against {before} in the 6 before"
+        )
 
 
 @pytest.mark.parametrize("won_days, fires", [(300, False), (365, True)])

@@ -53,7 +53,10 @@ def test_book_share_counts_active_accounts_and_the_last_12_months_only(book):
     order(book, "O2", -3, 90_000_000)  # after the as-of date
     alerts = book.alerts("KAM601")
     assert set(alerts) == {"BIG"}
-    assert "holds 38% of the book's revenue in the 12 months to 2026-10-31 (3,000,000 of 8,000,000 over 6 active accounts)" in alerts["BIG"].message
+    assert (
+        "holds 38% of the book's revenue in the 12 months to 2026-10-31 (3,000,000 of 8,000,000 over 6 active accounts)"
+        in alerts["BIG"].message
+    )
 
 
 # -- KAM602 revenue_concentration: share of the owner's book ----------------------------------
@@ -71,7 +74,10 @@ def test_owner_share_thresholds(book, big, severity):
     assert (alerts["BIG"].severity if "BIG" in alerts else None) == severity
     assert set(alerts) <= {"BIG"}
     if severity:
-        assert f"of 李娜's book in the 12 months to 2026-10-31 ({big:,} of {big + 1_000_000:,} over 5 active accounts)" in alerts["BIG"].message
+        assert (
+            f"of 李娜's book in the 12 months to 2026-10-31 ({big:,} of {big + 1_000_000:,} over 5 active accounts)"
+            in alerts["BIG"].message
+        )
     assert book.alerts("KAM601") == {}
 
 
@@ -97,15 +103,22 @@ def test_shares_are_the_same_with_workers(book):
     book.save()
     one = book.check(select=("KAM6",), jobs=1)
     two = book.check(select=("KAM6",), jobs=2, part_size=10)
-    assert [(a.code, a.account_id, a.severity, a.message) for a in one.alerts] == \
-           [(a.code, a.account_id, a.severity, a.message) for a in two.alerts]
+    assert [(a.code, a.account_id, a.severity, a.message) for a in one.alerts] == [
+        (a.code, a.account_id, a.severity, a.message) for a in two.alerts
+    ]
     assert [(a.code, a.account_id) for a in one.alerts] == [("KAM601", "BIG"), ("KAM602", "BIG")]
 
 
 # -- KAM603 relaxed_after_signing -------------------------------------------------------------
 def signed(book, account, days, signed=True):
-    book.add("commitments", account_id=account, start=book.ago(days), end=book.ago(days - 364),
-             target_amount=1_000_000, signed=signed)
+    book.add(
+        "commitments",
+        account_id=account,
+        start=book.ago(days),
+        end=book.ago(days - 364),
+        target_amount=1_000_000,
+        signed=signed,
+    )
 
 
 def won(book, account, days):
@@ -120,7 +133,9 @@ def contacts(book, account, start_days, before, after):
         act(book, account, start_days - i * (start_days // max(after, 1)))
 
 
-@pytest.mark.parametrize("before, after, fires", [(6, 3, False), (6, 2, True), (4, 1, True), (3, 0, False), (8, 3, True)])
+@pytest.mark.parametrize(
+    "before, after, fires", [(6, 3, False), (6, 2, True), (4, 1, True), (3, 0, False), (8, 3, True)]
+)
 def test_relaxed_after_signing_ratio(book, before, after, fires):
     book.account("A", tier="key")
     won(book, "A", 2000)

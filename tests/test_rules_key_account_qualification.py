@@ -20,7 +20,9 @@ def order(book, account, months_back, amount=100_000.0, day=10):
 
 
 # -- KAM701 one_off_buyer -----------------------------------------------------------------
-@pytest.mark.parametrize("months, fires", [([14], True), ([14, 14], True), ([14, 15], False), ([14, 11], False), ([11], False)])
+@pytest.mark.parametrize(
+    "months, fires", [([14], True), ([14, 14], True), ([14, 15], False), ([14, 11], False), ([11], False)]
+)
 def test_one_off_buyer_either_side(book, months, fires):
     book.account("K", tier="key")
     for i, m in enumerate(months):
@@ -28,8 +30,10 @@ def test_one_off_buyer_either_side(book, months, fires):
     alerts = book.alerts("KAM701")
     assert ("K" in alerts) is fires
     if fires:
-        assert alerts["K"].message == (f"orders in 1 month of the 24 to 2026-10-31 (last in {month_day(book, 14)[:7]}), "
-                                       "none in the last 12; limit 1 month for a key account")
+        assert alerts["K"].message == (
+            f"orders in 1 month of the 24 to 2026-10-31 (last in {month_day(book, 14)[:7]}), "
+            "none in the last 12; limit 1 month for a key account"
+        )
 
 
 def test_one_off_buyer_window_is_24_calendar_months(book):
@@ -61,7 +65,9 @@ def test_one_off_buyer_ignores_orders_after_as_of(book):
 def test_one_off_buyer_tuned(book, tmp_path):
     import importlib.resources
 
-    text = (importlib.resources.files("kamrules_rulesets.key_account_qualification") / "rules.yaml").read_text(encoding="utf-8")
+    text = (importlib.resources.files("kamrules_rulesets.key_account_qualification") / "rules.yaml").read_text(
+        encoding="utf-8"
+    )
     assert "max_months: 1" in text
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -80,9 +86,16 @@ def test_one_off_buyer_skipped_without_orders(book):
 
 
 # -- KAM702 distributed_purchasing ---------------------------------------------------------
-@pytest.mark.parametrize("tier, purchasing, orders, fires", [
-    ("key", "distributed", True, True), ("key", "centralized", True, False), ("key", None, True, False),
-    ("mid", "distributed", True, False), ("key", "distributed", False, False)])
+@pytest.mark.parametrize(
+    "tier, purchasing, orders, fires",
+    [
+        ("key", "distributed", True, True),
+        ("key", "centralized", True, False),
+        ("key", None, True, False),
+        ("mid", "distributed", True, False),
+        ("key", "distributed", False, False),
+    ],
+)
 def test_distributed_purchasing(book, tier, purchasing, orders, fires):
     book.account("A", tier=tier, purchasing=purchasing)
     book.account("B", tier="small")
@@ -92,7 +105,9 @@ def test_distributed_purchasing(book, tier, purchasing, orders, fires):
     alerts = book.alerts("KAM702")
     assert ("A" in alerts) is fires
     if fires:
-        assert alerts["A"].message.startswith("a key account whose branches buy on their own (purchasing distributed); 0 order months")
+        assert alerts["A"].message.startswith(
+            "a key account whose branches buy on their own (purchasing distributed); 0 order months"
+        )
 
 
 # -- KAM703 promotion_candidate --------------------------------------------------------------
@@ -114,9 +129,11 @@ def test_promotion_candidate_months(book, months, fires):
     if fires:
         a = alerts["C"]
         assert a.severity == "info"
-        assert a.message == (f"revenue 500,000 in the 12 months to 2026-10-31 is in the book's top decile (line 500,000 over "
-                             f"10 accounts with revenue), with orders in {months} of the last 12 months; limits top decile, "
-                             "10 months, for a mid account")
+        assert a.message == (
+            f"revenue 500,000 in the 12 months to 2026-10-31 is in the book's top decile (line 500,000 over "
+            f"10 accounts with revenue), with orders in {months} of the last 12 months; limits top decile, "
+            "10 months, for a mid account"
+        )
 
 
 def test_promotion_candidate_needs_the_top_decile(book):
@@ -186,8 +203,10 @@ def test_decile_line_matches_the_core_revenue_facts(book):
     providers = collect_providers(book.store.pm, failures)
     with FactSource(book.store, book.as_of, providers, failures) as src:
         src.book_facts()
-        revenues = sorted((f["revenue_12m"] for f in src.accounts() if f["status"] == "active" and f.get("revenue_12m", 0) > 0),
-                          reverse=True)
+        revenues = sorted(
+            (f["revenue_12m"] for f in src.accounts() if f["status"] == "active" and f.get("revenue_12m", 0) > 0),
+            reverse=True,
+        )
         assert src.book["book_buyers_12m"] == len(revenues) == 26
         assert src.book["book_top_decile_revenue_12m"] == revenues[(len(revenues) + 9) // 10 - 1]
     assert not failures
@@ -198,6 +217,8 @@ def test_rule_set_file_parses_with_kam7_codes():
 
     from kamrules.ruleset import parse_ruleset
 
-    rs = parse_ruleset(importlib.resources.files("kamrules_rulesets.key_account_qualification") / "rules.yaml", builtin=True)
+    rs = parse_ruleset(
+        importlib.resources.files("kamrules_rulesets.key_account_qualification") / "rules.yaml", builtin=True
+    )
     assert [r.name for r in rs.rules] == ["one_off_buyer", "distributed_purchasing", "promotion_candidate"]
     assert all(r.code.startswith("KAM7") and r.description and r.action and r.message for r in rs.rules)

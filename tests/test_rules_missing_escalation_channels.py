@@ -50,17 +50,25 @@ def test_no_complaint_channel(book):
     book.add("channels", account_id="NONE", kind="technical")
     alerts = book.alerts("KAM303")
     assert sorted(alerts) == ["NONE", "UNTOLD"]
-    assert alerts["UNTOLD"].message == ("this key account has a complaint channel the client has not been told of as of 2026-10-31: "
-                                       "the client has no known way to complain outside the KA manager")
-    assert alerts["NONE"].message == ("this key account has no complaint channel as of 2026-10-31: "
-                                     "the client has no known way to complain outside the KA manager")
+    assert alerts["UNTOLD"].message == (
+        "this key account has a complaint channel the client has not been told of as of 2026-10-31: "
+        "the client has no known way to complain outside the KA manager"
+    )
+    assert alerts["NONE"].message == (
+        "this key account has no complaint channel as of 2026-10-31: "
+        "the client has no known way to complain outside the KA manager"
+    )
 
 
 # -- KAM304 no_executive_meeting ---------------------------------------------------------
 @pytest.mark.parametrize(
     "days, kind, level, fires",
-    [(180, "executive_meeting", None, False), (181, "executive_meeting", None, True),
-     (100, "meeting", "executive", False), (100, "meeting", "management", True)],
+    [
+        (180, "executive_meeting", None, False),
+        (181, "executive_meeting", None, True),
+        (100, "meeting", "executive", False),
+        (100, "meeting", "management", True),
+    ],
 )
 def test_no_executive_meeting(book, days, kind, level, fires):
     book.account("K", tier="key")
@@ -102,7 +110,8 @@ def test_no_decision_maker_on_file_or_inactive(book):
 
 # -- KAM306 complaint_unresolved: key 14 days, others 30 ---------------------------------
 @pytest.mark.parametrize(
-    "tier, days, fires", [("key", 14, False), ("key", 15, True), ("mid", 30, False), ("mid", 31, True), ("small", 31, True)]
+    "tier, days, fires",
+    [("key", 14, False), ("key", 15, True), ("mid", 30, False), ("mid", 31, True), ("small", 31, True)],
 )
 def test_complaint_unresolved_per_tier(book, tier, days, fires):
     book.account("A", tier=tier)
@@ -139,7 +148,15 @@ def test_rule_set_file_parses_with_kam3_codes():
 
     from kamrules.ruleset import parse_ruleset
 
-    rs = parse_ruleset(importlib.resources.files("kamrules_rulesets.missing_escalation_channels") / "rules.yaml", builtin=True)
-    assert [r.name for r in rs.rules] == ["no_ka_manager", "single_threaded", "no_complaint_channel",
-                                          "no_executive_meeting", "no_decision_maker", "complaint_unresolved"]
+    rs = parse_ruleset(
+        importlib.resources.files("kamrules_rulesets.missing_escalation_channels") / "rules.yaml", builtin=True
+    )
+    assert [r.name for r in rs.rules] == [
+        "no_ka_manager",
+        "single_threaded",
+        "no_complaint_channel",
+        "no_executive_meeting",
+        "no_decision_maker",
+        "complaint_unresolved",
+    ]
     assert all(r.code.startswith("KAM3") and r.description and r.action and r.message for r in rs.rules)

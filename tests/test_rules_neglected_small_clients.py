@@ -66,7 +66,9 @@ def test_contact_decay(book, before, now, fires):
     alerts = book.alerts("KAM202")
     assert ("A" in alerts) is fires
     if fires and before == 4:
-        assert alerts["A"].message.startswith("1 activity in the 6 months to 2026-10-31 against 4 in the 6 before (25%)")
+        assert alerts["A"].message.startswith(
+            "1 activity in the 6 months to 2026-10-31 against 4 in the 6 before (25%)"
+        )
 
 
 # -- KAM203 silent_churn -----------------------------------------------------------------
@@ -140,7 +142,9 @@ def test_support_share_portfolio(book, small_support, fires):
     if fires:
         alert = alerts[None]
         assert alert.account_id is None and alert.account_name is None
-        assert alert.message.startswith("small and mid accounts earn 40% of the margin (40,000 of 100,000) but get 4.8%")
+        assert alert.message.startswith(
+            "small and mid accounts earn 40% of the margin (40,000 of 100,000) but get 4.8%"
+        )
 
 
 def test_support_share_margin_share_threshold(book):
@@ -162,11 +166,15 @@ def test_support_share_skipped_without_concessions(book):
 def test_tuning_a_copied_rule_set_file(book, tmp_path):
     import importlib.resources
 
-    text = (importlib.resources.files("kamrules_rulesets.neglected_small_clients") / "rules.yaml").read_text(encoding="utf-8")
+    text = (importlib.resources.files("kamrules_rulesets.neglected_small_clients") / "rules.yaml").read_text(
+        encoding="utf-8"
+    )
     assert "mid: {days: 60}" in text
     mine = tmp_path / "my_rules"
     mine.mkdir()
-    (mine / "neglected_small_clients.yaml").write_text(text.replace("mid: {days: 60}", "mid: {days: 45}"), encoding="utf-8")
+    (mine / "neglected_small_clients.yaml").write_text(
+        text.replace("mid: {days: 60}", "mid: {days: 45}"), encoding="utf-8"
+    )
     book.account("A", tier="mid")
     act(book, "A", 50)
     assert book.alerts("KAM201") == {}
@@ -179,8 +187,15 @@ def test_rule_set_file_parses_with_kam2_codes():
 
     from kamrules.ruleset import parse_ruleset
 
-    rs = parse_ruleset(importlib.resources.files("kamrules_rulesets.neglected_small_clients") / "rules.yaml", builtin=True)
-    assert [r.name for r in rs.rules] == ["no_recent_contact", "contact_decay", "silent_churn",
-                                          "rising_star_unattended", "support_share"]
+    rs = parse_ruleset(
+        importlib.resources.files("kamrules_rulesets.neglected_small_clients") / "rules.yaml", builtin=True
+    )
+    assert [r.name for r in rs.rules] == [
+        "no_recent_contact",
+        "contact_decay",
+        "silent_churn",
+        "rising_star_unattended",
+        "support_share",
+    ]
     assert all(r.code.startswith("KAM2") and r.description and r.action and r.message for r in rs.rules)
     assert [r.scope for r in rs.rules].count("portfolio") == 1

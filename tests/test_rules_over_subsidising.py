@@ -11,7 +11,9 @@ def sold(book, account, amount, margin=None, days=30):
 
 
 def given(book, account, amount, days=30, commitment_id=None, kind="rebate"):
-    book.add("concessions", account_id=account, date=book.ago(days), kind=kind, amount=amount, commitment_id=commitment_id)
+    book.add(
+        "concessions", account_id=account, date=book.ago(days), kind=kind, amount=amount, commitment_id=commitment_id
+    )
 
 
 # -- KAM101 concession_ratio --------------------------------------------------------------
@@ -75,8 +77,15 @@ def test_concession_ratio_skipped_without_concessions_data(book):
 
 # -- KAM102 uncommitted_concessions ------------------------------------------------------
 def commitment(book, account, id="M1", signed=1, target=500_000, start_days=100, end_days=-265):
-    book.add("commitments", id=id, account_id=account, start=book.ago(start_days), end=book.ago(end_days),
-             target_amount=target, signed=signed)
+    book.add(
+        "commitments",
+        id=id,
+        account_id=account,
+        start=book.ago(start_days),
+        end=book.ago(end_days),
+        target_amount=target,
+        signed=signed,
+    )
 
 
 def test_concessions_tied_to_a_signed_commitment_are_fine(book):
@@ -168,8 +177,10 @@ def test_concessions_outpacing_revenue(book, now, revenue_now, fires):
 
 
 # -- KAM105 cost_to_serve ----------------------------------------------------------------
-@pytest.mark.parametrize("cost, buyer, fires", [(50_000, "transactional", False), (50_001, "transactional", True),
-                                                 (90_000, "consultative", False)])
+@pytest.mark.parametrize(
+    "cost, buyer, fires",
+    [(50_000, "transactional", False), (50_001, "transactional", True), (90_000, "consultative", False)],
+)
 def test_cost_to_serve(book, cost, buyer, fires):
     book.account("A", buyer_type=buyer)
     sold(book, "A", 400_000, margin=100_000)
@@ -224,6 +235,12 @@ def test_rule_set_file_parses_with_kam1_codes():
 
     rs = parse_ruleset(importlib.resources.files("kamrules_rulesets.over_subsidising") / "rules.yaml", builtin=True)
     assert rs.name == "over_subsidising"
-    assert [r.name for r in rs.rules] == ["concession_ratio", "uncommitted_concessions", "commitment_shortfall",
-                                          "concessions_outpacing_revenue", "cost_to_serve", "negative_net_margin"]
+    assert [r.name for r in rs.rules] == [
+        "concession_ratio",
+        "uncommitted_concessions",
+        "commitment_shortfall",
+        "concessions_outpacing_revenue",
+        "cost_to_serve",
+        "negative_net_margin",
+    ]
     assert all(r.code.startswith("KAM1") and r.description and r.action and r.message for r in rs.rules)

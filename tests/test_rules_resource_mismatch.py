@@ -21,8 +21,10 @@ def test_consultative_unvisited_either_side_of_180_days(book, days, fires):
     alerts = book.alerts("KAM801")
     assert ("C" in alerts) is fires
     if fires:
-        assert alerts["C"].message == (f"no visit, meeting or presentation for 181 days to 2026-10-31 (last on {book.ago(181)}) "
-                                       f"while 2 calls or emails went on (last {book.ago(10)}); limit 180 days for a consultative buyer")
+        assert alerts["C"].message == (
+            f"no visit, meeting or presentation for 181 days to 2026-10-31 (last on {book.ago(181)}) "
+            f"while 2 calls or emails went on (last {book.ago(10)}); limit 180 days for a consultative buyer"
+        )
 
 
 @pytest.mark.parametrize("remote, fires", [((30,), False), ((30, 10), True), ((), False)])
@@ -69,8 +71,10 @@ def test_day_count_never_starts_before_the_first_activity_record(book):
     book.account("Z", buyer_type="transactional")
     act(book, "Z", 200)  # the store's activities now start 200 days ago
     alert = book.alerts("KAM801")["C"]
-    assert alert.message.startswith(f"no visit, meeting or presentation for 200 days to 2026-10-31 (none recorded, counted from "
-                                    f"the first activity record, {book.ago(200)})")
+    assert alert.message.startswith(
+        f"no visit, meeting or presentation for 200 days to 2026-10-31 (none recorded, counted from "
+        f"the first activity record, {book.ago(200)})"
+    )
 
 
 def test_first_activity_record_is_a_whole_book_fact_with_workers(book, monkeypatch):
@@ -102,8 +106,10 @@ def test_strategic_no_executive_any_tier(book, tier, days, fires):
     alerts = book.alerts("KAM802")
     assert ("S" in alerts) is fires
     if fires:
-        assert alerts["S"].message == (f"no executive-level activity for 181 days to 2026-10-31 (last on {book.ago(181)}); "
-                                       "limit 180 days for a strategic buyer")
+        assert alerts["S"].message == (
+            f"no executive-level activity for 181 days to 2026-10-31 (last on {book.ago(181)}); "
+            "limit 180 days for a strategic buyer"
+        )
 
 
 def test_strategic_executive_level_activity_counts(book):
@@ -122,8 +128,10 @@ def test_strategic_no_executive_never_met(book):
         act(book, a, 400)  # the records start 400 days ago
     alerts = book.alerts("KAM802")
     assert sorted(alerts) == ["OLD"]
-    assert alerts["OLD"].message.startswith(f"no executive-level activity for 400 days to 2026-10-31 (none recorded, counted from "
-                                            f"the first activity record, {book.ago(400)})")
+    assert alerts["OLD"].message.startswith(
+        f"no executive-level activity for 400 days to 2026-10-31 (none recorded, counted from "
+        f"the first activity record, {book.ago(400)})"
+    )
 
 
 def test_strategic_without_a_year_of_history(book):

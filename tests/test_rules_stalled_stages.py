@@ -13,8 +13,15 @@ def history(book, account, *moves):
 
 
 # -- KAM411-KAM417 stage_dwell -----------------------------------------------------------
-DWELL = [("research", "KAM411", 30), ("analysis", "KAM412", 30), ("contact", "KAM413", 30), ("visit", "KAM414", 45),
-         ("presentation", "KAM415", 45), ("proposal", "KAM416", 30), ("negotiation", "KAM417", 60)]
+DWELL = [
+    ("research", "KAM411", 30),
+    ("analysis", "KAM412", 30),
+    ("contact", "KAM413", 30),
+    ("visit", "KAM414", 45),
+    ("presentation", "KAM415", 45),
+    ("proposal", "KAM416", 30),
+    ("negotiation", "KAM417", 60),
+]
 
 
 @pytest.mark.parametrize("stage, code, limit", DWELL)
@@ -152,8 +159,13 @@ def test_stage_skipped(book):
 # -- KAM405 cold_streak ------------------------------------------------------------------
 @pytest.mark.parametrize(
     "attitudes, fires",
-    [(["cold", "cold", "cold"], True), (["cold", "cold"], False), (["cold", "cold", "cold", "warm"], False),
-     (["warm", "cold", "cold", "cold"], True), (["cold", "neutral", "cold", "cold"], False)],
+    [
+        (["cold", "cold", "cold"], True),
+        (["cold", "cold"], False),
+        (["cold", "cold", "cold", "warm"], False),
+        (["warm", "cold", "cold", "cold"], True),
+        (["cold", "neutral", "cold", "cold"], False),
+    ],
 )
 def test_cold_streak(book, attitudes, fires):
     book.account("A", status="prospect", stage="contact", stage_since=book.ago(100))
@@ -198,8 +210,12 @@ def test_lost_without_reason(book):
 # -- KAM407 relationship_stuck -----------------------------------------------------------
 @pytest.mark.parametrize(
     "tier, rel, won_days, fires",
-    [("key", "establish", 365, False), ("key", "establish", 366, True), ("key", "stabilize", 900, False),
-     ("mid", "establish", 900, False)],
+    [
+        ("key", "establish", 365, False),
+        ("key", "establish", 366, True),
+        ("key", "stabilize", 900, False),
+        ("mid", "establish", 900, False),
+    ],
 )
 def test_relationship_stuck(book, tier, rel, won_days, fires):
     book.account("A", tier=tier, relationship_stage=rel, stage="won", stage_since=book.ago(won_days))
@@ -224,9 +240,17 @@ def test_rule_set_file_parses_with_kam4_codes():
 
     rs = parse_ruleset(importlib.resources.files("kamrules_rulesets.stalled_stages") / "rules.yaml", builtin=True)
     names = [r.name for r in rs.rules]
-    assert names[:7] == ["no_follow_up", "incomplete_visit_record", "stage_regression", "stage_skipped",
-                         "cold_streak", "lost_without_reason", "relationship_stuck"]
+    assert names[:7] == [
+        "no_follow_up",
+        "incomplete_visit_record",
+        "stage_regression",
+        "stage_skipped",
+        "cold_streak",
+        "lost_without_reason",
+        "relationship_stuck",
+    ]
     assert names[7:] == ["stage_dwell"] * 7
     assert {r.code: r.thresholds["days"] for r in rs.rules if r.name == "stage_dwell"} == {
-        code: limit for _, code, limit in DWELL}
+        code: limit for _, code, limit in DWELL
+    }
     assert all(r.code.startswith("KAM4") and r.description and r.action and r.message for r in rs.rules)

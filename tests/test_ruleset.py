@@ -55,7 +55,13 @@ def test_parses_a_good_file(tmp_path):
     assert r.when[1].fact == "revenue" and r.when[1].threshold == "limit"
     assert r.thresholds["limit"]["warning"] == 1000 and r.tiers["key"]["limit"]["critical"] == 100000
     assert [(v.tier, v.severity) for v in r.variants()] == [
-        (None, "critical"), (None, "warning"), (None, "info"), ("key", "critical"), ("key", "warning"), ("key", "info")]
+        (None, "critical"),
+        (None, "warning"),
+        (None, "info"),
+        ("key", "critical"),
+        ("key", "warning"),
+        ("key", "info"),
+    ]
     assert r.line == 4 and r.when[1].line == 9 and r.when[1].column == 10
     assert rs.rules[1].when[1].value == ("key", "mid")
 
@@ -67,26 +73,61 @@ def test_highest_severity_wins_and_tiers_override(tmp_path):
     assert evaluate(r, {"status": "active", "revenue": 50, "tier": "mid"}).fired is False
     v = evaluate(r, {"status": "active", "revenue": 50, "tier": "mid"})
     assert v.reason() == "not fired: `revenue > 100` is false (revenue = 50)"
-    assert evaluate(r, {"status": "active", "tier": "mid"}).reason() == "not fired: `revenue > 100` is false: revenue has no value"
+    assert (
+        evaluate(r, {"status": "active", "tier": "mid"}).reason()
+        == "not fired: `revenue > 100` is false: revenue has no value"
+    )
 
 
 @pytest.mark.parametrize(
     "old, new, expected",
     [
-        ("    severity: info\n", "    severity: urgent\n", "{f}:6:15: unknown severity 'urgent' (expected info, warning, critical)"),
-        ("    name: big_revenue\n", "    name: big_revenue\n    colour: red\n", "{f}:6:5: unknown key 'colour' in a rule (expected one of "),
-        ("code: TST101", "code: tst101", "{f}:4:11: code 'tst101' (expected 2-5 capital letters and 3 digits, e.g. KAM101)"),
+        (
+            "    severity: info\n",
+            "    severity: urgent\n",
+            "{f}:6:15: unknown severity 'urgent' (expected info, warning, critical)",
+        ),
+        (
+            "    name: big_revenue\n",
+            "    name: big_revenue\n    colour: red\n",
+            "{f}:6:5: unknown key 'colour' in a rule (expected one of ",
+        ),
+        (
+            "code: TST101",
+            "code: tst101",
+            "{f}:4:11: code 'tst101' (expected 2-5 capital letters and 3 digits, e.g. KAM101)",
+        ),
         ('"revenue > $limit"', '"revenue >> $limit"', "{f}:9:19: bad operand '> $limit'"),
         ('"revenue > $limit"', '"revenue > $cap"', "{f}:9:20: unknown threshold $cap (expected one of: limit)"),
-        ('"revenue > $limit"', '"revenue about 3"', "{f}:9:18: no operator after 'revenue' (expected one of ==, !=, <, <=, >, >=, in, not in, is missing, is present)"),
+        (
+            '"revenue > $limit"',
+            '"revenue about 3"',
+            "{f}:9:18: no operator after 'revenue' (expected one of ==, !=, <, <=, >, >=, in, not in, is missing, is present)",
+        ),
         ("code: TST102", "code: TST101", "{f}:16:11: duplicate rule code 'TST101' (first at line 4)"),
-        ("    enabled: true\n" if False else "    severity: critical\n", "    severity: critical\n    enabled: yes please\n", "{f}:19:14: enabled: text (expected true or false)"),
+        (
+            "    enabled: true\n" if False else "    severity: critical\n",
+            "    severity: critical\n    enabled: yes please\n",
+            "{f}:19:14: enabled: text (expected true or false)",
+        ),
         ("      key: {limit:", "      big: {limit:", "{f}:13:7: unknown tier 'big' (expected key, mid, small)"),
         ("      key: {limit:", "      key: {cap:", "{f}:13:13: tier key overrides unknown threshold 'cap'"),
-        ("limit: {info: 100, warning: 1000, critical: 10000}", "limit: {info: 100, warnin: 1000}", "{f}:11:26: unknown severity 'warnin' (expected info, warning, critical)"),
-        ("limit: {info: 100, warning: 1000, critical: 10000}", "limit: [1, 2]", "{f}:11:14: threshold limit: a list is not a threshold value"),
+        (
+            "limit: {info: 100, warning: 1000, critical: 10000}",
+            "limit: {info: 100, warnin: 1000}",
+            "{f}:11:26: unknown severity 'warnin' (expected info, warning, critical)",
+        ),
+        (
+            "limit: {info: 100, warning: 1000, critical: 10000}",
+            "limit: [1, 2]",
+            "{f}:11:14: threshold limit: a list is not a threshold value",
+        ),
         ("rules:\n", "rule:\n", "{f}:3:1: unknown key 'rule' (expected one of ruleset, description, source, rules)"),
-        ('    message: "revenue {revenue:,.0f} above {limit:,}"\n', "", "{f}:4:5: missing key 'message' (expected message: text)"),
+        (
+            '    message: "revenue {revenue:,.0f} above {limit:,}"\n',
+            "",
+            "{f}:4:5: missing key 'message' (expected message: text)",
+        ),
         ('"tier in [key, mid]"', '"tier in key"', "{f}:19:41: 'in' needs a [list] (expected e.g. [key, mid])"),
     ],
 )
@@ -113,7 +154,9 @@ def test_invalid_yaml_and_wrong_top_level(tmp_path):
 def test_unknown_facts_are_reported_with_position(tmp_path):
     rs = parse_ruleset(write(tmp_path, GOOD.replace('"revenue > $limit"', '"revenu > $limit"')))
     got = [str(p) for p in check_facts([rs], {"account": {"status", "revenue", "owner", "tier"}})]
-    assert got == [f"{rs.path}:9:10: rule TST101: unknown fact 'revenu' (expected a fact of a registered provider; did you mean 'revenue'?)"]
+    assert got == [
+        f"{rs.path}:9:10: rule TST101: unknown fact 'revenu' (expected a fact of a registered provider; did you mean 'revenue'?)"
+    ]
     rs = parse_ruleset(write(tmp_path, GOOD.replace("{revenue:,.0f}", "{revnue:,.0f}")))
     got = [str(p) for p in check_facts([rs], {"account": {"status", "revenue", "owner", "tier"}})]
     assert got[0].startswith(f"{rs.path}:14:14: rule TST101: message uses unknown field {{revnue}}")
@@ -168,4 +211,6 @@ def test_real_rulesets_parse():
     failures: list = []
     sets = resolve(builtin_ruleset_files(make_plugin_manager(), failures))
     assert not failures
-    assert {"over_subsidising", "neglected_small_clients", "missing_escalation_channels", "stalled_stages"} <= {s.name for s in sets}
+    assert {"over_subsidising", "neglected_small_clients", "missing_escalation_channels", "stalled_stages"} <= {
+        s.name for s in sets
+    }

@@ -36,11 +36,32 @@ def test_a_recorded_check_is_a_run_with_counts_dates_and_scores(book_store):
     r = run(["check", "--as-of", "2026-10-31", "--format", "json", "--fail-on", "never"], db)
     assert r.exit_code == 0
     alerts = json.loads(r.stdout)
-    (row,) = q(db, "SELECT id, as_of, started, finished, rulesets, ran, accounts_checked, alerts, info, warning, critical, "
-                   "skipped, newest, complete, selection FROM runs")
-    rid, as_of, started, finished, rulesets, ran, checked, n, info, warning, critical, skipped, newest, complete, sel = row
+    (row,) = q(
+        db,
+        "SELECT id, as_of, started, finished, rulesets, ran, accounts_checked, alerts, info, warning, critical, "
+        "skipped, newest, complete, selection FROM runs",
+    )
+    (
+        rid,
+        as_of,
+        started,
+        finished,
+        rulesets,
+        ran,
+        checked,
+        n,
+        info,
+        warning,
+        critical,
+        skipped,
+        newest,
+        complete,
+        sel,
+    ) = row
     assert as_of == "2026-10-31" and complete == 1 and checked == 200 and started <= finished
-    assert n == len(alerts) and (info, warning, critical) == tuple(sum(a["severity"] == s for a in alerts) for s in ("info", "warning", "critical"))
+    assert n == len(alerts) and (info, warning, critical) == tuple(
+        sum(a["severity"] == s for a in alerts) for s in ("info", "warning", "critical")
+    )
     assert set(json.loads(rulesets)) == set(json.loads(ran)) == {a["ruleset"] for a in alerts} | set(json.loads(ran))
     assert json.loads(sel) == {"select": [], "ignore": [], "min_severity": "info"}
     newest = json.loads(newest)
@@ -54,10 +75,16 @@ def test_a_recorded_check_is_a_run_with_counts_dates_and_scores(book_store):
     # one score per account; those without alerts score 100
     assert q(db, "SELECT COUNT(*) FROM health_scores WHERE run_id = ?", (rid,))[0][0] == 200
     alerting = {a["account_id"] for a in alerts if a["account_id"]}
-    scored = {a: (sc, json.loads(d)) for a, sc, d in q(db, "SELECT account_id, score, drivers FROM health_scores WHERE run_id = ?", (rid,))}
+    scored = {
+        a: (sc, json.loads(d))
+        for a, sc, d in q(db, "SELECT account_id, score, drivers FROM health_scores WHERE run_id = ?", (rid,))
+    }
     assert all(sc == 100 and d == [] for a, (sc, d) in scored.items() if a not in alerting)
-    assert all(d and {x["code"] for x in d} == {x["code"] for x in alerts if x["account_id"] == a}
-               for a, (sc, d) in scored.items() if a in alerting)
+    assert all(
+        d and {x["code"] for x in d} == {x["code"] for x in alerts if x["account_id"] == a}
+        for a, (sc, d) in scored.items()
+        if a in alerting
+    )
 
 
 def test_a_run_that_skipped_rules_shares_their_weight(book_store):
@@ -65,7 +92,7 @@ def test_a_run_that_skipped_rules_shares_their_weight(book_store):
     book_store.conn.execute("DELETE FROM activities")  # no activities: neglected_small_clients' contact rules skip
     book_store.close()
     assert run(["check", "--as-of", "2026-10-31", "--fail-on", "never"], db).exit_code == 0
-    (skipped, ran, newest), = q(db, "SELECT skipped, ran, newest FROM runs")
+    ((skipped, ran, newest),) = q(db, "SELECT skipped, ran, newest FROM runs")
     assert json.loads(skipped) and json.loads(newest)["activities"] is None
     codes = {c for c, _ in json.loads(skipped)}
     assert any(c.startswith("KAM2") for c in codes)
@@ -77,7 +104,7 @@ def test_no_history_records_no_run_and_a_select_is_noted(book_store):
     assert run(["check", "--as-of", "2026-10-31", "--no-history", "--fail-on", "never"], db).exit_code == 0
     assert q(db, "SELECT COUNT(*) FROM runs")[0][0] == 0
     assert run(["check", "--as-of", "2026-10-31", "--select", "KAM1", "--fail-on", "never"], db).exit_code == 0
-    (sel, ran), = q(db, "SELECT selection, ran FROM runs")
+    ((sel, ran),) = q(db, "SELECT selection, ran FROM runs")
     assert json.loads(sel)["select"] == ["KAM1"] and json.loads(ran) == ["over_subsidising"]
 
 
@@ -91,7 +118,9 @@ def test_a_store_of_schema_version_2_migrates_and_keeps_its_history(tmp_path, pm
     history.record(old.conn, [a], Scope("x", frozenset({"KAM101", "KAM201"})), NOW + dt.timedelta(hours=1))
     assert "runs" not in {r[0] for r in old.conn.execute("SELECT name FROM sqlite_master")}
     before_hist = old.conn.execute("SELECT * FROM alert_history ORDER BY fingerprint").fetchall()
-    before_events = old.conn.execute("SELECT id, fingerprint, at, event, detail FROM alert_events ORDER BY id").fetchall()
+    before_events = old.conn.execute(
+        "SELECT id, fingerprint, at, event, detail FROM alert_events ORDER BY id"
+    ).fetchall()
     old.close()
 
     s = Store.open(path, pm=pm)
@@ -101,10 +130,14 @@ def test_a_store_of_schema_version_2_migrates_and_keeps_its_history(tmp_path, pm
     assert [r[:5] for r in after] == before_events and all(r[5] is None for r in after)
     assert s.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
     # the next recorded check is run 1 and its events point at it; the old ones stay unattributed
-    record_and_notify(s, Result((a, alert("KAM301", "warning", account_id="A003"))), notify=(), now=NOW + dt.timedelta(hours=2))
-    (rid, n), = s.conn.execute("SELECT id, alerts FROM runs").fetchall()
+    record_and_notify(
+        s, Result((a, alert("KAM301", "warning", account_id="A003"))), notify=(), now=NOW + dt.timedelta(hours=2)
+    )
+    ((rid, n),) = s.conn.execute("SELECT id, alerts FROM runs").fetchall()
     assert n == 2
-    new_events = s.conn.execute("SELECT event, run_id FROM alert_events WHERE id > ?", (before_events[-1][0],)).fetchall()
+    new_events = s.conn.execute(
+        "SELECT event, run_id FROM alert_events WHERE id > ?", (before_events[-1][0],)
+    ).fetchall()
     assert new_events and all(r == rid for _, r in new_events)
     assert s.conn.execute("SELECT COUNT(*) FROM alert_events WHERE run_id IS NULL").fetchone()[0] == len(before_events)
     s.close()

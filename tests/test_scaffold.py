@@ -21,28 +21,41 @@ from kamrules_plugins.devtools import new_plugin, plugin_names
 
 
 def kamrules(*args, python=sys.executable, cwd=None, env=None):
-    return subprocess.run([str(python), "-m", "kamrules", *map(str, args)], cwd=cwd, env=dict(os.environ, **(env or {})),
-                          capture_output=True, text=True, encoding="utf-8", timeout=300)
+    return subprocess.run(
+        [str(python), "-m", "kamrules", *map(str, args)],
+        cwd=cwd,
+        env=dict(os.environ, **(env or {})),
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=300,
+    )
 
 
-@pytest.mark.parametrize("name, prefix, expected", [
-    ("receivables", None, ("receivables", "kamrules-receivables", "kamrules_receivables", "REC")),
-    ("CRM Sync", "CRM", ("crm-sync", "kamrules-crm-sync", "kamrules_crm_sync", "CRM")),
-    ("kamrules-payments", None, ("payments", "kamrules-payments", "kamrules_payments", "PAY")),
-    ("kam", None, ("kam", "kamrules-kam", "kamrules_kam", "XKA")),
-    ("x", None, ("x", "kamrules-x", "kamrules_x", "XX")),
-])
+@pytest.mark.parametrize(
+    "name, prefix, expected",
+    [
+        ("receivables", None, ("receivables", "kamrules-receivables", "kamrules_receivables", "REC")),
+        ("CRM Sync", "CRM", ("crm-sync", "kamrules-crm-sync", "kamrules_crm_sync", "CRM")),
+        ("kamrules-payments", None, ("payments", "kamrules-payments", "kamrules_payments", "PAY")),
+        ("kam", None, ("kam", "kamrules-kam", "kamrules_kam", "XKA")),
+        ("x", None, ("x", "kamrules-x", "kamrules_x", "XX")),
+    ],
+)
 def test_names_derived_from_name(name, prefix, expected):
     n = plugin_names(name, prefix)
     assert (n["slug"], n["dist"], n["module"], n["prefix"]) == expected
 
 
-@pytest.mark.parametrize("name, prefix, message", [
-    ("回款", None, "expected ASCII letters"),
-    ("9lives", None, "expected ASCII letters"),
-    ("ok", "KAM", "other than KAM"),
-    ("ok", "rc", "2-4 capital letters"),
-])
+@pytest.mark.parametrize(
+    "name, prefix, message",
+    [
+        ("回款", None, "expected ASCII letters"),
+        ("9lives", None, "expected ASCII letters"),
+        ("ok", "KAM", "other than KAM"),
+        ("ok", "rc", "2-4 capital letters"),
+    ],
+)
 def test_unusable_names_are_refused(name, prefix, message):
     with pytest.raises(InputError, match=message):
         plugin_names(name, prefix)
@@ -53,8 +66,14 @@ def test_scaffold_files_and_entry_point(tmp_path):
     root = tmp_path / "kamrules-receivables"
     assert made.folder == root and made.module == "kamrules_receivables" and made.prefix == "REC"
     assert sorted(str(p.relative_to(root)) for p in made.files) == [
-        "README.md", "kamrules_receivables/__init__.py", "kamrules_receivables/plugin.py", "kamrules_receivables/rules.yaml",
-        "pyproject.toml", "setup.cfg", "tests/rules.test.yaml", "tests/test_rules.py",
+        "README.md",
+        "kamrules_receivables/__init__.py",
+        "kamrules_receivables/plugin.py",
+        "kamrules_receivables/rules.yaml",
+        "pyproject.toml",
+        "setup.cfg",
+        "tests/rules.test.yaml",
+        "tests/test_rules.py",
     ]
     cfg = configparser.ConfigParser()
     cfg.read(root / "setup.cfg", encoding="utf-8")
@@ -100,7 +119,9 @@ def test_scaffold_passes_its_own_rule_tests(scaffold_module):
 def test_a_broken_expectation_in_the_scaffold_fails_with_a_diff(scaffold_module):
     made, module = scaffold_module
     tests = made.folder / "tests" / "rules.test.yaml"
-    tests.write_text(tests.read_text(encoding="utf-8").replace("severity: warning", "severity: critical"), encoding="utf-8")
+    tests.write_text(
+        tests.read_text(encoding="utf-8").replace("severity: warning", "severity: critical"), encoding="utf-8"
+    )
     run = run_tests([tests], pm=make_plugin_manager(load_entry_points=False, extra=[module]))
     assert (run.passed, run.failed, run.exit_code) == (1, 1, 1)
     text = render_text(run)
@@ -116,10 +137,16 @@ def _venv_seeing_this_environment(where: Path) -> Path:
     """
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True, timeout=120)
     python = where / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     outer = [p for p in dict.fromkeys(site.getsitepackages() + [sysconfig.get_paths()["purelib"]]) if Path(p).is_dir()]
-    Path(purelib, "_outer_site.pth").write_text("import site; " + "; ".join(f"site.addsitedir({p!r})" for p in outer) + "\n", encoding="utf-8")
+    Path(purelib, "_outer_site.pth").write_text(
+        "import site; " + "; ".join(f"site.addsitedir({p!r})" for p in outer) + "\n", encoding="utf-8"
+    )
     return python
 
 
@@ -128,8 +155,12 @@ def test_scaffold_pip_installs_and_passes_kamrules_test(tmp_path):
     """The real thing: pip install -e the scaffold, then its entry point loads and `kamrules test` passes."""
     made = new_plugin("install check", tmp_path, prefix="INS")
     python = _venv_seeing_this_environment(tmp_path / "venv")
-    pip = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "-e", str(made.folder)],
-                         capture_output=True, text=True, timeout=240)
+    pip = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--no-deps", "-e", str(made.folder)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert pip.returncode == 0, pip.stdout + pip.stderr
     env = {"KAMRULES_LOAD_PLUGINS": "install-check"}
     plugins = kamrules("plugins", "--format", "json", python=python, env=env)

@@ -13,8 +13,15 @@ DEFAULT = default_path().read_text(encoding="utf-8")
 def test_default_scorecard_loads_with_grades_and_profiles():
     sc = load_scorecard()
     assert sc.name == "default"
-    assert [(g.grade, g.zh) for g in sc.grades] == [("healthy", "健康"), ("watch", "关注"), ("at_risk", "有风险"), ("critical", "危险")]
-    assert sc.grade_of(100).grade == "healthy" and sc.grade_of(80).grade == "healthy" and sc.grade_of(79).grade == "watch"
+    assert [(g.grade, g.zh) for g in sc.grades] == [
+        ("healthy", "健康"),
+        ("watch", "关注"),
+        ("at_risk", "有风险"),
+        ("critical", "危险"),
+    ]
+    assert (
+        sc.grade_of(100).grade == "healthy" and sc.grade_of(80).grade == "healthy" and sc.grade_of(79).grade == "watch"
+    )
     assert sc.grade_of(0).grade == "critical"
     key, small, mid = sc.model_for("key"), sc.model_for("small"), sc.model_for("mid")
     assert key.name == "key_accounts" and mid.name == "base" and small.name == "small_accounts"
@@ -48,8 +55,15 @@ BAD = [
     (("  over_subsidising: 30", "  over_subsidising: lots"), "over_subsidising: lots", 21, "is not a number"),
     (("  over_subsidising: 30", "  over_subsidising: -3"), "over_subsidising: -3", 21, "out of range"),
     (("  over_subsidising: 30", "  Over Subsidising: 30"), "Over Subsidising", 3, "is not a rule-set name"),
-    (("weights:\n  over_subsidising: 30\n  neglected_small_clients: 20\n  missing_escalation_channels: 30\n  stalled_stages: 20\n",
-      "weights: 12\n"), "weights: 12", 10, "expected a mapping of rule-set name"),
+    (
+        (
+            "weights:\n  over_subsidising: 30\n  neglected_small_clients: 20\n  missing_escalation_channels: 30\n  stalled_stages: 20\n",
+            "weights: 12\n",
+        ),
+        "weights: 12",
+        10,
+        "expected a mapping of rule-set name",
+    ),
     (("  warning: 0.4", "  warning: '0.4'"), "warning: '0.4'", 12, "is not a number"),
     (("  warning: 0.4", "  warning: 1.4"), "warning: 1.4", 12, "out of range"),
     (("  warning: 0.4", "  warning: 0.05"), "penalties:", 1, "must not decrease"),
@@ -65,9 +79,21 @@ BAD = [
     (("      tier: [key]", "      size: [key]"), "size: [key]", 7, "unknown key 'size' in match"),
     (("      KAM301: 1.5", "      KAM1: 1.5"), "KAM1: 1.5", 7, "is not a rule code"),
     (("      KAM301: 1.5", "      KAM301: yes"), "KAM301: yes", 15, "is not a number"),
-    (("  - profile: key_accounts", "  - profile: Key Accounts"), "profile: Key Accounts", 14, "lower_case_with_underscores"),
-    (("    weights:\n      missing_escalation_channels: 40", "    bonus: 3\n    weights:\n      missing_escalation_channels: 40"),
-     "bonus: 3", 5, "unknown key 'bonus' in a profile"),
+    (
+        ("  - profile: key_accounts", "  - profile: Key Accounts"),
+        "profile: Key Accounts",
+        14,
+        "lower_case_with_underscores",
+    ),
+    (
+        (
+            "    weights:\n      missing_escalation_channels: 40",
+            "    bonus: 3\n    weights:\n      missing_escalation_channels: 40",
+        ),
+        "bonus: 3",
+        5,
+        "unknown key 'bonus' in a profile",
+    ),
 ]
 
 
@@ -82,14 +108,25 @@ def test_every_error_names_file_line_and_column(change, needle, col, message):
 
 
 def test_missing_keys_and_wrong_shapes():
-    assert any("missing key 'penalties'" in p for p in problems("scorecard: x\nweights: {a: 1}\nextra_alerts: 0.5\n"
-                                                                  "grades: [{grade: ok, en: ok, zh: 好, min: 0}]\n"))
-    assert any("missing key 'weights'" in p for p in problems("scorecard: x\npenalties: {info: 0.1, warning: 0.2, critical: 1}\n"
-                                                                "extra_alerts: 0.5\ngrades: [{grade: ok, en: ok, zh: 好, min: 0}]\n"))
+    assert any(
+        "missing key 'penalties'" in p
+        for p in problems(
+            "scorecard: x\nweights: {a: 1}\nextra_alerts: 0.5\ngrades: [{grade: ok, en: ok, zh: 好, min: 0}]\n"
+        )
+    )
+    assert any(
+        "missing key 'weights'" in p
+        for p in problems(
+            "scorecard: x\npenalties: {info: 0.1, warning: 0.2, critical: 1}\n"
+            "extra_alerts: 0.5\ngrades: [{grade: ok, en: ok, zh: 好, min: 0}]\n"
+        )
+    )
     assert any("expected a mapping with scorecard:" in p for p in problems("- just\n- a list\n"))
     assert any("penalties: missing critical" in p for p in problems(DEFAULT.replace("  critical: 1.0\n", "", 1)))
     assert any("missing key 'match'" in p for p in problems(DEFAULT.replace("    match:\n      tier: [key]\n", "", 1)))
-    assert any("grades: a mapping" in p for p in problems(DEFAULT.replace("grades:\n", "grades:\n  x: 1\nold_grades:\n", 1)))
+    assert any(
+        "grades: a mapping" in p for p in problems(DEFAULT.replace("grades:\n", "grades:\n  x: 1\nold_grades:\n", 1))
+    )
 
 
 def test_invalid_yaml_and_unreadable_files(tmp_path):
@@ -105,7 +142,9 @@ def test_invalid_yaml_and_unreadable_files(tmp_path):
 
 
 def test_all_problems_are_reported_at_once():
-    text = DEFAULT.replace("  over_subsidising: 30", "  over_subsidising: lots").replace("    min: 0\n", "    min: 10\n")
+    text = DEFAULT.replace("  over_subsidising: 30", "  over_subsidising: lots").replace(
+        "    min: 0\n", "    min: 10\n"
+    )
     found = problems(text)
     assert any("is not a number" in p for p in found) and any("do not cover" in p for p in found)
 

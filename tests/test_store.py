@@ -18,7 +18,17 @@ def test_open_creates_every_contract_table(tmp_path):
         assert store.schema_version == migrations.latest_version() >= 1
         names = {r["name"] for r in store.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert set(store.tables) <= names
-        assert set(store.tables) >= {"accounts", "stage_history", "contacts", "channels", "activities", "orders", "concessions", "commitments", "complaints"}
+        assert set(store.tables) >= {
+            "accounts",
+            "stage_history",
+            "contacts",
+            "channels",
+            "activities",
+            "orders",
+            "concessions",
+            "commitments",
+            "complaints",
+        }
     # readable by plain sqlite3 with the contract's names and types
     conn = sqlite3.connect(path)
     cols = {r[1]: r[2] for r in conn.execute("PRAGMA table_info(orders)")}
@@ -52,7 +62,9 @@ def test_defaults_from_the_contract(store):
 
 
 def test_query_helpers(store):
-    store.conn.executemany("INSERT INTO accounts (id, name, tier) VALUES (?, ?, ?)", [("A1", "甲", "key"), ("A2", "乙", "small")])
+    store.conn.executemany(
+        "INSERT INTO accounts (id, name, tier) VALUES (?, ?, ?)", [("A1", "甲", "key"), ("A2", "乙", "small")]
+    )
     rows = list(store.query("SELECT id, name FROM accounts WHERE tier = :tier", {"tier": "key"}))
     assert rows == [{"id": "A1", "name": "甲"}]
     assert list(store.query("SELECT count(*) AS n FROM accounts WHERE tier = ?", ["small"])) == [{"n": 1}]
@@ -126,7 +138,9 @@ def test_plugin_table_created_on_open(tmp_path):
     class Invoices:
         @hookimpl
         def register_tables(self):
-            return [Table("invoices_x", (C("id", required=True), C("account_id", required=True, references="accounts.id")))]
+            return [
+                Table("invoices_x", (C("id", required=True), C("account_id", required=True, references="accounts.id")))
+            ]
 
     pm = make_plugin_manager(load_entry_points=False, extra=[Invoices()])
     with Store.open(tmp_path / "k.db", pm=pm) as store:

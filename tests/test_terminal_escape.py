@@ -18,7 +18,7 @@ from kamrules.textsafe import csv_cell, markdown, term
 AS_OF = "2026-10-31"
 # CSI (colour, clear screen), OSC (window title / hyperlink) ended by BEL, a C1 CSI, a right-to-left override.
 NAME = "Evil\x1b[31mRED\x1b]0;pwned\x07 \u202eexe.txt\x9b2J 华东"
-OWNER = "=HYPERLINK(\"http://evil\")<script>alert(1)</script>|x\u2066"
+OWNER = '=HYPERLINK("http://evil")<script>alert(1)</script>|x\u2066'
 RAW = ("\x1b", "\x07", "\u202e", "\x9b", "\u2066")
 
 

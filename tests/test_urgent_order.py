@@ -13,8 +13,19 @@ AS_OF = "2026-10-31"
 
 
 def alert(code, severity, account, name, owner="王磊", revenue=None, rule="r"):
-    return Alert(ruleset="rs", code=code, rule=rule, severity=severity, message=f"{code} on {name}", action="act",
-                 as_of=AS_OF, account_id=account, account_name=name, owner=owner, revenue_12m=revenue)
+    return Alert(
+        ruleset="rs",
+        code=code,
+        rule=rule,
+        severity=severity,
+        message=f"{code} on {name}",
+        action="act",
+        as_of=AS_OF,
+        account_id=account,
+        account_name=name,
+        owner=owner,
+        revenue_12m=revenue,
+    )
 
 
 def test_accounts_by_most_severe_then_revenue_then_name():
@@ -28,19 +39,33 @@ def test_accounts_by_most_severe_then_revenue_then_name():
         alert("KAM204", "critical", "A3", "Zeta", revenue=1.0),
     ]
     got = [(a.account_id, a.code) for a in urgent_order(alerts)]
-    assert got == [("A3", "KAM204"), ("A3", "KAM301"), ("A2", "KAM101"), ("A1", "KAM201"), ("A1", "KAM202"),
-                   ("A5", "KAM103"), ("A4", "KAM102")]  # Delta before Gamma: same severity and revenue, by name
+    assert got == [
+        ("A3", "KAM204"),
+        ("A3", "KAM301"),
+        ("A2", "KAM101"),
+        ("A1", "KAM201"),
+        ("A1", "KAM202"),
+        ("A5", "KAM103"),
+        ("A4", "KAM102"),
+    ]  # Delta before Gamma: same severity and revenue, by name
 
 
 def test_per_owner_and_revenue_lookup_wins():
-    alerts = [alert("KAM101", "warning", "B1", "Bee", owner="b"), alert("KAM101", "warning", "A1", "Ant", owner="a"),
-              alert("KAM101", "warning", "A2", "Ape", owner="a"), alert("KAM205", "warning", None, None, owner=None)]
+    alerts = [
+        alert("KAM101", "warning", "B1", "Bee", owner="b"),
+        alert("KAM101", "warning", "A1", "Ant", owner="a"),
+        alert("KAM101", "warning", "A2", "Ape", owner="a"),
+        alert("KAM205", "warning", None, None, owner=None),
+    ]
     got = [a.account_id for a in urgent_order(alerts, revenue={"A2": 5.0, "A1": 1.0})]
     assert got == [None, "A2", "A1", "B1"]  # no owner first (as before), then owners by name
 
 
 def test_items_through_alert_of_and_rank_of():
-    items = [("resolved", alert("KAM301", "critical", "A1", "Alpha")), ("firing", alert("KAM201", "warning", "A2", "Beta"))]
+    items = [
+        ("resolved", alert("KAM301", "critical", "A1", "Alpha")),
+        ("firing", alert("KAM201", "warning", "A2", "Beta")),
+    ]
     got = urgent_order(items, alert_of=lambda i: i[1], rank_of=lambda i: -1 if i[0] == "resolved" else i[1].rank)
     assert [i[1].account_id for i in got] == ["A2", "A1"]  # a resolved critical does not make its account urgent
 
@@ -77,7 +102,9 @@ def test_table_and_markdown_most_urgent_first_machine_formats_stable(book_store,
             md_pos.setdefault(a.account_id, md.index(f"({a.account_id})"))
     assert list(md_pos.values()) == sorted(md_pos.values())
     lines = "".join(formats["jsonl"].render(r.alerts, r.summary)).splitlines()
-    assert [json.loads(x)["fingerprint"] for x in lines] == [a.fingerprint for a in sorted(r.alerts, key=lambda a: (a.sort_key(), a.scope_key))]
+    assert [json.loads(x)["fingerprint"] for x in lines] == [
+        a.fingerprint for a in sorted(r.alerts, key=lambda a: (a.sort_key(), a.scope_key))
+    ]
 
 
 def test_digest_groups_most_urgent_first(book_store, pm):

@@ -51,7 +51,9 @@ def hook():
 
 def test_webhook_posts_json_once_and_retries_on_5xx(store, hook, pm):
     s = settings_for(1, KAMRULES_WEBHOOK_URL=hook.url)
-    res = Result((alert("KAM101", "critical", "A1", "华东机电"), alert("KAM301", "warning", "B1", "无主客户", None, None)))
+    res = Result(
+        (alert("KAM101", "critical", "A1", "华东机电"), alert("KAM301", "warning", "B1", "无主客户", None, None))
+    )
     hook.status = 503
     r = record_and_notify(store, res, notify=("webhook",), settings=s, pm=pm, now=NOW)
     assert (r.queued, r.sent, r.failed, r.undelivered) == (1, 0, 1, 1)
@@ -59,7 +61,9 @@ def test_webhook_posts_json_once_and_retries_on_5xx(store, hook, pm):
     hook.status = 200
     r = send_due(store, ["webhook"], s, pm, now=NOW + dt.timedelta(minutes=1))
     assert (r.sent, r.undelivered) == (1, 0)
-    assert record_and_notify(store, res, notify=("webhook",), settings=s, pm=pm, now=NOW + dt.timedelta(hours=1)).sent == 0
+    assert (
+        record_and_notify(store, res, notify=("webhook",), settings=s, pm=pm, now=NOW + dt.timedelta(hours=1)).sent == 0
+    )
     assert len(hook.requests) == 1
     headers, body = hook.requests[0]
     assert headers["Content-Type"] == "application/json; charset=utf-8"
@@ -85,7 +89,14 @@ def test_webhook_without_url_is_a_usage_error(store, pm):
     with pytest.raises(InputError, match="KAMRULES_WEBHOOK_URL"):
         record_and_notify(store, Result((alert(),)), notify=("webhook",), settings=settings_for(1), pm=pm, now=NOW)
     with pytest.raises(InputError, match="http:// or https://"):
-        record_and_notify(store, Result((alert(),)), notify=("webhook",), settings=settings_for(1, KAMRULES_WEBHOOK_URL="file:///etc/passwd"), pm=pm, now=NOW)
+        record_and_notify(
+            store,
+            Result((alert(),)),
+            notify=("webhook",),
+            settings=settings_for(1, KAMRULES_WEBHOOK_URL="file:///etc/passwd"),
+            pm=pm,
+            now=NOW,
+        )
 
 
 def test_unknown_notifier_is_named(store, pm):
@@ -103,7 +114,11 @@ def test_webhook_dry_run_writes_json(store, pm, tmp_path, monkeypatch):
     r = record_and_notify(store, Result((alert(),)), notify=("webhook",), settings=s, pm=pm, now=NOW)
     assert r.undelivered == 1
     out = tmp_path / "out"
-    res = CliRunner().invoke(cli, ["--db", store.path, "notify", "--notifier", "webhook", "--dry-run", str(out)], env={"KAMRULES_LOAD_PLUGINS": ""})
+    res = CliRunner().invoke(
+        cli,
+        ["--db", store.path, "notify", "--notifier", "webhook", "--dry-run", str(out)],
+        env={"KAMRULES_LOAD_PLUGINS": ""},
+    )
     assert res.exit_code == 0, res.output
     [f] = list(out.glob("*.json"))
     assert json.loads(f.read_text(encoding="utf-8"))["alerts"][0]["account_name"] == "华东机电"

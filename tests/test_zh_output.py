@@ -50,13 +50,22 @@ def test_zh_table_wraps_without_a_line_starting_with_a_mark(env):
 
 
 def _book():
-    return Result((
-        alert("KAM101", "critical", "A001", "华东机电", "王磊", "wanglei@example.com",
-              evidence={"concessions_12m": 14_485_000.0, "revenue_12m": 285_000_000.0, "days": 92}),
-        alert("KAM103", "warning", "A001", "华东机电", "王磊", "wanglei@example.com"),
-        alert("KAM201", "warning", "A002", "苏州精工", "王磊", "wanglei@example.com"),
-        alert("KAM401", "info", "B001", "Acme Ltd", "Lina Li", "director@example.com"),
-    ))
+    return Result(
+        (
+            alert(
+                "KAM101",
+                "critical",
+                "A001",
+                "华东机电",
+                "王磊",
+                "wanglei@example.com",
+                evidence={"concessions_12m": 14_485_000.0, "revenue_12m": 285_000_000.0, "days": 92},
+            ),
+            alert("KAM103", "warning", "A001", "华东机电", "王磊", "wanglei@example.com"),
+            alert("KAM201", "warning", "A002", "苏州精工", "王磊", "wanglei@example.com"),
+            alert("KAM401", "info", "B001", "Acme Ltd", "Lina Li", "director@example.com"),
+        )
+    )
 
 
 def _received(server):

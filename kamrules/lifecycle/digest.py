@@ -113,19 +113,43 @@ def context(recipient: str, items: Sequence[DueItem], as_of: str, key: str) -> d
     """What the templates see (documented in docs/email.md)."""
     # most urgent first (kamrules.alerts.urgent_order): accounts by their most severe firing alert, then
     # revenue, then name; within an account most severe first, resolved last
-    ordered = urgent_order(items, alert_of=lambda i: i.alert, rank_of=lambda i: -1 if i.status == "resolved" else i.alert.rank)
+    ordered = urgent_order(
+        items, alert_of=lambda i: i.alert, rank_of=lambda i: -1 if i.status == "resolved" else i.alert.rank
+    )
     groups: list[dict] = []
     for it in ordered:
         a = it.alert
-        label = f"{a.account_name} ({a.account_id})" if a.account_id else _("Portfolio") + (f": {a.scope_key}" if a.scope_key else "")
+        label = (
+            f"{a.account_name} ({a.account_id})"
+            if a.account_id
+            else _("Portfolio") + (f": {a.scope_key}" if a.scope_key else "")
+        )
         if not groups or groups[-1]["label"] != label:
-            groups.append({"label": label, "account_id": a.account_id, "account_name": a.account_name, "owner": a.owner, "items": []})
-        groups[-1]["items"].append({
-            "severity": a.severity, "code": a.code, "rule": a.rule, "ruleset": a.ruleset, "message": a.message,
-            "action": a.action, "reason": it.reason, "previous_severity": it.previous_severity, "status": it.status,
-            "first_seen": it.first_seen, "fingerprint": a.fingerprint,
-            "numbers": [(k, number(v)) for k, v in a.evidence.items()],
-        })
+            groups.append(
+                {
+                    "label": label,
+                    "account_id": a.account_id,
+                    "account_name": a.account_name,
+                    "owner": a.owner,
+                    "items": [],
+                }
+            )
+        groups[-1]["items"].append(
+            {
+                "severity": a.severity,
+                "code": a.code,
+                "rule": a.rule,
+                "ruleset": a.ruleset,
+                "message": a.message,
+                "action": a.action,
+                "reason": it.reason,
+                "previous_severity": it.previous_severity,
+                "status": it.status,
+                "first_seen": it.first_seen,
+                "fingerprint": a.fingerprint,
+                "numbers": [(k, number(v)) for k, v in a.evidence.items()],
+            }
+        )
     from kamrules.runs import digest_health, trend_text  # issue 16: each account's score and trend
 
     health = digest_health(g["account_id"] for g in groups)
@@ -135,12 +159,27 @@ def context(recipient: str, items: Sequence[DueItem], as_of: str, key: str) -> d
     firing = [i for i in items if i.status == "firing"]
     counts = Counter(i.alert.severity for i in firing)
     owners = sorted({i.alert.owner for i in items if i.alert.owner})
-    who = owners[0] if len(owners) == 1 else (", ".join(owners) if 1 < len(owners) <= 3 else (_("{n} owners").format(n=len(owners)) if owners else recipient))
+    who = (
+        owners[0]
+        if len(owners) == 1
+        else (
+            ", ".join(owners)
+            if 1 < len(owners) <= 3
+            else (_("{n} owners").format(n=len(owners)) if owners else recipient)
+        )
+    )
     return {
-        "recipient": recipient, "who": who, "owners": owners, "as_of": as_of, "key": key, "groups": groups,
+        "recipient": recipient,
+        "who": who,
+        "owners": owners,
+        "as_of": as_of,
+        "key": key,
+        "groups": groups,
         "counts": {s: counts.get(s, 0) for s in ("critical", "warning", "info")},
-        "resolved": sum(1 for i in items if i.status == "resolved"), "total": len(items),
-        "lang": get_lang(), "html_lang": {"en": "zh", "zh": "zh-CN"}.get(get_lang(), get_lang()),  # en: as before
+        "resolved": sum(1 for i in items if i.status == "resolved"),
+        "total": len(items),
+        "lang": get_lang(),
+        "html_lang": {"en": "zh", "zh": "zh-CN"}.get(get_lang(), get_lang()),  # en: as before
         "warnings": list(_WARNINGS.get()),
     }
 
@@ -209,14 +248,26 @@ def sender_address(sender: str) -> Address:
 
     name, addr = email.utils.parseaddr(one_line(sender))
     if valid_address(addr) is None:
-        raise InputError(f"smtp_from {sender!r}: not a valid address (expected e.g. 'kamrules <ka-alerts@example.com>')")
+        raise InputError(
+            f"smtp_from {sender!r}: not a valid address (expected e.g. 'kamrules <ka-alerts@example.com>')"
+        )
     try:
         return Address(display_name=display_name(name), addr_spec=addr)
     except (ValueError, IndexError, email.errors.HeaderParseError) as e:
         raise InputError(f"smtp_from {sender!r}: not a valid address ({e})") from e
 
 
-def build_message(*, sender: str, recipient: str, to_name: str | None, subject: str, text: str, html: str | None, key: str, now: dt.datetime | None = None) -> EmailMessage:
+def build_message(
+    *,
+    sender: str,
+    recipient: str,
+    to_name: str | None,
+    subject: str,
+    text: str,
+    html: str | None,
+    key: str,
+    now: dt.datetime | None = None,
+) -> EmailMessage:
     """A multipart/alternative UTF-8 message; no caller-provided text can add a header."""
     msg = EmailMessage(policy=email.policy.SMTP)
     msg["Subject"] = one_line(subject)
@@ -234,7 +285,17 @@ def build_message(*, sender: str, recipient: str, to_name: str | None, subject: 
     return msg
 
 
-_HEADERS = ["subject", "from", "to", "date", "message-id", "x-kamrules-key", "auto-submitted", "mime-version", "content-type"]
+_HEADERS = [
+    "subject",
+    "from",
+    "to",
+    "date",
+    "message-id",
+    "x-kamrules-key",
+    "auto-submitted",
+    "mime-version",
+    "content-type",
+]
 
 
 def _verify_headers(msg: EmailMessage) -> None:
@@ -269,7 +330,15 @@ def render_digest(recipient: str, items: Sequence[DueItem], key: str, as_of: str
         subject, text, html = render_parts(ctx, settings.email.templates_dir)
     owners_here = {i.alert.owner for i in items if valid_address(i.alert.owner_email) == recipient}
     display = next(iter(owners_here)) if len(owners_here) == 1 else None
-    msg = build_message(sender=settings.email.smtp_from, recipient=recipient, to_name=display, subject=subject, text=text, html=html, key=key)
+    msg = build_message(
+        sender=settings.email.smtp_from,
+        recipient=recipient,
+        to_name=display,
+        subject=subject,
+        text=text,
+        html=html,
+        key=key,
+    )
     if health and f"cid:{ctx['chart_cid']}" in html:  # a user's template without the picture gets no attachment
         attach_related(msg, chart_png(health), ctx["chart_cid"])
     return Rendered(subject=subject, payload=msg.as_bytes())
@@ -278,4 +347,6 @@ def render_digest(recipient: str, items: Sequence[DueItem], key: str, as_of: str
 def attach_related(msg: EmailMessage, png: bytes, cid: str) -> None:
     """Put ``png`` beside the HTML part in a multipart/related part, Content-ID <cid> (the HTML says src="cid:...")."""
     html_part = msg.get_body(("html",))
-    html_part.add_related(png, maintype="image", subtype="png", cid=f"<{cid}>", disposition="inline", filename="health.png")
+    html_part.add_related(
+        png, maintype="image", subtype="png", cid=f"<{cid}>", disposition="inline", filename="health.png"
+    )

@@ -13,15 +13,22 @@ def book_health(conn, run_id: int, owners: Sequence[str]) -> dict | None:
     if not owners:
         return None
     marks = ",".join("?" * len(owners))
-    found = conn.execute(f"SELECT h.score FROM health_scores h JOIN accounts a ON a.id = h.account_id "
-                         f"WHERE h.run_id = ? AND a.owner IN ({marks})", [run_id, *owners]).fetchall()
+    found = conn.execute(
+        f"SELECT h.score FROM health_scores h JOIN accounts a ON a.id = h.account_id "
+        f"WHERE h.run_id = ? AND a.owner IN ({marks})",
+        [run_id, *owners],
+    ).fetchall()
     if not found:
         return None
     sc = default_scorecard()
     per = Counter(sc.grade_of(s).grade for (s,) in found)
     grades = [{"grade": g.grade, "en": g.en, "zh": g.zh, "accounts": per.get(g.grade, 0)} for g in sc.grades]
-    return {"accounts": len(found), "average": round(sum(s for (s,) in found) / len(found), 1), "grades": grades,
-            "grades_text": ", ".join(f"{g['accounts']} {g['en']}" for g in grades if g["accounts"])}
+    return {
+        "accounts": len(found),
+        "average": round(sum(s for (s,) in found) / len(found), 1),
+        "grades": grades,
+        "grades_text": ", ".join(f"{g['accounts']} {g['en']}" for g in grades if g["accounts"]),
+    }
 
 
 def still_firing(conn, owners: Sequence[str]) -> int:
@@ -29,8 +36,11 @@ def still_firing(conn, owners: Sequence[str]) -> int:
     if not owners:
         return 0
     marks = ",".join("?" * len(owners))
-    return conn.execute(f"SELECT COUNT(*) FROM alert_history WHERE status = 'firing' AND silenced = 0 "
-                        f"AND json_extract(alert_json, '$.owner') IN ({marks})", list(owners)).fetchone()[0]
+    return conn.execute(
+        f"SELECT COUNT(*) FROM alert_history WHERE status = 'firing' AND silenced = 0 "
+        f"AND json_extract(alert_json, '$.owner') IN ({marks})",
+        list(owners),
+    ).fetchone()[0]
 
 
 def summary(items, owners: Sequence[str], resolved_notices: bool) -> dict:
@@ -38,9 +48,13 @@ def summary(items, owners: Sequence[str], resolved_notices: bool) -> dict:
     from kamrules.runs import digest_run
 
     at = digest_run()
-    out = {"new": sum(1 for i in items if i.reason == "new"), "changed": sum(1 for i in items if i.reason == "changed"),
-           "resolved": sum(1 for i in items if i.status == "resolved") if resolved_notices else None,
-           "still_firing": None, "health": None}
+    out = {
+        "new": sum(1 for i in items if i.reason == "new"),
+        "changed": sum(1 for i in items if i.reason == "changed"),
+        "resolved": sum(1 for i in items if i.status == "resolved") if resolved_notices else None,
+        "still_firing": None,
+        "health": None,
+    }
     if at is not None:
         conn, run_id = at
         out["still_firing"] = still_firing(conn, owners)

@@ -49,11 +49,15 @@ class Recorded:
     changed: tuple[str, ...]
     resolved: tuple[str, ...]
     firing: int
-    behind: str | None = None  # set when nothing was recorded: the newest recorded check's as-of date, later than this one's
+    behind: str | None = (
+        None  # set when nothing was recorded: the newest recorded check's as-of date, later than this one's
+    )
 
 
 def _event(conn, fp: str, at: str, event: str, detail: str = "") -> None:
-    conn.execute("INSERT INTO alert_events (fingerprint, at, event, detail) VALUES (?, ?, ?, ?)", (fp, at, event, detail))
+    conn.execute(
+        "INSERT INTO alert_events (fingerprint, at, event, detail) VALUES (?, ?, ?, ?)", (fp, at, event, detail)
+    )
 
 
 def newest_as_of(conn) -> str | None:
@@ -66,8 +70,14 @@ def newest_as_of(conn) -> str | None:
     return max((d for d in dates if d), default=None)
 
 
-def record(conn, alerts: Sequence[Alert], scope: Scope, now: dt.datetime, silenced: Iterable[str] = (),
-           as_of: str | None = None) -> Recorded:
+def record(
+    conn,
+    alerts: Sequence[Alert],
+    scope: Scope,
+    now: dt.datetime,
+    silenced: Iterable[str] = (),
+    as_of: str | None = None,
+) -> Recorded:
     """Record one check's alerts in one transaction; resolve what the same scope no longer fires.
 
     A check ``as_of`` a date before the newest recorded one is back-dated: it records nothing
@@ -90,15 +100,29 @@ def record(conn, alerts: Sequence[Alert], scope: Scope, now: dt.datetime, silenc
             seen.add(fp)
             old = rows(conn, "SELECT severity, status, episode FROM alert_history WHERE fingerprint = ?", (fp,))
             values = dict(
-                ruleset=a.ruleset, code=a.code, rule=a.rule, account_id=a.account_id, account_name=a.account_name,
-                owner=a.owner, owner_email=a.owner_email, severity=a.severity, message=a.message,
-                alert_json=alert_to_json(a), last_seen=at, last_as_of=a.as_of, silenced=int(fp in silenced),
-                scope=scope.key, status="firing",
+                ruleset=a.ruleset,
+                code=a.code,
+                rule=a.rule,
+                account_id=a.account_id,
+                account_name=a.account_name,
+                owner=a.owner,
+                owner_email=a.owner_email,
+                severity=a.severity,
+                message=a.message,
+                alert_json=alert_to_json(a),
+                last_seen=at,
+                last_as_of=a.as_of,
+                silenced=int(fp in silenced),
+                scope=scope.key,
+                status="firing",
             )
             if not old:
                 values.update(fingerprint=fp, first_seen=at, first_as_of=a.as_of, episode=1)
                 cols = ", ".join(values)
-                conn.execute(f"INSERT INTO alert_history ({cols}) VALUES ({', '.join('?' * len(values))})", tuple(values.values()))
+                conn.execute(
+                    f"INSERT INTO alert_history ({cols}) VALUES ({', '.join('?' * len(values))})",
+                    tuple(values.values()),
+                )
                 _event(conn, fp, at, "fired", a.severity)
                 new.append(fp)
                 continue
@@ -117,7 +141,10 @@ def record(conn, alerts: Sequence[Alert], scope: Scope, now: dt.datetime, silenc
                 continue
             same = o["code"] in scope.codes if scope.codes is not None else o["scope"] == scope.key
             if same:
-                conn.execute("UPDATE alert_history SET status = 'resolved', resolved_at = ? WHERE fingerprint = ?", (at, o["fingerprint"]))
+                conn.execute(
+                    "UPDATE alert_history SET status = 'resolved', resolved_at = ? WHERE fingerprint = ?",
+                    (at, o["fingerprint"]),
+                )
                 _event(conn, o["fingerprint"], at, "resolved")
                 resolved.append(o["fingerprint"])
     return Recorded(tuple(new), tuple(changed), tuple(resolved), len(seen))
@@ -139,7 +166,9 @@ def list_history(conn, status: str | None = None, owner: str | None = None) -> l
 
 def find(conn, fingerprint: str) -> list[dict]:
     """History rows whose fingerprint starts with ``fingerprint`` (a prefix is enough)."""
-    return rows(conn, "SELECT * FROM alert_history WHERE fingerprint LIKE ? || '%' ORDER BY fingerprint", (fingerprint,))
+    return rows(
+        conn, "SELECT * FROM alert_history WHERE fingerprint LIKE ? || '%' ORDER BY fingerprint", (fingerprint,)
+    )
 
 
 def events(conn, fingerprint: str) -> list[dict]:

@@ -16,11 +16,18 @@ def team_context(conn, manager: str, owners: Sequence[str], run_id: int | None, 
 
     rows = []
     for o in owners:
-        alerts = [json.loads(a) for (a,) in conn.execute(
-            "SELECT alert_json FROM alert_history WHERE status = 'firing' AND silenced = 0 AND json_extract(alert_json, '$.owner') = ? "
-            "ORDER BY fingerprint", (o,))]
+        alerts = [
+            json.loads(a)
+            for (a,) in conn.execute(
+                "SELECT alert_json FROM alert_history WHERE status = 'firing' AND silenced = 0 AND json_extract(alert_json, '$.owner') = ? "
+                "ORDER BY fingerprint",
+                (o,),
+            )
+        ]
         counts = {s: sum(1 for a in alerts if a["severity"] == s) for s in ("critical", "warning", "info")}
-        critical = sorted((a for a in alerts if a["severity"] == "critical"), key=lambda a: (a.get("account_name") or "", a["code"]))
+        critical = sorted(
+            (a for a in alerts if a["severity"] == "critical"), key=lambda a: (a.get("account_name") or "", a["code"])
+        )
         health = book_health(conn, run_id, [o]) if run_id is not None else None
         rows.append({"owner": o, "counts": counts, "critical": critical, "health": health})
     total = {s: sum(r["counts"][s] for r in rows) for s in ("critical", "warning", "info")}
@@ -44,13 +51,24 @@ def queue_rollups(conn, settings, items: Sequence[DueItem], as_of: str, now, run
         subject = digest.one_line(env.get_template("manager_subject.txt.j2").render(ctx))
         text = env.get_template("manager.txt.j2").render(ctx)
         html = digest.environment(settings.email.templates_dir, html=True).get_template("manager.html.j2").render(ctx)
-        msg = digest.build_message(sender=settings.email.smtp_from, recipient=addr, to_name=None, subject=subject,
-                                   text=text, html=html, key=key, now=now)
+        msg = digest.build_message(
+            sender=settings.email.smtp_from,
+            recipient=addr,
+            to_name=None,
+            subject=subject,
+            text=text,
+            html=html,
+            key=key,
+            now=now,
+        )
         rendered.append((key, addr, subject, msg.as_bytes()))
     with transaction(conn):
         for key, addr, subject, payload in rendered:
-            cur = conn.execute("INSERT OR IGNORE INTO outbox (key, notifier, recipient, subject, payload, status, created_at, next_attempt) "
-                               "VALUES (?, 'email', ?, ?, ?, 'queued', ?, ?)", (key, addr, subject, payload, ts(now), ts(now)))
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO outbox (key, notifier, recipient, subject, payload, status, created_at, next_attempt) "
+                "VALUES (?, 'email', ?, ?, ?, 'queued', ?, ?)",
+                (key, addr, subject, payload, ts(now), ts(now)),
+            )
             queued += cur.rowcount == 1
     return queued
 
@@ -62,5 +80,7 @@ def check_managers(settings) -> None:
 
     bad = [m for m in settings.email.managers if digest.valid_address(m) is None]
     if bad:
-        raise InputError(f"[email.managers]: {', '.join(map(repr, bad))}: not a valid address (expected e.g. "
-                         f"\"ka-lead@example.com\" = [\"王磊\", \"李娜\"])")
+        raise InputError(
+            f"[email.managers]: {', '.join(map(repr, bad))}: not a valid address (expected e.g. "
+            f'"ka-lead@example.com" = ["王磊", "李娜"])'
+        )

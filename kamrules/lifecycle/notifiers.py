@@ -66,7 +66,9 @@ class Notifier(Protocol):
 
     name: str
 
-    def route(self, items: Sequence[DueItem], settings) -> tuple[Mapping[str, Sequence[DueItem]], Sequence[DueItem]]: ...
+    def route(
+        self, items: Sequence[DueItem], settings
+    ) -> tuple[Mapping[str, Sequence[DueItem]], Sequence[DueItem]]: ...
 
     def render(self, recipient: str, items: Sequence[DueItem], key: str, as_of: str, settings) -> Rendered: ...
 
@@ -112,11 +114,15 @@ def send_within(notifier, recipient: str, payload: bytes, settings, deadline: fl
         except BaseException as e:  # noqa: BLE001 - handed to the caller below
             outcome.append(e)
 
-    t = threading.Thread(target=contextvars.copy_context().run, args=(run,), name=f"kamrules-send-{notifier.name}", daemon=True)
+    t = threading.Thread(
+        target=contextvars.copy_context().run, args=(run,), name=f"kamrules-send-{notifier.name}", daemon=True
+    )
     t.start()
     t.join(max(deadline - time.monotonic(), 0.0))
     if not outcome:
-        raise TimeoutError(f"send did not finish before the notify run's deadline (notify_deadline {settings.email.notify_deadline:g} s)")
+        raise TimeoutError(
+            f"send did not finish before the notify run's deadline (notify_deadline {settings.email.notify_deadline:g} s)"
+        )
     err = outcome[0]
     if isinstance(err, Exception):
         raise err
@@ -134,7 +140,9 @@ def get_notifiers(pm, failures: list | None = None) -> dict[str, Notifier]:
     for _, batch in call_hook(pm, "register_notifiers", failures):
         for n in batch:
             if not isinstance(n, Notifier):
-                raise PluginError(f"register_notifiers returned {n!r}: not a notifier (needs name, route, render, send)")
+                raise PluginError(
+                    f"register_notifiers returned {n!r}: not a notifier (needs name, route, render, send)"
+                )
             if n.name in out:
                 raise PluginError(f"two plugins register a notifier named {n.name!r}")
             out[n.name] = n
@@ -173,7 +181,9 @@ def select_notifiers(pm, names: Sequence[str]) -> dict[str, Notifier]:
     available = get_notifiers(pm, failures)
     unknown = [n for n in names if n not in available]
     if unknown and failures:  # the notifier asked for may be the failed plugin's
-        raise PluginFailed(f"unknown notifier {', '.join(unknown)}: " + "; ".join(f"{w} failed: {m}" for w, m in failures))
+        raise PluginFailed(
+            f"unknown notifier {', '.join(unknown)}: " + "; ".join(f"{w} failed: {m}" for w, m in failures)
+        )
     if unknown:
         raise InputError(f"unknown notifier {', '.join(unknown)} (available: {', '.join(sorted(available)) or 'none'})")
     return {n: available[n] for n in names}

@@ -71,7 +71,9 @@ def notify_states(conn, notifier: str) -> dict[str, dict]:
     return {r["fingerprint"]: r for r in rows(conn, "SELECT * FROM notify_state WHERE notifier = ?", (notifier,))}
 
 
-def queue(conn, notifier: Notifier, items: Sequence[DueItem], settings, as_of: str, now: dt.datetime) -> tuple[int, list[DueItem], set[str]]:
+def queue(
+    conn, notifier: Notifier, items: Sequence[DueItem], settings, as_of: str, now: dt.datetime
+) -> tuple[int, list[DueItem], set[str]]:
     """Route, render and commit one message per recipient; returns (messages queued, unrouted items, routed fingerprints)."""
     groups, unrouted = notifier.route(items, settings)
     groups = {to: group for to, group in groups.items() if group}  # never an empty message
@@ -99,14 +101,20 @@ def queue(conn, notifier: Notifier, items: Sequence[DueItem], settings, as_of: s
                 continue
             oid = cur.lastrowid
             for it, (fp, episode, severity, status, seq) in entries:
-                conn.execute("INSERT INTO outbox_items (outbox_id, fingerprint, severity, status) VALUES (?, ?, ?, ?)", (oid, fp, severity, status))
+                conn.execute(
+                    "INSERT INTO outbox_items (outbox_id, fingerprint, severity, status) VALUES (?, ?, ?, ?)",
+                    (oid, fp, severity, status),
+                )
                 conn.execute(
                     "INSERT INTO notify_state (fingerprint, notifier, episode, severity, status, seq, last_queued) VALUES (?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (fingerprint, notifier) DO UPDATE SET episode = excluded.episode, severity = excluded.severity, "
                     "status = excluded.status, seq = excluded.seq, last_queued = excluded.last_queued",
                     (fp, notifier.name, episode, severity, status, seq, at),
                 )
-                conn.execute("INSERT INTO alert_events (fingerprint, at, event, detail) VALUES (?, ?, 'queued', ?)", (fp, at, f"{notifier.name} #{oid} to {recipient} ({it.reason})"))
+                conn.execute(
+                    "INSERT INTO alert_events (fingerprint, at, event, detail) VALUES (?, ?, 'queued', ?)",
+                    (fp, at, f"{notifier.name} #{oid} to {recipient} ({it.reason})"),
+                )
             _supersede(conn, notifier.name, recipient, oid, {s[0] for _, s in entries})
             queued += 1
     return queued, list(unrouted), routed
@@ -114,11 +122,20 @@ def queue(conn, notifier: Notifier, items: Sequence[DueItem], settings, as_of: s
 
 def _supersede(conn, notifier: str, recipient: str, new_id: int, covered: set[str]) -> None:
     """Older unsent messages to the same recipient whose alerts the new one all covers are dropped."""
-    old = rows(conn, "SELECT id FROM outbox WHERE notifier = ? AND recipient = ? AND status IN ('queued', 'failed') AND id != ?", (notifier, recipient, new_id))
+    old = rows(
+        conn,
+        "SELECT id FROM outbox WHERE notifier = ? AND recipient = ? AND status IN ('queued', 'failed') AND id != ?",
+        (notifier, recipient, new_id),
+    )
     for r in old:
-        fps = {x["fingerprint"] for x in rows(conn, "SELECT fingerprint FROM outbox_items WHERE outbox_id = ?", (r["id"],))}
+        fps = {
+            x["fingerprint"] for x in rows(conn, "SELECT fingerprint FROM outbox_items WHERE outbox_id = ?", (r["id"],))
+        }
         if fps <= covered:
-            conn.execute("UPDATE outbox SET status = 'superseded', last_error = ? WHERE id = ?", (f"replaced by #{new_id}", r["id"]))
+            conn.execute(
+                "UPDATE outbox SET status = 'superseded', last_error = ? WHERE id = ?",
+                (f"replaced by #{new_id}", r["id"]),
+            )
 
 
 def _me() -> str:
@@ -147,7 +164,11 @@ def due_messages(conn, names: Sequence[str], now: dt.datetime, ignore_backoff: b
     marks = ",".join("?" * len(names))
     if not names:
         return []
-    found = rows(conn, f"SELECT * FROM outbox WHERE notifier IN ({marks}) AND status IN ('queued', 'failed', 'sending') ORDER BY id", tuple(names))
+    found = rows(
+        conn,
+        f"SELECT * FROM outbox WHERE notifier IN ({marks}) AND status IN ('queued', 'failed', 'sending') ORDER BY id",
+        tuple(names),
+    )
     out = []
     for r in found:
         if r["status"] == "sending":
@@ -235,7 +256,9 @@ def _release(conn, row: dict) -> None:
         )
 
 
-def deliver(conn, notifiers: Mapping[str, Notifier], settings, now: dt.datetime, ignore_backoff: bool = False, progress=None) -> Delivery:
+def deliver(
+    conn, notifiers: Mapping[str, Notifier], settings, now: dt.datetime, ignore_backoff: bool = False, progress=None
+) -> Delivery:
     """Send what is due within ``settings.email.notify_deadline`` seconds.
 
     A refusal of one message (``is_per_message``: 5xx or 4xx on RCPT, 5xx after DATA) does not
@@ -258,7 +281,9 @@ def deliver(conn, notifiers: Mapping[str, Notifier], settings, now: dt.datetime,
             for rest in claimed[i:]:
                 _release(conn, rest)
             out.left = len(claimed) - i
-            out.errors.append(f"notify_deadline of {settings.email.notify_deadline:g} s reached: {out.left} messages left queued for the next run")
+            out.errors.append(
+                f"notify_deadline of {settings.email.notify_deadline:g} s reached: {out.left} messages left queued for the next run"
+            )
             break
         notifier = notifiers[row["notifier"]]
         n, last = streak.get(notifier.name, (0, ""))
@@ -285,19 +310,36 @@ def deliver(conn, notifiers: Mapping[str, Notifier], settings, now: dt.datetime,
                 if permanent:  # `kamrules alerts show` tells why the alert never reached anyone
                     at = ts(now)
                     for r in rows(conn, "SELECT fingerprint FROM outbox_items WHERE outbox_id = ?", (row["id"],)):
-                        conn.execute("INSERT INTO alert_events (fingerprint, at, event, detail) VALUES (?, ?, 'rejected', ?)",
-                                     (r["fingerprint"], at, f"{row['notifier']} #{row['id']} to {row['recipient']}: {msg[:300]}"))
+                        conn.execute(
+                            "INSERT INTO alert_events (fingerprint, at, event, detail) VALUES (?, ?, 'rejected', ?)",
+                            (
+                                r["fingerprint"],
+                                at,
+                                f"{row['notifier']} #{row['id']} to {row['recipient']}: {msg[:300]}",
+                            ),
+                        )
         else:
             out.sent += 1
             streak[notifier.name] = (0, "")
             at = ts(now)
             with transaction(conn):
-                conn.execute("UPDATE outbox SET status = 'sent', sent_at = ?, last_error = NULL WHERE id = ?", (at, row["id"]))
-                fps = [r["fingerprint"] for r in rows(conn, "SELECT fingerprint FROM outbox_items WHERE outbox_id = ?", (row["id"],))]
+                conn.execute(
+                    "UPDATE outbox SET status = 'sent', sent_at = ?, last_error = NULL WHERE id = ?", (at, row["id"])
+                )
+                fps = [
+                    r["fingerprint"]
+                    for r in rows(conn, "SELECT fingerprint FROM outbox_items WHERE outbox_id = ?", (row["id"],))
+                ]
                 for fp in fps:
-                    conn.execute("UPDATE notify_state SET last_notified = ? WHERE fingerprint = ? AND notifier = ?", (at, fp, row["notifier"]))
+                    conn.execute(
+                        "UPDATE notify_state SET last_notified = ? WHERE fingerprint = ? AND notifier = ?",
+                        (at, fp, row["notifier"]),
+                    )
                     conn.execute("UPDATE alert_history SET last_notified = ? WHERE fingerprint = ?", (at, fp))
-                    conn.execute("INSERT INTO alert_events (fingerprint, at, event, detail) VALUES (?, ?, 'sent', ?)", (fp, at, f"{row['notifier']} #{row['id']} to {row['recipient']}"))
+                    conn.execute(
+                        "INSERT INTO alert_events (fingerprint, at, event, detail) VALUES (?, ?, 'sent', ?)",
+                        (fp, at, f"{row['notifier']} #{row['id']} to {row['recipient']}"),
+                    )
         if progress:
             progress(1)
     return out
@@ -313,8 +355,18 @@ def undelivered(conn, names: Sequence[str], now: dt.datetime | None = None) -> t
         return 0, 0
     now = now or dt.datetime.now(dt.UTC)
     marks = ",".join("?" * len(names))
-    found = rows(conn, f"SELECT status, claimed_by, sending_since FROM outbox WHERE notifier IN ({marks}) AND status IN ('queued', 'failed', 'sending')", tuple(names))
-    busy = sum(1 for r in found if r["status"] == "sending" and r["claimed_by"] != _me() and not _claim_is_dead(r["claimed_by"], r["sending_since"], now))
+    found = rows(
+        conn,
+        f"SELECT status, claimed_by, sending_since FROM outbox WHERE notifier IN ({marks}) AND status IN ('queued', 'failed', 'sending')",
+        tuple(names),
+    )
+    busy = sum(
+        1
+        for r in found
+        if r["status"] == "sending"
+        and r["claimed_by"] != _me()
+        and not _claim_is_dead(r["claimed_by"], r["sending_since"], now)
+    )
     return len(found) - busy, busy
 
 

@@ -37,9 +37,11 @@ class NotifyReport:
 
     def summary_line(self) -> str:
         if self.behind:
-            return (f"history: not recorded: as of {self.as_of} is before the newest recorded check (as of {self.behind}); "
-                    "a back-dated check changes neither the alert history nor the outbox"
-                    + (f", so nothing was queued or sent ({', '.join(self.notifiers)})" if self.notifiers else ""))
+            return (
+                f"history: not recorded: as of {self.as_of} is before the newest recorded check (as of {self.behind}); "
+                "a back-dated check changes neither the alert history nor the outbox"
+                + (f", so nothing was queued or sent ({', '.join(self.notifiers)})" if self.notifiers else "")
+            )
         parts = [f"{self.new} new", f"{self.resolved} resolved", f"{self.silenced} silenced"]
         if self.notifiers:
             parts += [f"{self.queued} queued", f"{self.sent} sent", f"{self.failed} failed"]
@@ -49,7 +51,9 @@ class NotifyReport:
         if self.notifiers:
             line = f"notify ({', '.join(self.notifiers)}): " + line.split(": ", 1)[1]
         if self.errors:
-            line += f"; {self.errors[0]}" + (f" (and {len(self.errors) - 1} more errors)" if len(self.errors) > 1 else "")
+            line += f"; {self.errors[0]}" + (
+                f" (and {len(self.errors) - 1} more errors)" if len(self.errors) > 1 else ""
+            )
         if self.in_flight:
             line += f"; {self.in_flight_line()}"
         reasons = self.unrouted_why or ({"no recipient": self.unrouted} if self.unrouted else {})
@@ -78,8 +82,11 @@ def scope_of(result) -> history.Scope:
     get = lambda name, default=(): getattr(s, name, default) if s is not None else default  # noqa: E731
     min_sev = get("min_severity", "info") or "info"
     scope = history.Scope.of(
-        rulesets=sorted(get("rulesets") or ()), select=sorted(get("select") or ()), ignore=sorted(get("ignore") or ()),
-        codes=sorted(get("codes") or ()), min_severity=min_sev,
+        rulesets=sorted(get("rulesets") or ()),
+        select=sorted(get("select") or ()),
+        ignore=sorted(get("ignore") or ()),
+        codes=sorted(get("codes") or ()),
+        min_severity=min_sev,
     )
     if get("failures"):
         return history.Scope(key=scope.key, codes=frozenset())
@@ -94,7 +101,11 @@ def scope_of(result) -> history.Scope:
 
 def _label(item: DueItem) -> str:
     a = item.alert
-    return f"{a.account_name} ({a.account_id})" if a.account_id else f"portfolio {a.code}" + (f" {a.scope_key}" if a.scope_key else "")
+    return (
+        f"{a.account_name} ({a.account_id})"
+        if a.account_id
+        else f"portfolio {a.code}" + (f" {a.scope_key}" if a.scope_key else "")
+    )
 
 
 def due_items(conn, notifier: str, settings, now: dt.datetime, route=None) -> list[DueItem]:
@@ -107,7 +118,9 @@ def due_items(conn, notifier: str, settings, now: dt.datetime, route=None) -> li
     pending = outbox.pending_fingerprints(conn, notifier)
     rejected = outbox.rejected_fingerprints(conn, notifier)
     out, quiet = [], []
-    sql = "SELECT * FROM alert_history WHERE silenced = 0" + ("" if settings.email.resolved_notices else " AND status = 'firing'")
+    sql = "SELECT * FROM alert_history WHERE silenced = 0" + (
+        "" if settings.email.resolved_notices else " AND status = 'firing'"
+    )
     for h in rows(conn, sql + " ORDER BY fingerprint"):
         fp = h["fingerprint"]
         st = states.get(fp)
@@ -155,7 +168,9 @@ def as_of_of(result, alerts) -> str:
     return known_as_of(result, alerts) or utcnow().date().isoformat()
 
 
-def record_and_notify(store, result, notify: Sequence[str] = ("email",), settings=None, pm=None, now: dt.datetime | None = None) -> NotifyReport:
+def record_and_notify(
+    store, result, notify: Sequence[str] = ("email",), settings=None, pm=None, now: dt.datetime | None = None
+) -> NotifyReport:
     """Record every alert of ``result`` in the history, then queue and send what is due.
 
     ``notify=()`` only records. Silenced alerts are recorded and counted, never
@@ -185,7 +200,9 @@ def record_and_notify(store, result, notify: Sequence[str] = ("email",), setting
         code_ruleset = runs.code_rulesets(result, pm, settings)
         with transaction(conn):  # the history and its run commit together: a crash leaves neither
             first_event = runs.last_event_id(conn)
-            recorded = history.record(conn, alerts, scope_of(result), now, silenced=silenced, as_of=known_as_of(result, alerts))
+            recorded = history.record(
+                conn, alerts, scope_of(result), now, silenced=silenced, as_of=known_as_of(result, alerts)
+            )
             if not recorded.behind:
                 run_id = runs.record_run(conn, result, now, first_event, code_ruleset)
     except sqlite3.OperationalError as e:
@@ -193,12 +210,16 @@ def record_and_notify(store, result, notify: Sequence[str] = ("email",), setting
 
         if not is_busy(e):
             raise
-        raise StoreBusy(f"{getattr(store, 'path', 'the store')}: the store is busy: another kamrules process is writing; "
-                        "try again (the alerts were reported but not recorded in the history, nothing was sent)") from None
+        raise StoreBusy(
+            f"{getattr(store, 'path', 'the store')}: the store is busy: another kamrules process is writing; "
+            "try again (the alerts were reported but not recorded in the history, nothing was sent)"
+        ) from None
     as_of = as_of_of(result, alerts)
     if recorded.behind:  # back-dated: the history and the outbox stay as they are
         return NotifyReport(notifiers=tuple(notifiers), behind=recorded.behind, as_of=as_of)
-    report = NotifyReport(silenced=len(silenced), new=len(recorded.new), resolved=len(recorded.resolved), notifiers=tuple(notifiers))
+    report = NotifyReport(
+        silenced=len(silenced), new=len(recorded.new), resolved=len(recorded.resolved), notifiers=tuple(notifiers)
+    )
     unrouted: dict[str, str] = {}
     why: dict[str, list[str]] = {}  # fingerprint -> "name: reason" of each notifier that left it unrouted
     routed: set[str] = set()
@@ -206,7 +227,9 @@ def record_and_notify(store, result, notify: Sequence[str] = ("email",), setting
     for name, notifier in notifiers.items():
         try:
             items = due_items(conn, name, settings, now, route=notifier.route)
-            stale: list[str] = getattr(getattr(result, "summary", None), "warnings", lambda: [])()  # stale data: in the digests' header
+            stale: list[str] = getattr(
+                getattr(result, "summary", None), "warnings", lambda: []
+            )()  # stale data: in the digests' header
             with runs.scores_for_digests(conn, run_id), digest_warnings(stale):  # and each account's score and trend
                 queued, missing, went = outbox.queue(conn, notifier, items, settings, as_of, now)
         except KamrulesError:
@@ -246,7 +269,15 @@ def record_and_notify(store, result, notify: Sequence[str] = ("email",), setting
     return report
 
 
-def send_due(store, notify: Sequence[str], settings, pm, now: dt.datetime | None = None, ignore_backoff: bool = False, progress=None) -> NotifyReport:
+def send_due(
+    store,
+    notify: Sequence[str],
+    settings,
+    pm,
+    now: dt.datetime | None = None,
+    ignore_backoff: bool = False,
+    progress=None,
+) -> NotifyReport:
     """``kamrules notify``: send what is due in the outbox (no new check)."""
     now = now or utcnow()
     conn = connection_of(store)

@@ -159,7 +159,9 @@ def migrate_rejected(store) -> None:
     conn.execute(f"INSERT INTO outbox ({OUTBOX_COLUMNS}) SELECT {OUTBOX_COLUMNS} FROM _old_outbox")
     items = next(s for s in _statements() if s.startswith("CREATE TABLE IF NOT EXISTS outbox_items"))
     conn.execute(items)
-    conn.execute("INSERT INTO outbox_items (outbox_id, fingerprint, severity, status) SELECT outbox_id, fingerprint, severity, status FROM _old_outbox_items")
+    conn.execute(
+        "INSERT INTO outbox_items (outbox_id, fingerprint, severity, status) SELECT outbox_id, fingerprint, severity, status FROM _old_outbox_items"
+    )
     conn.execute("DROP TABLE _old_outbox_items")  # takes its index outbox_items_fp along
     conn.execute("DROP TABLE _old_outbox")  # and outbox_status
     for statement in _statements():
@@ -170,7 +172,14 @@ def migrate_rejected(store) -> None:
 def ensure_schema(conn: sqlite3.Connection) -> None:
     """Create the lifecycle tables if missing (idempotent; for stores opened without migrations)."""
     have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if {"alert_history", "alert_events", "notify_state", "silences", "outbox", "outbox_items"} <= have and _outbox_has_rejected(conn):
+    if {
+        "alert_history",
+        "alert_events",
+        "notify_state",
+        "silences",
+        "outbox",
+        "outbox_items",
+    } <= have and _outbox_has_rejected(conn):
         return
     with transaction(conn):
         migrate(conn)

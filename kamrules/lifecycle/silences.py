@@ -44,7 +44,16 @@ class Silence:
         return True
 
     def describe(self) -> str:
-        parts = [f"{k}={','.join(v)}" for k, v in (("rule", self.rules), ("ruleset", self.rulesets), ("account", self.accounts), ("owner", self.owners)) if v]
+        parts = [
+            f"{k}={','.join(v)}"
+            for k, v in (
+                ("rule", self.rules),
+                ("ruleset", self.rulesets),
+                ("account", self.accounts),
+                ("owner", self.owners),
+            )
+            if v
+        ]
         return " ".join(parts)
 
     def to_dict(self) -> dict:
@@ -63,7 +72,18 @@ def parse_until(text: str, now: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def add(conn, *, rules=(), rulesets=(), accounts=(), owners=(), until: str, comment: str, author: str | None, now: dt.datetime) -> Silence:
+def add(
+    conn,
+    *,
+    rules=(),
+    rulesets=(),
+    accounts=(),
+    owners=(),
+    until: str,
+    comment: str,
+    author: str | None,
+    now: dt.datetime,
+) -> Silence:
     """Store a new silence; at least one matcher and a comment are required, ``until`` must be in the future."""
     if not (rules or rulesets or accounts or owners):
         raise InputError("a silence needs at least one of --rule, --ruleset, --account, --owner")
@@ -76,7 +96,13 @@ def add(conn, *, rules=(), rulesets=(), accounts=(), owners=(), until: str, comm
     with transaction(conn):
         cur = conn.execute(
             "INSERT INTO silences (rules, rulesets, accounts, owners, until, comment, author, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (*(json.dumps(list(x), ensure_ascii=False) for x in (rules, rulesets, accounts, owners)), ts(end), comment.strip(), author, ts(now)),
+            (
+                *(json.dumps(list(x), ensure_ascii=False) for x in (rules, rulesets, accounts, owners)),
+                ts(end),
+                comment.strip(),
+                author,
+                ts(now),
+            ),
         )
         sid = cur.lastrowid
     return get(conn, sid)
@@ -86,6 +112,7 @@ def unknown_targets(conn, rules=(), rulesets=(), accounts=(), owners=(), codes=N
     """Warnings for the matchers of a silence that nothing known matches today: no loaded rule (``codes``,
     ``ruleset_names``; None: not judged) and no alert in the history, no account, no owner in the store.
     Such a silence is still valid (the rule, account or owner may appear later), but likely a typo."""
+
     def known(sql: str) -> set:
         try:
             return {r[0] for r in conn.execute(sql) if r[0] is not None}
@@ -95,7 +122,9 @@ def unknown_targets(conn, rules=(), rulesets=(), accounts=(), owners=(), codes=N
     out = []
     if codes is not None:
         have = set(codes) | known("SELECT DISTINCT code FROM alert_history")
-        out += [f"no rule code starts with {r}" for r in rules if not any(str(c).startswith(str(r).upper()) for c in have)]
+        out += [
+            f"no rule code starts with {r}" for r in rules if not any(str(c).startswith(str(r).upper()) for c in have)
+        ]
     if ruleset_names is not None:
         have = set(ruleset_names) | known("SELECT DISTINCT ruleset FROM alert_history")
         out += [f"no rule set named {n!r}" for n in rulesets if n not in have]
@@ -110,9 +139,16 @@ def unknown_targets(conn, rules=(), rulesets=(), accounts=(), owners=(), codes=N
 
 def _from_row(r: dict) -> Silence:
     return Silence(
-        id=r["id"], rules=tuple(json.loads(r["rules"])), rulesets=tuple(json.loads(r["rulesets"])),
-        accounts=tuple(json.loads(r["accounts"])), owners=tuple(json.loads(r["owners"])), until=r["until"],
-        comment=r["comment"], author=r["author"], created_at=r["created_at"], expired_at=r["expired_at"],
+        id=r["id"],
+        rules=tuple(json.loads(r["rules"])),
+        rulesets=tuple(json.loads(r["rulesets"])),
+        accounts=tuple(json.loads(r["accounts"])),
+        owners=tuple(json.loads(r["owners"])),
+        until=r["until"],
+        comment=r["comment"],
+        author=r["author"],
+        created_at=r["created_at"],
+        expired_at=r["expired_at"],
     )
 
 

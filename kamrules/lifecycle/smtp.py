@@ -34,7 +34,14 @@ def secret_forms(user: str | None, password: str | None) -> list[str]:
     if not password:
         return []
     u, p = (user or "").encode("utf-8"), password.encode("utf-8")
-    forms = {password, str(p)[2:-1], _b64(p), _b64(b"\0" + u + b"\0" + p), _b64(u + b"\0" + p), _b64(u + b"\0" + u + b"\0" + p)}
+    forms = {
+        password,
+        str(p)[2:-1],
+        _b64(p),
+        _b64(b"\0" + u + b"\0" + p),
+        _b64(u + b"\0" + p),
+        _b64(u + b"\0" + u + b"\0" + p),
+    }
     if u:
         forms.add(_b64(u))
     forms |= {f.rstrip("=") for f in list(forms) if f.endswith("=")}  # a server may echo it unpadded

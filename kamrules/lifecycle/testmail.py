@@ -23,10 +23,20 @@ def send_test(settings, to: str) -> str:
         f"SMTP: {e.smtp_host}:{e.port}, TLS: {e.smtp_tls}, user: {e.smtp_user or '(none)'}\n"
         f"From: {e.smtp_from}\nSent at: {ts(now)}\n"
     )
-    msg = digest.build_message(sender=e.smtp_from, recipient=addr, to_name=None, subject="[kamrules] test message 测试邮件",
-                               text=text, html=None, key=key, now=now)
+    msg = digest.build_message(
+        sender=e.smtp_from,
+        recipient=addr,
+        to_name=None,
+        subject="[kamrules] test message 测试邮件",
+        text=text,
+        html=None,
+        key=key,
+        now=now,
+    )
     try:
         smtp.send_bytes(settings, [addr], msg.as_bytes())
     except Exception as exc:
-        raise DeliveryError(f"test message to {addr} not sent via {e.smtp_host}:{e.port} ({e.smtp_tls}): {scrub(f'{type(exc).__name__}: {exc}', settings)}") from exc
+        raise DeliveryError(
+            f"test message to {addr} not sent via {e.smtp_host}:{e.port} ({e.smtp_tls}): {scrub(f'{type(exc).__name__}: {exc}', settings)}"
+        ) from exc
     return msg["Message-ID"]

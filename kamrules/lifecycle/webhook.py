@@ -13,7 +13,9 @@ from kamrules.lifecycle.notifiers import DueItem, Rendered
 
 def check_url(url: str | None) -> str:
     if not url:
-        raise InputError("the webhook notifier needs a URL: set KAMRULES_WEBHOOK_URL or webhook_url in [email] of kamrules.toml")
+        raise InputError(
+            "the webhook notifier needs a URL: set KAMRULES_WEBHOOK_URL or webhook_url in [email] of kamrules.toml"
+        )
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc or any(c in url for c in "\r\n \t"):
         raise InputError(f"webhook_url {url!r}: expected an http:// or https:// URL")
@@ -25,15 +27,39 @@ def payload(items: Sequence[DueItem], key: str, as_of: str) -> dict:
     alerts = []
     for it in items:
         a = it.alert
-        alerts.append({
-            "fingerprint": a.fingerprint, "status": it.status, "reason": it.reason, "severity": a.severity,
-            "previous_severity": it.previous_severity, "code": a.code, "rule": a.rule, "ruleset": a.ruleset,
-            "account_id": a.account_id, "account_name": a.account_name, "owner": a.owner, "owner_email": a.owner_email,
-            "message": a.message, "action": a.action, "evidence": dict(a.evidence), "first_seen": it.first_seen,
-        })
-    counts = {s: sum(1 for x in alerts if x["severity"] == s and x["status"] == "firing") for s in ("critical", "warning", "info")}
-    return {"source": "kamrules", "version": __version__, "key": key, "as_of": as_of, "counts": counts,
-            "resolved": sum(1 for x in alerts if x["status"] == "resolved"), "alerts": alerts}
+        alerts.append(
+            {
+                "fingerprint": a.fingerprint,
+                "status": it.status,
+                "reason": it.reason,
+                "severity": a.severity,
+                "previous_severity": it.previous_severity,
+                "code": a.code,
+                "rule": a.rule,
+                "ruleset": a.ruleset,
+                "account_id": a.account_id,
+                "account_name": a.account_name,
+                "owner": a.owner,
+                "owner_email": a.owner_email,
+                "message": a.message,
+                "action": a.action,
+                "evidence": dict(a.evidence),
+                "first_seen": it.first_seen,
+            }
+        )
+    counts = {
+        s: sum(1 for x in alerts if x["severity"] == s and x["status"] == "firing")
+        for s in ("critical", "warning", "info")
+    }
+    return {
+        "source": "kamrules",
+        "version": __version__,
+        "key": key,
+        "as_of": as_of,
+        "counts": counts,
+        "resolved": sum(1 for x in alerts if x["status"] == "resolved"),
+        "alerts": alerts,
+    }
 
 
 TRANSIENT_4XX = (408, 425, 429)  # Request Timeout, Too Early, Too Many Requests: worth retrying
@@ -83,7 +109,9 @@ class WebhookNotifier:
         body = payload(items, key, as_of)
         c = body["counts"]
         subject = f"{c['critical']} critical, {c['warning']} warning, {c['info']} info, {body['resolved']} resolved — as of {as_of}"
-        return Rendered(subject=subject, payload=json.dumps(body, ensure_ascii=False, sort_keys=True, default=str).encode("utf-8"))
+        return Rendered(
+            subject=subject, payload=json.dumps(body, ensure_ascii=False, sort_keys=True, default=str).encode("utf-8")
+        )
 
     def send(self, recipient, payload_bytes, settings) -> None:
         key = json.loads(payload_bytes).get("key", "")
@@ -91,13 +119,21 @@ class WebhookNotifier:
         import urllib.request  # on use: http.client, ssl and email cost ~25 ms of every start-up
 
         req = urllib.request.Request(
-            check_url(recipient), data=payload_bytes, method="POST",
-            headers={"Content-Type": "application/json; charset=utf-8", "Idempotency-Key": key, "User-Agent": f"kamrules/{__version__}"},
+            check_url(recipient),
+            data=payload_bytes,
+            method="POST",
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                "Idempotency-Key": key,
+                "User-Agent": f"kamrules/{__version__}",
+            },
         )
         from kamrules.lifecycle.notifiers import time_left
 
         left = time_left()  # never wait past the run's deadline
-        timeout = settings.email.webhook_timeout if left is None else max(min(settings.email.webhook_timeout, left), 0.001)
+        timeout = (
+            settings.email.webhook_timeout if left is None else max(min(settings.email.webhook_timeout, left), 0.001)
+        )
         try:
             with urllib.request.urlopen(req, timeout=timeout) as resp:
                 resp.read()

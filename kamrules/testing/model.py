@@ -131,9 +131,16 @@ class CaseResult:
 
     def to_dict(self) -> dict:
         return {
-            "name": self.name, "file": self.file, "line": self.line, "status": self.status,
-            "seconds": round(self.seconds, 3), "alerts": self.alerts,
-            "missing": [{"expected": e.describe(), "line": e.line, "closest": _alert_dict(a), "why": why, "note": note} for e, a, why, note in self.missing],
+            "name": self.name,
+            "file": self.file,
+            "line": self.line,
+            "status": self.status,
+            "seconds": round(self.seconds, 3),
+            "alerts": self.alerts,
+            "missing": [
+                {"expected": e.describe(), "line": e.line, "closest": _alert_dict(a), "why": why, "note": note}
+                for e, a, why, note in self.missing
+            ],
             "unexpected": [_alert_dict(a) for a in self.unexpected],
             "not_quiet": [{"quiet": q.describe(), "line": q.line, "alert": _alert_dict(a)} for q, a in self.loud],
             "notes": list(self.notes),
@@ -172,11 +179,24 @@ class TestRun:
         return 2 if self.errors else (1 if self.failed else 0)
 
     def to_dict(self) -> dict:
-        return {"passed": self.passed, "failed": self.failed, "errors": self.errors, "seconds": round(self.seconds, 3),
-                "files": self.files, "cases": [c.to_dict() for c in self.cases]}
+        return {
+            "passed": self.passed,
+            "failed": self.failed,
+            "errors": self.errors,
+            "seconds": round(self.seconds, 3),
+            "files": self.files,
+            "cases": [c.to_dict() for c in self.cases],
+        }
 
 
 def _alert_dict(a) -> dict | None:
     if a is None:
         return None
-    return {"code": a.code, "account": a.account_id, "scope": a.scope_key, "severity": a.severity, "message": a.message, "evidence": dict(a.evidence)}
+    return {
+        "code": a.code,
+        "account": a.account_id,
+        "scope": a.scope_key,
+        "severity": a.severity,
+        "message": a.message,
+        "evidence": dict(a.evidence),
+    }

@@ -35,7 +35,9 @@ def pytest_addhooks(pluginmanager) -> None:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
-        "kamrules_load_entry_points", type="bool", default=True,
+        "kamrules_load_entry_points",
+        type="bool",
+        default=True,
         help="kamrules test files: load installed third-party kamrules plugins, as `kamrules test` does (default true)",
     )
 
@@ -100,7 +102,9 @@ class RuleTestCase(pytest.Item):
         where = str(self.path)
         problems = check_codes(TestFile(where, (self.case,)), (), for_case=lambda c: self.codes(c.rulesets))
         if problems:
-            raise CaseFailed(_problems_text(InputError(f"{where}:{self.case.line}: {self.case.name}: invalid case", problems)))
+            raise CaseFailed(
+                _problems_text(InputError(f"{where}:{self.case.line}: {self.case.name}: invalid case", problems))
+            )
         res = run_case(self.case, where, self.pm)
         if res.status != "passed":
             head = f"{where}:{self.case.line}: {'FAIL' if res.status == 'failed' else 'ERROR'} {self.case.name}"

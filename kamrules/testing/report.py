@@ -9,7 +9,11 @@ from kamrules.testing.model import CaseResult, TestRun, _where
 
 # -- reports ------------------------------------------------------------------
 def describe_alert(a, width: int = 160) -> str:
-    where = a.account_id if a.account_id is not None else "the portfolio" + (f" scope {a.scope_key!r}" if a.scope_key else "")
+    where = (
+        a.account_id
+        if a.account_id is not None
+        else "the portfolio" + (f" scope {a.scope_key!r}" if a.scope_key else "")
+    )
     text = f"{a.code} on {where} {a.severity}: {a.message}"
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -68,15 +72,35 @@ def render_junit(run: TestRun) -> str:
     """JUnit XML: one <testsuite> per test file, one <testcase> per case."""
     import xml.etree.ElementTree as ET
 
-    root = ET.Element("testsuites", name="kamrules test", tests=str(len(run.cases)), failures=str(run.failed), errors=str(run.errors), time=f"{run.seconds:.3f}")
+    root = ET.Element(
+        "testsuites",
+        name="kamrules test",
+        tests=str(len(run.cases)),
+        failures=str(run.failed),
+        errors=str(run.errors),
+        time=f"{run.seconds:.3f}",
+    )
     for path in run.files:
         cases = [c for c in run.cases if c.file == path]
         suite = ET.SubElement(
-            root, "testsuite", name=path, tests=str(len(cases)), failures=str(sum(c.status == "failed" for c in cases)),
-            errors=str(sum(c.status == "error" for c in cases)), time=f"{sum(c.seconds for c in cases):.3f}",
+            root,
+            "testsuite",
+            name=path,
+            tests=str(len(cases)),
+            failures=str(sum(c.status == "failed" for c in cases)),
+            errors=str(sum(c.status == "error" for c in cases)),
+            time=f"{sum(c.seconds for c in cases):.3f}",
         )
         for c in cases:
-            tc = ET.SubElement(suite, "testcase", classname=Path(path).stem, name=c.name, file=path, line=str(c.line), time=f"{c.seconds:.3f}")
+            tc = ET.SubElement(
+                suite,
+                "testcase",
+                classname=Path(path).stem,
+                name=c.name,
+                file=path,
+                line=str(c.line),
+                time=f"{c.seconds:.3f}",
+            )
             if c.status != "passed":
                 detail = "\n".join(case_details(c))
                 tag = "failure" if c.status == "failed" else "error"

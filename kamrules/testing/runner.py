@@ -66,7 +66,18 @@ def evaluate(case: Case, alerts: Sequence, summary=None) -> CaseResult:
     """Compare fired ``alerts`` with a case: missing expectations, unexpected alerts, loud quiet accounts."""
     res = CaseResult(case.name, "", case.line, alerts=len(alerts), fired=list(alerts))
     remaining = list(alerts)
-    order = sorted(case.expect, key=lambda e: -(len(e.message) + len(e.evidence) + (e.severity is not None) + (e.account is not ABSENT) + (e.scope is not ABSENT)))
+    order = sorted(
+        case.expect,
+        key=lambda e: (
+            -(
+                len(e.message)
+                + len(e.evidence)
+                + (e.severity is not None)
+                + (e.account is not ABSENT)
+                + (e.scope is not ABSENT)
+            )
+        ),
+    )
     skipped = dict(getattr(summary, "skipped", None) or [])
     for e in order:
         hit = next((a for a in remaining if not e.mismatches(a)), None)
@@ -106,7 +117,15 @@ def run_case(case: Case, test_file: str, pm) -> CaseResult:
         try:
             if any(folder.iterdir()):
                 store.import_paths([folder])
-            result = run_check(store, case.as_of, rulesets_dirs=case.rulesets, select=case.select, ignore=case.ignore, min_severity=case.min_severity, pm=pm)
+            result = run_check(
+                store,
+                case.as_of,
+                rulesets_dirs=case.rulesets,
+                select=case.select,
+                ignore=case.ignore,
+                min_severity=case.min_severity,
+                pm=pm,
+            )
             res = evaluate(case, result.alerts, result.summary)
         except KamrulesError as e:
             res = CaseResult(case.name, "", case.line, status="error")

@@ -52,7 +52,9 @@ def _construct_map(loader, node):
         try:
             hash(key)
         except TypeError:
-            raise yaml.constructor.ConstructorError(None, None, "a key must be a plain value", knode.start_mark) from None
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key must be a plain value", knode.start_mark
+            ) from None
         if key in out:
             raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", knode.start_mark)
         out[key] = loader.construct_object(vnode, deep=True)
@@ -93,7 +95,10 @@ class _Parser:
         if value is None:
             return None
         if isinstance(value, (dict, list)):
-            self.err(m.lines[key], f"{what}: expected a plain value, not a {'mapping' if isinstance(value, dict) else 'list'}")
+            self.err(
+                m.lines[key],
+                f"{what}: expected a plain value, not a {'mapping' if isinstance(value, dict) else 'list'}",
+            )
             return None
         return m.raw.get(key, str(value))
 
@@ -119,7 +124,9 @@ class _Parser:
             for d in self.strings(m, "rulesets"):
                 p = (self.base / d).resolve()
                 if not p.exists():
-                    self.err(m.lines["rulesets"], f"rulesets: {d}: no such folder (paths are relative to the test file)")
+                    self.err(
+                        m.lines["rulesets"], f"rulesets: {d}: no such folder (paths are relative to the test file)"
+                    )
                 dirs.append(str(p))
             out["rulesets"] = tuple(dirs)
         for key in ("select", "ignore"):
@@ -127,7 +134,10 @@ class _Parser:
                 out[key] = self.strings(m, key)
         if "min_severity" in m:
             if m["min_severity"] not in SEVERITIES:
-                self.err(m.lines["min_severity"], f"min_severity: {m['min_severity']!r} (expected one of: {', '.join(SEVERITIES)})")
+                self.err(
+                    m.lines["min_severity"],
+                    f"min_severity: {m['min_severity']!r} (expected one of: {', '.join(SEVERITIES)})",
+                )
             else:
                 out["min_severity"] = m["min_severity"]
         if "book" in m:
@@ -140,7 +150,9 @@ class _Parser:
         if isinstance(value, str):
             folder = (self.base / value).resolve()
             if not folder.is_dir():
-                self.err(line, f"book: {value}: no such folder (expected a folder of data files, relative to the test file)")
+                self.err(
+                    line, f"book: {value}: no such folder (expected a folder of data files, relative to the test file)"
+                )
             return (folder, {})
         if not isinstance(value, LMap):
             self.err(line, "book: expected a mapping of table name to a list of rows, or a folder name")
@@ -232,7 +244,9 @@ class _Parser:
         if "expect" in m:
             items = m["expect"]
             if not isinstance(items, LList):
-                self.err(m.lines["expect"], "expect: expected a list of alerts ({code: ..., account: ..., severity: ...})")
+                self.err(
+                    m.lines["expect"], "expect: expected a list of alerts ({code: ..., account: ..., severity: ...})"
+                )
             else:
                 for i, e in enumerate(items):
                     if not isinstance(e, LMap):
@@ -251,9 +265,17 @@ class _Parser:
         if not isinstance(exhaustive, bool):
             self.err(m.lines["exhaustive"], "exhaustive: expected true or false")
         return Case(
-            name=name.strip(), line=m.line, as_of=opts.get("as_of", ""), book=opts.get("book", (None, {})),
-            rulesets=opts.get("rulesets", ()), select=opts.get("select", ()), ignore=opts.get("ignore", ()),
-            min_severity=opts.get("min_severity", "info"), expect=tuple(expect), quiet=quiet, exhaustive=exhaustive is True,
+            name=name.strip(),
+            line=m.line,
+            as_of=opts.get("as_of", ""),
+            book=opts.get("book", (None, {})),
+            rulesets=opts.get("rulesets", ()),
+            select=opts.get("select", ()),
+            ignore=opts.get("ignore", ()),
+            min_severity=opts.get("min_severity", "info"),
+            expect=tuple(expect),
+            quiet=quiet,
+            exhaustive=exhaustive is True,
         )
 
 
@@ -280,10 +302,22 @@ def load_test_file(path, tables: dict | None = None) -> TestFile:
         data = yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        raise InputError(f"{path}: invalid test file", [Problem(str(path), mark.line + 1 if mark else None, f"{e.problem or e.context} (expected valid YAML)")]) from e
+        raise InputError(
+            f"{path}: invalid test file",
+            [Problem(str(path), mark.line + 1 if mark else None, f"{e.problem or e.context} (expected valid YAML)")],
+        ) from e
     p = _Parser(path, tables)
     if not isinstance(data, LMap):
-        raise InputError(f"{path}: invalid test file", [Problem(str(path), 1, "expected a mapping with a `cases:` list (see docs/plugins.md#testing-rules-kamrules-test)")])
+        raise InputError(
+            f"{path}: invalid test file",
+            [
+                Problem(
+                    str(path),
+                    1,
+                    "expected a mapping with a `cases:` list (see docs/plugins.md#testing-rules-kamrules-test)",
+                )
+            ],
+        )
     p.keys(data, FILE_KEYS, "the test file")
     defaults = p.common(data, {})
     cases: list[Case] = []
@@ -339,9 +373,17 @@ def check_codes(tf: TestFile, codes: Iterable[str], for_case=None) -> list[Probl
         for e in case.expect:
             if e.code not in known:
                 near = difflib.get_close_matches(e.code, known, n=5)
-                near.sort(key=lambda k: (-sum(a == b for a, b in zip(k, e.code, strict=False)), k))  # typos keep positions
+                near.sort(
+                    key=lambda k: (-sum(a == b for a, b in zip(k, e.code, strict=False)), k)
+                )  # typos keep positions
                 hint = f"; did you mean {near[0]}?" if near else ""
-                problems.append(Problem(tf.path, e.line, f"expect: no loaded rule has the code {e.code!r}{hint} (rule sets: the registered ones plus this case's rulesets:)"))
+                problems.append(
+                    Problem(
+                        tf.path,
+                        e.line,
+                        f"expect: no loaded rule has the code {e.code!r}{hint} (rule sets: the registered ones plus this case's rulesets:)",
+                    )
+                )
         for q in case.quiet:
             if q.code and not any(k.startswith(q.code) for k in known):
                 problems.append(Problem(tf.path, q.line, f"quiet: no loaded rule code starts with {q.code!r}"))

@@ -39,7 +39,16 @@ class ComplaintsRising(Defect):
         rng, as_of = acc.rng, acc.as_of
         for _ in range(4):
             opened = as_of - rng.randint(20, 170)
-            acc.rows["complaints"].append((acc.next_id("Q"), acc.id, iso(opened), iso(opened + rng.randint(1, 10)), rng.choice(("low", "medium")), False))
+            acc.rows["complaints"].append(
+                (
+                    acc.next_id("Q"),
+                    acc.id,
+                    iso(opened),
+                    iso(opened + rng.randint(1, 10)),
+                    rng.choice(("low", "medium")),
+                    False,
+                )
+            )
 
 
 RECIPES = (RevenueDecline(), SatisfactionOverdue(), ComplaintsRising())

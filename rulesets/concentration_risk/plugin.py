@@ -68,8 +68,14 @@ SIGNING_ACTIVITY = FactProvider(
     name="signing_activity",
     description="The latest signed commitment that has started, its age, and the activities in the days since its start against as many days before it.",
     requires=("commitments", "activities"),
-    facts=("signed_commitment", "signed_commitment_start", "days_since_signing", "activities_since_signing",
-           "activities_before_signing", "signing_activity_ratio"),
+    facts=(
+        "signed_commitment",
+        "signed_commitment_start",
+        "days_since_signing",
+        "activities_since_signing",
+        "activities_before_signing",
+        "signing_activity_ratio",
+    ),
     sql=f"""
 WITH m AS MATERIALIZED (
     SELECT a.id AS account_id,

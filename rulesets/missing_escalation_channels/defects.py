@@ -49,7 +49,23 @@ class ComplaintUnresolved(Defect):
 
     def extra_complaints(self, acc):
         rng = acc.rng
-        acc.rows["complaints"].append((acc.next_id("Q"), acc.id, iso(acc.as_of - rng.randint(35, 120)), None, rng.choice(("medium", "high")), False))
+        acc.rows["complaints"].append(
+            (
+                acc.next_id("Q"),
+                acc.id,
+                iso(acc.as_of - rng.randint(35, 120)),
+                None,
+                rng.choice(("medium", "high")),
+                False,
+            )
+        )
 
 
-RECIPES = (NoKaManager(), SingleThreaded(), NoComplaintChannel(), NoExecutiveMeeting(), NoDecisionMaker(), ComplaintUnresolved())
+RECIPES = (
+    NoKaManager(),
+    SingleThreaded(),
+    NoComplaintChannel(),
+    NoExecutiveMeeting(),
+    NoDecisionMaker(),
+    ComplaintUnresolved(),
+)

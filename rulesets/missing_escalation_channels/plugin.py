@@ -65,8 +65,10 @@ met AS (
     GROUP BY dm.account_id)
 SELECT a.id AS account_id,
        COALESCE(n.n, 0) AS decision_makers,
-       {days_since('''COALESCE(met.last_on, a.created_on,
-                              (SELECT MIN(f.date) FROM activities f WHERE f.account_id = a.id AND f.date <= :as_of))''')}
+       {
+        days_since('''COALESCE(met.last_on, a.created_on,
+                              (SELECT MIN(f.date) FROM activities f WHERE f.account_id = a.id AND f.date <= :as_of))''')
+    }
                         AS days_since_decision_maker,
        COALESCE(met.last_on, 'never') AS last_decision_maker_meeting
 FROM accounts a LEFT JOIN n ON n.account_id = a.id LEFT JOIN met ON met.account_id = a.id

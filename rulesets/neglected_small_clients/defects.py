@@ -23,7 +23,9 @@ class ContactDecay(Defect):
         return day > acc.as_of - 183
 
     def extra_activities(self, acc, acts):
-        acts.append([acc.as_of - acc.rng.randint(1, 25), "call", "operational", acc.contacts[0][0], 15, None, 10.0, None])
+        acts.append(
+            [acc.as_of - acc.rng.randint(1, 25), "call", "operational", acc.contacts[0][0], 15, None, 10.0, None]
+        )
 
 
 class SilentChurn(Defect):

@@ -36,6 +36,7 @@ HAVING MIN(o.date) < MAX(o.date)
     derived=("order_count", "order_gaps", "median_order_gap_days", "order_gap_ratio"),
 )
 
+
 class _Days(dict):
     """ISO date -> proleptic ordinal, filled on first sight (a book has a few thousand distinct days)."""
 
@@ -56,8 +57,12 @@ def _gaps(f):
     g = sorted(gaps)
     n = len(g)
     median = g[n // 2] if n % 2 else (g[n // 2 - 1] + g[n // 2]) / 2
-    return {"order_count": len(ords), "order_gaps": " ".join(map(str, gaps)), "median_order_gap_days": median,
-            "order_gap_ratio": f["days_since_order"] / median}
+    return {
+        "order_count": len(ords),
+        "order_gaps": " ".join(map(str, gaps)),
+        "median_order_gap_days": median,
+        "order_gap_ratio": f["days_since_order"] / median,
+    }
 
 
 # The whole book (active accounts): small and mid accounts' share of 12-month

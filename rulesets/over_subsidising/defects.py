@@ -21,7 +21,16 @@ class UncommittedConcessions(Defect):
         rng, as_of = acc.rng, acc.as_of
         for _ in range(rng.randint(1, 3)):
             day = as_of - rng.randint(10, 300)
-            acc.rows["concessions"].append((acc.next_id("R"), acc.id, iso(day), rng.choice(("marketing_support", "free_service")), round(last_year * rng.uniform(0.005, 0.02), 2), None))
+            acc.rows["concessions"].append(
+                (
+                    acc.next_id("R"),
+                    acc.id,
+                    iso(day),
+                    rng.choice(("marketing_support", "free_service")),
+                    round(last_year * rng.uniform(0.005, 0.02), 2),
+                    None,
+                )
+            )
 
 
 class CommitmentShortfall(Defect):
@@ -30,7 +39,9 @@ class CommitmentShortfall(Defect):
 
     def extra_concessions(self, acc, last_year, commitment):
         day = acc.as_of - acc.rng.randint(5, 40)
-        acc.rows["concessions"].append((acc.next_id("R"), acc.id, iso(day), "rebate", round(last_year * 0.01, 2), commitment(day)))
+        acc.rows["concessions"].append(
+            (acc.next_id("R"), acc.id, iso(day), "rebate", round(last_year * 0.01, 2), commitment(day))
+        )
 
 
 class ConcessionsOutpacingRevenue(Defect):
@@ -68,4 +79,11 @@ class NegativeNetMargin(Defect):
         return 0.07
 
 
-RECIPES = (ConcessionRatio(), UncommittedConcessions(), CommitmentShortfall(), ConcessionsOutpacingRevenue(), CostToServe(), NegativeNetMargin())
+RECIPES = (
+    ConcessionRatio(),
+    UncommittedConcessions(),
+    CommitmentShortfall(),
+    ConcessionsOutpacingRevenue(),
+    CostToServe(),
+    NegativeNetMargin(),
+)

@@ -23,7 +23,9 @@ class NoFollowUp(Defect):
         rng = acc.rng
         v = acc.as_of - rng.randint(15, 60)
         acts = [a for a in acts if not v <= a[0] <= v + 7]
-        acts.append([v, "visit", "management", rng.choice(acc.contacts)[0], rng.randint(30, 90), "neutral", 400.0, None])
+        acts.append(
+            [v, "visit", "management", rng.choice(acc.contacts)[0], rng.randint(30, 90), "neutral", 400.0, None]
+        )
         return acts
 
 
@@ -84,4 +86,13 @@ class RelationshipStuck(Defect):
         return "establish"
 
 
-RECIPES = (StageDwell(), NoFollowUp(), IncompleteVisitRecord(), StageRegression(), StageSkipped(), ColdStreak(), LostWithoutReason(), RelationshipStuck())
+RECIPES = (
+    StageDwell(),
+    NoFollowUp(),
+    IncompleteVisitRecord(),
+    StageRegression(),
+    StageSkipped(),
+    ColdStreak(),
+    LostWithoutReason(),
+    RelationshipStuck(),
+)

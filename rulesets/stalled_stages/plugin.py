@@ -27,7 +27,7 @@ x AS (
     SELECT a.id, a.stage, a.stage_since,
            EXISTS (SELECT 1 FROM stage_history h WHERE h.account_id = a.id) AS has_history,
            (SELECT h.rowid FROM stage_history h WHERE h.account_id = a.id AND h.entered_on <= :as_of
-             ORDER BY h.entered_on DESC, {stage_rank('h.stage')} DESC LIMIT 1) AS latest
+             ORDER BY h.entered_on DESC, {stage_rank("h.stage")} DESC LIMIT 1) AS latest
     FROM accounts a),
 cur AS (
     SELECT x.id AS account_id,
@@ -70,8 +70,14 @@ VISITS = FactProvider(
     name="visits",
     description="Visits of the last 6 months: the longest wait for a follow-up, and the records lacking a contact, duration or attitude.",
     requires=("activities",),
-    facts=("follow_up_gap_days", "unfollowed_visit_on", "follow_up_note",
-           "visits_6m", "incomplete_visits_6m", "incomplete_visit_fields"),
+    facts=(
+        "follow_up_gap_days",
+        "unfollowed_visit_on",
+        "follow_up_note",
+        "visits_6m",
+        "incomplete_visits_6m",
+        "incomplete_visit_fields",
+    ),
     sql=f"""
 WITH f AS MATERIALIZED (
     SELECT v.account_id, v.date, julianday(v.date) AS jd,
@@ -117,7 +123,7 @@ STAGE_MOVES = FactProvider(
     facts=(),
     inputs=("stage_path", "stage_path_as_of"),
     sql=f"""
-SELECT account_id, group_concat(entered_on || ' ' || COALESCE({stage_rank('stage')}, 0) || stage, ',') AS stage_path,
+SELECT account_id, group_concat(entered_on || ' ' || COALESCE({stage_rank("stage")}, 0) || stage, ',') AS stage_path,
        :as_of AS stage_path_as_of
 FROM stage_history WHERE entered_on <= :as_of
 GROUP BY account_id
@@ -156,8 +162,15 @@ def _stage_moves(f):
     if proposal_on is not None:
         no_analysis = not (analysis_on is not None and analysis_on <= proposal_on)
         no_visit = not (visit_on is not None and visit_on <= proposal_on)
-        skipped = ("analysis and visit" if no_analysis and no_visit else "analysis" if no_analysis
-                   else "visit" if no_visit else None)
+        skipped = (
+            "analysis and visit"
+            if no_analysis and no_visit
+            else "analysis"
+            if no_analysis
+            else "visit"
+            if no_visit
+            else None
+        )
         if skipped:
             out["skipped_stages"] = skipped
     if back is not None:

@@ -68,7 +68,14 @@ def _share(part: str, whole: str, name: str):
 RECEIVABLES = FactProvider(
     name="receivables",
     requires=("invoices",),
-    facts=("open_receivables", "overdue_amount", "overdue_invoices", "max_days_overdue", "paid_invoices_12m", "avg_days_to_pay"),
+    facts=(
+        "open_receivables",
+        "overdue_amount",
+        "overdue_invoices",
+        "max_days_overdue",
+        "paid_invoices_12m",
+        "avg_days_to_pay",
+    ),
     sql=ACCOUNT_SQL,
     derive=_share("overdue_amount", "open_receivables", "overdue_share"),
     derived=("overdue_share",),

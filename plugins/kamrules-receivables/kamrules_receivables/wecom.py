@@ -60,14 +60,18 @@ class WeComNotifier:
             lines.append(f"> [{REASON_ZH.get(it.reason, it.reason)}] {who} {a.code} {sev}：{a.message}")
             if it.status == "firing" and a.action:
                 lines.append(f"> 建议：{a.action}" + (f"（负责人 {a.owner}）" if a.owner else ""))
-        lines.append(f"<font color=\"comment\">key {key}</font>")
+        lines.append(f'<font color="comment">key {key}</font>')
         body = {"msgtype": "markdown", "markdown": {"content": "\n".join(lines)}}
         return Rendered(subject=subject, payload=json.dumps(body, ensure_ascii=False).encode("utf-8"))
 
     def send(self, recipient: str, payload: bytes, settings) -> None:
-        req = urllib.request.Request(recipient, data=payload, method="POST", headers={"Content-Type": "application/json; charset=utf-8"})
+        req = urllib.request.Request(
+            recipient, data=payload, method="POST", headers={"Content-Type": "application/json; charset=utf-8"}
+        )
         left = time_left()  # the notify run's deadline: never wait past it (None outside a run)
-        timeout = settings.email.webhook_timeout if left is None else max(min(settings.email.webhook_timeout, left), 0.001)
+        timeout = (
+            settings.email.webhook_timeout if left is None else max(min(settings.email.webhook_timeout, left), 0.001)
+        )
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             answer = resp.read()
         try:

@@ -41,11 +41,29 @@ def test_rule_test_file_has_its_seven_cases(pm):
 
 def test_rule_test_file_passes_from_the_cli(tmp_path):
     """`kamrules test` loading the plugin from its folder (as a team would before packaging it)."""
-    env = dict(os.environ, KAMRULES_LOAD_PLUGINS="", PYTHONPATH=os.pathsep.join([str(PACKAGE), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        KAMRULES_LOAD_PLUGINS="",
+        PYTHONPATH=os.pathsep.join([str(PACKAGE), os.environ.get("PYTHONPATH", "")]),
+    )
     junit = tmp_path / "rcv.xml"
     proc = subprocess.run(
-        [sys.executable, "-m", "kamrules", "--plugins-dir", str(PACKAGE / "kamrules_receivables"), "test", str(HERE), "--junit", str(junit)],
-        capture_output=True, text=True, encoding="utf-8", env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "kamrules",
+            "--plugins-dir",
+            str(PACKAGE / "kamrules_receivables"),
+            "test",
+            str(HERE),
+            "--junit",
+            str(junit),
+        ],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=env,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "7 passed, 0 failed" in proc.stdout
@@ -57,11 +75,15 @@ def make_book(store: Store, folder: Path) -> None:
     (folder / "accounts.csv").write_text(
         "id,name,tier,owner,owner_email\n"
         "C001,华东电气集团,key,王磊,wanglei@example.cn\n"
-        "C002,小五金商行,small,李娜,lina@example.cn\n", encoding="utf-8")
+        "C002,小五金商行,small,李娜,lina@example.cn\n",
+        encoding="utf-8",
+    )
     (folder / "invoices.csv").write_text(
         "id,account_id,issued_on,due_on,amount,paid_on\n"
         "I1,C001,2026-07-01,2026-08-22,120000,\n"
-        "I2,C002,2026-09-01,2026-11-30,8000,\n", encoding="utf-8")
+        "I2,C002,2026-09-01,2026-11-30,8000,\n",
+        encoding="utf-8",
+    )
     store.import_paths([folder])
 
 
@@ -130,7 +152,9 @@ def test_wecom_notifier_posts_one_chinese_markdown_message(pm, tmp_path, robot):
         assert all(f" {a.code} " in text for a in rcv)
         assert not any(f" {a.code} " in text for a in result.alerts if not a.code.startswith("RCV"))
         # nothing new on the next run: nothing sent again
-        again = record_and_notify(store, run_check(store, "2026-10-31", pm=pm), notify=("wecom",), settings=Settings(), pm=pm)
+        again = record_and_notify(
+            store, run_check(store, "2026-10-31", pm=pm), notify=("wecom",), settings=Settings(), pm=pm
+        )
         assert again.sent == 0 and len(robot.received) == 1
 
 
@@ -138,7 +162,9 @@ def test_wecom_refusal_keeps_the_message_queued(pm, tmp_path, robot):
     robot.errcode = 93000  # e.g. an invalid robot key
     with Store.open(tmp_path / "k.db", pm=pm) as store:
         make_book(store, tmp_path / "d")
-        report = record_and_notify(store, run_check(store, "2026-10-31", select=("RCV",), pm=pm), notify=("wecom",), settings=Settings(), pm=pm)
+        report = record_and_notify(
+            store, run_check(store, "2026-10-31", select=("RCV",), pm=pm), notify=("wecom",), settings=Settings(), pm=pm
+        )
     assert report.sent == 0 and report.failed == 1 and report.undelivered == 1
     assert any("93000" in e for e in report.errors)
 
@@ -147,6 +173,8 @@ def test_wecom_without_a_url_routes_nothing(pm, tmp_path, monkeypatch):
     monkeypatch.delenv("KAMRULES_WECOM_WEBHOOK", raising=False)
     with Store.open(tmp_path / "k.db", pm=pm) as store:
         make_book(store, tmp_path / "d")
-        report = record_and_notify(store, run_check(store, "2026-10-31", select=("RCV",), pm=pm), notify=("wecom",), settings=Settings(), pm=pm)
+        report = record_and_notify(
+            store, run_check(store, "2026-10-31", select=("RCV",), pm=pm), notify=("wecom",), settings=Settings(), pm=pm
+        )
     assert report.queued == 0 and report.sent == 0
     assert any("C001" in u for u in report.unrouted)
