@@ -230,15 +230,20 @@ def report_data(
     anchors = {o: f"owner-{i}" for i, o in enumerate(all_owners)}
     shown = wanted or all_owners
     sections = []
+    by_owner: dict[str, list] = defaultdict(list)  # one pass: a 100k book has thousands of owners
+    for a in accounts:
+        by_owner[a["owner"] or ""].append(a)
+    portfolio_of: dict[str, list] = defaultdict(list)
+    for a in alerts:
+        if not a.account_id:
+            portfolio_of[a.owner or ""].append(
+                {"severity": a.severity, "code": a.code, "rule": a.rule, "message": a.message}
+            )
     for o in shown:
-        mine = [a for a in accounts if (a["owner"] or "") == o]
+        mine = by_owner.get(o, [])
         mine.sort(key=lambda a: (-a["worst"], a["score"], -a["revenue_12m"], a["account_id"]))  # most urgent first
         summary = health.owners.get(o or "(no owner)", {})
-        portfolio = [
-            {"severity": a.severity, "code": a.code, "rule": a.rule, "message": a.message}
-            for a in alerts
-            if not a.account_id and (a.owner or "") == o
-        ]
+        portfolio = portfolio_of.get(o, [])
         sections.append(
             {
                 "owner": o,
