@@ -8,6 +8,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -163,6 +164,29 @@ def as_of_option(f):
         callback=lambda ctx, p, v: parse_date(v, "--as-of"),
         help="Evaluate as of this date (YYYY-MM-DD); records after it are ignored. Default: today.",
     )(f)
+
+
+# The options that choose which rules run, one definition for every command that has them
+# (check, rules, explain, backtest, health, report).
+ruleset_option = click.option(
+    "--ruleset", "rulesets", multiple=True, metavar="NAME", help="Only these rule sets (repeatable)."
+)
+select_option = click.option(
+    "--select", multiple=True, metavar="CODE", help="Only rules whose code starts with CODE (repeatable)."
+)
+ignore_option = click.option(
+    "--ignore", multiple=True, metavar="CODE", help="Skip rules whose code starts with CODE (repeatable)."
+)
+
+
+def min_severity_option(help_text: str) -> Any:
+    from kamrules.vocab import SEVERITIES
+
+    return click.option("--min-severity", type=click.Choice(SEVERITIES), default=None, help=help_text)
+
+
+def rulesets_dirs_option(help_text: str = "Your own rule-set folder (repeatable).") -> Any:
+    return click.option("--rulesets", "rulesets_dirs", multiple=True, type=click.Path(), metavar="DIR", help=help_text)
 
 
 def handle_errors(f):

@@ -71,7 +71,7 @@ def _revenue(conn, as_of: str) -> dict[str, float]:
 
 
 def _stage_limits(pm, rulesets_dirs) -> dict[tuple[str, str | None], int]:
-    """{(stage, tier): days} from the stalled_stages rule stage_dwell (KAM411; tier None: the default)."""
+    """{(stage, tier): days} from the stalled_stages rules KAM411-KAM417 (tier None: the default)."""
     out: dict[tuple[str, str | None], int] = {(s, None): d for s, d in DEFAULT_STAGE_DAYS.items()}
     try:
         from kamrules.check import builtin_ruleset_files
@@ -84,12 +84,11 @@ def _stage_limits(pm, rulesets_dirs) -> dict[tuple[str, str | None], int]:
         for r in rs.rules:
             if r.name != "stage_dwell" or not r.enabled:
                 continue
-            if "days" not in r.thresholds:
-                continue
-            for stage in DEFAULT_STAGE_DAYS:  # the limit looked up per stage (and tier) in its limits: table
-                out[(stage, None)] = int(r.thresholds_for({"pipeline_stage": stage, "tier": None})["days"])
+            stage = next((c.value for c in r.when if c.fact == "pipeline_stage" and c.op == "=="), None)
+            if stage in DEFAULT_STAGE_DAYS and "days" in r.thresholds:
+                out[(stage, None)] = int(r.thresholds["days"])
                 for tier in ("key", "mid", "small"):
-                    out[(stage, tier)] = int(r.thresholds_for({"pipeline_stage": stage, "tier": tier})["days"])
+                    out[(stage, tier)] = int(r.thresholds_for(tier).get("days", r.thresholds["days"]))
     return out
 
 
@@ -231,15 +230,20 @@ def report_data(
     anchors = {o: f"owner-{i}" for i, o in enumerate(all_owners)}
     shown = wanted or all_owners
     sections = []
+    by_owner: dict[str, list] = defaultdict(list)  # one pass: a 100k book has thousands of owners
+    for a in accounts:
+        by_owner[a["owner"] or ""].append(a)
+    portfolio_of: dict[str, list] = defaultdict(list)
+    for a in alerts:
+        if not a.account_id:
+            portfolio_of[a.owner or ""].append(
+                {"severity": a.severity, "code": a.code, "rule": a.rule, "message": a.message}
+            )
     for o in shown:
-        mine = [a for a in accounts if (a["owner"] or "") == o]
+        mine = by_owner.get(o, [])
         mine.sort(key=lambda a: (-a["worst"], a["score"], -a["revenue_12m"], a["account_id"]))  # most urgent first
         summary = health.owners.get(o or "(no owner)", {})
-        portfolio = [
-            {"severity": a.severity, "code": a.code, "rule": a.rule, "message": a.message}
-            for a in alerts
-            if not a.account_id and (a.owner or "") == o
-        ]
+        portfolio = portfolio_of.get(o, [])
         sections.append(
             {
                 "owner": o,

@@ -7,7 +7,20 @@ import sys
 import click
 
 from kamrules import hookimpl
-from kamrules.cliutils import CliError, Env, db_option, handle_errors, lang_option, parse_date, pass_env
+from kamrules.cliutils import (
+    CliError,
+    Env,
+    db_option,
+    handle_errors,
+    ignore_option,
+    lang_option,
+    min_severity_option,
+    parse_date,
+    pass_env,
+    ruleset_option,
+    rulesets_dirs_option,
+    select_option,
+)
 from kamrules.errors import EXIT_INCOMPLETE
 
 BACKTEST_HELP = """Evaluate the rule sets at every date of a range, writing nothing.
@@ -36,33 +49,16 @@ still written, the failures are named on stderr).
 
 @hookimpl
 def register_commands(cli):
-    from kamrules_plugins.check_commands import SEVERITY_CHOICES
 
     @cli.command(name="backtest", help=BACKTEST_HELP)
     @click.option("--from", "start", required=True, metavar="DATE", help="The first date (YYYY-MM-DD).")
     @click.option("--to", "end", default=None, metavar="DATE", help="The last date (YYYY-MM-DD). Default: today.")
     @click.option("--every", default="week", show_default=True, metavar="week|month|Nd", help="The step between dates.")
-    @click.option("--ruleset", "rulesets", multiple=True, metavar="NAME", help="Only these rule sets (repeatable).")
-    @click.option(
-        "--select", multiple=True, metavar="CODE", help="Only rules whose code starts with CODE (repeatable)."
-    )
-    @click.option(
-        "--ignore", multiple=True, metavar="CODE", help="Skip rules whose code starts with CODE (repeatable)."
-    )
-    @click.option(
-        "--min-severity",
-        type=click.Choice(SEVERITY_CHOICES),
-        default=None,
-        help="Only alerts at or above this. Default: info (or [check] min_severity).",
-    )
-    @click.option(
-        "--rulesets",
-        "rulesets_dirs",
-        multiple=True,
-        type=click.Path(),
-        metavar="DIR",
-        help="Your own rule-set folder (repeatable), as for check.",
-    )
+    @ruleset_option
+    @select_option
+    @ignore_option
+    @min_severity_option("Only alerts at or above this. Default: info (or [check] min_severity).")
+    @rulesets_dirs_option("Your own rule-set folder (repeatable), as for check.")
     @click.option(
         "--compare",
         "compare",

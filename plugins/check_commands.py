@@ -15,9 +15,14 @@ from kamrules.cliutils import (
     as_of_option,
     db_option,
     handle_errors,
+    ignore_option,
     lang_option,
+    min_severity_option,
     parse_date,
     pass_env,
+    ruleset_option,
+    rulesets_dirs_option,
+    select_option,
     stderr_is_tty,
 )
 from kamrules.errors import EXIT_ALERTS, EXIT_INCOMPLETE, EXIT_OK, EXIT_UNDELIVERED, KamrulesError
@@ -121,19 +126,10 @@ Exit codes: 0 nothing at or above --fail-on; 1 alerts at or above it;
 def register_commands(cli):
     @cli.command(name="check", help=CHECK_HELP)
     @as_of_option
-    @click.option("--ruleset", "rulesets", multiple=True, metavar="NAME", help="Only these rule sets (repeatable).")
-    @click.option(
-        "--select", multiple=True, metavar="CODE", help="Only rules whose code starts with CODE (repeatable)."
-    )
-    @click.option(
-        "--ignore", multiple=True, metavar="CODE", help="Skip rules whose code starts with CODE (repeatable)."
-    )
-    @click.option(
-        "--min-severity",
-        type=click.Choice(SEVERITY_CHOICES),
-        default=None,
-        help="Report only alerts at or above this. Default: info (or [check] min_severity).",
-    )
+    @ruleset_option
+    @select_option
+    @ignore_option
+    @min_severity_option("Report only alerts at or above this. Default: info (or [check] min_severity).")
     @click.option(
         "--format",
         "fmt",
@@ -159,14 +155,7 @@ def register_commands(cli):
         default=None,
         help="Exit 1 if an alert is at or above this. Default: warning.",
     )
-    @click.option(
-        "--rulesets",
-        "rulesets_dirs",
-        multiple=True,
-        type=click.Path(),
-        metavar="DIR",
-        help="Your own rule-set folder (repeatable); a file with a built-in's name replaces it.",
-    )
+    @rulesets_dirs_option("Your own rule-set folder (repeatable); a file with a built-in's name replaces it.")
     @click.option(
         "--notify", multiple=True, metavar="NAME", help="Send alerts through this notifier, e.g. email (repeatable)."
     )
@@ -295,21 +284,10 @@ def register_commands(cli):
         show_default=True,
         help="markdown: the whole rule and fact reference (docs/rules.md).",
     )
-    @click.option("--ruleset", "rulesets", multiple=True, metavar="NAME", help="Only these rule sets (repeatable).")
-    @click.option(
-        "--rulesets",
-        "rulesets_dirs",
-        multiple=True,
-        type=click.Path(),
-        metavar="DIR",
-        help="Your own rule-set folder (repeatable).",
-    )
-    @click.option(
-        "--select", multiple=True, metavar="CODE", help="Only rules whose code starts with CODE (repeatable)."
-    )
-    @click.option(
-        "--ignore", multiple=True, metavar="CODE", help="Leave out rules whose code starts with CODE (repeatable)."
-    )
+    @ruleset_option
+    @rulesets_dirs_option()
+    @select_option
+    @ignore_option
     @db_option
     @lang_option
     @pass_env
@@ -363,15 +341,8 @@ def register_commands(cli):
     @click.argument("account_id")
     @as_of_option
     @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-    @click.option("--ruleset", "rulesets", multiple=True, metavar="NAME", help="Only these rule sets (repeatable).")
-    @click.option(
-        "--rulesets",
-        "rulesets_dirs",
-        multiple=True,
-        type=click.Path(),
-        metavar="DIR",
-        help="Your own rule-set folder (repeatable).",
-    )
+    @ruleset_option
+    @rulesets_dirs_option()
     @db_option
     @lang_option
     @pass_env

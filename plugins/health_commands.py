@@ -10,7 +10,16 @@ import sys
 import click
 
 from kamrules import hookimpl
-from kamrules.cliutils import CliError, Env, as_of_option, db_option, handle_errors, lang_option, pass_env
+from kamrules.cliutils import (
+    CliError,
+    Env,
+    as_of_option,
+    db_option,
+    handle_errors,
+    lang_option,
+    pass_env,
+    rulesets_dirs_option,
+)
 from kamrules.errors import EXIT_INCOMPLETE
 
 HEALTH_HELP = """Each account's health score (0-100), grade, trend and main driver, worst first.
@@ -161,14 +170,7 @@ def register_commands(cli):
         metavar="FILE",
         help="A scorecard YAML file. Default: the built-in one.",
     )
-    @click.option(
-        "--rulesets",
-        "rulesets_dirs",
-        multiple=True,
-        type=click.Path(),
-        metavar="DIR",
-        help="Your own rule-set folder, for scores computed on the fly (repeatable).",
-    )
+    @rulesets_dirs_option("Your own rule-set folder, for scores computed on the fly (repeatable).")
     @db_option
     @lang_option
     @pass_env

@@ -7,7 +7,7 @@ import time
 import click
 
 from kamrules import hookimpl
-from kamrules.cliutils import Env, as_of_option, db_option, handle_errors, pass_env
+from kamrules.cliutils import Env, as_of_option, db_option, handle_errors, pass_env, rulesets_dirs_option
 
 REPORT_HELP = """The portfolio report: one HTML file that opens anywhere, offline.
 
@@ -79,14 +79,7 @@ def register_commands(cli):
         metavar="FILE",
         help="A scorecard YAML file. Default: the built-in one.",
     )
-    @click.option(
-        "--rulesets",
-        "rulesets_dirs",
-        multiple=True,
-        type=click.Path(),
-        metavar="DIR",
-        help="Your own rule-set folder (repeatable).",
-    )
+    @rulesets_dirs_option()
     @db_option
     @pass_env
     @handle_errors

@@ -135,17 +135,9 @@ def test_broken_user_template_names_file_and_line(tmp_path):
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-HEADERS = {
-    "subject",
-    "from",
-    "to",
-    "date",
-    "message-id",
-    "x-kamrules-key",
-    "auto-submitted",
-    "mime-version",
-    "content-type",
-}
+from kamrules.lifecycle.digest import DIGEST_HEADERS  # noqa: E402
+
+HEADERS = set(DIGEST_HEADERS)  # the digest adds no header of its own beyond these
 nasty = st.lists(
     st.sampled_from(list('ab王磊 :,;<>@()[]."\\\r\n\t\x0b\x0c\x85\u2028=?') + ["Bcc: x@evil.com", "\r\nX-A: 1"]),
     max_size=20,

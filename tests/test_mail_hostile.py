@@ -16,21 +16,12 @@ from smtp_server import HostileServer, Result, SmtpServer, alert, free_port, set
 
 from kamrules import hookimpl
 from kamrules.lifecycle import outbox, record_and_notify, send_due
+from kamrules.lifecycle.digest import DIGEST_HEADERS  # noqa: E402
 from kamrules.lifecycle.notifiers import Rendered
 
 NOW = dt.datetime(2026, 10, 31, 8, 0, tzinfo=dt.UTC)
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
-EXPECTED = {
-    "subject",
-    "from",
-    "to",
-    "date",
-    "message-id",
-    "x-kamrules-key",
-    "auto-submitted",
-    "mime-version",
-    "content-type",
-}
+EXPECTED = set(DIGEST_HEADERS)
 
 
 def header_names(raw: bytes) -> list[str]:
@@ -286,44 +277,31 @@ def test_a_notifier_that_routes_nothing_says_why_and_exits_4(book_db, tmp_path):
     plugins.mkdir()
     (plugins / "pager_plugin.py").write_text(PLUGIN, encoding="utf-8")
     args = ["check", "--as-of", "2026-10-31", "--select", "KAM3", "--fail-on", "never"]
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kamrules",
-            "--plugins-dir",
-            str(plugins),
-            "--db",
-            str(book_db),
-            *args,
-            "--notify",
-            "pager",
-        ],
-        env={**os.environ, "KAMRULES_LOAD_PLUGINS": "", "KAMRULES_CONFIG": ""},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+
+    def notify_with(name):
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "kamrules",
+                "--plugins-dir",
+                str(plugins),
+                "--db",
+                str(book_db),
+                *args,
+                "--notify",
+                name,
+            ],
+            env={**os.environ, "KAMRULES_LOAD_PLUGINS": "", "KAMRULES_CONFIG": ""},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    res = notify_with("pager")
     assert res.returncode == 4, res.stderr
     assert "unrouted (PAGER_URL is not set): " in res.stderr and "owner_email" not in res.stderr
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "kamrules",
-            "--plugins-dir",
-            str(plugins),
-            "--db",
-            str(book_db),
-            *args,
-            "--notify",
-            "mute",
-        ],
-        env={**os.environ, "KAMRULES_LOAD_PLUGINS": "", "KAMRULES_CONFIG": ""},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    res = notify_with("mute")
     assert res.returncode == 4 and "unrouted (mute named no recipient)" in res.stderr, res.stderr
 
 

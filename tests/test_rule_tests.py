@@ -638,26 +638,20 @@ def test_portfolio_alerts_match_by_scope(tmp_path, tables):
     """,
     )
     (case,) = load_test_file(f, tables).cases
-    li = Alert(
-        ruleset="r",
-        code="KAM510",
-        rule="x",
-        severity="warning",
-        message="m",
-        action="",
-        as_of="2026-10-31",
-        scope_key="李娜",
-    )
-    wang = Alert(
-        ruleset="r",
-        code="KAM510",
-        rule="x",
-        severity="warning",
-        message="m",
-        action="",
-        as_of="2026-10-31",
-        scope_key="王磊",
-    )
+
+    def portfolio_alert(scope):
+        return Alert(
+            ruleset="r",
+            code="KAM510",
+            rule="x",
+            severity="warning",
+            message="m",
+            action="",
+            as_of="2026-10-31",
+            scope_key=scope,
+        )
+
+    li, wang = portfolio_alert("李娜"), portfolio_alert("王磊")
     res = evaluate(case, [li])
     assert (
         res.missing[0][2] == ["scope '李娜' != '王磊'"]

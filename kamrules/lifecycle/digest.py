@@ -285,7 +285,8 @@ def build_message(
     return msg
 
 
-_HEADERS = [
+# The headers a digest carries, each once: no store value can add one (verified before queueing).
+DIGEST_HEADERS = [
     "subject",
     "from",
     "to",
@@ -306,7 +307,7 @@ def _verify_headers(msg: EmailMessage) -> None:
     """
     head = msg.as_bytes().split(b"\r\n\r\n", 1)[0].decode("ascii", "replace")
     names = [line.split(":", 1)[0].lower() for line in head.split("\r\n") if line and line[0] not in " \t"]
-    expected = _HEADERS + (["content-transfer-encoding"] if not msg.is_multipart() else [])
+    expected = DIGEST_HEADERS + (["content-transfer-encoding"] if not msg.is_multipart() else [])
     if sorted(names) != sorted(expected) or any(c in head.replace("\r\n", "") for c in "\r\n\0"):
         raise ValueError(f"refusing to build a message with unexpected header lines: {names}")
 
