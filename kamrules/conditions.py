@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -246,7 +246,7 @@ class AnyOf:
         return "any of: " + "; ".join(c.describe(thresholds) for c in self.conditions)
 
 
-def leaves(when) -> list[Condition]:
+def leaves(when: Iterable[Condition | AnyOf]) -> list[Condition]:
     """The plain conditions of a ``when`` list, those inside ``any:`` blocks included."""
     out: list[Condition] = []
     for c in when:

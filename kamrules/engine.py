@@ -46,11 +46,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
-from kamrules.conditions import Condition, _norm
+from kamrules.conditions import AnyOf, Condition, _norm
 from kamrules.errors import InputError
 
 if TYPE_CHECKING:
-    from kamrules.ruleset import Rule, Variant
+    from kamrules.ruleset import Rule, Select, Variant
 
 MAX_RULES = 50  # per durable ruleset, catch-all included
 MAX_BATCH = 1000  # facts per assert; ids "0".."999" were checked collision-free
@@ -391,9 +391,9 @@ def compile_rules(rules: Sequence[EngineRule]) -> CompiledRules:
 _DURABLE_OPS = {"<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte", "!=": "$neq"}
 
 
-def condition_to_durable(c: Condition, thresholds: Mapping[str, Any]) -> dict[str, Any]:
+def condition_to_durable(c: Condition | AnyOf, thresholds: Mapping[str, Any]) -> dict[str, Any]:
     """The durable_rules expression for condition ``c`` with ``thresholds`` in force."""
-    if c.op == "any":
+    if isinstance(c, AnyOf):
         return {"$or": [condition_to_durable(x, thresholds) for x in c.conditions]}
     f = c.fact
     if c.op == "is missing":
@@ -420,16 +420,16 @@ def condition_to_durable(c: Condition, thresholds: Mapping[str, Any]) -> dict[st
     return {"$and": guards + [core]}
 
 
-def _selected(select) -> dict:
+def _selected(select: Select) -> dict[str, Any]:
     parts = [{f: values[0]} if len(values) == 1 else {"$or": [{f: v} for v in values]} for f, values in select]
     return parts[0] if len(parts) == 1 else {"$and": parts}
 
 
-def _not_selected(select, present: frozenset = frozenset()) -> dict:
+def _not_selected(select: Select, present: frozenset[str] = frozenset()) -> dict[str, Any]:
     """Not (every fact of ``select`` has one of its values): some fact is missing or has none of them.
     ``present``: facts the rule's own conditions require (no "missing" branch: durable_rules allows about
     30 terms in one rule's expression)."""
-    parts = []
+    parts: list[dict[str, Any]] = []
     for f, values in select:
         none = [{"$neq": {f: v}} for v in values]
         none_of = none[0] if len(none) == 1 else {"$and": none}
@@ -437,12 +437,12 @@ def _not_selected(select, present: frozenset = frozenset()) -> dict:
     return parts[0] if len(parts) == 1 else {"$or": parts}
 
 
-def _required(rule: Rule) -> frozenset:
+def _required(rule: Rule) -> frozenset[str]:
     """Facts a rule's top-level conditions (not `is missing`, not in `any:`) require to be present."""
     return frozenset(f for c in rule.when if c.op not in ("is missing", "any") for f in c.facts)
 
 
-def tier_guard(variant: Variant, present: frozenset = frozenset()) -> dict | None:
+def tier_guard(variant: Variant, present: frozenset[str] = frozenset()) -> dict[str, Any] | None:
     """durable_rules expression selecting the accounts of ``variant`` (its `limits:` row or tier, minus
     those of rows taking precedence; None: every account)."""
     parts = ([_selected(variant.select)] if variant.select else []) + [

@@ -9,7 +9,7 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence, Set
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType, MappingProxyType
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pluggy
 
+    from kamrules.ruleset import Rule
     from kamrules.store import Store
 
 Facts = dict[str, Any]  # one fact set: fact name -> value
@@ -126,7 +127,7 @@ class FactProvider:
             )
 
 
-def provider_params(providers, rules) -> dict[str, int]:
+def provider_params(providers: Sequence[FactProvider], rules: Iterable[Rule]) -> dict[str, int]:
     """The providers' SQL parameters set by thresholds of ``rules`` of the same name (a window in months or
     days). Such a threshold is one whole number (not per severity, tier or `limits:` row), and rules that
     both set it must agree: else an InputError naming both."""
@@ -134,7 +135,7 @@ def provider_params(providers, rules) -> dict[str, int]:
 
     names = {k for p in providers for k in p.params}
     out: dict[str, int] = {}
-    first: dict[str, object] = {}
+    first: dict[str, Rule] = {}
     problems = []
     for rule in rules:
         for name in names & set(rule.thresholds):

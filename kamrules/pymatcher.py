@@ -14,10 +14,11 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from kamrules.conditions import Condition, _norm
+from kamrules.conditions import AnyOf, Condition, _norm
 
 if TYPE_CHECKING:
     from kamrules.engine import MatchRule
+    from kamrules.ruleset import Variant
 
 Pred = Callable[[Mapping[str, Any]], bool]
 
@@ -85,9 +86,9 @@ def _never(f: Mapping[str, Any]) -> bool:
     return False
 
 
-def compile_condition(c: Condition, thresholds: Mapping[str, Any]) -> Pred:
+def compile_condition(c: Condition | AnyOf, thresholds: Mapping[str, Any]) -> Pred:
     """``facts -> bool`` for condition ``c`` with ``thresholds`` in force."""
-    if c.op == "any":
+    if isinstance(c, AnyOf):
         preds = tuple(compile_condition(x, thresholds) for x in c.conditions)
         return lambda f: any(p(f) for p in preds)
     fact = c.fact
@@ -121,7 +122,7 @@ def compile_condition(c: Condition, thresholds: Mapping[str, Any]) -> Pred:
     return against_value
 
 
-def _tier_test(variant) -> Callable[[Mapping[str, Any]], bool] | None:
+def _tier_test(variant: Variant) -> Callable[[Mapping[str, Any]], bool] | None:
     """Which accounts a variant applies to, by their (normalised) facts: its `limits:` row (or tier), minus
     the rows taking precedence; None: every account."""
     if not variant.select and not variant.exclude:
@@ -129,7 +130,7 @@ def _tier_test(variant) -> Callable[[Mapping[str, Any]], bool] | None:
     select = tuple((f, frozenset(v)) for f, v in variant.select)
     exclude = tuple(tuple((f, frozenset(v)) for f, v in x) for x in variant.exclude)
 
-    def has(f: Mapping[str, Any], sel) -> bool:
+    def has(f: Mapping[str, Any], sel: tuple[tuple[str, frozenset[str]], ...]) -> bool:
         for name, values in sel:
             a = _val(f.get(name))
             if type(a) is not str or a not in values:

@@ -46,7 +46,7 @@ EXTRA_FIELDS = ("as_of",)  # always available to messages
 ORDERING = ("<", "<=", ">", ">=")
 
 
-Select = tuple  # ((fact, (value, ...)), ...): every fact has one of its values
+Select = tuple[tuple[str, tuple[str, ...]], ...]  # ((fact, (value, ...)), ...): every fact has one of its values
 
 
 @dataclass(frozen=True)
@@ -57,13 +57,13 @@ class Limits:
     select: Select
     thresholds: Mapping[str, Any]
     line: int | None = None
-    path: tuple = field(default=(), compare=False)  # in the YAML document (for problems)
+    path: NodePath = field(default=(), compare=False)  # in the YAML document (for problems)
 
     @property
     def label(self) -> str:
         return ",".join(f"{f}={'/'.join(v)}" for f, v in self.select)
 
-    def rank(self) -> tuple:
+    def rank(self) -> tuple[int, list[int]]:
         """Precedence: more keys first; then by the highest-precedence key (stage, buyer_type, segment, tier)."""
         order = list(SELECTORS.values())
         return (-len(self.select), sorted(order.index(f) for f, _ in self.select))
@@ -92,7 +92,8 @@ class Variant:
     def tier(self) -> str | None:
         """The tier a tier-only variant is for (None otherwise)."""
         if len(self.select) == 1 and self.select[0][0] == "tier" and len(self.select[0][1]) == 1:
-            return self.select[0][1][0]
+            tier: str = self.select[0][1][0]
+            return tier
         return None
 
     @property
@@ -112,7 +113,7 @@ class Rule:
     name: str
     ruleset: str
     severity: str
-    when: tuple[Condition, ...]
+    when: tuple[Condition | AnyOf, ...]
     message: str
     action: str
     description: str = ""
@@ -175,7 +176,7 @@ class Rule:
     def variants(self) -> tuple[Variant, ...]:
         """Every (row, severity) form: the default, then the rows in order of precedence; highest severity first."""
         out = []
-        forms = [(None, _merge_excludes(tuple(r.select for r in self.limits)))]
+        forms: list[tuple[Limits | None, tuple[Select, ...]]] = [(None, _merge_excludes(tuple(r.select for r in self.limits)))]
         forms += [(row, _excluded(row, self.limits[:i])) for i, row in enumerate(self.limits)]
         for row, exclude in forms:
             merged = dict(self.thresholds)
@@ -282,7 +283,7 @@ def _merge_excludes(excludes: tuple[Select, ...]) -> tuple[Select, ...]:
         for i, x in enumerate(excludes)
         if not any(_within(x, y) and (x != y or j < i) for j, y in enumerate(excludes) if j != i)
     )
-    single: dict[str, list] = {}
+    single: dict[str, list[str]] = {}
     rest = []
     for x in excludes:
         if len(x) == 1:
@@ -464,7 +465,7 @@ def _check_thresholds(doc: _Doc, path: NodePath, raw: Any, where: str) -> dict[s
 def _check_ordering(
     doc: _Doc,
     path: NodePath,
-    when: list[Condition],
+    when: list[Condition | AnyOf],
     thresholds: Mapping[str, Any],
     tiers: Mapping[str, Any],
     limits: Sequence[Limits] = (),
@@ -475,7 +476,7 @@ def _check_ordering(
         t = cond.threshold
         if t is None or cond.op not in ORDERING or t not in thresholds:
             continue
-        where = [(("thresholds", t), thresholds[t])] + [
+        where: list[tuple[NodePath, Any]] = [(("thresholds", t), thresholds[t])] + [
             (("tiers", tier, t), over[t]) for tier, over in tiers.items() if t in over
         ]
         where += [
@@ -511,7 +512,7 @@ def _str(doc: _Doc, r: dict[str, Any], key: str, path: NodePath, required: bool 
     return v.strip() if key != "message" else v
 
 
-def _parse_one(doc: _Doc, text: Any, p: tuple, r: dict, thresholds: Mapping) -> Condition | None:
+def _parse_one(doc: _Doc, text: Any, p: NodePath, r: dict[str, Any], thresholds: Mapping[str, Any]) -> Condition | None:
     """One condition text of a ``when`` list (or of an ``any:`` block in it)."""
     line, col = doc.marks[p]
     if not isinstance(text, str):
@@ -536,7 +537,7 @@ def _parse_one(doc: _Doc, text: Any, p: tuple, r: dict, thresholds: Mapping) -> 
     return cond
 
 
-def _parse_any(doc: _Doc, item: dict, p: tuple, r: dict, thresholds: Mapping) -> AnyOf | None:
+def _parse_any(doc: _Doc, item: dict[str, Any], p: NodePath, r: dict[str, Any], thresholds: Mapping[str, Any]) -> AnyOf | None:
     """``- any: [cond, cond]`` in a ``when`` list: true when one of the conditions holds."""
     for key in item:
         if key != "any":
@@ -546,14 +547,14 @@ def _parse_any(doc: _Doc, item: dict, p: tuple, r: dict, thresholds: Mapping) ->
     if not isinstance(raw, list) or not raw:
         doc.problem(p + ("any",), f'any: {_type_name(raw)} (expected a non-empty list of conditions "FACT OP OPERAND")')
         return None
-    conds = [_parse_one(doc, text, p + ("any", j), r, thresholds) for j, text in enumerate(raw)]
-    if any(c is None for c in conds):
+    conds = [c for j, text in enumerate(raw) if (c := _parse_one(doc, text, p + ("any", j), r, thresholds)) is not None]
+    if len(conds) < len(raw):
         return None
     line, col = doc.marks[p]
     return AnyOf(tuple(conds), line, col)
 
 
-def _parse_limits(doc: _Doc, r: dict, path: tuple, thresholds: Mapping, tiers: Mapping) -> tuple[Limits, ...]:
+def _parse_limits(doc: _Doc, r: dict[str, Any], path: NodePath, thresholds: Mapping[str, Any], tiers: Mapping[str, Any]) -> tuple[Limits, ...]:
     """The rule's `tiers:` and `limits:` rows, in order of precedence; FILE:LINE:COL for unknown keys,
     values that aren't text, thresholds not defined under thresholds:, and rows that overlap or never apply."""
     rows = [
@@ -677,7 +678,7 @@ def _parse_rule(doc: _Doc, r: Any, path: NodePath, ruleset: str) -> Rule | None:
                             key=True,
                         )
                 tiers[tier] = checked
-    when: list[Condition] = []
+    when: list[Condition | AnyOf] = []
     wp = path + ("when",)
     raw_when = r.get("when")
     if "when" not in r:
@@ -686,6 +687,7 @@ def _parse_rule(doc: _Doc, r: Any, path: NodePath, ruleset: str) -> Rule | None:
         doc.problem(wp, f'when: {_type_name(raw_when)} (expected a non-empty list of conditions "FACT OP OPERAND")')
     else:
         for i, item in enumerate(raw_when):
+            cond: Condition | AnyOf | None
             if isinstance(item, dict):
                 cond = _parse_any(doc, item, wp + (i,), r, thresholds)
             else:
@@ -976,7 +978,7 @@ class Verdict:
     fired: bool
     severity: str | None = None
     thresholds: Mapping[str, Any] = field(default_factory=dict)
-    failed: Condition | None = None  # the first condition that was false (lowest severity tried)
+    failed: Condition | AnyOf | None = None  # the first condition that was false (lowest severity tried)
     actual: Any = None  # that condition's fact value (None = missing)
 
     def reason(self) -> str:
@@ -1001,7 +1003,7 @@ class Verdict:
         return f"not fired: `{c.describe(self.thresholds)}` is false ({c.fact} {value}{extra})"
 
     other: Any = None
-    conditions: tuple[Condition, ...] = ()
+    conditions: tuple[Condition | AnyOf, ...] = ()
     facts_seen: Mapping[str, Any] = field(default_factory=dict)
 
 

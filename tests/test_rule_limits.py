@@ -100,7 +100,7 @@ def test_both_matchers_agree_on_any_and_limits(tmp_path):
     def agree(facts):
         got = durable.match(facts)
         assert got == python.match(facts), facts
-        for f, keys_ in zip(facts, got):  # and the Python evaluation picks the same severity
+        for f, keys_ in zip(facts, got, strict=True):  # and the Python evaluation picks the same severity
             v = evaluate(rule, f)
             strongest = max((k.split("|")[2] for k in keys_), key=["info", "warning", "critical"].index, default=None)
             assert (v.severity if v.fired else None) == strongest, f
