@@ -176,7 +176,9 @@ class Rule:
     def variants(self) -> tuple[Variant, ...]:
         """Every (row, severity) form: the default, then the rows in order of precedence; highest severity first."""
         out = []
-        forms: list[tuple[Limits | None, tuple[Select, ...]]] = [(None, _merge_excludes(tuple(r.select for r in self.limits)))]
+        forms: list[tuple[Limits | None, tuple[Select, ...]]] = [
+            (None, _merge_excludes(tuple(r.select for r in self.limits)))
+        ]
         forms += [(row, _excluded(row, self.limits[:i])) for i, row in enumerate(self.limits)]
         for row, exclude in forms:
             merged = dict(self.thresholds)
@@ -537,7 +539,9 @@ def _parse_one(doc: _Doc, text: Any, p: NodePath, r: dict[str, Any], thresholds:
     return cond
 
 
-def _parse_any(doc: _Doc, item: dict[str, Any], p: NodePath, r: dict[str, Any], thresholds: Mapping[str, Any]) -> AnyOf | None:
+def _parse_any(
+    doc: _Doc, item: dict[str, Any], p: NodePath, r: dict[str, Any], thresholds: Mapping[str, Any]
+) -> AnyOf | None:
     """``- any: [cond, cond]`` in a ``when`` list: true when one of the conditions holds."""
     for key in item:
         if key != "any":
@@ -554,7 +558,9 @@ def _parse_any(doc: _Doc, item: dict[str, Any], p: NodePath, r: dict[str, Any], 
     return AnyOf(tuple(conds), line, col)
 
 
-def _parse_limits(doc: _Doc, r: dict[str, Any], path: NodePath, thresholds: Mapping[str, Any], tiers: Mapping[str, Any]) -> tuple[Limits, ...]:
+def _parse_limits(
+    doc: _Doc, r: dict[str, Any], path: NodePath, thresholds: Mapping[str, Any], tiers: Mapping[str, Any]
+) -> tuple[Limits, ...]:
     """The rule's `tiers:` and `limits:` rows, in order of precedence; FILE:LINE:COL for unknown keys,
     values that aren't text, thresholds not defined under thresholds:, and rows that overlap or never apply."""
     rows = [
