@@ -40,7 +40,7 @@ def test_incomplete_visit_record_names_the_visit(book):
     act(book, "KEY", 30, kind="visit", contact_id="C1", by="李娜")
     alert = book.alerts("KAM402")["KEY"]
     assert alert.message == (
-        f"the visit on {book.ago(20)} by 王磊 has no contact, duration or attitude on record "
-        "(2 of 3 visits in the 6 months to 2026-10-31 are incomplete)"
+        f"the visit on {book.ago(20)} by 王磊 has no contact, duration or attitude on record"
+        "; incomplete visit records: 2 of 3 in the 6 months to 2026-10-31"
     )
     assert "0 without" not in alert.message

@@ -111,8 +111,8 @@ def test_incomplete_visit_record(book):
     assert sorted(alerts) == ["A"]
     assert alerts["A"].severity == "info"
     assert alerts["A"].message == (
-        f"the visit on {book.ago(20)} by someone unrecorded has no attitude on record "
-        "(1 of 2 visits in the 6 months to 2026-10-31 are incomplete)"
+        f"the visit on {book.ago(20)} by someone unrecorded has no attitude on record"
+        "; incomplete visit records: 1 of 2 in the 6 months to 2026-10-31"
     )
 
 
