@@ -43,6 +43,14 @@ class Defect:
     def buyer(self, acc, buyer):
         return buyer
 
+    def segment(self, acc, segment):
+        """The account's segment (may also set ``acc.name``)."""
+        return segment
+
+    def created_on(self, acc, created):
+        """The account's created_on (a date ordinal), before any of its records by default."""
+        return created
+
     def purchasing(self, acc, purchasing):
         return purchasing
 
@@ -121,6 +129,19 @@ class Defect:
 
     def extra_complaints(self, acc):
         pass
+
+
+class Trap(Defect):
+    """A healthy trap: an account bent into a shape a naive rule mistakes for trouble (a seasonal buyer in
+    winter, a newly won account with a development cost, a long key-account tender).
+
+    Built like a defect (the same ``Defect`` methods), but healthy by design: ``kind`` names the trap (not
+    a rule) and ``quiet`` names the rules it must not trigger (of any loaded rule set). Rule sets contribute
+    traps through the hook ``register_defect_recipes``, beside their defects; the generator gives them to
+    healthy accounts (``traps`` share).
+    """
+
+    quiet: tuple[str, ...] = ()
 
 
 HEALTHY = Defect()
@@ -313,6 +334,7 @@ class Account:
         owner, email = self.owner
         if d.no_owner:
             owner, email = None, None
+        segment = d.segment(self, rng.choice(SEGMENTS))  # before the name is read: it may rename the account
         self.rows["accounts"].insert(
             0,
             (
@@ -323,14 +345,14 @@ class Account:
                 email,
                 buyer,
                 purchasing,
-                rng.choice(SEGMENTS),
+                segment,
                 rng.choice(REGIONS),
                 self.status,
                 stage,
                 iso(since),
                 rel,
                 lost_reason,
-                iso(created),
+                iso(d.created_on(self, created)),
             ),
         )
         self.channels_for(d)
@@ -647,14 +669,17 @@ class Account:
         healthy = rng.uniform(0.02, 0.05) if self.tier == "key" else rng.uniform(0.005, 0.015)
         drawn = rng.uniform(0.15, 0.3)  # drawn for every account: the books stay those of earlier releases
         rate = d.concession_rate(self, healthy, drawn)
+        # each quarter's concessions are settled the same number of days after its end (one account's
+        # habit, 5-25 days): exactly four in any 12-month window, and the book's newest a few days old
+        settle = rng.randint(5, 25)
         first = dt.date.fromordinal(start)
         y, q = first.year, (first.month - 1) // 3
-        while True:  # calendar quarter ends: exactly four in any 12-month window
+        while True:  # calendar quarter ends
             q += 1
             if q == 4:
                 y, q = y + 1, 0
             end = dt.date(y, 3 * q + 1, 1).toordinal() - 1 if q else dt.date(y, 1, 1).toordinal() - 1
-            if end > as_of:
+            if end + settle > as_of:
                 break
             if end < start + 30:
                 continue
@@ -662,7 +687,8 @@ class Account:
             r = d.quarter_rate(self, end, rate)
             if revenue > 0:
                 kind = rng.choices(("rebate", "discount", "marketing_support"), (6, 2, 2))[0]
+                on = end + settle
                 self.rows["concessions"].append(
-                    (self.next_id("R"), self.id, iso(end), kind, round(revenue * r, 2), commitment(end))
+                    (self.next_id("R"), self.id, iso(on), kind, round(revenue * r, 2), commitment(on))
                 )
         d.extra_concessions(self, last_year, commitment)

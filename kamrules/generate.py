@@ -1,16 +1,21 @@
 """Synthetic books of accounts in the contract format, streamed to a folder or a store.
 
-A book is deterministic for ``(accounts, seed, as_of, defects)``: account ``i``
+A book is deterministic for ``(accounts, seed, as_of, defects, traps)``: account ``i``
 uses its own ``random.Random`` derived from the seed and ``i``, never the global
 generator or the clock. Memory stays bounded: each account's rows are built,
 written and dropped before the next one.
 
 Defects: the loaded rule sets contribute recipes (hook ``register_defect_recipes``,
-:func:`defect_recipes`), each named after the rule it should make fire. Each
-account that is eligible for a kind (its tier and status fit the rule) carries
-it with probability ``defects`` (default 0.05; at most one defect per account),
-and the first ``len(recipes)`` accounts carry one kind each, so that even a
-small book has every defect. ``defects=0`` gives a healthy book.
+:func:`defect_recipes`), each named after the rule it should make fire. A share
+``defects`` of the accounts (default 0.12) carries one defect, drawn among the
+kinds its tier and status fit; the first ``len(recipes)`` accounts carry one kind
+each, so that even a small book has every defect. ``defects=0``: no defects.
+
+Traps (:class:`kamrules.bookgen.Trap`, same hook, :func:`trap_recipes`): healthy
+accounts in a shape that naive rules mistake for trouble (seasonal buyers, newly
+won accounts, long key tenders ...). A share ``traps`` of the healthy accounts
+(default 0.1) carries one, and the accounts after the forced defects one kind
+each. ``defects=0, traps=0`` gives a plain healthy book.
 """
 
 from __future__ import annotations
@@ -22,10 +27,13 @@ import random
 from pathlib import Path
 from typing import Any
 
-from kamrules.bookgen import Account, Defect, make_owners, pick_profile
+from kamrules.bookgen import Account, Defect, Trap, make_owners, pick_profile
 from kamrules.contract import CORE_TABLES, load_order
+from kamrules.vocab import STATUSES as STATUSES_
+from kamrules.vocab import TIERS as TIERS_
 
-DEFAULT_DEFECTS = 0.05
+DEFAULT_DEFECTS = 0.12  # of the accounts: the demo book shows alerts on about 15 % of its accounts
+DEFAULT_TRAPS = 0.1  # of the healthy accounts that fit a trap
 TABLES = {t.name: t for t in CORE_TABLES}
 ORDER = load_order(TABLES)
 COLUMNS = {t.name: [c.name for c in t.columns] for t in CORE_TABLES}
@@ -40,13 +48,8 @@ def _as_of(as_of) -> int:
     return dt.date.fromisoformat(str(as_of)).toordinal()
 
 
-def defect_recipes(pm=None) -> tuple[Defect, ...]:
-    """The defect recipes of every loaded rule set (hook ``register_defect_recipes``).
-
-    Ordered by the codes of the rules they are named after (each plugin's recipes
-    together, in its order), so the book does not depend on the order plugins load.
-    A recipe named after no loaded rule, or two with one name, is a PluginError.
-    """
+def _recipes(pm=None) -> tuple[tuple[Defect, ...], tuple[Trap, ...]]:
+    """(defects, traps) of every loaded rule set (hook ``register_defect_recipes``)."""
     from kamrules.check import builtin_ruleset_files
     from kamrules.errors import PluginError
     from kamrules.plugins import call_hook, default_plugin_manager
@@ -58,20 +61,44 @@ def defect_recipes(pm=None) -> tuple[Defect, ...]:
     for rs in resolve(builtin_ruleset_files(pm, failures)):
         for rule in rs.rules:
             codes[rule.name] = min(codes.get(rule.name, rule.code), rule.code)
-    groups, seen = [], set()
+    groups, seen, traps = [], set(), {}
     for plugin, got in call_hook(pm, "register_defect_recipes"):  # a plugin that raises: PluginFailed (exit 3)
+        defects = []
         for r in got:
+            if isinstance(r, Trap):  # named after no rule; its quiet list may name rules of rule sets not loaded
+                if not r.kind or r.kind in traps or r.kind in codes:
+                    what = "a trap needs a kind" if not r.kind else f"a second trap or a rule named {r.kind!r}"
+                    raise PluginError(f"plugin {plugin}: register_defect_recipes returned {r!r} ({what})")
+                traps[r.kind] = r
+                continue
             if not isinstance(r, Defect) or r.kind not in codes or r.kind in seen:
                 what = (
-                    "expected kamrules.bookgen.Defect objects"
+                    "expected kamrules.bookgen.Defect or Trap objects"
                     if not isinstance(r, Defect)
                     else (f"a second recipe {r.kind!r}" if r.kind in seen else f"no loaded rule is named {r.kind!r}")
                 )
                 raise PluginError(f"plugin {plugin}: register_defect_recipes returned {r!r} ({what})")
             seen.add(r.kind)
-        if got:
-            groups.append((min(codes[r.kind] for r in got), got))
-    return tuple(r for _, got in sorted(groups, key=lambda g: g[0]) for r in got)
+            defects.append(r)
+        if defects:
+            groups.append((min(codes[r.kind] for r in defects), defects))
+    ordered = tuple(r for _, got in sorted(groups, key=lambda g: g[0]) for r in got)
+    return ordered, tuple(traps[k] for k in sorted(traps))  # traps by name: the book does not depend on load order
+
+
+def defect_recipes(pm=None) -> tuple[Defect, ...]:
+    """The defect recipes of every loaded rule set (hook ``register_defect_recipes``).
+
+    Ordered by the codes of the rules they are named after (each plugin's recipes
+    together, in its order), so the book does not depend on the order plugins load.
+    A recipe named after no loaded rule, or two with one name, is a PluginError.
+    """
+    return _recipes(pm)[0]
+
+
+def trap_recipes(pm=None) -> tuple[Trap, ...]:
+    """The healthy traps of every loaded rule set (:class:`kamrules.bookgen.Trap`, same hook), by name."""
+    return _recipes(pm)[1]
 
 
 def defect_kinds(pm=None) -> tuple[str, ...]:
@@ -79,29 +106,69 @@ def defect_kinds(pm=None) -> tuple[str, ...]:
     return tuple(r.kind for r in defect_recipes(pm))
 
 
-def iter_book(accounts: int, seed: int = 0, as_of=None, defects: float = DEFAULT_DEFECTS, recipes=None, pm=None):
-    """Yield ``(account_id, defect_kind_or_None, {table: [row tuples]})`` for each account in turn.
+def trap_kinds(pm=None) -> tuple[str, ...]:
+    """The names of the healthy traps a generated book carries."""
+    return tuple(r.kind for r in trap_recipes(pm))
 
-    ``recipes``: the defect recipes (default: :func:`defect_recipes` of ``pm``)."""
-    recipes = defect_recipes(pm) if recipes is None else tuple(recipes)
+
+def _eligible(recipes) -> dict[tuple[str, str], list]:
+    """{(tier, status): the recipes such an account can carry}, drawn from (the ``once`` ones are never drawn)."""
+    return {
+        (t, s): [r for r in recipes if t in r.tiers and s in r.statuses and not r.once]
+        for t in TIERS_
+        for s in STATUSES_
+    }
+
+
+def _iter(accounts, seed, as_of, defects, recipes, pm, traps):
+    """Yield ``(account_id, defect or None, trap or None, rows)``."""
+    if recipes is None:
+        recipes, trapped = _recipes(pm)
+    else:
+        trapped = tuple(r for r in recipes if isinstance(r, Trap))
+        recipes = tuple(r for r in recipes if not isinstance(r, Trap))
     day = _as_of(as_of)
     meta = random.Random(f"kamrules-book:{seed}")
     n_owners = max(3, min(accounts // 40, 5000))
     owners = make_owners(n_owners + 1, meta)
     starved_owner = owners.pop()  # for recipes with reserved_owner: one owner whose book gets no support
     width = max(6, len(str(accounts)))
+    eligible, eligible_traps = _eligible(recipes), _eligible(trapped)
+    n = len(recipes)
     for i in range(accounts):
         rng = random.Random(seed * 1_000_003 + i)
-        forced = recipes[i] if defects > 0 and i < len(recipes) else None
-        tier, status = pick_profile(rng, forced)
+        forced = recipes[i] if defects > 0 and i < n else None
+        trap = trapped[i - n] if forced is None and traps > 0 and 0 <= i - n < len(trapped) else None
+        tier, status = pick_profile(rng, forced or trap)
         defect = forced
-        if defect is None and defects > 0:
-            eligible = [r for r in recipes if tier in r.tiers and status in r.statuses and not r.once]
-            if eligible and rng.random() < defects * len(eligible):
-                defect = rng.choice(eligible)
+        if defect is None and trap is None:
+            kinds = eligible[tier, status] if defects > 0 else ()
+            if kinds and rng.random() < defects:  # the share of accounts that carry a defect
+                defect = rng.choice(kinds)
+            elif traps > 0:
+                kinds = eligible_traps[tier, status]
+                if kinds and rng.random() < traps:
+                    trap = rng.choice(kinds)
         owner = starved_owner if defect is not None and defect.reserved_owner else owners[rng.randrange(len(owners))]
         acc_id = f"A{i + 1:0{width}d}"
-        yield acc_id, defect.kind if defect else None, Account(acc_id, rng, day, tier, status, defect, owner).build()
+        yield acc_id, defect, trap, Account(acc_id, rng, day, tier, status, defect or trap, owner).build()
+
+
+def iter_book(
+    accounts: int,
+    seed: int = 0,
+    as_of=None,
+    defects: float = DEFAULT_DEFECTS,
+    recipes=None,
+    pm=None,
+    traps: float = DEFAULT_TRAPS,
+):
+    """Yield ``(account_id, defect_kind_or_None, {table: [row tuples]})`` for each account in turn.
+
+    ``recipes``: the defect recipes and traps (default: those of ``pm``'s rule sets). A trap account's
+    kind is None (it is healthy): :func:`trap_accounts` says which accounts carry which trap."""
+    for acc_id, defect, _, rows in _iter(accounts, seed, as_of, defects, recipes, pm, traps):
+        yield acc_id, defect.kind if defect else None, rows
 
 
 class _DirSink:
@@ -181,10 +248,10 @@ class _StoreSink:
                 self.pending[name] = []
 
 
-def _run(sink, accounts, seed, as_of, defects, progress, pm=None) -> dict[str, int]:
+def _run(sink, accounts, seed, as_of, defects, progress, pm=None, traps=DEFAULT_TRAPS) -> dict[str, int]:
     counts = {n: 0 for n in ORDER}
     step = max(1, accounts // 200)
-    for i, (_, _, rows) in enumerate(iter_book(accounts, seed, as_of, defects, pm=pm), 1):
+    for i, (_, _, rows) in enumerate(iter_book(accounts, seed, as_of, defects, pm=pm, traps=traps), 1):
         sink.write(rows)
         for name, items in rows.items():
             counts[name] += len(items)
@@ -202,15 +269,16 @@ def generate_to_dir(
     progress=None,
     defects: float = DEFAULT_DEFECTS,
     pm=None,
+    traps: float = DEFAULT_TRAPS,
 ) -> dict[str, int]:
     """Write a book as ``accounts.csv``, ``orders.csv``, ... (or ``.jsonl``) into ``path``; returns rows per table.
 
-    ``pm``: the plugin manager whose rule sets give the defect recipes (default: the process-wide one)."""
+    ``pm``: the plugin manager whose rule sets give the defect recipes and traps (default: the process-wide one)."""
     if fmt not in ("csv", "jsonl"):
         raise ValueError(f"unknown format {fmt!r} (expected csv or jsonl)")
     sink = _DirSink(path, fmt)
     try:
-        stats = _run(sink, accounts, seed, as_of, defects, progress, pm)
+        stats = _run(sink, accounts, seed, as_of, defects, progress, pm, traps)
     except BaseException:
         sink.close(ok=False)
         raise
@@ -219,7 +287,14 @@ def generate_to_dir(
 
 
 def generate_to_store(
-    store, accounts: int, seed: int = 0, as_of=None, progress=None, defects: float = DEFAULT_DEFECTS, pm=None
+    store,
+    accounts: int,
+    seed: int = 0,
+    as_of=None,
+    progress=None,
+    defects: float = DEFAULT_DEFECTS,
+    pm=None,
+    traps: float = DEFAULT_TRAPS,
 ) -> dict[str, int]:
     """Load a book straight into ``store`` (one transaction; defect recipes of ``pm``, default ``store.pm``); returns rows per table.
 
@@ -242,7 +317,7 @@ def generate_to_store(
     conn.execute("PRAGMA foreign_keys = OFF")  # consistent by construction (the import tests prove it)
     conn.execute("BEGIN IMMEDIATE")
     try:
-        counts = _run(sink, accounts, seed, as_of, defects, progress, pm or store.pm)
+        counts = _run(sink, accounts, seed, as_of, defects, progress, pm or store.pm, traps)
         sink.flush()
         conn.execute("COMMIT")
     except BaseException:
@@ -254,15 +329,29 @@ def generate_to_store(
 
 
 def defect_accounts(
-    accounts: int, seed: int = 0, as_of=None, defects: float = DEFAULT_DEFECTS, pm=None
+    accounts: int, seed: int = 0, as_of=None, defects: float = DEFAULT_DEFECTS, pm=None, traps: float = DEFAULT_TRAPS
 ) -> dict[str, list[str]]:
     """{defect kind: [account ids]} of the book these arguments generate (for tests and demos)."""
-    recipes = defect_recipes(pm)
+    return _carriers(accounts, seed, as_of, defects, pm, traps)[0]
+
+
+def trap_accounts(
+    accounts: int, seed: int = 0, as_of=None, defects: float = DEFAULT_DEFECTS, pm=None, traps: float = DEFAULT_TRAPS
+) -> dict[str, list[str]]:
+    """{trap kind: [account ids]} of the book these arguments generate (healthy accounts; for tests and demos)."""
+    return _carriers(accounts, seed, as_of, defects, pm, traps)[1]
+
+
+def _carriers(accounts, seed, as_of, defects, pm, traps):
+    recipes, trapped = _recipes(pm)
     out: dict[str, list[str]] = {r.kind: [] for r in recipes}
-    for acc_id, defect, _ in iter_book(accounts, seed, as_of, defects, recipes=recipes):
+    got: dict[str, list[str]] = {r.kind: [] for r in trapped}
+    for acc_id, defect, trap, _ in _iter(accounts, seed, as_of, defects, recipes + trapped, None, traps):
         if defect:
-            out[defect].append(acc_id)
-    return out
+            out[defect.kind].append(acc_id)
+        elif trap:
+            got[trap.kind].append(acc_id)
+    return out, got
 
 
 __all__ = [
@@ -271,6 +360,10 @@ __all__ = [
     "defect_accounts",
     "defect_recipes",
     "defect_kinds",
+    "trap_accounts",
+    "trap_kinds",
+    "trap_recipes",
     "iter_book",
     "DEFAULT_DEFECTS",
+    "DEFAULT_TRAPS",
 ]

@@ -83,9 +83,11 @@ def register_defect_recipes():
     Returns a list of :class:`kamrules.bookgen.Defect` objects. Each recipe's
     ``kind`` is the name of a rule of a loaded rule set (anything else is a
     PluginError); ``tiers`` and ``statuses`` say which accounts can carry it. The
-    generator gives every eligible account a defect with the probability
-    ``--defects`` and the first accounts one kind each, so that even a small book
-    fires every rule. Recipes are ordered by their rule codes, each plugin's in the
+    generator gives a share ``--defects`` of the accounts a defect (drawn among the
+    kinds each fits) and the first accounts one kind each, so that even a small book
+    fires every rule. The list may also hold healthy traps
+    (:class:`kamrules.bookgen.Trap`: ``kind`` names the trap, ``quiet`` the rules
+    that must not fire on it), given to a share ``--traps`` of the healthy accounts. Recipes are ordered by their rule codes, each plugin's in the
     order it returns them; the same recipes, seed and date give the same book.
     A recipe overrides the builder steps it needs (see ``Defect``'s methods, called
     in that order); it draws from ``acc.rng`` only where the default does, or in

@@ -12,8 +12,8 @@ from kamrules import hookimpl
 
 def package_hooks(package: str, providers: Sequence[Any]) -> tuple[Callable[[], list[Any]], ...]:
     """``register_rulesets``, ``register_facts`` and ``register_defect_recipes`` for the rule-set package
-    ``package`` (its ``rules.yaml``, ``providers``, and ``RECIPES`` of its ``defects`` module, imported
-    when the generator asks). A package's plugin module binds them to those names::
+    ``package`` (its ``rules.yaml``, ``providers``, and ``RECIPES`` and ``TRAPS`` (optional) of its
+    ``defects`` module, imported when the generator asks). A package's plugin module binds them to those names::
 
         register_rulesets, register_facts, register_defect_recipes = package_hooks(__package__, PROVIDERS)
     """
@@ -28,6 +28,7 @@ def package_hooks(package: str, providers: Sequence[Any]) -> tuple[Callable[[], 
 
     @hookimpl
     def register_defect_recipes() -> list[Any]:
-        return list(importlib.import_module(f"{package}.defects").RECIPES)
+        module = importlib.import_module(f"{package}.defects")
+        return list(module.RECIPES) + list(getattr(module, "TRAPS", ()))
 
     return register_rulesets, register_facts, register_defect_recipes

@@ -183,19 +183,25 @@ def register_commands(cli):
         "--defects",
         type=click.FloatRange(0, 1),
         default=None,
-        help="Share of accounts carrying each kind of defect (default 0.05).",
+        help="Share of accounts carrying a defect (default 0.12).",
+    )
+    @click.option(
+        "--traps",
+        type=click.FloatRange(0, 1),
+        default=None,
+        help="Share of healthy accounts carrying a healthy trap: seasonal, newly won ... (default 0.1).",
     )
     @db_option
     @pass_env
     @handle_errors
-    def generate_command(env: Env, accounts, out, seed, as_of, fmt, defects):
+    def generate_command(env: Env, accounts, out, seed, as_of, fmt, defects, traps):
         """Generate a realistic synthetic book of accounts (for demos, tests, benchmarks).
 
         Key / mid / small accounts (about 10 / 30 / 60 %), Chinese and Latin
         names, owners, two years of orders, activities, concessions,
         commitments, complaints and stage histories. A share of the accounts
-        carries each defect of the rule catalogue, so every rule has something
-        to find. Writes data files (--out DIR) or loads a store (--db PATH).
+        carries a defect of the rule catalogue, so every rule has something
+        to find; a share of the healthy ones is a trap that must stay quiet. Writes data files (--out DIR) or loads a store (--db PATH).
 
         \b
         Examples:
@@ -207,6 +213,8 @@ def register_commands(cli):
 
         as_of = parse_date(as_of, "--as-of")
         kwargs = {} if defects is None else {"defects": defects}
+        if traps is not None:
+            kwargs["traps"] = traps
         kwargs["pm"] = env.pm  # its rule sets give the defect recipes
         bar = _Bar("generating", stderr_is_tty(), min_total=500)
         try:

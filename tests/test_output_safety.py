@@ -299,10 +299,10 @@ def _check_to(env: Path, target: Path, preexec=None):
 def test_full_disk_tmpfs_leaves_the_old_report(env, tmp_path):
     mnt = tmp_path / "small"
     mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True, text=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32k", "tmpfs", str(mnt)], capture_output=True, text=True)
     if done.returncode != 0:
         pytest.skip(
-            f"cannot mount a 64 KiB tmpfs here ({done.stderr.strip() or 'mount failed'}); see the RLIMIT_FSIZE test"
+            f"cannot mount a 32 KiB tmpfs here ({done.stderr.strip() or 'mount failed'}); see the RLIMIT_FSIZE test"
         )
     try:
         (mnt / "alerts.json").write_text("old report\n", encoding="utf-8")
@@ -312,7 +312,7 @@ def test_full_disk_tmpfs_leaves_the_old_report(env, tmp_path):
         assert (mnt / "alerts.json").read_text(encoding="utf-8") == "old report\n"
         assert os.listdir(mnt) == ["alerts.json"]
         full = _check_to(env, tmp_path / "alerts.json")  # the report really is larger than the disk
-        assert full.returncode in (0, 1) and (tmp_path / "alerts.json").stat().st_size > 64 * 1024
+        assert full.returncode in (0, 1) and (tmp_path / "alerts.json").stat().st_size > 32 * 1024
     finally:
         subprocess.run(["umount", str(mnt)], capture_output=True)
 

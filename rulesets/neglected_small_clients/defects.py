@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from kamrules.bookgen import Defect
+import datetime as dt
+
+from kamrules.bookgen import BRAND, CITIES, Defect, Trap
 
 LONG = (760, 1800)  # two years of history: the trailing windows compare with the ones before
 TIERS = ("mid", "small")
@@ -49,12 +51,14 @@ class RisingStarUnattended(Defect):
 
 
 class SupportShare(Defect):
-    """A mis-tiered big earner that gets no support at all, in the book of one owner (a portfolio rule)."""
+    """A mis-tiered big earner that gets no support at all, in the book of one owner (a portfolio rule).
+    Big enough (60-120 million a year) that the few a book of 200 carries at the default defect share
+    lift the small and mid accounts' margin share past the limit."""
 
     kind, tiers, reserved_owner = "support_share", TIERS, True
 
     def yearly_revenue(self, acc, yearly):
-        return acc.rng.uniform(2.5e7, 6e7)
+        return acc.rng.uniform(6e7, 1.2e8)
 
     def margin_rate(self, acc):
         return acc.rng.uniform(0.25, 0.35)
@@ -65,3 +69,48 @@ class SupportShare(Defect):
 
 
 RECIPES = (NoRecentContact(), ContactDecay(), SilentChurn(), RisingStarUnattended(), SupportShare())
+
+
+# -- healthy traps: accounts that look like trouble to a naive rule, and are not --------------------------
+
+
+class SeasonalDealer(Trap):
+    """A building-materials dealer that orders from March to November every year and goes quiet in winter
+    (no orders; a call or an email now and then). Checked in January it is as silent as it was last January:
+    not churning (the seasonal baseline compares with the same months a year earlier)."""
+
+    kind, tiers, won_days_ago = "seasonal_dealer", TIERS, (800, 1800)
+    quiet = (
+        "silent_churn",
+        "contact_decay",
+        "no_recent_contact",
+        "commitment_shortfall",
+        "revenue_decline",
+        "rising_star_unattended",
+        "promotion_candidate",
+    )
+
+    def segment(self, acc, segment):
+        rng = acc.rng
+        acc.name = f"{rng.choice(CITIES)}{rng.choice(BRAND)}{rng.choice(BRAND)}建材经销有限公司"
+        return "retail"
+
+    def decaying(self, acc, day):
+        return dt.date.fromordinal(day).month in (12, 1, 2)
+
+    def extra_activities(self, acc, acts):
+        # a call in mid-December and at the end of January: never longer without contact than its tier allows
+        first = min((a[0] for a in acts), default=acc.as_of)
+        for year in range(dt.date.fromordinal(first).year, dt.date.fromordinal(acc.as_of).year + 1):
+            for day in (dt.date(year, 1, 31).toordinal(), dt.date(year, 12, 15).toordinal()):
+                if first <= day <= acc.as_of:
+                    acts.append([day, "call", "operational", acc.contacts[0][0], 15, None, 10.0, "淡季电话回访"])
+
+    def after_orders(self, acc, orders, margin_rate):
+        # no orders from December to February; the commitments and rebates follow the orders that remain
+        orders[:] = [o for o in orders if dt.date.fromordinal(o[0]).month not in (12, 1, 2)]
+        acc.rows["orders"] = [r for r in acc.rows["orders"] if r[2][5:7] not in ("12", "01", "02")]
+        return False
+
+
+TRAPS = (SeasonalDealer(),)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from kamrules.bookgen import Defect, iso
+import datetime as dt
+
+from kamrules.bookgen import Defect, Trap, iso
 
 LONG = (760, 1800)  # two years of trade at least: the 12 months before need orders and concessions
 
@@ -87,3 +89,71 @@ RECIPES = (
     CostToServe(),
     NegativeNetMargin(),
 )
+
+
+# -- healthy traps: accounts that look like trouble to a naive rule, and are not --------------------------
+
+
+class NewlyWonListingFee(Trap):
+    """A key chain won 2-8 months ago: a one-off listing fee (进场费) paid at the start of a signed two-year
+    volume commitment, which the account is ahead of (its pace is 1.25 times the pro-rated target), and
+    quarterly rebates tied to the same commitment. Over its few months of trade the concessions are a large
+    share of revenue (often more than the margin), but seed 000: the cost of developing a key account is spread
+    over the purchases that follow. Quiet while the commitment is on track."""
+
+    kind, tiers, won_days_ago = "newly_won_listing_fee", ("key",), (60, 240)
+    quiet = (
+        "concession_ratio",
+        "negative_net_margin",
+        "uncommitted_concessions",
+        "commitment_shortfall",
+        "concessions_outpacing_revenue",
+        "satisfaction_overdue",
+        "relationship_stuck",
+        "relaxed_after_signing",
+        "revenue_decline",
+        "one_off_buyer",
+    )
+
+    def segment(self, acc, segment):
+        return "retail"
+
+    def after_orders(self, acc, orders, margin_rate):
+        rng, as_of, start = acc.rng, acc.as_of, acc.won
+        so_far = sum(a for o, a in orders)
+        target = so_far / max(as_of - start, 1) * 730 * 0.8  # two years at 80 % of the pace so far
+        cid = acc.next_id("K")
+        acc.rows["commitments"].append(
+            (
+                cid,
+                acc.id,
+                iso(start),
+                iso(start + 729),
+                round(target, 2),
+                True,
+                f"进场协议{iso(start)[:4]}-{cid[-3:]}.pdf",
+            )
+        )
+        fee = round(target * rng.uniform(0.05, 0.08), -3)
+        acc.rows["concessions"].append(
+            (acc.next_id("R"), acc.id, iso(start + rng.randint(0, 10)), "marketing_support", fee, cid)
+        )
+        rate = rng.uniform(0.02, 0.04)
+        d = dt.date.fromordinal(start)
+        y, q = d.year, (d.month - 1) // 3
+        while True:  # the calendar quarter ends since the start
+            q += 1
+            if q == 4:
+                y, q = y + 1, 0
+            end = dt.date(y, 3 * q + 1, 1).toordinal() - 1
+            if end > as_of:
+                break
+            revenue = sum(a for o, a in orders if end - 91 < o <= end)
+            if revenue > 0:
+                acc.rows["concessions"].append(
+                    (acc.next_id("R"), acc.id, iso(end), "rebate", round(revenue * rate, 2), cid)
+                )
+        return True
+
+
+TRAPS = (NewlyWonListingFee(),)

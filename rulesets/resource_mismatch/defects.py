@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kamrules.bookgen import Defect
+from kamrules.bookgen import Defect, Trap
 
 IN_PERSON = ("visit", "meeting", "presentation", "executive_meeting")
 TIERS = ("mid", "small")
@@ -35,3 +35,32 @@ class StrategicNoExecutive(Defect):
 
 
 RECIPES = (ConsultativeUnvisited(), StrategicNoExecutive())
+
+
+# -- healthy traps: accounts that look like trouble to a naive rule, and are not --------------------------
+
+
+class RecordsStartLate(Trap):
+    """A client on the books for 7-11 years whose records (stage history, activities, orders) start much
+    later, as a CRM export does: no day count may start from created_on when it is years before the first
+    record of the table it counts in. A consultative (key: strategic) buyer, served as it should be."""
+
+    kind, won_days_ago = "records_start_late", (760, 1500)
+    quiet = (
+        "consultative_unvisited",
+        "strategic_no_executive",
+        "no_decision_maker",
+        "no_executive_meeting",
+        "no_recent_contact",
+        "satisfaction_overdue",
+        "relationship_stuck",
+    )
+
+    def buyer(self, acc, buyer):
+        return "strategic" if acc.tier == "key" else "consultative"
+
+    def created_on(self, acc, created):
+        return acc.as_of - acc.rng.randint(2500, 4000)
+
+
+TRAPS = (RecordsStartLate(),)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kamrules.bookgen import Defect
+from kamrules.bookgen import BRAND, CITIES, Defect, Trap
 from kamrules.vocab import STAGES
 
 PROSPECT = ("prospect",)
@@ -96,3 +96,55 @@ RECIPES = (
     LostWithoutReason(),
     RelationshipStuck(),
 )
+
+
+# -- healthy traps: accounts that look like trouble to a naive rule, and are not --------------------------
+
+FOLLOW_UP_NOTE = "拜访后电话跟进"  # the builder's follow-up calls after a visit
+
+
+class LongKeyTender(Trap):
+    """A bank head office's tender, 70-95 days into negotiation. Seeds 002 and 003: the bigger the purchase,
+    the longer the decision; a key account's stage limits are twice the others' (negotiation: 120 days)."""
+
+    kind, tiers, statuses = "long_key_tender", ("key",), PROSPECT
+    quiet = (
+        "stage_dwell",
+        "no_follow_up",
+        "incomplete_visit_record",
+        "cold_streak",
+        "stage_regression",
+        "stage_skipped",
+    )
+
+    def segment(self, acc, segment):
+        rng = acc.rng
+        acc.name = f"{rng.choice(CITIES)}{rng.choice(BRAND)}{rng.choice(BRAND)}银行总行"
+        return "finance"
+
+    def prospect_stages(self, acc):
+        return list(STAGES[:7])  # research ... negotiation
+
+    def days_in_stage(self, acc, limit):
+        return acc.rng.randint(70, 95)
+
+
+class ServedMidAccount(Trap):
+    """An established mid or small client on a routine round of visits: no follow-up call within a week of
+    any visit, and the latest visit's record lacks the attitude. Seed 002's one-week follow-up (and its visit
+    record form) are for development visits: prospects and key accounts."""
+
+    kind, tiers = "served_mid_account", ("mid", "small")
+    quiet = ("no_follow_up", "incomplete_visit_record", "no_recent_contact", "contact_decay", "consultative_unvisited")
+
+    def edit_activities(self, acc, acts, stage_entered, end):
+        rng = acc.rng
+        v = acc.as_of - rng.randint(15, 60)
+        acts = [a for a in acts if a[7] != FOLLOW_UP_NOTE and not v <= a[0] <= v + 7]
+        acts.append(
+            [v, "visit", "operational", rng.choice(acc.contacts)[0], rng.randint(30, 90), None, 300.0, "例行拜访"]
+        )
+        return acts
+
+
+TRAPS = (LongKeyTender(), ServedMidAccount())
