@@ -164,6 +164,7 @@ def plural_word(value: Any, forms: tuple[str, ...], number: str) -> str:
 
 
 _PLURALS: dict[str, tuple[str, tuple]] = {}
+NO_PLURAL = frozenset({"zh"})  # languages without plural forms: {n|天} prints the number and the word, 30天
 
 
 def _compiled(template: str) -> tuple[str, tuple]:
@@ -192,7 +193,7 @@ def _compiled(template: str) -> tuple[str, tuple]:
     return got
 
 
-def _plural_values(plurals: tuple, values: Mapping[str, Any]) -> dict[str, str]:
+def _plural_values(plurals: tuple, values: Mapping[str, Any], lang: str = "en") -> dict[str, str]:
     out = {}
     for key, name, spec, forms in plurals:
         v = values.get(name, _MISSING)
@@ -202,7 +203,7 @@ def _plural_values(plurals: tuple, values: Mapping[str, Any]) -> dict[str, str]:
             number = format(v, spec)
         else:
             number = human(v)
-        out[key] = f"{number} {plural_word(v, forms, number)}"
+        out[key] = f"{number}{forms[0]}" if lang in NO_PLURAL else f"{number} {plural_word(v, forms, number)}"
     return out
 
 
@@ -225,22 +226,27 @@ def _simple(template: str) -> bool:
     return ok
 
 
-def format_message(rule: Rule, facts: Mapping[str, Any], thresholds: Mapping[str, Any], as_of: str) -> str:
-    """The rule's message for these facts; ``{n|activity|activities}`` prints "1 activity" or "3 activities"
-    (``{n|day}``: "1 day", "3 days"; ``{n:.0f|day}`` formats the number first), see docs/rulesets.md."""
-    return render_template(rule.message, facts, thresholds, as_of)
+def format_message(
+    rule: Rule, facts: Mapping[str, Any], thresholds: Mapping[str, Any], as_of: str, lang: str = "en"
+) -> str:
+    """The rule's message for these facts (in ``lang`` if the rule has it, else English);
+    ``{n|activity|activities}`` prints "1 activity" or "3 activities" (``{n|day}``: "1 day", "3 days";
+    ``{n:.0f|day}`` formats the number first; in zh ``{n|天}`` prints "3天"), see docs/rulesets.md."""
+    return render_template(rule.message_in(lang) if lang != "en" else rule.message, facts, thresholds, as_of, lang)
 
 
-def render_template(template: str, facts: Mapping[str, Any], thresholds: Mapping[str, Any], as_of: str) -> str:
+def render_template(
+    template: str, facts: Mapping[str, Any], thresholds: Mapping[str, Any], as_of: str, lang: str = "en"
+) -> str:
     template, plurals = _compiled(template)
     if _simple(template):
         fields = _Fields(facts)
         fields.update(thresholds)
         fields["as_of"] = as_of
         if plurals:
-            fields.update(_plural_values(plurals, fields))
+            fields.update(_plural_values(plurals, fields, lang))
         return template.format_map(fields)
     values = {**facts, **thresholds, "as_of": as_of}
     if plurals:
-        values.update(_plural_values(plurals, values))
+        values.update(_plural_values(plurals, values, lang))
     return _FMT.vformat(template, (), values)
