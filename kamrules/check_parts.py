@@ -11,6 +11,7 @@ from kamrules.bulkload import collector_paused
 from kamrules.facts import FactSource
 from kamrules.messages import format_message
 from kamrules.ruleset import Rule, Variant
+from kamrules.ruletext import localized
 
 
 @dataclass
@@ -173,7 +174,7 @@ def _texts(rule: Rule, v: Variant, facts: Mapping[str, Any], as_of: str) -> dict
     out = {}
     for lang, tr in rule.translations.items():
         try:
-            message = format_message(rule, facts, v.thresholds, as_of, lang) if tr.message else ""
+            message = format_message(rule, localized(facts, lang), v.thresholds, as_of, lang) if tr.message else ""
         except Exception:  # the English message is the one reported as failed; this one falls back to it
             message = ""
         out[lang] = {"message": message, "action": rule.action_for(facts, v.thresholds, lang)}
