@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from kamrules.i18n import get_lang
 from kamrules.vocab import SEVERITIES
 
 SEVERITY_RANK = {name: i for i, name in enumerate(SEVERITIES)}
@@ -43,6 +44,9 @@ class Alert:
     # the account's trailing 12-month revenue (fact revenue_12m) when the check had it: orders alerts for
     # people (urgent_order); not part of the alert's dict (machine formats, history)
     revenue_12m: float | None = field(default=None, compare=False, repr=False)
+    # message and action in the other languages the rule is written in: {"zh": {"message": ..., "action": ...}};
+    # ``message``/``action`` are English (machine formats, history); people read message_in()/action_in()
+    texts: Mapping[str, Mapping[str, str]] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITY_RANK:
@@ -52,6 +56,16 @@ class Alert:
     def fingerprint(self) -> str:
         # cached in the instance (and pickled with it: a check's workers compute it, not the parent)
         return fingerprint_of(self.ruleset, self.code, self.account_id, self.scope_key)
+
+    def message_in(self, lang: str | None = None) -> str:
+        """The message in ``lang`` (default: the run's language, kamrules.i18n.get_lang()); English if the rule
+        has no text in it."""
+        t = self.texts.get(lang or get_lang()) if self.texts else None
+        return (t.get("message") if t else None) or self.message
+
+    def action_in(self, lang: str | None = None) -> str:
+        t = self.texts.get(lang or get_lang()) if self.texts else None
+        return (t.get("action") if t else None) or self.action
 
     @property
     def rank(self) -> int:
@@ -66,6 +80,7 @@ class Alert:
         d["fingerprint"] = fp
         del d["scope_key"]
         del d["revenue_12m"]
+        del d["texts"]
         return d
 
     def sort_key(self) -> tuple[str, str, str, int, str]:

@@ -98,14 +98,22 @@ class Summary:
         Markdown and in digests' headers."""
         if not self.stale:
             return []
-        tables = ", ".join(f"{t} {d} ({n} days before)" for t, d, n in self.stale)
+        tables = _(", ").join(
+            _("{table} {date} ({n} days before)").format(table=t, date=d, n=n) for t, d, n in self.stale
+        )
         out = [
-            f"WARNING stale data: newest records as of {self.as_of}: {tables}; more than {self.stale_after_days} days old, "
-            f"so alerts that count days since a record may be false (import fresher data, or set "
-            f"[check] stale_after_days in kamrules.toml: 0 silences this warning)"
+            _(
+                "WARNING stale data: newest records as of {as_of}: {tables}; more than {days} days old, "
+                "so alerts that count days since a record may be false (import fresher data, or set "
+                "[check] stale_after_days in kamrules.toml: 0 silences this warning)"
+            ).format(as_of=self.as_of, tables=tables, days=self.stale_after_days)
         ]
         if self.stale_rules:
-            out.append(f"WARNING rules whose windows reach past the newest records: {', '.join(self.stale_rules)}")
+            out.append(
+                _("WARNING rules whose windows reach past the newest records: {codes}").format(
+                    codes=", ".join(self.stale_rules)
+                )
+            )
         return out
 
     def to_dict(self) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from kamrules.bulkload import collector_paused
 from kamrules.facts import FactSource
 from kamrules.messages import format_message
 from kamrules.ruleset import Rule, Variant
+from kamrules.ruletext import localized
 
 
 @dataclass
@@ -167,6 +168,19 @@ class PartTask:
         )
 
 
+def _texts(rule: Rule, v: Variant, facts: Mapping[str, Any], as_of: str) -> dict[str, dict[str, str]]:
+    """The alert's message and action in every other language the rule is written in: all of them, not only
+    the run's, so that the history can show and mail each alert in any reader's language."""
+    out = {}
+    for lang, tr in rule.translations.items():
+        try:
+            message = format_message(rule, localized(facts, lang), v.thresholds, as_of, lang) if tr.message else ""
+        except Exception:  # the English message is the one reported as failed; this one falls back to it
+            message = ""
+        out[lang] = {"message": message, "action": rule.action_for(facts, v.thresholds, lang)}
+    return out
+
+
 _EVIDENCE: dict[int, tuple[Rule, tuple[str, ...]]] = {}  # id(rule) -> (rule, its evidence facts)
 
 
@@ -194,6 +208,7 @@ def _alert(
         names = _EVIDENCE[id(rule)] = (rule, rule.evidence_facts())
     evidence = {f: facts.get(f) for f in names[1]}
     evidence.update(v.thresholds)
+    texts = _texts(rule, v, facts, as_of) if rule.translations else {}
     alert = Alert(
         ruleset=rule.ruleset,
         code=rule.code,
@@ -209,6 +224,7 @@ def _alert(
         evidence=evidence,
         scope_key=str(facts.get("scope_key", "")) if portfolio else "",
         revenue_12m=None if portfolio else facts.get("revenue_12m"),
+        texts=texts,
     )
     # computed here, in the worker, not in the parent's output; stored where the cached_property keeps it
     # (its first access takes a lock on Python 3.11)

@@ -163,47 +163,64 @@ def plural_word(value: Any, forms: tuple[str, ...], number: str) -> str:
     return forms[1] if len(forms) > 1 else forms[0] + "s"
 
 
-_PLURALS: dict[str, tuple[str, tuple]] = {}
+_PLURALS: dict[tuple[str, bool], tuple[str, tuple]] = {}
+NO_PLURAL = frozenset({"zh"})  # languages without plural forms: {n|天} prints the number and the word, 30天
 
 
-def _compiled(template: str) -> tuple[str, tuple]:
+def _compiled(template: str, lang: str = "en") -> tuple[str, tuple]:
     """``template`` with every plural field replaced by a plain field (``{kamplural_0}``) and the list of
-    ``(key, name, spec, forms)`` to fill them: so that formatting stays ``str.format_map``."""
-    got = _PLURALS.get(template)
+    ``(key, name, spec, forms)`` to fill them: so that formatting stays ``str.format_map``. In zh an amount
+    field ``{x:,.0f}`` is one too (forms None): it prints in 万 / 亿 (kamrules.i18n.amount)."""
+    zh = lang in NO_PLURAL
+    got = _PLURALS.get((template, zh))
     if got is None:
-        if "|" not in template:
+        if "|" not in template and not (zh and ":,.0f}" in template):
             got = (template, ())
         else:
             text: list[str] = []
-            plurals: list[tuple[str, str, str, tuple[str, ...]]] = []
+            plurals: list[tuple[str, str, str, tuple[str, ...] | None]] = []
             for literal, name, spec, conv in string.Formatter().parse(template):
                 text.append(literal.replace("{", "{{").replace("}", "}}"))
                 if name is None:
                     continue
                 base, spec2, forms = split_plural(name, spec or "")
-                if forms is None:
+                if forms is None and zh and spec == ",.0f" and conv is None:
+                    key = f"kamplural_{len(plurals)}"
+                    plurals.append((key, base, spec, None))
+                    text.append("{" + key + "}")
+                elif forms is None:
                     text.append("{" + name + (f"!{conv}" if conv else "") + (f":{spec}" if spec else "") + "}")
                 else:
                     key = f"kamplural_{len(plurals)}"
                     plurals.append((key, base, spec2, forms))
                     text.append("{" + key + "}")
             got = ("".join(text), tuple(plurals))
-        _PLURALS[template] = got
+        _PLURALS[(template, zh)] = got
     return got
 
 
-def _plural_values(plurals: tuple, values: Mapping[str, Any]) -> dict[str, str]:
+def _plural_values(plurals: tuple, values: Mapping[str, Any], lang: str = "en") -> dict[str, str]:
     out = {}
     for key, name, spec, forms in plurals:
         v = values.get(name, _MISSING)
+        if forms is None:  # an amount in zh
+            out[key] = _amount_in(lang, None if v is _MISSING else v)
+            continue
         if v is _MISSING or v is None:
             number = "n/a"
         elif spec:
             number = format(v, spec)
         else:
             number = human(v)
-        out[key] = f"{number} {plural_word(v, forms, number)}"
+        out[key] = f"{number}{forms[0]}" if lang in NO_PLURAL else f"{number} {plural_word(v, forms, number)}"
     return out
+
+
+def _amount_in(lang: str, v: Any) -> str:
+    from kamrules.i18n import amount, using
+
+    with using(lang):
+        return amount(v)
 
 
 _SIMPLE: dict[str, bool] = {}
@@ -225,22 +242,28 @@ def _simple(template: str) -> bool:
     return ok
 
 
-def format_message(rule: Rule, facts: Mapping[str, Any], thresholds: Mapping[str, Any], as_of: str) -> str:
-    """The rule's message for these facts; ``{n|activity|activities}`` prints "1 activity" or "3 activities"
-    (``{n|day}``: "1 day", "3 days"; ``{n:.0f|day}`` formats the number first), see docs/rulesets.md."""
-    return render_template(rule.message, facts, thresholds, as_of)
+def format_message(
+    rule: Rule, facts: Mapping[str, Any], thresholds: Mapping[str, Any], as_of: str, lang: str = "en"
+) -> str:
+    """The rule's message for these facts (in ``lang`` if the rule has it, else English);
+    ``{n|activity|activities}`` prints "1 activity" or "3 activities" (``{n|day}``: "1 day", "3 days";
+    ``{n:.0f|day}`` formats the number first; in zh ``{n|天}`` prints "3天"), see docs/rulesets.md."""
+    template = rule.message_in(lang) if lang != "en" else rule.message
+    return render_template(template, facts, thresholds, as_of, lang if template is not rule.message else "en")
 
 
-def render_template(template: str, facts: Mapping[str, Any], thresholds: Mapping[str, Any], as_of: str) -> str:
-    template, plurals = _compiled(template)
+def render_template(
+    template: str, facts: Mapping[str, Any], thresholds: Mapping[str, Any], as_of: str, lang: str = "en"
+) -> str:
+    template, plurals = _compiled(template, lang)
     if _simple(template):
         fields = _Fields(facts)
         fields.update(thresholds)
         fields["as_of"] = as_of
         if plurals:
-            fields.update(_plural_values(plurals, fields))
+            fields.update(_plural_values(plurals, fields, lang))
         return template.format_map(fields)
     values = {**facts, **thresholds, "as_of": as_of}
     if plurals:
-        values.update(_plural_values(plurals, values))
+        values.update(_plural_values(plurals, values, lang))
     return _FMT.vformat(template, (), values)

@@ -211,7 +211,7 @@ def report_data(
     for a in alerts:
         if a.account_id:
             by_account[a.account_id].append(
-                {"severity": a.severity, "code": a.code, "rule": a.rule, "message": a.message}
+                {"severity": a.severity, "code": a.code, "rule": a.rule, "message": a.message_in()}
             )
     revenue = _revenue(conn, as_of)
     contacts = _last_contacts(conn, as_of)
@@ -237,7 +237,7 @@ def report_data(
     for a in alerts:
         if not a.account_id:
             portfolio_of[a.owner or ""].append(
-                {"severity": a.severity, "code": a.code, "rule": a.rule, "message": a.message}
+                {"severity": a.severity, "code": a.code, "rule": a.rule, "message": a.message_in()}
             )
     for o in shown:
         mine = by_owner.get(o, [])

@@ -67,6 +67,14 @@ def _rule(r) -> list[str]:
         out.append(f"- **Action when `{cond.text}`:** {text}")
     if r.action:
         out.append(f"- **Action{' otherwise' if r.actions else ''}:** {r.action}")
+    for lang, tr in sorted(r.translations.items()):  # the other languages' texts (docs/rulesets.md)
+        if tr.message:
+            out.append(f"- **Message ({lang}):** `{tr.message}`")
+        for (cond, _), text in zip(r.actions, tr.actions, strict=False):
+            if text:
+                out.append(f"- **Action ({lang}) when `{cond.text}`:** {text}")
+        if tr.action:
+            out.append(f"- **Action ({lang}){' otherwise' if r.actions else ''}:** {tr.action}")
     if r.source:
         out.append(f"- **Source:** {r.source}")
     return out + [""]

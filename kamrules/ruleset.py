@@ -17,7 +17,8 @@ import yaml
 from kamrules.alerts import SEVERITIES, SEVERITY_RANK
 from kamrules.conditions import AnyOf, Condition, ConditionError, leaves, numberlike, parse_condition
 from kamrules.errors import InputError, Problem
-from kamrules.messages import control_problem, human, template_problems
+from kamrules.messages import control_problem, human
+from kamrules.ruletext import Texts, message_problems, parse_text
 
 CODE_RE = re.compile(r"^[A-Z]{2,5}[0-9]{3}$")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -129,13 +130,36 @@ class Rule:
     message_column: int | None = None
     # the actions chosen by a condition, in order (``action`` is the default): ((condition, text), ...)
     actions: tuple[tuple[Condition, str], ...] = ()
+    # the texts in other languages than English (message/action/description: {en: ..., zh: ...})
+    translations: Mapping[str, Texts] = field(default_factory=dict)
 
-    def action_for(self, facts: Mapping[str, Any], thresholds: Mapping[str, Any]) -> str:
-        """The first action whose condition holds on ``facts``, else the default ``action``."""
-        for cond, text in self.actions:
+    def action_for(self, facts: Mapping[str, Any], thresholds: Mapping[str, Any], lang: str = "en") -> str:
+        """The first action whose condition holds on ``facts``, else the default ``action``; in ``lang``
+        where the rule has that text (else English)."""
+        tr = self.translations.get(lang)
+        for i, (cond, text) in enumerate(self.actions):
             if cond.holds(facts, thresholds):
-                return text
-        return self.action
+                return (tr.actions[i] if tr and i < len(tr.actions) else "") or text
+        return (tr.action if tr else "") or self.action
+
+    def message_in(self, lang: str) -> str:
+        """The message template in ``lang`` (English if the rule has none in it)."""
+        tr = self.translations.get(lang)
+        return (tr.message if tr else "") or self.message
+
+    def description_in(self, lang: str) -> str:
+        tr = self.translations.get(lang)
+        return (tr.description if tr else "") or self.description
+
+    @property
+    def langs(self) -> tuple[str, ...]:
+        """The languages every text of the rule is written in (en first); others fall back to English."""
+        done = [
+            lang
+            for lang, tr in sorted(self.translations.items())
+            if tr.complete(len(self.actions), bool(self.description))
+        ]
+        return ("en", *done)
 
     @property
     def facts(self) -> tuple[str, ...]:
@@ -215,6 +239,16 @@ class Rule:
             "action": self.action,
             "actions": [{"when": c.text, "text": t} for c, t in self.actions],
             "description": self.description,
+            "langs": list(self.langs),
+            "translations": {
+                lang: {
+                    "message": tr.message,
+                    "action": tr.action,
+                    "actions": list(tr.actions),
+                    "description": tr.description,
+                }
+                for lang, tr in sorted(self.translations.items())
+            },
             "source": self.source,
             "file": self.file,
             "line": self.line,
@@ -229,6 +263,10 @@ class RuleSet:
     source: str = ""
     path: str = ""
     builtin: bool = False
+    descriptions: Mapping[str, str] = field(default_factory=dict)  # the description in other languages
+
+    def description_in(self, lang: str) -> str:
+        return self.descriptions.get(lang) or self.description
 
     @property
     def digest(self) -> str:
@@ -242,6 +280,7 @@ class RuleSet:
             "source": self.source,
             "path": self.path,
             "builtin": self.builtin,
+            "descriptions": dict(self.descriptions),
             "rules": [r.to_dict() for r in self.rules],
         }
 
@@ -700,12 +739,11 @@ def _parse_rule(doc: _Doc, r: Any, path: NodePath, ruleset: str) -> Rule | None:
                 cond = _parse_one(doc, item, wp + (i,), r, thresholds)
             if cond is not None:
                 when.append(cond)
-    message = _str(doc, r, "message", path, required=True)
-    mline, mcol = doc.marks.get(path + ("message",), (None, None))
-    if message:
-        for bad in template_problems(message):
-            doc.problem(path + ("message",), f"message: {bad}")
-    action, actions = _parse_action(doc, r, path, thresholds)
+    message, message_tr = parse_text(doc, r, "message", path, required=True)
+    mpath = path + ("message",) + (("en",) if isinstance(r.get("message"), dict) else ())
+    mline, mcol = doc.marks.get(mpath, (None, None))
+    message_problems(doc, path, message, message_tr)
+    action, actions, action_tr, actions_tr = _parse_action(doc, r, path, thresholds)
     limits = _parse_limits(doc, r, path, thresholds, tiers)
     _check_ordering(doc, path, when, thresholds, tiers, limits)
     # per-severity values must agree on their severities, tier by tier
@@ -727,7 +765,17 @@ def _parse_rule(doc: _Doc, r: Any, path: NodePath, ruleset: str) -> Rule | None:
                         f"threshold {k!r} has severities {sorted(s)} but {first!r} has {sorted(sets[first])} (expected the same severities)",
                     )
                     break
-    description, source = " ".join(_str(doc, r, "description", path).split()), _str(doc, r, "source", path)
+    description, description_tr = parse_text(doc, r, "description", path)
+    description, source = " ".join(description.split()), _str(doc, r, "source", path)
+    translations = {
+        lang: Texts(
+            message_tr.get(lang, ""),
+            action_tr.get(lang, ""),
+            tuple(a.get(lang, "") for a in actions_tr),
+            " ".join(description_tr.get(lang, "").split()),
+        )
+        for lang in sorted({*message_tr, *action_tr, *description_tr, *(k for a in actions_tr for k in a)})
+    }
     if len(doc.problems) > before:
         return None
     return Rule(
@@ -750,23 +798,28 @@ def _parse_rule(doc: _Doc, r: Any, path: NodePath, ruleset: str) -> Rule | None:
         message_line=mline,
         message_column=mcol,
         actions=actions,
+        translations=translations,
     )
 
 
 def _parse_action(
     doc: _Doc, r: dict[str, Any], path: tuple[Any, ...], thresholds: Mapping[str, Any]
-) -> tuple[str, tuple[Any, ...]]:
+) -> tuple[str, tuple[Any, ...], dict[str, str], list[dict[str, str]]]:
     """``action:`` as one text, or a list of ``{when: CONDITION, text: ...}`` ending with ``{text: ...}`` (the
-    default): the first whose condition holds on the alert's facts is the alert's action."""
+    default): the first whose condition holds on the alert's facts is the alert's action. Each text may be
+    {en: ..., zh: ...}: returns (default, actions, default's translations, each action's translations)."""
     raw = r.get("action")
     if not isinstance(raw, list):
-        return _str(doc, r, "action", path, required=True), ()
+        text, tr = parse_text(doc, r, "action", path, required=True)
+        return text, (), tr, []
     ap = path + ("action",)
     expected = "(expected a list of {when: CONDITION, text: ...} ending with one {text: ...}, the default)"
     if not raw:
         doc.problem(ap, f"action: an empty list {expected}")
-        return "", ()
+        return "", (), {}, []
     default, actions = "", []
+    default_tr: dict[str, str] = {}
+    actions_tr: list[dict[str, str]] = []
     for i, item in enumerate(raw):
         ip = ap + (i,)
         if not isinstance(item, dict):
@@ -775,12 +828,12 @@ def _parse_action(
         for key in item:
             if key not in ("when", "text"):
                 doc.problem(ip + (key,), f"unknown key {key!r} in an action (expected when and text)", key=True)
-        text = _str(doc, item, "text", ip, required=True)
+        text, tr = parse_text(doc, item, "text", ip, required=True)
         last = i == len(raw) - 1
         if "when" not in item:
             if not last:
                 doc.problem(ip, f"action {i + 1} has no when: but is not the last {expected}")
-            default = text
+            default, default_tr = text, tr
             continue
         if last:
             doc.problem(ip, f"the last action has a when: {expected}")
@@ -802,7 +855,8 @@ def _parse_action(
             )
             continue
         actions.append((cond, text))
-    return default, tuple(actions)
+        actions_tr.append(tr)
+    return default, tuple(actions), default_tr, actions_tr
 
 
 def parse_ruleset(path: str | Path, text: str | None = None, builtin: bool = False) -> RuleSet:
@@ -846,13 +900,22 @@ def parse_ruleset(path: str | Path, text: str | None = None, builtin: bool = Fal
                     doc.problem(("rules", i, key), f"duplicate rule {key} {val!r} (first at line {seen[(key, val)]})")
                 seen[(key, val)] = rule.line
             rules.append(rule)
-    description, source = " ".join(_str(doc, data, "description", ()).split()), _str(doc, data, "source", ())
+    description, description_tr = parse_text(doc, data, "description", ())
+    description, source = " ".join(description.split()), _str(doc, data, "source", ())
     if doc.problems:
         raise InputError(
             f"{spath}: invalid rule-set file ({len(doc.problems)} problem{'s' if len(doc.problems) > 1 else ''})",
             doc.problems,
         )
-    return RuleSet(name=name, rules=tuple(rules), description=description, source=source, path=spath, builtin=builtin)
+    return RuleSet(
+        name=name,
+        rules=tuple(rules),
+        description=description,
+        source=source,
+        path=spath,
+        builtin=builtin,
+        descriptions={k: " ".join(v.split()) for k, v in description_tr.items()},
+    )
 
 
 # -- facts known at load time -----------------------------------------------------------------------

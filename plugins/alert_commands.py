@@ -10,6 +10,7 @@ import click
 from kamrules import hookimpl
 from kamrules.cliutils import CliError, Env, db_option, handle_errors, lang_option, pass_env, stderr_is_tty
 from kamrules.errors import DeliveryError
+from kamrules.i18n import get_lang
 from kamrules.termtable import width  # noqa: E402 (one definition of terminal columns)
 from kamrules.textsafe import term
 
@@ -166,8 +167,9 @@ def register(cli: click.Group) -> None:
             )
         )
         echo(term(f"owner:    {r['owner'] or '(no owner)'} {r['owner_email'] or ''}".rstrip()))
-        echo(f"message:  {term(r['message'])}")
-        echo(f"action:   {term(alert.get('action', ''))}")
+        shown = (alert.get("texts") or {}).get(get_lang()) or {}  # the stored text in the reader's language
+        echo(f"message:  {term(shown.get('message') or r['message'])}")
+        echo(f"action:   {term(shown.get('action') or alert.get('action', ''))}")
         from kamrules.messages import human
 
         for k, v in (alert.get("evidence") or {}).items():  # rounded for people (full values: --format json)

@@ -288,11 +288,18 @@ def register_commands(cli):
     @rulesets_dirs_option()
     @select_option
     @ignore_option
+    @click.option(
+        "--missing-lang",
+        "missing_lang",
+        default=None,
+        metavar="LANG",
+        help="Only the rules without a text in LANG (e.g. zh): they fall back to English.",
+    )
     @db_option
     @lang_option
     @pass_env
     @handle_errors
-    def rules_command(env: Env, fmt, rulesets, rulesets_dirs, select, ignore):
+    def rules_command(env: Env, fmt, rulesets, rulesets_dirs, select, ignore, missing_lang):
         """List rule sets and their rules: codes, severities, thresholds (with tier overrides).
 
         \b
@@ -302,6 +309,7 @@ def register_commands(cli):
           kamrules rules --select KAM3 --ignore KAM306   same prefixes as check
           kamrules rules --format json | jq '.[].rules[].code'
           kamrules rules --rulesets my_rules/     after tuning a copied file
+          kamrules rules --missing-lang zh        rules still English-only in Chinese output
           KAMRULES_LOAD_PLUGINS= kamrules rules --format markdown > docs/rules.md
         """
         from kamrules.check import builtin_ruleset_files, user_rulesets
@@ -324,6 +332,17 @@ def register_commands(cli):
             select, ignore = selection(sets, select, ignore)
             sets = [replace(s, rules=tuple(r for r in s.rules if selected(r.code, select, ignore))) for s in sets]
             sets = [s for s in sets if s.rules]
+        if missing_lang:
+            from dataclasses import replace
+
+            from kamrules.i18n import check_lang
+
+            lang = check_lang(missing_lang, "--missing-lang")
+            sets = [replace(s, rules=tuple(r for r in s.rules if lang not in r.langs)) for s in sets]
+            sets = [s for s in sets if s.rules]
+            if not sets:
+                click.echo(f"every rule has its texts in {lang}", err=True)
+                return
         if fmt == "json":
             click.echo(json.dumps([s.to_dict() for s in sets], ensure_ascii=False, indent=2))
         elif fmt == "markdown":
@@ -492,22 +511,27 @@ def _fmt_threshold(v) -> str:
 
 
 def render_rules(sets) -> str:
+    from kamrules.i18n import get_lang
     from kamrules.termtable import wrap
 
     out = []
     for rs in sets:
         out.append(term(f"{rs.name} ({len(rs.rules)} rules){'' if rs.builtin else '  [' + rs.path + ']'}"))
         if rs.description:
-            out += ["  " + ln for ln in wrap(term(rs.description, keep_newlines=True), 76)]
+            out += ["  " + ln for ln in wrap(term(rs.description_in(get_lang()), keep_newlines=True), 76)]
         for r in rs.rules:
             flag = "" if r.enabled else "  (disabled)"
             sev = "/".join(sorted({v.severity for v in r.variants()}, key=SEVERITY_CHOICES.index))
-            out.append(term(f"  {r.code}  {r.name}  [{sev}{', portfolio' if r.scope == 'portfolio' else ''}]{flag}"))
+            # a rule without all its texts in another language falls back to English there: say so
+            only = "" if len(r.langs) > 1 else "  (English only)"
+            out.append(
+                term(f"  {r.code}  {r.name}  [{sev}{', portfolio' if r.scope == 'portfolio' else ''}]{flag}{only}")
+            )
             for name, v in r.thresholds.items():
                 tiers = "; ".join(f"{t}: {_fmt_threshold(o[name])}" for t, o in r.tiers.items() if name in o)
                 out.append(term(f"      {name}: {_fmt_threshold(v)}" + (f"  (tiers: {tiers})" if tiers else "")))
             if r.description:
-                out += ["      " + ln for ln in wrap(term(r.description, keep_newlines=True), 72)]
+                out += ["      " + ln for ln in wrap(term(r.description_in(get_lang()), keep_newlines=True), 72)]
         out.append("")
     return "\n".join(out).rstrip() + "\n"
 

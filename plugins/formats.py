@@ -160,7 +160,7 @@ def render_markdown(alerts: Sequence, summary) -> str:
         for a in group:
             acct = f"{a.account_name} ({a.account_id})" if a.account_id else _("(portfolio)")
             out.append(
-                f"| {_md(acct)} | {_md(label('severity', a.severity))} | {_md(a.code)} | {_md(a.message)} | {_md(a.action)} |"
+                f"| {_md(acct)} | {_md(label('severity', a.severity))} | {_md(a.code)} | {_md(a.message_in())} | {_md(a.action_in())} |"
             )
         out.append("")
     return "\n".join(out)
@@ -196,7 +196,7 @@ def render_table(alerts: Sequence, summary, max_width: int = WIDTH, health: dict
                 head += _("  · health {score}").format(score=health[acct])
             out.append(head if width(head) <= max_width else pad(head, max_width))
             for a in items:
-                lines = wrap(term(a.message, True), text_w) + wrap("-> " + term(a.action, True), text_w)
+                lines = wrap(term(a.message_in(), True), text_w) + wrap("-> " + term(a.action_in(), True), text_w)
                 out.append(f"  {pad(sev_label[a.severity], 4)}  {pad(term(a.code), code_w)}  {lines[0]}".rstrip())
                 out += [(" " * indent + ln).rstrip() for ln in lines[1:]]
         out.append("")

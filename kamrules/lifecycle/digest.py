@@ -140,8 +140,8 @@ def context(recipient: str, items: Sequence[DueItem], as_of: str, key: str) -> d
                 "code": a.code,
                 "rule": a.rule,
                 "ruleset": a.ruleset,
-                "message": a.message,
-                "action": a.action,
+                "message": a.message_in(),  # in the recipient's language (digest renders inside using())
+                "action": a.action_in(),
                 "reason": it.reason,
                 "previous_severity": it.previous_severity,
                 "status": it.status,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 
+from kamrules.i18n import get_lang
+
 
 def book_health(conn, run_id: int, owners: Sequence[str]) -> dict | None:
     """Average score and accounts per grade of these owners' accounts at the run (None: nothing scored)."""
@@ -27,7 +29,7 @@ def book_health(conn, run_id: int, owners: Sequence[str]) -> dict | None:
         "accounts": len(found),
         "average": round(sum(s for (s,) in found) / len(found), 1),
         "grades": grades,
-        "grades_text": ", ".join(f"{g['accounts']} {g['en']}" for g in grades if g["accounts"]),
+        "grades_text": _grades_text(grades),
     }
 
 
@@ -67,4 +69,12 @@ def chart_png(health: dict) -> bytes:
     from kamrules.report import labels
     from kamrules.report_charts import grade_bars_small, to_png
 
-    return to_png(grade_bars_small(health["grades"], labels("en")))
+    return to_png(grade_bars_small(health["grades"], labels(get_lang())))
+
+
+def _grades_text(grades: list) -> str:
+    """Accounts per grade for people: en ``3 good, 1 poor``; zh ``良好3个, 差1个`` (the grade's own zh name)."""
+    lang = get_lang()
+    if lang == "zh":
+        return "，".join(f"{g['zh']}{g['accounts']}个" for g in grades if g["accounts"])
+    return ", ".join(f"{g['accounts']} {g['en']}" for g in grades if g["accounts"])

@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 
+from kamrules.i18n import get_lang
 from kamrules.lifecycle.notifiers import DueItem
 from kamrules.lifecycle.schema import transaction, ts
 
@@ -28,6 +29,8 @@ def team_context(conn, manager: str, owners: Sequence[str], run_id: int | None, 
         critical = sorted(
             (a for a in alerts if a["severity"] == "critical"), key=lambda a: (a.get("account_name") or "", a["code"])
         )
+        for a in critical:  # the stored message in the reader's language (English if the rule has none in it)
+            a["message"] = ((a.get("texts") or {}).get(get_lang()) or {}).get("message") or a["message"]
         health = book_health(conn, run_id, [o]) if run_id is not None else None
         rows.append({"owner": o, "counts": counts, "critical": critical, "health": health})
     total = {s: sum(r["counts"][s] for r in rows) for s in ("critical", "warning", "info")}
