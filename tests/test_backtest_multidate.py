@@ -123,3 +123,64 @@ def test_shared_dates_write_nothing(tmp_path, _book_template):
     finally:
         s.close()
     assert hashlib.sha256(Path(db).read_bytes()).hexdigest() == before
+
+
+# -- small items of issue 16's notes ------------------------------------------------------------------
+
+
+def test_code_rulesets_reads_configured_folders_next_to_the_config_file(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from kamrules import runs
+    from kamrules.config import load_settings
+
+    root = Path(__file__).resolve().parent.parent
+    cfg = tmp_path / "cfg"
+    (cfg / "myrules").mkdir(parents=True)
+    text = (root / "rulesets" / "churn_signals" / "rules.yaml").read_text(encoding="utf-8")
+    text = text.replace("  - code: KAM501\n", "  - code: KAM501\n    enabled: false\n", 1)
+    (cfg / "myrules" / "churn_signals.yaml").write_text(text, encoding="utf-8")
+    (cfg / "kamrules.toml").write_text('rulesets = ["myrules"]\n', encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # not the config's folder: "myrules" is not here
+    settings = load_settings(cfg / "kamrules.toml", environ={})
+    result = SimpleNamespace(summary=SimpleNamespace(skipped=(("X", "y"),), select=(), ignore=()))
+    codes = runs.code_rulesets(result, default_plugin_manager(), settings)
+    assert codes is not None and "KAM502" in codes
+    assert "KAM501" not in codes  # the user's copy (KAM501 disabled) was read, not only the built-in file
+
+
+def test_health_warns_of_stale_data_like_check(tmp_path, _book_template):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from kamrules.cli import cli
+
+    db = tmp_path / "book.db"
+    shutil.copyfile(_book_template, db)
+
+    def health(as_of, **env):
+        return CliRunner().invoke(
+            cli,
+            ["--db", str(db), "health", "--as-of", as_of, "--format", "json"],
+            env={"KAMRULES_LOAD_PLUGINS": "", **env},
+            catch_exceptions=False,
+        )
+
+    old = health("2027-01-31")  # three months past the book's newest records
+    assert old.exit_code == 0, old.output
+    assert "WARNING stale data: newest records as of 2027-01-31" in old.stderr and "orders 2026-10" in old.stderr
+    quiet = tmp_path / "quiet.toml"
+    quiet.write_text("[check]\nstale_after_days = 0\n", encoding="utf-8")
+    silenced = health("2027-01-31", KAMRULES_CONFIG=str(quiet))  # 0 silences it, as for check
+    assert silenced.exit_code == 0 and "stale" not in silenced.stderr
+    check = CliRunner().invoke(
+        cli,
+        ["--db", str(db), "check", "--as-of", "2027-01-31", "--no-history", "--fail-on", "never"],
+        env={"KAMRULES_LOAD_PLUGINS": ""},
+        catch_exceptions=False,
+    )
+    first = [line for line in old.stderr.splitlines() if line.startswith("WARNING stale data")]
+    assert first and first[0] in check.stderr  # the same words as check's
