@@ -37,13 +37,15 @@ sys.path.insert(0, str(HERE))
 ROOT = HERE.parent
 RESULTS = HERE / "results"
 KAMRULES = [sys.executable, "-m", "kamrules"]
-STEPS = ("generate", "import", "raw", "check", "sql")
+STEPS = ("generate", "import", "raw", "check", "sql", "backtest")
 CORE_RULESETS = ("over_subsidising", "neglected_small_clients", "missing_escalation_channels", "stalled_stages")
 GIB = 1 << 30
 
 TARGET_CHECK_RATIO = 1.0  # check <= 1.0 x hand SQL
 TARGET_IMPORT_RATE = 150_000  # rows/s
 TARGET_RSS = 2 * GIB
+TARGET_BACKTEST_RATIO = 4.0  # 13 weekly dates <= 4 x one check (issue 16)
+BACKTEST_DATES = 13
 
 
 # ---------------------------------------------------------------------------
@@ -332,9 +334,41 @@ def bench_size(n: int, args, steps: set[str], check_extra: list[str]) -> dict:
         if (wd / "check.json").exists():
             res["fires"] = compare(ref, wd / "check.json")
 
+    if "backtest" in steps:
+        res["backtest"] = bench_backtest(db, wd, args, log)
+
     if args.profile:
         res["profile"] = profile_size(wd, csv_dir, db, args, check_extra, log)
     return res
+
+
+def bench_backtest(db: Path, wd: Path, args, log) -> dict:
+    """``kamrules backtest`` over 13 weekly dates ending at --as-of against one ``check --as-of`` that date,
+    alternating (check, backtest, check, ...: the machine's speed drifts); the fastest of each and the ratios."""
+    end = dt.date.fromisoformat(args.as_of)
+    start = end - dt.timedelta(weeks=BACKTEST_DATES - 1)
+    check = KAMRULES + ["--db", str(db), "check", "--as-of", args.as_of, "--no-history", "--format", "jsonl"]
+    bt = KAMRULES + ["--db", str(db), "backtest", "--from", start.isoformat(), "--to", args.as_of]
+    bt += ["--every", "week", "--format", "jsonl"]
+    best_chk = best_bt = None
+    for _ in range(max(args.repeat, 1)):
+        c = measure(check + ["-o", str(wd / "bt_check.jsonl")], ok_codes=(0, 1))
+        log(f"check (for backtest) {c['seconds']:.2f}s cpu {c['cpu_seconds']:.2f}s")
+        b = measure(bt + ["-o", str(wd / "backtest.jsonl")], ok_codes=(0, 1))
+        log(
+            f"backtest {BACKTEST_DATES} dates {b['seconds']:.2f}s cpu {b['cpu_seconds']:.2f}s rss {_rss(b) / 2**20:.0f} MiB"
+        )
+        best_chk = c if best_chk is None or c["seconds"] < best_chk["seconds"] else best_chk
+        best_bt = b if best_bt is None or b["seconds"] < best_bt["seconds"] else best_bt
+    out = {
+        "dates": BACKTEST_DATES,
+        "check": best_chk,
+        "backtest": best_bt,
+        "ratio": best_bt["seconds"] / best_chk["seconds"],
+        "cpu_ratio": best_bt["cpu_seconds"] / max(best_chk["cpu_seconds"], 1e-9),
+    }
+    log(f"backtest / check: {out['ratio']:.2f}x wall, {out['cpu_ratio']:.2f}x cpu")
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -479,6 +513,14 @@ def targets(sizes: list[dict], slopes: dict) -> list[str]:
                 out.append(
                     f"{tag} peak RSS {step} <= 2 GiB at {n:,} ({r.get('rows', 0):,} rows){scope}: {rss / 2**20:,.0f} MiB"
                 )
+        if r.get("backtest"):
+            b = r["backtest"]
+            out.append(
+                f"{'PASS' if b['ratio'] <= TARGET_BACKTEST_RATIO else 'FAIL'} backtest of {b['dates']} weekly dates "
+                f"<= 4x one check at {n:,}: {b['ratio']:.2f}x wall ({b['backtest']['seconds']:.2f}s vs "
+                f"{b['check']['seconds']:.2f}s), {b['cpu_ratio']:.2f}x CPU; peak RSS {_rss(b['backtest']) / 2**20:,.0f} MiB "
+                f"vs check {_rss(b['check']) / 2**20:,.0f} MiB"
+            )
     for k, v in slopes.items():
         if v is not None:
             out.append(f"slope {k}: {v:.3f} s per 100k accounts")

@@ -1,6 +1,6 @@
 """backtest(): the rule sets evaluated at every date of a range, on a store opened read-only (issue 16).
 
-Each date is exactly ``run_check(store, as_of=date, ...)`` (the alerts of ``kamrules check --as-of``
+Each date gives exactly the alerts of ``run_check(store, as_of=date, ...)`` (``kamrules check --as-of``
 that date); nothing is recorded: the store is opened with SQLite's ``mode=ro``, so the history, the
 outbox and the runs cannot change. Per date come the alerts new and resolved against the previous
 date, the grade distribution of the health scores (kamrules.health) and, with ``compare``, what a
@@ -10,11 +10,13 @@ tuned copy of the rule sets would have fired instead (per rule: alerts added, re
 from __future__ import annotations
 
 import calendar
+import dataclasses
 import datetime as dt
 import re
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -231,7 +233,7 @@ def backtest(
     sure nothing is written (run_check itself writes nothing to the store's tables).
 
     Raises InputError (before the first date is evaluated) for no dates, a bad date, bad rule files."""
-    from kamrules.check import load_rulesets, run_check
+    from kamrules.check import CheckRequest, load_rulesets
     from kamrules.health import default_scorecard
 
     dates = list(dates)
@@ -261,22 +263,38 @@ def backtest(
     if tuned_dirs is not None:
         load_rulesets(store, pm, tuned_dirs)
     accounts = {r[0]: (r[1], r[2]) for r in store.conn.execute("SELECT id, tier, segment FROM accounts")}
-    opts = dict(
-        rulesets=rulesets, select=tuple(select), ignore=tuple(ignore), min_severity=min_severity, pm=pm, jobs=jobs
+    opts: dict[str, Any] = dict(
+        rulesets=rulesets, select=tuple(select), ignore=tuple(ignore), min_severity=min_severity, jobs=jobs
     )
+    from kamrules.backtest_run import run_dates
+    from kamrules.check import on_disk
+    from kamrules.partition import BUSY_WAIT, one_snapshot
+
+    request = CheckRequest(dates[0], rulesets_dirs=rulesets_dirs, **opts)
+    with one_snapshot(store.path, BUSY_WAIT) if on_disk(store) else nullcontext():  # one state for every date
+        current = run_dates(store, dates, request, pm, snapshot=False)
+        tuned_runs = (
+            None
+            if tuned_dirs is None
+            else run_dates(store, dates, dataclasses.replace(request, rulesets_dirs=tuned_dirs), pm, snapshot=False)
+        )
+        yield from _each(dates, current, tuned_runs, accounts, sets, sc, progress)
+
+
+def _each(dates, current, tuned_runs, accounts, sets, sc, progress) -> Iterator[DateResult]:
     previous: dict[str, Alert] | None = None
     for i, as_of in enumerate(dates, 1):
         if progress:
             progress(i, len(dates), as_of)
-        result = run_check(store, as_of=as_of, rulesets_dirs=rulesets_dirs, **opts)
+        result = next(current)
         now = {a.fingerprint: a for a in result.alerts}
         new = resolved = None
         if previous is not None:
             new = [a for fp, a in now.items() if fp not in previous]
             resolved = [a for fp, a in previous.items() if fp not in now]
         tuned = diffs = None
-        if tuned_dirs is not None:
-            tuned = run_check(store, as_of=as_of, rulesets_dirs=tuned_dirs, **opts)
+        if tuned_runs is not None:
+            tuned = next(tuned_runs)
             diffs = diff(result.alerts, tuned.alerts)
         yield DateResult(
             i,

@@ -103,6 +103,8 @@ class PartTask:
     min_severity: str
     batch_size: int
     totals: bool  # compute the part's account_totals (a portfolio rule runs)
+    opened: dict | None = None  # part index -> its restricted Store, kept open across dates (kamrules.backtest_run)
+    multi_date: tuple[str, ...] | None = None  # every date of a backtest (FactSource.use_dates)
 
     def __call__(self, part, tick) -> PartResult:
         # The part makes no reference cycles worth collecting (a failing derive's traceback at most):
@@ -121,13 +123,19 @@ class PartTask:
         store = self.store
         if part.whole:
             _temp_in_memory(store.conn)
+        elif self.opened is not None and part.index in self.opened:  # a backtest's worker: the part's store, kept open
+            store = self.opened[part.index]
         else:
             from kamrules.store import Store
 
             conn = connect(store.path)
             restrict(conn, part)
             store = Store(store.path, conn, store.pm)
+            if self.opened is not None:
+                self.opened[part.index] = store
         source = self.source.bound_to(store, failures)
+        if self.multi_date is not None:  # a backtest: the multi-date providers' facts, all dates in one pass
+            source.use_dates(self.multi_date)
         checked = 0
         totals: dict = {}
         batch: list[dict] = []
@@ -161,7 +169,7 @@ class PartTask:
                 if self.totals:
                     totals = source.account_totals()
         finally:
-            if store is not self.store:
+            if store is not self.store and self.opened is None:
                 store.close()
         return PartResult(
             alerts, checked, failures, source.derive_error_counts(), msg_failed, source.failed_providers(), totals

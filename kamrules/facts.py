@@ -94,6 +94,13 @@ class FactProvider:
     default values (whole numbers): a rule threshold of the same name, in a rule
     the check runs, sets the value (e.g. a look-back window), see
     :func:`provider_params`.
+
+    ``multi_date_sql`` (account scope, optional): a provider that supports multi-date evaluation computes
+    its facts for every date of a backtest in one pass. It reads the temp table ``as_of_dates`` (one
+    column ``as_of``, the backtest's dates) instead of the ``:as_of`` parameter and returns one row per
+    date and account: ``as_of``, ``account_id`` and the same columns as ``sql``, with the same values
+    ``sql`` gives at that date (tests/test_backtest_multidate.py checks this for every provider that has
+    one). Providers without it, or whose multi-date SQL fails, run ``sql`` once per date.
     """
 
     name: str
@@ -111,6 +118,7 @@ class FactProvider:
     params: Mapping[str, int] = dataclasses.field(
         default_factory=dict, hash=False
     )  # extra SQL parameters and their defaults
+    multi_date_sql: str = ""  # the facts at every date of temp table as_of_dates(as_of) in one pass (backtests)
 
     def __post_init__(self) -> None:
         if self.scope not in ("account", "portfolio", "book"):
@@ -121,6 +129,8 @@ class FactProvider:
             raise ValueError(f"fact provider {self.name}: over must be 'store' or 'account_facts'")
         if self.over == "account_facts" and self.scope != "portfolio":
             raise ValueError(f"fact provider {self.name}: over='account_facts' needs scope='portfolio'")
+        if self.multi_date_sql.strip() and (self.scope != "account" or not self.sql.strip()):
+            raise ValueError(f"fact provider {self.name}: multi_date_sql needs scope='account' and sql")
         if not self.sql.strip() and (self.derive is None or self.facts or self.inputs or self.scope != "account"):
             raise ValueError(
                 f"fact provider {self.name}: without sql it needs derive, scope='account' and no facts or inputs"
@@ -314,6 +324,7 @@ class FactSource:
         # table adds rowid, which is no fact)
         self._account_select = [f"a.{_q(c)}" for c in store.columns("accounts")]
         self._tables: dict[str, str] = {}
+        self._multi: dict[str, str] = {}  # provider -> temp table of its facts at every date (use_dates)
         self._derive_errors: dict[str, int] = {}
         for p in providers:
             st = ProviderStatus(p.name, facts=tuple(p.facts) + tuple(p.derived))
@@ -351,6 +362,51 @@ class FactSource:
         other._tables, other._derive_errors = {}, {}
         other.status = {k: dataclasses.replace(v) for k, v in self.status.items()}
         return other
+
+    def at(self, as_of: str, failures: Failures) -> FactSource:
+        """A copy for another as-of date (a backtest's): same providers, parameters and status so far; no book
+        facts (call :meth:`book_facts`), its own temp tables, failures and derive counts."""
+        other = self.bound_to(self.store, failures)
+        other.as_of, other.book = as_of, {}
+        return other
+
+    def use_dates(self, dates: Sequence[str]) -> None:
+        """Take the facts of the multi-date providers (``multi_date_sql``) from one pass over all ``dates``
+        (made once per connection and kept in TEMP tables until :func:`drop_dates`); :meth:`prepare` then
+        copies this date's rows instead of running ``sql``. A multi-date query that fails is dropped: that
+        provider runs ``sql`` per date (and fails there, if it does, as in a check)."""
+        conn = self.store.conn
+        got = _MULTI.get(id(conn))
+        if got is None or got[0] is not conn or got[1] != tuple(dates):
+            drop_dates(self.store)
+            got = _MULTI[id(conn)] = (conn, tuple(dates), self._multi_tables(dates))
+        self._multi = got[2]
+
+    def _multi_tables(self, dates: Sequence[str]) -> dict[str, str]:
+        conn = self.store.conn
+        conn.execute("DROP TABLE IF EXISTS temp.as_of_dates")
+        conn.execute("CREATE TEMP TABLE as_of_dates (as_of TEXT PRIMARY KEY) WITHOUT ROWID")
+        conn.executemany("INSERT OR IGNORE INTO temp.as_of_dates VALUES (?)", [(d,) for d in dates])
+        params = dict(self.params)
+        out: dict[str, str] = {}
+        for p in self.account_providers:
+            if not p.multi_date_sql.strip() or self.status[p.name].state != "ok":
+                continue
+            FactSource._counter += 1
+            table = f"kamdates_{FactSource._counter}"
+            cols = ", ".join(["as_of", "account_id"] + [_q(f) for f in tuple(p.facts) + tuple(p.inputs)])
+            try:
+                conn.execute(f"CREATE TEMP TABLE {table} ({cols}, PRIMARY KEY (as_of, account_id)) WITHOUT ROWID")
+                with self._sql_deadline(p):
+                    conn.execute(
+                        f"INSERT INTO {table} SELECT {cols} FROM (\n{p.multi_date_sql.strip().rstrip(';')}\n) "
+                        "WHERE account_id IS NOT NULL",
+                        params,
+                    )
+                out[p.name] = table
+            except (Exception, PluginTimeout):  # its per-date sql runs instead
+                conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+        return out
 
     def failed_providers(self) -> set[str]:
         return {name for name, st in self.status.items() if st.state == "failed"}
@@ -445,6 +501,12 @@ class FactSource:
             try:
                 conn.execute(f"CREATE TEMP TABLE {table} ({cols}, PRIMARY KEY (account_id)) WITHOUT ROWID")
                 self._tables[p.name] = table
+                if p.name in self._multi:  # a backtest: this date's rows of the multi-date pass
+                    conn.execute(
+                        f"INSERT INTO {table} SELECT {cols} FROM temp.{self._multi[p.name]} WHERE as_of = :as_of",
+                        {"as_of": self.as_of},
+                    )
+                    continue
                 # keyed by account (no rowid): one B-tree seek per account in the composed join
                 with self._sql_deadline(p):
                     conn.execute(
@@ -664,6 +726,22 @@ class FactSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_MULTI: dict[int, tuple[sqlite3.Connection, tuple[str, ...], dict[str, str]]] = {}  # id(conn) -> its multi-date tables
+
+
+def drop_dates(store: Store) -> None:
+    """Drop the TEMP tables :meth:`FactSource.use_dates` made on ``store``'s connection."""
+    conn = store.conn
+    got = _MULTI.pop(id(conn), None)
+    if got is None or got[0] is not conn:
+        return
+    for t in list(got[2].values()) + ["as_of_dates"]:
+        try:
+            conn.execute(f"DROP TABLE IF EXISTS temp.{t}")
+        except sqlite3.Error:
+            pass
 
 
 class _DeriveWatch:

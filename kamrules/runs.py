@@ -108,6 +108,28 @@ def newest_dates(conn, as_of: str, tables=None) -> dict[str, str | None]:
     return out
 
 
+def stale_warnings(conn, as_of: str, days: int) -> list[str]:
+    """The stale-data warning of a check (:meth:`kamrules.check.Summary.warnings`, same words) for every dated
+    table whose newest record on or before ``as_of`` is more than ``days`` days older (0: none), for the
+    commands that read the store without a check of their own (``kamrules health``)."""
+    import datetime as dt
+
+    from kamrules.check import Summary
+
+    if days <= 0:
+        return []
+    day0 = dt.date.fromisoformat(as_of[:10])
+    stale = []
+    for table, newest in sorted(newest_dates(conn, as_of).items()):
+        try:
+            n = (day0 - dt.date.fromisoformat(str(newest)[:10])).days if newest else 0
+        except ValueError:  # a date the import let through as text: no claim about it
+            continue
+        if n > days:
+            stale.append((table, str(newest)[:10], n))
+    return Summary(as_of=as_of, stale_after_days=days, stale=tuple(stale)).warnings()
+
+
 def _newest(conn, as_of: str, known) -> dict[str, str | None]:
     """Every dated table's newest record (:func:`newest_dates`), reusing those the check already found
     (``summary.newest``: the tables its rules read), so that a recorded check reads each table once."""
@@ -250,7 +272,7 @@ def code_rulesets(result, pm, settings) -> dict[str, str] | None:
     s = getattr(result, "summary", None)
     if s is None or not (getattr(s, "skipped", ()) or getattr(s, "select", ()) or getattr(s, "ignore", ())):
         return None
-    from kamrules.check import builtin_ruleset_files
+    from kamrules.check import builtin_ruleset_files, user_rulesets
     from kamrules.errors import KamrulesError
     from kamrules.ruleset import resolve
 
@@ -259,7 +281,8 @@ def code_rulesets(result, pm, settings) -> dict[str, str] | None:
 
         pm = default_plugin_manager()
     try:
-        sets = resolve(builtin_ruleset_files(pm, []), tuple(getattr(settings, "rulesets", ()) or ()))
+        # the configured folders relative to the config file, as the check resolved them (not the current directory)
+        sets = resolve(builtin_ruleset_files(pm, []), user_rulesets(settings))
     except KamrulesError:
         return None
     return {r.code: rs.name for rs in sets for r in rs.rules if r.enabled}

@@ -216,6 +216,12 @@ def register_commands(cli):
                 click.echo(text, nl=False)
         except OSError as e:
             raise CliError(f"{output or 'stdout'}: cannot write the report: {e}") from e
+        from kamrules.runs import stale_warnings
+
+        # as check warns: the default date is today, and old data would make every "days since" look bad
+        days = getattr(getattr(env.settings, "check", None), "stale_after_days", 14)
+        for line in stale_warnings(store.conn, as_of, days if days is not None else 14):
+            click.echo(line, err=True)
         if report.computed:
             click.echo(
                 f"no recorded run as of {as_of}: scores computed now from a check that recorded nothing "
