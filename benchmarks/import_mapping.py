@@ -85,7 +85,11 @@ def _date(s: str, odd: bool) -> str:
 def to_crm_export(src: Path, out: Path, encoding: str = "gbk") -> Path:
     """The contract CSVs in ``src`` as a Chinese CRM export in ``out``; returns the mapping file's path."""
     out.mkdir(parents=True, exist_ok=True)
-    tables = {"dates": ["%Y/%m/%d", "%Y年%m月%d日"], "amounts": {"currency": ["￥"]}, "booleans": {"是": True, "否": False}}
+    tables = {
+        "dates": ["%Y/%m/%d", "%Y年%m月%d日"],
+        "amounts": {"currency": ["￥"]},
+        "booleans": {"是": True, "否": False},
+    }
     spec: dict = {}
     for t in CORE_TABLES:
         path = src / f"{t.name}.csv"
@@ -156,7 +160,12 @@ def main() -> None:
             times[kind].append(_timed(args))
             db.unlink(missing_ok=True)
     best = {k: min(v) for k, v in times.items()}
-    print(json.dumps({"accounts": a.accounts, "seconds": times, "best": best, "ratio": best["mapped"] / best["canonical"]}, indent=2))
+    print(
+        json.dumps(
+            {"accounts": a.accounts, "seconds": times, "best": best, "ratio": best["mapped"] / best["canonical"]},
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -93,11 +93,29 @@ HEADERS: dict[str, dict[str, tuple[str, ...]]] = {
 
 # enumeration kind (vocab.ENUMS) -> extra source values; the Chinese labels of vocab.LABELS match too.
 _EXTRA_VALUES: dict[str, dict[str, str]] = {
-    "tier": {"重点客户": "key", "KA客户": "key", "VIP客户": "key", "A类客户": "key", "B类客户": "mid", "C类客户": "small"},
-    "status": {"已合作": "active", "成交客户": "active", "意向客户": "prospect", "流失客户": "lost", "已流失客户": "lost"},
+    "tier": {
+        "重点客户": "key",
+        "KA客户": "key",
+        "VIP客户": "key",
+        "A类客户": "key",
+        "B类客户": "mid",
+        "C类客户": "small",
+    },
+    "status": {
+        "已合作": "active",
+        "成交客户": "active",
+        "意向客户": "prospect",
+        "流失客户": "lost",
+        "已流失客户": "lost",
+    },
     "buyer_type": {"交易型": "transactional", "顾问型": "consultative", "战略型": "strategic"},
     "contact_role": {"关键决策人": "decision_maker", "拍板人": "decision_maker", "技术负责人": "technical"},
-    "activity_kind": {"电话拜访": "call", "上门拜访": "visit", "高层拜访": "executive_meeting", "客户满意度调查": "survey"},
+    "activity_kind": {
+        "电话拜访": "call",
+        "上门拜访": "visit",
+        "高层拜访": "executive_meeting",
+        "客户满意度调查": "survey",
+    },
     "complaint_severity": {"一般": "low", "较重": "medium", "严重": "high", "紧急": "high"},
 }
 # contract column -> enumeration kind of vocab.ENUMS (columns whose name is not the kind's name)
@@ -108,7 +126,16 @@ COLUMN_KINDS = {
     "severity": "complaint_severity",
 }
 # boolean words beyond true/false, yes/no, 1/0, 是/否
-BOOLEAN_WORDS = {"有": True, "无": False, "已签": True, "未签": False, "已升级": True, "未升级": False, "在职": True, "离职": False}
+BOOLEAN_WORDS = {
+    "有": True,
+    "无": False,
+    "已签": True,
+    "未签": False,
+    "已升级": True,
+    "未升级": False,
+    "在职": True,
+    "离职": False,
+}
 
 
 def value_synonyms(table: str, column: str) -> dict[str, str]:

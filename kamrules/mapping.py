@@ -231,7 +231,9 @@ class Mapping:
         """The table whose ``files`` patterns match ``file_name`` (a name, not a path), or None."""
         for name, tmap in self.tables.items():
             for pattern in tmap.files:
-                if fnmatch.fnmatchcase(file_name, pattern) or fnmatch.fnmatchcase(file_name.casefold(), pattern.casefold()):
+                if fnmatch.fnmatchcase(file_name, pattern) or fnmatch.fnmatchcase(
+                    file_name.casefold(), pattern.casefold()
+                ):
                     return name
         return None
 
@@ -286,7 +288,9 @@ def parse_mapping(path: str, text: str, tables: dict[str, Table]) -> Mapping:
         tmap.files = tuple(_strings(doc, where + ("files",), raw.get("files", []), "files"))
         for i, pattern in enumerate(tmap.files):
             if pattern in patterns and patterns[pattern] != name:
-                doc.problem(where + ("files", i), f"file pattern {pattern!r} is also given for table {patterns[pattern]}")
+                doc.problem(
+                    where + ("files", i), f"file pattern {pattern!r} is also given for table {patterns[pattern]}"
+                )
             patterns[pattern] = name
         tmap.columns = _columns(doc, where + ("columns",), raw.get("columns", {}), tables[name])
         tmap.values = _values(doc, where + ("values",), raw.get("values", {}), tables[name])
@@ -311,7 +315,9 @@ def parse_mapping(path: str, text: str, tables: dict[str, Table]) -> Mapping:
 def _known_keys(doc: _Doc, path: tuple, data: dict, allowed, what: str) -> None:
     for key in data:
         if key not in allowed:
-            doc.problem(path + (key,), f"unknown key {key!r} in {what} (expected one of: {', '.join(allowed)})", key=True)
+            doc.problem(
+                path + (key,), f"unknown key {key!r} in {what} (expected one of: {', '.join(allowed)})", key=True
+            )
 
 
 def _strings(doc: _Doc, path: tuple, raw: Any, what: str) -> list[str]:
@@ -351,7 +357,10 @@ def _columns(doc: _Doc, path: tuple, raw: Any, table: Table) -> dict[str, str]:
             )
             continue
         if target in first:
-            doc.problem(at, f"{header}: column {target} is already mapped from {first[target]!r} (expected one header per column)")
+            doc.problem(
+                at,
+                f"{header}: column {target} is already mapped from {first[target]!r} (expected one header per column)",
+            )
             continue
         first[target] = header
         out[norm(header)] = target
@@ -380,7 +389,9 @@ def _values(doc: _Doc, path: tuple, raw: Any, table: Table) -> dict[str, dict[st
             if target is None:
                 doc.problem(at + (source,), f"{column}: {source!r} is not mapped yet (expected one of: {allowed})")
             elif not isinstance(target, str) or target not in col.choices:
-                doc.problem(at + (source,), f"{column}: {source!r} -> {target!r} is not a {column} (expected one of: {allowed})")
+                doc.problem(
+                    at + (source,), f"{column}: {source!r} -> {target!r} is not a {column} (expected one of: {allowed})"
+                )
             else:
                 mapped[source] = target
         out[column] = mapped
@@ -393,7 +404,10 @@ def _dates(doc: _Doc, path: tuple, raw: Any) -> tuple[str, ...]:
         try:
             compile_date_format(f)
         except ValueError as e:
-            doc.problem(path + (i,) if isinstance(raw, list) else path, f"dates: {f!r}: {e} (expected e.g. %Y/%m/%d or %Y年%m月%d日)")
+            doc.problem(
+                path + (i,) if isinstance(raw, list) else path,
+                f"dates: {f!r}: {e} (expected e.g. %Y/%m/%d or %Y年%m月%d日)",
+            )
     return tuple(formats)
 
 
@@ -401,7 +415,11 @@ def _amounts(doc: _Doc, path: tuple, raw: Any) -> Amounts | None:
     raw = _dict(doc, path, raw, "amounts")
     _known_keys(doc, path, raw, AMOUNT_KEYS, "amounts")
     default = Amounts()
-    currency = tuple(_strings(doc, path + ("currency",), raw["currency"], "currency")) if "currency" in raw else default.currency
+    currency = (
+        tuple(_strings(doc, path + ("currency",), raw["currency"], "currency"))
+        if "currency" in raw
+        else default.currency
+    )
     thousands = raw.get("thousands", default.thousands)
     if thousands is None:
         thousands = ""
@@ -410,7 +428,12 @@ def _amounts(doc: _Doc, path: tuple, raw: Any) -> Amounts | None:
         thousands = default.thousands
     units = []
     for unit, factor in _dict(doc, path + ("units",), raw.get("units", {}), "units").items():
-        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 0 or not math.isfinite(factor):
+        if (
+            isinstance(factor, bool)
+            or not isinstance(factor, (int, float))
+            or not factor > 0
+            or not math.isfinite(factor)
+        ):
             doc.problem(path + ("units", unit), f"units: {unit}: {factor!r} (expected a positive number such as 10000)")
             continue
         units.append((unit, float(factor)))

@@ -6,6 +6,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -40,24 +41,24 @@ class FileFacts:
 
 def header_matches(table: Table, header: list[str]) -> tuple[dict[str, str], list[str]]:
     """{header: column} matched through the synonyms (and the columns' own names), and the headers left."""
-    synonyms = dict(HEADERS.get("*", {}))
-    synonyms.update(HEADERS.get(table.name, {}))
     lookup: dict[str, str] = {}
-    for col in table.columns:  # a column's own name first, then the table's synonyms, then the shared ones
-        lookup.setdefault(_key(col.name), col.name)
-    for col, words in HEADERS.get(table.name, {}).items():
+    for column in table.columns:  # a column's own name first, then the table's synonyms, then the shared ones
+        lookup.setdefault(_key(column.name), column.name)
+    for name, words in HEADERS.get(table.name, {}).items():
         for w in words:
-            lookup.setdefault(_key(w), col)
-    for col, words in HEADERS.get("*", {}).items():
-        if table.column(col) is not None:
+            lookup.setdefault(_key(w), name)
+    for name, words in HEADERS.get("*", {}).items():
+        if table.column(name) is not None:
             for w in words:
-                lookup.setdefault(_key(w), col)
-    out, left, used = {}, [], set()
+                lookup.setdefault(_key(w), name)
+    out: dict[str, str] = {}
+    left: list[str] = []
+    used: set[str] = set()
     for h in header:
-        col = lookup.get(_key(h))
-        if col is not None and col not in used:
-            out[h] = col
-            used.add(col)
+        target = lookup.get(_key(h))
+        if target is not None and target not in used:
+            out[h] = target
+            used.add(target)
         elif h.strip():
             left.append(h)
     return out, left
@@ -109,21 +110,21 @@ def scan(path: Path, tables: dict[str, Table], encoding: str | None, notes: list
         tdef = tables[table]
         columns, unmatched = header_matches(tdef, header)
         facts = FileFacts(path, table, columns, unmatched)
-        watch = []
+        watch: list[tuple[int, Any, bool]] = []
         for i, h in enumerate(header):
             col = tdef.column(columns.get(h, ""))
             if col is None:
                 continue
             if col.choices:
                 facts.values[col.name] = {}
-                watch.append((i, col.name, facts.values[col.name], True))
+                watch.append((i, facts.values[col.name], True))
             elif col.kind in ("date", "float", "bool"):
                 facts.samples[col.name] = []
-                watch.append((i, col.name, facts.samples[col.name], False))
+                watch.append((i, facts.samples[col.name], False))
         for _, keys_, values in rows:
             if reader.header is None:  # JSON objects: values by key
                 values = [values[keys_.index(h)] if h in keys_ else "" for h in header]
-            for i, _col, seen, enum in watch:
+            for i, seen, enum in watch:
                 v = values[i].strip() if i < len(values) and isinstance(values[i], str) else ""
                 if not v:
                     continue
@@ -181,7 +182,9 @@ def suggest_mapping(paths, tables: dict[str, Table], encoding: str | None = None
                 used, failed = date_formats(values)
                 dates += [d for d in used if d not in dates]
                 if failed:
-                    notes.append(f"{f.path}: {col}: no known date format reads {failed[0]!r} (add its format under dates:)")
+                    notes.append(
+                        f"{f.path}: {col}: no known date format reads {failed[0]!r} (add its format under dates:)"
+                    )
                 if "%d/%m/%Y" in used and "%m/%d/%Y" not in used:
                     notes.append(f"{f.path}: {col}: dates read as day/month/year: check that they are not month/day")
             elif kind == "float":
@@ -222,7 +225,9 @@ def render(facts, tables, dates, currency, units, bool_words, notes) -> str:
         if currency:
             parts.append("currency: [" + ", ".join(q(c) for c in sorted(currency)) + "]")
         if units:
-            parts.append("units: {" + ", ".join(f"{q(u)}: {10000 if u == '万' else 100000000}" for u in sorted(units)) + "}")
+            parts.append(
+                "units: {" + ", ".join(f"{q(u)}: {10000 if u == '万' else 100000000}" for u in sorted(units)) + "}"
+            )
         out.append("amounts: {" + ", ".join(parts) + "}")
     if bool_words:
         out.append("booleans:")
@@ -255,7 +260,9 @@ def render(facts, tables, dates, currency, units, bool_words, notes) -> str:
                 for v in list(seen)[:MAX_VALUES]:
                     target = v.lower() if v.lower() in choices else known.get(v)
                     if target is None:
-                        notes.append(f"{group[0].path}: {col}: value {v!r} is not mapped yet (fill in one of: {', '.join(choices)})")
+                        notes.append(
+                            f"{group[0].path}: {col}: value {v!r} is not mapped yet (fill in one of: {', '.join(choices)})"
+                        )
                         out.append(f"        {q(v)}: null  # TODO: one of {', '.join(choices)}")
                     else:
                         out.append(f"        {q(v)}: {target}")

@@ -30,9 +30,7 @@ def book(tmp_path_factory):
 
 
 def contents(store) -> dict:
-    return {
-        t: sorted(tuple(map(repr, r.values())) for r in store.query(f'SELECT * FROM "{t}"')) for t in store.tables
-    }
+    return {t: sorted(tuple(map(repr, r.values())) for r in store.query(f'SELECT * FROM "{t}"')) for t in store.tables}
 
 
 def refused(store, paths, **kw) -> list[str]:
@@ -107,7 +105,7 @@ def test_formats_units_and_words_of_the_mapping(store, tmp_path):
     gbk(tmp_path / "客户.csv", "编号,名称,级别\nA1,华为,重点\nA2,小米, 一般 \n")
     gbk(
         tmp_path / "协议.csv",
-        "编号,客户,开始,结束,目标,签署\nK1,A1,31.12.2025,2026-12-30,1.5万,有\nK2,A2,01.01.2026,31.12.2026,\"RMB 1,234.50\",无\nK3,A2,01.01.2026,31.12.2026,2亿,\n",
+        '编号,客户,开始,结束,目标,签署\nK1,A1,31.12.2025,2026-12-30,1.5万,有\nK2,A2,01.01.2026,31.12.2026,"RMB 1,234.50",无\nK3,A2,01.01.2026,31.12.2026,2亿,\n',
     )
     store.import_paths([tmp_path / "客户.csv", tmp_path / "协议.csv"], mapping=m)
     assert list(store.query("SELECT id, tier FROM accounts ORDER BY id")) == [
@@ -130,22 +128,72 @@ def test_formats_units_and_words_of_the_mapping(store, tmp_path):
 
 
 BAD_MAPPINGS = [
-    ("tables: {accounts: {}}\ncolour: red\n", ["m.yaml:2:1: unknown key 'colour' in the mapping file (expected one of: tables, dates, amounts, booleans)"]),
-    ("tables:\n  acounts: {}\n", ["m.yaml:2:3: unknown table 'acounts' (expected one of: accounts, stage_history, contacts, channels, activities, orders, concessions, commitments, complaints)"]),
-    ("tables:\n  accounts:\n    columns: {客户编号: ident}\n", ["m.yaml:3:21: 客户编号: 'ident' is not a column of accounts (expected one of: id, name, tier, owner, owner_email, buyer_type, purchasing, segment, region, status, stage, stage_since, relationship_stage, lost_reason, created_on)"]),
-    ("tables:\n  accounts:\n    columns: {客户编号: id, 客户ID: id}\n", ["m.yaml:3:31: 客户ID: column id is already mapped from '客户编号' (expected one header per column)"]),
-    ("tables:\n  accounts:\n    values:\n      tier: {重点客户: vip}\n", ["m.yaml:4:20: tier: '重点客户' -> 'vip' is not a tier (expected one of: key, mid, small)"]),
-    ("tables:\n  accounts:\n    values:\n      tier: {特大客户: null}\n", ["m.yaml:4:20: tier: '特大客户' is not mapped yet (expected one of: key, mid, small)"]),
-    ("tables:\n  accounts:\n    values:\n      segment: {制造: manufacturing}\n", ["m.yaml:4:7: values: segment has no fixed set of values (expected a column with an enumeration: tier, buyer_type, purchasing, status, stage, relationship_stage)"]),
-    ("tables:\n  accounts:\n    values:\n      tierr: {a: key}\n", ["m.yaml:4:7: values: 'tierr' is not a column of accounts"]),
-    ("tables:\n  accounts:\n    colums: {}\n", ["m.yaml:3:5: unknown key 'colums' in table accounts (expected one of: files, columns, values, drop, other_columns, dates, amounts, booleans)"]),
-    ("dates: ['%Y/%m']\ntables: {}\n", ["m.yaml:1:9: dates: '%Y/%m': a date format needs %Y, %m and %d (expected e.g. %Y/%m/%d or %Y年%m月%d日)"]),
-    ("dates: ['%Y/%b/%d']\ntables: {}\n", ["m.yaml:1:9: dates: '%Y/%b/%d': unknown directive %b (expected e.g. %Y/%m/%d or %Y年%m月%d日)"]),
-    ("amounts: {units: {万: -1}}\ntables: {}\n", ["m.yaml:1:22: units: 万: -1 (expected a positive number such as 10000)"]),
-    ("amounts: {thousands: '.'}\ntables: {}\n", ["m.yaml:1:22: thousands: '.' (expected one character such as , or nothing)"]),
+    (
+        "tables: {accounts: {}}\ncolour: red\n",
+        ["m.yaml:2:1: unknown key 'colour' in the mapping file (expected one of: tables, dates, amounts, booleans)"],
+    ),
+    (
+        "tables:\n  acounts: {}\n",
+        [
+            "m.yaml:2:3: unknown table 'acounts' (expected one of: accounts, stage_history, contacts, channels, activities, orders, concessions, commitments, complaints)"
+        ],
+    ),
+    (
+        "tables:\n  accounts:\n    columns: {客户编号: ident}\n",
+        [
+            "m.yaml:3:21: 客户编号: 'ident' is not a column of accounts (expected one of: id, name, tier, owner, owner_email, buyer_type, purchasing, segment, region, status, stage, stage_since, relationship_stage, lost_reason, created_on)"
+        ],
+    ),
+    (
+        "tables:\n  accounts:\n    columns: {客户编号: id, 客户ID: id}\n",
+        ["m.yaml:3:31: 客户ID: column id is already mapped from '客户编号' (expected one header per column)"],
+    ),
+    (
+        "tables:\n  accounts:\n    values:\n      tier: {重点客户: vip}\n",
+        ["m.yaml:4:20: tier: '重点客户' -> 'vip' is not a tier (expected one of: key, mid, small)"],
+    ),
+    (
+        "tables:\n  accounts:\n    values:\n      tier: {特大客户: null}\n",
+        ["m.yaml:4:20: tier: '特大客户' is not mapped yet (expected one of: key, mid, small)"],
+    ),
+    (
+        "tables:\n  accounts:\n    values:\n      segment: {制造: manufacturing}\n",
+        [
+            "m.yaml:4:7: values: segment has no fixed set of values (expected a column with an enumeration: tier, buyer_type, purchasing, status, stage, relationship_stage)"
+        ],
+    ),
+    (
+        "tables:\n  accounts:\n    values:\n      tierr: {a: key}\n",
+        ["m.yaml:4:7: values: 'tierr' is not a column of accounts"],
+    ),
+    (
+        "tables:\n  accounts:\n    colums: {}\n",
+        [
+            "m.yaml:3:5: unknown key 'colums' in table accounts (expected one of: files, columns, values, drop, other_columns, dates, amounts, booleans)"
+        ],
+    ),
+    (
+        "dates: ['%Y/%m']\ntables: {}\n",
+        ["m.yaml:1:9: dates: '%Y/%m': a date format needs %Y, %m and %d (expected e.g. %Y/%m/%d or %Y年%m月%d日)"],
+    ),
+    (
+        "dates: ['%Y/%b/%d']\ntables: {}\n",
+        ["m.yaml:1:9: dates: '%Y/%b/%d': unknown directive %b (expected e.g. %Y/%m/%d or %Y年%m月%d日)"],
+    ),
+    (
+        "amounts: {units: {万: -1}}\ntables: {}\n",
+        ["m.yaml:1:22: units: 万: -1 (expected a positive number such as 10000)"],
+    ),
+    (
+        "amounts: {thousands: '.'}\ntables: {}\n",
+        ["m.yaml:1:22: thousands: '.' (expected one character such as , or nothing)"],
+    ),
     ("booleans: {有: 1}\ntables: {}\n", ["m.yaml:1:15: booleans: 有: 1 (expected true or false)"]),
     ("tables:\n  accounts: {other_columns: maybe}\n", ["m.yaml:2:29: other_columns: 'maybe' (expected keep or drop)"]),
-    ("tables:\n  accounts: {files: ['a*.csv']}\n  orders: {files: ['a*.csv']}\n", ["m.yaml:3:20: file pattern 'a*.csv' is also given for table accounts"]),
+    (
+        "tables:\n  accounts: {files: ['a*.csv']}\n  orders: {files: ['a*.csv']}\n",
+        ["m.yaml:3:20: file pattern 'a*.csv' is also given for table accounts"],
+    ),
     ("tables: [accounts]\n", ["m.yaml:1:9: tables: a list (expected a mapping of table names)"]),
     ("- accounts\n", ["m.yaml:1:1: the file holds a list (expected a mapping with tables:)"]),
     ("tables: {accounts: {columns: {a: id}\n", None),  # invalid YAML: its own message
@@ -185,7 +233,9 @@ def test_missing_columns_without_mapping_list_the_headers_and_point_to_mapping(s
         f"{path}:1: name: required column is missing (expected a header with id, name, tier)",
         f"{path}:1: tier: required column is missing (expected a header with id, name, tier)",
     ]
-    assert problems[3].startswith(f"{path}:1: the header has 编号, 公司, 级别, 录入人 (expected the contract's column names")
+    assert problems[3].startswith(
+        f"{path}:1: the header has 编号, 公司, 级别, 录入人 (expected the contract's column names"
+    )
     assert "--mapping FILE" in problems[3] and "--suggest-mapping" in problems[3]
 
 
@@ -204,7 +254,15 @@ def test_suggest_mapping_round_trip(book, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "'长尾客户' is not mapped yet" in r.stderr and "录入人" in r.stderr
     text = out.read_text(encoding="utf-8")
-    for expected in ("客户编号: id", "客户级别: tier", "重点客户: key", "合作中: active", "%Y年%m月%d日", "￥", "drop: [录入人]"):
+    for expected in (
+        "客户编号: id",
+        "客户级别: tier",
+        "重点客户: key",
+        "合作中: active",
+        "%Y年%m月%d日",
+        "￥",
+        "drop: [录入人]",
+    ):
         assert expected in text
     assert "长尾客户: null  # TODO: one of key, mid, small" in text
     # not filled in: the mapping is refused, naming the line
