@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -210,8 +211,10 @@ class Reader:
             source, prev = csv_reader.reader, csv_reader.line
         else:
             source = rows
-        if csv_reader is not None and identity and not extra_checks:
-            return self._load_csv(plan, file_name, source, reader, prev, slow)
+        if csv_reader is not None and (identity or len(positions) > 1) and not extra_checks:
+            # columns left out (a mapping's drop:): the rest picked by one itemgetter call per row
+            pick = None if identity else itemgetter(*positions)
+            return self._load_csv(plan, file_name, source, reader, prev, slow, pick)
         return self._load(
             plan,
             file_name,
@@ -227,7 +230,7 @@ class Reader:
             slow,
         )
 
-    def _load_csv(self, plan, file_name, source, reader, prev, slow) -> int:
+    def _load_csv(self, plan, file_name, source, reader, prev, slow, pick=None) -> int:
         """The common case of :meth:`_load`: CSV rows whose header maps one to one onto the insert."""
         batch: list[list[Any]] = []
         lines: list[int] = []
@@ -243,6 +246,8 @@ class Reader:
                 if len(values) == width:
                     try:
                         convert(values)
+                        if pick is not None:
+                            values = list(pick(values))
                     except Bad:
                         values = slow(plan, file_name, line, values, 0)
                         if values is None:

@@ -62,30 +62,42 @@ class Amounts:
     units: tuple[tuple[str, float], ...] = ()
 
     def parser(self):
+        """A function text -> float or None: one regular expression (currency before or after the
+        number, a checked thousands separator, a unit suffix), as the row loop calls it for every value."""
+        signs = "|".join(re.escape(c) for c in sorted(self.currency, key=len, reverse=True))
+        cur = rf"(?:{signs})?\s*" if signs else ""
         sep = re.escape(self.thousands) if self.thousands else None
         body = rf"\d{{1,3}}(?:{sep}\d{{3}})+|\d+" if sep else r"\d+"
         units = "|".join(re.escape(u) for u, _ in sorted(self.units, key=lambda u: -len(u[0])))
-        pattern = re.compile(rf"([+-]?)(?:{body})(?:\.\d+)?" + (rf"({units})?" if units else "()") + r"\Z")
+        pattern = re.compile(
+            rf"\s*{cur}([+-]?)\s*{cur}({body})(\.\d+)?\s*({units})?\s*{cur}\Z"
+            if units
+            else rf"\s*{cur}([+-]?)\s*{cur}({body})(\.\d+)?()\s*{cur}\Z"
+        )
+        match = pattern.match
         factor = dict(self.units)
-        signs = sorted(self.currency, key=len, reverse=True)
         thousands = self.thousands
 
         def parse(s: str) -> float | None:
-            for c in signs:
-                if c in s:
-                    s = s.replace(c, "").strip()
-            m = pattern.match(s)
+            m = match(s)
             if m is None:
                 return None
-            unit = m[2]
-            if unit:
-                s = s[: -len(unit)]
+            sign, whole, frac, unit = m.groups()
             if thousands:
-                s = s.replace(thousands, "")
-            f = float(s)
+                whole = whole.replace(thousands, "")
+            f = float(sign + whole + frac if frac else sign + whole)
             return f * factor[unit] if unit else f
 
         return parse
+
+    def inline(self) -> tuple:
+        """What the compiled row converter's inline amount check needs (validate.compile_row): the
+        one-character currency signs it deletes, a match for a correctly grouped
+        number, the separator. Other forms (units, RMB, errors) go to the converter."""
+        signs = tuple(c for c in self.currency if len(c) == 1)
+        sep = re.escape(self.thousands) if self.thousands else ","
+        grouped = re.compile(rf"\s*[+-]?\d{{1,3}}(?:{sep}\d{{3}})+(?:\.\d+)?\s*\Z").match
+        return signs, grouped, self.thousands
 
 
 @dataclass
@@ -127,7 +139,7 @@ class TableMap:
         if col.kind == "date" and self.dates:
             return self._date(conv)
         if col.kind == "float" and self.amounts is not None:
-            return self._amount(conv), fast
+            return self._amount(conv), ("amount", self.amounts.inline())  # type: ignore[union-attr]
         return conv, fast
 
     def _mapped(self, col: Column, base):
@@ -209,13 +221,12 @@ class TableMap:
         parse = self.amounts.parser()  # type: ignore[union-attr]
 
         def conv(v):
-            s = v.strip()
-            if not s:
+            f = parse(v)
+            if f is not None and f - f == 0:  # finite (400 digits read as inf)
+                return f
+            if not v.strip():
                 return base("")
-            f = parse(s)
-            if f is None or not math.isfinite(f):
-                raise Bad(f"{show(v)} is not an amount (expected a number such as 90438.25, ￥90,438.25 or 1.5万)")
-            return f
+            raise Bad(f"{show(v)} is not an amount (expected a number such as 90438.25, ￥90,438.25 or 1.5万)")
 
         return conv
 

@@ -407,6 +407,23 @@ def compile_row(convs, fast):
             ]
         elif kind == "bool":
             body += [f"    v = {v}", "    x = BOOLS.get(v)", f"    {v} = x if x is not None else {c}(v)"]
+        elif kind == "amount":  # a mapping's amounts: currency signs deleted, a grouped number's separator dropped
+            signs, env[f"g{pos}"], env[f"p{pos}"] = data
+            sep = f"p{pos}"
+            # chained replace(): str.translate is several times slower on non-ASCII text
+            body += [f"    v = {v}", "    t = v" + "".join(f".replace({c!r}, '')" for c in signs)]
+            if data[2]:
+                body += [f"    if {sep} in t:", f"        t = t.replace({sep}, '') if g{pos}(t) else 'x'"]
+            body += [
+                "    try:",
+                "        x = float(t)",
+                "    except ValueError:",
+                f"        x = {c}(v)",
+                "    else:",
+                "        if x - x != 0:",
+                f"            x = {c}(v)",
+                f"    {v} = x",
+            ]
         elif kind == "map":  # a mapped column (kamrules.mapping): a dict of known values, else the converter
             env[f"s{pos}"] = data
             body += [f"    v = {v}", f"    x = s{pos}.get(v)", f"    {v} = x if x is not None else {c}(v)"]
