@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from kamrules.errors import Problem
 from kamrules.readers import FileProblem, check_span, open_reader, unclosed_quote
-from kamrules.validate import MAX_COLUMNS, Bad, make_plan, show
+from kamrules.validate import MAX_COLUMNS, MISSING, Bad, make_plan, show
 
 BATCH = 2000
 
@@ -93,10 +94,14 @@ class Reader:
 
     ``id_set(table, column)``: the known ids a reference is checked against (kept up to date by
     whoever writes or sends the batches); ``known_columns(table)``: the table's column names in
-    lower case; ``records``: build the refused rows' records (for --skip-invalid).
+    lower case; ``records``: build the refused rows' records (for --skip-invalid); ``mapping``: a
+    :class:`kamrules.mapping.Mapping` applied to the headers and values of its tables' files.
     """
 
-    def __init__(self, tables: dict, pm, emit: Callable, id_set: Callable, known_columns: Callable, records: bool):
+    def __init__(
+        self, tables: dict, pm, emit: Callable, id_set: Callable, known_columns: Callable, records: bool, mapping=None
+    ):
+        self.mapping = mapping
         self.tables = tables
         self.pm = pm
         self.emit = emit
@@ -148,6 +153,11 @@ class Reader:
                 if plan.problems:
                     for col, msg in plan.problems:
                         self.problem(Problem(file_name, 1, msg, col), True)
+                    # headers the contract does not know and a required column missing: another layout
+                    if self.mapping is None and plan.extra and any(m.startswith(MISSING) for _, m in plan.problems):
+                        from kamrules.mapping import missing_columns_hint
+
+                        self.problem(Problem(file_name, 1, missing_columns_hint(path, reader.header)), True)
                     return
                 count = self.load_rows(plan, file_name, None, reader, csv_reader=reader)
             else:
@@ -201,8 +211,10 @@ class Reader:
             source, prev = csv_reader.reader, csv_reader.line
         else:
             source = rows
-        if csv_reader is not None and identity and not extra_checks:
-            return self._load_csv(plan, file_name, source, reader, prev, slow)
+        if csv_reader is not None and (identity or len(positions) > 1) and not extra_checks:
+            # columns left out (a mapping's drop:): the rest picked by one itemgetter call per row
+            pick = None if identity else itemgetter(*positions)
+            return self._load_csv(plan, file_name, source, reader, prev, slow, pick)
         return self._load(
             plan,
             file_name,
@@ -218,7 +230,7 @@ class Reader:
             slow,
         )
 
-    def _load_csv(self, plan, file_name, source, reader, prev, slow) -> int:
+    def _load_csv(self, plan, file_name, source, reader, prev, slow, pick=None) -> int:
         """The common case of :meth:`_load`: CSV rows whose header maps one to one onto the insert."""
         batch: list[list[Any]] = []
         lines: list[int] = []
@@ -234,6 +246,8 @@ class Reader:
                 if len(values) == width:
                     try:
                         convert(values)
+                        if pick is not None:
+                            values = list(pick(values))
                     except Bad:
                         values = slow(plan, file_name, line, values, 0)
                         if values is None:
@@ -306,6 +320,7 @@ class Reader:
     def plan_for(self, tdef, path, header, per_row):
         from kamrules.plugins import PluginFailed, call_hook
 
+        tmap = self.mapping.tables.get(tdef.name) if self.mapping is not None else None
         renames = {}
         for plugin, mapping in call_hook(
             self.pm, "rename_columns", table=tdef.name, columns=list(header), path=str(path)
@@ -315,7 +330,9 @@ class Reader:
                     f"plugin {plugin}: rename_columns returned {mapping!r} for {path} (expected a dict of column names or None)"
                 )
             renames.update(mapping)
-        plan = make_plan(tdef, header, renames, per_row_required=per_row, id_set=self.id_set)
+        if tmap is not None:
+            renames.update(tmap.renames(header))
+        plan = make_plan(tdef, header, renames, per_row_required=per_row, id_set=self.id_set, adapt=tmap)
         if not plan.problems and plan.extra:
             have = self.known_columns(tdef.name)
             new = [n for n in plan.extra if n.lower() not in have]

@@ -205,13 +205,19 @@ class Sender:
         self.sender.join()
 
 
-def _work(store, files, encoding, records, sets, cols, out) -> None:
+def _work(store, files, encoding, records, sets, cols, out, mapping=None) -> None:
     """The worker process: run the reader over ``files``, sending its events to the parent."""
     sender = None
     try:
         sender = Sender(out, sets)
         reader = Reader(
-            store.tables, store.pm, sender.emit, lambda t, c: sets.setdefault((t, c), set()), cols.__getitem__, records
+            store.tables,
+            store.pm,
+            sender.emit,
+            lambda t, c: sets.setdefault((t, c), set()),
+            cols.__getitem__,
+            records,
+            mapping,
         )
         reader.run(files, lambda path: detect_encoding(path, encoding))
         sender.close()
@@ -233,9 +239,9 @@ def _work(store, files, encoding, records, sets, cols, out) -> None:
 
 
 # -- the parent ------------------------------------------------------------
-def run_with_worker(writer, files, encoding: str | None) -> None:
-    """Import ``files`` with a forked worker running the reader; ``writer`` (an
-    :class:`~kamrules.import_write.Writer`, in this process) applies its events."""
+def run_with_worker(writer, files, encoding: str | None, mapping=None) -> None:
+    """Import ``files`` with a forked worker running the reader (under ``mapping``, if given);
+    ``writer`` (an :class:`~kamrules.import_write.Writer`, in this process) applies its events."""
     sets = {pair: writer.id_set(*pair) for pair in reference_targets(writer.tables, {name for _, name, _ in files})}
     cols = {
         name: writer.known_columns(name) for name in {name for _, name, _ in files}
@@ -246,7 +252,7 @@ def run_with_worker(writer, files, encoding: str | None) -> None:
     records = writer.rejects is not None
     proc = ctx.Process(
         target=_work,
-        args=(writer.store, files, encoding, records, sets, cols, send),
+        args=(writer.store, files, encoding, records, sets, cols, send, mapping),  # forked: nothing pickled
         name="kamrules-import",
         daemon=True,
     )

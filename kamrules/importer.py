@@ -33,8 +33,11 @@ from kamrules.readers import FORMATS, FileProblem, detect_encoding, split_name
 _Importer = Writer  # the name the store-writing half had before the split (tests patch its methods)
 
 
-def resolve_files(paths, tables: dict, table: str | None, problems: Problems) -> list[tuple[Path, str, str]]:
-    """(path, table, format) for every input file, in dependency order (accounts first)."""
+def resolve_files(
+    paths, tables: dict, table: str | None, problems: Problems, mapping=None
+) -> list[tuple[Path, str, str]]:
+    """(path, table, format) for every input file, in dependency order (accounts first); a
+    ``mapping`` (:class:`kamrules.mapping.Mapping`) names the tables of the files its patterns match."""
     paths = [Path(p) for p in paths]
     if table is not None and (len(paths) != 1 or paths[0].is_dir()):
         raise InputError("--table NAME needs exactly one file (not a folder, not several files)")
@@ -75,7 +78,7 @@ def resolve_files(paths, tables: dict, table: str | None, problems: Problems) ->
                     True,
                 )
                 continue
-            name = table or name
+            name = table or (mapping.table_for(p.name) if mapping is not None else None) or name
             if name not in tables:
                 lowered = name.lower()
                 if lowered in tables:
@@ -126,7 +129,7 @@ def _refused(problems: Problems) -> ImportRefused:
 
 
 def import_paths(
-    store, paths, table=None, encoding=None, skip_invalid=None, progress=None, parallel=None
+    store, paths, table=None, encoding=None, skip_invalid=None, progress=None, parallel=None, mapping=None
 ) -> ImportReport:
     """Validate and load ``paths`` (files or folders) into ``store``: all or nothing.
 
@@ -140,6 +143,8 @@ def import_paths(
     ``progress(done_bytes, total_bytes)`` is called as the import advances.
     ``parallel``: read and validate in a forked worker process while this one writes (True,
     False, or None: by size and $KAMRULES_IMPORT_WORKERS; see :mod:`kamrules.import_workers`).
+    ``mapping``: a mapping file (path) or a loaded :class:`kamrules.mapping.Mapping` that maps a
+    CRM export's file names, headers and values onto the contract (InputError, exit 2, if invalid).
     """
     started = time.perf_counter()
     if isinstance(paths, (str, os.PathLike)):
@@ -147,8 +152,13 @@ def import_paths(
     if skip_invalid is not None:
         check_output_path(skip_invalid, store.path, paths, "--skip-invalid file")
     tables = store.tables
+    if mapping is not None:
+        from kamrules.mapping import Mapping, load_mapping
+
+        if not isinstance(mapping, Mapping):
+            mapping = load_mapping(mapping, tables)
     problems = Problems()
-    files = resolve_files(paths, tables, table, problems)
+    files = resolve_files(paths, tables, table, problems, mapping)
     total_bytes = sum(p.stat().st_size for p, _, _ in files)
     # The worker checks each file's encoding just before reading it (see Reader.run)
     workers = not problems.total and use_workers(tables, files, total_bytes, parallel)
@@ -168,10 +178,16 @@ def import_paths(
             if skip_invalid is not None:
                 writer.rejects = rejects = Rejects(skip_invalid)
             if workers:
-                run_with_worker(writer, files, encoding)
+                run_with_worker(writer, files, encoding, mapping)
             else:
                 reader = Reader(
-                    tables, store.pm, writer.handle, writer.id_set, writer.known_columns, records=rejects is not None
+                    tables,
+                    store.pm,
+                    writer.handle,
+                    writer.id_set,
+                    writer.known_columns,
+                    records=rejects is not None,
+                    mapping=mapping,
                 )
                 reader.run(files, encodings.__getitem__)
             if problems.fatal or (problems.total and skip_invalid is None):

@@ -127,6 +127,15 @@ def _detect_encoding(path: Path, encoding: str | None) -> str:
     if not bad:
         return "utf-8-sig"
     offset, line, what, ascii_before = bad
+    # Non-ASCII UTF-8 before the bad byte: a file that mixes encodings, unless all of it reads as
+    # Chinese GBK (whose first bytes may happen to form UTF-8: 协议 is D0 AD D2 E9, and D0 AD is UTF-8)
+    if (
+        not has_bom
+        and not ascii_before
+        and not _scan(path, "gb18030")
+        and gbk_verdict(guess_encodings(_sample(path))) is None
+    ):
+        return "gb18030"
     if has_bom or not ascii_before:
         raise FileProblem(
             Problem(

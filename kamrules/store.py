@@ -171,12 +171,21 @@ class Store:
 
     # -- import ------------------------------------------------------------
     def import_paths(
-        self, paths, table: str | None = None, encoding: str | None = None, skip_invalid=None, progress=None
+        self,
+        paths,
+        table: str | None = None,
+        encoding: str | None = None,
+        skip_invalid=None,
+        progress=None,
+        mapping=None,
     ):
-        """Validate and load data files / folders in one transaction; see :mod:`kamrules.importer`."""
+        """Validate and load data files / folders in one transaction; see :mod:`kamrules.importer`
+        (``mapping``: a mapping file for CRM exports, :mod:`kamrules.mapping`)."""
         from kamrules.importer import import_paths
 
-        return import_paths(self, paths, table=table, encoding=encoding, skip_invalid=skip_invalid, progress=progress)
+        return import_paths(
+            self, paths, table=table, encoding=encoding, skip_invalid=skip_invalid, progress=progress, mapping=mapping
+        )
 
     # -- closing -----------------------------------------------------------
     def close(self) -> None:

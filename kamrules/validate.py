@@ -29,6 +29,7 @@ SINGLE_LINE = {"name", "owner", "by", "contact"}
 # Names SQLite gives every table's row number: a column so named would hide it (and the importer
 # tells new rows from updated ones by it).
 RESERVED = frozenset({"rowid", "oid", "_rowid_"})
+MISSING = "required column is missing"
 # Columns of a header, and of a table with the extra columns an import adds (SQLite's limit is 2000).
 MAX_COLUMNS = 1000
 
@@ -236,11 +237,18 @@ class Plan:
 
 
 def make_plan(
-    table: Table, header: list[str], renames: dict[str, str] | None = None, per_row_required: bool = False, id_set=None
+    table: Table,
+    header: list[str],
+    renames: dict[str, str] | None = None,
+    per_row_required: bool = False,
+    id_set=None,
+    adapt=None,
 ) -> Plan:
     """Map ``header`` onto ``table``: converters, extra columns, file-level problems, the SQL.
 
     ``id_set(table, column)`` returns the set of known ids a reference column is checked against.
+    ``adapt``: an import mapping's table (:class:`kamrules.mapping.TableMap`): the headers it drops,
+    and the converters of the columns whose values it maps.
     """
     renames = renames or {}
     if len(header) > MAX_COLUMNS:
@@ -259,6 +267,9 @@ def make_plan(
             ignored.append(i)
             continue
         name = by_lower.get(name.lower(), name)
+        if adapt is not None and adapt.drops(name):
+            targets.append(None)  # not in ``ignored``: its values are dropped, not refused
+            continue
         if name.lower() in RESERVED:
             problems.append(
                 (
@@ -290,8 +301,12 @@ def make_plan(
             convs.append((i, make_reference_converter(col, ids, required=name in table.primary_key)))
             fast.append(("in", ids) if (col.required or name in table.primary_key) else ("in?", ids))
         elif needs_check(col, table):
-            convs.append((i, make_converter(col, strip=name in strip_cols, required=name in table.primary_key)))
-            fast.append(fast_kind(col, name in strip_cols))
+            conv = make_converter(col, strip=name in strip_cols, required=name in table.primary_key)
+            kind = fast_kind(col, name in strip_cols)
+            if adapt is not None:
+                conv, kind = adapt.adapt(col, conv, kind)
+            convs.append((i, conv))
+            fast.append(kind)
         else:
             raw.append(name)  # plain optional text: '' -> NULL in SQL, no Python call per value
         insert_columns.append(name)
@@ -300,7 +315,7 @@ def make_plan(
     absent = [name for name in required if name not in seen]
     if absent and not per_row_required:
         for name in absent:
-            problems.append((name, f"required column is missing (expected a header with {', '.join(required)})"))
+            problems.append((name, f"{MISSING} (expected a header with {', '.join(required)})"))
     plan = Plan(
         table, targets, convs, insert_columns, extra, problems, absent if per_row_required else [], ignored, len(header)
     )
@@ -392,6 +407,26 @@ def compile_row(convs, fast):
             ]
         elif kind == "bool":
             body += [f"    v = {v}", "    x = BOOLS.get(v)", f"    {v} = x if x is not None else {c}(v)"]
+        elif kind == "amount":  # a mapping's amounts: currency signs deleted, a grouped number's separator dropped
+            signs, env[f"g{pos}"], env[f"p{pos}"] = data
+            sep = f"p{pos}"
+            # chained replace(): str.translate is several times slower on non-ASCII text
+            body += [f"    v = {v}", "    t = v" + "".join(f".replace({c!r}, '')" for c in signs)]
+            if data[2]:
+                body += [f"    if {sep} in t:", f"        t = t.replace({sep}, '') if g{pos}(t) else 'x'"]
+            body += [
+                "    try:",
+                "        x = float(t)",
+                "    except ValueError:",
+                f"        x = {c}(v)",
+                "    else:",
+                "        if x - x != 0:",
+                f"            x = {c}(v)",
+                f"    {v} = x",
+            ]
+        elif kind == "map":  # a mapped column (kamrules.mapping): a dict of known values, else the converter
+            env[f"s{pos}"] = data
+            body += [f"    v = {v}", f"    x = s{pos}.get(v)", f"    {v} = x if x is not None else {c}(v)"]
         elif kind == "id":
             body += [f"    v = {v}", "    if not v or v[0] in WS or v[-1] in WS:", f"        {v} = {c}(v)"]
         else:

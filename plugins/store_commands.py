@@ -98,10 +98,30 @@ def register_commands(cli):
         show_default=True,
         help="Summary format.",
     )
+    @click.option(
+        "--mapping",
+        default=None,
+        metavar="FILE",
+        type=click.Path(dir_okay=False),
+        help="A mapping YAML file for a CRM export: file names, headers and values onto the contract.",
+    )
+    @click.option(
+        "--suggest-mapping",
+        "suggest",
+        is_flag=True,
+        help="Import nothing: write a starting mapping file for these files (stdout, or --output).",
+    )
+    @click.option(
+        "--output",
+        "-o",
+        default=None,
+        type=click.Path(dir_okay=False),
+        help="With --suggest-mapping: write the mapping to this file (replaced only when complete).",
+    )
     @db_option
     @pass_env
     @handle_errors
-    def import_command(env: Env, paths, table, encoding, skip_invalid, fmt):
+    def import_command(env: Env, paths, table, encoding, skip_invalid, fmt, mapping, suggest, output):
         """Validate and load data files (CSV, TSV, JSON, JSON Lines) into the store.
 
         Files are named after their table (accounts.csv, orders.jsonl, ...); a
@@ -120,8 +140,16 @@ def register_commands(cli):
           kamrules import crm_export.csv --table accounts --encoding gbk
           kamrules import data/ --skip-invalid rejects.csv
           kamrules --db ka.db import data/ --format json
+          kamrules import export/ --suggest-mapping -o crm.yaml
+          kamrules import export/ --mapping crm.yaml
         """
         from kamrules.store import Store
+
+        if suggest:
+            _suggest(env, paths, encoding, output, mapping, skip_invalid)
+            return
+        if output is not None:
+            raise click.UsageError("--output goes with --suggest-mapping")
 
         if skip_invalid is not None:
             # import_paths makes the same check (for API users); made here too so that a refused
@@ -131,7 +159,12 @@ def register_commands(cli):
         try:
             with Store.open(env.db, pm=env.pm) as store:
                 report = store.import_paths(
-                    list(paths), table=table, encoding=encoding, skip_invalid=skip_invalid, progress=bar
+                    list(paths),
+                    table=table,
+                    encoding=encoding,
+                    skip_invalid=skip_invalid,
+                    progress=bar,
+                    mapping=mapping,
                 )
         finally:
             bar.close()
@@ -246,3 +279,27 @@ def _db_given(ctx) -> bool:
     import os
 
     return bool(os.environ.get("KAMRULES_DB"))
+
+
+def _suggest(env: Env, paths, encoding, output, mapping, skip_invalid) -> None:
+    """``import --suggest-mapping``: the mapping to stdout or ``output``, what was not matched to stderr."""
+    from kamrules.mapping_suggest import suggest_mapping
+    from kamrules.store import collect_tables
+
+    if mapping is not None or skip_invalid is not None:
+        raise click.UsageError("--suggest-mapping imports nothing: it goes without --mapping and --skip-invalid")
+    if output is not None:  # never the store, an input file, a folder or a FIFO
+        env.output_path(output, paths, "--output file")
+    text, notes = suggest_mapping(list(paths), collect_tables(env.pm), encoding)
+    for note in notes:
+        click.echo(note, err=True)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    from kamrules.outputs import write_text
+
+    try:
+        write_text(output, text)
+    except OSError as e:
+        raise CliError(f"{output}: cannot write the mapping: {e}") from e
+    click.echo(f"wrote a mapping for {len(paths)} path(s) to {output}", err=True)
