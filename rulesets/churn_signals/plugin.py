@@ -38,6 +38,8 @@ FROM s WHERE COALESCE(survey_on, won_on) IS NOT NULL
 
 
 def _survey_days(f):
+    if "last_survey" not in f:  # not an active key account
+        return None
     days, since = count_days(f, f["last_survey"], f.get("survey_days"), f.get("survey_won_on"), what="it was won")
     return {"days_since_survey": days, "survey_counted_from": since}
 

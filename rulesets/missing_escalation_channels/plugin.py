@@ -79,6 +79,8 @@ WHERE +a.tier = 'key'
 
 
 def _decision_maker_days(f):
+    if "last_decision_maker_meeting" not in f:  # not a key account
+        return None
     # the account's first activity (no created_on): activity_summary's input act_first_days
     days, since = count_days(
         f, f["last_decision_maker_meeting"], f.get("dm_met_days"), f.get("created_on"), f.get("act_first_days")
