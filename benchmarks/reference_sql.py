@@ -17,6 +17,7 @@ import json
 import sqlite3
 import sys
 import time
+from bisect import bisect_right
 from collections import Counter
 from itertools import pairwise
 
@@ -74,6 +75,7 @@ AGGREGATES: dict[str, str] = {
                MAX(date)                                           AS last_on,
                SUM(date > :m6)                                     AS n_6m,
                SUM(date <= :m6 AND date > :m12)                    AS n_prev6m,
+               SUM(date <= :m12 AND date > :m18)                   AS n_ago6m,   -- the same 6 months a year earlier
                MAX(CASE WHEN kind = 'visit' THEN date END)         AS visit_on,
                MAX(CASE WHEN kind = 'executive_meeting' OR level = 'executive' THEN date END) AS exec_on,
                TOTAL(CASE WHEN date > :m12 THEN cost END)          AS cost_12m,
@@ -109,6 +111,15 @@ def days(expr: str) -> str:
 
 
 NO_OWNER = "NULLIF(TRIM(a.owner), '') IS NULL"
+# A count of days without some activity starts at the last one, else at created_on (or the date won), but never
+# before the store's first activity record (the earliest first_on of any account).
+START = "(SELECT MIN(first_on) FROM act)"
+
+
+def _from(day: str) -> str:
+    """``day`` (created_on, won_on), but not before the first activity record (NULL stays NULL)."""
+    return f"MAX({day}, {START})"
+
 
 # ---------------------------------------------------------------------------
 # The rules: (ruleset, rule, scope, sql).  Each returns account_id, severity, evidence...
@@ -199,20 +210,23 @@ RULES: list[tuple[str, str, str, str]] = [
         "no_recent_contact",
         "account",
         f"""
-        SELECT a.id AS account_id, 'warning' AS severity, {days("COALESCE(x.last_on, a.created_on)")} AS days
+        SELECT a.id AS account_id, 'warning' AS severity, {days(f"COALESCE(x.last_on, {_from('a.created_on')})")} AS days
         FROM accounts a LEFT JOIN act x ON x.account_id = a.id, w
         WHERE a.status = 'active' AND a.tier IN ('mid', 'small')
-          AND {days("COALESCE(x.last_on, a.created_on)")} > IIF(a.tier = 'mid', 60, 120)""",
+          AND {days(f"COALESCE(x.last_on, {_from('a.created_on')})")} > IIF(a.tier = 'mid', 60, 120)""",
     ),
     (
         "neglected_small_clients",
         "contact_decay",
         "account",
-        """
-        SELECT a.id AS account_id, 'warning' AS severity, x.n_6m, x.n_prev6m
-        FROM accounts a JOIN act x ON x.account_id = a.id
+        f"""
+        WITH b AS (      -- the same 6 months a year earlier with 18 months of history, else the 6 before
+            SELECT x.account_id, x.n_6m, x.last_on, IIF(x.first_on <= :m18, x.n_ago6m, x.n_prev6m) AS base FROM act x)
+        SELECT a.id AS account_id, 'warning' AS severity, b.n_6m, b.base
+        FROM accounts a JOIN b ON b.account_id = a.id, w
         WHERE a.status = 'active' AND a.tier IN ('mid', 'small')
-          AND x.n_prev6m >= 2 AND CAST(x.n_6m AS REAL) / x.n_prev6m < 0.50""",
+          AND b.base >= 2 AND CAST(b.n_6m AS REAL) / b.base < 0.50
+          AND {days("b.last_on")} <= IIF(a.tier = 'mid', 60, 120)   -- else it is no_recent_contact's""",
     ),
     (
         "neglected_small_clients",
@@ -221,13 +235,15 @@ RULES: list[tuple[str, str, str, str]] = [
         """
         WITH d AS (      -- order days of active small/mid accounts; the median gap from a small SQL function
             SELECT o.account_id, COUNT(DISTINCT o.date) AS order_days, MAX(o.date) AS last_on,
-                   median_gap(group_concat(DISTINCT o.date)) AS median_gap
+                   median_gap(group_concat(DISTINCT o.date)) AS median_gap,
+                   year_ago_gap(group_concat(DISTINCT o.date), :as_of) AS year_ago_gap
             FROM accounts a JOIN orders o ON o.account_id = a.id AND o.date <= :as_of
             WHERE a.status = 'active' AND a.tier IN ('mid', 'small')
             GROUP BY o.account_id)
         SELECT d.account_id, 'warning' AS severity, d.order_days, d.median_gap, w.jd - julianday(d.last_on) AS silent_days
         FROM d, w
-        WHERE d.order_days >= 3 AND (w.jd - julianday(d.last_on)) / d.median_gap > 2""",
+        WHERE d.order_days >= 3 AND (w.jd - julianday(d.last_on)) / d.median_gap > 2
+          AND (d.year_ago_gap IS NULL OR CAST(w.jd - julianday(d.last_on) AS INTEGER) > d.year_ago_gap)""",
     ),
     (
         "neglected_small_clients",
@@ -235,12 +251,14 @@ RULES: list[tuple[str, str, str, str]] = [
         "account",
         f"""
         SELECT a.id AS account_id, 'warning' AS severity, o.rev_prev12m, o.rev_12m,
-               {days(f"IIF({NO_OWNER}, COALESCE(a.created_on, x.first_on), COALESCE(x.visit_on, a.created_on, x.first_on))")}
+               {days(f"IIF({NO_OWNER}, COALESCE(a.created_on, x.first_on), COALESCE(x.visit_on, {_from('a.created_on')}, x.first_on))")}
                    AS days_unattended
-        FROM accounts a JOIN ord o ON o.account_id = a.id LEFT JOIN act x ON x.account_id = a.id, w
+        FROM accounts a JOIN ord o ON o.account_id = a.id JOIN mon m ON m.account_id = a.id
+             LEFT JOIN act x ON x.account_id = a.id, w
         WHERE a.status = 'active' AND a.tier IN ('mid', 'small')
           AND o.rev_prev12m > 0 AND (o.rev_12m - o.rev_prev12m) / o.rev_prev12m > 0.50
-          AND {days(f"IIF({NO_OWNER}, COALESCE(a.created_on, x.first_on), COALESCE(x.visit_on, a.created_on, x.first_on))")} > 90""",
+          AND o.rev_12m >= IIF(a.tier = 'mid', 500000, 100000) AND m.m12 >= 6
+          AND {days(f"IIF({NO_OWNER}, COALESCE(a.created_on, x.first_on), COALESCE(x.visit_on, {_from('a.created_on')}, x.first_on))")} > 90""",
     ),
     (
         "neglected_small_clients",
@@ -294,10 +312,10 @@ RULES: list[tuple[str, str, str, str]] = [
         "no_executive_meeting",
         "account",
         f"""
-        SELECT a.id AS account_id, 'warning' AS severity, {days("COALESCE(x.exec_on, a.created_on, x.first_on)")} AS days
+        SELECT a.id AS account_id, 'warning' AS severity, {days(f"COALESCE(x.exec_on, {_from('a.created_on')}, x.first_on)")} AS days
         FROM accounts a LEFT JOIN act x ON x.account_id = a.id, w
         WHERE a.status = 'active' AND a.tier = 'key'
-          AND {days("COALESCE(x.exec_on, a.created_on, x.first_on)")} > 180""",
+          AND {days(f"COALESCE(x.exec_on, {_from('a.created_on')}, x.first_on)")} > 180""",
     ),
     (
         "missing_escalation_channels",
@@ -310,10 +328,10 @@ RULES: list[tuple[str, str, str, str]] = [
                  JOIN activities x ON x.account_id = p.account_id AND x.contact_id = p.id AND x.date <= :as_of
             WHERE a.status = 'active' AND a.tier = 'key' AND p.role = 'decision_maker' AND COALESCE(p.active, 1) = 1
             GROUP BY p.account_id)
-        SELECT a.id AS account_id, 'warning' AS severity, {days("COALESCE(met.last_on, a.created_on, x.first_on)")} AS days
+        SELECT a.id AS account_id, 'warning' AS severity, {days(f"COALESCE(met.last_on, {_from('a.created_on')}, x.first_on)")} AS days
         FROM accounts a LEFT JOIN met ON met.account_id = a.id LEFT JOIN act x ON x.account_id = a.id, w
         WHERE a.status = 'active' AND a.tier = 'key'
-          AND {days("COALESCE(met.last_on, a.created_on, x.first_on)")} > 180""",
+          AND {days(f"COALESCE(met.last_on, {_from('a.created_on')}, x.first_on)")} > 180""",
     ),
     (
         "missing_escalation_channels",
@@ -453,10 +471,10 @@ RULES: list[tuple[str, str, str, str]] = [
         "satisfaction_overdue",
         "account",
         f"""
-        SELECT a.id AS account_id, 'warning' AS severity, {days("COALESCE(x.survey_on, won.won_on)")} AS days
+        SELECT a.id AS account_id, 'warning' AS severity, {days(f"COALESCE(x.survey_on, {_from('won.won_on')})")} AS days
         FROM accounts a JOIN won ON won.account_id = a.id LEFT JOIN act x ON x.account_id = a.id, w
         WHERE a.status = 'active' AND a.tier = 'key' AND {days("won.won_on")} >= 365
-          AND {days("COALESCE(x.survey_on, won.won_on)")} > 365""",
+          AND {days(f"COALESCE(x.survey_on, {_from('won.won_on')})")} > 365""",
     ),
     (
         "churn_signals",
@@ -533,6 +551,18 @@ def median_gap(days: str | None) -> float | None:
     return float(gaps[n // 2]) if n % 2 else (gaps[n // 2 - 1] + gaps[n // 2]) / 2
 
 
+def year_ago_gap(days: str | None, as_of: str) -> int | None:
+    """SQL function: the gap between the order days either side of the same date a year before ``as_of``
+    (a seasonal buyer's break last year); NULL without an order day on or before that date or after it."""
+    if not days:
+        return None
+    ds = sorted({dt.date.fromisoformat(d).toordinal() for d in days.split(",")})
+    d = dt.date.fromisoformat(as_of)
+    y = d.replace(year=d.year - 1, day=min(d.day, 28) if d.month == 2 else d.day).toordinal()
+    k = bisect_right(ds, y)
+    return ds[k] - ds[k - 1] if 0 < k < len(ds) else None
+
+
 # ---- key_account_qualification (KAM7xx) and resource_mismatch (KAM8xx) ----------------------
 # Calendar months with orders: the as-of month and the 11 (23) before it.
 AGGREGATES["mon"] = """
@@ -541,9 +571,6 @@ AGGREGATES["mon"] = """
                COUNT(DISTINCT IIF(date >= date(:as_of, 'start of month', '-23 months'), substr(date, 1, 7), NULL)) AS m24
         FROM orders WHERE date <= :as_of
         GROUP BY account_id"""
-# A count of days without some activity starts at the last one, else at created_on, but never before the
-# store's first activity record (the earliest first_on of any account).
-START = "(SELECT MIN(first_on) FROM act)"
 
 
 def _since(last: str) -> str:
@@ -622,6 +649,7 @@ def run(db: str, as_of: str) -> dict:
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA temp_store = MEMORY")
     conn.create_function("median_gap", 1, median_gap, deterministic=True)
+    conn.create_function("year_ago_gap", 2, year_ago_gap, deterministic=True)
     p = _params(conn, as_of)
     timings: dict[str, float] = {}
     for name, sql in AGGREGATES.items():

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -167,8 +168,47 @@ VALUES = {
         "duration or attitude": "时长和客户态度",
         "duration": "时长",
         "attitude": "客户态度",
+        "the same 6 months a year earlier": "去年同期6个月",
+        "the 6 months before": "之前6个月",
+        "no year of orders to compare with": "不足一年订单，无去年同期可比",
     }
 }
+
+
+# Facts that say where a day count starts (``*_counted_from``, ``order_season``: plugins/core_facts.py's
+# count_days and the seasonal comparison) hold an English phrase around a date or a number.
+_SINCE = {
+    "the records start": "记录开始",
+    "it was created": "建档",
+    "it was won": "签约",
+    "its first activity": "首次活动",
+}
+PATTERNS: dict[str, list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]]] = {
+    "zh": [
+        (re.compile(r"last(?::| on) (\S+)"), lambda m: f"上次：{m[1]}"),
+        (
+            re.compile(
+                r"(?:none|no meeting|no visit|no survey) (?:on record|recorded),? since ("
+                + "|".join(_SINCE)
+                + r") on (\S+)"
+            ),
+            lambda m: f"自{_SINCE[m[1]]}（{m[2]}）起无记录",
+        ),
+        (re.compile(r"none (?:on record|recorded)"), lambda m: "无记录"),
+        (
+            re.compile(r"(longer than|within) the (\d+)-day break over the same date a year earlier"),
+            lambda m: f"{'超过' if m[1] == 'longer than' else '未超过'}去年同期{m[2]}天的断档",
+        ),
+    ]
+}
+
+
+def _phrase(v: str, lang: str) -> str | None:
+    for pattern, zh in PATTERNS.get(lang, ()):
+        m = pattern.fullmatch(v)
+        if m:
+            return zh(m)
+    return None
 
 
 def localized(facts: Mapping[str, Any], lang: str) -> dict[str, Any]:
@@ -186,4 +226,6 @@ def localized(facts: Mapping[str, Any], lang: str) -> dict[str, Any]:
             out[name] = entry[lang]
         elif v in words:
             out[name] = words[v]
+        elif (phrase := _phrase(v, lang)) is not None:
+            out[name] = phrase
     return out

@@ -74,6 +74,7 @@ def test_no_executive_meeting(book, days, kind, level, fires):
     book.account("K", tier="key")
     book.add("activities", account_id="K", date=book.ago(days), kind=kind, level=level)
     book.add("activities", account_id="K", date=book.ago(-1), kind="executive_meeting")  # after as-of
+    book.add("activities", account_id="K", date=book.ago(400), kind="call")  # the records start before
     alerts = book.alerts("KAM304")
     assert ("K" in alerts) is fires
 
@@ -82,9 +83,13 @@ def test_no_executive_meeting_ever_counts_from_created_on(book):
     book.account("OLD", tier="key", created_on=book.ago(400))
     book.account("NEW", tier="key", created_on=book.ago(100))
     book.add("activities", account_id="NEW", date=book.ago(3), kind="call")
+    book.add("activities", account_id="NEW", date=book.ago(500), kind="call")  # where the records start
     alerts = book.alerts("KAM304")
     assert sorted(alerts) == ["OLD"]
-    assert alerts["OLD"].message == "no executive meeting for 400 days to 2026-10-31 (last: never); limit 180 days"
+    assert alerts["OLD"].message == (
+        f"no executive meeting for 400 days to 2026-10-31 (none on record since it was created on {book.ago(400)}); "
+        "limit 180 days"
+    )
 
 
 # -- KAM305 no_decision_maker ------------------------------------------------------------
@@ -103,6 +108,7 @@ def test_no_decision_maker_on_file_or_inactive(book):
     book.add("contacts", id="T", account_id="NONE", name="工程师", role="technical")
     book.add("activities", account_id="GONE", date=book.ago(5), kind="visit", contact_id="X")
     book.add("activities", account_id="NONE", date=book.ago(5), kind="visit", contact_id="T")
+    book.add("activities", account_id="NONE", date=book.ago(2000), kind="call")  # the records start before
     alerts = book.alerts("KAM305")
     assert sorted(alerts) == ["GONE", "NONE"]
     assert alerts["NONE"].message.startswith("0 active decision-maker contacts on file, none met for 1,825 days")

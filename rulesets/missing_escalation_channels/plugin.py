@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from kamrules.facts import FactProvider
 from kamrules.rulesetpkg import package_hooks
-from kamrules_plugins.core_facts import JD, days_since
+from kamrules_plugins.core_facts import JD, count_days, days_since
 
 # Channels count from their `since` date (a channel set up after the as-of date
 # did not exist yet); one without a date counts as always there.
@@ -43,8 +43,9 @@ WHERE +a.tier = 'key'
 )
 
 # "Met" = an activity on or before the as-of date with an active decision-maker
-# contact of the account. Never met: counted from created_on, else from the
-# account's first activity (an index seek, only for those rows). A contact's
+# contact of the account. Never met: counted from created_on but never from before
+# the activity records start (the book fact activities_start, in Python:
+# count_days), else from the account's first activity (activity_summary's). A contact's
 # activities are found through the contact_id index (the unary + keeps SQLite
 # from scanning every activity of the account per decision maker instead).
 # Key accounts only, like the rules here (see CHANNEL_COVERAGE).
@@ -52,7 +53,8 @@ DECISION_MAKERS = FactProvider(
     name="decision_makers",
     description="Active decision-maker contacts of a key account and the days since one of them was last met.",
     requires=("contacts", "activities"),
-    facts=("decision_makers", "days_since_decision_maker", "last_decision_maker_meeting"),
+    facts=("decision_makers", "last_decision_maker_meeting"),
+    inputs=("dm_met_days",),
     sql=f"""
 WITH dm AS (
     SELECT c.id, c.account_id FROM accounts k JOIN contacts c ON c.account_id = k.id
@@ -65,16 +67,29 @@ met AS (
     GROUP BY dm.account_id)
 SELECT a.id AS account_id,
        COALESCE(n.n, 0) AS decision_makers,
-       {
-        days_since('''COALESCE(met.last_on, a.created_on,
-                              (SELECT MIN(f.date) FROM activities f WHERE f.account_id = a.id AND f.date <= :as_of))''')
-    }
-                        AS days_since_decision_maker,
+       {days_since("met.last_on")} AS dm_met_days,
        COALESCE(met.last_on, 'never') AS last_decision_maker_meeting
 FROM accounts a LEFT JOIN n ON n.account_id = a.id LEFT JOIN met ON met.account_id = a.id
 WHERE +a.tier = 'key'
 """,
+    after=("activities_start", "activity_summary"),
+    derive=lambda f: _decision_maker_days(f),
+    derived=("days_since_decision_maker", "decision_maker_counted_from"),
 )
+
+
+def _decision_maker_days(f):
+    if "last_decision_maker_meeting" not in f:  # not a key account
+        return None
+    # the account's first activity (no created_on): activity_summary's input act_first_days
+    days, since = count_days(
+        f, f["last_decision_maker_meeting"], f.get("dm_met_days"), f.get("created_on"), f.get("act_first_days")
+    )
+    return {
+        "days_since_decision_maker": days,
+        "decision_maker_counted_from": since.replace("none on record", "no meeting on record", 1),
+    }
+
 
 # Open on the as-of date (opened by then, not closed by then) and not escalated.
 OPEN_COMPLAINTS = FactProvider(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from bisect import bisect_right
 from itertools import pairwise
 
 from kamrules.facts import FactProvider
@@ -15,7 +16,10 @@ from kamrules_plugins.core_facts import JD
 # dates (one pass over the (account_id, date) index, in account order: no sort,
 # no DISTINCT); the distinct days, the gaps between them, in date order, and
 # their median are computed in Python. Accounts with a single order day have no
-# gap and get no facts.
+# gap and get no facts. Seasonal buyers: order_gap_year_ago is the gap between the
+# order days either side of the same date a year earlier (a dealer's winter
+# break last year), missing without an order day on or before that date (less
+# than a year of orders) or after it (silent for over a year).
 ORDER_RHYTHM = FactProvider(
     name="order_rhythm",
     description="Order days, the median gap between them, and the days since the last (active mid/small accounts).",
@@ -33,7 +37,14 @@ GROUP BY a.id
 HAVING MIN(o.date) < MAX(o.date)
 """,
     derive=lambda f: _gaps(f),
-    derived=("order_count", "order_gaps", "median_order_gap_days", "order_gap_ratio"),
+    derived=(
+        "order_count",
+        "order_gaps",
+        "median_order_gap_days",
+        "order_gap_ratio",
+        "order_gap_year_ago",
+        "order_season",
+    ),
 )
 
 
@@ -48,6 +59,18 @@ class _Days(dict):
 _DAY = _Days()
 
 
+class _YearAgo(dict):
+    """Ordinal of a date -> ordinal of the same date a year earlier (29 February -> 28 February)."""
+
+    def __missing__(self, n: int) -> int:
+        d = datetime.date.fromordinal(n)
+        y = self[n] = d.replace(year=d.year - 1, day=min(d.day, 28) if d.month == 2 else d.day).toordinal()
+        return y
+
+
+_YEAR_AGO = _YearAgo()
+
+
 def _gaps(f):
     dates = f.get("order_dates")
     if not dates:
@@ -57,11 +80,20 @@ def _gaps(f):
     g = sorted(gaps)
     n = len(g)
     median = g[n // 2] if n % 2 else (g[n // 2 - 1] + g[n // 2]) / 2
+    since = f["days_since_order"]
+    k = bisect_right(ords, _YEAR_AGO[ords[-1] + since])  # order days on or before the date a year earlier
+    year_ago = ords[k] - ords[k - 1] if 0 < k < len(ords) else None
     return {
         "order_count": len(ords),
         "order_gaps": " ".join(map(str, gaps)),
         "median_order_gap_days": median,
-        "order_gap_ratio": f["days_since_order"] / median,
+        "order_gap_ratio": since / median,
+        "order_gap_year_ago": year_ago,
+        "order_season": (
+            "no year of orders to compare with"
+            if year_ago is None
+            else f"{'longer than' if since > year_ago else 'within'} the {year_ago}-day break over the same date a year earlier"
+        ),
     }
 
 

@@ -9,23 +9,8 @@ from kamrules_plugins.core_facts import days_since
 IN_PERSON = "('visit', 'meeting', 'presentation', 'executive_meeting')"
 REMOTE = "('call', 'email')"
 
-# Where the activity records start, over the whole book (scope="book": once per check, before the
-# accounts, never from one worker's part): an account with no matching activity is counted from its
-# created_on, but never from before the first record of the table (an export that starts after the
-# account was created says nothing about the years before it). One index seek per account
-# (MATERIALIZED: inlined, the seek ran twice).
-ACTIVITIES_START = FactProvider(
-    name="activities_start",
-    scope="book",
-    description="The first activity record of the whole store on or before the as-of date, and the days from it to the as-of date.",
-    requires=("activities",),
-    facts=("activities_start", "activity_record_days"),
-    sql=f"""
-WITH s AS MATERIALIZED (SELECT MIN((SELECT MIN(x.date) FROM activities x WHERE x.account_id = a.id AND x.date <= :as_of)) AS start
-           FROM accounts a)
-SELECT start AS activities_start, {days_since("start")} AS activity_record_days FROM s WHERE start IS NOT NULL
-""",
-)
+# Where the activity records start (activities_start, activity_record_days): a book fact of the core
+# (plugins/core_facts.py, records_start), shared with the other rules that count days since a record.
 
 
 def _counted(f):
@@ -90,7 +75,7 @@ FROM x
     derived=("days_without_in_person", "in_person_counted_from", "days_without_executive", "executive_counted_from"),
 )
 
-PROVIDERS = (ACTIVITIES_START, CONTACT_MIX)
+PROVIDERS = (CONTACT_MIX,)
 
 
 register_rulesets, register_facts, register_defect_recipes = package_hooks(__package__, PROVIDERS)
