@@ -89,6 +89,7 @@ def iter_book(accounts: int, seed: int = 0, as_of=None, defects: float = DEFAULT
     n_owners = max(3, min(accounts // 40, 5000))
     owners = make_owners(n_owners + 1, meta)
     starved_owner = owners.pop()  # for recipes with reserved_owner: one owner whose book gets no support
+    n_key = max(1, (n_owners + 1) // 3)
     width = max(6, len(str(accounts)))
     for i in range(accounts):
         rng = random.Random(seed * 1_000_003 + i)
@@ -99,7 +100,14 @@ def iter_book(accounts: int, seed: int = 0, as_of=None, defects: float = DEFAULT
             eligible = [r for r in recipes if tier in r.tiers and status in r.statuses and not r.once]
             if eligible and rng.random() < defects * len(eligible):
                 defect = rng.choice(eligible)
-        owner = starved_owner if defect is not None and defect.reserved_owner else owners[rng.randrange(len(owners))]
+        # key accounts have KA managers of their own, the first third of the owners (seed 000: one person
+        # cannot manage key accounts and small and mid clients at once); the draw is the one it always was
+        if defect is not None and defect.reserved_owner:
+            owner = starved_owner
+        elif tier == "key" and not (defect is not None and defect.mixed_owner):
+            owner = owners[rng.randrange(len(owners)) % n_key]
+        else:
+            owner = owners[n_key + rng.randrange(len(owners)) % (len(owners) - n_key)]
         acc_id = f"A{i + 1:0{width}d}"
         yield acc_id, defect.kind if defect else None, Account(acc_id, rng, day, tier, status, defect, owner).build()
 

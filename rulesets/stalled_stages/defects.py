@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from kamrules.bookgen import Defect
-from kamrules.vocab import STAGES
+from kamrules.bookgen import Defect, company, iso
+from kamrules.vocab import STAGES, TIERS
 
 PROSPECT = ("prospect",)
 ANY = ("active", "prospect")
@@ -86,6 +86,39 @@ class RelationshipStuck(Defect):
         return "establish"
 
 
+class LostReasonPattern(Defect):
+    """One owner (the reserved one) lost this account and five more in the last 30-300 days, all for the
+    same reason (a portfolio rule, per owner). The five are accounts rows only, with ids after this one's."""
+
+    kind, statuses, reserved_owner, once = "lost_reason_pattern", ("lost",), True, True
+    REASON = "价格不具竞争力"
+
+    def lost_reason(self, acc):
+        owner, email = acc.owner
+        for k in range(1, 6):
+            name, _ = company(acc.rng)
+            lost_on = acc.as_of - acc.rng.randint(30, 300)
+            row = (
+                f"{acc.id}-L{k}",
+                name,
+                acc.rng.choice(TIERS),
+                owner,
+                email,
+                None,
+                None,
+                None,
+                None,
+                "lost",
+                STAGES[acc.rng.randint(2, 6)],
+                iso(lost_on),
+                None,
+                self.REASON,
+                iso(lost_on - 120),
+            )
+            acc.rows["accounts"].append(row)
+        return self.REASON
+
+
 RECIPES = (
     StageDwell(),
     NoFollowUp(),
@@ -95,4 +128,5 @@ RECIPES = (
     ColdStreak(),
     LostWithoutReason(),
     RelationshipStuck(),
+    LostReasonPattern(),
 )
