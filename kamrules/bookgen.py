@@ -40,6 +40,7 @@ class Defect:
     surveyed: bool = True  # an active key account has a satisfaction survey within the year
     key_visited: bool = True  # an active key account is met in person within 40 days (seed 001: 定期拜访大客户)
     mixed_owner: bool = False  # a key account given to an owner of mid and small accounts (seed 000)
+    claims_lost: bool = False  # also carried by every other healthy lost account of a book with defects
     once: bool = False  # a defect of the whole book: only its first account carries it, none is drawn
 
     def buyer(self, acc, buyer):
@@ -571,7 +572,7 @@ class Account:
             # a healthy key account is met in person regularly (seed 001, 定期拜访大客户): with no visit or
             # meeting in the last 40 days, a meeting with the decision maker just inside the 45-day cadence,
             # on a fixed day (not drawn, so the random stream stays as it was); a meeting, not a visit, so
-            # that it needs no follow-up call (no_follow_up is about visits)
+            # that it needs no follow-up call (the one-week follow-up is about visits)
             met = ("visit", "meeting", "presentation", "executive_meeting")
             if not any(a[1] in met and as_of - 40 < a[0] <= as_of for a in acts):
                 day = as_of - 35 - len(acts) % 8

@@ -90,6 +90,7 @@ def iter_book(accounts: int, seed: int = 0, as_of=None, defects: float = DEFAULT
     owners = make_owners(n_owners + 1, meta)
     starved_owner = owners.pop()  # for recipes with reserved_owner: one owner whose book gets no support
     n_key = max(1, (n_owners + 1) // 3)
+    claim = next((r for r in recipes if r.claims_lost), None) if defects > 0 else None
     width = max(6, len(str(accounts)))
     for i in range(accounts):
         rng = random.Random(seed * 1_000_003 + i)
@@ -100,6 +101,8 @@ def iter_book(accounts: int, seed: int = 0, as_of=None, defects: float = DEFAULT
             eligible = [r for r in recipes if tier in r.tiers and status in r.statuses and not r.once]
             if eligible and rng.random() < defects * len(eligible):
                 defect = rng.choice(eligible)
+        if defect is None and claim is not None and status == "lost" and i % 2 == 0:
+            defect = claim  # a pattern over many accounts (e.g. one owner's losses): nothing drawn
         # key accounts have KA managers of their own, the first third of the owners (seed 000: one person
         # cannot manage key accounts and small and mid clients at once); the draw is the one it always was
         if defect is not None and defect.reserved_owner:

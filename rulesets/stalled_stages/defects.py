@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from kamrules.bookgen import Defect, company, iso
-from kamrules.vocab import STAGES, TIERS
+from kamrules.bookgen import LOST_REASONS, Defect
+from kamrules.vocab import STAGES
 
 PROSPECT = ("prospect",)
 ANY = ("active", "prospect")
@@ -87,35 +87,14 @@ class RelationshipStuck(Defect):
 
 
 class LostReasonPattern(Defect):
-    """One owner (the reserved one) lost this account and five more in the last 30-300 days, all for the
-    same reason (a portfolio rule, per owner). The five are accounts rows only, with ids after this one's."""
+    """One owner (the reserved one) lost this account and every other healthy lost account of the book
+    (``claims_lost``), all for the same reason: a portfolio rule, per owner."""
 
-    kind, statuses, reserved_owner, once = "lost_reason_pattern", ("lost",), True, True
+    kind, statuses, reserved_owner, once, claims_lost = "lost_reason_pattern", ("lost",), True, True, True
     REASON = "价格不具竞争力"
 
     def lost_reason(self, acc):
-        owner, email = acc.owner
-        for k in range(1, 6):
-            name, _ = company(acc.rng)
-            lost_on = acc.as_of - acc.rng.randint(30, 300)
-            row = (
-                f"{acc.id}-L{k}",
-                name,
-                acc.rng.choice(TIERS),
-                owner,
-                email,
-                None,
-                None,
-                None,
-                None,
-                "lost",
-                STAGES[acc.rng.randint(2, 6)],
-                iso(lost_on),
-                None,
-                self.REASON,
-                iso(lost_on - 120),
-            )
-            acc.rows["accounts"].append(row)
+        acc.rng.choice(LOST_REASONS)  # drawn as the default draws it: the account's later rows stay as they were
         return self.REASON
 
 
