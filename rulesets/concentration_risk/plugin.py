@@ -140,7 +140,7 @@ ORDER BY owned_by
 """,
 )
 
-PROVIDERS = (*PROVIDERS, OWNER_MIX)
+ALL_PROVIDERS = (*PROVIDERS, OWNER_MIX)
 
 # bound again with the providers added above (the binding before them saw only the first ones)
-register_rulesets, register_facts, register_defect_recipes = package_hooks(__package__, PROVIDERS)
+register_rulesets, register_facts, register_defect_recipes = package_hooks(__package__, ALL_PROVIDERS)

@@ -99,7 +99,7 @@ FROM x
 """,
 )
 
-PROVIDERS = (*PROVIDERS, BUYING_CENTRE)
+ALL_PROVIDERS = (*PROVIDERS, BUYING_CENTRE)
 
 # bound again with the providers added above (the binding before them saw only the first ones)
-register_rulesets, register_facts, register_defect_recipes = package_hooks(__package__, PROVIDERS)
+register_rulesets, register_facts, register_defect_recipes = package_hooks(__package__, ALL_PROVIDERS)

@@ -149,7 +149,7 @@ FROM x
     derived=("days_without_key_visit", "key_visit_counted_from"),
 )
 
-PROVIDERS = (*PROVIDERS, KEY_VISITS)
+ALL_PROVIDERS = (*PROVIDERS, KEY_VISITS)
 
 # bound again with the providers added above (the binding before them saw only the first ones)
-register_rulesets, register_facts, register_defect_recipes = package_hooks(__package__, PROVIDERS)
+register_rulesets, register_facts, register_defect_recipes = package_hooks(__package__, ALL_PROVIDERS)

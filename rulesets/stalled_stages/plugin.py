@@ -297,7 +297,7 @@ ORDER BY g.owned_by
 """,
 )
 
-PROVIDERS = (*PROVIDERS, LOST_REASONS)
+ALL_PROVIDERS = (*PROVIDERS, LOST_REASONS)
 
 # bound again with the providers added above (the binding before them saw only the first ones)
-register_rulesets, register_facts, register_defect_recipes = package_hooks(__package__, PROVIDERS)
+register_rulesets, register_facts, register_defect_recipes = package_hooks(__package__, ALL_PROVIDERS)
