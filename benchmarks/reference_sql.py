@@ -638,6 +638,70 @@ RULES += [
 ]
 
 
+# ---- issue 14's further rules: KAM803, KAM704, KAM604, KAM418 ----------------------------------
+RULES += [
+    (
+        "resource_mismatch",
+        "key_visit_cadence",
+        "account",
+        f"""
+        WITH x AS (SELECT v.account_id,
+                          MAX(IIF(v.kind IN ('visit', 'meeting', 'presentation', 'executive_meeting'), v.date, NULL)) AS met_on
+                   FROM activities v JOIN accounts a ON a.id = v.account_id
+                   WHERE v.date <= :as_of AND a.status = 'active' AND a.tier = 'key'
+                   GROUP BY v.account_id)
+        SELECT a.id AS account_id, 'warning' AS severity, {_since("x.met_on")} AS days
+        FROM accounts a JOIN x ON x.account_id = a.id, w
+        WHERE {_since("x.met_on")} > IIF(a.buyer_type IN ('consultative', 'strategic'), 45, 90)""",
+    ),
+    (
+        "key_account_qualification",
+        "buying_centre_coverage",
+        "account",
+        """
+        WITH roles AS (SELECT account_id, COUNT(DISTINCT role) AS n FROM contacts
+                       WHERE role IN ('decision_maker', 'technical', 'procurement', 'user') AND COALESCE(active, 1) = 1
+                       GROUP BY account_id)
+        SELECT a.id AS account_id, 'warning' AS severity, COALESCE(r.n, 0) AS covered
+        FROM accounts a JOIN cur s ON s.account_id = a.id LEFT JOIN roles r ON r.account_id = a.id
+        WHERE a.status <> 'lost' AND a.tier = 'key' AND s.stage IN ('proposal', 'negotiation')
+          AND COALESCE(r.n, 0) < 3""",
+    ),
+    (
+        "concentration_risk",
+        "mixed_book",
+        "portfolio",
+        """
+        SELECT NULL AS account_id, 'warning' AS severity, TRIM(owner) AS owner,
+               SUM(tier = 'key') AS key_n, SUM(tier = 'small') AS small_n
+        FROM accounts WHERE status = 'active' AND NULLIF(TRIM(owner), '') IS NOT NULL
+        GROUP BY TRIM(owner)
+        HAVING SUM(tier = 'key') >= 1 AND (SUM(tier = 'small') > 10 OR CAST(SUM(tier = 'small') AS REAL) / COUNT(*) > 0.75)""",
+    ),
+    (
+        "stalled_stages",
+        "lost_reason_pattern",
+        "portfolio",
+        """
+        WITH l AS (      -- lost accounts, lost on their last dated record (stage_since, stage history, activity)
+            SELECT TRIM(a.owner) AS owner, NULLIF(TRIM(a.lost_reason), '') AS reason,
+                   MAX(COALESCE(IIF(a.stage_since <= :as_of, a.stage_since, NULL), ''),
+                       COALESCE((SELECT MAX(h.entered_on) FROM stage_history h
+                                  WHERE h.account_id = a.id AND h.entered_on <= :as_of), ''),
+                       COALESCE((SELECT MAX(x.date) FROM activities x WHERE x.account_id = a.id AND x.date <= :as_of), '')) AS lost_on
+            FROM accounts a WHERE a.status = 'lost' AND NULLIF(TRIM(a.owner), '') IS NOT NULL),
+        y AS (SELECT * FROM l WHERE lost_on > :m12),
+        top AS (SELECT owner, MAX(n) AS n FROM (SELECT owner, COUNT(*) AS n FROM y WHERE reason IS NOT NULL
+                                                GROUP BY owner, reason) GROUP BY owner)
+        SELECT NULL AS account_id, 'warning' AS severity, y.owner, COUNT(*) AS lost, top.n AS top_n
+        FROM y LEFT JOIN top ON top.owner = y.owner
+        GROUP BY y.owner
+        HAVING COUNT(*) >= 5 AND (CAST(COALESCE(top.n, 0) AS REAL) / COUNT(*) >= 0.60
+                                  OR CAST(SUM(y.reason IS NULL) AS REAL) / COUNT(*) > 0.50)""",
+    ),
+]
+
+
 def _params(conn: sqlite3.Connection, as_of: str) -> dict:
     cur = conn.execute(WINDOWS, {"as_of": as_of})
     return dict(zip((d[0] for d in cur.description), cur.fetchone(), strict=True))

@@ -38,6 +38,9 @@ class Defect:
     ends_cold: bool = False  # the last recorded attitude may be cold
     commitment_target: float = 0.85  # the current commitment's target, times last year's revenue
     surveyed: bool = True  # an active key account has a satisfaction survey within the year
+    key_visited: bool = True  # an active key account is met in person within 40 days (seed 001: 定期拜访大客户)
+    mixed_owner: bool = False  # a key account given to an owner of mid and small accounts (seed 000)
+    claims_lost: bool = False  # also carried by every other healthy lost account of a book with defects
     once: bool = False  # a defect of the whole book: only its first account carries it, none is drawn
 
     def buyer(self, acc, buyer):
@@ -587,6 +590,27 @@ class Account:
                     ]
                 )
                 day += every + rng.randint(-15, 10)
+        if active and tier == "key" and d.key_visited:
+            # a healthy key account is met in person regularly (seed 001, 定期拜访大客户): with no visit or
+            # meeting in the last 40 days, a meeting with the decision maker just inside the 45-day cadence,
+            # on a fixed day (not drawn, so the random stream stays as it was); a meeting, not a visit, so
+            # that it needs no follow-up call (the one-week follow-up is about visits)
+            met = ("visit", "meeting", "presentation", "executive_meeting")
+            if not any(a[1] in met and as_of - 40 < a[0] <= as_of for a in acts):
+                day = as_of - 35 - len(acts) % 8
+                if day >= start:
+                    acts.append(
+                        [
+                            day,
+                            "meeting",
+                            "management",
+                            self.decision_maker,
+                            60,
+                            "warm",
+                            float(600 * self.cost_scale),
+                            None,
+                        ]
+                    )
         acts = d.edit_activities(self, acts, stage_entered, end)
         acts.sort(key=lambda a: (a[0], a[1]))
         if not d.ends_cold:  # a healthy record never ends on a cold attitude

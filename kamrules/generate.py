@@ -132,6 +132,8 @@ def _iter(accounts, seed, as_of, defects, recipes, pm, traps):
     n_owners = max(3, min(accounts // 40, 5000))
     owners = make_owners(n_owners + 1, meta)
     starved_owner = owners.pop()  # for recipes with reserved_owner: one owner whose book gets no support
+    n_key = max(1, (n_owners + 1) // 3)
+    claim = next((r for r in recipes if r.claims_lost), None) if defects > 0 else None
     width = max(6, len(str(accounts)))
     eligible, eligible_traps = _eligible(recipes), _eligible(trapped)
     n = len(recipes)
@@ -149,7 +151,16 @@ def _iter(accounts, seed, as_of, defects, recipes, pm, traps):
                 kinds = eligible_traps[tier, status]
                 if kinds and rng.random() < traps:
                     trap = rng.choice(kinds)
-        owner = starved_owner if defect is not None and defect.reserved_owner else owners[rng.randrange(len(owners))]
+        if defect is None and trap is None and claim is not None and status == "lost" and i % 2 == 0:
+            defect = claim  # a pattern over many accounts (e.g. one owner's losses): nothing drawn
+        # key accounts have KA managers of their own, the first third of the owners (seed 000: one person
+        # cannot manage key accounts and small and mid clients at once); the draw is the one it always was
+        if defect is not None and defect.reserved_owner:
+            owner = starved_owner
+        elif tier == "key" and not (defect is not None and defect.mixed_owner):
+            owner = owners[rng.randrange(len(owners)) % n_key]
+        else:
+            owner = owners[n_key + rng.randrange(len(owners)) % (len(owners) - n_key)]
         acc_id = f"A{i + 1:0{width}d}"
         yield acc_id, defect, trap, Account(acc_id, rng, day, tier, status, defect or trap, owner).build()
 

@@ -220,5 +220,10 @@ def test_rule_set_file_parses_with_kam7_codes():
     rs = parse_ruleset(
         importlib.resources.files("kamrules_rulesets.key_account_qualification") / "rules.yaml", builtin=True
     )
-    assert [r.name for r in rs.rules] == ["one_off_buyer", "distributed_purchasing", "promotion_candidate"]
+    assert [r.name for r in rs.rules] == [
+        "one_off_buyer",
+        "distributed_purchasing",
+        "promotion_candidate",
+        "buying_centre_coverage",
+    ]
     assert all(r.code.startswith("KAM7") and r.description and r.action and r.message for r in rs.rules)

@@ -251,7 +251,7 @@ def test_rule_set_file_parses_with_kam4_codes():
         "lost_without_reason",
         "relationship_stuck",
     ]
-    assert names[7:] == ["stage_dwell"]
+    assert names[7:] == ["stage_dwell", "lost_reason_pattern"]
     dwell = rs.rules[7]
     assert dwell.code == "KAM411"
     assert {

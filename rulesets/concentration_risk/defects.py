@@ -39,4 +39,10 @@ class RelaxedAfterSigning(Defect):
         acc.rows["activities"] = [row for i, row in enumerate(rows) if i not in drop]
 
 
-RECIPES = (RevenueConcentration(), RelaxedAfterSigning())
+class MixedBook(Defect):
+    """A key account in the book of an owner of mid and small accounts (a portfolio rule, per owner)."""
+
+    kind, tiers, won_days_ago, mixed_owner = "mixed_book", ("key",), LONG, True
+
+
+RECIPES = (RevenueConcentration(), RelaxedAfterSigning(), MixedBook())

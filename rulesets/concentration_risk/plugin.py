@@ -106,3 +106,41 @@ PROVIDERS = (REVENUE_SHARES, SIGNING_ACTIVITY)
 
 
 register_rulesets, register_facts, register_defect_recipes = package_hooks(__package__, PROVIDERS)
+
+# Each owner's book of active accounts by tier (seed 000: one person cannot manage key accounts and
+# small and mid clients at once), computed once per check over the whole store (a portfolio provider:
+# the parent runs it, never a worker that sees only its part). One row per owner (trimmed name) that
+# holds both a key account and a small one; the alert goes to that owner. One pass over accounts.
+OWNER_MIX = FactProvider(
+    name="owner_mix",
+    description="Per owner holding both: active key, mid and small accounts in the book, and the small ones' share.",
+    scope="portfolio",
+    requires=(),
+    facts=(
+        "owner_key_accounts",
+        "owner_mid_accounts",
+        "owner_small_accounts",
+        "owner_active_accounts",
+        "owner_small_share",
+    ),
+    sql="""
+WITH b AS (
+    SELECT NULLIF(TRIM(owner), '') AS owned_by, owner, owner_email, tier
+    FROM accounts WHERE +status = 'active')
+SELECT 'owner:' || owned_by AS scope_key, MIN(owner) AS owner, MAX(owner_email) AS owner_email,
+       SUM(tier = 'key')   AS owner_key_accounts,
+       SUM(tier = 'mid')   AS owner_mid_accounts,
+       SUM(tier = 'small') AS owner_small_accounts,
+       COUNT(*)            AS owner_active_accounts,
+       CAST(SUM(tier = 'small') AS REAL) / COUNT(*) AS owner_small_share
+FROM b WHERE owned_by IS NOT NULL
+GROUP BY owned_by
+HAVING SUM(tier = 'key') > 0 AND SUM(tier = 'small') > 0
+ORDER BY owned_by
+""",
+)
+
+ALL_PROVIDERS = (*PROVIDERS, OWNER_MIX)
+
+# bound again with the providers added above (the binding before them saw only the first ones)
+register_rulesets, register_facts, register_defect_recipes = package_hooks(__package__, ALL_PROVIDERS)

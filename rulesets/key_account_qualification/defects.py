@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from kamrules.bookgen import Defect, iso
+from kamrules.vocab import STAGES
 
 
 class OneOffBuyer(Defect):
@@ -38,4 +39,17 @@ class PromotionCandidate(Defect):
         return acc.rng.uniform(7e7, 9e7)
 
 
-RECIPES = (OneOffBuyer(), DistributedPurchasing(), PromotionCandidate())
+class BuyingCentreCoverage(Defect):
+    """A key prospect in proposal or negotiation whose contacts are its decision maker, an executive and
+    someone else: one of the four buying roles."""
+
+    kind, tiers, statuses = "buying_centre_coverage", ("key",), ("prospect",)
+
+    def contact_roles(self, acc, roles):
+        return ["decision_maker", "executive", "other"]
+
+    def prospect_stages(self, acc):
+        return list(STAGES[: acc.rng.randint(6, 7)])
+
+
+RECIPES = (OneOffBuyer(), DistributedPurchasing(), PromotionCandidate(), BuyingCentreCoverage())

@@ -69,3 +69,37 @@ PROVIDERS = (ORDER_MONTHS, BOOK_REVENUE_DECILE)
 
 
 register_rulesets, register_facts, register_defect_recipes = package_hooks(__package__, PROVIDERS)
+
+# The buying centre of a key account or key prospect (seed 003, 集体决策: technical experts, production,
+# finance and purchasing all take part in a key account's decision): which of the four roles decision
+# maker, technical, procurement and user its active contacts cover. One index range over contacts'
+# account_id per key account that is not lost (a few rows each); the stage is the core fact pipeline_stage.
+BUYING_ROLES = ("decision_maker", "technical", "procurement", "user")
+_HAS = {
+    r: f"EXISTS (SELECT 1 FROM contacts c WHERE c.account_id = a.id AND c.role = '{r}' AND COALESCE(c.active, 1) = 1)"
+    for r in BUYING_ROLES
+}
+_MISSING = " || ".join(f"CASE WHEN NOT x.{r} THEN ', {r.replace('_', ' ')}' ELSE '' END" for r in BUYING_ROLES)
+
+BUYING_CENTRE = FactProvider(
+    name="buying_centre",
+    description="Key accounts and key prospects (not lost): how many of the buying roles decision maker, technical, procurement and user their active contacts cover, and which are missing.",
+    requires=("contacts",),
+    facts=("buying_roles_covered", "buying_roles_missing", "active_contacts"),
+    sql=f"""
+WITH x AS MATERIALIZED (
+    SELECT a.id AS account_id, {", ".join(f"{sql} AS {r}" for r, sql in _HAS.items())},
+           (SELECT COUNT(*) FROM contacts c WHERE c.account_id = a.id AND COALESCE(c.active, 1) = 1) AS n
+    FROM accounts a WHERE +a.tier = 'key' AND +a.status <> 'lost')
+SELECT x.account_id,
+       {" + ".join(f"x.{r}" for r in BUYING_ROLES)}       AS buying_roles_covered,
+       NULLIF(substr({_MISSING}, 3), '')                  AS buying_roles_missing,
+       x.n                                                AS active_contacts
+FROM x
+""",
+)
+
+ALL_PROVIDERS = (*PROVIDERS, BUYING_CENTRE)
+
+# bound again with the providers added above (the binding before them saw only the first ones)
+register_rulesets, register_facts, register_defect_recipes = package_hooks(__package__, ALL_PROVIDERS)

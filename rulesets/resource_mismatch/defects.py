@@ -34,7 +34,17 @@ class StrategicNoExecutive(Defect):
         return acc.as_of - acc.rng.randint(200, 400)
 
 
-RECIPES = (ConsultativeUnvisited(), StrategicNoExecutive())
+class KeyVisitCadence(Defect):
+    """A key account nobody has visited or met for 100-130 days (over every buyer type's cadence)."""
+
+    kind, tiers, won_days_ago, key_visited = "key_visit_cadence", ("key",), LONG, False
+
+    def edit_activities(self, acc, acts, stage_entered, end):
+        since = acc.as_of - acc.rng.randint(100, 130)
+        return [a for a in acts if not (a[0] > since and a[1] in IN_PERSON)]
+
+
+RECIPES = (ConsultativeUnvisited(), StrategicNoExecutive(), KeyVisitCadence())
 
 
 # -- healthy traps: accounts that look like trouble to a naive rule, and are not --------------------------

@@ -79,3 +79,62 @@ PROVIDERS = (CONTACT_MIX,)
 
 
 register_rulesets, register_facts, register_defect_recipes = package_hooks(__package__, PROVIDERS)
+
+
+def _key_visit_gap(f):
+    """Days without a visit or meeting at an active key account: from the last one, else from created_on but
+    not before the first activity record of the store (activity_record_days, a book fact)."""
+    if "last_key_visit" not in f:  # not an active key account with activity records: not judged
+        return {}
+    seen = f.get("days_since_key_visit")
+    if seen is not None:
+        return {"days_without_key_visit": seen, "key_visit_counted_from": f"last on {f['last_key_visit']}"}
+    span = f.get("activity_record_days")
+    if span is None:
+        return {}
+    created = f.get("key_created_days_ago")
+    if created is not None and created < span:
+        return {
+            "days_without_key_visit": created,
+            "key_visit_counted_from": f"none recorded since created_on {f.get('created_on')}",
+        }
+    return {
+        "days_without_key_visit": span,
+        "key_visit_counted_from": f"none recorded since the first activity record, {f.get('activities_start')}",
+    }
+
+
+# Active key accounts with activity records (seed 001, 定期拜访大客户): the last in-person contact (a visit,
+# meeting, presentation or executive meeting), by one backward index seek over (account_id, date) per key
+# account (MATERIALIZED, as in CONTACT_MIX); never-met accounts are counted in derive from created_on, but
+# not from before the store's first activity record (the book fact activities_start). An account with no
+# activity record at all is not judged: its contacts may simply not be in the export.
+KEY_VISITS = FactProvider(
+    name="key_visits",
+    description="Active key accounts: the last visit or meeting (in person) and the days without one (never counted from before the first activity record).",
+    requires=("activities",),
+    facts=("last_key_visit", "days_since_key_visit"),
+    inputs=("key_created_days_ago",),
+    sql=f"""
+WITH x AS MATERIALIZED (
+    SELECT a.id AS account_id, a.created_on,
+           (SELECT v.date FROM activities v WHERE v.account_id = a.id AND v.date <= :as_of AND v.kind IN {IN_PERSON}
+             ORDER BY v.date DESC LIMIT 1)                  AS met_on
+    FROM accounts a
+    WHERE +a.status = 'active' AND +a.tier = 'key'
+      AND EXISTS (SELECT 1 FROM activities v WHERE v.account_id = a.id AND v.date <= :as_of))
+SELECT x.account_id,
+       COALESCE(x.met_on, 'never')                          AS last_key_visit,
+       {days_since("x.met_on")}                             AS days_since_key_visit,
+       {days_since("x.created_on")}                         AS key_created_days_ago
+FROM x
+""",
+    after=("activities_start",),
+    derive=_key_visit_gap,
+    derived=("days_without_key_visit", "key_visit_counted_from"),
+)
+
+ALL_PROVIDERS = (*PROVIDERS, KEY_VISITS)
+
+# bound again with the providers added above (the binding before them saw only the first ones)
+register_rulesets, register_facts, register_defect_recipes = package_hooks(__package__, ALL_PROVIDERS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kamrules.bookgen import BRAND, CITIES, Defect, Trap
+from kamrules.bookgen import BRAND, CITIES, LOST_REASONS, Defect, Trap
 from kamrules.vocab import STAGES
 
 PROSPECT = ("prospect",)
@@ -86,6 +86,18 @@ class RelationshipStuck(Defect):
         return "establish"
 
 
+class LostReasonPattern(Defect):
+    """One owner (the reserved one) lost this account and every other healthy lost account of the book
+    (``claims_lost``), all for the same reason: a portfolio rule, per owner."""
+
+    kind, statuses, reserved_owner, once, claims_lost = "lost_reason_pattern", ("lost",), True, True, True
+    REASON = "价格不具竞争力"
+
+    def lost_reason(self, acc):
+        acc.rng.choice(LOST_REASONS)  # drawn as the default draws it: the account's later rows stay as they were
+        return self.REASON
+
+
 RECIPES = (
     StageDwell(),
     NoFollowUp(),
@@ -95,6 +107,7 @@ RECIPES = (
     ColdStreak(),
     LostWithoutReason(),
     RelationshipStuck(),
+    LostReasonPattern(),
 )
 
 

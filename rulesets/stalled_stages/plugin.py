@@ -244,3 +244,60 @@ PROVIDERS = (PIPELINE_STAGE, VISITS, STAGE_MOVES, COLD_STREAK)
 
 
 register_rulesets, register_facts, register_defect_recipes = package_hooks(__package__, PROVIDERS)
+
+# Lost accounts per owner in the look-back window (the rule threshold lost_window_months, default 12),
+# and their loss reasons (seed 002 七.2: the reasons a development failed are analysed, summarised and
+# filed by kind). The store has no date of loss: an account counts as lost on its last dated record on
+# or before the as-of date (its stage_since, its latest stage_history entry, its latest activity; a lost
+# account has none after it was lost), and one with no dated record at all is not counted. Computed once
+# per check over the whole store (portfolio: the parent runs it), two index seeks per lost account; one
+# row per owner with a loss in the window, addressed to that owner. The top reason is the commonest
+# (ties: the first in text order); shares are of all the owner's losses in the window.
+LOST_REASONS = FactProvider(
+    name="lost_reasons",
+    description="Per owner: accounts lost in the look-back window (:lost_window_months, default 12; lost on their last dated record), the commonest loss reason and its share, and the losses with no reason.",
+    scope="portfolio",
+    requires=(),
+    facts=(
+        "owner_lost",
+        "owner_lost_no_reason",
+        "lost_no_reason_share",
+        "top_lost_reason",
+        "top_lost_reason_count",
+        "top_lost_reason_share",
+    ),
+    params={"lost_window_months": 12},
+    sql="""
+WITH l AS MATERIALIZED (
+    SELECT NULLIF(TRIM(a.owner), '') AS owned_by, a.owner, a.owner_email, NULLIF(TRIM(a.lost_reason), '') AS reason,
+           NULLIF(MAX(COALESCE(CASE WHEN a.stage_since <= :as_of THEN a.stage_since END, ''),
+                      COALESCE((SELECT MAX(h.entered_on) FROM stage_history h
+                                 WHERE h.account_id = a.id AND h.entered_on <= :as_of), ''),
+                      COALESCE((SELECT MAX(v.date) FROM activities v
+                                 WHERE v.account_id = a.id AND v.date <= :as_of), '')), '') AS lost_on
+    FROM accounts a WHERE +a.status = 'lost'),
+w AS MATERIALIZED (
+    SELECT * FROM l
+    WHERE owned_by IS NOT NULL AND lost_on > date(:as_of, '-' || :lost_window_months || ' months')),
+r AS MATERIALIZED (SELECT owned_by, reason, COUNT(*) AS n FROM w WHERE reason IS NOT NULL GROUP BY owned_by, reason),
+g AS (
+    SELECT owned_by, MIN(owner) AS owner, MAX(owner_email) AS owner_email, COUNT(*) AS lost,
+           SUM(reason IS NULL) AS no_reason,
+           (SELECT r.reason FROM r WHERE r.owned_by = w.owned_by ORDER BY r.n DESC, r.reason LIMIT 1) AS top
+    FROM w GROUP BY owned_by)
+SELECT 'owner:' || g.owned_by AS scope_key, g.owner, g.owner_email,
+       g.lost                                       AS owner_lost,
+       g.no_reason                                  AS owner_lost_no_reason,
+       CAST(g.no_reason AS REAL) / g.lost           AS lost_no_reason_share,
+       g.top                                        AS top_lost_reason,
+       COALESCE(r.n, 0)                             AS top_lost_reason_count,
+       CAST(COALESCE(r.n, 0) AS REAL) / g.lost      AS top_lost_reason_share
+FROM g LEFT JOIN r ON r.owned_by = g.owned_by AND r.reason = g.top
+ORDER BY g.owned_by
+""",
+)
+
+ALL_PROVIDERS = (*PROVIDERS, LOST_REASONS)
+
+# bound again with the providers added above (the binding before them saw only the first ones)
+register_rulesets, register_facts, register_defect_recipes = package_hooks(__package__, ALL_PROVIDERS)
