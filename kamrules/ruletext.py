@@ -211,6 +211,10 @@ def _phrase(v: str, lang: str) -> str | None:
     return None
 
 
+# Facts holding a comma-separated list of enumeration values (with spaces for underscores)
+FACT_LISTS = {"buying_roles_missing": "contact_role"}
+
+
 def localized(facts: Mapping[str, Any], lang: str) -> dict[str, Any]:
     """``facts`` for a message in ``lang``: enumeration values as their labels, known phrases translated."""
     from kamrules.vocab import LABELS
@@ -228,4 +232,8 @@ def localized(facts: Mapping[str, Any], lang: str) -> dict[str, Any]:
             out[name] = words[v]
         elif (phrase := _phrase(v, lang)) is not None:
             out[name] = phrase
+        elif name in FACT_LISTS:
+            labels = LABELS.get(FACT_LISTS[name], {})
+            items = [labels.get(w.replace(" ", "_"), {}).get(lang, w) for w in v.split(", ")]
+            out[name] = "、".join(items) if lang == "zh" else ", ".join(items)
     return out
