@@ -21,7 +21,12 @@ def _won_key_chain(book, id, won_days, commitment_start_days, orders, created_da
     book.add("commitments", id=f"M-{id}", account_id=id, start=start, end=end, target_amount=8_000_000, signed=True)
     book.add("orders", account_id=id, date=book.ago(20), amount=orders, margin=orders * 0.10)
     book.add(
-        "concessions", account_id=id, date=book.ago(80), kind="marketing_support", amount=480_000, commitment_id=f"M-{id}"
+        "concessions",
+        account_id=id,
+        date=book.ago(80),
+        kind="marketing_support",
+        amount=480_000,
+        commitment_id=f"M-{id}",
     )
 
 

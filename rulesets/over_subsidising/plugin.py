@@ -40,7 +40,13 @@ SUBSIDY_RATIOS = FactProvider(
     requires=("orders", "concessions"),
     after=("orders_summary", "concessions_summary", "commitment_progress", "won_date"),
     derive=_ratios,
-    derived=("counted_concessions_12m", "development_note", "concession_ratio", "uncommitted_ratio", "concessions_growth"),
+    derived=(
+        "counted_concessions_12m",
+        "development_note",
+        "concession_ratio",
+        "uncommitted_ratio",
+        "concessions_growth",
+    ),
 )
 
 
