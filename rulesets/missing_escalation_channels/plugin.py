@@ -94,6 +94,7 @@ OPEN_COMPLAINTS = FactProvider(
         "complaint_rank",
         "complaint_days",
         "complaint_limit_days",
+        "complaint_overdue_days",
         "complaint_escalated",
         "complaint_state",
     ),
@@ -133,6 +134,7 @@ SELECT account_id,
        rnk       AS complaint_rank,
        age       AS complaint_days,
        lim       AS complaint_limit_days,
+       age - lim AS complaint_overdue_days,
        esc       AS complaint_escalated,
        IIF(esc, 'escalated and still open', 'not escalated') AS complaint_state
 FROM r WHERE rn = 1
