@@ -63,7 +63,9 @@ AGGREGATES: dict[str, str] = {
                TOTAL(CASE WHEN c.date <= :m12 THEN c.amount END) AS conc_prev12m,
                TOTAL(CASE WHEN c.date > :d90 THEN c.amount END)  AS conc_90d,
                TOTAL(CASE WHEN c.date > :m12 AND NOT (m.id IS NOT NULL AND m.signed = 1 AND m.target_amount > 0)
-                          THEN c.amount END)                     AS uncommitted_12m
+                          THEN c.amount END)                     AS uncommitted_12m,
+               TOTAL(CASE WHEN c.date > :m12 AND NOT (m.id IS NOT NULL AND m.signed = 1 AND m.target_amount > 0)
+                           AND c.kind <> 'free_service' THEN c.amount END) AS uncommitted_deal_12m  -- needs a volume deal
         FROM concessions c
              LEFT JOIN commitments m ON m.id = c.commitment_id AND m.account_id = c.account_id AND m.start <= :as_of
         WHERE c.date <= :as_of AND c.date > :m24
@@ -96,6 +98,42 @@ AGGREGATES: dict[str, str] = {
                CASE WHEN x.has_history THEN h.stage WHEN x.stage_since > :as_of THEN NULL ELSE x.stage END            AS stage,
                CASE WHEN x.has_history THEN h.entered_on WHEN x.stage_since > :as_of THEN NULL ELSE x.stage_since END AS since
         FROM x LEFT JOIN stage_history h ON h.rowid = x.latest""",
+    # signed commitments in force: orders since the start against the target pro-rated to the as-of date,
+    # seasonally (by the 12 months before the start) when the account ordered a year before the start, else
+    # linearly; dev = concessions of the 12 months tied to one on track at an account won within 12 months
+    "prog": """
+        WITH live AS (
+            SELECT m.id, m.account_id, m.start, m.target_amount,
+                   w.jd - julianday(m.start) + 1 AS elapsed, julianday(m."end") - julianday(m.start) + 1 AS span,
+                   date(m.start, '-12 months') AS y0,
+                   (SELECT MIN(f.date) FROM orders f WHERE f.account_id = m.account_id) AS first_on,
+                   COALESCE((SELECT MAX(h.entered_on) FROM stage_history h WHERE h.account_id = a.id AND h.stage = 'won'
+                              AND h.entered_on <= :as_of), a.created_on) > :m12 AS newly_won,
+                   date(:as_of, '+1 day') AS zx, date(m."end", '+1 day') AS ze
+            FROM commitments m JOIN accounts a ON a.id = m.account_id, w
+            WHERE m.signed = 1 AND m.target_amount > 0 AND m.start <= :as_of AND m."end" >= :as_of),
+        k AS (
+            SELECT *, yx - (date(start, '+' || yx || ' years') > zx) AS kx, ye - (date(start, '+' || ye || ' years') > ze) AS ke
+            FROM (SELECT *, strftime('%Y', zx) - strftime('%Y', start) AS yx, strftime('%Y', ze) - strftime('%Y', start) AS ye
+                  FROM live)),
+        s AS (
+            SELECT k.id, k.account_id, k.target_amount, k.elapsed, k.span, k.kx, k.ke, k.newly_won, k.first_on <= k.y0 AS has_year,
+                   TOTAL(CASE WHEN o.date >= k.start THEN o.amount END) AS actual,
+                   TOTAL(CASE WHEN o.date < k.start THEN o.amount END) AS p,
+                   TOTAL(CASE WHEN o.date < k.start AND o.date < date(k.zx, '-' || (k.kx + 1) || ' years') THEN o.amount END) AS px,
+                   TOTAL(CASE WHEN o.date < k.start AND o.date < date(k.ze, '-' || (k.ke + 1) || ' years') THEN o.amount END) AS pe
+            FROM k LEFT JOIN orders o ON o.account_id = k.account_id AND o.date >= k.y0 AND o.date <= :as_of
+            GROUP BY k.id, k.account_id),
+        e AS (
+            SELECT *, target_amount * IIF(has_year AND p > 0 AND ke * p + pe > 0, (kx * p + px) / (ke * p + pe),
+                                          elapsed / span) AS expected
+            FROM s)
+        SELECT e.account_id,
+               MAX(IIF(e.elapsed >= 30 AND e.expected > 0, 1.0 - e.actual / e.expected, NULL)) AS behind,
+               TOTAL(IIF(e.newly_won AND e.actual >= e.expected,
+                         (SELECT TOTAL(c.amount) FROM concessions c WHERE c.account_id = e.account_id
+                           AND c.date > :m12 AND c.date <= :as_of AND c.commitment_id = e.id), 0)) AS dev
+        FROM e GROUP BY e.account_id""",
     # when an active account was won: its latest `won` entry on or before the as-of date, else created_on
     "won": """
         SELECT a.id AS account_id,
@@ -132,11 +170,13 @@ RULES: list[tuple[str, str, str, str]] = [
         "concession_ratio",
         "account",
         """
-        SELECT a.id AS account_id,
-               IIF(c.conc_12m / o.rev_12m > 0.20, 'critical', 'warning') AS severity,
-               c.conc_12m, o.rev_12m
-        FROM accounts a JOIN ord o ON o.account_id = a.id JOIN con c ON c.account_id = a.id
-        WHERE a.status = 'active' AND o.rev_12m > 0 AND c.conc_12m > 0 AND c.conc_12m / o.rev_12m > 0.10""",
+        WITH n AS (      -- development investment of a newly won account (prog.dev) is not counted
+            SELECT a.id, c.conc_12m - MIN(COALESCE(p.dev, 0), c.conc_12m) AS counted, o.rev_12m
+            FROM accounts a JOIN ord o ON o.account_id = a.id JOIN con c ON c.account_id = a.id
+                 LEFT JOIN prog p ON p.account_id = a.id
+            WHERE a.status = 'active' AND o.rev_12m > 0)
+        SELECT id AS account_id, IIF(counted / rev_12m > 0.20, 'critical', 'warning') AS severity, counted, rev_12m
+        FROM n WHERE counted > 0 AND counted / rev_12m > 0.10""",
     ),
     (
         "over_subsidising",
@@ -144,31 +184,19 @@ RULES: list[tuple[str, str, str, str]] = [
         "account",
         """
         SELECT a.id AS account_id,
-               IIF(c.uncommitted_12m / o.rev_12m > 0.05, 'critical', 'warning') AS severity,
-               c.uncommitted_12m, o.rev_12m
+               IIF(c.uncommitted_deal_12m / o.rev_12m > 0.05, 'critical', 'warning') AS severity,
+               c.uncommitted_deal_12m, o.rev_12m
         FROM accounts a JOIN ord o ON o.account_id = a.id JOIN con c ON c.account_id = a.id
-        WHERE a.status = 'active' AND o.rev_12m > 0 AND c.uncommitted_12m > 0""",
+        WHERE a.status = 'active' AND o.rev_12m > 0 AND c.uncommitted_deal_12m / o.rev_12m > 0.01""",
     ),
     (
         "over_subsidising",
         "commitment_shortfall",
         "account",
         """
-        WITH live AS (   -- signed commitments in force, at least 30 days old
-            SELECT m.id, m.account_id, m.start,
-                   m.target_amount * (w.jd - julianday(m.start) + 1)
-                                   / (julianday(m."end") - julianday(m.start) + 1) AS expected
-            FROM commitments m, w
-            WHERE m.signed = 1 AND m.target_amount > 0 AND m.start <= :as_of AND m."end" >= :as_of
-              AND w.jd - julianday(m.start) + 1 >= 30),
-        behind AS (
-            SELECT l.account_id, 1.0 - TOTAL(o.amount) / l.expected AS behind
-            FROM live l LEFT JOIN orders o ON o.account_id = l.account_id AND o.date >= l.start AND o.date <= :as_of
-            GROUP BY l.id)
-        SELECT b.account_id, 'warning' AS severity, MAX(b.behind) AS behind, c.conc_90d
-        FROM behind b JOIN accounts a ON a.id = b.account_id JOIN con c ON c.account_id = b.account_id
-        WHERE a.status = 'active' AND b.behind > 0.20 AND c.conc_90d > 0
-        GROUP BY b.account_id""",
+        SELECT p.account_id, 'warning' AS severity, p.behind, c.conc_90d
+        FROM prog p JOIN accounts a ON a.id = p.account_id JOIN con c ON c.account_id = p.account_id
+        WHERE a.status = 'active' AND p.behind > 0.20 AND c.conc_90d > 0""",
     ),
     (
         "over_subsidising",
@@ -198,9 +226,11 @@ RULES: list[tuple[str, str, str, str]] = [
         """
         WITH n AS (      -- margin is 0 without orders in the window, unknown (NULL) when no order has one
             SELECT a.id AS account_id, IIF(COALESCE(o.n_12m, 0) = 0, 0.0, o.margin_12m)
-                       - COALESCE(c.conc_12m, 0) - COALESCE(x.cost_12m, 0) AS net_margin_12m
+                       - (COALESCE(c.conc_12m, 0) - MIN(COALESCE(p.dev, 0), COALESCE(c.conc_12m, 0)))
+                       - COALESCE(x.cost_12m, 0) AS net_margin_12m
             FROM accounts a LEFT JOIN ord o ON o.account_id = a.id
                  LEFT JOIN con c ON c.account_id = a.id LEFT JOIN act x ON x.account_id = a.id
+                 LEFT JOIN prog p ON p.account_id = a.id
             WHERE a.status = 'active')
         SELECT account_id, 'warning' AS severity, net_margin_12m FROM n WHERE net_margin_12m < 0""",
     ),
@@ -338,12 +368,17 @@ RULES: list[tuple[str, str, str, str]] = [
         "complaint_unresolved",
         "account",
         f"""
-        SELECT a.id AS account_id, 'warning' AS severity, {days("MIN(k.opened_on)")} AS oldest_days
-        FROM complaints k JOIN accounts a ON a.id = k.account_id, w
-        WHERE a.status <> 'lost' AND k.opened_on <= :as_of AND (k.closed_on IS NULL OR k.closed_on > :as_of)
-          AND COALESCE(k.escalated, 0) = 0
-        GROUP BY a.id
-        HAVING {days("MIN(k.opened_on)")} > IIF(a.tier = 'key', 14, 30)""",
+        WITH k AS (      -- open complaints against the limit of their severity and tier, x3 once escalated
+            SELECT a.id AS account_id, {days("k.opened_on")} AS age,
+                   CASE COALESCE(NULLIF(k.severity, ''), 'medium') WHEN 'high' THEN 3 WHEN 'low' THEN 1 ELSE 2 END AS rnk,
+                   CASE COALESCE(NULLIF(k.severity, ''), 'medium')
+                        WHEN 'high' THEN IIF(a.tier = 'key', 3, 7) WHEN 'low' THEN IIF(a.tier = 'key', 28, 60)
+                        ELSE IIF(a.tier = 'key', 14, 30) END * IIF(COALESCE(k.escalated, 0) = 1, 3, 1) AS lim
+            FROM complaints k JOIN accounts a ON a.id = k.account_id, w
+            WHERE a.status <> 'lost' AND k.opened_on <= :as_of AND (k.closed_on IS NULL OR k.closed_on > :as_of))
+        SELECT account_id, CASE MAX(rnk) WHEN 3 THEN 'critical' WHEN 2 THEN 'warning' ELSE 'info' END AS severity,
+               MAX(age) AS oldest_days
+        FROM k WHERE age > lim GROUP BY account_id""",
     ),
     # ---- stalled_stages (KAM4xx) ----------------------------------------------
     (

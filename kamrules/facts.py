@@ -93,7 +93,9 @@ class FactProvider:
     ``params`` names further SQL parameters (``:visit_window_months``) with their
     default values (whole numbers): a rule threshold of the same name, in a rule
     the check runs, sets the value (e.g. a look-back window), see
-    :func:`provider_params`.
+    :func:`provider_params`. A text default (``""``) makes it a list of words
+    separated by commas (``"free_service, other"``); ``param_choices`` names the
+    words it may hold.
 
     ``multi_date_sql`` (account scope, optional): a provider that supports multi-date evaluation computes
     its facts for every date of a backtest in one pass. It reads the temp table ``as_of_dates`` (one
@@ -115,10 +117,11 @@ class FactProvider:
     over: str = "store"  # or "account_facts": totals over the account facts (portfolio scope)
     after: tuple[str, ...] = ()  # providers whose facts ``derive`` reads (ordering)
     requires_columns: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict, hash=False)
-    params: Mapping[str, int] = dataclasses.field(
+    params: Mapping[str, int | str] = dataclasses.field(
         default_factory=dict, hash=False
     )  # extra SQL parameters and their defaults
     multi_date_sql: str = ""  # the facts at every date of temp table as_of_dates(as_of) in one pass (backtests)
+    param_choices: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         if self.scope not in ("account", "portfolio", "book"):
@@ -137,20 +140,43 @@ class FactProvider:
             )
 
 
-def provider_params(providers: Sequence[FactProvider], rules: Iterable[Rule]) -> dict[str, int]:
+def _word_list(v: str) -> str:
+    """A text parameter as SQL reads it: its comma-separated words without blanks, e.g. ``"a,b"``."""
+    return ",".join(w.strip() for w in v.split(",") if w.strip())
+
+
+def provider_params(providers: Sequence[FactProvider], rules: Iterable[Rule]) -> dict[str, int | str]:
     """The providers' SQL parameters set by thresholds of ``rules`` of the same name (a window in months or
-    days). Such a threshold is one whole number (not per severity, tier or `limits:` row), and rules that
-    both set it must agree: else an InputError naming both."""
+    days; a text parameter: a list of words). Such a threshold is one value (not per severity, tier or
+    `limits:` row), and rules that both set it must agree: else an InputError naming both."""
     from kamrules.errors import InputError, Problem
 
     names = {k for p in providers for k in p.params}
-    out: dict[str, int] = {}
+    texts = {k for p in providers for k, d in p.params.items() if isinstance(d, str)}
+    choices = {k: c for p in providers for k, c in p.param_choices.items()}
+    out: dict[str, int | str] = {}
     first: dict[str, Rule] = {}
     problems = []
     for rule in rules:
         for name in names & set(rule.thresholds):
             v = rule.thresholds[name]
-            if type(v) is not int or v <= 0 or any(name in row.thresholds for row in rule.limits):
+            per_row = any(name in row.thresholds for row in rule.limits)
+            if name in texts:
+                words = _word_list(v).split(",") if type(v) is str else []
+                if type(v) is not str or per_row or any(w and w not in choices.get(name, (w,)) for w in words):
+                    problems.append(
+                        Problem(
+                            rule.file,
+                            rule.line,
+                            f"rule {rule.code}: threshold {name} = {v!r} is a list of words separated by commas "
+                            f"(expected one text, the same for every tier and severity"
+                            + (f", each one of {', '.join(choices[name])}" if name in choices else "")
+                            + ")",
+                        )
+                    )
+                    continue
+                v = _word_list(v)
+            elif type(v) is not int or v <= 0 or per_row:
                 problems.append(
                     Problem(
                         rule.file,
@@ -159,7 +185,8 @@ def provider_params(providers: Sequence[FactProvider], rules: Iterable[Rule]) ->
                         f"its facts (expected one whole number > 0, the same for every tier and severity)",
                     )
                 )
-            elif name in out and out[name] != v:
+                continue
+            if name in out and out[name] != v:
                 o = first[name]
                 problems.append(
                     Problem(
@@ -308,10 +335,11 @@ class FactSource:
         providers: Sequence[FactProvider],
         failures: Failures,
         timeout: float | None = DEFAULT_PLUGIN_TIMEOUT,
-        params: Mapping[str, int] | None = None,
+        params: Mapping[str, int | str] | None = None,
     ):
         self.store, self.as_of, self.failures = store, as_of, failures
-        self.params = {k: v for p in providers for k, v in p.params.items()} | dict(params or {})
+        defaults = {k: _word_list(v) if isinstance(v, str) else v for p in providers for k, v in p.params.items()}
+        self.params = defaults | dict(params or {})
         self.timeout = timeout  # seconds a provider's SQL or one derive call may run (None: no limit)
         self._timeouts: dict[str, str] = {}  # provider -> reason; shared by bound_to copies in one process
         self.account_providers = [p for p in providers if p.scope == "account"]

@@ -139,6 +139,7 @@ FACT_KINDS = {
     "pipeline_stage": "stage",
     "regressed_from": "stage",
     "regressed_to": "stage",
+    "complaint_severity": "complaint_severity",
     "tier": "tier",
     "status": "status",
     "buyer_type": "buyer_type",
@@ -171,6 +172,8 @@ VALUES = {
         "the same 6 months a year earlier": "去年同期6个月",
         "the 6 months before": "之前6个月",
         "no year of orders to compare with": "不足一年订单，无去年同期可比",
+        "escalated and still open": "已升级但仍未解决",
+        "not escalated": "未升级",
     }
 }
 
@@ -195,6 +198,11 @@ PATTERNS: dict[str, list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]]
             lambda m: f"自{_SINCE[m[1]]}（{m[2]}）起无记录",
         ),
         (re.compile(r"none (?:on record|recorded)"), lambda m: "无记录"),
+        (
+            re.compile(r"pro-rated seasonally: (\d+)% of the target due, as in last year's orders"),
+            lambda m: f"按季节折算：参照去年订单，应完成目标的{m[1]}%",
+        ),
+        (re.compile(r"pro-rated linearly: (\d+) of (\d+) days"), lambda m: f"按时间折算：{m[2]}天中已过{m[1]}天"),
         (
             re.compile(r"(longer than|within) the (\d+)-day break over the same date a year earlier"),
             lambda m: f"{'超过' if m[1] == 'longer than' else '未超过'}去年同期{m[2]}天的断档",

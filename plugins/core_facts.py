@@ -33,6 +33,7 @@ from typing import Any
 
 from kamrules import hookimpl
 from kamrules.facts import FactProvider
+from kamrules.vocab import CONCESSION_KINDS
 
 # Window bounds as SQL expressions over the :as_of parameter.
 M6 = "date(:as_of, '-6 months')"
@@ -161,18 +162,32 @@ FROM accounts a LEFT JOIN o ON o.account_id = a.id
 """,
 )
 
+# uncommitted_deal_concessions_12m leaves out the kinds that need no volume deal (a free
+# service to settle a complaint): :excluded_kinds, comma-separated, set by KAM102's
+# threshold of that name (FactProvider params).
 CONCESSIONS_SUMMARY = FactProvider(
     name="concessions_summary",
-    description="Concessions over the trailing 12 months, the 12 before, the last 90 days, and the part not backed by a signed commitment.",
+    description="Concessions over the trailing 12 months, the 12 before, the last 90 days, and the part not backed by a signed commitment (all kinds; and of the kinds not in :excluded_kinds).",
     requires=("concessions",),
-    facts=("concessions_12m", "concessions_prev_12m", "concessions_90d", "uncommitted_concessions_12m"),
+    facts=(
+        "concessions_12m",
+        "concessions_prev_12m",
+        "concessions_90d",
+        "uncommitted_concessions_12m",
+        "uncommitted_deal_concessions_12m",
+    ),
+    params={"excluded_kinds": "free_service"},
+    param_choices={"excluded_kinds": CONCESSION_KINDS},
     sql=f"""
 WITH s AS (
     SELECT c.account_id,
            TOTAL(CASE WHEN c.date > {M12} THEN c.amount END)                         AS concessions_12m,
            TOTAL(CASE WHEN c.date <= {M12} THEN c.amount END)                        AS concessions_prev_12m,
            TOTAL(CASE WHEN c.date > date(:as_of, '-90 days') THEN c.amount END)      AS concessions_90d,
-           TOTAL(CASE WHEN c.date > {M12} AND NOT {COMMITTED} THEN c.amount END)     AS uncommitted_concessions_12m
+           TOTAL(CASE WHEN c.date > {M12} AND NOT {COMMITTED} THEN c.amount END)     AS uncommitted_concessions_12m,
+           TOTAL(CASE WHEN c.date > {M12} AND NOT {COMMITTED}
+                           AND instr(',' || :excluded_kinds || ',', ',' || c.kind || ',') = 0
+                      THEN c.amount END)                                             AS uncommitted_deal_concessions_12m
     FROM concessions c {CONCESSION_JOIN}
     WHERE c.date <= :as_of AND c.date > {M24}
     GROUP BY c.account_id)
@@ -180,7 +195,8 @@ SELECT a.id AS account_id,
        COALESCE(s.concessions_12m, 0.0)             AS concessions_12m,
        COALESCE(s.concessions_prev_12m, 0.0)        AS concessions_prev_12m,
        COALESCE(s.concessions_90d, 0.0)             AS concessions_90d,
-       COALESCE(s.uncommitted_concessions_12m, 0.0) AS uncommitted_concessions_12m
+       COALESCE(s.uncommitted_concessions_12m, 0.0) AS uncommitted_concessions_12m,
+       COALESCE(s.uncommitted_deal_concessions_12m, 0.0) AS uncommitted_deal_concessions_12m
 FROM accounts a LEFT JOIN s ON s.account_id = a.id
 """,
 )

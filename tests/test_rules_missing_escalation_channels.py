@@ -114,21 +114,23 @@ def test_no_decision_maker_on_file_or_inactive(book):
     assert alerts["NONE"].message.startswith("0 active decision-maker contacts on file, none met for 1,825 days")
 
 
-# -- KAM306 complaint_unresolved: key 14 days, others 30 ---------------------------------
+# -- KAM306 complaint_unresolved: a medium complaint, key 14 days, others 30 ------------------
+# (the other severities and escalated complaints: tests/test_false_alarms_subsidy.py)
 @pytest.mark.parametrize(
     "tier, days, fires",
     [("key", 14, False), ("key", 15, True), ("mid", 30, False), ("mid", 31, True), ("small", 31, True)],
 )
 def test_complaint_unresolved_per_tier(book, tier, days, fires):
     book.account("A", tier=tier)
-    book.add("complaints", account_id="A", opened_on=book.ago(days), severity="high")
+    book.add("complaints", id="Q1", account_id="A", opened_on=book.ago(days), severity="medium")
     alerts = book.alerts("KAM306")
     assert ("A" in alerts) is fires
     if fires:
         limit = 14 if tier == "key" else 30
+        assert alerts["A"].severity == "warning"
         assert alerts["A"].message == (
-            f"1 open complaint not escalated, the oldest opened on {book.ago(days)} ({days} days to 2026-10-31); "
-            f"limit {limit} days for a {tier} account"
+            f"medium-severity complaint opened on {book.ago(days)} (Q1), not escalated, open for {days} days "
+            f"to 2026-10-31; limit {limit} days for a {tier} account (1 of 1 open complaint past the limit)"
         )
 
 

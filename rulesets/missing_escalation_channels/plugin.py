@@ -91,20 +91,68 @@ def _decision_maker_days(f):
     }
 
 
-# Open on the as-of date (opened by then, not closed by then) and not escalated.
+# Open complaints on the as-of date (opened by then, not closed by then), each judged against the
+# limit of its severity (no severity: medium) and the account's tier, times escalated_factor once
+# escalated. The limits are KAM306's thresholds (FactProvider params). Per account, the complaint
+# to report: past its limit first, then the most severe, the furthest past its limit, the oldest.
 OPEN_COMPLAINTS = FactProvider(
     name="open_complaints",
-    description="Open, unescalated complaints and the age of the oldest.",
+    description="Open complaints, each against the limit of its severity and the account's tier (longer once "
+    "escalated), and the most urgent of them (severity, opened date, age, limit, escalated).",
     requires=("complaints",),
-    facts=("open_complaints", "oldest_open_complaint_days", "oldest_open_complaint_on"),
+    facts=(
+        "open_complaints",
+        "overdue_complaints",
+        "complaint_ref",
+        "complaint_opened_on",
+        "complaint_severity",
+        "complaint_rank",
+        "complaint_days",
+        "complaint_limit_days",
+        "complaint_overdue_days",
+        "complaint_escalated",
+        "complaint_state",
+    ),
+    params={
+        "high_days_key": 3,
+        "high_days": 7,
+        "medium_days_key": 14,
+        "medium_days": 30,
+        "low_days_key": 28,
+        "low_days": 60,
+        "escalated_factor": 3,
+    },
     sql=f"""
+WITH k AS (
+    SELECT c.account_id, c.id, c.opened_on, COALESCE(NULLIF(c.severity, ''), 'medium') AS sev,
+           COALESCE(c.escalated, 0) = 1 AS esc, +a.tier = 'key' AS is_key,
+           CAST({JD} - julianday(c.opened_on) AS INTEGER) AS age
+    FROM complaints c JOIN accounts a ON a.id = c.account_id
+    WHERE c.opened_on <= :as_of AND (c.closed_on IS NULL OR c.closed_on > :as_of)),
+l AS (
+    SELECT *, CASE sev WHEN 'high' THEN 3 WHEN 'low' THEN 1 ELSE 2 END AS rnk,
+           CASE sev WHEN 'high' THEN IIF(is_key, :high_days_key, :high_days)
+                    WHEN 'low'  THEN IIF(is_key, :low_days_key, :low_days)
+                    ELSE IIF(is_key, :medium_days_key, :medium_days) END * IIF(esc, :escalated_factor, 1) AS lim
+    FROM k),
+r AS (
+    SELECT *, COUNT(*) OVER acc AS n_open, SUM(age > lim) OVER acc AS n_over,
+           ROW_NUMBER() OVER (PARTITION BY account_id
+                              ORDER BY age > lim DESC, rnk DESC, CAST(age AS REAL) / lim DESC, opened_on, id) AS rn
+    FROM l WINDOW acc AS (PARTITION BY account_id))
 SELECT account_id,
-       COUNT(*)                                        AS open_complaints,
-       CAST({JD} - julianday(MIN(opened_on)) AS INTEGER) AS oldest_open_complaint_days,
-       MIN(opened_on)                                  AS oldest_open_complaint_on
-FROM complaints
-WHERE opened_on <= :as_of AND (closed_on IS NULL OR closed_on > :as_of) AND COALESCE(escalated, 0) = 0
-GROUP BY account_id
+       n_open    AS open_complaints,
+       n_over    AS overdue_complaints,
+       id        AS complaint_ref,
+       opened_on AS complaint_opened_on,
+       sev       AS complaint_severity,
+       rnk       AS complaint_rank,
+       age       AS complaint_days,
+       lim       AS complaint_limit_days,
+       age - lim AS complaint_overdue_days,
+       esc       AS complaint_escalated,
+       IIF(esc, 'escalated and still open', 'not escalated') AS complaint_state
+FROM r WHERE rn = 1
 """,
 )
 
