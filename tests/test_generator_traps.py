@@ -14,16 +14,6 @@ WINTER = "2027-01-31"  # the seasonal dealers have been silent since November: t
 N, SEED, SHARE = 400, 4, 0.3  # no defects: every alert is on a healthy account
 KINDS = ("long_key_tender", "newly_won_listing_fee", "records_start_late", "seasonal_dealer", "served_mid_account")
 
-# Rule sets fixed on other branches (issue 13): these traps still fire them here. The lead drops the marks
-# after merging subsidy/seasonal.
-NOT_FIXED_HERE = {
-    ("seasonal_dealer", "silent_churn"),
-    ("seasonal_dealer", "contact_decay"),
-    ("seasonal_dealer", "commitment_shortfall"),
-    ("newly_won_listing_fee", "concession_ratio"),
-    ("newly_won_listing_fee", "negative_net_margin"),
-}
-
 
 @pytest.fixture(scope="module")
 def book(tmp_path_factory):
@@ -161,17 +151,7 @@ def test_traps_quiet_for_rules_fixed_on_main(book, rule):
 
 @pytest.mark.parametrize(
     "trap, rule",
-    [
-        pytest.param(
-            t.kind,
-            rule,
-            marks=[pytest.mark.xfail(strict=False, reason="fixed on branch subsidy/seasonal")]
-            if (t.kind, rule) in NOT_FIXED_HERE
-            else [],
-        )
-        for t in trap_recipes()
-        for rule in t.quiet
-    ],
+    [(t.kind, rule) for t in trap_recipes() for rule in t.quiet],
 )
 def test_trap_does_not_trigger(book, trap, rule):
     _, carriers, fired = book
