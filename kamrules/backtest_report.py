@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 
 from kamrules.alerts import SEVERITIES
 from kamrules.backtest import DateResult
+from kamrules.i18n import _, get_lang, label
 
 FORMATS = ("table", "json", "jsonl", "csv")
 CSV_FIELDS = (
@@ -181,8 +182,10 @@ def render_table(results: list[DateResult], scorecard, title: str = "") -> str:
             ]
             + [str(r.grades.get(g.grade, 0)) for g in grades]
         )
-    heads = ["date", "alerts", "critical", "warning", "info", "new", "resolved"] + [g.en for g in grades]
-    out.append("alerts and health (accounts per grade) at each date")
+    sevs = [label("severity", s) for s in ("critical", "warning", "info")]
+    zh = get_lang() == "zh"
+    heads = [_("date"), _("alerts"), *sevs, _("new"), _("resolved")] + [g.zh if zh else g.en for g in grades]
+    out.append(_("alerts and health (accounts per grade) at each date"))
     out.append(table(heads, rows, max_width=200, wrap_last=False, aligns=["<"] + [">"] * (len(heads) - 1)))
     rows = []
     for r in results:
@@ -200,10 +203,10 @@ def render_table(results: list[DateResult], scorecard, title: str = "") -> str:
                     "-" if r.resolved is None else str(resolved.get(rs, 0)),
                 ]
             )
-    out += ["", "by rule set"]
+    out += ["", _("by rule set")]
     out.append(
         table(
-            ["date", "rule set", "alerts", "critical", "warning", "info", "new", "resolved"],
+            [_("date"), _("rule set"), _("alerts"), *sevs, _("new"), _("resolved")],
             rows,
             max_width=200,
             wrap_last=False,
@@ -211,7 +214,7 @@ def render_table(results: list[DateResult], scorecard, title: str = "") -> str:
         )
     )
     if any(r.diffs is not None for r in results):
-        out += ["", "tuned rule sets (--compare) against the current ones: alerts added, removed, changed severity"]
+        out += ["", _("tuned rule sets (--compare) against the current ones: alerts added, removed, changed severity")]
         rows = [
             [r.as_of, d.code, d.ruleset, f"+{len(d.added)}", f"-{len(d.removed)}", f"~{len(d.changed)}"]
             for r in results
@@ -220,7 +223,7 @@ def render_table(results: list[DateResult], scorecard, title: str = "") -> str:
         if rows:
             out.append(
                 table(
-                    ["date", "rule", "rule set", "added", "removed", "changed"],
+                    [_("date"), _("rule"), _("rule set"), _("added"), _("removed"), _("changed")],
                     rows,
                     max_width=200,
                     wrap_last=False,
@@ -232,7 +235,8 @@ def render_table(results: list[DateResult], scorecard, title: str = "") -> str:
                 for d in r.diffs or ():
                     t = totals.setdefault(d.code, [0, 0, 0])
                     t[0], t[1], t[2] = t[0] + len(d.added), t[1] + len(d.removed), t[2] + len(d.changed)
-            out.append("over the range: " + "; ".join(f"{c} +{a} -{b} ~{x}" for c, (a, b, x) in sorted(totals.items())))
+            each = _("; ").join(f"{c} +{a} -{b} ~{x}" for c, (a, b, x) in sorted(totals.items()))
+            out.append(_("over the range: {totals}").format(totals=each))
         else:
-            out.append("no difference: the tuned rule sets fire the same alerts at every date")
+            out.append(_("no difference: the tuned rule sets fire the same alerts at every date"))
     return "\n".join(out) + "\n"

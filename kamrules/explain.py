@@ -8,6 +8,7 @@ from typing import Any
 
 from kamrules.check import CheckRequest, Plan, on_disk, plan
 from kamrules.errors import InputError
+from kamrules.i18n import _, get_lang, reason_text, using
 
 
 @dataclass(frozen=True)
@@ -17,8 +18,9 @@ class RuleVerdict:
     rule: str
     status: str  # fired | not_fired | skipped | portfolio | disabled
     severity: str | None = None
-    reason: str = ""
+    reason: str = ""  # in English: JSON is for machines
     thresholds: Mapping[str, Any] = field(default_factory=dict)
+    text: str = field(default="", compare=False)  # the reason in the run's language (explain's table)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -91,6 +93,13 @@ def _one_account_store(store, account_id: str):
     return Store(store.path, conn, store.pm)
 
 
+def _both(make) -> dict[str, str]:
+    """reason= in English and text= in the run's language: ``make()`` called once per language."""
+    with using("en"):
+        en = make()
+    return {"reason": en, "text": en if get_lang() == "en" else make()}
+
+
 def _verdicts(p: Plan, source, book, facts) -> list[RuleVerdict]:
     """Every rule's verdict on ``facts``; portfolio rules over ``book`` (None: not evaluated, a big book)."""
     from kamrules.ruleset import evaluate
@@ -105,15 +114,19 @@ def _verdicts(p: Plan, source, book, facts) -> list[RuleVerdict]:
             bad = [status[f] for f in rule.facts if f in status and status[f].state != "ok"]
             gap = next((source.column_gaps[f] for f in rule.facts if f in source.column_gaps), None)
             if not rule.enabled:
-                verdicts.append(RuleVerdict(**base, status="disabled", reason="enabled: false in its rule-set file"))
+                verdicts.append(
+                    RuleVerdict(**base, status="disabled", **_both(lambda: _("enabled: false in its rule-set file")))
+                )
             elif rule.scope == "portfolio" and not bad and book is None:
                 verdicts.append(
                     RuleVerdict(
                         **base,
                         status="portfolio",
-                        reason=(
-                            f"portfolio rule: not evaluated for one account of a book of {store.count('accounts'):,} accounts "
-                            f"(it needs every account's facts); `kamrules check --select {rule.code}` evaluates it"
+                        **_both(
+                            lambda rule=rule: _(
+                                "portfolio rule: not evaluated for one account of a book of {n:,} accounts "
+                                "(it needs every account's facts); `kamrules check --select {code}` evaluates it"
+                            ).format(n=store.count("accounts"), code=rule.code)
                         ),
                     )
                 )
@@ -123,25 +136,44 @@ def _verdicts(p: Plan, source, book, facts) -> list[RuleVerdict]:
                 mine = [
                     row for row in portfolio if row.get("account_id") in (None, facts.get("account_id"))
                 ]  # not other accounts' rows
-                parts = [(row.get("scope_key") or "the book", evaluate(rule, row)) for row in mine]
+                parts = [(row.get("scope_key"), evaluate(rule, row)) for row in mine]
                 fired = [(k, v) for k, v in parts if v.fired]
                 shown = fired[0] if fired else (parts[0] if parts else None)
-                reason = (
-                    f"portfolio rule, on {shown[0]}: {shown[1].reason()}"
-                    if shown
-                    else "portfolio rule: no portfolio facts"
-                )
+
+                def said(shown=shown) -> str:
+                    if not shown:
+                        return _("portfolio rule: no portfolio facts")
+                    return _("portfolio rule, on {scope}: {reason}").format(
+                        scope=shown[0] or _("the book"), reason=shown[1].reason()
+                    )
+
                 verdicts.append(
                     RuleVerdict(
-                        **base, status="portfolio", severity=shown[1].severity if shown else None, reason=reason
+                        **base, status="portfolio", severity=shown[1].severity if shown else None, **_both(said)
                     )
                 )
             elif bad:
                 st = bad[0]
-                why = st.reason if st.state == "unavailable" else f"fact provider {st.name} failed: {st.reason}"
-                verdicts.append(RuleVerdict(**base, status="skipped", reason=f"skipped: {why}"))
+                why = (
+                    (lambda st=st: reason_text(st.reason))
+                    if st.state == "unavailable"
+                    else (
+                        lambda st=st: _("fact provider {name} failed: {reason}").format(name=st.name, reason=st.reason)
+                    )
+                )
+                verdicts.append(
+                    RuleVerdict(
+                        **base, status="skipped", **_both(lambda why=why: _("skipped: {why}").format(why=why()))
+                    )
+                )
             elif gap:
-                verdicts.append(RuleVerdict(**base, status="skipped", reason=f"skipped: {gap}"))
+                verdicts.append(
+                    RuleVerdict(
+                        **base,
+                        status="skipped",
+                        **_both(lambda gap=gap: _("skipped: {why}").format(why=reason_text(gap))),
+                    )
+                )
             else:
                 v = evaluate(rule, facts)
                 verdicts.append(
@@ -149,8 +181,8 @@ def _verdicts(p: Plan, source, book, facts) -> list[RuleVerdict]:
                         **base,
                         status="fired" if v.fired else "not_fired",
                         severity=v.severity,
-                        reason=v.reason(),
                         thresholds=v.thresholds,
+                        **_both(v.reason),
                     )
                 )
     engine = p.account_engine  # the plan's: compiled from the same rules (enabled, account scope, not skipped)

@@ -224,19 +224,36 @@ def explain_section(explanation, scorecard: Scorecard | None = None) -> dict[str
 
 
 def render_explain_section(section: Mapping[str, Any]) -> list[str]:
-    """The text lines of :func:`explain_section` for explain's table output."""
-    pen = ", ".join(f"{k} {v:g}" for k, v in section["penalties"].items())
+    """The text lines of :func:`explain_section` for explain's table output, in the run's language."""
+    from kamrules.i18n import _, get_lang, label
+
+    zh = get_lang() == "zh"
+    pen = _(", ").join(f"{label('severity', k)} {v:g}" for k, v in section["penalties"].items())
+    grade = section["grade_zh"] if zh else f"{section['grade_en']} ({section['grade_zh']})"
     out = [
-        f"health: {section['score']}/100, {section['grade_en']} ({section['grade_zh']}); scorecard {section['scorecard']}, "
-        f"profile {section['profile']}",
-        f"  penalties {pen}; each further alert in a rule set x{section['extra_alerts']:g}",
+        _("health: {score}/100, {grade}; scorecard {scorecard}, profile {profile}").format(
+            score=section["score"], grade=grade, scorecard=section["scorecard"], profile=section["profile"]
+        ),
+        _("  penalties {penalties}; each further alert in a rule set x{factor}").format(
+            penalties=pen, factor=f"{section['extra_alerts']:g}"
+        ),
     ]
     for rs, budget in section["budgets"].items():
-        out.append(f"  {rs:<30} budget {budget:5.1f}  lost {section['lost'].get(rs, 0.0):5.1f}")
+        out.append(
+            _("  {ruleset} budget {budget}  lost {lost}").format(
+                ruleset=f"{rs:<30}", budget=f"{budget:5.1f}", lost=f"{section['lost'].get(rs, 0.0):5.1f}"
+            )
+        )
     for d in section["drivers"]:
-        out.append(f"   {-d['points']:6.1f}  {d['code']}  {d['rule']} ({d['severity']})")
+        out.append(
+            _("   {points}  {code}  {rule} ({severity})").format(
+                points=f"{-d['points']:6.1f}", code=d["code"], rule=d["rule"], severity=label("severity", d["severity"])
+            )
+        )
     if section["redistributed"]:
         out.append(
-            f"  no rule ran (data missing): {', '.join(section['redistributed'])}; their weight is shared by the others"
+            _("  no rule ran (data missing): {rulesets}; their weight is shared by the others").format(
+                rulesets=_(", ").join(section["redistributed"])
+            )
         )
     return out

@@ -174,3 +174,27 @@ _COUNTS = {
     "info": N_("%(n)d info"),
     "resolved": N_("%(n)d resolved"),
 }
+
+
+# Why a rule was skipped, as kamrules.facts words it (in English: it is also stored in runs and JSON):
+# for people, each known form in the current language; any other reason is shown as it is.
+_REASONS = (
+    (re.compile(r"no rows in table (\S+)"), N_("no rows in table {name}")),
+    (re.compile(r"no table (\S+)"), N_("no table {name}")),
+    (re.compile(r"no column (\S+)"), N_("no column {name}")),
+    (
+        re.compile(r"no values in column (\S+) \(NULL in every row\)"),
+        N_("no values in column {name} (NULL in every row)"),
+    ),
+)
+
+
+def reason_text(reason: str) -> str:
+    """A skip reason from kamrules.facts (``no rows in table invoices``) in the current language."""
+    if _lang == DEFAULT:
+        return reason
+    for pattern, msgid in _REASONS:
+        m = pattern.fullmatch(reason)
+        if m:
+            return gettext(msgid).format(name=m.group(1))
+    return reason

@@ -17,6 +17,7 @@ import yaml
 from kamrules.alerts import SEVERITIES, SEVERITY_RANK
 from kamrules.conditions import AnyOf, Condition, ConditionError, leaves, numberlike, parse_condition
 from kamrules.errors import InputError, Problem
+from kamrules.i18n import gettext, label
 from kamrules.messages import control_problem, human
 from kamrules.ruletext import Texts, message_problems, parse_text
 
@@ -1051,35 +1052,42 @@ class Verdict:
     actual: Any = None  # that condition's fact value (None = missing)
 
     def reason(self) -> str:
+        """Why the rule fired or not, in the current language (kamrules.i18n; explain's JSON asks for en)."""
         if self.fired:
             shown = [
                 f"`{c.describe(self.thresholds)}`: {c.fact} = {_show(self.facts_seen.get(c.fact))}"
                 for c in self.conditions
                 if c.ref_kind
             ]
-            return f"fired: {self.severity}" + (f" ({'; '.join(shown)})" if shown else "")
+            head = gettext("fired: {severity}").format(severity=label("severity", self.severity))
+            return head + (gettext(" ({details})").format(details=gettext("; ").join(shown)) if shown else "")
         if self.failed is None:
-            return "not fired"
+            return gettext("not fired")
         c = self.failed
+        cond = c.describe(self.thresholds)
         if c.op == "any":
-            return f"not fired: `{c.describe(self.thresholds)}` is false"
+            return gettext("not fired: `{condition}` is false").format(condition=cond)
         if self.actual is None and c.op not in ("is missing", "is present"):
-            return f"not fired: `{c.describe(self.thresholds)}` is false: {c.fact} has no value"
-        value = "has no value" if self.actual is None else "= " + _show(self.actual)
-        extra = ""
+            return gettext("not fired: `{condition}` is false: {fact} has no value").format(condition=cond, fact=c.fact)
+        detail = _value_of(c.fact, self.actual)
         if c.ref_kind == "fact":
-            extra = f", {c.ref} {'has no value' if self.other is None else '= ' + _show(self.other)}"
-        return f"not fired: `{c.describe(self.thresholds)}` is false ({c.fact} {value}{extra})"
+            detail += gettext(", ") + _value_of(str(c.ref), self.other)
+        return gettext("not fired: `{condition}` is false ({detail})").format(condition=cond, detail=detail)
 
     other: Any = None
     conditions: tuple[Condition | AnyOf, ...] = ()
     facts_seen: Mapping[str, Any] = field(default_factory=dict)
 
 
+def _value_of(fact: str, v: Any) -> str:
+    """``fact = 12`` or ``fact has no value``, for a verdict's reason."""
+    return gettext("{fact} has no value").format(fact=fact) if v is None else f"{fact} = {_show(v)}"
+
+
 def _show(v: Any) -> str:
     """A fact's value in a verdict: numbers for people (kamrules.messages.human), text quoted."""
     if v is None:
-        return "no value"
+        return gettext("no value")
     return repr(v) if isinstance(v, str) else human(v)
 
 

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from kamrules.alerts import SEVERITIES
+from kamrules.i18n import get_lang
 from kamrules.lifecycle.schema import rows, transaction, ts
 
 DDL = """
@@ -357,12 +358,13 @@ def digest_health(account_ids) -> dict[str, dict]:
 
 
 def trend_text(h: dict | None) -> str:
-    """``62 watch ↓-12`` (score, grade, trend against the previous run)."""
+    """``62 watch ↓-12`` (score, grade, trend against the previous run); zh ``62 关注 ↓-12``."""
     if not h:
         return ""
     arrow = {"up": "↑", "down": "↓", "steady": "→"}.get(h["trend"] or "", "")
     change = f"{arrow}{h['change']:+d}" if h["change"] else arrow
-    return f"{h['score']} {h['grade_en']}" + (f" {change}" if change else "")
+    grade = h.get("grade_zh") or h["grade_en"] if get_lang() == "zh" else h["grade_en"]
+    return f"{h['score']} {grade}" + (f" {change}" if change else "")
 
 
 def check_health(conn, result, pm=None, settings=None, scorecard=None) -> dict[str, dict]:

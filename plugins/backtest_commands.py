@@ -22,6 +22,7 @@ from kamrules.cliutils import (
     select_option,
 )
 from kamrules.errors import EXIT_INCOMPLETE
+from kamrules.i18n import _, get_lang
 
 BACKTEST_HELP = """Evaluate the rule sets at every date of a range, writing nothing.
 
@@ -45,6 +46,18 @@ Exit codes: 0 ok; 2 bad usage or input (--from after --to, a bad --every,
 bad rule files); 3 a rule or plugin failed at some date (the output is
 still written, the failures are named on stderr).
 """
+
+
+def _every(every: str) -> str:
+    """--every as the title says it: as given in en; zh ``周`` / ``月`` / ``3天`` (after 每)."""
+    if get_lang() == "en":
+        return every
+    from kamrules.backtest import parse_every
+
+    unit, n = parse_every(every)
+    if unit == "months":
+        return _("month")
+    return _("week") if str(every).strip() == "week" else _("{n} days").format(n=n)
 
 
 @hookimpl
@@ -129,7 +142,7 @@ def register_commands(cli):
         failed: list[tuple[str, str, str]] = []
 
         def progress(i: int, n: int, as_of: str) -> None:
-            click.echo(f"backtest: date {i}/{n} ({as_of})", err=True)
+            click.echo(_("backtest: date {i}/{n} ({as_of})").format(i=i, n=n, as_of=as_of), err=True)
 
         def noted(results):
             for r in results:
@@ -137,10 +150,16 @@ def register_commands(cli):
                     for where, msg in res.summary.failures if res is not None else ():
                         failed.append((r.as_of, side + where, msg))
                 click.echo(
-                    f"  {r.as_of}: {len(r.alerts)} alerts"
-                    + (f", {len(r.new)} new, {len(r.resolved)} resolved" if r.new is not None else "")
+                    _("  {as_of}: {n} alerts").format(as_of=r.as_of, n=len(r.alerts))
                     + (
-                        f"; tuned: {sum(len(d.added) for d in r.diffs)} added, {sum(len(d.removed) for d in r.diffs)} removed"
+                        _(", {new} new, {resolved} resolved").format(new=len(r.new), resolved=len(r.resolved))
+                        if r.new is not None
+                        else ""
+                    )
+                    + (
+                        _("; tuned: {added} added, {removed} removed").format(
+                            added=sum(len(d.added) for d in r.diffs), removed=sum(len(d.removed) for d in r.diffs)
+                        )
                         if r.diffs is not None
                         else ""
                     ),
@@ -164,11 +183,13 @@ def register_commands(cli):
                 progress=progress if len(dates) > 1 else None,
             )
             first = next(results)  # bad rule files, an empty store: exit 2 before any output is opened
-            title = (
-                f"backtest {dates[0]} to {dates[-1]} every {every}: {len(dates)} dates, "
-                f"{first.result.summary.accounts_checked} accounts"
-                + (f"; tuned: {', '.join(compare)}" if compare else "")
-            )
+            title = _("backtest {first} to {last} every {every}: {n} dates, {accounts} accounts").format(
+                first=dates[0],
+                last=dates[-1],
+                every=_every(every),
+                n=len(dates),
+                accounts=first.result.summary.accounts_checked,
+            ) + (_("; tuned: {dirs}").format(dirs=", ".join(compare)) if compare else "")
             chunks = render(fmt, noted(chain([first], results)), sc, title)
             try:
                 if output:
@@ -183,8 +204,8 @@ def register_commands(cli):
         finally:
             store.close()
         for as_of, where, msg in failed:
-            click.echo(f"FAILED at {as_of}: {where}: {msg}", err=True)
+            click.echo(_("FAILED at {as_of}: {where}: {msg}").format(as_of=as_of, where=where, msg=msg), err=True)
         if output:
-            click.echo(f"wrote the backtest of {len(dates)} dates to {output}", err=True)
+            click.echo(_("wrote the backtest of {n} dates to {output}").format(n=len(dates), output=output), err=True)
         if failed:
             sys.exit(EXIT_INCOMPLETE)

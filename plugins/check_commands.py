@@ -538,22 +538,24 @@ def render_rules(sets) -> str:
 
 def render_explanation(ex) -> str:
     """The text of `kamrules explain`: store values escaped (kamrules.textsafe.term), CJK aligned."""
+    from kamrules.i18n import _
     from kamrules.termtable import pad, truncate, width, wrap
 
-    out = [f"account {term(ex.account_id)} as of {term(ex.as_of)}", "", "facts:"]
+    head = _("account {account} as of {date}").format(account=term(ex.account_id), date=term(ex.as_of))
+    out = [head, "", _("facts:")]
     from kamrules.messages import human
 
     # numbers rounded for people (full values: --format json); a missing fact says so
-    facts = {
-        term(k): term(v if isinstance(v, str) else "(no value)" if v is None else human(v)) for k, v in ex.facts.items()
-    }
+    none = _("(no value)")
+    facts = {term(k): term(v if isinstance(v, str) else none if v is None else human(v)) for k, v in ex.facts.items()}
     w = max((width(k) for k in facts), default=0)
     for k, v in facts.items():
         out.append(f"  {pad(k, w)}  {truncate(v, 76 - w)}")
-    out += ["", "rules:"]
-    label = {"fired": "FIRED", "not_fired": "-", "skipped": "skip", "portfolio": "port", "disabled": "off"}
+    out += ["", _("rules:")]
+    # the status column is 5 wide: zh labels are two characters (4 columns)
+    label = {"fired": _("FIRED"), "not_fired": "-", "skipped": _("skip"), "portfolio": _("port"), "disabled": _("off")}
     for v in ex.verdicts:
-        lines = wrap(term(v.reason, keep_newlines=True), 80 - 2 - 8 - 2 - 5 - 2)
-        out.append(f"  {term(v.code):<8}  {label[v.status]:<5}  {lines[0]}")
+        lines = wrap(term(v.text or v.reason, keep_newlines=True), 80 - 2 - 8 - 2 - 5 - 2)
+        out.append(f"  {term(v.code):<8}  {pad(label[v.status], 5)}  {lines[0]}")
         out += [" " * 19 + ln for ln in lines[1:]]
     return "\n".join(out)

@@ -21,6 +21,7 @@ from kamrules.cliutils import (
     rulesets_dirs_option,
 )
 from kamrules.errors import EXIT_INCOMPLETE
+from kamrules.i18n import _, amount, get_lang, label, reason_text
 
 HEALTH_HELP = """Each account's health score (0-100), grade, trend and main driver, worst first.
 
@@ -70,7 +71,7 @@ def _driver(d) -> str:
 
 def _change(direction, change) -> str:
     if direction is None:
-        return "new"
+        return _("new")
     arrow = {"up": "↑", "down": "↓", "steady": "→"}[direction]
     return f"{arrow}{change:+d}" if change else arrow
 
@@ -90,21 +91,31 @@ def render_csv(report, raw: bool = False) -> str:
     return buf.getvalue()
 
 
+def _grade(g: dict) -> str:
+    """A grade's name for people: en ``watch 关注`` (as before), zh ``关注``."""
+    zh = g.get("grade_zh", g.get("zh"))
+    return zh if get_lang() == "zh" else f"{g.get('grade_en', g.get('en'))} {zh}"
+
+
 def _summary_line(name: str, s: dict) -> list[str]:
-    grades = ", ".join(f"{g['accounts']} {g['en']}" for g in s["by_grade"].values())
-    return [name, str(s["accounts"]), f"{s['average']:.1f}", grades, f"{s['revenue_at_risk']:,.0f}"]
+    if get_lang() == "zh":
+        grades = "，".join(f"{g['zh']}{g['accounts']}" for g in s["by_grade"].values())
+    else:
+        grades = ", ".join(f"{g['accounts']} {g['en']}" for g in s["by_grade"].values())
+    return [name, str(s["accounts"]), f"{s['average']:.1f}", grades, amount(s["revenue_at_risk"])]
 
 
 def render_table(report) -> str:
+    """The table for people, in the run's language (tiers and grades by their labels, amounts in 万 / 亿 in zh)."""
     from kamrules.termtable import table
 
     rows = [
         [
             a["account_name"] or a["account_id"],
             a["owner"] or "",
-            a["tier"] or "",
+            label("tier", a["tier"]) or "",
             str(a["score"]),
-            f"{a['grade_en']} {a['grade_zh']}",
+            _grade(a),
             _change(a["trend"], a["change"]) if report.previous else "",
             _change(a["trend_30d"], a["change_30d"]) if report.month else "",
             _driver(a["main_driver"]),
@@ -113,25 +124,70 @@ def render_table(report) -> str:
     ]
     out = [
         table(
-            ["account", "owner", "tier", "score", "grade", "trend", "30d", "main driver"],
+            [_("account"), _("owner"), _("tier"), _("score"), _("grade"), _("trend"), _("30d"), _("main driver")],
             rows,
             max_width=110,
             aligns=["<", "<", "<", ">", "<", "<", "<", "<"],
         ),
         "",
     ]
-    summary = [_summary_line(o, s) for o, s in report.owners.items()] + [_summary_line("whole book", report.book)]
+    summary = [_summary_line(_(o) if o == "(no owner)" else o, s) for o, s in report.owners.items()]
+    summary.append(_summary_line(_("whole book"), report.book))
     out.append(
         table(
-            ["owner", "accounts", "average", "grades", "revenue at risk (12m)"],
+            [_("owner"), _("accounts"), _("average"), _("grades"), _("revenue at risk (12m)")],
             summary,
             max_width=110,
             aligns=["<", ">", ">", "<", ">"],
         )
     )
-    by_grade = "; ".join(f"{g['en']} {g['zh']}: {g['revenue_12m']:,.0f}" for g in report.book["by_grade"].values())
-    out.append(f"\ntrailing 12-month revenue by grade: {by_grade}")
+    by_grade = _("; ").join(
+        _("{grade}: {revenue}").format(grade=_grade(g), revenue=amount(g["revenue_12m"]))
+        for g in report.book["by_grade"].values()
+    )
+    out.append("\n" + _("trailing 12-month revenue by grade: {grades}").format(grades=by_grade))
     return "\n".join(out) + "\n"
+
+
+def notes(report, as_of: str, output=None) -> list[str]:
+    """What health says on stderr, in the run's language: where the scores come from, what the trends
+    compare with, the book's summary, skipped rules and failures."""
+    if report.computed:
+        first = _(
+            "no recorded run as of {as_of}: scores computed now from a check that recorded nothing "
+            "(`kamrules check --as-of {as_of}` records one)"
+        ).format(as_of=as_of)
+    else:
+        first = _("scores of run {id} (as of {as_of}, finished {finished})").format(
+            id=report.run["id"], as_of=as_of, finished=report.run["finished"]
+        )
+    prev, month = report.previous, report.month
+    against = (
+        _("trend against run {id} as of {as_of}").format(id=prev["id"], as_of=prev["as_of"])
+        if prev
+        else _("trend against nothing (no earlier run)")
+    )
+    thirty = (
+        _("30 days: run {id} as of {as_of}").format(id=month["id"], as_of=month["as_of"])
+        if month
+        else _("30 days: no run about 30 days earlier")
+    )
+    b = report.book
+    out = [
+        first,
+        against + _("; ") + thirty,
+        _("{n} accounts, average {average}; revenue at risk {revenue}").format(
+            n=b["accounts"], average=b["average"], revenue=amount(b["revenue_at_risk"])
+        ),
+    ]
+    out += [
+        _("skipped {code}: {reason} (not counted; weight shared)").format(code=code, reason=reason_text(reason))
+        for code, reason in report.skipped
+    ]
+    out += [_("FAILED {where}: {msg}").format(where=where, msg=msg) for where, msg in report.failures]
+    if output:
+        out.append(_("wrote {n} accounts to {output}").format(n=len(report.accounts), output=output))
+    return out
 
 
 @hookimpl
@@ -222,29 +278,7 @@ def register_commands(cli):
         days = getattr(getattr(env.settings, "check", None), "stale_after_days", 14)
         for line in stale_warnings(store.conn, as_of, days if days is not None else 14):
             click.echo(line, err=True)
-        if report.computed:
-            click.echo(
-                f"no recorded run as of {as_of}: scores computed now from a check that recorded nothing "
-                f"(`kamrules check --as-of {as_of}` records one)",
-                err=True,
-            )
-        else:
-            click.echo(f"scores of run {report.run['id']} (as of {as_of}, finished {report.run['finished']})", err=True)
-        prev = report.previous
-        click.echo(
-            f"trend against {'run ' + str(prev['id']) + ' as of ' + prev['as_of'] if prev else 'nothing (no earlier run)'}; "
-            f"30 days: {'run ' + str(report.month['id']) + ' as of ' + report.month['as_of'] if report.month else 'no run about 30 days earlier'}",
-            err=True,
-        )
-        b = report.book
-        click.echo(
-            f"{b['accounts']} accounts, average {b['average']}; revenue at risk {b['revenue_at_risk']:,.0f}", err=True
-        )
-        for code, reason in report.skipped:
-            click.echo(f"skipped {code}: {reason} (not counted; weight shared)", err=True)
-        for where, msg in report.failures:
-            click.echo(f"FAILED {where}: {msg}", err=True)
-        if output:
-            click.echo(f"wrote {len(report.accounts)} accounts to {output}", err=True)
+        for line in notes(report, as_of, output):
+            click.echo(line, err=True)
         if report.failures:
             sys.exit(EXIT_INCOMPLETE)
