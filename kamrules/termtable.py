@@ -44,9 +44,15 @@ NO_START = frozenset("，。、；：？！）」』》】〉〕］｝〗〙”�
 NO_END = frozenset("（「『《【〈〔［｛〖〘“‘")
 
 
+def _latin(c: str) -> bool:
+    """Part of a Latin run (a fact name, a code, a date, a number) that a CJK line must not break inside."""
+    return c.isascii() and (c.isalnum() or c in "_`.-:%,")
+
+
 def _take(word: str, room: int) -> str:
     """The longest start of ``word`` that fits ``room`` columns, shortened so that the rest does not start
-    with a NO_START mark and the piece does not end with a NO_END one (the mark moves to the next line)."""
+    with a NO_START mark and the piece does not end with a NO_END one (the mark moves to the next line), nor
+    ends inside a Latin run such as ``days_since_survey`` (unless the run alone is wider than the room)."""
     piece, used = "", 0
     for ch in word:
         if used + char_width(ch) > room:
@@ -56,7 +62,14 @@ def _take(word: str, room: int) -> str:
     greedy = piece
     while piece and len(piece) < len(word) and (word[len(piece)] in NO_START or piece[-1] in NO_END):
         piece = piece[:-1]
-    return piece or greedy  # a line of nothing but marks: break anyway
+    kinsoku = piece
+    while (
+        piece
+        and len(piece) < len(word)
+        and (word[len(piece)] in NO_START or piece[-1] in NO_END or (_latin(piece[-1]) and _latin(word[len(piece)])))
+    ):
+        piece = piece[:-1]
+    return piece or kinsoku or greedy  # a run wider than the line, or a line of nothing but marks: break anyway
 
 
 def wrap(text: str, cols: int) -> list[str]:

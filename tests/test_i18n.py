@@ -138,6 +138,16 @@ def test_kinsoku_moves_the_character_before_the_mark():
     assert wrap("the quick brown fox jumps", 10) == ["the quick", "brown fox", "jumps"]  # English as before
 
 
+@pytest.mark.parametrize("cols", range(20, 40))
+def test_cjk_lines_do_not_break_inside_a_latin_run(cols):
+    text = "未触发：`days_since_survey > 365` 不成立（days_since_survey = 120，截至2026-10-31）"
+    lines = wrap(text, cols)
+    assert all(width(ln) <= cols for ln in lines)
+    assert sum(ln.count("days_since_survey") for ln in lines) == 2, lines  # both whole, on some line
+    assert any("2026-10-31" in ln for ln in lines), lines
+    assert wrap("一二三四abcdefghijklmnop", 8)[0] == "一二三四"  # a run wider than the line still breaks
+
+
 # --- precedence: --lang > $KAMRULES_LANG > kamrules.toml lang > en ---------------------------------
 
 
