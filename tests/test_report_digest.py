@@ -90,3 +90,29 @@ def test_manager_key_not_an_address_is_refused(book_store, tmp_path):
         record_and_notify(
             book_store, run_check(book_store, as_of=AS_OF), notify=("email",), settings=load_settings(toml, environ={})
         )
+
+
+def test_manager_rollup_in_the_managers_language(book_store, server, tmp_path):
+    """[email.lang_by_recipient] reaches the managers' roll-up too: Chinese subject, headings and counts."""
+    owners = [o for o, _ in _owners_with_mail(book_store)][:2]
+    toml = tmp_path / "kamrules.toml"
+    toml.write_text(
+        f'[email]\nsmtp_host = "127.0.0.1"\nsmtp_port = {server.port}\nsmtp_tls = "none"\nsmtp_from = "kamrules@example.com"\n'
+        f'[email.lang_by_recipient]\n"lead@example.com" = "zh"\n'
+        f'[email.managers]\n"lead@example.com" = ["{owners[0]}", "{owners[1]}"]\n',
+        encoding="utf-8",
+    )
+    from kamrules.config import load_settings
+
+    s = load_settings(toml, environ={})
+    report = record_and_notify(book_store, run_check(book_store, as_of=AS_OF), notify=("email",), settings=s)
+    assert report.undelivered == 0
+    (m,) = [r.message for r in server.received if "lead@example.com" in r.rcpt_tos]
+    assert m["Subject"].startswith("[kamrules] 团队汇总：") and "截至" in m["Subject"]
+    text = m.get_body(("plain",)).get_content()
+    html = m.get_body(("html",)).get_content()
+    assert "团队汇总" in text and "条严重" in text and "[CRITICAL]" not in text
+    assert "由 kamrules 发送" in text and "Sent by" not in text
+    assert "严重告警" in html or "条严重" in html
+    for english in ("team digest", "critical, ", "firing across", "owners"):
+        assert english not in text, english

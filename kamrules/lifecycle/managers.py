@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 
+from kamrules import i18n
 from kamrules.i18n import get_lang
 from kamrules.lifecycle.notifiers import DueItem
 from kamrules.lifecycle.schema import transaction, ts
@@ -49,11 +50,14 @@ def queue_rollups(conn, settings, items: Sequence[DueItem], as_of: str, now, run
         if addr is None or not due_owners & set(owners):
             continue
         key = f"managers-{run_id}-{hashlib.sha256(addr.encode()).hexdigest()[:12]}"
-        ctx = dict(team_context(conn, addr, list(owners), run_id, as_of), key=key)
-        env = digest.environment(settings.email.templates_dir, html=False)
-        subject = digest.one_line(env.get_template("manager_subject.txt.j2").render(ctx))
-        text = env.get_template("manager.txt.j2").render(ctx)
-        html = digest.environment(settings.email.templates_dir, html=True).get_template("manager.html.j2").render(ctx)
+        with i18n.using(digest.mail_lang(addr, settings)):  # the manager's language, as an owner's digest
+            ctx = dict(team_context(conn, addr, list(owners), run_id, as_of), key=key)
+            env = digest.environment(settings.email.templates_dir, html=False)
+            subject = digest.one_line(env.get_template("manager_subject.txt.j2").render(ctx))
+            text = env.get_template("manager.txt.j2").render(ctx)
+            html = (
+                digest.environment(settings.email.templates_dir, html=True).get_template("manager.html.j2").render(ctx)
+            )
         msg = digest.build_message(
             sender=settings.email.smtp_from,
             recipient=addr,
