@@ -590,6 +590,25 @@ def newest_of(plan: Plan, runnable: Sequence[Rule]) -> dict[str, str | None]:
         return {}
 
 
+def stale_tables(newest: Mapping[str, str | None], as_of: str, limit: int) -> list[tuple[str, str, int]]:
+    """``(table, newest record, days before as_of)`` of the tables whose newest record is more than ``limit``
+    days before ``as_of`` (``limit`` 0: none), sorted by table."""
+    import datetime as dt
+
+    stale: list[tuple[str, str, int]] = []
+    if limit <= 0:
+        return stale
+    day0 = dt.date.fromisoformat(as_of[:10])
+    for table, day in sorted(newest.items()):
+        try:
+            n = (day0 - dt.date.fromisoformat(str(day)[:10])).days if day else 0
+        except ValueError:  # a date the import let through as text: no claim about it
+            continue
+        if n > limit:
+            stale.append((table, str(day)[:10], n))
+    return stale
+
+
 def freshness(
     plan: Plan, runnable: Sequence[Rule], newest: dict[str, str | None] | None = None
 ) -> tuple[dict[str, str | None], tuple[tuple[str, str, int], ...], tuple[str, ...]]:
@@ -597,22 +616,11 @@ def freshness(
     table the run rules read (through their facts' providers' ``requires``), those more than
     ``request.stale_after_days`` days before it, and the rules reading them. ``newest``: as computed during
     :func:`evaluate` (while the workers ran), for these ``runnable`` rules or more."""
-    import datetime as dt
 
     reads = _reads(plan, runnable)
     used = set().union(*reads.values()) if reads else set()
     newest = {t: d for t, d in (newest_of(plan, runnable) if newest is None else newest).items() if t in used}
-    limit = plan.request.stale_after_days or 0
-    stale = []
-    if limit > 0:
-        as_of = dt.date.fromisoformat(plan.request.as_of[:10])
-        for table, day in sorted(newest.items()):
-            try:
-                n = (as_of - dt.date.fromisoformat(str(day)[:10])).days if day else 0
-            except ValueError:  # a date the import let through as text: no claim about it
-                continue
-            if n > limit:
-                stale.append((table, str(day)[:10], n))
+    stale = stale_tables(newest, plan.request.as_of, plan.request.stale_after_days or 0)
     old = {t for t, _, _ in stale}
     stale_rules = tuple(sorted(code for code, read in reads.items() if read & old))
     return dict(sorted(newest.items())), tuple(stale), stale_rules

@@ -100,6 +100,25 @@ class Amounts:
         return signs, grouped, self.thousands
 
 
+def _lookup(words, folded, base, what: str):
+    """A converter: the exact word's value, else (spaces and case aside) the folded word's; a blank value goes
+    to ``base``; any other value is refused (``Bad``: its value, then ``what``)."""
+
+    def conv(v):
+        x = words.get(v)
+        if x is not None:
+            return x
+        s = v.strip()
+        if not s:
+            return base("")
+        x = folded.get(s.casefold())
+        if x is None:
+            raise Bad(f"{show(v)} {what}")
+        return x
+
+    return conv
+
+
 @dataclass
 class TableMap:
     """The mapping of one table: which files, header -> column, value maps, formats."""
@@ -147,19 +166,7 @@ class TableMap:
         folded = {k.strip().casefold(): v for k, v in table.items()}
         expected = ", ".join(table)
 
-        def conv(v):
-            x = table.get(v)
-            if x is not None:
-                return x
-            s = v.strip()
-            if not s:
-                return base("")
-            x = folded.get(s.casefold())
-            if x is None:
-                raise Bad(f"{show(v)} is not mapped (expected one of: {expected})")
-            return x
-
-        return conv, ("map", table)
+        return _lookup(table, folded, base, f"is not mapped (expected one of: {expected})"), ("map", table)
 
     def _bool(self, base):
         words = dict(BOOLS)
@@ -169,19 +176,7 @@ class TableMap:
         falses = "/".join(w for w, x in self.booleans.items() if not x) or "false"
         expected = f"{trues} or {falses}, or true/false, yes/no, 1/0"
 
-        def conv(v):
-            x = words.get(v)
-            if x is not None:
-                return x
-            s = v.strip()
-            if not s:
-                return base("")
-            x = folded.get(s.casefold())
-            if x is None:
-                raise Bad(f"{show(v)} is not a boolean (expected {expected})")
-            return x
-
-        return conv, ("map", words)
+        return _lookup(words, folded, base, f"is not a boolean (expected {expected})"), ("map", words)
 
     def _date(self, base):
         patterns = [compile_date_format(f) for f in self.dates]

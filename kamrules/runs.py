@@ -113,21 +113,9 @@ def stale_warnings(conn, as_of: str, days: int) -> list[str]:
     """The stale-data warning of a check (:meth:`kamrules.check.Summary.warnings`, same words) for every dated
     table whose newest record on or before ``as_of`` is more than ``days`` days older (0: none), for the
     commands that read the store without a check of their own (``kamrules health``)."""
-    import datetime as dt
+    from kamrules.check import Summary, stale_tables
 
-    from kamrules.check import Summary
-
-    if days <= 0:
-        return []
-    day0 = dt.date.fromisoformat(as_of[:10])
-    stale = []
-    for table, newest in sorted(newest_dates(conn, as_of).items()):
-        try:
-            n = (day0 - dt.date.fromisoformat(str(newest)[:10])).days if newest else 0
-        except ValueError:  # a date the import let through as text: no claim about it
-            continue
-        if n > days:
-            stale.append((table, str(newest)[:10], n))
+    stale = stale_tables(newest_dates(conn, as_of), as_of, days)
     return Summary(as_of=as_of, stale_after_days=days, stale=tuple(stale)).warnings()
 
 
