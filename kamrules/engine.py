@@ -231,18 +231,20 @@ class CompiledRules:
         fired: list[set[str]] = [set() for _ in facts]
         for start in range(0, len(facts), MAX_BATCH):
             chunk = facts[start : start + MAX_BATCH]
-            for name in self.names:
-                for i, key in self._match_one(name, chunk):
-                    fired[start + i].add(key)
+            with _LOCK:
+                # one text for every durable ruleset of these rules: each keeps its own states, so one sid serves all
+                sid = f"b{next(_SIDS)}"
+                text = _encode(chunk, self._field_list, sid)
+                if text is None:
+                    continue
+                for name in self.names:
+                    for i, key in self._match_one(name, text, sid, len(chunk)):
+                        fired[start + i].add(key)
         return fired
 
-    def _match_one(self, name: str, facts: Sequence[Mapping[str, Any]]) -> list[tuple[int, str]]:
+    def _match_one(self, name: str, text: str, sid: str, n: int) -> list[tuple[int, str]]:
         with _LOCK:
             h = _host()
-            sid = f"b{next(_SIDS)}"
-            text = _encode(facts, self._field_list, sid)
-            if text is None:
-                return []
             got: list[tuple[str, int, str]] = []
             created = False
             try:
@@ -258,9 +260,7 @@ class CompiledRules:
             except EngineError:
                 raise
             except BaseException as e:
-                raise EngineError(
-                    f"rules engine failed on a batch of {len(facts)} facts: {getattr(e, 'message', e)}"
-                ) from e
+                raise EngineError(f"rules engine failed on a batch of {n} facts: {getattr(e, 'message', e)}") from e
             finally:
                 if created:  # never delete a state that was not created (that crashes the engine)
                     try:
