@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import BOOK_AS_OF
+
 from kamrules.check import CheckRequest, run
 from kamrules.cli import cli
 
