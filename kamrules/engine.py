@@ -205,12 +205,16 @@ class CompiledRules:
         for r in rules:
             _fields(dict(r.condition), fields)
         self.fields = frozenset(fields)
-        self._field_list = tuple(sorted(fields - {"id", "sid", _MARK}))
         self.names: list[str] = []
+        self._chunk_fields: dict[str, tuple[str, ...]] = {}  # durable ruleset -> the fields its rules read
         per = MAX_RULES - 1
         definitions = {}
         for i in range(0, max(len(rules), 1), per):
             name = f"kam_{digest}_{i // per}"
+            mine: set[str] = set()
+            for r in rules[i : i + per]:
+                _fields(dict(r.condition), mine)
+            self._chunk_fields[name] = tuple(sorted(mine - {"id", "sid", _MARK}))
             chunk = {_CATCH_ALL: {"all": [{"m": {_SENTINEL: 1}}], "run": _noop}}
             for r in rules[i : i + per]:
                 cond = {"$and": [{_MARK: 1}, dict(r.condition)]} if r.condition else {_MARK: 1}
@@ -231,13 +235,20 @@ class CompiledRules:
         fired: list[set[str]] = [set() for _ in facts]
         for start in range(0, len(facts), MAX_BATCH):
             chunk = facts[start : start + MAX_BATCH]
+            if not chunk:
+                continue
             with _LOCK:
-                # one text for every durable ruleset of these rules: each keeps its own states, so one sid serves all
+                # each durable ruleset gets only the fields its rules read (the engine parses every field sent);
+                # one sid serves them all (each ruleset keeps its own states)
                 sid = f"b{next(_SIDS)}"
-                text = _encode(chunk, self._field_list, sid)
-                if text is None:
-                    continue
+                texts: dict[tuple[str, ...], str | None] = {}
                 for name in self.names:
+                    fields = self._chunk_fields[name]
+                    if fields not in texts:
+                        texts[fields] = _encode(chunk, fields, sid)
+                    text = texts[fields]
+                    if text is None:
+                        continue
                     for i, key in self._match_one(name, text, sid, len(chunk)):
                         fired[start + i].add(key)
         return fired
