@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from conftest import BOOK_AS_OF
 
 from kamrules.check import CheckRequest, run
 from kamrules.cli import cli
+
+BOOK_AS_OF = "2026-10-31"  # conftest.book_store's date
 
 
 def _check(store, pm, langs):
