@@ -248,6 +248,8 @@ class CheckRequest:
     ``wait``: seconds to wait for another process writing the store (None: ``partition.BUSY_WAIT``).
     ``stale_after_days``: warn when a table the rules read has no record in this many days before the as-of
     date (0: never; setting ``[check] stale_after_days``).
+    ``langs``: the languages other than English each alert carries its message and action in
+    (``Alert.texts``): None every language its rule is written in (what the history stores); ``()`` none.
     """
 
     as_of: str
@@ -262,6 +264,7 @@ class CheckRequest:
     plugin_timeout: float | None = None
     wait: float | None = None
     stale_after_days: int = 14
+    langs: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         for name in ("rulesets_dirs", "rulesets", "select", "ignore"):  # any iterable given: kept as a tuple
@@ -421,6 +424,7 @@ def plan(store: Store, request: CheckRequest, pm: pluggy.PluginManager | None = 
     except BaseException:
         source.close()
         raise
+    compiled.langs = request.langs if request.langs is None else tuple(request.langs)
     return Plan(
         store,
         request,

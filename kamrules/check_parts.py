@@ -21,6 +21,7 @@ class CompiledRules:
     account: list[Rule]
     portfolio: list[Rule]
     variants: dict[str, tuple[Rule, Variant]]  # engine key -> (rule, variant)
+    langs: tuple[str, ...] | None = None  # the other languages alerts carry texts in (None: all; CheckRequest.langs)
 
     def strongest(self, fired: Iterable[str]) -> dict[str, tuple[Rule, Variant]]:
         """Per rule code, the highest-severity variant among the fired engine keys."""
@@ -67,7 +68,7 @@ def emit(
     for code in sorted(best):
         rule, v = best[code]
         if SEVERITY_RANK[v.severity] >= SEVERITY_RANK[min_severity]:
-            alerts.append(_alert(rule, v, facts, as_of, portfolio, msg_failed, failures))
+            alerts.append(_alert(rule, v, facts, as_of, portfolio, msg_failed, failures, plan.langs))
 
 
 def _temp_in_memory(conn) -> None:
@@ -176,11 +177,16 @@ class PartTask:
         )
 
 
-def _texts(rule: Rule, v: Variant, facts: Mapping[str, Any], as_of: str) -> dict[str, dict[str, str]]:
+def _texts(
+    rule: Rule, v: Variant, facts: Mapping[str, Any], as_of: str, langs: tuple[str, ...] | None = None
+) -> dict[str, dict[str, str]]:
     """The alert's message and action in every other language the rule is written in: all of them, not only
-    the run's, so that the history can show and mail each alert in any reader's language."""
+    the run's, so that the history can show and mail each alert in any reader's language (``langs``: only
+    these, for a run whose alerts no one reads in another language: no history, one output language)."""
     out = {}
     for lang, tr in rule.translations.items():
+        if langs is not None and lang not in langs:
+            continue
         try:
             message = format_message(rule, localized(facts, lang), v.thresholds, as_of, lang) if tr.message else ""
         except Exception:  # the English message is the one reported as failed; this one falls back to it
@@ -200,6 +206,7 @@ def _alert(
     portfolio: bool,
     msg_failed: dict[str, int],
     failures: list,
+    langs: tuple[str, ...] | None = None,
 ) -> Alert:
     try:
         message = format_message(rule, facts, v.thresholds, as_of)
@@ -216,7 +223,7 @@ def _alert(
         names = _EVIDENCE[id(rule)] = (rule, rule.evidence_facts())
     evidence = {f: facts.get(f) for f in names[1]}
     evidence.update(v.thresholds)
-    texts = _texts(rule, v, facts, as_of) if rule.translations else {}
+    texts = _texts(rule, v, facts, as_of, langs) if rule.translations and langs != () else {}
     alert = Alert(
         ruleset=rule.ruleset,
         code=rule.code,

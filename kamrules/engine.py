@@ -26,7 +26,11 @@ durable_rules traps handled here (see docs/architecture.md):
   complete_and_start_action): a fired rule costs one JSON parse, not durable's
   per-action state re-encoding (our actions never change the state);
 * at most ``MAX_RULES`` rules per durable ruleset (the engine fails above ~64 rules
-  per fact): bigger sets are split into several durable rulesets;
+  per fact): bigger sets are split into several durable rulesets, each sent only the
+  facts its rules read;
+* facts are sent under short aliases (``f0``, ``f1``, ...; the conditions are rewritten
+  to match): durable_rules parses every character of a batch, and the facts' names
+  were most of them;
 * an action exception, or one recorded in the state, raises :class:`EngineError`.
 """
 
@@ -192,6 +196,23 @@ def _fields(expr: Any, out: set[str]) -> None:
             _fields(x, out)
 
 
+def _renamed(expr: Any, alias: Mapping[str, str]) -> Any:
+    """``expr`` with each field name (as :func:`_fields` finds them) replaced by its alias."""
+    if isinstance(expr, dict):
+        out = {}
+        for k, v in expr.items():
+            if k == "$m" and isinstance(v, str):
+                out[k] = alias.get(v, v)
+            elif k.startswith("$"):
+                out[k] = _renamed(v, alias)
+            else:
+                out[alias.get(k, k)] = _renamed(v, alias)
+        return out
+    if isinstance(expr, list):
+        return [_renamed(x, alias) for x in expr]
+    return expr
+
+
 class CompiledRules:
     """A set of rules registered once in the process-wide host (one or more durable rulesets):
     the durable matcher."""
@@ -205,15 +226,23 @@ class CompiledRules:
         for r in rules:
             _fields(dict(r.condition), fields)
         self.fields = frozenset(fields)
-        self._field_list = tuple(sorted(fields - {"id", "sid", _MARK}))
+        # durable_rules reads facts by short aliases (f0, f1, ...): the fact names were most of the JSON text
+        # it parses per batch (about 1,100 characters per account with 58 long names)
+        alias = {f: f"f{i}" for i, f in enumerate(sorted(fields - {"id", "sid", _MARK}))}
         self.names: list[str] = []
+        # durable ruleset -> (fact name, alias) of the facts its rules read
+        self._chunk_fields: dict[str, tuple[tuple[str, str], ...]] = {}
         per = MAX_RULES - 1
         definitions = {}
         for i in range(0, max(len(rules), 1), per):
             name = f"kam_{digest}_{i // per}"
+            mine: set[str] = set()
+            for r in rules[i : i + per]:
+                _fields(dict(r.condition), mine)
+            self._chunk_fields[name] = tuple((f, alias[f]) for f in sorted(mine - {"id", "sid", _MARK}))
             chunk = {_CATCH_ALL: {"all": [{"m": {_SENTINEL: 1}}], "run": _noop}}
             for r in rules[i : i + per]:
-                cond = {"$and": [{_MARK: 1}, dict(r.condition)]} if r.condition else {_MARK: 1}
+                cond = {"$and": [{_MARK: 1}, _renamed(dict(r.condition), alias)]} if r.condition else {_MARK: 1}
                 chunk[r.key] = {"all": [{"m": cond}], "run": _noop}
             definitions[name] = chunk
             self.names.append(name)
@@ -231,18 +260,27 @@ class CompiledRules:
         fired: list[set[str]] = [set() for _ in facts]
         for start in range(0, len(facts), MAX_BATCH):
             chunk = facts[start : start + MAX_BATCH]
-            for name in self.names:
-                for i, key in self._match_one(name, chunk):
-                    fired[start + i].add(key)
+            if not chunk:
+                continue
+            with _LOCK:
+                # each durable ruleset gets only the fields its rules read (the engine parses every field sent);
+                # one sid serves them all (each ruleset keeps its own states)
+                sid = f"b{next(_SIDS)}"
+                texts: dict[tuple[tuple[str, str], ...], str | None] = {}
+                for name in self.names:
+                    fields = self._chunk_fields[name]
+                    if fields not in texts:
+                        texts[fields] = _encode(chunk, fields, sid)
+                    text = texts[fields]
+                    if text is None:
+                        continue
+                    for i, key in self._match_one(name, text, sid, len(chunk)):
+                        fired[start + i].add(key)
         return fired
 
-    def _match_one(self, name: str, facts: Sequence[Mapping[str, Any]]) -> list[tuple[int, str]]:
+    def _match_one(self, name: str, text: str, sid: str, n: int) -> list[tuple[int, str]]:
         with _LOCK:
             h = _host()
-            sid = f"b{next(_SIDS)}"
-            text = _encode(facts, self._field_list, sid)
-            if text is None:
-                return []
             got: list[tuple[str, int, str]] = []
             created = False
             try:
@@ -258,9 +296,7 @@ class CompiledRules:
             except EngineError:
                 raise
             except BaseException as e:
-                raise EngineError(
-                    f"rules engine failed on a batch of {len(facts)} facts: {getattr(e, 'message', e)}"
-                ) from e
+                raise EngineError(f"rules engine failed on a batch of {n} facts: {getattr(e, 'message', e)}") from e
             finally:
                 if created:  # never delete a state that was not created (that crashes the engine)
                     try:
@@ -292,15 +328,15 @@ def _suspect(text: str) -> bool:
 _DUMPS = json.JSONEncoder(ensure_ascii=False).encode
 
 
-def _encode(facts: Sequence[Mapping[str, Any]], fields: Sequence[str], sid: str) -> str | None:
-    """The batch as durable_rules JSON: each fact's ``fields`` that are not None, plus ``id`` (its
-    index), ``sid`` and the marker, then the sentinel fact. None for an empty batch."""
+def _encode(facts: Sequence[Mapping[str, Any]], fields: Sequence[tuple[str, str]], sid: str) -> str | None:
+    """The batch as durable_rules JSON: each fact's ``fields`` (name, alias) that are not None, under their
+    aliases, plus ``id`` (its index), ``sid`` and the marker, then the sentinel fact. None for an empty batch."""
     if not facts:
         return None
     msgs = []
     for i, f in enumerate(facts):
         get = f.get
-        m = {k: v for k in fields if (v := get(k)) is not None}
+        m = {a: v for k, a in fields if (v := get(k)) is not None}
         m["id"], m["sid"], m[_MARK] = str(i), sid, 1
         msgs.append(m)
     msgs.append({"id": "sentinel", "sid": sid, _SENTINEL: 1})

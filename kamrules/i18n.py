@@ -109,8 +109,17 @@ def label(kind: str, value) -> str:
     return entry.get(_lang, value) if entry else value
 
 
-def _locale() -> str:
-    return _BABEL_LOCALE.get(_lang, _lang)
+_LOCALES: dict[str, object] = {}
+
+
+def _locale():
+    """The run language's babel Locale, parsed once (babel parses a locale name again on every call)."""
+    loc = _LOCALES.get(_lang)
+    if loc is None:
+        from babel import Locale
+
+        loc = _LOCALES[_lang] = Locale.parse(_BABEL_LOCALE.get(_lang, _lang))
+    return loc
 
 
 _LEAD_DIGITS = re.compile(r"\d+")

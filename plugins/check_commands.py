@@ -122,6 +122,17 @@ Exit codes: 0 nothing at or above --fail-on; 1 alerts at or above it;
 """
 
 
+def _langs_read(no_history: bool) -> tuple[str, ...] | None:
+    """The languages besides English the alerts' texts are rendered in: every one when the history records
+    them (readers and digests in any language), else only the output's (CheckRequest.langs)."""
+    from kamrules.i18n import DEFAULT, get_lang
+
+    if not no_history:
+        return None
+    lang = get_lang()
+    return () if lang == DEFAULT else (lang,)
+
+
 @hookimpl
 def register_commands(cli):
     @cli.command(name="check", help=CHECK_HELP)
@@ -232,6 +243,7 @@ def register_commands(cli):
             jobs=jobs,
             batch_size=batch_size,
             wait=wait,
+            langs=_langs_read(no_history),
         )
         store = _open_store(env, wait)
         update, bar = _progress(env, store, "checking")
