@@ -175,6 +175,8 @@ def _sample(path: Path) -> bytes:
             for m in re.finditer(rb"[^\n]*[\x80-\xff][^\n]*", data):
                 found.append(m.group())
                 size += len(m.group())
+                if size >= SAMPLE:  # not the rest of the chunk: judging 1 MB costs 4 times 256 KB
+                    break
             if not chunk:
                 break
     return b"\n".join(found)
