@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kamrules.errors import InputError
 from kamrules.importer import ImportRefused
 from kamrules.store import Store
 
@@ -112,3 +113,62 @@ def test_blank_required_mapped_value_is_refused(tmp_path, column):
         problems = [str(p) for p in info.value.problems]
         assert any(f"{name}:2:" in p and "missing value" in p for p in problems), problems
         assert next(s.query("SELECT count(*) AS n FROM accounts"))["n"] == 0
+
+
+def test_mapping_encoding_reads_its_files_without_detection(tmp_path, canonical):
+    """encoding: gbk reads the export as GBK; a file the mapping does not match is still detected (UTF-8)."""
+    export(tmp_path / "export", "end")
+    mapping = tmp_path / "export.yaml"
+    mapping.write_text("encoding: gbk\n" + MAPPING, encoding="utf-8")
+    with Store.open(tmp_path / "mapped.db") as s:
+        s.import_paths([tmp_path / "export"], mapping=mapping)
+        assert contents(s) == canonical
+    # a UTF-8 file of canonical CSV next to it (not matched by the mapping): detected, not read as GBK
+    (tmp_path / "export" / "stage_history.csv").write_text(
+        "account_id,stage,entered_on\nA1,research,2026-01-02\n", encoding="utf-8"
+    )
+    with Store.open(tmp_path / "mixed.db") as s:
+        s.import_paths([tmp_path / "export"], mapping=mapping)
+        assert next(s.query("SELECT count(*) AS n FROM stage_history"))["n"] == 1
+
+
+def test_mapping_encoding_that_does_not_fit_names_the_mapping(tmp_path):
+    export(tmp_path / "export", "end")
+    mapping = tmp_path / "export.yaml"
+    mapping.write_text("encoding: utf-8\n" + MAPPING, encoding="utf-8")
+    with Store.open(tmp_path / "mapped.db") as s:
+        with pytest.raises(ImportRefused) as info:
+            s.import_paths([tmp_path / "export"], mapping=mapping)
+        problems = [str(p) for p in info.value.problems]
+        assert any("cannot be decoded as utf-8" in p and f"check encoding: in {mapping}" in p for p in problems), (
+            problems
+        )
+        # --encoding wins over the mapping's
+        s.import_paths([tmp_path / "export"], mapping=mapping, encoding="gbk")
+        assert next(s.query("SELECT count(*) AS n FROM orders"))["n"] == 3
+
+
+def test_mapping_unknown_encoding_is_refused_with_its_place(tmp_path):
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("tables: {}\nencoding: klingon\n", encoding="utf-8")
+    with Store.open(tmp_path / "k.db") as s:
+        with pytest.raises(InputError) as info:
+            s.import_paths([tmp_path], mapping=mapping)
+    assert any("m.yaml:2:" in str(p) and "'klingon' is not a known encoding" in str(p) for p in info.value.problems), (
+        info.value.problems
+    )
+
+
+def test_suggested_mapping_says_the_encoding_it_read(tmp_path):
+    from kamrules.mapping_suggest import suggest_mapping
+
+    export(tmp_path / "export", "end")
+    with Store.open(tmp_path / "k.db") as s:
+        text, _ = suggest_mapping([tmp_path / "export"], s.tables)
+    assert "\nencoding: gb18030\n" in text
+    book = tmp_path / "book"
+    book.mkdir()
+    (book / "客户.csv").write_text("客户编号,客户名称,客户级别\nA1,甲公司,重点客户\n", encoding="utf-8")
+    with Store.open(tmp_path / "k.db") as s:
+        text, _ = suggest_mapping([book], s.tables)
+    assert "encoding:" not in text  # UTF-8 is what import reads anyway
