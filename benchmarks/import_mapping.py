@@ -2,10 +2,13 @@
 
 A book made by `kamrules generate` is turned into a Chinese CRM export (GBK, Chinese headers and
 values, dates 2026/3/5 and 2026年3月5日, amounts ￥90,438.25, booleans 是/否, an extra column 录入人)
-with the mapping file that reads it back; both are imported into fresh stores, alternating, 3 times.
+with the mapping file that reads it back; both are imported into fresh stores, alternating, 3 times
+(medians of wall and CPU seconds; --utf8 adds the same export saved as UTF-8, to tell the mapping's
+cost from GBK's).
 tests/test_import_mapping.py uses :func:`to_crm_export` on a small book.
 
-Run:  python benchmarks/import_mapping.py [--accounts 10000] [--work DIR]     (prints JSON)
+Run:  python benchmarks/import_mapping.py [--accounts 10000] [--rounds 3] [--utf8] [--serial] [--work DIR]
+      (prints JSON; --src DIR runs another checkout's kamrules, e.g. /work/main for a before/after)
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -129,10 +135,15 @@ def to_crm_export(src: Path, out: Path, encoding: str = "gbk") -> Path:
     return mapping
 
 
-def _timed(args: list[str]) -> float:
+def _timed(args: list[str], src: Path | None) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system, the import process and its worker) of one command."""
+    env = dict(os.environ, PYTHONPATH=str(src)) if src is not None else None
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "kamrules", *args], check=True, capture_output=True)
-    return time.perf_counter() - started
+    subprocess.run([sys.executable, "-m", "kamrules", *args], check=True, capture_output=True, env=env)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
@@ -140,32 +151,49 @@ def main() -> None:
     ap.add_argument("--accounts", type=int, default=10000)
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument(
+        "--utf8", action="store_true", help="also the same export saved as UTF-8 (mapping vs encoding cost)"
+    )
+    ap.add_argument("--serial", action="store_true", help="without the import worker (KAMRULES_IMPORT_WORKERS=0)")
+    ap.add_argument("--src", type=Path, default=None, help="import kamrules from this checkout (e.g. main's)")
     a = ap.parse_args()
+    if a.serial:
+        os.environ["KAMRULES_IMPORT_WORKERS"] = "0"
     work = a.work or Path(tempfile.mkdtemp(prefix="kamrules-mapping-"))
-    book, export = work / "book", work / "export"
+    book = work / "book"
     if not book.exists():
         subprocess.run(
             [sys.executable, "-m", "kamrules", "generate", "--accounts", str(a.accounts), "--out", str(book),
              "--seed", "1", "--as-of", "2026-10-31"], check=True, capture_output=True,
         )  # fmt: skip
-    mapping = to_crm_export(book, export)
-    times: dict[str, list[float]] = {"canonical": [], "mapped": []}
-    for i in range(a.rounds):
-        for kind in ("canonical", "mapped"):
+    cases: dict[str, list[str]] = {"canonical": [str(book)]}
+    for kind, encoding in [("mapped", "gbk")] + ([("mapped_utf8", "utf-8")] if a.utf8 else []):
+        export = work / f"export-{encoding}"
+        mapping = work / f"export-{encoding}-mapping.yaml"
+        if not mapping.exists():
+            mapping = to_crm_export(book, export, encoding)
+        cases[kind] = [str(export), "--mapping", str(mapping)]
+        if (
+            encoding == "gbk" and a.src is None
+        ):  # the same mapping saying the export's encoding (as --suggest-mapping writes it)
+            said = work / "export-gbk-mapping-encoding.yaml"
+            said.write_text("encoding: gbk\n" + mapping.read_text(encoding="utf-8"), encoding="utf-8")
+            cases["mapped_encoding"] = [str(export), "--mapping", str(said)]
+    wall: dict[str, list[float]] = {k: [] for k in cases}
+    cpu: dict[str, list[float]] = {k: [] for k in cases}
+    for i in range(a.rounds):  # alternating: a change in the machine's load hits every case alike
+        for kind, what in cases.items():
             db = work / f"{kind}-{i}.db"
             db.unlink(missing_ok=True)
-            args = ["--db", str(db), "import", str(book)]
-            if kind == "mapped":
-                args = ["--db", str(db), "import", str(export), "--mapping", str(mapping)]
-            times[kind].append(_timed(args))
+            w, c = _timed(["--db", str(db), "import", *what], a.src)
+            wall[kind].append(round(w, 2))
+            cpu[kind].append(round(c, 2))
             db.unlink(missing_ok=True)
-    best = {k: min(v) for k, v in times.items()}
-    print(
-        json.dumps(
-            {"accounts": a.accounts, "seconds": times, "best": best, "ratio": best["mapped"] / best["canonical"]},
-            indent=2,
-        )
-    )
+    median = {k: {"wall": statistics.median(wall[k]), "cpu": statistics.median(cpu[k])} for k in cases}
+    base = median["canonical"]
+    ratio = {k: {m: round(v[m] / base[m], 2) for m in v} for k, v in median.items() if k != "canonical"}
+    out = {"accounts": a.accounts, "serial": a.serial, "wall": wall, "cpu": cpu, "median": median, "ratio": ratio}
+    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

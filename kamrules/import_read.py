@@ -212,9 +212,12 @@ class Reader:
         else:
             source = rows
         if csv_reader is not None and (identity or len(positions) > 1) and not extra_checks:
-            # columns left out (a mapping's drop:): the rest picked by one itemgetter call per row
-            pick = None if identity else itemgetter(*positions)
-            return self._load_csv(plan, file_name, source, reader, prev, slow, pick)
+            # columns left out (a mapping's drop:): the rest picked by one itemgetter call per row,
+            # or, when they are the last ones (an export's extra columns at the end), cut off in place
+            n = len(positions)
+            cut = n if not identity and positions == list(range(n)) else None
+            pick = None if identity or cut is not None else itemgetter(*positions)
+            return self._load_csv(plan, file_name, source, reader, prev, slow, pick, cut)
         return self._load(
             plan,
             file_name,
@@ -230,7 +233,7 @@ class Reader:
             slow,
         )
 
-    def _load_csv(self, plan, file_name, source, reader, prev, slow, pick=None) -> int:
+    def _load_csv(self, plan, file_name, source, reader, prev, slow, pick=None, cut=None) -> int:
         """The common case of :meth:`_load`: CSV rows whose header maps one to one onto the insert."""
         batch: list[list[Any]] = []
         lines: list[int] = []
@@ -246,7 +249,9 @@ class Reader:
                 if len(values) == width:
                     try:
                         convert(values)
-                        if pick is not None:
+                        if cut is not None:
+                            del values[cut:]
+                        elif pick is not None:
                             values = list(pick(values))
                     except Bad:
                         values = slow(plan, file_name, line, values, 0)

@@ -219,7 +219,12 @@ def _work(store, files, encoding, records, sets, cols, out, mapping=None) -> Non
             records,
             mapping,
         )
-        reader.run(files, lambda path: detect_encoding(path, encoding))
+        reader.run(
+            files,
+            lambda path: detect_encoding(
+                path, *(mapping.encoding_for(path, encoding) if mapping is not None else (encoding,))
+            ),
+        )
         sender.close()
     except BaseException as e:  # noqa: BLE001 - everything goes to the parent, which raises it
         text = traceback.format_exc()

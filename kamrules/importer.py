@@ -165,7 +165,9 @@ def import_paths(
     encodings = {}
     for path, _, _ in [] if workers else files:
         try:
-            encodings[path] = detect_encoding(path, encoding)
+            encodings[path] = detect_encoding(
+                path, *(mapping.encoding_for(path, encoding) if mapping is not None else (encoding,))
+            )
         except FileProblem as e:
             problems.add(e.problem, True)
     if problems.total:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import fnmatch
 import math
@@ -15,7 +16,7 @@ from kamrules.errors import InputError
 from kamrules.ruleset import _Doc, _type_name
 from kamrules.validate import BOOLS, Bad, show
 
-TOP_KEYS = ("tables", "dates", "amounts", "booleans")
+TOP_KEYS = ("tables", "encoding", "dates", "amounts", "booleans")
 TABLE_KEYS = ("files", "columns", "values", "drop", "other_columns", "dates", "amounts", "booleans")
 AMOUNT_KEYS = ("currency", "thousands", "units")
 DATE_PARTS = {"Y": r"(?P<Y>\d{4})", "m": r"(?P<m>\d{1,2})", "d": r"(?P<d>\d{1,2})"}
@@ -232,6 +233,13 @@ class Mapping:
 
     path: str
     tables: dict[str, TableMap]
+    encoding: str | None = None  # the export's encoding (``encoding: gbk``): no detection for its files
+
+    def encoding_for(self, path: Path, given: str | None) -> tuple[str | None, str]:
+        """The encoding to read ``path`` with (``given``: --encoding, which wins) and where it comes from."""
+        if given or not self.encoding or self.table_for(Path(path).name) is None:
+            return given, "--encoding"
+        return self.encoding, f"encoding: in {self.path}"
 
     def table_for(self, file_name: str) -> str | None:
         """The table whose ``files`` patterns match ``file_name`` (a name, not a path), or None."""
@@ -272,6 +280,12 @@ def parse_mapping(path: str, text: str, tables: dict[str, Table]) -> Mapping:
         doc.problem((), f"the file holds {_type_name(data)} (expected a mapping with tables:)")
         raise InputError(f"{path}: invalid mapping file", doc.problems)
     _known_keys(doc, (), data, TOP_KEYS, "the mapping file")
+    encoding = data.get("encoding")
+    if encoding is not None and (not isinstance(encoding, str) or not _codec(encoding)):
+        doc.problem(
+            ("encoding",), f"encoding: {encoding!r} is not a known encoding (expected e.g. gbk, gb18030, utf-8)"
+        )
+        encoding = None
     dates = _dates(doc, ("dates",), data.get("dates", []))
     amounts = _amounts(doc, ("amounts",), data["amounts"]) if "amounts" in data else None
     booleans = _booleans(doc, ("booleans",), data.get("booleans", {}))
@@ -315,7 +329,14 @@ def parse_mapping(path: str, text: str, tables: dict[str, Table]) -> Mapping:
     if doc.problems:
         n = len(doc.problems)
         raise InputError(f"{path}: invalid mapping file ({n} problem{'s' if n > 1 else ''})", doc.problems)
-    return Mapping(path, out)
+    return Mapping(path, out, encoding)
+
+
+def _codec(name: str) -> str:
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return ""
 
 
 def _known_keys(doc: _Doc, path: tuple, data: dict, allowed, what: str) -> None:

@@ -37,6 +37,7 @@ class FileFacts:
     unmatched: list[str]
     values: dict[str, dict[str, None]] = field(default_factory=dict)  # enumeration column -> distinct values
     samples: dict[str, list[str]] = field(default_factory=dict)  # date / amount / bool column -> values
+    encoding: str = ""  # the codec the file was read with
 
 
 def header_matches(table: Table, header: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -88,7 +89,8 @@ def scan(path: Path, tables: dict[str, Table], encoding: str | None, notes: list
         notes.append(f"{path}: unknown file type (expected one of: {', '.join(FORMATS)}); skipped")
         return None
     try:
-        reader = open_reader(path, fmt, detect_encoding(path, encoding))
+        codec = detect_encoding(path, encoding)
+        reader = open_reader(path, fmt, codec)
     except FileProblem as e:
         raise InputError(f"{path}: cannot be read", [e.problem]) from None
     try:
@@ -109,7 +111,7 @@ def scan(path: Path, tables: dict[str, Table], encoding: str | None, notes: list
             return None
         tdef = tables[table]
         columns, unmatched = header_matches(tdef, header)
-        facts = FileFacts(path, table, columns, unmatched)
+        facts = FileFacts(path, table, columns, unmatched, encoding=codec)
         watch: list[tuple[int, Any, bool]] = []
         for i, h in enumerate(header):
             col = tdef.column(columns.get(h, ""))
@@ -218,6 +220,10 @@ def render(facts, tables, dates, currency, units, bool_words, notes) -> str:
         "# Written by `kamrules import --suggest-mapping`: check it, fill every `null`, then",
         "#   kamrules import FILES --mapping THIS_FILE",
     ]
+    codecs = {f.encoding for f in facts}
+    if len(codecs) == 1 and next(iter(codecs)) not in ("", "utf-8", "utf-8-sig"):
+        # said once here, the import reads the files without guessing their encoding again
+        out.append(f"encoding: {next(iter(codecs))}")
     if dates:
         out.append("dates: [" + ", ".join(q(d) for d in dates) + "]")
     if currency or units:

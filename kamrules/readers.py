@@ -64,22 +64,23 @@ def _codec_name(encoding: str) -> str:
         return ""
 
 
-def detect_encoding(path: Path, encoding: str | None = None) -> str:
+def detect_encoding(path: Path, encoding: str | None = None, origin: str = "--encoding") -> str:
     """The codec to read ``path`` with; raises FileProblem for binary, undecodable, unreadable or empty files.
 
     UTF-8 (with or without BOM) is tried first, strictly; then GB18030 (a superset
     of GBK, what Chinese Excel writes), only if it decodes strictly and reads as Chinese
-    (see :func:`guess_encodings`). A given ``encoding`` is used as it is, strictly.
+    (see :func:`guess_encodings`). A given ``encoding`` is used as it is, strictly (``origin``: where
+    it was given, for the messages: --encoding or a mapping file's encoding: key).
     """
     try:
-        return _detect_encoding(path, encoding)
+        return _detect_encoding(path, encoding, origin)
     except OSError as e:  # gone or unreadable since the folder was listed
         raise FileProblem(
             Problem(str(path), None, f"cannot be read: {e.strerror or e} (expected a readable data file)")
         ) from None
 
 
-def _detect_encoding(path: Path, encoding: str | None) -> str:
+def _detect_encoding(path: Path, encoding: str | None, origin: str = "--encoding") -> str:
     name = str(path)
     with open(path, "rb") as f:
         head = f.read(4096)
@@ -109,7 +110,7 @@ def _detect_encoding(path: Path, encoding: str | None) -> str:
                 Problem(
                     name,
                     1,
-                    f"the file starts with a UTF-8 byte order mark but --encoding {encoding} was given (expected --encoding utf-8, or none)",
+                    f"the file starts with a UTF-8 byte order mark but {origin} {encoding} was given (expected {origin} utf-8, or none)",
                 )
             )
         codec = "utf-8-sig" if codec in ("utf-8", "utf-8-sig") else codec
@@ -119,7 +120,7 @@ def _detect_encoding(path: Path, encoding: str | None) -> str:
                 Problem(
                     name,
                     bad[1],
-                    f"cannot be decoded as {encoding}: {bad[2]} at byte offset {bad[0]} (expected text in {encoding}; check --encoding)",
+                    f"cannot be decoded as {encoding}: {bad[2]} at byte offset {bad[0]} (expected text in {encoding}; check {origin})",
                 )
             )
         return codec
@@ -175,6 +176,8 @@ def _sample(path: Path) -> bytes:
             for m in re.finditer(rb"[^\n]*[\x80-\xff][^\n]*", data):
                 found.append(m.group())
                 size += len(m.group())
+                if size >= SAMPLE:  # not the rest of the chunk: judging 1 MB costs 4 times 256 KB
+                    break
             if not chunk:
                 break
     return b"\n".join(found)

@@ -411,22 +411,33 @@ def compile_row(convs, fast):
             signs, env[f"g{pos}"], env[f"p{pos}"] = data
             sep = f"p{pos}"
             # chained replace(): str.translate is several times slower on non-ASCII text
-            body += [f"    v = {v}", "    t = v" + "".join(f".replace({c!r}, '')" for c in signs)]
+            body += [f"    v = {v}", "    if v:", "        t = v" + "".join(f".replace({c!r}, '')" for c in signs)]
             if data[2]:
-                body += [f"    if {sep} in t:", f"        t = t.replace({sep}, '') if g{pos}(t) else 'x'"]
+                body += [f"        if {sep} in t:", f"            t = t.replace({sep}, '') if g{pos}(t) else 'x'"]
             body += [
-                "    try:",
-                "        x = float(t)",
-                "    except ValueError:",
-                f"        x = {c}(v)",
-                "    else:",
-                "        if x - x != 0:",
+                "        try:",
+                "            x = float(t)",
+                "        except ValueError:",
                 f"            x = {c}(v)",
-                f"    {v} = x",
+                "        else:",
+                "            if x - x != 0:",
+                f"                x = {c}(v)",
+                f"        {v} = x",
+                "    else:",  # blanks (an optional amount) without a call
+                f"        {v} = {_blank(env, pos, conv)}",
             ]
         elif kind == "map":  # a mapped column (kamrules.mapping): a dict of known values, else the converter
+            # ``in`` and a subscript rather than dict.get(): no call per value; blanks without a call
             env[f"s{pos}"] = data
-            body += [f"    v = {v}", f"    x = s{pos}.get(v)", f"    {v} = x if x is not None else {c}(v)"]
+            body += [
+                f"    v = {v}",
+                f"    if v in s{pos}:",
+                f"        {v} = s{pos}[v]",
+                "    elif v:",
+                f"        {v} = {c}(v)",
+                "    else:",
+                f"        {v} = {_blank(env, pos, conv)}",
+            ]
         elif kind == "id":
             body += [f"    v = {v}", "    if not v or v[0] in WS or v[-1] in WS:", f"        {v} = {c}(v)"]
         else:

@@ -130,7 +130,9 @@ def test_formats_units_and_words_of_the_mapping(store, tmp_path):
 BAD_MAPPINGS = [
     (
         "tables: {accounts: {}}\ncolour: red\n",
-        ["m.yaml:2:1: unknown key 'colour' in the mapping file (expected one of: tables, dates, amounts, booleans)"],
+        [
+            "m.yaml:2:1: unknown key 'colour' in the mapping file (expected one of: tables, encoding, dates, amounts, booleans)"
+        ],
     ),
     (
         "tables:\n  acounts: {}\n",
