@@ -410,8 +410,8 @@ def compile_row(convs, fast):
         elif kind == "amount":  # a mapping's amounts: currency signs deleted, a grouped number's separator dropped
             signs, env[f"g{pos}"], env[f"p{pos}"] = data
             sep = f"p{pos}"
-            # chained replace(): str.translate is several times slower on non-ASCII text
-            body += [f"    v = {v}", "    if v:", "        t = v" + "".join(f".replace({c!r}, '')" for c in signs)]
+            # signs only at either end (strip): one in the middle ("9￥0") goes to the full parser, which refuses it
+            body += [f"    v = {v}", "    if v:", f"        t = v.strip({''.join(signs)!r})"]
             if data[2]:
                 body += [f"        if {sep} in t:", f"            t = t.replace({sep}, '') if g{pos}(t) else 'x'"]
             body += [

@@ -172,3 +172,17 @@ def test_suggested_mapping_says_the_encoding_it_read(tmp_path):
     with Store.open(tmp_path / "k.db") as s:
         text, _ = suggest_mapping([book], s.tables)
     assert "encoding:" not in text  # UTF-8 is what import reads anyway
+
+
+@pytest.mark.parametrize("bad", ["9￥0", "￥9￥0", "90,4￥38"])
+def test_a_currency_sign_inside_an_amount_is_refused(tmp_path, bad):
+    """The inline amount path drops signs at either end only: a sign in the middle is not a number."""
+    export(tmp_path / "export", "end")
+    path = tmp_path / "export" / "订单.csv"
+    path.write_bytes(path.read_bytes().decode("gbk").replace("￥90,438.25", bad, 1).encode("gbk"))
+    with Store.open(tmp_path / "mapped.db") as s:
+        with pytest.raises(ImportRefused) as info:
+            s.import_paths([tmp_path / "export"], mapping=tmp_path / "export.yaml")
+        problems = [str(p) for p in info.value.problems]
+        assert any("订单.csv:2:" in p and "amount" in p for p in problems), problems
+        assert next(s.query("SELECT count(*) AS n FROM orders"))["n"] == 0
