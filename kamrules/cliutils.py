@@ -171,11 +171,24 @@ def as_of_option(f):
 ruleset_option = click.option(
     "--ruleset", "rulesets", multiple=True, metavar="NAME", help="Only these rule sets (repeatable)."
 )
+def _codes(ctx: Any, param: Any, values: tuple[str, ...]) -> tuple[str, ...]:
+    """--select/--ignore values: repeatable, and each may be a comma-separated list (flake8's KAM1,KAM203)."""
+    return tuple(code.strip() for v in values for code in v.split(",") if code.strip())
+
+
 select_option = click.option(
-    "--select", multiple=True, metavar="CODE", help="Only rules whose code starts with CODE (repeatable)."
+    "--select",
+    multiple=True,
+    metavar="CODE",
+    callback=_codes,
+    help="Only rules whose code starts with CODE (repeatable, or CODE,CODE).",
 )
 ignore_option = click.option(
-    "--ignore", multiple=True, metavar="CODE", help="Skip rules whose code starts with CODE (repeatable)."
+    "--ignore",
+    multiple=True,
+    metavar="CODE",
+    callback=_codes,
+    help="Skip rules whose code starts with CODE (repeatable, or CODE,CODE).",
 )
 
 
