@@ -171,6 +171,8 @@ def as_of_option(f):
 ruleset_option = click.option(
     "--ruleset", "rulesets", multiple=True, metavar="NAME", help="Only these rule sets (repeatable)."
 )
+
+
 def _codes(ctx: Any, param: Any, values: tuple[str, ...]) -> tuple[str, ...]:
     """--select/--ignore values: repeatable, and each may be a comma-separated list (flake8's KAM1,KAM203)."""
     return tuple(code.strip() for v in values for code in v.split(",") if code.strip())
