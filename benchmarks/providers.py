@@ -20,18 +20,21 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     conn = sqlite3.connect(args.db)
     rows = []
-    for p in collect_providers(default_plugin_manager()):
+    providers = collect_providers(default_plugin_manager())
+    # the providers' own SQL parameters at their defaults (a rule threshold may set them in a check)
+    params = {"as_of": args.as_of, **{k: v for p in providers for k, v in p.params.items()}}
+    for p in providers:
         t, c = time.perf_counter(), time.process_time()
         if not p.sql:  # derives from other providers' facts: no query of its own
             continue
         if p.scope == "account":
-            conn.execute(f"CREATE TEMP TABLE t AS {p.sql}", {"as_of": args.as_of})
+            conn.execute(f"CREATE TEMP TABLE t AS {p.sql}", params)
             n = conn.execute("SELECT COUNT(*) FROM t").fetchone()[0]
             conn.execute("DROP TABLE t")
         elif p.over == "account_facts":  # reads the check's own view of the account facts: not on its own
             continue
         else:
-            n = len(conn.execute(p.sql, {"as_of": args.as_of}).fetchall())
+            n = len(conn.execute(p.sql, params).fetchall())
         rows.append((time.process_time() - c, time.perf_counter() - t, p.name, p.scope, n))
     total = sum(r[0] for r in rows)
     print("     CPU s share  wall s")

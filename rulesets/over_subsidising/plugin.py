@@ -130,15 +130,18 @@ years AS (
 cut AS (
     SELECT *, date(zx, '-' || (kx + 1) || ' years') AS cx, date(ze, '-' || (ke + 1) || ' years') AS ce FROM years),
 sums AS (
+    -- one index range per sum and commitment (a join of the orders grouped by commitment sorted them all)
     SELECT c.id, c.account_id, c."end", c.target_amount, c.elapsed, c.span, c.kx, c.ke, c.newly_won,
            c.first_order <= c.year_before                                    AS has_year,
-           TOTAL(CASE WHEN o.date >= c.start THEN o.amount END)             AS actual,
-           TOTAL(CASE WHEN o.date < c.start THEN o.amount END)              AS last_year,
-           TOTAL(CASE WHEN o.date < c.start AND o.date < c.cx THEN o.amount END) AS part_x,
-           TOTAL(CASE WHEN o.date < c.start AND o.date < c.ce THEN o.amount END) AS part_e
-    FROM cut c
-         LEFT JOIN orders o ON o.account_id = c.account_id AND o.date >= c.year_before AND o.date <= :as_of
-    GROUP BY c.id, c.account_id),
+           (SELECT TOTAL(o.amount) FROM orders o
+            WHERE o.account_id = c.account_id AND o.date >= c.start AND o.date <= :as_of) AS actual,
+           (SELECT TOTAL(o.amount) FROM orders o
+            WHERE o.account_id = c.account_id AND o.date >= c.year_before AND o.date < c.start) AS last_year,
+           (SELECT TOTAL(o.amount) FROM orders o
+            WHERE o.account_id = c.account_id AND o.date >= c.year_before AND o.date < min(c.start, c.cx)) AS part_x,
+           (SELECT TOTAL(o.amount) FROM orders o
+            WHERE o.account_id = c.account_id AND o.date >= c.year_before AND o.date < min(c.start, c.ce)) AS part_e
+    FROM cut c),
 prog AS (
     SELECT *, CASE WHEN seasonal THEN (kx * last_year + part_x) / (ke * last_year + part_e)
                    ELSE elapsed / span END                                   AS share
